@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libdsm: page-based distributed shared memory for MPI programs.
+ *
+ * An MPI program calls dsm_init(), allocates from one global heap that sits at
+ * the same virtual address on every rank, and then reads and writes it with
+ * plain loads, stores and C11 atomics. Every line (one or more pages) has one
+ * writer or any number of readers at a time, so the heap behaves as the memory
+ * of one x86-TSO machine.
+ *
+ * Conventions:
+ *  - Every int function returns 0 (or a non-negative value where it says so)
+ *    on success and a negative error code on failure: a negated errno
+ *    (-EINVAL, -ENOMEM, ...) or one of libdsm's own codes below (-256 down).
+ *    dsm_strerror() names each.
+ *  - Pointer-returning functions return NULL and set errno on failure.
+ *  - "Collective" calls must be made by every rank, in the same order, with
+ *    the same arguments. A mismatch fails on every rank with DSM_ERR_MISMATCH.
+ *
+ * This header includes nothing of libdsm's; dsm_mpi.h adds the MPI_Comm
+ * variants.
+ */
+#ifndef DSM_H
+#define DSM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define DSM_EXPORT __attribute__((visibility("default")))
+#else
+#define DSM_EXPORT
+#endif
+
+#define DSM_VERSION_MAJOR 0
+#define DSM_VERSION_MINOR 1
+#define DSM_VERSION_PATCH 0
+
+/* libdsm's own error codes, returned negated like errno values. */
+enum dsm_error {
+	DSM_ERR_NOT_INIT = -256,     /* called before dsm_init() or after dsm_finalize() */
+	DSM_ERR_ALREADY_INIT = -257, /* dsm_init() called twice */
+	DSM_ERR_MISMATCH = -258,     /* ranks made different collective calls */
+	DSM_ERR_PEER_DEAD = -259,    /* a rank of the job died */
+	DSM_ERR_NO_UFFD = -260,      /* userfaultfd is missing or lacks a needed feature */
+	DSM_ERR_NO_PROVIDER = -261,  /* no usable libfabric provider */
+	DSM_ERR_PROTOCOL = -262,     /* a malformed or unexpected protocol message */
+	DSM_ERR_NO_ADDRESS = -263,   /* no virtual address range is free on every rank */
+	DSM_ERR_FOREIGN = -264,      /* a pointer that libdsm did not hand out */
+	DSM_ERR_LAST = -265,
+};
+
+/* How dsm_all_alloc() spreads the homes of an allocation's lines. */
+typedef enum dsm_dist {
+	DSM_DIST_BLOCK = 0,  /* contiguous 1/N of the lines per rank (default) */
+	DSM_DIST_CYCLIC = 1, /* line by line, round robin over the ranks */
+	DSM_DIST_LOCAL = 2,  /* every line homed on rank 0 */
+} dsm_dist_t;
+
+/*
+ * Settings. Initialize with DSM_CONFIG_INIT; a field left at 0 or NULL takes
+ * its environment variable (DSM_HEAP_SIZE, DSM_LINE_SIZE, DSM_PROVIDER) and,
+ * without one, libdsm's default. struct_size lets later versions grow the
+ * struct without breaking programs built against this one.
+ */
+typedef struct dsm_config {
+	size_t struct_size;   /* sizeof(dsm_config_t) */
+	size_t heap_size;     /* bytes of address space reserved for the heap */
+	size_t line_size;     /* coherence unit: a power-of-two multiple of the page size */
+	const char *provider; /* libfabric provider name, e.g. "shm", "tcp;ofi_rxm", "verbs" */
+} dsm_config_t;
+
+#define DSM_CONFIG_INIT {sizeof(dsm_config_t), 0, 0, NULL}
+
+/*
+ * A mutex that lives in the heap (or anywhere else): a complete type of fixed
+ * size, so it can sit inside a struct in the heap. Its address names it on
+ * every rank; its waiter queue lives at the home rank of that address, so
+ * locking does not move the page that holds it.
+ */
+typedef struct dsm_mutex {
+	uint64_t opaque[8];
+} dsm_mutex_t;
+
+/* Fault latency histogram: bucket i counts faults that took [2^(i-1), 2^i) µs (bucket 0: < 1 µs;
+ * the last bucket: everything longer). */
+#define DSM_STATS_LAT_BUCKETS 24
+
+/* One rank's counters, filled by dsm_stats(). Set struct_size before the call. */
+typedef struct dsm_stats {
+	size_t struct_size;
+	uint64_t read_faults;   /* MISSING faults for reading resolved by the protocol */
+	uint64_t write_faults;  /* MISSING faults for writing */
+	uint64_t upgrades;      /* write-protect faults on lines held read-only */
+	uint64_t inv_sent;      /* invalidations sent (as a home) */
+	uint64_t inv_received;  /* invalidations received and acknowledged */
+	uint64_t msgs_sent;     /* protocol messages sent */
+	uint64_t msgs_received; /* protocol messages received */
+	uint64_t msgs_dropped;  /* malformed messages dropped */
+	uint64_t bytes_sent;    /* line data sent (inline or by RDMA) */
+	uint64_t bytes_received;
+	uint64_t fault_lat_us[DSM_STATS_LAT_BUCKETS];
+} dsm_stats_t;
+
+/**
+ * dsm_init() - start libdsm on every rank of MPI_COMM_WORLD. Collective.
+ * @cfg: settings, or NULL for the defaults and the DSM_* environment.
+ *
+ * Calls MPI_Init_thread() only if MPI is not initialized yet (and then
+ * dsm_finalize() finalizes it). Reserves the heap at the same address on every
+ * rank, registers it with userfaultfd and starts the event loop thread.
+ * Return: 0, DSM_ERR_ALREADY_INIT, DSM_ERR_NO_UFFD, DSM_ERR_NO_PROVIDER,
+ * DSM_ERR_NO_ADDRESS, -EINVAL for bad settings, -ENOMEM.
+ */
+DSM_EXPORT int dsm_init(const dsm_config_t *cfg);
+
+/**
+ * dsm_finalize() - stop libdsm. Collective.
+ *
+ * Every rank's writes are in place before it returns on any rank. The heap is
+ * unmapped: pointers into it are invalid afterwards.
+ */
+DSM_EXPORT int dsm_finalize(void);
+
+/** dsm_rank() - this rank (0 .. dsm_nranks()-1), or DSM_ERR_NOT_INIT. */
+DSM_EXPORT int dsm_rank(void);
+
+/** dsm_nranks() - the number of ranks, or DSM_ERR_NOT_INIT. */
+DSM_EXPORT int dsm_nranks(void);
+
+/**
+ * dsm_all_alloc() - allocate from the global heap. Collective.
+ * @size: bytes, > 0; rounded up to whole lines
+ * @dist: how the homes of the lines are spread over the ranks
+ *
+ * Every rank passes the same arguments and gets the same address, aligned to
+ * the line size. Return: the address, or NULL with errno set (EINVAL for a
+ * size of 0 or an unknown @dist, ENOMEM when the heap is full, and the
+ * positive value of DSM_ERR_MISMATCH when ranks disagree; see dsm_strerror()).
+ */
+DSM_EXPORT void *dsm_all_alloc(size_t size, dsm_dist_t dist);
+
+/** dsm_all_free() - free memory from dsm_all_alloc(). Collective. */
+DSM_EXPORT int dsm_all_free(void *p);
+
+/**
+ * dsm_alloc() - allocate from the global heap, homed on the caller. Local and
+ * thread-safe; the address is valid on every rank. NULL and errno on failure.
+ */
+DSM_EXPORT void *dsm_alloc(size_t size);
+
+/** dsm_free() - free memory from dsm_alloc(), from any rank and any thread. */
+DSM_EXPORT int dsm_free(void *p);
+
+/** dsm_home() - home rank of @addr, or -EINVAL outside the heap. */
+DSM_EXPORT int dsm_home(const void *addr);
+
+/**
+ * dsm_barrier() - wait until every rank has called it. Collective.
+ *
+ * Built on the transport; the caller sleeps (it does not spin in MPI) until
+ * the barrier completes. Not needed for correctness of plain loads and stores,
+ * only to wait for other ranks.
+ */
+DSM_EXPORT void dsm_barrier(void);
+
+/**
+ * dsm_mutex_init() - make @m a mutex. Returns once the home of @m knows it, so
+ * that any rank may lock it after the next dsm_barrier().
+ */
+DSM_EXPORT int dsm_mutex_init(dsm_mutex_t *m);
+
+/** dsm_mutex_lock() - take @m, sleeping in FIFO order behind earlier takers. */
+DSM_EXPORT int dsm_mutex_lock(dsm_mutex_t *m);
+
+/** dsm_mutex_trylock() - take @m if it is free; -EBUSY if not. */
+DSM_EXPORT int dsm_mutex_trylock(dsm_mutex_t *m);
+
+/** dsm_mutex_unlock() - release @m (which the calling thread holds). */
+DSM_EXPORT int dsm_mutex_unlock(dsm_mutex_t *m);
+
+/** dsm_mutex_destroy() - forget @m; -EBUSY while it is held. */
+DSM_EXPORT int dsm_mutex_destroy(dsm_mutex_t *m);
+
+/**
+ * dsm_stats() - this rank's counters.
+ * @out: set out->struct_size = sizeof(*out) first; fields beyond it are left alone.
+ */
+DSM_EXPORT int dsm_stats(dsm_stats_t *out);
+
+/** dsm_strerror() - a static string naming @err (negative or positive). Never NULL. */
+DSM_EXPORT const char *dsm_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DSM_H */

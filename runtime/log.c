@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+#include "runtime/log.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+static atomic_int log_level = -1; /* -1: not read from the environment yet */
+static atomic_int log_rank = -1;
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+static int log_level_from_env(void)
+{
+	const char *s = getenv("DSM_LOG");
+
+	if (s == NULL || *s == '\0')
+		return DSM_LOG_WARN;
+	for (int i = 0; i < 4; i++)
+		if (strcasecmp(s, level_names[i]) == 0)
+			return i;
+	if (s[0] >= '0' && s[0] <= '3' && s[1] == '\0')
+		return s[0] - '0';
+	return DSM_LOG_WARN;
+}
+
+int dsm_rt_log_level(void)
+{
+	int l = atomic_load_explicit(&log_level, memory_order_relaxed);
+
+	if (l < 0) {
+		l = log_level_from_env();
+		atomic_store_explicit(&log_level, l, memory_order_relaxed);
+	}
+	return l;
+}
+
+void dsm_rt_log_set_rank(int rank)
+{
+	atomic_store(&log_rank, rank);
+}
+
+void dsm_rt_log(int level, int err, const char *file, int line, const char *fmt, ...)
+{
+	char buf[1024];
+	const char *base = strrchr(file, '/');
+	int rank = atomic_load(&log_rank);
+	size_t n = 0;
+	int r;
+	va_list ap;
+
+	base = base ? base + 1 : file;
+	if (rank >= 0)
+		r = snprintf(buf, sizeof(buf), "libdsm [%d] %s:%d %s: ", rank, base, line,
+			     level_names[level & 3]);
+	else
+		r = snprintf(buf, sizeof(buf), "libdsm %s:%d %s: ", base, line,
+			     level_names[level & 3]);
+	n = r > 0 ? (size_t)r : 0;
+	va_start(ap, fmt);
+	r = vsnprintf(buf + n, sizeof(buf) - n, fmt, ap);
+	va_end(ap);
+	n += r > 0 ? (size_t)r : 0;
+	if (n > sizeof(buf) - 2)
+		n = sizeof(buf) - 2;
+	if (err) {
+		r = snprintf(buf + n, sizeof(buf) - n, ": %s", strerror(err));
+		n += r > 0 ? (size_t)r : 0;
+		if (n > sizeof(buf) - 2)
+			n = sizeof(buf) - 2;
+	}
+	buf[n++] = '\n';
+	/* One write keeps lines of concurrent threads and ranks whole. */
+	if (write(STDERR_FILENO, buf, n) < 0)
+		return;
+}

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * userfaultfd: how this process may open one (full or user-mode-only, and
+ * why), the handshake, and the names of the features the kernel reports.
+ * Shared by the runtime and by dsm-info.
+ */
+#ifndef DSM_RT_UFFD_H
+#define DSM_RT_UFFD_H
+
+#include <linux/userfaultfd.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Debian 12's header is from Linux 6.1; newer kernels report more. */
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
+#endif
+#ifndef UFFD_FEATURE_POISON
+#define UFFD_FEATURE_POISON (1 << 14)
+#endif
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+#ifndef UFFD_FEATURE_MOVE
+#define UFFD_FEATURE_MOVE (1 << 16)
+#endif
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+
+enum dsm_rt_uffd_mode {
+	DSM_RT_UFFD_NONE = 0,      /* userfaultfd cannot be opened at all */
+	DSM_RT_UFFD_USER_ONLY = 1, /* only faults from user space are caught */
+	DSM_RT_UFFD_FULL = 2,      /* kernel accesses (read(2), MPI receives) are caught too */
+};
+
+struct dsm_rt_uffd_access {
+	enum dsm_rt_uffd_mode mode;
+	const char *via;          /* how the fd of that mode is opened */
+	unsigned euid;
+	bool cap_sys_ptrace;      /* in the effective set */
+	bool dev_exists;          /* /dev/userfaultfd */
+	bool dev_accessible;      /* ... and opens read-write for us */
+	int unprivileged_sysctl;  /* vm.unprivileged_userfaultfd, -1 if unreadable */
+	int full_errno;           /* why full mode was refused (0 if it was not) */
+	char reason[320];         /* one line: why this mode */
+	char fix[320];            /* one line: how to get full mode ("" if we have it) */
+};
+
+/* Works out the mode this process gets, and why, by really opening the fds. */
+void dsm_rt_uffd_access_probe(struct dsm_rt_uffd_access *out);
+
+/* Opens a userfaultfd of @mode, O_CLOEXEC|O_NONBLOCK. 0 or -errno. */
+int dsm_rt_uffd_open(enum dsm_rt_uffd_mode mode, int *fd_p);
+
+/*
+ * The UFFDIO_API handshake asking for exactly @want. On success the kernel's
+ * answer is in *features_p (all it supports when @want is 0) and *ioctls_p.
+ */
+int dsm_rt_uffd_handshake(int fd, uint64_t want, uint64_t *features_p, uint64_t *ioctls_p);
+
+/* All features the kernel offers to a fd of @mode (a fresh fd, closed again). */
+int dsm_rt_uffd_kernel_features(enum dsm_rt_uffd_mode mode, uint64_t *features_p);
+
+/* The name of feature bit @bit ("PAGEFAULT_FLAG_WP", "MOVE", ...), or NULL. */
+const char *dsm_rt_uffd_feature_name(unsigned bit);
+
+const char *dsm_rt_uffd_mode_name(enum dsm_rt_uffd_mode mode);
+
+#endif
