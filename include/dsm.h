@@ -74,7 +74,10 @@ typedef struct dsm_config {
 	const char *provider; /* libfabric provider name, e.g. "shm", "tcp;ofi_rxm", "verbs" */
 } dsm_config_t;
 
-#define DSM_CONFIG_INIT {sizeof(dsm_config_t), 0, 0, NULL}
+#define DSM_CONFIG_INIT                                                                            \
+	{                                                                                          \
+		sizeof(dsm_config_t), 0, 0, NULL                                                   \
+	}
 
 /*
  * A mutex that lives in the heap (or anywhere else): a complete type of fixed

@@ -56,10 +56,10 @@ void dsm_rt_log(int level, int err, const char *file, int line, const char *fmt,
 	base = base ? base + 1 : file;
 	if (rank >= 0)
 		r = snprintf(buf, sizeof(buf), "libdsm [%d] %s:%d %s: ", rank, base, line,
-			     level_names[level & 3]);
+		             level_names[level & 3]);
 	else
 		r = snprintf(buf, sizeof(buf), "libdsm %s:%d %s: ", base, line,
-			     level_names[level & 3]);
+		             level_names[level & 3]);
 	n = r > 0 ? (size_t)r : 0;
 	va_start(ap, fmt);
 	r = vsnprintf(buf + n, sizeof(buf) - n, fmt, ap);

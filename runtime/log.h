@@ -20,7 +20,7 @@ enum dsm_rt_log_level {
 int dsm_rt_log_level(void);
 void dsm_rt_log_set_rank(int rank);
 void dsm_rt_log(int level, int err, const char *file, int line, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+        __attribute__((format(printf, 5, 6)));
 
 #define DSM_LOG(level, ...)                                                                        \
 	do {                                                                                       \

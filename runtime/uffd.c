@@ -12,11 +12,23 @@
 #define CAP_SYS_PTRACE_BIT 19
 
 static const char *const feature_names[] = {
-	"PAGEFAULT_FLAG_WP", "EVENT_FORK",        "EVENT_REMAP",    "EVENT_REMOVE",
-	"MISSING_HUGETLBFS", "MISSING_SHMEM",     "EVENT_UNMAP",    "SIGBUS",
-	"THREAD_ID",         "MINOR_HUGETLBFS",   "MINOR_SHMEM",    "EXACT_ADDRESS",
-	"WP_HUGETLBFS_SHMEM", "WP_UNPOPULATED",   "POISON",         "WP_ASYNC",
-	"MOVE",
+        "PAGEFAULT_FLAG_WP",
+        "EVENT_FORK",
+        "EVENT_REMAP",
+        "EVENT_REMOVE",
+        "MISSING_HUGETLBFS",
+        "MISSING_SHMEM",
+        "EVENT_UNMAP",
+        "SIGBUS",
+        "THREAD_ID",
+        "MINOR_HUGETLBFS",
+        "MINOR_SHMEM",
+        "EXACT_ADDRESS",
+        "WP_HUGETLBFS_SHMEM",
+        "WP_UNPOPULATED",
+        "POISON",
+        "WP_ASYNC",
+        "MOVE",
 };
 
 const char *dsm_rt_uffd_feature_name(unsigned bit)
@@ -141,7 +153,8 @@ static int read_sysctl_int(const char *path)
 static const char *full_grant(const struct dsm_rt_uffd_access *a)
 {
 	if (a->cap_sys_ptrace)
-		return a->euid == 0 ? "running as root (CAP_SYS_PTRACE)" : "the process has CAP_SYS_PTRACE";
+		return a->euid == 0 ? "running as root (CAP_SYS_PTRACE)"
+		                    : "the process has CAP_SYS_PTRACE";
 	if (a->unprivileged_sysctl == 1)
 		return "vm.unprivileged_userfaultfd=1";
 	return "userfaultfd(2) allowed it";
@@ -175,7 +188,7 @@ void dsm_rt_uffd_access_probe(struct dsm_rt_uffd_access *a)
 		a->mode = DSM_RT_UFFD_FULL;
 		a->via = "/dev/userfaultfd";
 		snprintf(a->reason, sizeof(a->reason),
-			 "full mode: /dev/userfaultfd is readable and writable by uid %u", a->euid);
+		         "full mode: /dev/userfaultfd is readable and writable by uid %u", a->euid);
 		return;
 	}
 
@@ -185,15 +198,16 @@ void dsm_rt_uffd_access_probe(struct dsm_rt_uffd_access *a)
 		a->mode = DSM_RT_UFFD_USER_ONLY;
 		a->via = "userfaultfd(2) with UFFD_USER_MODE_ONLY";
 		snprintf(a->reason, sizeof(a->reason),
-			 "user-mode-only: uid %u lacks CAP_SYS_PTRACE, vm.unprivileged_userfaultfd=%d "
-			 "and %s; kernel accesses to absent heap pages (read(2), MPI receives) "
-			 "will fail with EFAULT",
-			 a->euid, a->unprivileged_sysctl,
-			 a->dev_exists ? "/dev/userfaultfd is not accessible"
-				       : "there is no /dev/userfaultfd");
+		         "user-mode-only: uid %u lacks CAP_SYS_PTRACE, "
+		         "vm.unprivileged_userfaultfd=%d "
+		         "and %s; kernel accesses to absent heap pages (read(2), MPI receives) "
+		         "will fail with EFAULT",
+		         a->euid, a->unprivileged_sysctl,
+		         a->dev_exists ? "/dev/userfaultfd is not accessible"
+		                       : "there is no /dev/userfaultfd");
 		snprintf(a->fix, sizeof(a->fix),
-			 "sysctl -w vm.unprivileged_userfaultfd=1, or grant this user read-write "
-			 "access to /dev/userfaultfd (a udev rule or ACL)");
+		         "sysctl -w vm.unprivileged_userfaultfd=1, or grant this user read-write "
+		         "access to /dev/userfaultfd (a udev rule or ACL)");
 		return;
 	}
 
@@ -201,16 +215,17 @@ void dsm_rt_uffd_access_probe(struct dsm_rt_uffd_access *a)
 	a->via = "none";
 	if (-fd == ENOSYS) {
 		snprintf(a->reason, sizeof(a->reason),
-			 "userfaultfd(2) is not implemented (ENOSYS): the kernel lacks "
-			 "CONFIG_USERFAULTFD or a seccomp filter blocks the call");
-		snprintf(a->fix, sizeof(a->fix),
-			 "use a kernel built with CONFIG_USERFAULTFD=y, or allow userfaultfd in the "
-			 "container's seccomp profile");
+		         "userfaultfd(2) is not implemented (ENOSYS): the kernel lacks "
+		         "CONFIG_USERFAULTFD or a seccomp filter blocks the call");
+		snprintf(
+		        a->fix, sizeof(a->fix),
+		        "use a kernel built with CONFIG_USERFAULTFD=y, or allow userfaultfd in the "
+		        "container's seccomp profile");
 	} else {
 		snprintf(a->reason, sizeof(a->reason),
-			 "userfaultfd(2) was refused in every mode: %s", strerror(-fd));
+		         "userfaultfd(2) was refused in every mode: %s", strerror(-fd));
 		snprintf(a->fix, sizeof(a->fix),
-			 "sysctl -w vm.unprivileged_userfaultfd=1, or allow userfaultfd in the "
-			 "container's seccomp profile");
+		         "sysctl -w vm.unprivileged_userfaultfd=1, or allow userfaultfd in the "
+		         "container's seccomp profile");
 	}
 }

@@ -39,15 +39,15 @@ enum dsm_rt_uffd_mode {
 
 struct dsm_rt_uffd_access {
 	enum dsm_rt_uffd_mode mode;
-	const char *via;          /* how the fd of that mode is opened */
+	const char *via; /* how the fd of that mode is opened */
 	unsigned euid;
-	bool cap_sys_ptrace;      /* in the effective set */
-	bool dev_exists;          /* /dev/userfaultfd */
-	bool dev_accessible;      /* ... and opens read-write for us */
-	int unprivileged_sysctl;  /* vm.unprivileged_userfaultfd, -1 if unreadable */
-	int full_errno;           /* why full mode was refused (0 if it was not) */
-	char reason[320];         /* one line: why this mode */
-	char fix[320];            /* one line: how to get full mode ("" if we have it) */
+	bool cap_sys_ptrace;     /* in the effective set */
+	bool dev_exists;         /* /dev/userfaultfd */
+	bool dev_accessible;     /* ... and opens read-write for us */
+	int unprivileged_sysctl; /* vm.unprivileged_userfaultfd, -1 if unreadable */
+	int full_errno;          /* why full mode was refused (0 if it was not) */
+	char reason[320];        /* one line: why this mode */
+	char fix[320];           /* one line: how to get full mode ("" if we have it) */
 };
 
 /* Works out the mode this process gets, and why, by really opening the fds. */

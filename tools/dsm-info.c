@@ -20,7 +20,7 @@
 #include "coherence/coherence.h"
 #include "tools/probe.h"
 
-#define PROBE_PAGES 256
+#define PROBE_PAGES      256
 #define PROBE_TIMEOUT_MS 10000
 
 struct report {
@@ -46,8 +46,8 @@ static void collect(struct report *r)
 	dsm_probe_kernel(&r->kernel);
 	dsm_rt_uffd_access_probe(&r->access);
 	r->features_err = r->access.mode == DSM_RT_UFFD_NONE
-				  ? -1
-				  : dsm_rt_uffd_kernel_features(r->access.mode, &r->features);
+	                          ? -1
+	                          : dsm_rt_uffd_kernel_features(r->access.mode, &r->features);
 	dsm_probe_vm(&r->vm);
 	dsm_probe_fault(r->access.mode, PROBE_PAGES, PROBE_TIMEOUT_MS, &r->fault);
 	dsm_probe_fabric(&r->fabric);
@@ -66,39 +66,41 @@ static void judge(struct report *r)
 	}
 	if (r->features_err == 0 && !(r->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP)) {
 		snprintf(r->reason, sizeof(r->reason),
-			 "the kernel's userfaultfd lacks write-protect faults (PAGEFAULT_FLAG_WP)");
+		         "the kernel's userfaultfd lacks write-protect faults (PAGEFAULT_FLAG_WP)");
 		snprintf(r->fix, sizeof(r->fix),
-			 "use Linux 5.7 or newer with CONFIG_HAVE_ARCH_USERFAULTFD_WP");
+		         "use Linux 5.7 or newer with CONFIG_HAVE_ARCH_USERFAULTFD_WP");
 		return;
 	}
 	if (!r->fault.ok) {
 		snprintf(r->reason, sizeof(r->reason), "the userfaultfd fault probe failed: %s",
-			 r->fault.error);
+		         r->fault.error);
 		snprintf(r->fix, sizeof(r->fix),
-			 "check the kernel's userfaultfd support (Linux 5.7+, anonymous memory "
-			 "write-protect) and any seccomp profile");
+		         "check the kernel's userfaultfd support (Linux 5.7+, anonymous memory "
+		         "write-protect) and any seccomp profile");
 		return;
 	}
 	if (r->fabric.nproviders == 0) {
 		snprintf(r->reason, sizeof(r->reason),
-			 "no libfabric provider offers RDM endpoints with FI_MSG and FI_RMA%s%s",
-			 r->fabric.error[0] ? ": " : "", r->fabric.error);
+		         "no libfabric provider offers RDM endpoints with FI_MSG and FI_RMA%s%s",
+		         r->fabric.error[0] ? ": " : "", r->fabric.error);
 		snprintf(r->fix, sizeof(r->fix),
-			 "install libfabric with the shm and tcp providers (Debian: libfabric1), "
-			 "and check FI_PROVIDER is unset or names an available provider (fi_info -l)");
+		         "install libfabric with the shm and tcp providers (Debian: libfabric1), "
+		         "and check FI_PROVIDER is unset or names an available provider (fi_info "
+		         "-l)");
 		return;
 	}
 	r->ok = true;
 	if (r->access.mode == DSM_RT_UFFD_USER_ONLY)
-		snprintf(r->warnings[r->nwarnings++], sizeof(r->warnings[0]),
-			 "%s. Fix: %s", r->access.reason, r->access.fix);
+		snprintf(r->warnings[r->nwarnings++], sizeof(r->warnings[0]), "%s. Fix: %s",
+		         r->access.reason, r->access.fix);
 	if (r->vm.overcommit_memory == 2)
 		snprintf(r->warnings[r->nwarnings++], sizeof(r->warnings[0]),
-			 "vm.overcommit_memory=2: %s", r->vm.overcommit_note);
+		         "vm.overcommit_memory=2: %s", r->vm.overcommit_note);
 	if (r->vm.max_map_count >= 0 && r->vm.max_map_count < 65530)
 		snprintf(r->warnings[r->nwarnings++], sizeof(r->warnings[0]),
-			 "vm.max_map_count=%d is below the default: sysctl -w vm.max_map_count=262144",
-			 r->vm.max_map_count);
+		         "vm.max_map_count=%d is below the default: sysctl -w "
+		         "vm.max_map_count=262144",
+		         r->vm.max_map_count);
 }
 
 /* ---- text --------------------------------------------------------------------------------- */
@@ -106,19 +108,20 @@ static void judge(struct report *r)
 static void print_text(const struct report *r, FILE *f)
 {
 	fprintf(f, "libdsm %d.%d.%d (protocol %s)\n\n", DSM_VERSION_MAJOR, DSM_VERSION_MINOR,
-		DSM_VERSION_PATCH, dsm_coh_protocol_name());
+	        DSM_VERSION_PATCH, dsm_coh_protocol_name());
 	fprintf(f, "kernel            %s %s\n", r->kernel.release, r->kernel.machine);
 
 	fprintf(f, "userfaultfd       %s via %s\n", dsm_rt_uffd_mode_name(r->access.mode),
-		r->access.via);
+	        r->access.via);
 	fprintf(f, "  why             %s\n", r->access.reason);
-	fprintf(f, "  euid %u, CAP_SYS_PTRACE %s, /dev/userfaultfd %s, "
-		   "vm.unprivileged_userfaultfd=%d\n",
-		r->access.euid, r->access.cap_sys_ptrace ? "yes" : "no",
-		!r->access.dev_exists ? "absent"
-		: r->access.dev_accessible ? "accessible"
-					   : "not accessible",
-		r->access.unprivileged_sysctl);
+	fprintf(f,
+	        "  euid %u, CAP_SYS_PTRACE %s, /dev/userfaultfd %s, "
+	        "vm.unprivileged_userfaultfd=%d\n",
+	        r->access.euid, r->access.cap_sys_ptrace ? "yes" : "no",
+	        !r->access.dev_exists      ? "absent"
+	        : r->access.dev_accessible ? "accessible"
+	                                   : "not accessible",
+	        r->access.unprivileged_sysctl);
 	if (r->access.fix[0])
 		fprintf(f, "  for full mode   %s\n", r->access.fix);
 	fprintf(f, "  features       ");
@@ -135,35 +138,40 @@ static void print_text(const struct report *r, FILE *f)
 	}
 	fprintf(f, "\n");
 	if (r->fault.ok)
-		fprintf(f, "  fault probe     ok: %u pages, MISSING+COPY %.1f us, WP %.1f us per fault\n",
-			r->fault.pages, r->fault.missing_us, r->fault.wp_us);
+		fprintf(f,
+		        "  fault probe     ok: %u pages, MISSING+COPY %.1f us, WP %.1f us per "
+		        "fault\n",
+		        r->fault.pages, r->fault.missing_us, r->fault.wp_us);
 	else
 		fprintf(f, "  fault probe     FAILED: %s\n", r->fault.error);
 
-	fprintf(f, "vm.overcommit_memory  %d: %s\n", r->vm.overcommit_memory, r->vm.overcommit_note);
+	fprintf(f, "vm.overcommit_memory  %d: %s\n", r->vm.overcommit_memory,
+	        r->vm.overcommit_note);
 	fprintf(f, "vm.max_map_count      %d: %s\n", r->vm.max_map_count, r->vm.map_count_note);
 
 	fprintf(f, "libfabric         %s\n", r->fabric.version);
 	if (r->fabric.nproviders == 0)
-		fprintf(f, "  no RDM provider with FI_MSG|FI_RMA%s%s\n", r->fabric.error[0] ? ": " : "",
-			r->fabric.error);
+		fprintf(f, "  no RDM provider with FI_MSG|FI_RMA%s%s\n",
+		        r->fabric.error[0] ? ": " : "", r->fabric.error);
 	for (int i = 0; i < r->fabric.nproviders; i++)
 		fprintf(f, "  %-15s RDM MSG RMA%s  domains %s\n", r->fabric.providers[i].name,
-			r->fabric.providers[i].atomic ? " ATOMIC" : "",
-			r->fabric.providers[i].domains);
+		        r->fabric.providers[i].atomic ? " ATOMIC" : "",
+		        r->fabric.providers[i].domains);
 
 	fprintf(f, "hwloc             %s: %d package(s), %d NUMA node(s), %d core(s), %d PU(s)\n",
-		r->hwloc.version, r->hwloc.packages, r->hwloc.numa_nodes, r->hwloc.cores,
-		r->hwloc.pus);
+	        r->hwloc.version, r->hwloc.packages, r->hwloc.numa_nodes, r->hwloc.cores,
+	        r->hwloc.pus);
 	if (r->hwloc.error[0])
 		fprintf(f, "  error: %s\n", r->hwloc.error);
 	if (r->hwloc.nnetdevs == 0)
 		fprintf(f, "  network devices: none that hwloc attaches to a PCI device\n");
 	for (int i = 0; i < r->hwloc.nnetdevs; i++)
-		fprintf(f, "  %-15s %s, NUMA %s\n", r->hwloc.netdevs[i].name, r->hwloc.netdevs[i].kind,
-			r->hwloc.netdevs[i].numa[0] ? r->hwloc.netdevs[i].numa : "unknown");
+		fprintf(f, "  %-15s %s, NUMA %s\n", r->hwloc.netdevs[i].name,
+		        r->hwloc.netdevs[i].kind,
+		        r->hwloc.netdevs[i].numa[0] ? r->hwloc.netdevs[i].numa : "unknown");
 
-	fprintf(f, "MPI               %s (MPI %d.%d)\n", r->mpi.version, r->mpi.major, r->mpi.minor);
+	fprintf(f, "MPI               %s (MPI %d.%d)\n", r->mpi.version, r->mpi.major,
+	        r->mpi.minor);
 
 	for (int i = 0; i < r->nwarnings; i++)
 		fprintf(f, "\nwarning: %s\n", r->warnings[i]);
@@ -250,7 +258,7 @@ static void print_json(const struct report *r, FILE *f)
 	char ver[32];
 
 	snprintf(ver, sizeof(ver), "%d.%d.%d", DSM_VERSION_MAJOR, DSM_VERSION_MINOR,
-		 DSM_VERSION_PATCH);
+	         DSM_VERSION_PATCH);
 	j_open(&j, NULL, '{');
 	j_str(&j, "libdsm", ver);
 	j_bool(&j, "ok", r->ok);
@@ -352,17 +360,17 @@ static void print_json(const struct report *r, FILE *f)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: dsm-info [--json] [--help]\n"
-		   "Checks whether libdsm can run on this machine: kernel, userfaultfd mode and\n"
-		   "features (with a real fault probe), vm sysctls, libfabric providers, hwloc\n"
-		   "topology and MPI. Exit status: 0 it can, 1 it cannot, 2 usage error.\n");
+	           "Checks whether libdsm can run on this machine: kernel, userfaultfd mode and\n"
+	           "features (with a real fault probe), vm sysctls, libfabric providers, hwloc\n"
+	           "topology and MPI. Exit status: 0 it can, 1 it cannot, 2 usage error.\n");
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	        {"json", no_argument, NULL, 'j'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	bool json = false;
 	struct report *r;
@@ -401,7 +409,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	if (!r->ok)
 		fprintf(stderr, "dsm-info: libdsm cannot run here: %s. Fix: %s\n", r->reason,
-			r->fix);
+		        r->fix);
 	c = r->ok ? 0 : 1;
 	free(r);
 	return c;

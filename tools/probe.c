@@ -64,24 +64,26 @@ void dsm_probe_vm(struct dsm_probe_vm *out)
 	case 0:
 	case 1:
 		snprintf(out->overcommit_note, sizeof(out->overcommit_note),
-			 "%s: a heap of many TiB is reserved with MAP_NORESERVE at no cost; memory "
-			 "follows what is touched",
-			 out->overcommit_memory ? "always overcommit" : "heuristic overcommit");
+		         "%s: a heap of many TiB is reserved with MAP_NORESERVE at no cost; memory "
+		         "follows what is touched",
+		         out->overcommit_memory ? "always overcommit" : "heuristic overcommit");
 		break;
 	case 2:
 		snprintf(out->overcommit_note, sizeof(out->overcommit_note),
-			 "strict accounting: even MAP_NORESERVE mappings are charged, so the heap is "
-			 "reserved PROT_NONE and opened in chunks as it is allocated; what is "
-			 "allocated must fit the commit limit (vm.overcommit_ratio/_kbytes)");
+		         "strict accounting: even MAP_NORESERVE mappings are charged, so the heap "
+		         "is "
+		         "reserved PROT_NONE and opened in chunks as it is allocated; what is "
+		         "allocated must fit the commit limit (vm.overcommit_ratio/_kbytes)");
 		break;
 	default:
 		snprintf(out->overcommit_note, sizeof(out->overcommit_note), "unreadable");
 	}
 	snprintf(out->map_count_note, sizeof(out->map_count_note),
-		 "the heap is one mapping; each chunk opened under strict overcommit and each "
-		 "registered home-segment chunk may add one. %s",
-		 out->max_map_count >= 65530 ? "Enough for libdsm and the program's own mappings"
-					     : "Low: raise it with sysctl -w vm.max_map_count=262144");
+	         "the heap is one mapping; each chunk opened under strict overcommit and each "
+	         "registered home-segment chunk may add one. %s",
+	         out->max_map_count >= 65530
+	                 ? "Enough for libdsm and the program's own mappings"
+	                 : "Low: raise it with sysctl -w vm.max_map_count=262144");
 }
 
 /* ---- the fault probe ---------------------------------------------------------------------- */
@@ -124,8 +126,8 @@ static int resolve_fault(struct fault_ctx *c, const struct uffd_msg *m)
 	/* A read grant: installed write-protected, so the later store faults again. */
 	uint64_t v = pattern((unsigned)((page - (uint64_t)c->area) / c->psz));
 	memcpy(c->src, &v, sizeof(v));
-	struct uffdio_copy cp = {.dst = page, .src = (uint64_t)c->src, .len = c->psz,
-				 .mode = UFFDIO_COPY_MODE_WP};
+	struct uffdio_copy cp = {
+	        .dst = page, .src = (uint64_t)c->src, .len = c->psz, .mode = UFFDIO_COPY_MODE_WP};
 	if (ioctl(c->uffd, UFFDIO_COPY, &cp) < 0 && errno != EEXIST)
 		return -errno;
 	atomic_fetch_add(&c->missing, 1);
@@ -160,8 +162,9 @@ static void *fault_handler(void *arg)
 		ret = resolve_fault(c, &m);
 		if (ret < 0) {
 			snprintf(c->error, sizeof(c->error), "resolving a %s fault: %s",
-				 (m.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) ? "WP" : "MISSING",
-				 strerror(-ret));
+			         (m.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) ? "WP"
+			                                                          : "MISSING",
+			         strerror(-ret));
 			return NULL;
 		}
 	}
@@ -180,33 +183,34 @@ static void fault_probe_run(enum dsm_rt_uffd_mode mode, unsigned pages, struct d
 	ret = dsm_rt_uffd_open(mode, &c.uffd);
 	if (ret < 0) {
 		snprintf(r->error, sizeof(r->error), "opening userfaultfd (%s): %s",
-			 dsm_rt_uffd_mode_name(mode), strerror(-ret));
+		         dsm_rt_uffd_mode_name(mode), strerror(-ret));
 		return;
 	}
 	ret = dsm_rt_uffd_handshake(c.uffd, UFFD_FEATURE_PAGEFAULT_FLAG_WP, NULL, &ioctls);
 	if (ret < 0) {
 		snprintf(r->error, sizeof(r->error), "UFFDIO_API with PAGEFAULT_FLAG_WP: %s",
-			 strerror(-ret));
+		         strerror(-ret));
 		goto out_close;
 	}
-	c.area = mmap(NULL, pages * c.psz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-		      -1, 0);
+	c.area = mmap(NULL, pages * c.psz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+	              0);
 	c.src = mmap(NULL, c.psz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (c.area == MAP_FAILED || c.src == MAP_FAILED) {
 		snprintf(r->error, sizeof(r->error), "mmap: %s", strerror(errno));
 		goto out_close;
 	}
 	reg = (struct uffdio_register){.range = {(uint64_t)c.area, pages * c.psz},
-				       .mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP};
+	                               .mode = UFFDIO_REGISTER_MODE_MISSING |
+	                                       UFFDIO_REGISTER_MODE_WP};
 	if (ioctl(c.uffd, UFFDIO_REGISTER, &reg) < 0) {
 		snprintf(r->error, sizeof(r->error), "UFFDIO_REGISTER MISSING|WP: %s",
-			 strerror(errno));
+		         strerror(errno));
 		goto out_unmap;
 	}
 	if (!(reg.ioctls & (1ull << _UFFDIO_COPY)) ||
 	    !(reg.ioctls & (1ull << _UFFDIO_WRITEPROTECT))) {
 		snprintf(r->error, sizeof(r->error),
-			 "the registered range lacks UFFDIO_COPY or UFFDIO_WRITEPROTECT");
+		         "the registered range lacks UFFDIO_COPY or UFFDIO_WRITEPROTECT");
 		goto out_unmap;
 	}
 	if (pipe2(c.stop_pipe, O_CLOEXEC) < 0 || pthread_create(&th, NULL, fault_handler, &c)) {
@@ -219,7 +223,7 @@ static void fault_probe_run(enum dsm_rt_uffd_mode mode, unsigned pages, struct d
 		double t0 = now_us();
 		uint64_t v = *p; /* MISSING fault: installed read-only */
 		double t1 = now_us();
-		*p = ~v;         /* WP fault: write permission granted */
+		*p = ~v; /* WP fault: write permission granted */
 		double t2 = now_us();
 
 		if (v != pattern(i) || *p != ~pattern(i)) {
@@ -241,8 +245,8 @@ static void fault_probe_run(enum dsm_rt_uffd_mode mode, unsigned pages, struct d
 		snprintf(r->error, sizeof(r->error), "%s", c.error);
 	if (r->error[0] == '\0' && (r->missing_faults != pages || r->wp_faults != pages))
 		snprintf(r->error, sizeof(r->error),
-			 "expected %u MISSING and %u WP faults, saw %u and %u", pages, pages,
-			 r->missing_faults, r->wp_faults);
+		         "expected %u MISSING and %u WP faults, saw %u and %u", pages, pages,
+		         r->missing_faults, r->wp_faults);
 	r->ok = r->error[0] == '\0';
 	close(c.stop_pipe[0]);
 	close(c.stop_pipe[1]);
@@ -256,7 +260,7 @@ out_close:
 }
 
 void dsm_probe_fault(enum dsm_rt_uffd_mode mode, unsigned pages, int timeout_ms,
-		     struct dsm_probe_fault *out)
+                     struct dsm_probe_fault *out)
 {
 	int fds[2];
 	pid_t pid;
@@ -296,8 +300,8 @@ void dsm_probe_fault(enum dsm_rt_uffd_mode mode, unsigned pages, int timeout_ms,
 	if (poll(&pfd, 1, timeout_ms) <= 0) {
 		kill(pid, SIGKILL);
 		snprintf(out->error, sizeof(out->error),
-			 "the probe did not finish within %d ms: a fault was never resolved",
-			 timeout_ms);
+		         "the probe did not finish within %d ms: a fault was never resolved",
+		         timeout_ms);
 	} else if ((n = read(fds[0], out, sizeof(*out))) != (ssize_t)sizeof(*out)) {
 		memset(out, 0, sizeof(*out));
 		out->mode = mode;
@@ -322,13 +326,13 @@ static struct fi_info *fabric_hints(uint64_t caps)
 	/* What the transport can cope with: contexts, local descriptors, virtual or offset
 	 * addressing, provider keys, endpoint-bound regions. */
 	h->mode = FI_CONTEXT | FI_CONTEXT2;
-	h->domain_attr->mr_mode = FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY |
-				  FI_MR_ENDPOINT;
+	h->domain_attr->mr_mode =
+	        FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY | FI_MR_ENDPOINT;
 	return h;
 }
 
 static struct dsm_probe_provider *provider_slot(struct dsm_probe_fabric *out, const char *name,
-						bool create)
+                                                bool create)
 {
 	for (int i = 0; i < out->nproviders; i++)
 		if (strcmp(out->providers[i].name, name) == 0)
@@ -368,7 +372,7 @@ void dsm_probe_fabric(struct dsm_probe_fabric *out)
 			continue;
 		len = strlen(p->domains);
 		snprintf(p->domains + len, sizeof(p->domains) - len, "%s%s", len ? "," : "",
-			 i->domain_attr->name);
+		         i->domain_attr->name);
 	}
 	fi_freeinfo(info);
 
@@ -377,7 +381,7 @@ void dsm_probe_fabric(struct dsm_probe_fabric *out)
 	if (hints && fi_getinfo(FI_VERSION(1, 11), NULL, NULL, 0, hints, &info) == 0) {
 		for (struct fi_info *i = info; i; i = i->next) {
 			struct dsm_probe_provider *p =
-				provider_slot(out, i->fabric_attr->prov_name, false);
+			        provider_slot(out, i->fabric_attr->prov_name, false);
 			if (p)
 				p->atomic = true;
 		}
@@ -395,7 +399,7 @@ void dsm_probe_hwloc(struct dsm_probe_hwloc *out)
 
 	memset(out, 0, sizeof(*out));
 	snprintf(out->version, sizeof(out->version), "%u.%u.%u", v >> 16, (v >> 8) & 0xff,
-		 v & 0xff);
+	         v & 0xff);
 	if (hwloc_topology_init(&t) < 0) {
 		snprintf(out->error, sizeof(out->error), "hwloc_topology_init failed");
 		return;
@@ -403,7 +407,7 @@ void dsm_probe_hwloc(struct dsm_probe_hwloc *out)
 	hwloc_topology_set_io_types_filter(t, HWLOC_TYPE_FILTER_KEEP_IMPORTANT);
 	if (hwloc_topology_load(t) < 0) {
 		snprintf(out->error, sizeof(out->error), "hwloc_topology_load: %s",
-			 strerror(errno));
+		         strerror(errno));
 		hwloc_topology_destroy(t);
 		return;
 	}
@@ -424,7 +428,7 @@ void dsm_probe_hwloc(struct dsm_probe_hwloc *out)
 		d = &out->netdevs[out->nnetdevs++];
 		snprintf(d->name, sizeof(d->name), "%s", o->name ? o->name : "?");
 		snprintf(d->kind, sizeof(d->kind), "%s",
-			 ot == HWLOC_OBJ_OSDEV_NETWORK ? "network" : "openfabrics");
+		         ot == HWLOC_OBJ_OSDEV_NETWORK ? "network" : "openfabrics");
 		anc = hwloc_get_non_io_ancestor_obj(t, o);
 		if (anc && anc->nodeset)
 			hwloc_bitmap_list_snprintf(d->numa, sizeof(d->numa), anc->nodeset);

@@ -28,16 +28,16 @@ struct dsm_probe_vm {
 struct dsm_probe_fault {
 	bool ok;
 	enum dsm_rt_uffd_mode mode;
-	unsigned pages;           /* pages touched */
-	unsigned missing_faults;  /* MISSING faults resolved with UFFDIO_COPY(MODE_WP) */
-	unsigned wp_faults;       /* write-protect faults resolved with UFFDIO_WRITEPROTECT */
-	double missing_us;        /* mean round trip of one MISSING fault */
-	double wp_us;             /* mean round trip of one WP fault */
-	char error[256];          /* what failed, if !ok */
+	unsigned pages;          /* pages touched */
+	unsigned missing_faults; /* MISSING faults resolved with UFFDIO_COPY(MODE_WP) */
+	unsigned wp_faults;      /* write-protect faults resolved with UFFDIO_WRITEPROTECT */
+	double missing_us;       /* mean round trip of one MISSING fault */
+	double wp_us;            /* mean round trip of one WP fault */
+	char error[256];         /* what failed, if !ok */
 };
 
 #define DSM_PROBE_MAX_PROVIDERS 16
-#define DSM_PROBE_MAX_NETDEVS 32
+#define DSM_PROBE_MAX_NETDEVS   32
 
 struct dsm_probe_provider {
 	char name[64];     /* e.g. "shm", "tcp;ofi_rxm", "verbs;ofi_rxm" */
@@ -54,8 +54,8 @@ struct dsm_probe_fabric {
 
 struct dsm_probe_netdev {
 	char name[64];
-	char kind[32];    /* "network" or "openfabrics" */
-	char numa[64];    /* NUMA node list it is local to, "" if unknown */
+	char kind[32]; /* "network" or "openfabrics" */
+	char numa[64]; /* NUMA node list it is local to, "" if unknown */
 };
 
 struct dsm_probe_hwloc {
@@ -75,7 +75,7 @@ void dsm_probe_kernel(struct dsm_probe_kernel *out);
 void dsm_probe_vm(struct dsm_probe_vm *out);
 /* Runs in a child process (so a broken kernel cannot hang the caller), at most @timeout_ms. */
 void dsm_probe_fault(enum dsm_rt_uffd_mode mode, unsigned pages, int timeout_ms,
-		     struct dsm_probe_fault *out);
+                     struct dsm_probe_fault *out);
 void dsm_probe_fabric(struct dsm_probe_fabric *out);
 void dsm_probe_hwloc(struct dsm_probe_hwloc *out);
 void dsm_probe_mpi(struct dsm_probe_mpi *out);

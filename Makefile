@@ -1,0 +1,51 @@
+# SPDX-License-Identifier: MIT
+#
+# The two commands of the README, and their friends:
+#   make run        install missing packages, build, run the main job
+#   make test       install missing packages, build, run the default test tier (< 15 min)
+#   make test-long  the long tier: full matrices and soaks (hours)
+#   make asan       the default tier built with AddressSanitizer + UBSan (build-asan/)
+#   make tsan       the default tier built with ThreadSanitizer (build-tsan/)
+#   make install PREFIX=/opt/libdsm
+BUILD ?= build
+CMAKE_FLAGS ?=
+JOBS ?= $(shell nproc)
+PREFIX ?= /usr/local
+
+.PHONY: all deps configure build run test test-long asan tsan install format clean
+
+all: build
+
+deps:
+	@tools/install-deps.sh
+
+configure: deps
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+
+build: configure
+	cmake --build $(BUILD) -j$(JOBS)
+
+run: build
+	$(BUILD)/tools/dsm-info
+
+# Tests run one at a time: multi-rank tests want the machine's cores to themselves.
+test: build
+	ctest --test-dir $(BUILD) -LE long --output-on-failure
+
+test-long: build
+	DSM_TEST_TIER=long ctest --test-dir $(BUILD) --output-on-failure
+
+asan:
+	$(MAKE) BUILD=build-asan CMAKE_FLAGS="-DDSM_SANITIZE=address $(CMAKE_FLAGS)" test
+
+tsan:
+	$(MAKE) BUILD=build-tsan CMAKE_FLAGS="-DDSM_SANITIZE=thread $(CMAKE_FLAGS)" test
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan build-tsan

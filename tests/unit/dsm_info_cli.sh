@@ -1,0 +1,52 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# dsm-info as a user sees it: the text report, the JSON object, the exit codes.
+# usage: dsm_info_cli.sh <path to dsm-info>
+set -u
+INFO=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0
+fail=0
+check() { # check <name> <command...>
+	name=$1
+	shift
+	if "$@"; then
+		pass=$((pass + 1))
+		echo "ok   $name"
+	else
+		fail=$((fail + 1))
+		echo "FAIL $name"
+	fi
+}
+
+"$INFO" >"$tmp/out" 2>"$tmp/err"
+check "text report exits 0" test $? -eq 0
+check "text report has a verdict" grep -q "^verdict: libdsm can run here" "$tmp/out"
+check "text report names the uffd mode" grep -Eq "^userfaultfd +(full|user-mode-only) via" "$tmp/out"
+
+"$INFO" --json >"$tmp/json" 2>"$tmp/err"
+check "--json exits 0" test $? -eq 0
+check "--json is one valid JSON object" jq -e 'type == "object"' "$tmp/json"
+check "--json says ok with a working probe" jq -e \
+	'.ok == true and .userfaultfd.probe.ok == true and .userfaultfd.probe.wp_faults > 0' "$tmp/json"
+check "--json lists features by name" jq -e '.userfaultfd.features | index("PAGEFAULT_FLAG_WP") != null' "$tmp/json"
+check "--json lists an RDM provider" jq -e '.libfabric.providers | length > 0' "$tmp/json"
+check "--json has hwloc and MPI" jq -e '.hwloc.pus >= 1 and (.mpi.library | length > 0)' "$tmp/json"
+
+"$INFO" --bogus >"$tmp/out" 2>"$tmp/err"
+check "unknown option exits 2" test $? -eq 2
+check "unknown option prints usage" grep -q "^usage: dsm-info" "$tmp/err"
+"$INFO" extra >"$tmp/out" 2>"$tmp/err"
+check "stray argument exits 2" test $? -eq 2
+
+# A machine where libdsm cannot run: no provider passes libfabric's filter.
+FI_PROVIDER=no_such_provider "$INFO" >"$tmp/out" 2>"$tmp/err"
+check "no provider exits 1" test $? -eq 1
+check "no provider: one line with the reason and the fix" sh -c \
+	"test \$(wc -l <'$tmp/err') -eq 1 && grep -q 'cannot run here: no libfabric provider.*Fix: ' '$tmp/err'"
+FI_PROVIDER=no_such_provider "$INFO" --json >"$tmp/json" 2>/dev/null
+check "no provider: --json says ok=false with a fix" jq -e '.ok == false and (.fix | length > 0)' "$tmp/json"
+
+echo "$pass passed, $fail failed"
+test "$fail" -eq 0
