@@ -306,11 +306,21 @@ void dsm_probe_fault(enum dsm_rt_uffd_mode mode, unsigned pages, int timeout_ms,
 		memset(out, 0, sizeof(*out));
 		out->mode = mode;
 		out->pages = pages;
-		snprintf(out->error, sizeof(out->error), "the probe process died before reporting");
+		out->error[0] = '?'; /* filled in below, once the status is known */
 	}
 	close(fds[0]);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
+	if (out->error[0] == '?') {
+		if (WIFSIGNALED(status))
+			snprintf(out->error, sizeof(out->error),
+			         "the probe process died of signal %d (%s) before reporting",
+			         WTERMSIG(status), strsignal(WTERMSIG(status)));
+		else
+			snprintf(out->error, sizeof(out->error),
+			         "the probe process exited with status %d before reporting",
+			         WEXITSTATUS(status));
+	}
 }
 
 /* ---- libfabric ---------------------------------------------------------------------------- */

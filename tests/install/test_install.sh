@@ -3,6 +3,7 @@
 # Installs libdsm into a temporary prefix, then builds and runs an MPI hello
 # program against it twice: with mpicc and pkg-config, and with find_package(dsm).
 # usage: test_install.sh <build dir> <source dir of this test> <mpiexec>
+# DSM_TEST_CFLAGS: extra compiler flags (a sanitizer build's libdsm needs its runtime)
 set -u
 BUILD=$1
 SRC=$2
@@ -40,7 +41,7 @@ check "dsm_strerror exported" sh -c "nm -D --defined-only '$lib' | grep -q ' T d
 export PKG_CONFIG_PATH="$(dirname "$pc")"
 cp "$SRC/hello.c" "$tmp/hello.c"
 # shellcheck disable=SC2046
-mpicc "$tmp/hello.c" -o "$tmp/hello_pc" $(pkg-config --cflags --libs dsm)
+mpicc ${DSM_TEST_CFLAGS:-} "$tmp/hello.c" -o "$tmp/hello_pc" $(pkg-config --cflags --libs dsm)
 check "mpicc hello.c \$(pkg-config --cflags --libs dsm)" test $? -eq 0
 LD_LIBRARY_PATH="$libdir" "$MPIEXEC" -n 2 "$tmp/hello_pc" >"$tmp/out_pc" 2>&1
 check "pkg-config build runs under mpiexec -n 2" test $? -eq 0
@@ -52,6 +53,7 @@ mkdir -p "$tmp/consumer"
 cp "$SRC/CMakeLists.txt.consumer" "$tmp/consumer/CMakeLists.txt"
 cp "$SRC/hello.c" "$tmp/consumer/hello.c"
 cmake -S "$tmp/consumer" -B "$tmp/consumer/build" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
+	-DCMAKE_C_FLAGS="${DSM_TEST_CFLAGS:-}" \
 	>"$tmp/consumer.log" 2>&1 && cmake --build "$tmp/consumer/build" >>"$tmp/consumer.log" 2>&1
 rc=$?
 [ $rc -ne 0 ] && cat "$tmp/consumer.log"
