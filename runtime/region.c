@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: MIT */
+#include "runtime/region.h"
+
+#include <dsm.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "runtime/log.h"
+
+enum uffd_verdict {
+	UFFD_DONE,  /* the operation took effect */
+	UFFD_RETRY, /* the layout changed under us: do it again */
+	UFFD_WAKE,  /* the page is already there: wake its waiters instead */
+	UFFD_FAIL,
+};
+
+/* The one place that decides what a userfaultfd ioctl error means (TRAPS.md). */
+static enum uffd_verdict uffd_verdict(int err)
+{
+	switch (err) {
+	case 0:
+		return UFFD_DONE;
+	case EAGAIN:
+		return UFFD_RETRY;
+	case EEXIST:
+		return UFFD_WAKE;
+	case ENOENT: /* the range was unmapped: the heap is going away */
+	default:
+		return UFFD_FAIL;
+	}
+}
+
+int dsm_rt_region_open(struct dsm_rt_region *r, void *base, size_t size)
+{
+	struct dsm_rt_uffd_access a;
+	struct uffdio_register reg = {.range = {(uint64_t)base, size},
+	                              .mode = UFFDIO_REGISTER_MODE_MISSING |
+	                                      UFFDIO_REGISTER_MODE_WP};
+	const uint64_t need =
+	        (1ull << _UFFDIO_COPY) | (1ull << _UFFDIO_WRITEPROTECT) | (1ull << _UFFDIO_WAKE);
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	r->uffd = -1;
+	r->page_size = (size_t)sysconf(_SC_PAGESIZE);
+	dsm_rt_uffd_access_probe(&a);
+	if (a.mode == DSM_RT_UFFD_NONE) {
+		DSM_LOG(DSM_LOG_ERROR, "userfaultfd: %s; fix: %s", a.reason, a.fix);
+		return DSM_ERR_NO_UFFD;
+	}
+	if (a.mode == DSM_RT_UFFD_USER_ONLY)
+		DSM_LOG(DSM_LOG_WARN, "userfaultfd is %s; fix: %s", a.reason, a.fix);
+	ret = dsm_rt_uffd_open(a.mode, &r->uffd);
+	if (ret < 0) {
+		DSM_LOG(DSM_LOG_ERROR, "opening userfaultfd (%s): %s",
+		        dsm_rt_uffd_mode_name(a.mode), strerror(-ret));
+		return DSM_ERR_NO_UFFD;
+	}
+	r->mode = a.mode;
+	/* Only WP faults: EVENT_REMOVE/UNMAP/FORK would make our own zaps wait on us. */
+	ret = dsm_rt_uffd_handshake(r->uffd, UFFD_FEATURE_PAGEFAULT_FLAG_WP, NULL, NULL);
+	if (ret < 0) {
+		DSM_LOG(DSM_LOG_ERROR, "userfaultfd lacks write-protect faults: %s",
+		        strerror(-ret));
+		goto fail;
+	}
+	if (ioctl(r->uffd, UFFDIO_REGISTER, &reg) < 0) {
+		DSM_LOG_ERRNO(DSM_LOG_ERROR, "UFFDIO_REGISTER MISSING|WP of %zu bytes at %p", size,
+		              base);
+		goto fail;
+	}
+	if ((reg.ioctls & need) != need) {
+		DSM_LOG(DSM_LOG_ERROR, "the heap range lacks UFFDIO_COPY/WRITEPROTECT/WAKE");
+		goto fail;
+	}
+	r->base = base;
+	r->size = size;
+	return 0;
+fail:
+	close(r->uffd);
+	r->uffd = -1;
+	return DSM_ERR_NO_UFFD;
+}
+
+void dsm_rt_region_close(struct dsm_rt_region *r)
+{
+	if (r->uffd >= 0) {
+		struct uffdio_range range = {(uint64_t)r->base, r->size};
+
+		if (r->base)
+			ioctl(r->uffd, UFFDIO_UNREGISTER, &range);
+		close(r->uffd);
+	}
+	r->uffd = -1;
+	r->base = NULL;
+}
+
+int dsm_rt_region_read_fault(struct dsm_rt_region *r, struct dsm_rt_fault *f)
+{
+	struct uffd_msg m;
+
+	for (;;) {
+		ssize_t n = read(r->uffd, &m, sizeof(m));
+
+		if (n < 0)
+			return errno == EINTR ? -EAGAIN : -errno;
+		if (n != sizeof(m))
+			return -EIO;
+		if (m.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		f->addr = m.arg.pagefault.address & ~(uint64_t)(r->page_size - 1);
+		f->wp = m.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP;
+		f->write = f->wp || (m.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE);
+		return 0;
+	}
+}
+
+int dsm_rt_region_wake(struct dsm_rt_region *r, uint64_t addr, size_t len)
+{
+	struct uffdio_range range = {addr, len};
+
+	if (ioctl(r->uffd, UFFDIO_WAKE, &range) < 0) {
+		int err = errno;
+		DSM_LOG_ERRNO(DSM_LOG_ERROR, "UFFDIO_WAKE %#lx+%zu", (unsigned long)addr, len);
+		return -err;
+	}
+	return 0;
+}
+
+int dsm_rt_region_install(struct dsm_rt_region *r, uint64_t addr, const void *src, size_t len,
+                          bool writable)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		struct uffdio_copy cp = {.dst = addr + done,
+		                         .src = (uint64_t)src + done,
+		                         .len = len - done,
+		                         .mode = writable ? 0 : UFFDIO_COPY_MODE_WP};
+		int err = ioctl(r->uffd, UFFDIO_COPY, &cp) < 0 ? errno : 0;
+
+		/* A partial copy reports how far it got; go on from there. */
+		if (cp.copy > 0)
+			done += (size_t)cp.copy;
+		switch (uffd_verdict(err)) {
+		case UFFD_DONE:
+			done = len;
+			break;
+		case UFFD_RETRY:
+			break;
+		case UFFD_WAKE:
+			/* Present already (only whole pages are installed): skip it. */
+			done += r->page_size;
+			if (dsm_rt_region_wake(r, addr, len) < 0)
+				return -EIO;
+			break;
+		case UFFD_FAIL:
+			DSM_LOG(DSM_LOG_ERROR, "UFFDIO_COPY %#lx+%zu: %s",
+			        (unsigned long)(addr + done), len - done, strerror(err));
+			return -err;
+		}
+	}
+	return 0;
+}
+
+int dsm_rt_region_protect(struct dsm_rt_region *r, uint64_t addr, size_t len, bool wp)
+{
+	struct uffdio_writeprotect w = {.range = {addr, len},
+	                                .mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0};
+
+	for (;;) {
+		int err = ioctl(r->uffd, UFFDIO_WRITEPROTECT, &w) < 0 ? errno : 0;
+
+		switch (uffd_verdict(err)) {
+		case UFFD_DONE:
+			return 0;
+		case UFFD_RETRY:
+			continue;
+		default:
+			DSM_LOG(DSM_LOG_ERROR, "UFFDIO_WRITEPROTECT %s %#lx+%zu: %s",
+			        wp ? "on" : "off", (unsigned long)addr, len, strerror(err));
+			return -err;
+		}
+	}
+}
+
+int dsm_rt_region_give_up(struct dsm_rt_region *r, uint64_t addr, size_t len, void *buf,
+                          bool keep_read_only)
+{
+	int ret = dsm_rt_region_protect(r, addr, len, true);
+
+	if (ret < 0)
+		return ret;
+	if (buf)
+		memcpy(buf, (const void *)addr, len);
+	if (keep_read_only)
+		return 0;
+	if (syscall(SYS_madvise, (void *)addr, len, MADV_DONTNEED) < 0) {
+		int err = errno;
+		DSM_LOG_ERRNO(DSM_LOG_ERROR, "madvise(DONTNEED) %#lx+%zu", (unsigned long)addr,
+		              len);
+		return -err;
+	}
+	return dsm_rt_region_wake(r, addr, len);
+}

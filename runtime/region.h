@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The userfaultfd region: the heap mapping registered in MISSING and WP modes,
+ * and the page-table operations the coherence engine's actions turn into.
+ * Called from the event loop only: nothing here touches a heap page that may
+ * be absent (it would fault on itself), and madvise goes through syscall(2)
+ * because UCX and libfabric hook the libc symbol with locks of their own.
+ */
+#ifndef DSM_RT_REGION_H
+#define DSM_RT_REGION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/uffd.h"
+
+struct dsm_rt_region {
+	int uffd;
+	enum dsm_rt_uffd_mode mode;
+	char *base;
+	size_t size;
+	size_t page_size;
+};
+
+/* One fault read from the userfaultfd. */
+struct dsm_rt_fault {
+	uint64_t addr; /* the faulting address, page aligned */
+	bool write;    /* a store (or an atomic read-modify-write) */
+	bool wp;       /* a write-protect fault: the page is there, read-only */
+};
+
+/*
+ * Opens the userfaultfd (full mode, else user-mode-only with one warning that
+ * says what will not work), asks for write-protect faults and nothing else,
+ * and registers [base, base+size) in MISSING|WP mode. 0 or DSM_ERR_NO_UFFD.
+ */
+int dsm_rt_region_open(struct dsm_rt_region *r, void *base, size_t size);
+void dsm_rt_region_close(struct dsm_rt_region *r);
+
+/*
+ * Reads one fault. -EAGAIN when none is queued; other events are skipped
+ * (none are asked for). The caller polls r->uffd for POLLIN.
+ */
+int dsm_rt_region_read_fault(struct dsm_rt_region *r, struct dsm_rt_fault *f);
+
+/*
+ * Installs [addr, addr+len) from @src: read-only (write-protected, so a later
+ * store faults) unless @writable, and wakes the threads waiting on it. A page
+ * already present (EEXIST) is not an error: its waiters are woken.
+ */
+int dsm_rt_region_install(struct dsm_rt_region *r, uint64_t addr, const void *src, size_t len,
+                          bool writable);
+
+/* Write-protects (@wp) or unprotects present pages; unprotecting wakes the waiters. */
+int dsm_rt_region_protect(struct dsm_rt_region *r, uint64_t addr, size_t len, bool wp);
+
+/* Wakes threads asleep on faults in the range (a zap wakes nobody). */
+int dsm_rt_region_wake(struct dsm_rt_region *r, uint64_t addr, size_t len);
+
+/*
+ * Gives a held line up, in the only safe order: write-protect (the kernel
+ * flushes the TLBs, so no store is still in flight), copy the data out to @buf
+ * (if not NULL), then, unless @keep_read_only, zap the pages and wake whoever
+ * faulted on them meanwhile. The line must be present.
+ */
+int dsm_rt_region_give_up(struct dsm_rt_region *r, uint64_t addr, size_t len, void *buf,
+                          bool keep_read_only);
+
+#endif
