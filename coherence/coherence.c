@@ -1,12 +1,809 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The coherence layer: the directory protocol as a pure state machine
- * (events in, actions out). The engine itself arrives with the coherence
- * issue; this file keeps the layer's object library non-empty until then.
+ * The coherence engine (PROTOCOL.md explains the protocol; this file is its
+ * transitions). The home serves one transaction per line at a time and queues
+ * the others; a transaction ends only when the requester says DONE, so an
+ * invalidation can never overtake the grant it follows, whatever order the
+ * network delivers in.
  */
-#include "coherence/coherence.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coherence/internal.h"
+
+struct self_msg {
+	dsm_coh_msg_t msg;
+	uint8_t dsrc; /* where the data of a message to oneself is */
+};
+
+struct dsm_coh_node {
+	dsm_coh_config_t cfg;
+	dsm_coh_table_t lines; /* dsm_coh_line_t */
+	dsm_coh_table_t dirs;  /* dsm_coh_dir_t */
+	/* Messages to this rank itself, delivered before dsm_coh_handle returns. */
+	struct self_msg *selfq;
+	size_t selfq_n, selfq_cap;
+};
 
 const char *dsm_coh_protocol_name(void)
 {
 	return "directory-swmr";
+}
+
+static const char *const msg_names[DSM_COH_MSG_NTYPES] = {
+        [DSM_COH_MSG_GET_S] = "GET_S",     [DSM_COH_MSG_GET_M] = "GET_M",
+        [DSM_COH_MSG_INV] = "INV",         [DSM_COH_MSG_INV_ACK] = "INV_ACK",
+        [DSM_COH_MSG_FWD_S] = "FWD_S",     [DSM_COH_MSG_FWD_M] = "FWD_M",
+        [DSM_COH_MSG_WB] = "WB",           [DSM_COH_MSG_GRANT_S] = "GRANT_S",
+        [DSM_COH_MSG_GRANT_M] = "GRANT_M", [DSM_COH_MSG_DONE] = "DONE",
+};
+
+const char *dsm_coh_msg_name(int type)
+{
+	if (type <= 0 || type >= DSM_COH_MSG_NTYPES)
+		return "?";
+	return msg_names[type];
+}
+
+const char *dsm_coh_state_name(int state)
+{
+	static const char *const names[] = {"I", "S", "M", "IS", "IM", "SM"};
+
+	if (state < 0 || state > DSM_COH_SM)
+		return "?";
+	return names[state];
+}
+
+/* ---- Actions ---- */
+
+void dsm_coh_actions_init(dsm_coh_actions_t *a)
+{
+	a->v = NULL;
+	a->n = a->cap = 0;
+}
+
+void dsm_coh_actions_fini(dsm_coh_actions_t *a)
+{
+	free(a->v);
+	dsm_coh_actions_init(a);
+}
+
+static dsm_coh_action_t *act(dsm_coh_actions_t *a, int type, uint64_t line)
+{
+	dsm_coh_action_t *x;
+
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 16;
+		dsm_coh_action_t *v = realloc(a->v, cap * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		a->v = v;
+		a->cap = cap;
+	}
+	x = &a->v[a->n++];
+	memset(x, 0, sizeof(*x));
+	x->type = (uint8_t)type;
+	x->line = line;
+	return x;
+}
+
+#define ACT(a, type, line)                                                                         \
+	do {                                                                                       \
+		if (!act(a, type, line))                                                           \
+			return -ENOMEM;                                                            \
+	} while (0)
+
+static int act_src(dsm_coh_actions_t *a, int type, uint64_t line, int src)
+{
+	dsm_coh_action_t *x = act(a, type, line);
+
+	if (!x)
+		return -ENOMEM;
+	x->src = (uint8_t)src;
+	return 0;
+}
+
+static int count(dsm_coh_actions_t *a, uint64_t line, int counter)
+{
+	dsm_coh_action_t *x = act(a, DSM_COH_ACT_COUNT, line);
+
+	if (!x)
+		return -ENOMEM;
+	x->counter = (uint16_t)counter;
+	return 0;
+}
+
+/* Send to a peer, or queue for ourselves. src says where the data is. */
+static int send(dsm_coh_node_t *n, dsm_coh_actions_t *a, unsigned dst, int type, uint64_t line,
+                int flags, int src)
+{
+	dsm_coh_msg_t m = {.type = (uint8_t)type,
+	                   .flags = (uint8_t)flags,
+	                   .src = (uint16_t)n->cfg.rank,
+	                   .line = line};
+	dsm_coh_action_t *x;
+
+	if (dst == n->cfg.rank) {
+		if (n->selfq_n == n->selfq_cap) {
+			size_t cap = n->selfq_cap ? n->selfq_cap * 2 : 8;
+			struct self_msg *q = realloc(n->selfq, cap * sizeof(*q));
+
+			if (!q)
+				return -ENOMEM;
+			n->selfq = q;
+			n->selfq_cap = cap;
+		}
+		n->selfq[n->selfq_n].msg = m;
+		n->selfq[n->selfq_n].dsrc = (uint8_t)src;
+		n->selfq_n++;
+		return 0;
+	}
+	x = act(a, DSM_COH_ACT_SEND, line);
+	if (!x)
+		return -ENOMEM;
+	x->peer = dst;
+	x->msg = m;
+	x->src = (uint8_t)((flags & DSM_COH_MSGF_DATA) ? src : DSM_COH_SRC_NONE);
+	return 0;
+}
+
+/* ---- Create, destroy, clone ---- */
+
+int dsm_coh_node_create(const dsm_coh_config_t *cfg, dsm_coh_node_t **node_p)
+{
+	dsm_coh_node_t *n;
+
+	if (!cfg || !node_p || cfg->nranks == 0 || cfg->nranks > DSM_COH_MAX_RANKS ||
+	    cfg->rank >= cfg->nranks ||
+	    (cfg->data_mode != DSM_COH_DATA_INLINE && cfg->data_mode != DSM_COH_DATA_RDMA))
+		return -EINVAL;
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	n->cfg = *cfg;
+	dsm_coh_table_init(&n->lines, sizeof(dsm_coh_line_t));
+	dsm_coh_table_init(&n->dirs, sizeof(dsm_coh_dir_t));
+	*node_p = n;
+	return 0;
+}
+
+void dsm_coh_node_destroy(dsm_coh_node_t *n)
+{
+	size_t i;
+
+	if (!n)
+		return;
+	for (i = 0; i < n->dirs.cap; i++) {
+		dsm_coh_dir_t *d = dsm_coh_table_slot(&n->dirs, i);
+
+		if (d) {
+			dsm_coh_sharers_clear(&d->sharers);
+			free(d->q);
+		}
+	}
+	dsm_coh_table_fini(&n->lines);
+	dsm_coh_table_fini(&n->dirs);
+	free(n->selfq);
+	free(n);
+}
+
+int dsm_coh_node_clone(const dsm_coh_node_t *src, dsm_coh_node_t **copy_p)
+{
+	dsm_coh_node_t *n = calloc(1, sizeof(*n));
+	size_t i;
+
+	if (!n)
+		return -ENOMEM;
+	n->cfg = src->cfg;
+	dsm_coh_table_init(&n->dirs, sizeof(dsm_coh_dir_t));
+	if (dsm_coh_table_copy(&n->lines, &src->lines) < 0)
+		goto fail;
+	if (dsm_coh_table_copy(&n->dirs, &src->dirs) < 0)
+		goto fail;
+	for (i = 0; i < n->dirs.cap; i++) {
+		dsm_coh_dir_t *d = dsm_coh_table_slot(&n->dirs, i);
+		dsm_coh_req_t *q = NULL;
+
+		if (!d)
+			continue;
+		if (d->q) {
+			q = malloc(d->qcap * sizeof(*q));
+			if (q)
+				memcpy(q, d->q, d->qcap * sizeof(*q));
+		}
+		d->q = q;
+		if (dsm_coh_sharers_copy(&d->sharers, &d->sharers, n->cfg.nranks) < 0 ||
+		    (d->qcap && !q)) {
+			/* Undo this entry's half copy so destroy frees only ours. */
+			if (d->sharers.bitmap &&
+			    d->sharers.u.bits ==
+			            ((dsm_coh_dir_t *)dsm_coh_table_slot(&src->dirs, i))
+			                    ->sharers.u.bits)
+				memset(&d->sharers, 0, sizeof(d->sharers));
+			for (i = i + 1; i < n->dirs.cap; i++) {
+				d = dsm_coh_table_slot(&n->dirs, i);
+				if (d) {
+					memset(&d->sharers, 0, sizeof(d->sharers));
+					d->q = NULL;
+				}
+			}
+			goto fail;
+		}
+	}
+	*copy_p = n;
+	return 0;
+fail:
+	dsm_coh_node_destroy(n);
+	return -ENOMEM;
+}
+
+/* ---- The cache side ---- */
+
+static int node_request(dsm_coh_node_t *n, dsm_coh_line_t *l, int write, dsm_coh_actions_t *a)
+{
+	int rc, flags = 0;
+
+	if (write && l->state == DSM_COH_S) {
+		l->state = DSM_COH_SM;
+		flags = DSM_COH_MSGF_UPGRADE;
+		rc = count(a, l->line, DSM_COH_CNT_UPGRADE);
+	} else {
+		l->state = write ? DSM_COH_IM : DSM_COH_IS;
+		rc = count(a, l->line, write ? DSM_COH_CNT_WRITE_FAULT : DSM_COH_CNT_READ_FAULT);
+	}
+	if (rc < 0)
+		return rc;
+	return send(n, a, l->home, write ? DSM_COH_MSG_GET_M : DSM_COH_MSG_GET_S, l->line, flags,
+	            DSM_COH_SRC_NONE);
+}
+
+static int node_fault(dsm_coh_node_t *n, uint64_t line, unsigned home, int write,
+                      dsm_coh_actions_t *a)
+{
+	dsm_coh_line_t *l;
+	int granted;
+
+	if (home >= n->cfg.nranks)
+		return -EINVAL;
+	l = dsm_coh_table_get(&n->lines, line);
+	if (!l)
+		return -ENOMEM;
+	if (l->state == DSM_COH_I)
+		l->home = (uint16_t)home;
+	/* A fault read from userfaultfd after the line was granted (another
+	 * thread's fault brought it in) is stale: the page is there, only the
+	 * thread needs waking. UFFDIO_COPY would fail with EEXIST. */
+	granted = l->state == DSM_COH_M ||
+	          (!write && (l->state == DSM_COH_S || l->state == DSM_COH_SM));
+	if (granted) {
+		ACT(a, DSM_COH_ACT_WAKE, line);
+		return count(a, line, DSM_COH_CNT_STALE_FAULT);
+	}
+	if (l->state == DSM_COH_I || l->state == DSM_COH_S)
+		return node_request(n, l, write, a);
+	/* A request is in flight: its grant wakes every waiting thread, and one
+	 * that wanted more than was granted faults again. */
+	return 0;
+}
+
+static int finish_grant(dsm_coh_node_t *n, dsm_coh_line_t *l, int src, dsm_coh_actions_t *a)
+{
+	int rw = l->state != DSM_COH_IS, rc;
+
+	if (!rw && (n->cfg.bugs & DSM_COH_BUG_READ_GRANT_RW))
+		rc = act_src(a, DSM_COH_ACT_INSTALL_RW, l->line, src);
+	else
+		rc = act_src(a, rw ? DSM_COH_ACT_INSTALL_RW : DSM_COH_ACT_INSTALL_RO, l->line, src);
+	if (rc < 0)
+		return rc;
+	l->state = rw ? DSM_COH_M : DSM_COH_S;
+	l->flags &= (uint8_t)~DSM_COH_LINE_RDMA;
+	ACT(a, DSM_COH_ACT_WAKE, l->line);
+	/* Keep the line until the woken threads have run (DESIGN.md, "Progress"). */
+	if (!(n->cfg.bugs & DSM_COH_BUG_NO_HOLD)) {
+		l->flags |= DSM_COH_LINE_HELD;
+		ACT(a, DSM_COH_ACT_HOLD, l->line);
+	}
+	return send(n, a, l->home, DSM_COH_MSG_DONE, l->line, 0, DSM_COH_SRC_NONE);
+}
+
+static int node_grant(dsm_coh_node_t *n, dsm_coh_line_t *l, const dsm_coh_msg_t *m, int dsrc,
+                      dsm_coh_actions_t *a)
+{
+	int data = m->flags & DSM_COH_MSGF_DATA, rdma = m->flags & DSM_COH_MSGF_RDMA;
+
+	if (l->flags & DSM_COH_LINE_RDMA)
+		return DSM_ERR_PROTOCOL;
+	if (m->type == DSM_COH_MSG_GRANT_S && l->state != DSM_COH_IS)
+		return DSM_ERR_PROTOCOL;
+	if (m->type == DSM_COH_MSG_GRANT_M) {
+		/* Data comes exactly when we hold no copy; the home knows. */
+		if (l->state == DSM_COH_IM && !data && !rdma)
+			return DSM_ERR_PROTOCOL;
+		if (l->state == DSM_COH_SM && (data || rdma))
+			return DSM_ERR_PROTOCOL;
+		if (l->state != DSM_COH_IM && l->state != DSM_COH_SM)
+			return DSM_ERR_PROTOCOL;
+	}
+	if (data)
+		return finish_grant(n, l, dsrc, a);
+	if (rdma) {
+		/* Our own home segment needs no RDMA. */
+		if (m->src == n->cfg.rank)
+			return finish_grant(n, l, DSM_COH_SRC_HOME, a);
+		l->flags |= DSM_COH_LINE_RDMA;
+		dsm_coh_action_t *x = act(a, DSM_COH_ACT_RDMA_READ, l->line);
+
+		if (!x)
+			return -ENOMEM;
+		x->peer = l->home;
+		return 0;
+	}
+	return finish_grant(n, l, DSM_COH_SRC_NONE, a);
+}
+
+/* Obey an INV or FWD now (the hold is over). */
+static int node_give_up(dsm_coh_node_t *n, dsm_coh_line_t *l, int type, dsm_coh_actions_t *a)
+{
+	int rc;
+
+	if ((rc = count(a, l->line, DSM_COH_CNT_INV_RECEIVED)) < 0)
+		return rc;
+	if (type == DSM_COH_MSG_INV) {
+		if (!(n->cfg.bugs & DSM_COH_BUG_INV_NO_ZAP)) {
+			ACT(a, DSM_COH_ACT_ZAP, l->line);
+			/* A zap wakes nobody; threads asleep on a write-protect
+			 * fault must retry (and fault as MISSING). */
+			ACT(a, DSM_COH_ACT_WAKE, l->line);
+		}
+		l->state = l->state == DSM_COH_SM ? DSM_COH_IM : DSM_COH_I;
+		return send(n, a, l->home, DSM_COH_MSG_INV_ACK, l->line, 0, DSM_COH_SRC_NONE);
+	}
+	/* Write-protect before reading the data: no store may still be in
+	 * flight while the copy is taken (DESIGN.md, "Memory model"). */
+	ACT(a, DSM_COH_ACT_WRITE_PROTECT, l->line);
+	rc = send(n, a, l->home, DSM_COH_MSG_WB, l->line, DSM_COH_MSGF_DATA, DSM_COH_SRC_MAP);
+	if (rc < 0)
+		return rc;
+	if (type == DSM_COH_MSG_FWD_S) {
+		l->state = DSM_COH_S;
+		return 0;
+	}
+	ACT(a, DSM_COH_ACT_ZAP, l->line);
+	ACT(a, DSM_COH_ACT_WAKE, l->line);
+	l->state = DSM_COH_I;
+	return 0;
+}
+
+static int node_revoke(dsm_coh_node_t *n, dsm_coh_line_t *l, const dsm_coh_msg_t *m,
+                       dsm_coh_actions_t *a)
+{
+	if (l->flags & DSM_COH_LINE_RDMA || l->deferred)
+		return DSM_ERR_PROTOCOL;
+	if (m->type == DSM_COH_MSG_INV && l->state != DSM_COH_S && l->state != DSM_COH_SM)
+		return DSM_ERR_PROTOCOL;
+	if (m->type != DSM_COH_MSG_INV && l->state != DSM_COH_M)
+		return DSM_ERR_PROTOCOL;
+	if (l->flags & DSM_COH_LINE_HELD) {
+		l->deferred = m->type;
+		return count(a, l->line, DSM_COH_CNT_DEFERRED);
+	}
+	return node_give_up(n, l, m->type, a);
+}
+
+static int node_msg(dsm_coh_node_t *n, const dsm_coh_msg_t *m, int dsrc, dsm_coh_actions_t *a)
+{
+	dsm_coh_line_t *l = dsm_coh_table_find(&n->lines, m->line);
+
+	/* Only the home sends these, and only about lines we asked for. */
+	if (!l || m->src != l->home)
+		return DSM_ERR_PROTOCOL;
+	switch (m->type) {
+	case DSM_COH_MSG_GRANT_S:
+	case DSM_COH_MSG_GRANT_M:
+		return node_grant(n, l, m, dsrc, a);
+	default:
+		return node_revoke(n, l, m, a);
+	}
+}
+
+static int node_rdma_done(dsm_coh_node_t *n, uint64_t line, dsm_coh_actions_t *a)
+{
+	dsm_coh_line_t *l = dsm_coh_table_find(&n->lines, line);
+
+	if (!l || !(l->flags & DSM_COH_LINE_RDMA))
+		return DSM_ERR_PROTOCOL;
+	return finish_grant(n, l, DSM_COH_SRC_STAGING, a);
+}
+
+static int node_hold_done(dsm_coh_node_t *n, uint64_t line, dsm_coh_actions_t *a)
+{
+	dsm_coh_line_t *l = dsm_coh_table_find(&n->lines, line);
+	int type;
+
+	if (!l || !(l->flags & DSM_COH_LINE_HELD))
+		return DSM_ERR_PROTOCOL;
+	l->flags &= (uint8_t)~DSM_COH_LINE_HELD;
+	type = l->deferred;
+	l->deferred = 0;
+	return type ? node_give_up(n, l, type, a) : 0;
+}
+
+/* ---- The home side ---- */
+
+static int dir_grant_s(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned r, dsm_coh_actions_t *a)
+{
+	int flags = n->cfg.data_mode == DSM_COH_DATA_RDMA ? DSM_COH_MSGF_RDMA : DSM_COH_MSGF_DATA;
+	uint64_t line = d->line;
+	int rc;
+
+	if ((rc = dsm_coh_sharers_add(&d->sharers, r, n->cfg.nranks)) < 0)
+		return rc;
+	d->state = DSM_COH_DIR_S;
+	d->wait = DSM_COH_DIR_WAIT_DONE;
+	if (n->cfg.bugs & DSM_COH_BUG_NO_DONE_WAIT) {
+		d->wait = 0;
+		d->txn = 0;
+	}
+	/* d may move once a message to ourselves runs: touch it no more. */
+	return send(n, a, r, DSM_COH_MSG_GRANT_S, line, flags, DSM_COH_SRC_HOME);
+}
+
+static int dir_grant_m(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned r, int with_data,
+                       dsm_coh_actions_t *a)
+{
+	int flags = 0;
+	uint64_t line = d->line;
+
+	if (with_data)
+		flags = n->cfg.data_mode == DSM_COH_DATA_RDMA ? DSM_COH_MSGF_RDMA
+		                                              : DSM_COH_MSGF_DATA;
+	dsm_coh_sharers_clear(&d->sharers);
+	d->state = DSM_COH_DIR_M;
+	d->owner = (uint16_t)r;
+	d->wait = DSM_COH_DIR_WAIT_DONE;
+	if (n->cfg.bugs & DSM_COH_BUG_NO_DONE_WAIT) {
+		d->wait = 0;
+		d->txn = 0;
+	}
+	return send(n, a, r, DSM_COH_MSG_GRANT_M, line, flags, DSM_COH_SRC_HOME);
+}
+
+/* Start serving a request; the line is idle. */
+static int dir_start(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned r, int write, int mflags,
+                     dsm_coh_actions_t *a)
+{
+	int s, rc;
+
+	/* The owner never asks for a line it holds. */
+	if (d->state == DSM_COH_DIR_M && d->owner == r)
+		return DSM_ERR_PROTOCOL;
+	d->txn = (uint8_t)(write ? DSM_COH_MSG_GET_M : DSM_COH_MSG_GET_S);
+	d->txn_req = (uint16_t)r;
+	if (d->state == DSM_COH_DIR_M) {
+		d->wait = DSM_COH_DIR_WAIT_WB;
+		if ((rc = count(a, d->line, DSM_COH_CNT_INV_SENT)) < 0)
+			return rc;
+		return send(n, a, d->owner, write ? DSM_COH_MSG_FWD_M : DSM_COH_MSG_FWD_S, d->line,
+		            0, DSM_COH_SRC_NONE);
+	}
+	if (!write)
+		return dir_grant_s(n, d, r, a);
+	if (n->cfg.bugs & DSM_COH_BUG_TRUST_UPGRADE)
+		return dir_grant_m(n, d, r, !(mflags & DSM_COH_MSGF_UPGRADE), a);
+	/* Invalidate every other sharer; grant once all have acked. Messages to
+	 * ourselves queue until we return, so d stays put in this loop. */
+	d->acks = 0;
+	for (s = dsm_coh_sharers_next(&d->sharers, 0, n->cfg.nranks); s >= 0;
+	     s = dsm_coh_sharers_next(&d->sharers, (unsigned)s + 1, n->cfg.nranks)) {
+		if ((unsigned)s == r)
+			continue;
+		d->acks++;
+		if ((rc = count(a, d->line, DSM_COH_CNT_INV_SENT)) < 0)
+			return rc;
+		if ((rc = send(n, a, (unsigned)s, DSM_COH_MSG_INV, d->line, 0, DSM_COH_SRC_NONE)) <
+		    0)
+			return rc;
+	}
+	if (d->acks == 0 || (n->cfg.bugs & DSM_COH_BUG_GRANT_BEFORE_ACKS)) {
+		d->acks = 0;
+		return dir_grant_m(n, d, r, !dsm_coh_sharers_has(&d->sharers, r), a);
+	}
+	d->wait = DSM_COH_DIR_WAIT_ACKS;
+	return 0;
+}
+
+static int dir_enqueue(dsm_coh_dir_t *d, unsigned r, int write)
+{
+	if (d->qlen == d->qcap) {
+		unsigned cap = d->qcap ? d->qcap * 2u : 4u, i;
+		dsm_coh_req_t *q;
+
+		if (cap > 2u * DSM_COH_MAX_RANKS)
+			return DSM_ERR_PROTOCOL;
+		q = malloc(cap * sizeof(*q));
+		if (!q)
+			return -ENOMEM;
+		for (i = 0; i < d->qlen; i++)
+			q[i] = d->q[(d->qhead + i) % d->qcap];
+		free(d->q);
+		d->q = q;
+		d->qhead = 0;
+		d->qcap = (uint16_t)cap;
+	}
+	d->q[(d->qhead + d->qlen) % d->qcap] = (dsm_coh_req_t)(r << 1 | (write ? 1 : 0));
+	d->qlen++;
+	return 0;
+}
+
+/* The transaction is over: serve the next waiting request, if any. */
+static int dir_next(dsm_coh_node_t *n, dsm_coh_dir_t *d, dsm_coh_actions_t *a)
+{
+	dsm_coh_req_t q;
+
+	d->txn = 0;
+	d->wait = 0;
+	if (d->qlen == 0) {
+		/* An idle line needs no queue: give the memory back. */
+		free(d->q);
+		d->q = NULL;
+		d->qcap = d->qhead = 0;
+		return 0;
+	}
+	q = d->q[d->qhead];
+	d->qhead = (uint16_t)((d->qhead + 1) % d->qcap);
+	d->qlen--;
+	return dir_start(n, d, q >> 1, q & 1, 0, a);
+}
+
+static int home_msg(dsm_coh_node_t *n, const dsm_coh_msg_t *m, int dsrc, dsm_coh_actions_t *a)
+{
+	dsm_coh_dir_t *d;
+	unsigned r = m->src;
+	int write = m->type == DSM_COH_MSG_GET_M, rc;
+
+	if (m->type == DSM_COH_MSG_GET_S || m->type == DSM_COH_MSG_GET_M) {
+		d = dsm_coh_table_get(&n->dirs, m->line);
+		if (!d)
+			return -ENOMEM;
+		if (d->txn) {
+			if ((rc = dir_enqueue(d, r, write)) < 0)
+				return rc;
+			return count(a, m->line, DSM_COH_CNT_QUEUED);
+		}
+		return dir_start(n, d, r, write, m->flags, a);
+	}
+	d = dsm_coh_table_find(&n->dirs, m->line);
+	if (!d)
+		return DSM_ERR_PROTOCOL;
+	switch (m->type) {
+	case DSM_COH_MSG_INV_ACK:
+		if (n->cfg.bugs & DSM_COH_BUG_GRANT_BEFORE_ACKS)
+			return 0;
+		if (d->wait != DSM_COH_DIR_WAIT_ACKS || !dsm_coh_sharers_has(&d->sharers, r))
+			return DSM_ERR_PROTOCOL;
+		dsm_coh_sharers_del(&d->sharers, r);
+		if (--d->acks > 0)
+			return 0;
+		return dir_grant_m(n, d, d->txn_req, !dsm_coh_sharers_has(&d->sharers, d->txn_req),
+		                   a);
+	case DSM_COH_MSG_WB:
+		if (d->wait != DSM_COH_DIR_WAIT_WB || d->owner != r ||
+		    !(m->flags & DSM_COH_MSGF_DATA))
+			return DSM_ERR_PROTOCOL;
+		if (!(n->cfg.bugs & DSM_COH_BUG_NO_WRITEBACK) &&
+		    (rc = act_src(a, DSM_COH_ACT_STORE_HOME, m->line, dsrc)) < 0)
+			return rc;
+		if (d->txn == DSM_COH_MSG_GET_M)
+			return dir_grant_m(n, d, d->txn_req, 1, a);
+		/* The old owner kept a read-only copy. */
+		if ((rc = dsm_coh_sharers_add(&d->sharers, r, n->cfg.nranks)) < 0)
+			return rc;
+		return dir_grant_s(n, d, d->txn_req, a);
+	case DSM_COH_MSG_DONE:
+		if (n->cfg.bugs & DSM_COH_BUG_NO_DONE_WAIT)
+			return 0;
+		if (d->wait != DSM_COH_DIR_WAIT_DONE || d->txn_req != r)
+			return DSM_ERR_PROTOCOL;
+		return dir_next(n, d, a);
+	default:
+		return DSM_ERR_PROTOCOL;
+	}
+}
+
+static int is_home_msg(int type)
+{
+	return type == DSM_COH_MSG_GET_S || type == DSM_COH_MSG_GET_M ||
+	       type == DSM_COH_MSG_INV_ACK || type == DSM_COH_MSG_WB || type == DSM_COH_MSG_DONE;
+}
+
+static int deliver(dsm_coh_node_t *n, const dsm_coh_msg_t *m, int dsrc, dsm_coh_actions_t *a)
+{
+	if (m->type == 0 || m->type >= DSM_COH_MSG_NTYPES || m->src >= n->cfg.nranks)
+		return DSM_ERR_PROTOCOL;
+	return is_home_msg(m->type) ? home_msg(n, m, dsrc, a) : node_msg(n, m, dsrc, a);
+}
+
+/* ---- The entry point ---- */
+
+int dsm_coh_handle(dsm_coh_node_t *n, const dsm_coh_event_t *ev, dsm_coh_actions_t *out)
+{
+	size_t n0 = out->n, i;
+	int rc;
+
+	if (!n || !ev || !out)
+		return -EINVAL;
+	n->selfq_n = 0;
+	switch (ev->type) {
+	case DSM_COH_EV_READ_FAULT:
+	case DSM_COH_EV_WRITE_FAULT:
+		rc = node_fault(n, ev->line, ev->home, ev->type == DSM_COH_EV_WRITE_FAULT, out);
+		break;
+	case DSM_COH_EV_MSG:
+		if (ev->msg.src == n->cfg.rank)
+			return DSM_ERR_PROTOCOL;
+		rc = deliver(n, &ev->msg, DSM_COH_SRC_MSG, out);
+		break;
+	case DSM_COH_EV_RDMA_DONE:
+		rc = node_rdma_done(n, ev->line, out);
+		break;
+	case DSM_COH_EV_HOLD_DONE:
+		rc = node_hold_done(n, ev->line, out);
+		break;
+	default:
+		return -EINVAL;
+	}
+	/* Messages to ourselves, in the order sent: a zero-delay channel, which
+	 * is one of the orders the protocol already has to handle. */
+	for (i = 0; rc == 0 && i < n->selfq_n; i++) {
+		struct self_msg sm = n->selfq[i];
+
+		rc = deliver(n, &sm.msg, sm.dsrc, out);
+	}
+	n->selfq_n = 0;
+	if (rc < 0)
+		out->n = n0;
+	return rc;
+}
+
+/* ---- Introspection ---- */
+
+void dsm_coh_line_info(const dsm_coh_node_t *n, uint64_t line, dsm_coh_line_info_t *out)
+{
+	const dsm_coh_line_t *l = dsm_coh_table_find(&n->lines, line);
+
+	memset(out, 0, sizeof(*out));
+	if (!l)
+		return;
+	out->state = (dsm_coh_state_t)l->state;
+	out->held = !!(l->flags & DSM_COH_LINE_HELD);
+	out->rdma = !!(l->flags & DSM_COH_LINE_RDMA);
+	out->deferred = l->deferred;
+}
+
+void dsm_coh_dir_info(const dsm_coh_node_t *n, uint64_t line, dsm_coh_dir_info_t *out)
+{
+	const dsm_coh_dir_t *d = dsm_coh_table_find(&n->dirs, line);
+
+	memset(out, 0, sizeof(*out));
+	if (!d)
+		return;
+	out->state = (dsm_coh_dir_state_t)d->state;
+	out->owner = d->owner;
+	out->nsharers = d->sharers.n;
+	out->busy = d->txn != 0;
+	out->queued = d->qlen;
+}
+
+int dsm_coh_dir_is_sharer(const dsm_coh_node_t *n, uint64_t line, unsigned rank)
+{
+	const dsm_coh_dir_t *d = dsm_coh_table_find(&n->dirs, line);
+
+	return d && rank < n->cfg.nranks && dsm_coh_sharers_has(&d->sharers, rank);
+}
+
+struct enc {
+	uint8_t *buf;
+	size_t cap, n;
+};
+
+static void put(struct enc *e, uint64_t v, unsigned bytes)
+{
+	unsigned i;
+
+	for (i = 0; i < bytes; i++, e->n++)
+		if (e->n < e->cap)
+			e->buf[e->n] = (uint8_t)(v >> (8 * i));
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Line ids of a table's entries, sorted: the slot order depends on the order
+ * of insertion, which two equal states need not share. */
+static uint64_t *sorted_lines(const dsm_coh_table_t *t)
+{
+	uint64_t *ids = malloc((t->n ? t->n : 1) * sizeof(*ids));
+	size_t i, k = 0;
+
+	if (!ids)
+		return NULL;
+	for (i = 0; i < t->cap; i++) {
+		const uint64_t *p = dsm_coh_table_slot(t, i);
+
+		if (p)
+			ids[k++] = *p;
+	}
+	qsort(ids, k, sizeof(*ids), cmp_u64);
+	return ids;
+}
+
+size_t dsm_coh_node_encode(const dsm_coh_node_t *n, uint8_t *buf, size_t cap)
+{
+	struct enc e = {buf, cap, 0};
+	uint64_t *ids;
+	size_t i, j;
+	int s;
+
+	ids = sorted_lines(&n->lines);
+	for (i = 0; ids && i < n->lines.n; i++) {
+		const dsm_coh_line_t *l = dsm_coh_table_find(&n->lines, ids[i]);
+
+		/* An untouched line and an invalid one are the same state. */
+		if (l->state == DSM_COH_I && !l->flags && !l->deferred)
+			continue;
+		put(&e, l->line, 8);
+		put(&e, l->home, 2);
+		put(&e, l->state, 1);
+		put(&e, l->flags, 1);
+		put(&e, l->deferred, 1);
+	}
+	free(ids);
+	put(&e, 0xffff, 2);
+	ids = sorted_lines(&n->dirs);
+	for (i = 0; ids && i < n->dirs.n; i++) {
+		const dsm_coh_dir_t *d = dsm_coh_table_find(&n->dirs, ids[i]);
+
+		if (d->state == DSM_COH_DIR_U && !d->txn && !d->qlen)
+			continue;
+		put(&e, d->line, 8);
+		put(&e, d->state, 1);
+		put(&e, d->txn, 1);
+		put(&e, d->wait, 1);
+		put(&e, d->state == DSM_COH_DIR_M ? d->owner : 0, 2);
+		put(&e, d->txn ? d->txn_req : 0, 2);
+		put(&e, d->acks, 2);
+		put(&e, d->sharers.n, 2);
+		for (s = dsm_coh_sharers_next(&d->sharers, 0, n->cfg.nranks); s >= 0;
+		     s = dsm_coh_sharers_next(&d->sharers, (unsigned)s + 1, n->cfg.nranks))
+			put(&e, (uint64_t)s, 2);
+		put(&e, d->qlen, 2);
+		for (j = 0; j < d->qlen; j++)
+			put(&e, d->q[(d->qhead + j) % d->qcap], 2);
+	}
+	free(ids);
+	return e.n;
+}
+
+size_t dsm_coh_node_bytes(const dsm_coh_node_t *n)
+{
+	size_t b = sizeof(*n) + n->lines.cap * n->lines.esize + n->dirs.cap * n->dirs.esize;
+	size_t i;
+
+	for (i = 0; i < n->dirs.cap; i++) {
+		const dsm_coh_dir_t *d = dsm_coh_table_slot(&n->dirs, i);
+
+		if (!d)
+			continue;
+		b += d->qcap * sizeof(dsm_coh_req_t);
+		if (d->sharers.bitmap)
+			b += (n->cfg.nranks + 63) / 64 * 8;
+	}
+	return b + n->selfq_cap * sizeof(struct self_msg);
 }
