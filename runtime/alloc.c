@@ -1,0 +1,456 @@
+/* SPDX-License-Identifier: MIT */
+#include "runtime/alloc.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <dsm.h>
+
+#include "runtime/log.h"
+
+#define MIN_OBJ_SHIFT 4     /* the smallest object: 16 bytes */
+#define MAX_SLAB_OBJS 4096u /* a slab of a huge line uses only its first 4096 objects */
+
+enum ext_kind { EXT_COLL = 1, EXT_LOCAL, EXT_SLAB };
+
+struct dsm_rt_slab {
+	uint64_t line;
+	unsigned cls;
+	unsigned nobj, nfree;
+	struct dsm_rt_slab *next, *prev; /* in a->partial[cls] while nfree > 0 */
+	uint64_t used[];                 /* one bit per object */
+};
+
+struct dsm_rt_extent {
+	uint64_t first, nlines;
+	uint8_t kind;
+	uint8_t dist;
+	struct dsm_rt_slab *slab;
+};
+
+/* ---- free extents --------------------------------------------------------------------------- */
+
+static int fl_insert_at(struct dsm_rt_freelist *fl, size_t i, uint64_t start, uint64_t len)
+{
+	if (fl->n == fl->cap) {
+		size_t cap = fl->cap ? 2 * fl->cap : 16;
+		void *v = realloc(fl->v, cap * sizeof(*fl->v));
+		if (v == NULL)
+			return -ENOMEM;
+		fl->v = v;
+		fl->cap = cap;
+	}
+	memmove(&fl->v[i + 1], &fl->v[i], (fl->n - i) * sizeof(*fl->v));
+	fl->v[i].start = start;
+	fl->v[i].len = len;
+	fl->n++;
+	return 0;
+}
+
+static void fl_remove_at(struct dsm_rt_freelist *fl, size_t i)
+{
+	memmove(&fl->v[i], &fl->v[i + 1], (fl->n - i - 1) * sizeof(*fl->v));
+	fl->n--;
+}
+
+/* First fit: the lowest free run of @n lines. Deterministic, which the collective region needs. */
+static int fl_take(struct dsm_rt_freelist *fl, uint64_t n, uint64_t *start_p)
+{
+	for (size_t i = 0; i < fl->n; i++) {
+		if (fl->v[i].len < n)
+			continue;
+		*start_p = fl->v[i].start;
+		fl->v[i].start += n;
+		fl->v[i].len -= n;
+		if (fl->v[i].len == 0)
+			fl_remove_at(fl, i);
+		return 0;
+	}
+	return -ENOMEM;
+}
+
+/* Gives [start, start+n) back, merging it with its neighbours. */
+static int fl_put(struct dsm_rt_freelist *fl, uint64_t start, uint64_t n)
+{
+	size_t i = 0;
+
+	while (i < fl->n && fl->v[i].start < start)
+		i++;
+	bool merge_prev = i > 0 && fl->v[i - 1].start + fl->v[i - 1].len == start;
+	bool merge_next = i < fl->n && start + n == fl->v[i].start;
+
+	if (merge_prev && merge_next) {
+		fl->v[i - 1].len += n + fl->v[i].len;
+		fl_remove_at(fl, i);
+	} else if (merge_prev) {
+		fl->v[i - 1].len += n;
+	} else if (merge_next) {
+		fl->v[i].start = start;
+		fl->v[i].len += n;
+	} else {
+		return fl_insert_at(fl, i, start, n);
+	}
+	return 0;
+}
+
+/* ---- live allocations ----------------------------------------------------------------------- */
+
+/* Index of the extent that covers @line, or -1. */
+static ssize_t ext_find(const struct dsm_rt_alloc *a, uint64_t line)
+{
+	size_t lo = 0, hi = a->next;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (a->ext[mid].first <= line)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return -1;
+	lo--;
+	return line < a->ext[lo].first + a->ext[lo].nlines ? (ssize_t)lo : -1;
+}
+
+static int ext_add(struct dsm_rt_alloc *a, const struct dsm_rt_extent *e)
+{
+	size_t i = 0, lo = 0, hi = a->next;
+
+	if (a->next == a->next_cap) {
+		size_t cap = a->next_cap ? 2 * a->next_cap : 64;
+		void *v = realloc(a->ext, cap * sizeof(*a->ext));
+		if (v == NULL)
+			return -ENOMEM;
+		a->ext = v;
+		a->next_cap = cap;
+	}
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (a->ext[mid].first < e->first)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	i = lo;
+	memmove(&a->ext[i + 1], &a->ext[i], (a->next - i) * sizeof(*a->ext));
+	a->ext[i] = *e;
+	a->next++;
+	return 0;
+}
+
+static void ext_remove(struct dsm_rt_alloc *a, size_t i)
+{
+	memmove(&a->ext[i], &a->ext[i + 1], (a->next - i - 1) * sizeof(*a->ext));
+	a->next--;
+}
+
+/* ---- init ----------------------------------------------------------------------------------- */
+
+int dsm_rt_alloc_init(struct dsm_rt_alloc *a, const dsm_coh_layout_t *layout, unsigned rank)
+{
+	uint64_t lines = layout->size >> layout->line_shift;
+	int ret;
+
+	memset(a, 0, sizeof(*a));
+	a->layout = *layout;
+	a->rank = rank;
+	a->nranks = layout->nranks;
+	a->line_size = (size_t)1 << layout->line_shift;
+	a->coll_lines = lines / 2;
+	a->slice_lines = (lines - a->coll_lines) / a->nranks;
+	if (rank >= a->nranks || a->coll_lines == 0 || a->slice_lines == 0) {
+		DSM_LOG(DSM_LOG_ERROR,
+		        "a heap of %llu lines is too small for %u ranks (each needs a slice for "
+		        "dsm_alloc)",
+		        (unsigned long long)lines, a->nranks);
+		return -EINVAL;
+	}
+	ret = pthread_mutex_init(&a->lock, NULL);
+	if (ret)
+		return -ret;
+	if (fl_put(&a->coll_free, 0, a->coll_lines) < 0 ||
+	    fl_put(&a->local_free, a->coll_lines + rank * a->slice_lines, a->slice_lines) < 0) {
+		dsm_rt_alloc_fini(a);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void dsm_rt_alloc_fini(struct dsm_rt_alloc *a)
+{
+	for (size_t i = 0; i < a->next; i++)
+		free(a->ext[i].slab);
+	free(a->ext);
+	free(a->coll_free.v);
+	free(a->local_free.v);
+	pthread_mutex_destroy(&a->lock);
+	memset(a, 0, sizeof(*a));
+}
+
+static void *line_ptr(const struct dsm_rt_alloc *a, uint64_t line)
+{
+	return (void *)dsm_coh_line_addr(&a->layout, line);
+}
+
+static uint64_t lines_for(const struct dsm_rt_alloc *a, size_t size)
+{
+	return (size + a->line_size - 1) >> a->layout.line_shift;
+}
+
+/* ---- collective ----------------------------------------------------------------------------- */
+
+int dsm_rt_alloc_collective(struct dsm_rt_alloc *a, size_t size, dsm_dist_t dist, void **out_p)
+{
+	struct dsm_rt_extent e = {.kind = EXT_COLL, .dist = (uint8_t)dist};
+	int ret;
+
+	if (size == 0 ||
+	    (dist != DSM_DIST_BLOCK && dist != DSM_DIST_CYCLIC && dist != DSM_DIST_LOCAL))
+		return -EINVAL;
+	if (size > a->coll_lines * a->line_size)
+		return -ENOMEM;
+	e.nlines = lines_for(a, size);
+	pthread_mutex_lock(&a->lock);
+	ret = fl_take(&a->coll_free, e.nlines, &e.first);
+	if (ret == 0) {
+		ret = ext_add(a, &e);
+		if (ret < 0)
+			fl_put(&a->coll_free, e.first, e.nlines);
+	}
+	if (ret == 0)
+		a->live_bytes += e.nlines * a->line_size;
+	pthread_mutex_unlock(&a->lock);
+	if (ret == 0)
+		*out_p = line_ptr(a, e.first);
+	return ret;
+}
+
+int dsm_rt_free_collective(struct dsm_rt_alloc *a, void *p)
+{
+	int64_t line = dsm_coh_line_of(&a->layout, (uintptr_t)p);
+	ssize_t i;
+	int ret = -EINVAL;
+
+	if (line < 0)
+		return DSM_ERR_FOREIGN;
+	pthread_mutex_lock(&a->lock);
+	i = ext_find(a, (uint64_t)line);
+	if (i >= 0 && a->ext[i].kind == EXT_COLL && line_ptr(a, a->ext[i].first) == p) {
+		ret = fl_put(&a->coll_free, a->ext[i].first, a->ext[i].nlines);
+		a->live_bytes -= a->ext[i].nlines * a->line_size;
+		ext_remove(a, (size_t)i);
+	}
+	pthread_mutex_unlock(&a->lock);
+	return ret;
+}
+
+/* ---- local ---------------------------------------------------------------------------------- */
+
+static unsigned nclasses(const struct dsm_rt_alloc *a)
+{
+	unsigned n = 0;
+
+	/* Objects up to a quarter line; smaller ones would waste most of a line each. */
+	while (n < DSM_RT_NCLASSES && ((size_t)1 << (MIN_OBJ_SHIFT + n)) <= a->line_size / 4)
+		n++;
+	return n;
+}
+
+static unsigned class_of(size_t size)
+{
+	unsigned c = 0;
+
+	while (((size_t)1 << (MIN_OBJ_SHIFT + c)) < size)
+		c++;
+	return c;
+}
+
+static void partial_push(struct dsm_rt_alloc *a, struct dsm_rt_slab *s)
+{
+	s->prev = NULL;
+	s->next = a->partial[s->cls];
+	if (s->next)
+		s->next->prev = s;
+	a->partial[s->cls] = s;
+}
+
+static void partial_unlink(struct dsm_rt_alloc *a, struct dsm_rt_slab *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		a->partial[s->cls] = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->next = s->prev = NULL;
+}
+
+static struct dsm_rt_slab *slab_new(struct dsm_rt_alloc *a, unsigned cls)
+{
+	size_t obj = (size_t)1 << (MIN_OBJ_SHIFT + cls);
+	unsigned nobj = (unsigned)(a->line_size / obj);
+	struct dsm_rt_slab *s;
+	struct dsm_rt_extent e = {.nlines = 1, .kind = EXT_SLAB};
+
+	if (nobj > MAX_SLAB_OBJS)
+		nobj = MAX_SLAB_OBJS;
+	s = calloc(1, sizeof(*s) + (nobj + 63) / 64 * sizeof(uint64_t));
+	if (s == NULL)
+		return NULL;
+	if (fl_take(&a->local_free, 1, &e.first) < 0) {
+		free(s);
+		return NULL;
+	}
+	s->line = e.first;
+	s->cls = cls;
+	s->nobj = s->nfree = nobj;
+	e.slab = s;
+	if (ext_add(a, &e) < 0) {
+		fl_put(&a->local_free, e.first, 1);
+		free(s);
+		return NULL;
+	}
+	partial_push(a, s);
+	return s;
+}
+
+static void *slab_alloc(struct dsm_rt_alloc *a, unsigned cls)
+{
+	struct dsm_rt_slab *s = a->partial[cls];
+	size_t obj = (size_t)1 << (MIN_OBJ_SHIFT + cls);
+
+	if (s == NULL && (s = slab_new(a, cls)) == NULL)
+		return NULL;
+	for (unsigned w = 0; w < (s->nobj + 63) / 64; w++) {
+		if (s->used[w] == ~0ull)
+			continue;
+		unsigned b = (unsigned)__builtin_ctzll(~s->used[w]);
+		unsigned idx = w * 64 + b;
+		if (idx >= s->nobj)
+			break;
+		s->used[w] |= 1ull << b;
+		if (--s->nfree == 0)
+			partial_unlink(a, s);
+		a->live_bytes += obj;
+		return (char *)line_ptr(a, s->line) + idx * obj;
+	}
+	return NULL; /* unreachable: a partial slab has a free object */
+}
+
+int dsm_rt_alloc_local(struct dsm_rt_alloc *a, size_t size, void **out_p)
+{
+	struct dsm_rt_extent e = {.kind = EXT_LOCAL};
+	void *p = NULL;
+	int ret = 0;
+
+	if (size == 0)
+		return -EINVAL;
+	if (size > a->slice_lines * a->line_size)
+		return -ENOMEM;
+	pthread_mutex_lock(&a->lock);
+	if (size <= ((size_t)1 << (MIN_OBJ_SHIFT + nclasses(a) - 1)) && nclasses(a) > 0) {
+		p = slab_alloc(a, class_of(size));
+		ret = p ? 0 : -ENOMEM;
+	} else {
+		e.nlines = lines_for(a, size);
+		ret = fl_take(&a->local_free, e.nlines, &e.first);
+		if (ret == 0 && (ret = ext_add(a, &e)) < 0)
+			fl_put(&a->local_free, e.first, e.nlines);
+		if (ret == 0) {
+			a->live_bytes += e.nlines * a->line_size;
+			p = line_ptr(a, e.first);
+		}
+	}
+	pthread_mutex_unlock(&a->lock);
+	if (ret == 0)
+		*out_p = p;
+	return ret;
+}
+
+static int slab_free(struct dsm_rt_alloc *a, size_t i, uintptr_t p)
+{
+	struct dsm_rt_slab *s = a->ext[i].slab;
+	size_t obj = (size_t)1 << (MIN_OBJ_SHIFT + s->cls);
+	uintptr_t off = p - (uintptr_t)line_ptr(a, s->line);
+	size_t idx = off / obj;
+
+	if (off % obj || idx >= s->nobj || !(s->used[idx / 64] & (1ull << (idx % 64))))
+		return -EINVAL;
+	s->used[idx / 64] &= ~(1ull << (idx % 64));
+	a->live_bytes -= obj;
+	if (s->nfree++ == 0)
+		partial_push(a, s);
+	if (s->nfree == s->nobj) {
+		/* An empty slab gives its line back, so that memory follows what is live. */
+		partial_unlink(a, s);
+		fl_put(&a->local_free, s->line, 1);
+		ext_remove(a, i);
+		free(s);
+	}
+	return 0;
+}
+
+int dsm_rt_free_local(struct dsm_rt_alloc *a, void *p)
+{
+	int64_t line = dsm_coh_line_of(&a->layout, (uintptr_t)p);
+	ssize_t i;
+	int ret = -EINVAL;
+
+	if (dsm_rt_alloc_owner(a, p) != (int)a->rank)
+		return DSM_ERR_FOREIGN;
+	pthread_mutex_lock(&a->lock);
+	i = ext_find(a, (uint64_t)line);
+	if (i >= 0 && a->ext[i].kind == EXT_SLAB) {
+		ret = slab_free(a, (size_t)i, (uintptr_t)p);
+	} else if (i >= 0 && a->ext[i].kind == EXT_LOCAL && line_ptr(a, a->ext[i].first) == p) {
+		ret = fl_put(&a->local_free, a->ext[i].first, a->ext[i].nlines);
+		a->live_bytes -= a->ext[i].nlines * a->line_size;
+		ext_remove(a, (size_t)i);
+	}
+	pthread_mutex_unlock(&a->lock);
+	return ret;
+}
+
+int dsm_rt_alloc_owner(const struct dsm_rt_alloc *a, const void *p)
+{
+	int64_t line = dsm_coh_line_of(&a->layout, (uintptr_t)p);
+	uint64_t r;
+
+	if (line < 0)
+		return DSM_ERR_FOREIGN;
+	if ((uint64_t)line < a->coll_lines)
+		return -1;
+	r = ((uint64_t)line - a->coll_lines) / a->slice_lines;
+	return r < a->nranks ? (int)r : DSM_ERR_FOREIGN; /* the tail no slice covers */
+}
+
+int dsm_rt_alloc_home(struct dsm_rt_alloc *a, uint64_t line, dsm_coh_span_t *span_p)
+{
+	dsm_coh_span_t span;
+	ssize_t i;
+
+	if (line >= a->coll_lines) {
+		uint64_t r = (line - a->coll_lines) / a->slice_lines;
+		if (r >= a->nranks)
+			return -EINVAL;
+		span = (dsm_coh_span_t){.first_line = a->coll_lines + r * a->slice_lines,
+		                        .nlines = a->slice_lines,
+		                        .dist = DSM_COH_DIST_RANK,
+		                        .rank = (unsigned)r};
+	} else {
+		pthread_mutex_lock(&a->lock);
+		i = ext_find(a, line);
+		if (i >= 0)
+			span = (dsm_coh_span_t){.first_line = a->ext[i].first,
+			                        .nlines = a->ext[i].nlines,
+			                        .dist = (dsm_dist_t)a->ext[i].dist};
+		pthread_mutex_unlock(&a->lock);
+		if (i < 0)
+			return -EINVAL;
+	}
+	if (span_p)
+		*span_p = span;
+	return dsm_coh_home_of(&span, a->nranks, line);
+}

@@ -1,0 +1,291 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The allocators over a heap mapped PROT_NONE: any touch of the heap by the
+ * allocator itself would crash the test, which shows that its metadata lives
+ * outside (the event loop serves remote frees and must never fault).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <cmocka.h>
+
+#include <dsm.h>
+
+#include "runtime/alloc.h"
+
+#define LINE   4096ull
+#define NRANKS 4
+#define HEAP   (1ull << 30)
+
+static char *heap;
+
+static int group_setup(void **state)
+{
+	(void)state;
+	heap = mmap(NULL, HEAP, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return heap == MAP_FAILED ? -1 : 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	munmap(heap, HEAP);
+	return 0;
+}
+
+static void make(struct dsm_rt_alloc *a, unsigned rank, size_t line)
+{
+	dsm_coh_layout_t l;
+
+	assert_int_equal(dsm_coh_layout_init(&l, (uintptr_t)heap, HEAP, line, 4096, NRANKS), 0);
+	assert_int_equal(dsm_rt_alloc_init(a, &l, rank), 0);
+}
+
+static uint64_t line_of(const void *p)
+{
+	return ((uintptr_t)p - (uintptr_t)heap) / LINE;
+}
+
+static void test_collective_same_everywhere(void **state)
+{
+	struct dsm_rt_alloc r0, r3;
+	static const size_t sizes[] = {1, 4096, 4097, 100000, 1 << 20, 17};
+	void *p0[6], *p3[6];
+
+	(void)state;
+	make(&r0, 0, LINE);
+	make(&r3, 3, LINE);
+	for (int i = 0; i < 6; i++) {
+		assert_int_equal(dsm_rt_alloc_collective(&r0, sizes[i], DSM_DIST_BLOCK, &p0[i]), 0);
+		assert_int_equal(dsm_rt_alloc_collective(&r3, sizes[i], DSM_DIST_BLOCK, &p3[i]), 0);
+		assert_ptr_equal(p0[i], p3[i]);
+		assert_int_equal((uintptr_t)p0[i] % LINE, 0);
+		if (i)
+			assert_true((char *)p0[i] >= (char *)p0[i - 1] + sizes[i - 1]);
+	}
+	/* A free and the same request again: the same hole, on both. */
+	assert_int_equal(dsm_rt_free_collective(&r0, p0[2]), 0);
+	assert_int_equal(dsm_rt_free_collective(&r3, p3[2]), 0);
+	assert_int_equal(dsm_rt_alloc_collective(&r0, 5000, DSM_DIST_CYCLIC, &p0[2]), 0);
+	assert_int_equal(dsm_rt_alloc_collective(&r3, 5000, DSM_DIST_CYCLIC, &p3[2]), 0);
+	assert_ptr_equal(p0[2], p3[2]);
+	dsm_rt_alloc_fini(&r0);
+	dsm_rt_alloc_fini(&r3);
+}
+
+static void test_homes_by_distribution(void **state)
+{
+	struct dsm_rt_alloc a;
+	void *b, *c, *l;
+	static const int block[10] = {0, 0, 0, 1, 1, 1, 2, 2, 3, 3};
+	dsm_coh_span_t span;
+
+	(void)state;
+	make(&a, 1, LINE);
+	assert_int_equal(dsm_rt_alloc_collective(&a, 10 * LINE, DSM_DIST_BLOCK, &b), 0);
+	assert_int_equal(dsm_rt_alloc_collective(&a, 10 * LINE, DSM_DIST_CYCLIC, &c), 0);
+	assert_int_equal(dsm_rt_alloc_collective(&a, 3 * LINE, DSM_DIST_LOCAL, &l), 0);
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(dsm_rt_alloc_home(&a, line_of(b) + i, &span), block[i]);
+		assert_int_equal(span.first_line, line_of(b));
+		assert_int_equal(span.nlines, 10);
+		assert_int_equal(dsm_rt_alloc_home(&a, line_of(c) + i, NULL), i % NRANKS);
+	}
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(dsm_rt_alloc_home(&a, line_of(l) + i, NULL), 0);
+	/* A line of the collective region that nothing covers has no home. */
+	assert_int_equal(dsm_rt_alloc_home(&a, line_of(l) + 3, NULL), -EINVAL);
+	assert_int_equal(dsm_rt_free_collective(&a, c), 0);
+	assert_int_equal(dsm_rt_alloc_home(&a, line_of(c), NULL), -EINVAL);
+	dsm_rt_alloc_fini(&a);
+}
+
+static void test_collective_bad_input(void **state)
+{
+	struct dsm_rt_alloc a;
+	void *p = NULL, *q;
+	int x;
+
+	(void)state;
+	make(&a, 0, LINE);
+	assert_int_equal(dsm_rt_alloc_collective(&a, 0, DSM_DIST_BLOCK, &p), -EINVAL);
+	assert_int_equal(dsm_rt_alloc_collective(&a, 10, (dsm_dist_t)7, &p), -EINVAL);
+	assert_null(p); /* outputs set only on success */
+	assert_int_equal(dsm_rt_alloc_collective(&a, HEAP, DSM_DIST_BLOCK, &p), -ENOMEM);
+	assert_int_equal(dsm_rt_alloc_collective(&a, HEAP / 2, DSM_DIST_BLOCK, &p), 0);
+	assert_int_equal(dsm_rt_alloc_collective(&a, 1, DSM_DIST_BLOCK, &q), -ENOMEM); /* full */
+	assert_int_equal(dsm_rt_free_collective(&a, (char *)p + LINE), -EINVAL); /* not a start */
+	assert_int_equal(dsm_rt_free_collective(&a, p), 0);
+	assert_int_equal(dsm_rt_free_collective(&a, p), -EINVAL); /* double free */
+	assert_int_equal(dsm_rt_free_collective(&a, &x), DSM_ERR_FOREIGN);
+	assert_int_equal(dsm_rt_free_collective(&a, heap + HEAP), DSM_ERR_FOREIGN);
+	assert_int_equal(a.live_bytes, 0);
+	dsm_rt_alloc_fini(&a);
+}
+
+static void test_local_slices(void **state)
+{
+	struct dsm_rt_alloc r0, r2;
+	void *p, *q;
+	int x;
+
+	(void)state;
+	make(&r0, 0, LINE);
+	make(&r2, 2, LINE);
+	assert_int_equal(dsm_rt_alloc_local(&r2, 3 * LINE, &p), 0);
+	assert_int_equal(dsm_rt_alloc_owner(&r2, p), 2);
+	assert_int_equal(dsm_rt_alloc_owner(&r0, p), 2); /* any rank routes its free to 2 */
+	assert_int_equal(dsm_rt_alloc_home(&r0, line_of(p), NULL), 2);
+	assert_int_equal(dsm_rt_alloc_home(&r0, line_of(p) + 2, NULL), 2);
+	assert_int_equal(dsm_rt_free_local(&r0, p), DSM_ERR_FOREIGN); /* not rank 0's */
+	assert_int_equal(dsm_rt_alloc_local(&r0, 3 * LINE, &q), 0);
+	assert_int_equal(dsm_rt_alloc_owner(&r2, q), 0);
+	assert_true(line_of(q) < line_of(p));
+	assert_int_equal(dsm_rt_free_local(&r2, p), 0);
+	assert_int_equal(dsm_rt_free_local(&r2, p), -EINVAL); /* double free */
+	assert_int_equal(dsm_rt_free_local(&r2, &x), DSM_ERR_FOREIGN);
+	assert_int_equal(dsm_rt_alloc_local(&r2, 0, &p), -EINVAL);
+	assert_int_equal(dsm_rt_alloc_local(&r2, HEAP, &p), -ENOMEM);
+	assert_int_equal(dsm_rt_alloc_owner(&r0, heap), -1);
+	dsm_rt_alloc_fini(&r0);
+	dsm_rt_alloc_fini(&r2);
+}
+
+static void test_slabs(void **state)
+{
+	struct dsm_rt_alloc a;
+	void *p[300];
+	void *big;
+
+	(void)state;
+	make(&a, 1, LINE);
+	/* 16-byte objects: 256 to a 4 KiB line, all distinct, the first 256 in one line. */
+	for (int i = 0; i < 300; i++) {
+		assert_int_equal(dsm_rt_alloc_local(&a, 10, &p[i]), 0);
+		assert_int_equal((uintptr_t)p[i] % 16, 0);
+		assert_int_equal(dsm_rt_alloc_owner(&a, p[i]), 1);
+		if (i > 0 && i < 256)
+			assert_int_equal(line_of(p[i]), line_of(p[0]));
+	}
+	assert_true(line_of(p[256]) != line_of(p[0]));
+	assert_int_equal(a.live_bytes, 300 * 16);
+	assert_int_equal(dsm_rt_free_local(&a, (char *)p[5] + 8), -EINVAL); /* inside an object */
+	assert_int_equal(dsm_rt_free_local(&a, p[5]), 0);
+	assert_int_equal(dsm_rt_free_local(&a, p[5]), -EINVAL); /* double free */
+	void *again;
+	assert_int_equal(dsm_rt_alloc_local(&a, 16, &again), 0);
+	assert_ptr_equal(again, p[5]); /* the hole is reused */
+	for (int i = 0; i < 300; i++)
+		assert_int_equal(dsm_rt_free_local(&a, p[i]), 0);
+	assert_int_equal(a.live_bytes, 0);
+	/* Empty slabs gave their lines back: a whole-slice allocation fits again. */
+	assert_int_equal(dsm_rt_alloc_local(&a, a.slice_lines * LINE, &big), 0);
+	assert_int_equal(dsm_rt_free_local(&a, big), 0);
+	/* A quarter line is the largest slab object; more takes whole lines. */
+	assert_int_equal(dsm_rt_alloc_local(&a, LINE / 4, &p[0]), 0);
+	assert_int_equal(dsm_rt_alloc_local(&a, LINE / 4 + 1, &p[1]), 0);
+	assert_int_equal((uintptr_t)p[1] % LINE, 0);
+	assert_int_equal(a.live_bytes, LINE / 4 + LINE);
+	dsm_rt_alloc_fini(&a);
+}
+
+struct worker {
+	struct dsm_rt_alloc *a;
+	unsigned seed;
+	void *live[512];
+	size_t size[512];
+	int err;
+};
+
+static void *churn(void *arg)
+{
+	struct worker *w = arg;
+
+	for (int i = 0; i < 20000 && !w->err; i++) {
+		int k = (int)(rand_r(&w->seed) % 512);
+		if (w->live[k]) {
+			if (dsm_rt_free_local(w->a, w->live[k]) != 0)
+				w->err = 1;
+			w->live[k] = NULL;
+		} else {
+			w->size[k] = 1 + rand_r(&w->seed) % (3 * LINE);
+			if (dsm_rt_alloc_local(w->a, w->size[k], &w->live[k]) != 0)
+				w->err = 2;
+		}
+	}
+	return NULL;
+}
+
+static int by_addr(const void *x, const void *y)
+{
+	const uintptr_t *a = x, *b = y;
+	return a[0] < b[0] ? -1 : a[0] > b[0];
+}
+
+static void test_threads_never_overlap(void **state)
+{
+	struct dsm_rt_alloc a;
+	static struct worker w[4];
+	pthread_t th[4];
+	uintptr_t(*all)[2] = calloc(4 * 512, sizeof(*all));
+	size_t n = 0;
+
+	(void)state;
+	make(&a, 3, LINE);
+	for (int t = 0; t < 4; t++) {
+		memset(&w[t], 0, sizeof(w[t]));
+		w[t].a = &a;
+		w[t].seed = 1234u + (unsigned)t;
+		assert_int_equal(pthread_create(&th[t], NULL, churn, &w[t]), 0);
+	}
+	for (int t = 0; t < 4; t++) {
+		pthread_join(th[t], NULL);
+		assert_int_equal(w[t].err, 0);
+		for (int k = 0; k < 512; k++)
+			if (w[t].live[k]) {
+				all[n][0] = (uintptr_t)w[t].live[k];
+				all[n++][1] = w[t].size[k];
+			}
+	}
+	qsort(all, n, sizeof(*all), by_addr);
+	for (size_t i = 1; i < n; i++)
+		assert_true(all[i - 1][0] + all[i - 1][1] <= all[i][0]);
+	print_message("4 threads x 20000 alloc/free: %zu live allocations, none overlapping\n", n);
+	for (int t = 0; t < 4; t++)
+		for (int k = 0; k < 512; k++)
+			if (w[t].live[k])
+				assert_int_equal(dsm_rt_free_local(&a, w[t].live[k]), 0);
+	assert_int_equal(a.live_bytes, 0);
+	free(all);
+	dsm_rt_alloc_fini(&a);
+}
+
+static void test_heap_too_small(void **state)
+{
+	struct dsm_rt_alloc a;
+	dsm_coh_layout_t l;
+
+	(void)state;
+	assert_int_equal(dsm_coh_layout_init(&l, (uintptr_t)heap, 4 * LINE, LINE, 4096, NRANKS), 0);
+	assert_int_equal(dsm_rt_alloc_init(&a, &l, 0), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_collective_same_everywhere),
+	        cmocka_unit_test(test_homes_by_distribution),
+	        cmocka_unit_test(test_collective_bad_input),
+	        cmocka_unit_test(test_local_slices),
+	        cmocka_unit_test(test_slabs),
+	        cmocka_unit_test(test_threads_never_overlap),
+	        cmocka_unit_test(test_heap_too_small),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
