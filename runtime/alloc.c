@@ -238,7 +238,8 @@ int dsm_rt_free_collective(struct dsm_rt_alloc *a, void *p)
 	pthread_mutex_lock(&a->lock);
 	i = ext_find(a, (uint64_t)line);
 	if (i >= 0 && a->ext[i].kind == EXT_COLL && line_ptr(a, a->ext[i].first) == p) {
-		ret = fl_put(&a->coll_free, a->ext[i].first, a->ext[i].nlines);
+		ret = a->reuse_collective ? fl_put(&a->coll_free, a->ext[i].first, a->ext[i].nlines)
+		                          : 0;
 		a->live_bytes -= a->ext[i].nlines * a->line_size;
 		ext_remove(a, (size_t)i);
 	}

@@ -46,6 +46,10 @@ struct dsm_rt_alloc {
 	size_t next, next_cap;
 	struct dsm_rt_slab *partial[DSM_RT_NCLASSES]; /* slabs with free objects, per class */
 	uint64_t live_bytes;
+	/* Reuse the lines of freed collective allocations. Off in the runtime: a new
+	 * allocation there could home its lines elsewhere while ranks still hold
+	 * coherence state for them, and the collective region is TiBs anyway. */
+	bool reuse_collective;
 };
 
 int dsm_rt_alloc_init(struct dsm_rt_alloc *a, const dsm_coh_layout_t *layout, unsigned rank);

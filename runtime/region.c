@@ -188,6 +188,18 @@ int dsm_rt_region_protect(struct dsm_rt_region *r, uint64_t addr, size_t len, bo
 	}
 }
 
+int dsm_rt_region_zap(struct dsm_rt_region *r, uint64_t addr, size_t len)
+{
+	(void)r;
+	if (syscall(SYS_madvise, (void *)addr, len, MADV_DONTNEED) < 0) {
+		int err = errno;
+		DSM_LOG_ERRNO(DSM_LOG_ERROR, "madvise(DONTNEED) %#lx+%zu", (unsigned long)addr,
+		              len);
+		return -err;
+	}
+	return 0;
+}
+
 int dsm_rt_region_give_up(struct dsm_rt_region *r, uint64_t addr, size_t len, void *buf,
                           bool keep_read_only)
 {

@@ -55,6 +55,9 @@ int dsm_rt_region_install(struct dsm_rt_region *r, uint64_t addr, const void *sr
 /* Write-protects (@wp) or unprotects present pages; unprotecting wakes the waiters. */
 int dsm_rt_region_protect(struct dsm_rt_region *r, uint64_t addr, size_t len, bool wp);
 
+/* Drops the pages (MADV_DONTNEED): the next access faults MISSING. Wakes nobody. */
+int dsm_rt_region_zap(struct dsm_rt_region *r, uint64_t addr, size_t len);
+
 /* Wakes threads asleep on faults in the range (a zap wakes nobody). */
 int dsm_rt_region_wake(struct dsm_rt_region *r, uint64_t addr, size_t len);
 

@@ -45,6 +45,7 @@ static void make(struct dsm_rt_alloc *a, unsigned rank, size_t line)
 
 	assert_int_equal(dsm_coh_layout_init(&l, (uintptr_t)heap, HEAP, line, 4096, NRANKS), 0);
 	assert_int_equal(dsm_rt_alloc_init(a, &l, rank), 0);
+	a->reuse_collective = true;
 }
 
 static uint64_t line_of(const void *p)
@@ -126,6 +127,23 @@ static void test_collective_bad_input(void **state)
 	assert_int_equal(dsm_rt_free_collective(&a, &x), DSM_ERR_FOREIGN);
 	assert_int_equal(dsm_rt_free_collective(&a, heap + HEAP), DSM_ERR_FOREIGN);
 	assert_int_equal(a.live_bytes, 0);
+	dsm_rt_alloc_fini(&a);
+}
+
+static void test_collective_retired_without_reuse(void **state)
+{
+	struct dsm_rt_alloc a;
+	void *p, *q;
+
+	(void)state;
+	make(&a, 0, LINE);
+	a.reuse_collective = false; /* as the runtime runs it */
+	assert_int_equal(dsm_rt_alloc_collective(&a, 8 * LINE, DSM_DIST_BLOCK, &p), 0);
+	assert_int_equal(dsm_rt_free_collective(&a, p), 0);
+	assert_int_equal(dsm_rt_alloc_home(&a, line_of(p), NULL), -EINVAL); /* use after free */
+	assert_int_equal(dsm_rt_alloc_collective(&a, 8 * LINE, DSM_DIST_CYCLIC, &q), 0);
+	assert_true((char *)q >= (char *)p + 8 * LINE); /* never the same lines again */
+	assert_int_equal(dsm_rt_free_collective(&a, p), -EINVAL);
 	dsm_rt_alloc_fini(&a);
 }
 
@@ -282,6 +300,7 @@ int main(void)
 	        cmocka_unit_test(test_collective_same_everywhere),
 	        cmocka_unit_test(test_homes_by_distribution),
 	        cmocka_unit_test(test_collective_bad_input),
+	        cmocka_unit_test(test_collective_retired_without_reuse),
 	        cmocka_unit_test(test_local_slices),
 	        cmocka_unit_test(test_slabs),
 	        cmocka_unit_test(test_threads_never_overlap),

@@ -1,0 +1,689 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The event loop thread. Each turn reads, in order: protocol and runtime
+ * messages from the transport, faults from the userfaultfd, requests from
+ * application threads, and expired holds; it feeds the coherence engine and
+ * runs the actions it returns, in order. With nothing to do it spins briefly
+ * while a reply is due and the node has a core to spare, and otherwise sleeps
+ * in epoll after announcing it to the transport (so peers ring its doorbell).
+ *
+ * The loop never touches a heap page it may not hold (it would fault on
+ * itself), never calls MPI, and logs only through write(2).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime/log.h"
+#include "runtime/rt.h"
+
+#define SPIN_NS        20000 /* how long to poll for a due reply before sleeping */
+#define BATCH          32
+#define EXIT_PEER_DEAD 3
+
+struct dsm_rt *dsm_rt_g;
+
+uint64_t dsm_rt_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* An error the loop cannot recover from: say so in one line and leave. */
+__attribute__((noreturn, format(printf, 2, 3))) static void loop_fatal(int code, const char *fmt,
+                                                                       ...);
+
+static void loop_fatal(int code, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	DSM_LOG(DSM_LOG_ERROR, "%s", buf);
+	_exit(code);
+}
+
+/* ---- fault latency ------------------------------------------------------------------------ */
+
+static void fault_begin(struct dsm_rt *rt, uint64_t line)
+{
+	for (size_t i = 0; i < rt->nfaults; i++)
+		if (rt->faults[i].line == line)
+			return;
+	if (rt->nfaults == rt->faults_cap) {
+		size_t cap = rt->faults_cap ? 2 * rt->faults_cap : 64;
+		void *v = realloc(rt->faults, cap * sizeof(*rt->faults));
+		if (v == NULL)
+			return; /* only a statistic is lost */
+		rt->faults = v;
+		rt->faults_cap = cap;
+	}
+	rt->faults[rt->nfaults++] = (struct dsm_rt_pending_fault){line, dsm_rt_now_ns()};
+}
+
+static void fault_end(struct dsm_rt *rt, uint64_t line)
+{
+	for (size_t i = 0; i < rt->nfaults; i++) {
+		if (rt->faults[i].line != line)
+			continue;
+		uint64_t us = (dsm_rt_now_ns() - rt->faults[i].t0_ns) / 1000;
+		unsigned b = us ? 64 - (unsigned)__builtin_clzll(us) : 0;
+
+		if (b >= DSM_STATS_LAT_BUCKETS)
+			b = DSM_STATS_LAT_BUCKETS - 1;
+		atomic_fetch_add_explicit(&rt->cnt.lat[b], 1, memory_order_relaxed);
+		rt->faults[i] = rt->faults[--rt->nfaults];
+		return;
+	}
+}
+
+/* ---- holds -------------------------------------------------------------------------------- */
+
+/* One timer per line: a grant during a hold (an upgrade) extends it, since the engine's
+ * hold is a flag that a single HOLD_DONE ends. */
+static void hold_add(struct dsm_rt *rt, uint64_t line)
+{
+	for (size_t i = 0; i < rt->nholds; i++)
+		if (rt->holds[i].line == line) {
+			rt->holds[i].deadline_ns = dsm_rt_now_ns() + rt->hold_ns;
+			return;
+		}
+	if (rt->nholds == rt->holds_cap) {
+		size_t cap = rt->holds_cap ? 2 * rt->holds_cap : 64;
+		void *v = realloc(rt->holds, cap * sizeof(*rt->holds));
+		if (v == NULL)
+			loop_fatal(1, "out of memory for hold timers");
+		rt->holds = v;
+		rt->holds_cap = cap;
+	}
+	rt->holds[rt->nholds++] = (struct dsm_rt_hold){line, dsm_rt_now_ns() + rt->hold_ns};
+}
+
+/* ---- actions ------------------------------------------------------------------------------ */
+
+static const void *action_src(struct dsm_rt *rt, int src, uint64_t line, const void *msg_data)
+{
+	switch (src) {
+	case DSM_COH_SRC_MSG:
+		return msg_data;
+	case DSM_COH_SRC_MAP:
+		if ((int64_t)line == rt->stash_line)
+			return rt->stash;
+		return (const void *)dsm_coh_line_addr(&rt->layout, line);
+	case DSM_COH_SRC_HOME:
+		return rt->home + (line << rt->layout.line_shift);
+	default:
+		return NULL;
+	}
+}
+
+static void count(struct dsm_rt *rt, unsigned counter)
+{
+	atomic_uint_fast64_t *c = NULL;
+
+	switch (counter) {
+	case DSM_COH_CNT_READ_FAULT:
+		c = &rt->cnt.read_faults;
+		break;
+	case DSM_COH_CNT_WRITE_FAULT:
+		c = &rt->cnt.write_faults;
+		break;
+	case DSM_COH_CNT_UPGRADE:
+		c = &rt->cnt.upgrades;
+		break;
+	case DSM_COH_CNT_STALE_FAULT:
+		c = &rt->cnt.stale_faults;
+		break;
+	case DSM_COH_CNT_INV_SENT:
+		c = &rt->cnt.inv_sent;
+		break;
+	case DSM_COH_CNT_INV_RECEIVED:
+		c = &rt->cnt.inv_received;
+		break;
+	default:
+		return;
+	}
+	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+static void run_action(struct dsm_rt *rt, const dsm_coh_action_t *a, const void *msg_data)
+{
+	size_t ls = (size_t)1 << rt->layout.line_shift;
+	uint64_t addr = dsm_coh_line_addr(&rt->layout, a->line);
+	const void *src = action_src(rt, a->src, a->line, msg_data);
+	int ret = 0;
+
+	if (dsm_rt_log_level() >= DSM_LOG_DEBUG)
+		DSM_LOG(DSM_LOG_DEBUG, "action %u line %llu peer %u msg %s src %u", a->type,
+		        (unsigned long long)a->line, a->peer,
+		        a->type == DSM_COH_ACT_SEND ? dsm_coh_msg_name(a->msg.type) : "-", a->src);
+	switch (a->type) {
+	case DSM_COH_ACT_SEND: {
+		size_t len = sizeof(a->msg);
+
+		memcpy(rt->scratch, &a->msg, sizeof(a->msg));
+		if (a->msg.flags & DSM_COH_MSGF_DATA) {
+			memcpy(rt->scratch + len, src, ls);
+			len += ls;
+			atomic_fetch_add_explicit(&rt->cnt.bytes_sent, ls, memory_order_relaxed);
+		}
+		ret = dsm_tp_send(rt->tp, (int)a->peer, DSM_RT_MSG_COH, rt->scratch, len);
+		break;
+	}
+	case DSM_COH_ACT_INSTALL_RO:
+	case DSM_COH_ACT_INSTALL_RW:
+		if (rt->stash_line == (int64_t)a->line)
+			rt->stash_line = -1; /* the mapping holds the line again */
+		if (a->src == DSM_COH_SRC_NONE)
+			ret = dsm_rt_region_protect(&rt->region, addr, ls, false);
+		else
+			ret = dsm_rt_region_install(&rt->region, addr, src, ls,
+			                            a->type == DSM_COH_ACT_INSTALL_RW);
+		fault_end(rt, a->line);
+		break;
+	case DSM_COH_ACT_WRITE_PROTECT:
+		ret = dsm_rt_region_protect(&rt->region, addr, ls, true);
+		break;
+	case DSM_COH_ACT_ZAP:
+		ret = dsm_rt_region_zap(&rt->region, addr, ls);
+		break;
+	case DSM_COH_ACT_STORE_HOME:
+		memcpy(rt->home + (a->line << rt->layout.line_shift), src, ls);
+		break;
+	case DSM_COH_ACT_WAKE:
+		ret = dsm_rt_region_wake(&rt->region, addr, ls);
+		break;
+	case DSM_COH_ACT_HOLD:
+		hold_add(rt, a->line);
+		break;
+	case DSM_COH_ACT_COUNT:
+		count(rt, a->counter);
+		break;
+	default: /* RDMA_READ: this build grants with the data inline */
+		ret = -ENOSYS;
+	}
+	if (ret < 0 && ret != DSM_ERR_PEER_DEAD)
+		loop_fatal(1, "internal error: coherence action %u on line %llu failed: %s",
+		           a->type, (unsigned long long)a->line, dsm_strerror(ret));
+}
+
+/*
+ * The engine delivers a rank's messages to itself inside dsm_coh_handle, so a
+ * home that gives up its own modified line can list the zap before the store
+ * of the write-back that reads the mapping. Reading a zapped page would fault
+ * the loop on itself: take the data (already write-protected, so final) first.
+ */
+static void stash_before_zap(struct dsm_rt *rt, size_t zap)
+{
+	const dsm_coh_action_t *z = &rt->acts.v[zap];
+
+	for (size_t j = zap + 1; j < rt->acts.n; j++) {
+		const dsm_coh_action_t *a = &rt->acts.v[j];
+		bool reads_map =
+		        a->src == DSM_COH_SRC_MAP &&
+		        (a->type == DSM_COH_ACT_STORE_HOME ||
+		         (a->type == DSM_COH_ACT_SEND && (a->msg.flags & DSM_COH_MSGF_DATA)));
+
+		if (a->line != z->line)
+			continue;
+		if (a->type == DSM_COH_ACT_INSTALL_RO || a->type == DSM_COH_ACT_INSTALL_RW)
+			return; /* the mapping is refilled before any later read */
+		if (reads_map) {
+			memcpy(rt->stash, (const void *)dsm_coh_line_addr(&rt->layout, z->line),
+			       (size_t)1 << rt->layout.line_shift);
+			rt->stash_line = (int64_t)z->line;
+			return;
+		}
+	}
+}
+
+/* Feeds one event to the engine and runs what it says. DSM_ERR_PROTOCOL: dropped. */
+static int engine(struct dsm_rt *rt, const dsm_coh_event_t *ev, const void *msg_data)
+{
+	int ret;
+
+	rt->acts.n = 0;
+	ret = dsm_coh_handle(rt->node, ev, &rt->acts);
+	if (ret == DSM_ERR_PROTOCOL)
+		return ret;
+	if (ret < 0)
+		loop_fatal(1, "internal error: the coherence engine failed: %s", dsm_strerror(ret));
+	for (size_t i = 0; i < rt->acts.n; i++) {
+		const dsm_coh_action_t *a = &rt->acts.v[i];
+
+		if (a->type == DSM_COH_ACT_ZAP)
+			stash_before_zap(rt, i);
+		run_action(rt, a, msg_data);
+	}
+	rt->stash_line = -1;
+	return 0;
+}
+
+/* ---- requests ----------------------------------------------------------------------------- */
+
+static void req_complete(struct dsm_rt_req *req, int status)
+{
+	pthread_mutex_lock(&req->lock);
+	req->status = status;
+	req->finished = true;
+	pthread_cond_signal(&req->cond);
+	pthread_mutex_unlock(&req->lock); /* the caller may return now: req is gone */
+}
+
+/* Unlinks and returns the pending request that @match accepts, or NULL. */
+static struct dsm_rt_req *pending_take(struct dsm_rt *rt,
+                                       bool (*match)(struct dsm_rt_req *, uint64_t), uint64_t key)
+{
+	for (struct dsm_rt_req **pp = &rt->pending; *pp; pp = &(*pp)->next) {
+		struct dsm_rt_req *r = *pp;
+		if (match(r, key)) {
+			*pp = r->next;
+			return r;
+		}
+	}
+	return NULL;
+}
+
+static bool match_token(struct dsm_rt_req *r, uint64_t token)
+{
+	return (r->type == DSM_RT_MSG_MUTEX && r->u.mutex.token == token) ||
+	       (r->type == DSM_RT_MSG_FREE && r->u.free.token == token);
+}
+
+static bool match_coll(struct dsm_rt_req *r, uint64_t seq)
+{
+	return r->type == DSM_RT_MSG_COLL && r->u.coll.seq == seq;
+}
+
+static void on_reply(struct dsm_rt *rt, uint64_t token, int status)
+{
+	struct dsm_rt_req *r = pending_take(rt, match_token, token);
+
+	if (r == NULL) {
+		atomic_fetch_add(&rt->cnt.msgs_dropped, 1);
+		DSM_LOG(DSM_LOG_WARN, "dropped a reply for unknown request %llu",
+		        (unsigned long long)token);
+		return;
+	}
+	req_complete(r, status);
+}
+
+static void on_coll_done(struct dsm_rt *rt, const struct dsm_rt_coll_done *d)
+{
+	struct dsm_rt_req *r = pending_take(rt, match_coll, d->seq);
+
+	if (r == NULL) {
+		atomic_fetch_add(&rt->cnt.msgs_dropped, 1);
+		DSM_LOG(DSM_LOG_WARN, "dropped the verdict of unknown collective #%llu",
+		        (unsigned long long)d->seq);
+		return;
+	}
+	r->done = *d;
+	req_complete(r, d->status);
+}
+
+void dsm_rt_reply(struct dsm_rt *rt, int rank, uint64_t token, int status)
+{
+	struct dsm_rt_reply m = {.token = token, .status = status};
+
+	dsm_rt_send(rt, rank, DSM_RT_MSG_REPLY, &m, sizeof(m));
+}
+
+/* Runs a runtime message, from a peer or from this rank itself. */
+static void dispatch(struct dsm_rt *rt, int src, unsigned type, const void *data, size_t len)
+{
+#define NEED(T)                                                                                    \
+	if (len != sizeof(T))                                                                      \
+		goto malformed;                                                                    \
+	T m;                                                                                       \
+	memcpy(&m, data, sizeof(m))
+
+	switch (type) {
+	case DSM_RT_MSG_COLL: {
+		NEED(struct dsm_rt_coll_msg);
+		dsm_rt_coll_arrive(rt, src, &m);
+		return;
+	}
+	case DSM_RT_MSG_COLL_DONE: {
+		NEED(struct dsm_rt_coll_done);
+		if (src != 0)
+			goto malformed;
+		on_coll_done(rt, &m);
+		return;
+	}
+	case DSM_RT_MSG_MUTEX: {
+		NEED(struct dsm_rt_mutex_msg);
+		dsm_rt_mutex_handle(rt, src, &m);
+		return;
+	}
+	case DSM_RT_MSG_FREE: {
+		NEED(struct dsm_rt_free_msg);
+		dsm_rt_free_handle(rt, src, &m);
+		return;
+	}
+	case DSM_RT_MSG_REPLY: {
+		NEED(struct dsm_rt_reply);
+		on_reply(rt, m.token, m.status);
+		return;
+	}
+	default:
+		break;
+	}
+malformed:
+	atomic_fetch_add(&rt->cnt.msgs_dropped, 1);
+	DSM_LOG(DSM_LOG_WARN, "dropped a malformed message (type %u, %zu bytes) from rank %d", type,
+	        len, src);
+#undef NEED
+}
+
+int dsm_rt_send(struct dsm_rt *rt, int peer, enum dsm_rt_msg_type type, const void *buf, size_t len)
+{
+	if (peer == rt->rank) {
+		dispatch(rt, peer, type, buf, len);
+		return 0;
+	}
+	return dsm_tp_send(rt->tp, peer, type, buf, len);
+}
+
+int dsm_rt_submit(struct dsm_rt *rt, struct dsm_rt_req *req)
+{
+	uint64_t one = 1;
+
+	req->finished = false;
+	req->status = 0;
+	pthread_mutex_init(&req->lock, NULL);
+	pthread_cond_init(&req->cond, NULL);
+	pthread_mutex_lock(&rt->req_lock);
+	req->next = rt->submit;
+	rt->submit = req;
+	pthread_mutex_unlock(&rt->req_lock);
+	if (write(rt->evfd, &one, sizeof(one)) != sizeof(one))
+		DSM_LOG_ERRNO(DSM_LOG_ERROR, "waking the event loop");
+
+	pthread_mutex_lock(&req->lock);
+	while (!req->finished)
+		pthread_cond_wait(&req->cond, &req->lock);
+	pthread_mutex_unlock(&req->lock);
+	pthread_mutex_destroy(&req->lock);
+	pthread_cond_destroy(&req->cond);
+	return req->status;
+}
+
+static int drain_requests(struct dsm_rt *rt)
+{
+	struct dsm_rt_req *list;
+	uint64_t v;
+	int n = 0;
+
+	if (read(rt->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		DSM_LOG_ERRNO(DSM_LOG_WARN, "reading the event loop's eventfd");
+	pthread_mutex_lock(&rt->req_lock);
+	list = rt->submit;
+	rt->submit = NULL;
+	pthread_mutex_unlock(&rt->req_lock);
+
+	while (list) {
+		struct dsm_rt_req *r = list;
+		const void *payload = &r->u;
+		size_t len = 0;
+
+		list = r->next;
+		switch (r->type) {
+		case DSM_RT_MSG_COLL:
+			len = sizeof(r->u.coll);
+			break;
+		case DSM_RT_MSG_MUTEX:
+			r->u.mutex.token = ++rt->next_token;
+			len = sizeof(r->u.mutex);
+			break;
+		case DSM_RT_MSG_FREE:
+			r->u.free.token = ++rt->next_token;
+			len = sizeof(r->u.free);
+			break;
+		default:
+			req_complete(r, -EINVAL);
+			continue;
+		}
+		/* Pending before sending: a message to ourselves is answered at once. */
+		r->next = rt->pending;
+		rt->pending = r;
+		int ret = dsm_rt_send(rt, r->target, r->type, payload, len);
+		if (ret < 0) {
+			struct dsm_rt_req *t = r->type == DSM_RT_MSG_COLL
+			                               ? pending_take(rt, match_coll, r->u.coll.seq)
+			                               : pending_take(rt, match_token,
+			                                              r->type == DSM_RT_MSG_MUTEX
+			                                                      ? r->u.mutex.token
+			                                                      : r->u.free.token);
+			if (t)
+				req_complete(t, ret);
+		}
+		n++;
+	}
+	return n;
+}
+
+/* ---- the sources -------------------------------------------------------------------------- */
+
+static void on_coh_msg(struct dsm_rt *rt, int src, const void *data, size_t len)
+{
+	size_t ls = (size_t)1 << rt->layout.line_shift;
+	dsm_coh_event_t ev = {.type = DSM_COH_EV_MSG};
+	const void *line_data = NULL;
+
+	if (len < sizeof(ev.msg))
+		goto malformed;
+	memcpy(&ev.msg, data, sizeof(ev.msg));
+	if (ev.msg.src != src || ev.msg.type == 0 || ev.msg.type >= DSM_COH_MSG_NTYPES)
+		goto malformed;
+	if (ev.msg.flags & DSM_COH_MSGF_DATA) {
+		if (len != sizeof(ev.msg) + ls)
+			goto malformed;
+		line_data = (const char *)data + sizeof(ev.msg);
+		atomic_fetch_add_explicit(&rt->cnt.bytes_received, ls, memory_order_relaxed);
+	} else if (len != sizeof(ev.msg)) {
+		goto malformed;
+	}
+	if (ev.msg.line >= (rt->layout.size >> rt->layout.line_shift))
+		goto malformed;
+	DSM_LOG(DSM_LOG_DEBUG, "received %s line %llu from rank %d", dsm_coh_msg_name(ev.msg.type),
+	        (unsigned long long)ev.msg.line, src);
+	if (engine(rt, &ev, line_data) == 0)
+		return;
+malformed:
+	atomic_fetch_add(&rt->cnt.msgs_dropped, 1);
+	DSM_LOG(DSM_LOG_WARN,
+	        "dropped a protocol message (%zu bytes) from rank %d that the line's "
+	        "state cannot take",
+	        len, src);
+}
+
+static int drain_transport(struct dsm_rt *rt)
+{
+	struct dsm_tp_event ev[BATCH];
+	int n = dsm_tp_poll(rt->tp, ev, BATCH);
+
+	if (n < 0)
+		loop_fatal(1, "the transport failed: %s", dsm_strerror(n));
+	for (int i = 0; i < n; i++) {
+		switch (ev[i].type) {
+		case DSM_TP_EV_MSG:
+			if (ev[i].msg_type == DSM_RT_MSG_COH)
+				on_coh_msg(rt, ev[i].peer, ev[i].data, ev[i].len);
+			else
+				dispatch(rt, ev[i].peer, ev[i].msg_type, ev[i].data, ev[i].len);
+			break;
+		case DSM_TP_EV_PEER_DEAD:
+			loop_fatal(EXIT_PEER_DEAD,
+			           "rank %d died (killed, or exited without dsm_finalize); rank %d "
+			           "exits",
+			           ev[i].peer, rt->rank);
+		default:
+			break;
+		}
+	}
+	return n;
+}
+
+static int drain_faults(struct dsm_rt *rt)
+{
+	int n = 0;
+
+	for (; n < BATCH; n++) {
+		struct dsm_rt_fault f;
+		dsm_coh_event_t ev;
+		int64_t line;
+		int home, ret = dsm_rt_region_read_fault(&rt->region, &f);
+
+		if (ret == -EAGAIN)
+			break;
+		if (ret < 0)
+			loop_fatal(1, "reading the userfaultfd failed: %s", dsm_strerror(ret));
+		line = dsm_coh_line_of(&rt->layout, f.addr);
+		home = line < 0 ? line : dsm_rt_alloc_home(&rt->alloc, (uint64_t)line, NULL);
+		if (home < 0)
+			loop_fatal(1,
+			           "a thread accessed %#llx, heap memory that is not allocated "
+			           "(freed, or never handed out)",
+			           (unsigned long long)f.addr);
+		ev = (dsm_coh_event_t){.type = f.write ? DSM_COH_EV_WRITE_FAULT
+		                                       : DSM_COH_EV_READ_FAULT,
+		                       .home = (unsigned)home,
+		                       .line = (uint64_t)line};
+		DSM_LOG(DSM_LOG_DEBUG, "%s fault at %#llx: line %lld, home %d",
+		        f.wp      ? "WP"
+		        : f.write ? "write"
+		                  : "read",
+		        (unsigned long long)f.addr, (long long)line, home);
+		fault_begin(rt, (uint64_t)line);
+		if (engine(rt, &ev, NULL) < 0)
+			loop_fatal(1, "the engine refused a fault on line %lld", (long long)line);
+	}
+	return n;
+}
+
+/* Ends the holds that are due; returns how many, and the next deadline in *next_p. */
+static int expire_holds(struct dsm_rt *rt, uint64_t now, uint64_t *next_p)
+{
+	int n = 0;
+
+	*next_p = UINT64_MAX;
+	for (size_t i = 0; i < rt->nholds;) {
+		if (rt->holds[i].deadline_ns > now) {
+			if (rt->holds[i].deadline_ns < *next_p)
+				*next_p = rt->holds[i].deadline_ns;
+			i++;
+			continue;
+		}
+		dsm_coh_event_t ev = {.type = DSM_COH_EV_HOLD_DONE, .line = rt->holds[i].line};
+
+		rt->holds[i] = rt->holds[--rt->nholds];
+		if (engine(rt, &ev, NULL) < 0)
+			loop_fatal(1, "the engine refused the end of a hold on line %llu",
+			           (unsigned long long)ev.line);
+		n++;
+	}
+	return n;
+}
+
+static void *loop_main(void *arg)
+{
+	struct dsm_rt *rt = arg;
+	uint64_t spin_since = 0;
+	sigset_t all;
+
+	/* Signals are the application's: deliver them to its threads, not here. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+
+	while (!atomic_load_explicit(&rt->stop, memory_order_acquire)) {
+		uint64_t now, next;
+		int work = drain_transport(rt) + drain_faults(rt) + drain_requests(rt);
+
+		now = dsm_rt_now_ns();
+		work += expire_holds(rt, now, &next);
+		if (work) {
+			spin_since = 0;
+			continue;
+		}
+		/* A reply is due: poll a little while a core is free for it. */
+		if (rt->may_spin && (rt->nfaults || rt->pending)) {
+			if (!spin_since)
+				spin_since = now;
+			if (now - spin_since < SPIN_NS)
+				continue;
+		}
+		spin_since = 0;
+		if (dsm_tp_sleep_prepare(rt->tp) != 0)
+			continue;
+
+		struct epoll_event evs[4];
+		struct timespec ts, *tsp = NULL;
+		if (next != UINT64_MAX) {
+			uint64_t d = next > now ? next - now : 0;
+			ts.tv_sec = (time_t)(d / 1000000000ull);
+			ts.tv_nsec = (long)(d % 1000000000ull);
+			tsp = &ts;
+		}
+		if (epoll_pwait2(rt->epfd, evs, 4, tsp, NULL) < 0 && errno != EINTR)
+			loop_fatal(1, "epoll_pwait2 failed: %s", strerror(errno));
+		dsm_tp_sleep_end(rt->tp);
+	}
+	return NULL;
+}
+
+int dsm_rt_loop_start(struct dsm_rt *rt)
+{
+	struct epoll_event ev = {.events = EPOLLIN};
+	int fds[3], ret;
+
+	rt->epfd = epoll_create1(EPOLL_CLOEXEC);
+	rt->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (rt->epfd < 0 || rt->evfd < 0) {
+		DSM_LOG_ERRNO(DSM_LOG_ERROR, "creating the event loop's descriptors");
+		return -errno;
+	}
+	fds[0] = rt->region.uffd;
+	fds[1] = rt->evfd;
+	fds[2] = dsm_tp_wait_fd(rt->tp);
+	for (int i = 0; i < 3; i++) {
+		if (fds[i] < 0)
+			continue;
+		ev.data.fd = fds[i];
+		if (epoll_ctl(rt->epfd, EPOLL_CTL_ADD, fds[i], &ev) < 0) {
+			DSM_LOG_ERRNO(DSM_LOG_ERROR, "epoll_ctl");
+			return -errno;
+		}
+	}
+	atomic_store(&rt->stop, false);
+	ret = pthread_create(&rt->loop, NULL, loop_main, rt);
+	if (ret) {
+		DSM_LOG(DSM_LOG_ERROR, "starting the event loop thread: %s", strerror(ret));
+		return -ret;
+	}
+	pthread_setname_np(rt->loop, "dsm-loop");
+	return 0;
+}
+
+void dsm_rt_loop_stop(struct dsm_rt *rt)
+{
+	uint64_t one = 1;
+
+	atomic_store_explicit(&rt->stop, true, memory_order_release);
+	if (write(rt->evfd, &one, sizeof(one)) != sizeof(one))
+		DSM_LOG_ERRNO(DSM_LOG_WARN, "waking the event loop to stop");
+	pthread_join(rt->loop, NULL);
+	close(rt->epfd);
+	close(rt->evfd);
+}

@@ -1,0 +1,289 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Litmus tests across ranks: MP, SB+mfence, LB, 2+2W and IRIW. Every round
+ * uses fresh variables (each on its own line) from a pool that rank 0 resets
+ * between batches, so no reset can race a round. The sides of a round meet
+ * on a counter in the heap, then wait a random delay and run, which is what
+ * makes rounds race. No outcome that x86-TSO forbids may appear; each shape
+ * prints its histogram and fails if its racy outcome never appeared (a test
+ * that never races proves nothing): it keeps going, up to 5x the rounds,
+ * until it does.
+ *
+ * Thread placement: rank 0 runs T0 (and T2 for IRIW), rank 1 runs T1 (and T3);
+ * further ranks take part in the barriers and serve homes (the slots are
+ * spread cyclically over every rank).
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <dsm.h>
+
+#include "mr.h"
+
+#define BATCH 128
+#define LINE  4096
+#define NOUT  16
+
+enum shape { MP, SB, LB, W22, IRIW, NSHAPES };
+static const char *const shape_names[] = {"MP", "SB+mfence", "LB", "2+2W", "IRIW"};
+
+struct slot {
+	volatile int x;
+	char pad1[LINE - sizeof(int)];
+	volatile int y;
+	char pad2[LINE - sizeof(int)];
+	atomic_int go; /* the round's sides meet here, so that they overlap */
+	char pad3[LINE - sizeof(atomic_int)];
+};
+
+static struct slot *slots; /* BATCH slots */
+static int rank, nranks, sides;
+static unsigned seed_base;
+
+#define COMPILER_BARRIER() __asm__ __volatile__("" ::: "memory")
+
+static void delay(unsigned *seed)
+{
+	unsigned n = rand_r(seed) % 4000;
+
+	for (volatile unsigned i = 0; i < n; i++)
+		;
+}
+
+/* One side of one round; returns its observations packed in bits. */
+static int side(enum shape s, int t, struct slot *v, unsigned *seed)
+{
+	int r1 = 0, r2 = 0;
+
+	atomic_fetch_add(&v->go, 1);
+	/* Yield while waiting: on a small node a spinning thread would take the core that the
+	 * event loop needs to bring in the very line it waits on. */
+	while (atomic_load(&v->go) < sides)
+		sched_yield();
+	delay(seed);
+	switch (s) {
+	case MP:
+		if (t == 0) {
+			v->x = 1;
+			COMPILER_BARRIER();
+			v->y = 1;
+		} else {
+			r1 = v->y;
+			COMPILER_BARRIER();
+			r2 = v->x;
+		}
+		break;
+	case SB:
+		if (t == 0) {
+			v->x = 1;
+			atomic_thread_fence(memory_order_seq_cst);
+			r1 = v->y;
+		} else {
+			v->y = 1;
+			atomic_thread_fence(memory_order_seq_cst);
+			r1 = v->x;
+		}
+		break;
+	case LB:
+		if (t == 0) {
+			r1 = v->x;
+			COMPILER_BARRIER();
+			v->y = 1;
+		} else {
+			r1 = v->y;
+			COMPILER_BARRIER();
+			v->x = 1;
+		}
+		break;
+	case W22:
+		if (t == 0) {
+			v->x = 1;
+			COMPILER_BARRIER();
+			v->y = 2;
+		} else {
+			v->y = 1;
+			COMPILER_BARRIER();
+			v->x = 2;
+		}
+		break;
+	case IRIW:
+		if (t == 0) {
+			v->x = 1;
+		} else if (t == 1) {
+			v->y = 1;
+		} else if (t == 2) {
+			r1 = v->x;
+			COMPILER_BARRIER();
+			r2 = v->y;
+		} else {
+			r1 = v->y;
+			COMPILER_BARRIER();
+			r2 = v->x;
+		}
+		break;
+	default:
+		break;
+	}
+	return r1 | r2 << 1;
+}
+
+struct job {
+	enum shape s;
+	int t;
+	int obs[BATCH];
+};
+
+static void *run_side(void *arg)
+{
+	struct job *j = arg;
+	unsigned seed = seed_base * 31 + (unsigned)j->t;
+
+	for (int i = 0; i < BATCH; i++)
+		j->obs[i] = side(j->s, j->t, &slots[i], &seed);
+	return NULL;
+}
+
+/* The outcome of round i from every side's observations (and, for 2+2W, the final values). */
+static int outcome(enum shape s, const int *o0, const int *o1, const int *o2, const int *o3, int i,
+                   const struct slot *v)
+{
+	switch (s) {
+	case MP:
+		return o1[i]; /* r1=y | r2=x << 1 */
+	case SB:
+	case LB:
+		return (o0[i] & 1) | (o1[i] & 1) << 1;
+	case W22:
+		return v->x | v->y << 2; /* final x | final y << 2 */
+	case IRIW:
+		return o2[i] | o3[i] << 2;
+	default:
+		return 0;
+	}
+}
+
+static int forbidden(enum shape s, int out)
+{
+	switch (s) {
+	case MP:
+		return out == 1; /* saw y=1 but x=0 */
+	case SB:
+		return out == 0; /* both read 0 despite the fences */
+	case LB:
+		return out == 3; /* both read the other's later write */
+	case W22:
+		return out == (1 | 1 << 2); /* x=1 and y=1: both first writes last */
+	case IRIW:
+		return out == (1 | 0 << 1 | 1 << 2 | 0 << 3); /* readers disagree on the order */
+	default:
+		return 1;
+	}
+}
+
+/* The outcome that needs the sides to interleave within a round. */
+static int racy(enum shape s, int out)
+{
+	switch (s) {
+	case MP:
+		return out == 2; /* y=0, x=1: the writer ran between the two reads */
+	case SB:
+		return out == 3; /* both saw the other's store */
+	case LB:
+		return out == 0; /* both read before either wrote */
+	case W22:
+		return out == (2 | 2 << 2); /* x=2, y=2 */
+	case IRIW:
+		/* a reader saw exactly one write */
+		return (out & 3) == 1 || (out & 3) == 2 || (out >> 2 & 3) == 1 ||
+		       (out >> 2 & 3) == 2;
+	default:
+		return 0;
+	}
+}
+
+static void reset_slots(void)
+{
+	if (rank == 0)
+		for (int i = 0; i < BATCH; i++) {
+			slots[i].x = slots[i].y = 0;
+			atomic_store(&slots[i].go, 0);
+		}
+	dsm_barrier();
+}
+
+static void run_shape(enum shape s, long rounds)
+{
+	long hist[NOUT] = {0}, done = 0, seen_racy = 0, bad = 0;
+	int nthreads = rank > 1 ? 0 : s == IRIW ? 2 : 1;
+
+	sides = s == IRIW ? 4 : 2;
+	struct job jobs[2] = {0};
+	int *gathered = malloc(sizeof(int) * 2 * BATCH * (size_t)nranks);
+
+	while (done < rounds || (seen_racy == 0 && done < 5 * rounds)) {
+		pthread_t th[2];
+
+		reset_slots();
+		seed_base = (unsigned)(done * 7 + rank);
+		for (int k = 0; k < nthreads; k++) {
+			jobs[k].s = s;
+			jobs[k].t = rank + 2 * k; /* rank 0: T0, T2; rank 1: T1, T3 */
+			pthread_create(&th[k], NULL, run_side, &jobs[k]);
+		}
+		for (int k = 0; k < nthreads; k++)
+			pthread_join(th[k], NULL);
+		dsm_barrier(); /* every side done: final values are in place */
+
+		/* Rank 0 gathers every side's observations: [T0][T1][T2][T3]. */
+		int mine[2 * BATCH];
+		memcpy(mine, jobs[0].obs, sizeof(jobs[0].obs));
+		memcpy(mine + BATCH, nthreads > 1 ? jobs[1].obs : jobs[0].obs, sizeof(jobs[0].obs));
+		MPI_Gather(mine, 2 * BATCH, MPI_INT, gathered, 2 * BATCH, MPI_INT, 0,
+		           MPI_COMM_WORLD);
+		if (rank == 0) {
+			/* rank 0 sent [T0][T2], rank 1 sent [T1][T3] */
+			const int *o0 = gathered, *o2 = gathered + BATCH;
+			const int *o1 = gathered + 2 * BATCH, *o3 = gathered + 3 * BATCH;
+			for (int i = 0; i < BATCH; i++) {
+				int out = outcome(s, o0, o1, o2, o3, i, &slots[i]);
+				hist[out & (NOUT - 1)]++;
+				bad += forbidden(s, out);
+				seen_racy += racy(s, out);
+			}
+		}
+		done += BATCH;
+		MPI_Bcast(&seen_racy, 1, MPI_LONG, 0, MPI_COMM_WORLD);
+	}
+	if (rank == 0) {
+		printf("%-10s %ld rounds:", shape_names[s], done);
+		for (int o = 0; o < NOUT; o++)
+			if (hist[o])
+				printf(" [%s%d%s]=%ld", forbidden(s, o) ? "FORBIDDEN " : "", o,
+				       racy(s, o) ? " racy" : "", hist[o]);
+		printf("\n");
+		fflush(stdout);
+		CHECK(bad == 0);
+		CHECK(seen_racy > 0);
+	}
+	free(gathered);
+}
+
+int main(int argc, char **argv)
+{
+	long rounds;
+
+	mr_start(&argc, &argv);
+	rounds = mr_rounds(10000);
+	CHECK(dsm_init(NULL) == 0);
+	rank = dsm_rank();
+	nranks = dsm_nranks();
+	slots = dsm_all_alloc(sizeof(struct slot) * BATCH, DSM_DIST_CYCLIC);
+	CHECK(slots != NULL);
+	for (int s = 0; s < NSHAPES; s++)
+		run_shape((enum shape)s, rounds);
+	CHECK(dsm_finalize() == 0);
+	return mr_finish();
+}

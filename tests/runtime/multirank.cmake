@@ -1,0 +1,50 @@
+# SPDX-License-Identifier: MIT
+# Multi-rank tests under mpiexec. The default tier runs each with 2 ranks over
+# shm and 4 KiB lines, plus a smoke run with 4 ranks over tcp and 64 KiB lines;
+# the long tier runs the whole matrix with ten times the rounds.
+function(dsm_mr_program name)
+  add_executable(${name} ${name}.c)
+  target_link_libraries(${name} PRIVATE dsm MPI::MPI_C Threads::Threads)
+endfunction()
+
+# dsm_mr_test(<prog> [SMOKE_ENV ...] [TIMEOUT s])
+function(dsm_mr_test prog)
+  cmake_parse_arguments(T "" "TIMEOUT" "SMOKE_ENV" ${ARGN})
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 300)
+  endif()
+  set(run ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG})
+  dsm_add_test(NAME ${prog}_2r_shm_4k LABEL runtime TIMEOUT ${T_TIMEOUT}
+    COMMAND ${run} 2 $<TARGET_FILE:${prog}>
+    ENVIRONMENT DSM_PROVIDER=shm DSM_LINE_SIZE=4096 DSM_HEAP_SIZE=64G)
+  dsm_add_test(NAME ${prog}_4r_tcp_64k LABEL runtime TIMEOUT ${T_TIMEOUT}
+    COMMAND ${run} 4 $<TARGET_FILE:${prog}>
+    ENVIRONMENT "DSM_PROVIDER=tcp\\;ofi_rxm" DSM_LINE_SIZE=65536 DSM_HEAP_SIZE=64G ${T_SMOKE_ENV})
+  foreach(np 2 3 4)
+    foreach(prov shm tcp)
+      foreach(line 4096 65536)
+        set(p ${prov})
+        if(prov STREQUAL "tcp")
+          set(p "tcp\\;ofi_rxm")
+        endif()
+        dsm_add_test(NAME ${prog}_long_${np}r_${prov}_${line} LABEL runtime LONG TIMEOUT 20000
+          COMMAND ${run} ${np} $<TARGET_FILE:${prog}>
+          ENVIRONMENT DSM_PROVIDER=${p} DSM_LINE_SIZE=${line} DSM_HEAP_SIZE=64G)
+      endforeach()
+    endforeach()
+  endforeach()
+endfunction()
+
+foreach(p mr_api mr_shared mr_litmus mr_stress mr_kill)
+  dsm_mr_program(${p})
+endforeach()
+dsm_mr_test(mr_api)
+dsm_mr_test(mr_shared SMOKE_ENV MR_ROUNDS=2000)
+dsm_mr_test(mr_litmus SMOKE_ENV MR_ROUNDS=1000)
+dsm_mr_test(mr_stress SMOKE_ENV MR_SECONDS=5)
+dsm_add_test(NAME mr_kill_2r_shm LABEL runtime TIMEOUT 90
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/kill_rank.sh ${MPIEXEC_EXECUTABLE} 2 $<TARGET_FILE:mr_kill>
+  ENVIRONMENT DSM_PROVIDER=shm)
+dsm_add_test(NAME mr_kill_3r_tcp LABEL runtime TIMEOUT 90
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/kill_rank.sh ${MPIEXEC_EXECUTABLE} 3 $<TARGET_FILE:mr_kill>
+  ENVIRONMENT "DSM_PROVIDER=tcp\\;ofi_rxm")
