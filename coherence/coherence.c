@@ -126,6 +126,15 @@ static int send(dsm_coh_node_t *n, dsm_coh_actions_t *a, unsigned dst, int type,
 	dsm_coh_action_t *x;
 
 	if (dst == n->cfg.rank) {
+		/* A write-back to ourselves must copy the mapping now, before the
+		 * zap that follows in this same list; the home then finds the data
+		 * in place (src NONE). */
+		if ((flags & DSM_COH_MSGF_DATA) && src == DSM_COH_SRC_MAP) {
+			if (!(n->cfg.bugs & DSM_COH_BUG_NO_WRITEBACK) &&
+			    act_src(a, DSM_COH_ACT_STORE_HOME, line, DSM_COH_SRC_MAP) < 0)
+				return -ENOMEM;
+			src = DSM_COH_SRC_NONE;
+		}
 		if (n->selfq_n == n->selfq_cap) {
 			size_t cap = n->selfq_cap ? n->selfq_cap * 2 : 8;
 			struct self_msg *q = realloc(n->selfq, cap * sizeof(*q));
@@ -593,7 +602,7 @@ static int home_msg(dsm_coh_node_t *n, const dsm_coh_msg_t *m, int dsrc, dsm_coh
 		if (d->wait != DSM_COH_DIR_WAIT_WB || d->owner != r ||
 		    !(m->flags & DSM_COH_MSGF_DATA))
 			return DSM_ERR_PROTOCOL;
-		if (!(n->cfg.bugs & DSM_COH_BUG_NO_WRITEBACK) &&
+		if (!(n->cfg.bugs & DSM_COH_BUG_NO_WRITEBACK) && dsrc != DSM_COH_SRC_NONE &&
 		    (rc = act_src(a, DSM_COH_ACT_STORE_HOME, m->line, dsrc)) < 0)
 			return rc;
 		if (d->txn == DSM_COH_MSG_GET_M)

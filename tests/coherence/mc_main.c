@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * coh-mc: the protocol model checker's command line.
+ *
+ *   coh-mc exhaustive [nodes...]   every order for 2 and 3 nodes on one line
+ *   coh-mc random [schedules] [max_nodes] [max_lines] [seed]
+ *
+ * DSM_TEST_TIER=long scales the default rounds up. Exit status 0 only when
+ * every run found no violation.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mc.h"
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int long_tier(void)
+{
+	const char *t = getenv("DSM_TEST_TIER");
+
+	return t && strcmp(t, "long") == 0;
+}
+
+/* Three kinds of programs, each op on one line (word 0 or 1). */
+enum { PROG_WRITERS, PROG_MIXED, PROG_READ_UPGRADE, PROG_NPROGS };
+static const char *const prog_names[] = {"writers", "mixed", "read-then-write"};
+
+static void program(mc_config_t *c, int prog, unsigned nops)
+{
+	unsigned n, t, i;
+
+	for (n = 0; n < c->nnodes; n++)
+		for (t = 0; t < c->nthreads; t++) {
+			c->nops[n][t] = nops;
+			for (i = 0; i < nops; i++) {
+				mc_op_t *op = &c->ops[n][t][i];
+
+				op->line = 0;
+				op->word = (uint8_t)((n + i) % MC_WORDS);
+				op->value = 1 + (n << 16 | t << 8 | i);
+				switch (prog) {
+				case PROG_WRITERS:
+					op->write = 1;
+					break;
+				case PROG_MIXED:
+					/* node 0 writes, node 1 reads, others alternate */
+					op->write = n == 0 ? 1 : n == 1 ? 0 : (i + t) % 2;
+					break;
+				default:
+					/* read then write the same word: the upgrade race */
+					op->write = i % 2;
+					op->word = (uint8_t)((n + i / 2) % MC_WORDS);
+					break;
+				}
+			}
+		}
+}
+
+static int run_exhaustive(void)
+{
+	static const struct {
+		unsigned nodes, threads, ops;
+	} sizes[] = {{2, 1, 3}, {2, 1, 4}, {3, 1, 3}, {2, 2, 2}};
+	static const dsm_dist_t dists[] = {DSM_DIST_LOCAL, DSM_COH_DIST_RANK};
+	unsigned si, p, m, di, nsizes = long_tier() ? 4 : 4;
+	int bad = 0;
+
+	for (si = 0; si < nsizes; si++)
+		for (p = 0; p < PROG_NPROGS; p++)
+			for (m = 0; m < 2; m++)
+				for (di = 0; di < 2; di++) {
+					mc_config_t c;
+					mc_result_t r;
+					double t0 = now();
+
+					memset(&c, 0, sizeof(c));
+					c.nnodes = sizes[si].nodes;
+					c.nthreads = sizes[si].threads;
+					c.nlines = 1;
+					c.data_mode = (dsm_coh_data_mode_t)m;
+					c.dist = dists[di];
+					program(&c, (int)p, sizes[si].ops);
+					if (mc_exhaustive(&c, 50000000, &r) < 0) {
+						printf("setup failed\n");
+						return 1;
+					}
+					printf("exhaustive %u nodes x %u threads x %u ops, %s, data %s, "
+					       "home %u: %llu schedules, %llu states, %llu transitions, "
+					       "longest path %llu, longest fault %llu steps, %.2fs%s%s\n",
+					       c.nnodes, c.nthreads, sizes[si].ops, prog_names[p],
+					       m ? "rdma" : "inline", di ? c.nnodes - 1 : 0,
+					       (unsigned long long)r.schedules,
+					       (unsigned long long)r.states, (unsigned long long)r.steps,
+					       (unsigned long long)r.max_depth,
+					       (unsigned long long)r.max_fault_steps, now() - t0,
+					       r.fail ? ": FAIL " : "", r.fail ? r.what : "");
+					fflush(stdout);
+					bad |= r.fail != MC_OK;
+				}
+	return bad;
+}
+
+static int run_random(int argc, char **argv)
+{
+	mc_random_opts_t o = {.schedules = long_tier() ? 10000000 : 250000,
+			      .seed = 1,
+			      .max_nodes = long_tier() ? 16 : 8,
+			      .max_lines = 8,
+			      .max_threads = 2,
+			      .max_ops = 4,
+			      .any_data_mode = 1,
+			      .verbose = 1};
+	mc_result_t r;
+	double t0 = now();
+
+	if (argc > 0)
+		o.schedules = strtoull(argv[0], NULL, 0);
+	if (argc > 1)
+		o.max_nodes = (unsigned)atoi(argv[1]);
+	if (argc > 2)
+		o.max_lines = (unsigned)atoi(argv[2]);
+	if (argc > 3)
+		o.seed = strtoull(argv[3], NULL, 0);
+	else
+		o.seed = (uint64_t)time(NULL);
+	if (o.max_nodes < 2 || o.max_nodes > MC_MAX_NODES || o.max_lines < 1 ||
+	    o.max_lines > MC_MAX_LINES) {
+		fprintf(stderr, "nodes 2..%d, lines 1..%d\n", MC_MAX_NODES, MC_MAX_LINES);
+		return 2;
+	}
+	if (mc_random(&o, &r) < 0) {
+		printf("setup failed\n");
+		return 1;
+	}
+	printf("random, seed %llu, up to %u nodes, %u lines, %u threads, %u ops: %llu schedules, "
+	       "~%llu states (estimated), %llu steps, longest fault %llu steps, "
+	       "%llu invalidations, %llu deferred by a hold, %llu queued, %.1fs%s%s\n",
+	       (unsigned long long)o.seed, o.max_nodes, o.max_lines, o.max_threads, o.max_ops,
+	       (unsigned long long)r.schedules, (unsigned long long)r.states,
+	       (unsigned long long)r.steps, (unsigned long long)r.max_fault_steps,
+	       (unsigned long long)r.counters[DSM_COH_CNT_INV_SENT],
+	       (unsigned long long)r.counters[DSM_COH_CNT_DEFERRED],
+	       (unsigned long long)r.counters[DSM_COH_CNT_QUEUED], now() - t0,
+	       r.fail ? ": FAIL " : "", r.fail ? r.what : "");
+	return r.fail != MC_OK || r.schedules < o.schedules;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "exhaustive") == 0)
+		return run_exhaustive();
+	if (argc >= 2 && strcmp(argv[1], "random") == 0)
+		return run_random(argc - 2, argv + 2);
+	fprintf(stderr, "usage: %s exhaustive | random [schedules] [max_nodes] [max_lines] [seed]\n",
+		argv[0]);
+	return 2;
+}
