@@ -442,6 +442,8 @@ static int node_hold_done(dsm_coh_node_t *n, uint64_t line, dsm_coh_actions_t *a
 
 /* ---- The home side ---- */
 
+static int dir_next(dsm_coh_node_t *n, dsm_coh_dir_t *d, dsm_coh_actions_t *a);
+
 static int dir_grant_s(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned r, dsm_coh_actions_t *a)
 {
 	int flags = n->cfg.data_mode == DSM_COH_DATA_RDMA ? DSM_COH_MSGF_RDMA : DSM_COH_MSGF_DATA;
@@ -452,18 +454,15 @@ static int dir_grant_s(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned r, dsm_coh_
 		return rc;
 	d->state = DSM_COH_DIR_S;
 	d->wait = DSM_COH_DIR_WAIT_DONE;
-	if (n->cfg.bugs & DSM_COH_BUG_NO_DONE_WAIT) {
-		d->wait = 0;
-		d->txn = 0;
-	}
-	/* d may move once a message to ourselves runs: touch it no more. */
-	return send(n, a, r, DSM_COH_MSG_GRANT_S, line, flags, DSM_COH_SRC_HOME);
+	if ((rc = send(n, a, r, DSM_COH_MSG_GRANT_S, line, flags, DSM_COH_SRC_HOME)) < 0)
+		return rc;
+	return (n->cfg.bugs & DSM_COH_BUG_NO_DONE_WAIT) ? dir_next(n, d, a) : 0;
 }
 
 static int dir_grant_m(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned r, int with_data,
                        dsm_coh_actions_t *a)
 {
-	int flags = 0;
+	int flags = 0, rc;
 	uint64_t line = d->line;
 
 	if (with_data)
@@ -473,11 +472,18 @@ static int dir_grant_m(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned r, int with
 	d->state = DSM_COH_DIR_M;
 	d->owner = (uint16_t)r;
 	d->wait = DSM_COH_DIR_WAIT_DONE;
-	if (n->cfg.bugs & DSM_COH_BUG_NO_DONE_WAIT) {
-		d->wait = 0;
-		d->txn = 0;
-	}
-	return send(n, a, r, DSM_COH_MSG_GRANT_M, line, flags, DSM_COH_SRC_HOME);
+	if ((rc = send(n, a, r, DSM_COH_MSG_GRANT_M, line, flags, DSM_COH_SRC_HOME)) < 0)
+		return rc;
+	return (n->cfg.bugs & DSM_COH_BUG_NO_DONE_WAIT) ? dir_next(n, d, a) : 0;
+}
+
+/* A writer needs the data unless the directory lists it as a sharer: its
+ * GET_M may have said "upgrade" and then crossed the INV of its copy. */
+static int need_data(const dsm_coh_node_t *n, const dsm_coh_dir_t *d)
+{
+	if (n->cfg.bugs & DSM_COH_BUG_TRUST_UPGRADE)
+		return !d->upgrade;
+	return !dsm_coh_sharers_has(&d->sharers, d->txn_req);
 }
 
 /* Start serving a request; the line is idle. */
@@ -500,8 +506,7 @@ static int dir_start(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned r, int write,
 	}
 	if (!write)
 		return dir_grant_s(n, d, r, a);
-	if (n->cfg.bugs & DSM_COH_BUG_TRUST_UPGRADE)
-		return dir_grant_m(n, d, r, !(mflags & DSM_COH_MSGF_UPGRADE), a);
+	d->upgrade = (uint8_t)(mflags & DSM_COH_MSGF_UPGRADE);
 	/* Invalidate every other sharer; grant once all have acked. Messages to
 	 * ourselves queue until we return, so d stays put in this loop. */
 	d->acks = 0;
@@ -518,7 +523,7 @@ static int dir_start(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned r, int write,
 	}
 	if (d->acks == 0 || (n->cfg.bugs & DSM_COH_BUG_GRANT_BEFORE_ACKS)) {
 		d->acks = 0;
-		return dir_grant_m(n, d, r, !dsm_coh_sharers_has(&d->sharers, r), a);
+		return dir_grant_m(n, d, r, need_data(n, d), a);
 	}
 	d->wait = DSM_COH_DIR_WAIT_ACKS;
 	return 0;
@@ -596,8 +601,7 @@ static int home_msg(dsm_coh_node_t *n, const dsm_coh_msg_t *m, int dsrc, dsm_coh
 		dsm_coh_sharers_del(&d->sharers, r);
 		if (--d->acks > 0)
 			return 0;
-		return dir_grant_m(n, d, d->txn_req, !dsm_coh_sharers_has(&d->sharers, d->txn_req),
-		                   a);
+		return dir_grant_m(n, d, d->txn_req, need_data(n, d), a);
 	case DSM_COH_MSG_WB:
 		if (d->wait != DSM_COH_DIR_WAIT_WB || d->owner != r ||
 		    !(m->flags & DSM_COH_MSGF_DATA))

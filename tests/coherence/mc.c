@@ -14,7 +14,8 @@ enum { PROT_NONE_ = 0, PROT_RO, PROT_RW };
 enum { T_RUN = 0, T_BLOCKED, T_WOKEN, T_DONE };
 
 typedef struct mc_thread {
-	uint8_t pc, status, line, pad;
+	uint8_t pc, status, line;
+	uint8_t granted;     /* woken by a grant of this protection */
 	uint64_t fault_step; /* when the current op first faulted, or 0 */
 } mc_thread_t;
 
@@ -70,10 +71,15 @@ typedef struct mc_choice {
 
 const char *mc_fail_name(int f)
 {
-	static const char *const names[MC_NFAIL] = {
-		"ok",        "single-writer violated", "data-value violated", "unexpected event",
-		"deadlock",  "livelock",               "starvation",          "impossible action",
-		"final state inconsistent"};
+	static const char *const names[MC_NFAIL] = {"ok",
+	                                            "single-writer violated",
+	                                            "data-value violated",
+	                                            "unexpected event",
+	                                            "deadlock",
+	                                            "livelock",
+	                                            "starvation",
+	                                            "impossible action",
+	                                            "final state inconsistent"};
 
 	return f >= 0 && f < MC_NFAIL ? names[f] : "?";
 }
@@ -114,9 +120,9 @@ static int sim_init(mc_sim_t *s, const mc_config_t *cfg)
 	}
 	for (n = 0; n < cfg->nnodes; n++) {
 		dsm_coh_config_t ec = {.rank = n,
-				       .nranks = cfg->nnodes,
-				       .data_mode = cfg->data_mode,
-				       .bugs = cfg->bugs};
+		                       .nranks = cfg->nnodes,
+		                       .data_mode = cfg->data_mode,
+		                       .bugs = cfg->bugs};
 		int rc = dsm_coh_node_create(&ec, &s->eng[n]);
 
 		if (rc < 0)
@@ -189,6 +195,8 @@ static void apply(mc_sim_t *s, unsigned n, const uint32_t *payload)
 	mc_node_t *nd = &s->node[n];
 	size_t i;
 
+	int installed = PROT_NONE_;
+
 	for (i = 0; i < s->acts.n && !s->fail; i++) {
 		const dsm_coh_action_t *a = &s->acts.v[i];
 		int l = line_index(s, a->line);
@@ -217,8 +225,9 @@ static void apply(mc_sim_t *s, unsigned n, const uint32_t *payload)
 			break;
 		}
 		if (a->src != DSM_COH_SRC_NONE && !from) {
-			failf(s, MC_BAD_ACTION, "node %u line %d: action %d reads absent data (src %d)",
-			      n, l, a->type, a->src);
+			failf(s, MC_BAD_ACTION,
+			      "node %u line %d: action %d reads absent data (src %d)", n, l,
+			      a->type, a->src);
 			return;
 		}
 		switch (a->type) {
@@ -255,25 +264,26 @@ static void apply(mc_sim_t *s, unsigned n, const uint32_t *payload)
 			if (a->src == DSM_COH_SRC_NONE) {
 				/* Lifting the write-protect needs the page there. */
 				if (pg->prot != PROT_RO || a->type != DSM_COH_ACT_INSTALL_RW) {
-					failf(s, MC_BAD_ACTION, "node %u line %d: upgrade of absent page",
-					      n, l);
+					failf(s, MC_BAD_ACTION,
+					      "node %u line %d: upgrade of absent page", n, l);
 					return;
 				}
 			} else {
 				/* UFFDIO_COPY onto a present page fails with EEXIST. */
 				if (pg->prot != PROT_NONE_) {
-					failf(s, MC_BAD_ACTION, "node %u line %d: install over a page",
-					      n, l);
+					failf(s, MC_BAD_ACTION,
+					      "node %u line %d: install over a page", n, l);
 					return;
 				}
 				memcpy(pg->w, from, sizeof(pg->w));
 			}
 			pg->prot = a->type == DSM_COH_ACT_INSTALL_RW ? PROT_RW : PROT_RO;
+			installed = pg->prot;
 			break;
 		case DSM_COH_ACT_WRITE_PROTECT:
 			if (pg->prot == PROT_NONE_) {
-				failf(s, MC_BAD_ACTION, "node %u line %d: write-protect of absent page",
-				      n, l);
+				failf(s, MC_BAD_ACTION,
+				      "node %u line %d: write-protect of absent page", n, l);
 				return;
 			}
 			pg->prot = PROT_RO;
@@ -285,16 +295,18 @@ static void apply(mc_sim_t *s, unsigned n, const uint32_t *payload)
 			break;
 		case DSM_COH_ACT_STORE_HOME:
 			if (s->home[l] != n || !from) {
-				failf(s, MC_BAD_ACTION, "node %u line %d: store to a foreign home", n,
-				      l);
+				failf(s, MC_BAD_ACTION, "node %u line %d: store to a foreign home",
+				      n, l);
 				return;
 			}
 			memcpy(nd->home_seg[l], from, sizeof(nd->home_seg[l]));
 			break;
 		case DSM_COH_ACT_WAKE:
 			for (t = 0; t < s->cfg->nthreads; t++)
-				if (nd->th[t].status == T_BLOCKED && nd->th[t].line == l)
+				if (nd->th[t].status == T_BLOCKED && nd->th[t].line == l) {
 					nd->th[t].status = T_WOKEN;
+					nd->th[t].granted = (uint8_t)installed;
+				}
 			break;
 		case DSM_COH_ACT_HOLD:
 			/* Re-arming a running hold is allowed: one HOLD_DONE follows. */
@@ -395,14 +407,26 @@ static void thread_step(mc_sim_t *s, unsigned n, unsigned t)
 	mc_thread_t *th = &s->node[n].th[t];
 	const mc_op_t *op = &s->cfg->ops[n][t][th->pc];
 	mc_page_t *pg = &s->node[n].map[op->line];
+	int need = op->write ? PROT_RW : PROT_RO;
 
+	/* A grant must stay until the thread it woke has run (the hold): a
+	 * thread granted what it asked for that finds it gone again may lose
+	 * the line forever. */
+	if (th->status == T_WOKEN && th->granted >= need && pg->prot < need) {
+		failf(s, MC_STARVATION,
+		      "node %u thread %u: line %u taken away before the woken thread ran", n, t,
+		      op->line);
+		return;
+	}
+	th->granted = 0;
 	if (pg->prot == PROT_RW || (!op->write && pg->prot == PROT_RO)) {
 		if (op->write) {
 			pg->w[op->word] = op->value;
 			s->shadow[op->line][op->word] = op->value;
 		} else if (pg->w[op->word] != s->shadow[op->line][op->word]) {
-			failf(s, MC_DATA, "node %u thread %u read %#x from line %u word %u, last write %#x",
-			      n, t, pg->w[op->word], op->line, op->word,
+			failf(s, MC_DATA,
+			      "node %u thread %u read %#x from line %u word %u, last write %#x", n,
+			      t, pg->w[op->word], op->line, op->word,
 			      s->shadow[op->line][op->word]);
 			return;
 		}
@@ -419,7 +443,7 @@ static void thread_step(mc_sim_t *s, unsigned n, unsigned t)
 		return;
 	}
 	s->node[n].uffd[s->node[n].nuffd++] =
-		(mc_fault_t){(uint8_t)t, op->line, (uint8_t)(op->write ? 1 : 0)};
+	        (mc_fault_t){(uint8_t)t, op->line, (uint8_t)(op->write ? 1 : 0)};
 	th->status = T_BLOCKED;
 	th->line = op->line;
 	if (!th->fault_step)
@@ -451,7 +475,7 @@ static void do_step(mc_sim_t *s, const mc_choice_t *c)
 		mc_msg_t m = s->net[c->idx];
 
 		memmove(&s->net[c->idx], &s->net[c->idx + 1],
-			(size_t)(--s->nnet - c->idx) * sizeof(s->net[0]));
+		        (size_t)(--s->nnet - c->idx) * sizeof(s->net[0]));
 		ev.type = DSM_COH_EV_MSG;
 		ev.msg = m.m;
 		feed(s, c->node, &ev, (m.m.flags & DSM_COH_MSGF_DATA) ? m.data : NULL);
@@ -502,8 +526,9 @@ static void check_final(mc_sim_t *s)
 	for (n = 0; n < s->cfg->nnodes; n++)
 		for (t = 0; t < s->cfg->nthreads; t++)
 			if (s->node[n].th[t].status != T_DONE) {
-				failf(s, MC_DEADLOCK, "node %u thread %u stuck (status %d, line %d)", n,
-				      t, s->node[n].th[t].status, s->node[n].th[t].line);
+				failf(s, MC_DEADLOCK,
+				      "node %u thread %u stuck (status %d, line %d)", n, t,
+				      s->node[n].th[t].status, s->node[n].th[t].line);
 				return;
 			}
 	for (l = 0; l < s->cfg->nlines; l++) {
@@ -525,16 +550,17 @@ static void check_final(mc_sim_t *s)
 				want = d.owner == n ? DSM_COH_M : DSM_COH_I;
 			else if (d.state == DSM_COH_DIR_S)
 				want = dsm_coh_dir_is_sharer(s->eng[h], s->line_id[l], n)
-					       ? DSM_COH_S
-					       : DSM_COH_I;
+				               ? DSM_COH_S
+				               : DSM_COH_I;
 			else
 				want = DSM_COH_I;
 			if ((int)li.state != want || li.held || li.rdma || li.deferred ||
 			    pg->prot != (want == DSM_COH_M   ? PROT_RW
-					 : want == DSM_COH_S ? PROT_RO
-							     : PROT_NONE_)) {
-				failf(s, MC_FINAL, "line %u node %u: state %s prot %d, directory says %s",
-				      l, n, dsm_coh_state_name(li.state), pg->prot,
+			                 : want == DSM_COH_S ? PROT_RO
+			                                     : PROT_NONE_)) {
+				failf(s, MC_FINAL,
+				      "line %u node %u: state %s prot %d, directory says %s", l, n,
+				      dsm_coh_state_name(li.state), pg->prot,
 				      dsm_coh_state_name(want));
 				return;
 			}
@@ -545,7 +571,8 @@ static void check_final(mc_sim_t *s)
 				}
 		}
 		for (w = 0; w < MC_WORDS; w++)
-			if (d.state != DSM_COH_DIR_M && s->node[h].home_seg[l][w] != s->shadow[l][w]) {
+			if (d.state != DSM_COH_DIR_M &&
+			    s->node[h].home_seg[l][w] != s->shadow[l][w]) {
 				failf(s, MC_FINAL, "line %u: home segment is stale", l);
 				return;
 			}
@@ -591,10 +618,11 @@ static uint64_t sim_hash(const mc_sim_t *s, uint8_t *buf, size_t cap)
 		h = hash_bytes(&nd->nuffd, 1, h);
 		h = hash_bytes((const uint8_t *)nd->uffd, nd->nuffd * sizeof(nd->uffd[0]), h);
 		for (t = 0; t < s->cfg->nthreads; t++) {
-			uint8_t th[3] = {nd->th[t].pc, nd->th[t].status,
-					 nd->th[t].status == T_BLOCKED || nd->th[t].status == T_WOKEN
-						 ? nd->th[t].line
-						 : 0};
+			uint8_t th[4] = {nd->th[t].pc, nd->th[t].status, nd->th[t].granted,
+			                 nd->th[t].status == T_BLOCKED ||
+			                                 nd->th[t].status == T_WOKEN
+			                         ? nd->th[t].line
+			                         : 0};
 
 			h = hash_bytes(th, sizeof(th), h);
 		}
@@ -612,19 +640,30 @@ static uint64_t sim_hash(const mc_sim_t *s, uint8_t *buf, size_t cap)
 typedef struct vset {
 	uint64_t *keys; /* 0: free */
 	uint8_t *color; /* 1: on the DFS path, 2: finished */
+	double *paths;  /* finished: the schedules from here to the end */
 	size_t cap, n;
 } vset_t;
 
+static size_t vset_slot(vset_t *v, uint64_t k, int add);
+
 static uint8_t *vset_find(vset_t *v, uint64_t k, int add)
+{
+	size_t i = vset_slot(v, k, add);
+
+	return i == SIZE_MAX ? NULL : &v->color[i];
+}
+
+static size_t vset_slot(vset_t *v, uint64_t k, int add)
 {
 	size_t i;
 
 	if (k == 0)
 		k = 1;
 	if (add && (v->n + 1) * 2 > v->cap) {
-		vset_t nv = {calloc(v->cap * 2, 8), calloc(v->cap * 2, 1), v->cap * 2, 0};
+		vset_t nv = {calloc(v->cap * 2, 8), calloc(v->cap * 2, 1),
+		             calloc(v->cap * 2, sizeof(double)), v->cap * 2, 0};
 
-		if (!nv.keys || !nv.color)
+		if (!nv.keys || !nv.color || !nv.paths)
 			abort();
 		for (i = 0; i < v->cap; i++)
 			if (v->keys[i]) {
@@ -634,20 +673,22 @@ static uint8_t *vset_find(vset_t *v, uint64_t k, int add)
 					j = (j + 1) & (nv.cap - 1);
 				nv.keys[j] = v->keys[i];
 				nv.color[j] = v->color[i];
+				nv.paths[j] = v->paths[i];
 				nv.n++;
 			}
 		free(v->keys);
 		free(v->color);
+		free(v->paths);
 		*v = nv;
 	}
 	for (i = k & (v->cap - 1); v->keys[i]; i = (i + 1) & (v->cap - 1))
 		if (v->keys[i] == k)
-			return &v->color[i];
+			return i;
 	if (!add)
-		return NULL;
+		return SIZE_MAX;
 	v->keys[i] = k;
 	v->n++;
-	return &v->color[i];
+	return i;
 }
 
 typedef struct dfs {
@@ -658,6 +699,7 @@ typedef struct dfs {
 	uint8_t buf[1 << 14];
 	mc_choice_t path[4096];
 	unsigned fail_depth;
+	int nomemo;
 	mc_result_t *res;
 } dfs_t;
 
@@ -673,22 +715,26 @@ static const char *choice_str(const mc_sim_t *s, const mc_choice_t *c, char *b, 
 
 	if (c->kind == C_MSG && c->idx < s->nnet)
 		snprintf(b, n, "deliver %s %u->%u", dsm_coh_msg_name(s->net[c->idx].m.type),
-			 s->net[c->idx].src, s->net[c->idx].dst);
+		         s->net[c->idx].src, s->net[c->idx].dst);
 	else
 		snprintf(b, n, "%s node %u idx %u", kinds[c->kind], c->node, c->idx);
 	return b;
 }
 
-/* Returns nonzero to stop. */
-static int dfs_visit(dfs_t *d, mc_sim_t *s, unsigned depth)
+/* Returns nonzero to stop; *paths_p: the schedules from s to the end. */
+static int dfs_visit(dfs_t *d, mc_sim_t *s, unsigned depth, double *paths_p)
 {
 	mc_choice_t c[MAX_CHOICES];
 	uint64_t h = sim_hash(s, d->buf, sizeof(d->buf));
-	uint8_t *col = vset_find(&d->seen, h, 0);
+	double paths = 0;
+	size_t slot = vset_slot(&d->seen, h, 0);
 	unsigned k, i;
 
-	if (col) {
-		if (*col == 1) {
+	if (slot != SIZE_MAX && d->nomemo && d->seen.color[slot] == 2)
+		slot = SIZE_MAX; /* checking the path count: walk it again */
+	if (slot != SIZE_MAX) {
+		*paths_p = d->seen.paths[slot];
+		if (d->seen.color[slot] == 1) {
 			failf(s, MC_LIVELOCK, "a cycle of %u steps returns to a state on the path",
 			      depth);
 			return 1;
@@ -708,13 +754,14 @@ static int dfs_visit(dfs_t *d, mc_sim_t *s, unsigned depth)
 	}
 	k = choices(s, c);
 	if (k == 0) {
-		d->res->schedules++;
+		paths = 1;
 		check_final(s);
 		if (s->fail)
 			return 1;
 	}
 	for (i = 0; i < k; i++) {
 		mc_sim_t *child = malloc(sizeof(*child));
+		double p = 0;
 		int stop;
 
 		if (!child || sim_clone(child, s) < 0)
@@ -725,7 +772,8 @@ static int dfs_visit(dfs_t *d, mc_sim_t *s, unsigned depth)
 		do_step(child, &c[i]);
 		if (child->max_fault_steps > d->res->max_fault_steps)
 			d->res->max_fault_steps = child->max_fault_steps;
-		stop = child->fail ? 1 : dfs_visit(d, child, depth + 1);
+		stop = child->fail ? 1 : dfs_visit(d, child, depth + 1, &p);
+		paths += p;
 		if (stop && !s->fail) {
 			s->fail = child->fail;
 			memcpy(s->what, child->what, sizeof(s->what));
@@ -736,7 +784,10 @@ static int dfs_visit(dfs_t *d, mc_sim_t *s, unsigned depth)
 		if (stop)
 			return 1;
 	}
-	*vset_find(&d->seen, h, 0) = 2;
+	slot = vset_slot(&d->seen, h, 0);
+	d->seen.color[slot] = 2;
+	d->seen.paths[slot] = paths;
+	*paths_p = paths;
 	return 0;
 }
 
@@ -751,12 +802,14 @@ int mc_exhaustive(const mc_config_t *cfg, uint64_t max_states, mc_result_t *res)
 		abort();
 	d->res = res;
 	d->max_states = max_states;
+	d->nomemo = getenv("MC_NOMEMO") != NULL;
 	d->seen.cap = 1 << 16;
 	d->seen.keys = calloc(d->seen.cap, 8);
 	d->seen.color = calloc(d->seen.cap, 1);
+	d->seen.paths = calloc(d->seen.cap, sizeof(double));
 	rc = sim_init(s, cfg);
 	if (rc == 0) {
-		if (dfs_visit(d, s, 0)) {
+		if (dfs_visit(d, s, 0, &res->orders)) {
 			unsigned i;
 
 			report(s, res);
@@ -768,7 +821,7 @@ int mc_exhaustive(const mc_config_t *cfg, uint64_t max_states, mc_result_t *res)
 				if (r && sim_init(r, cfg) == 0)
 					for (i = 0; i < d->fail_depth; i++) {
 						fprintf(stderr, "  %3u: %s\n", i,
-							choice_str(r, &d->path[i], b, sizeof(b)));
+						        choice_str(r, &d->path[i], b, sizeof(b)));
 						do_step(r, &d->path[i]);
 					}
 				if (r)
@@ -785,6 +838,7 @@ int mc_exhaustive(const mc_config_t *cfg, uint64_t max_states, mc_result_t *res)
 	free(s);
 	free(d->seen.keys);
 	free(d->seen.color);
+	free(d->seen.paths);
 	free(d);
 	return rc;
 }
@@ -808,7 +862,7 @@ static unsigned rnd_below(uint64_t *x, unsigned n)
 void mc_random_config(uint64_t *rng, const mc_random_opts_t *o, mc_config_t *cfg)
 {
 	static const dsm_dist_t dists[] = {DSM_DIST_BLOCK, DSM_DIST_CYCLIC, DSM_DIST_LOCAL,
-					   DSM_COH_DIST_RANK};
+	                                   DSM_COH_DIST_RANK};
 	unsigned n, t, i, hot;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -827,7 +881,8 @@ void mc_random_config(uint64_t *rng, const mc_random_opts_t *o, mc_config_t *cfg
 			for (i = 0; i < cfg->nops[n][t]; i++) {
 				mc_op_t *op = &cfg->ops[n][t][i];
 
-				op->line = (uint8_t)rnd_below(rng, rnd_below(rng, 4) ? hot : cfg->nlines);
+				op->line = (uint8_t)rnd_below(rng, rnd_below(rng, 4) ? hot
+				                                                     : cfg->nlines);
 				op->word = (uint8_t)rnd_below(rng, MC_WORDS);
 				op->write = rnd_below(rng, 2);
 				op->value = 1 + (n << 16 | t << 8 | i);
@@ -913,11 +968,12 @@ int mc_random(const mc_random_opts_t *o, mc_result_t *res)
 			report(s, res);
 			if (o->verbose) {
 				fprintf(stderr,
-					"failing schedule %llu (config rng %#llx): %u nodes, %u lines, "
-					"%u threads, data %s, dist %d, fifo %d\n",
-					(unsigned long long)i, (unsigned long long)cfg_rng,
-					cfg->nnodes, cfg->nlines, cfg->nthreads,
-					cfg->data_mode ? "rdma" : "inline", cfg->dist, cfg->fifo);
+				        "failing schedule %llu (config rng %#llx): %u nodes, %u "
+				        "lines, "
+				        "%u threads, data %s, dist %d, fifo %d\n",
+				        (unsigned long long)i, (unsigned long long)cfg_rng,
+				        cfg->nnodes, cfg->nlines, cfg->nthreads,
+				        cfg->data_mode ? "rdma" : "inline", cfg->dist, cfg->fifo);
 			}
 		}
 		sim_fini(s);

@@ -57,8 +57,9 @@ const char *mc_fail_name(int f);
 typedef struct mc_result {
 	mc_fail_t fail;
 	char what[640];
-	uint64_t schedules;
-	uint64_t states; /* distinct states (exhaustive: exact; random: estimated) */
+	uint64_t schedules; /* random: schedules run */
+	double orders;      /* exhaustive: distinct schedules (paths to the end) */
+	uint64_t states;    /* distinct states (exhaustive: exact; random: estimated) */
 	uint64_t steps;
 	uint64_t max_fault_steps; /* longest time a fault waited, in steps */
 	uint64_t max_depth;       /* exhaustive: longest path */
@@ -69,7 +70,8 @@ typedef struct mc_result {
 int mc_exhaustive(const mc_config_t *cfg, uint64_t max_states, mc_result_t *res);
 
 typedef struct mc_random_opts {
-	uint64_t schedules;
+	uint64_t schedules; /* random: schedules run */
+	double orders;      /* exhaustive: distinct schedules (paths to the end) */
 	uint64_t seed;
 	unsigned max_nodes, max_lines, max_threads, max_ops;
 	dsm_coh_data_mode_t data_mode; /* or -1: pick per schedule */
