@@ -412,7 +412,8 @@ static void thread_step(mc_sim_t *s, unsigned n, unsigned t)
 	/* A grant must stay until the thread it woke has run (the hold): a
 	 * thread granted what it asked for that finds it gone again may lose
 	 * the line forever. */
-	if (th->status == T_WOKEN && th->granted >= need && pg->prot < need) {
+	if (th->status == T_WOKEN && th->granted >= need && pg->prot < need &&
+	    !s->cfg->no_grant_check) {
 		failf(s, MC_STARVATION,
 		      "node %u thread %u: line %u taken away before the woken thread ran", n, t,
 		      op->line);
@@ -740,8 +741,8 @@ static int dfs_visit(dfs_t *d, mc_sim_t *s, unsigned depth, double *paths_p)
 	if (slot != SIZE_MAX) {
 		*paths_p = d->seen.paths[slot];
 		if (d->seen.color[slot] == 1) {
-			failf(s, MC_LIVELOCK, "a cycle of %u steps returns to a state on the path",
-			      depth);
+			failf(s, MC_LIVELOCK,
+			      "step %u returns to a state already on its path: a cycle", depth);
 			return 1;
 		}
 		return 0;
@@ -897,6 +898,8 @@ void mc_random_config(uint64_t *rng, const mc_random_opts_t *o, mc_config_t *cfg
 
 /* HyperLogLog: the number of distinct states of a random run, in 4 KiB. */
 #define HLL_BITS 12
+_Static_assert(MC_HLL_SIZE == 1 << HLL_BITS, "HLL size");
+
 static void hll_add(uint8_t *reg, uint64_t h)
 {
 	unsigned i = (unsigned)(h >> (64 - HLL_BITS));
@@ -907,7 +910,7 @@ static void hll_add(uint8_t *reg, uint64_t h)
 		reg[i] = r;
 }
 
-static uint64_t hll_count(const uint8_t *reg)
+uint64_t mc_hll_count(const uint8_t *reg)
 {
 	double m = 1 << HLL_BITS, sum = 0, est;
 	unsigned i, zeros = 0;
@@ -932,7 +935,7 @@ static uint64_t hll_count(const uint8_t *reg)
 int mc_random(const mc_random_opts_t *o, mc_result_t *res)
 {
 	static uint8_t buf[1 << 14];
-	uint8_t *hll = calloc(1u << HLL_BITS, 1);
+	uint8_t *hll = o->hll ? o->hll : calloc(1u << HLL_BITS, 1);
 	mc_sim_t *s = malloc(sizeof(*s));
 	mc_config_t *cfg = malloc(sizeof(*cfg));
 	uint64_t rng = o->seed * 0x9e3779b97f4a7c15ULL + 1, i;
@@ -983,8 +986,9 @@ int mc_random(const mc_random_opts_t *o, mc_result_t *res)
 		}
 		sim_fini(s);
 	}
-	res->states = hll_count(hll);
-	free(hll);
+	res->states = mc_hll_count(hll);
+	if (!o->hll)
+		free(hll);
 	free(s);
 	free(cfg);
 	return rc;

@@ -34,6 +34,10 @@ typedef struct mc_config {
 	dsm_coh_data_mode_t data_mode;
 	unsigned bugs; /* DSM_COH_BUG_* */
 	int fifo;      /* deliver in order per (src, dst) pair; default: any order */
+	/* Leave out the direct check that a grant stays until its woken thread
+	 * ran, so that only cycle detection can see a missing hold (a test of
+	 * the exhaustive search itself). */
+	int no_grant_check;
 	dsm_dist_t dist;
 	unsigned nops[MC_MAX_NODES][MC_MAX_THREADS];
 	mc_op_t ops[MC_MAX_NODES][MC_MAX_THREADS][MC_MAX_OPS];
@@ -79,7 +83,13 @@ typedef struct mc_random_opts {
 	unsigned bugs;
 	int fifo;
 	int verbose;
+	uint8_t *hll; /* MC_HLL_SIZE registers to add the states to, or NULL */
 } mc_random_opts_t;
+
+/* Distinct states of random runs are estimated with HyperLogLog (about 1.6%
+ * error); registers of several runs merge by taking the maximum. */
+#define MC_HLL_SIZE 4096
+uint64_t mc_hll_count(const uint8_t *reg);
 
 /* Random configurations and random schedules; stops at the first failure. */
 int mc_random(const mc_random_opts_t *o, mc_result_t *res);

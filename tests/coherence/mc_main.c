@@ -3,7 +3,7 @@
  * coh-mc: the protocol model checker's command line.
  *
  *   coh-mc exhaustive [nodes...]   every order for 2 and 3 nodes on one line
- *   coh-mc random [schedules] [max_nodes] [max_lines] [seed]
+ *   coh-mc random [schedules] [max_nodes] [max_lines] [seed|-] [jobs]
  *
  * DSM_TEST_TIER=long scales the default rounds up. Exit status 0 only when
  * every run found no violation.
@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "mc.h"
 
@@ -126,6 +128,76 @@ static int run_exhaustive(void)
 	return bad;
 }
 
+/* Run o's schedules split over jobs processes (fork: each its own seed),
+ * merging their results. */
+static int random_jobs(const mc_random_opts_t *o, unsigned jobs, mc_result_t *r)
+{
+	static uint8_t hll[MC_HLL_SIZE];
+	int fds[16];
+	pid_t pids[16];
+	unsigned j, i;
+	int bad = 0;
+
+	memset(r, 0, sizeof(*r));
+	for (j = 0; j < jobs; j++) {
+		int p[2];
+
+		if (pipe(p) < 0)
+			return -1;
+		pids[j] = fork();
+		if (pids[j] < 0)
+			return -1;
+		if (pids[j] == 0) {
+			mc_random_opts_t mine = *o;
+			mc_result_t res;
+			uint8_t reg[MC_HLL_SIZE] = {0};
+			int rc;
+
+			close(p[0]);
+			mine.seed = o->seed + j;
+			mine.schedules = o->schedules / jobs + (j < o->schedules % jobs);
+			mine.hll = reg;
+			rc = mc_random(&mine, &res);
+			if (write(p[1], &res, sizeof(res)) != sizeof(res) ||
+			    write(p[1], reg, sizeof(reg)) != sizeof(reg))
+				_exit(3);
+			_exit(rc < 0 ? 2 : 0);
+		}
+		close(p[1]);
+		fds[j] = p[0];
+	}
+	for (j = 0; j < jobs; j++) {
+		mc_result_t res;
+		uint8_t reg[MC_HLL_SIZE];
+		int st;
+
+		if (read(fds[j], &res, sizeof(res)) != sizeof(res) ||
+		    read(fds[j], reg, sizeof(reg)) != sizeof(reg))
+			bad = 1;
+		close(fds[j]);
+		waitpid(pids[j], &st, 0);
+		if (bad || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			bad = 1;
+			continue;
+		}
+		r->schedules += res.schedules;
+		r->steps += res.steps;
+		if (res.max_fault_steps > r->max_fault_steps)
+			r->max_fault_steps = res.max_fault_steps;
+		for (i = 0; i < DSM_COH_CNT_NCOUNTERS; i++)
+			r->counters[i] += res.counters[i];
+		for (i = 0; i < MC_HLL_SIZE; i++)
+			if (reg[i] > hll[i])
+				hll[i] = reg[i];
+		if (res.fail && !r->fail) {
+			r->fail = res.fail;
+			memcpy(r->what, res.what, sizeof(r->what));
+		}
+	}
+	r->states = mc_hll_count(hll);
+	return bad ? -1 : 0;
+}
+
 static int run_random(int argc, char **argv)
 {
 	mc_random_opts_t o = {.schedules = long_tier() ? 10000000 : 250000,
@@ -136,6 +208,7 @@ static int run_random(int argc, char **argv)
 	                      .max_ops = 4,
 	                      .any_data_mode = 1,
 	                      .verbose = 1};
+	unsigned jobs = long_tier() ? 2 : 1;
 	mc_result_t r;
 	double t0 = now();
 
@@ -145,23 +218,26 @@ static int run_random(int argc, char **argv)
 		o.max_nodes = (unsigned)atoi(argv[1]);
 	if (argc > 2)
 		o.max_lines = (unsigned)atoi(argv[2]);
-	if (argc > 3)
-		o.seed = strtoull(argv[3], NULL, 0);
-	else
-		o.seed = (uint64_t)time(NULL);
+	/* A new seed each run explores new schedules; it is printed, so a
+	 * failure can be replayed with the same seed. */
+	o.seed = argc > 3 && strcmp(argv[3], "-") != 0 ? strtoull(argv[3], NULL, 0)
+	                                               : (uint64_t)time(NULL);
+	if (argc > 4)
+		jobs = (unsigned)atoi(argv[4]);
 	if (o.max_nodes < 2 || o.max_nodes > MC_MAX_NODES || o.max_lines < 1 ||
-	    o.max_lines > MC_MAX_LINES) {
-		fprintf(stderr, "nodes 2..%d, lines 1..%d\n", MC_MAX_NODES, MC_MAX_LINES);
+	    o.max_lines > MC_MAX_LINES || jobs < 1 || jobs > 16) {
+		fprintf(stderr, "nodes 2..%d, lines 1..%d, jobs 1..16\n", MC_MAX_NODES,
+		        MC_MAX_LINES);
 		return 2;
 	}
-	if (mc_random(&o, &r) < 0) {
-		printf("setup failed\n");
+	if ((jobs == 1 ? mc_random(&o, &r) : random_jobs(&o, jobs, &r)) < 0) {
+		printf("run failed\n");
 		return 1;
 	}
-	printf("random, seed %llu, up to %u nodes, %u lines, %u threads, %u ops: %llu schedules, "
-	       "~%llu states (estimated), %llu steps, longest fault %llu steps, "
+	printf("random, seed %llu, %u jobs, up to %u nodes, %u lines, %u threads, %u ops: "
+	       "%llu schedules, ~%llu states (estimated), %llu steps, longest fault %llu steps, "
 	       "%llu invalidations, %llu deferred by a hold, %llu queued, %.1fs%s%s\n",
-	       (unsigned long long)o.seed, o.max_nodes, o.max_lines, o.max_threads, o.max_ops,
+	       (unsigned long long)o.seed, jobs, o.max_nodes, o.max_lines, o.max_threads, o.max_ops,
 	       (unsigned long long)r.schedules, (unsigned long long)r.states,
 	       (unsigned long long)r.steps, (unsigned long long)r.max_fault_steps,
 	       (unsigned long long)r.counters[DSM_COH_CNT_INV_SENT],
@@ -178,7 +254,8 @@ int main(int argc, char **argv)
 	if (argc >= 2 && strcmp(argv[1], "random") == 0)
 		return run_random(argc - 2, argv + 2);
 	fprintf(stderr,
-	        "usage: %s exhaustive | random [schedules] [max_nodes] [max_lines] [seed]\n",
+	        "usage: %s exhaustive | random [schedules] [max_nodes] [max_lines] [seed|-] "
+	        "[jobs]\n",
 	        argv[0]);
 	return 2;
 }
