@@ -200,45 +200,45 @@ void dsm_coh_node_destroy(dsm_coh_node_t *n)
 
 int dsm_coh_node_clone(const dsm_coh_node_t *src, dsm_coh_node_t **copy_p)
 {
+	size_t words = (src->cfg.nranks + 63) / 64, i;
 	dsm_coh_node_t *n = calloc(1, sizeof(*n));
-	size_t i;
 
 	if (!n)
 		return -ENOMEM;
 	n->cfg = src->cfg;
+	dsm_coh_table_init(&n->lines, sizeof(dsm_coh_line_t));
 	dsm_coh_table_init(&n->dirs, sizeof(dsm_coh_dir_t));
-	if (dsm_coh_table_copy(&n->lines, &src->lines) < 0)
+	if (dsm_coh_table_copy(&n->lines, &src->lines) < 0 ||
+	    dsm_coh_table_copy(&n->dirs, &src->dirs) < 0)
 		goto fail;
-	if (dsm_coh_table_copy(&n->dirs, &src->dirs) < 0)
-		goto fail;
+	/* The copied slots still point at src's queues and bitmaps: forget them
+	 * all first, so that a failure half way frees only our own. */
 	for (i = 0; i < n->dirs.cap; i++) {
 		dsm_coh_dir_t *d = dsm_coh_table_slot(&n->dirs, i);
-		dsm_coh_req_t *q = NULL;
+
+		if (d) {
+			d->q = NULL;
+			if (d->sharers.bitmap)
+				d->sharers.u.bits = NULL;
+		}
+	}
+	for (i = 0; i < n->dirs.cap; i++) {
+		dsm_coh_dir_t *d = dsm_coh_table_slot(&n->dirs, i);
+		const dsm_coh_dir_t *sd = dsm_coh_table_slot(&src->dirs, i);
 
 		if (!d)
 			continue;
-		if (d->q) {
-			q = malloc(d->qcap * sizeof(*q));
-			if (q)
-				memcpy(q, d->q, d->qcap * sizeof(*q));
+		if (sd->q) {
+			d->q = malloc(sd->qcap * sizeof(*d->q));
+			if (!d->q)
+				goto fail;
+			memcpy(d->q, sd->q, sd->qcap * sizeof(*d->q));
 		}
-		d->q = q;
-		if (dsm_coh_sharers_copy(&d->sharers, &d->sharers, n->cfg.nranks) < 0 ||
-		    (d->qcap && !q)) {
-			/* Undo this entry's half copy so destroy frees only ours. */
-			if (d->sharers.bitmap &&
-			    d->sharers.u.bits ==
-			            ((dsm_coh_dir_t *)dsm_coh_table_slot(&src->dirs, i))
-			                    ->sharers.u.bits)
-				memset(&d->sharers, 0, sizeof(d->sharers));
-			for (i = i + 1; i < n->dirs.cap; i++) {
-				d = dsm_coh_table_slot(&n->dirs, i);
-				if (d) {
-					memset(&d->sharers, 0, sizeof(d->sharers));
-					d->q = NULL;
-				}
-			}
-			goto fail;
+		if (sd->sharers.bitmap) {
+			d->sharers.u.bits = malloc(words * sizeof(uint64_t));
+			if (!d->sharers.u.bits)
+				goto fail;
+			memcpy(d->sharers.u.bits, sd->sharers.u.bits, words * sizeof(uint64_t));
 		}
 	}
 	*copy_p = n;

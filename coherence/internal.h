@@ -53,7 +53,6 @@ int dsm_coh_sharers_has(const dsm_coh_sharers_t *s, unsigned rank);
 void dsm_coh_sharers_clear(dsm_coh_sharers_t *s);
 /* Members in increasing order: the next member >= from, or -1. */
 int dsm_coh_sharers_next(const dsm_coh_sharers_t *s, unsigned from, unsigned nranks);
-int dsm_coh_sharers_copy(dsm_coh_sharers_t *dst, const dsm_coh_sharers_t *src, unsigned nranks);
 
 /* ---- Entries ---- */
 

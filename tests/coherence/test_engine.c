@@ -518,10 +518,13 @@ static void clone_is_deep(void **st)
 	unsigned r;
 
 	(void)st;
+	/* Six sharers (a bitmap) on one line, a queue on another. */
 	for (r = 1; r <= 6; r++) {
-		ev_msg(h, DSM_COH_MSG_GET_S, r, L0, 0);
-		ev_msg(h, DSM_COH_MSG_GET_M, r + 10, L0 + 1, 0);
+		assert_int_equal(ev_msg(h, DSM_COH_MSG_GET_S, r, L0, 0), 0);
+		assert_int_equal(ev_msg(h, DSM_COH_MSG_DONE, r, L0, 0), 0);
+		assert_int_equal(ev_msg(h, DSM_COH_MSG_GET_M, r + 10, L0 + 1, 0), 0);
 	}
+	assert_true(dsm_coh_dir_is_sharer(h, L0, 6));
 	assert_int_equal(dsm_coh_node_clone(h, &c), 0);
 	la = dsm_coh_node_encode(h, a, sizeof(a));
 	lb = dsm_coh_node_encode(c, b, sizeof(b));
@@ -529,7 +532,8 @@ static void clone_is_deep(void **st)
 	assert_memory_equal(a, b, la);
 	/* Changing the copy leaves the original alone (and the queues and
 	 * bitmaps are not shared: ASan would see a double free). */
-	assert_int_equal(ev_msg(c, DSM_COH_MSG_DONE, 1, L0, 0), 0);
+	assert_int_equal(ev_msg(c, DSM_COH_MSG_GET_M, 1, L0, 0), 0);
+	assert_int_equal(ev_msg(c, DSM_COH_MSG_DONE, 11, L0 + 1, 0), 0);
 	lb = dsm_coh_node_encode(c, b, sizeof(b));
 	assert_true(lb != la || memcmp(a, b, la) != 0);
 	lb = dsm_coh_node_encode(h, b, sizeof(b));
