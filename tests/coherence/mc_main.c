@@ -2,7 +2,7 @@
 /*
  * coh-mc: the protocol model checker's command line.
  *
- *   coh-mc exhaustive [nodes...]   every order for 2 and 3 nodes on one line
+ *   coh-mc exhaustive [default|long]   every order for 2 and 3 (long: 4) nodes on one line
  *   coh-mc random [schedules] [max_nodes] [max_lines] [seed|-] [jobs]
  *
  * DSM_TEST_TIER=long scales the default rounds up. Exit status 0 only when
@@ -67,7 +67,7 @@ static void program(mc_config_t *c, int prog, unsigned nops)
 		}
 }
 
-static int run_exhaustive(void)
+static int run_exhaustive(int big)
 {
 	/* Every program on every size, both data paths, the home a requester
 	 * (rank 0) or not the first rank. The two-threads-per-node runs cover
@@ -84,9 +84,9 @@ static int run_exhaustive(void)
 	int bad = 0;
 
 	for (si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
-		if (sizes[si].long_only && !long_tier())
+		if (sizes[si].long_only && !big)
 			continue;
-		if (sizes[si].one_mode && long_tier())
+		if (sizes[si].one_mode && big)
 			continue;
 		for (p = 0; p < PROG_NPROGS; p++)
 			for (m = 0; m < 2; m++)
@@ -250,11 +250,12 @@ static int run_random(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "exhaustive") == 0)
-		return run_exhaustive();
+		return run_exhaustive(argc >= 3 ? strcmp(argv[2], "long") == 0 : long_tier());
 	if (argc >= 2 && strcmp(argv[1], "random") == 0)
 		return run_random(argc - 2, argv + 2);
 	fprintf(stderr,
-	        "usage: %s exhaustive | random [schedules] [max_nodes] [max_lines] [seed|-] "
+	        "usage: %s exhaustive [default|long] | random [schedules] [max_nodes] [max_lines] "
+	        "[seed|-] "
 	        "[jobs]\n",
 	        argv[0]);
 	return 2;
