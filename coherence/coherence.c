@@ -126,6 +126,15 @@ static int send(dsm_coh_node_t *n, dsm_coh_actions_t *a, unsigned dst, int type,
 	dsm_coh_action_t *x;
 
 	if (dst == n->cfg.rank) {
+		/* A write-back to ourselves must copy the mapping now, before the
+		 * zap that follows in this same list; the home then finds the data
+		 * in place (src NONE). */
+		if ((flags & DSM_COH_MSGF_DATA) && src == DSM_COH_SRC_MAP) {
+			if (!(n->cfg.bugs & DSM_COH_BUG_NO_WRITEBACK) &&
+			    act_src(a, DSM_COH_ACT_STORE_HOME, line, DSM_COH_SRC_MAP) < 0)
+				return -ENOMEM;
+			src = DSM_COH_SRC_NONE;
+		}
 		if (n->selfq_n == n->selfq_cap) {
 			size_t cap = n->selfq_cap ? n->selfq_cap * 2 : 8;
 			struct self_msg *q = realloc(n->selfq, cap * sizeof(*q));
@@ -191,45 +200,45 @@ void dsm_coh_node_destroy(dsm_coh_node_t *n)
 
 int dsm_coh_node_clone(const dsm_coh_node_t *src, dsm_coh_node_t **copy_p)
 {
+	size_t words = (src->cfg.nranks + 63) / 64, i;
 	dsm_coh_node_t *n = calloc(1, sizeof(*n));
-	size_t i;
 
 	if (!n)
 		return -ENOMEM;
 	n->cfg = src->cfg;
+	dsm_coh_table_init(&n->lines, sizeof(dsm_coh_line_t));
 	dsm_coh_table_init(&n->dirs, sizeof(dsm_coh_dir_t));
-	if (dsm_coh_table_copy(&n->lines, &src->lines) < 0)
+	if (dsm_coh_table_copy(&n->lines, &src->lines) < 0 ||
+	    dsm_coh_table_copy(&n->dirs, &src->dirs) < 0)
 		goto fail;
-	if (dsm_coh_table_copy(&n->dirs, &src->dirs) < 0)
-		goto fail;
+	/* The copied slots still point at src's queues and bitmaps: forget them
+	 * all first, so that a failure half way frees only our own. */
 	for (i = 0; i < n->dirs.cap; i++) {
 		dsm_coh_dir_t *d = dsm_coh_table_slot(&n->dirs, i);
-		dsm_coh_req_t *q = NULL;
+
+		if (d) {
+			d->q = NULL;
+			if (d->sharers.bitmap)
+				d->sharers.u.bits = NULL;
+		}
+	}
+	for (i = 0; i < n->dirs.cap; i++) {
+		dsm_coh_dir_t *d = dsm_coh_table_slot(&n->dirs, i);
+		const dsm_coh_dir_t *sd = dsm_coh_table_slot(&src->dirs, i);
 
 		if (!d)
 			continue;
-		if (d->q) {
-			q = malloc(d->qcap * sizeof(*q));
-			if (q)
-				memcpy(q, d->q, d->qcap * sizeof(*q));
+		if (sd->q) {
+			d->q = malloc(sd->qcap * sizeof(*d->q));
+			if (!d->q)
+				goto fail;
+			memcpy(d->q, sd->q, sd->qcap * sizeof(*d->q));
 		}
-		d->q = q;
-		if (dsm_coh_sharers_copy(&d->sharers, &d->sharers, n->cfg.nranks) < 0 ||
-		    (d->qcap && !q)) {
-			/* Undo this entry's half copy so destroy frees only ours. */
-			if (d->sharers.bitmap &&
-			    d->sharers.u.bits ==
-			            ((dsm_coh_dir_t *)dsm_coh_table_slot(&src->dirs, i))
-			                    ->sharers.u.bits)
-				memset(&d->sharers, 0, sizeof(d->sharers));
-			for (i = i + 1; i < n->dirs.cap; i++) {
-				d = dsm_coh_table_slot(&n->dirs, i);
-				if (d) {
-					memset(&d->sharers, 0, sizeof(d->sharers));
-					d->q = NULL;
-				}
-			}
-			goto fail;
+		if (sd->sharers.bitmap) {
+			d->sharers.u.bits = malloc(words * sizeof(uint64_t));
+			if (!d->sharers.u.bits)
+				goto fail;
+			memcpy(d->sharers.u.bits, sd->sharers.u.bits, words * sizeof(uint64_t));
 		}
 	}
 	*copy_p = n;
@@ -433,6 +442,8 @@ static int node_hold_done(dsm_coh_node_t *n, uint64_t line, dsm_coh_actions_t *a
 
 /* ---- The home side ---- */
 
+static int dir_next(dsm_coh_node_t *n, dsm_coh_dir_t *d, dsm_coh_actions_t *a);
+
 static int dir_grant_s(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned r, dsm_coh_actions_t *a)
 {
 	int flags = n->cfg.data_mode == DSM_COH_DATA_RDMA ? DSM_COH_MSGF_RDMA : DSM_COH_MSGF_DATA;
@@ -443,18 +454,15 @@ static int dir_grant_s(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned r, dsm_coh_
 		return rc;
 	d->state = DSM_COH_DIR_S;
 	d->wait = DSM_COH_DIR_WAIT_DONE;
-	if (n->cfg.bugs & DSM_COH_BUG_NO_DONE_WAIT) {
-		d->wait = 0;
-		d->txn = 0;
-	}
-	/* d may move once a message to ourselves runs: touch it no more. */
-	return send(n, a, r, DSM_COH_MSG_GRANT_S, line, flags, DSM_COH_SRC_HOME);
+	if ((rc = send(n, a, r, DSM_COH_MSG_GRANT_S, line, flags, DSM_COH_SRC_HOME)) < 0)
+		return rc;
+	return (n->cfg.bugs & DSM_COH_BUG_NO_DONE_WAIT) ? dir_next(n, d, a) : 0;
 }
 
 static int dir_grant_m(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned r, int with_data,
                        dsm_coh_actions_t *a)
 {
-	int flags = 0;
+	int flags = 0, rc;
 	uint64_t line = d->line;
 
 	if (with_data)
@@ -464,11 +472,18 @@ static int dir_grant_m(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned r, int with
 	d->state = DSM_COH_DIR_M;
 	d->owner = (uint16_t)r;
 	d->wait = DSM_COH_DIR_WAIT_DONE;
-	if (n->cfg.bugs & DSM_COH_BUG_NO_DONE_WAIT) {
-		d->wait = 0;
-		d->txn = 0;
-	}
-	return send(n, a, r, DSM_COH_MSG_GRANT_M, line, flags, DSM_COH_SRC_HOME);
+	if ((rc = send(n, a, r, DSM_COH_MSG_GRANT_M, line, flags, DSM_COH_SRC_HOME)) < 0)
+		return rc;
+	return (n->cfg.bugs & DSM_COH_BUG_NO_DONE_WAIT) ? dir_next(n, d, a) : 0;
+}
+
+/* A writer needs the data unless the directory lists it as a sharer: its
+ * GET_M may have said "upgrade" and then crossed the INV of its copy. */
+static int need_data(const dsm_coh_node_t *n, const dsm_coh_dir_t *d)
+{
+	if (n->cfg.bugs & DSM_COH_BUG_TRUST_UPGRADE)
+		return !d->upgrade;
+	return !dsm_coh_sharers_has(&d->sharers, d->txn_req);
 }
 
 /* Start serving a request; the line is idle. */
@@ -491,8 +506,7 @@ static int dir_start(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned r, int write,
 	}
 	if (!write)
 		return dir_grant_s(n, d, r, a);
-	if (n->cfg.bugs & DSM_COH_BUG_TRUST_UPGRADE)
-		return dir_grant_m(n, d, r, !(mflags & DSM_COH_MSGF_UPGRADE), a);
+	d->upgrade = (uint8_t)(mflags & DSM_COH_MSGF_UPGRADE);
 	/* Invalidate every other sharer; grant once all have acked. Messages to
 	 * ourselves queue until we return, so d stays put in this loop. */
 	d->acks = 0;
@@ -509,7 +523,7 @@ static int dir_start(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned r, int write,
 	}
 	if (d->acks == 0 || (n->cfg.bugs & DSM_COH_BUG_GRANT_BEFORE_ACKS)) {
 		d->acks = 0;
-		return dir_grant_m(n, d, r, !dsm_coh_sharers_has(&d->sharers, r), a);
+		return dir_grant_m(n, d, r, need_data(n, d), a);
 	}
 	d->wait = DSM_COH_DIR_WAIT_ACKS;
 	return 0;
@@ -587,13 +601,12 @@ static int home_msg(dsm_coh_node_t *n, const dsm_coh_msg_t *m, int dsrc, dsm_coh
 		dsm_coh_sharers_del(&d->sharers, r);
 		if (--d->acks > 0)
 			return 0;
-		return dir_grant_m(n, d, d->txn_req, !dsm_coh_sharers_has(&d->sharers, d->txn_req),
-		                   a);
+		return dir_grant_m(n, d, d->txn_req, need_data(n, d), a);
 	case DSM_COH_MSG_WB:
 		if (d->wait != DSM_COH_DIR_WAIT_WB || d->owner != r ||
 		    !(m->flags & DSM_COH_MSGF_DATA))
 			return DSM_ERR_PROTOCOL;
-		if (!(n->cfg.bugs & DSM_COH_BUG_NO_WRITEBACK) &&
+		if (!(n->cfg.bugs & DSM_COH_BUG_NO_WRITEBACK) && dsrc != DSM_COH_SRC_NONE &&
 		    (rc = act_src(a, DSM_COH_ACT_STORE_HOME, m->line, dsrc)) < 0)
 			return rc;
 		if (d->txn == DSM_COH_MSG_GET_M)

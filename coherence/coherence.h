@@ -130,7 +130,8 @@ typedef enum dsm_coh_action_type {
 	/* copy the line into this rank's home segment from src (MSG or MAP) */
 	DSM_COH_ACT_STORE_HOME,
 	DSM_COH_ACT_WAKE, /* UFFDIO_WAKE the line: its waiting threads retry */
-	/* start the hold timer; exactly one HOLD_DONE event must follow */
+	/* (re)arm the line's hold timer; one HOLD_DONE event follows the last HOLD
+	 * (re-arming cancels the earlier timer) */
 	DSM_COH_ACT_HOLD,
 	DSM_COH_ACT_COUNT, /* bump a counter (dsm_coh_counter_t) */
 } dsm_coh_action_type_t;

@@ -53,7 +53,6 @@ int dsm_coh_sharers_has(const dsm_coh_sharers_t *s, unsigned rank);
 void dsm_coh_sharers_clear(dsm_coh_sharers_t *s);
 /* Members in increasing order: the next member >= from, or -1. */
 int dsm_coh_sharers_next(const dsm_coh_sharers_t *s, unsigned from, unsigned nranks);
-int dsm_coh_sharers_copy(dsm_coh_sharers_t *dst, const dsm_coh_sharers_t *src, unsigned nranks);
 
 /* ---- Entries ---- */
 
@@ -76,10 +75,10 @@ typedef uint16_t dsm_coh_req_t;
 /* The home side of a line: 48 bytes, plus the queue and bitmap when used. */
 typedef struct dsm_coh_dir {
 	uint64_t line;
-	uint8_t state; /* dsm_coh_dir_state_t */
-	uint8_t txn;   /* 0, or the GET_S/GET_M being served */
-	uint8_t wait;  /* DIR_WAIT_* */
-	uint8_t pad;
+	uint8_t state;    /* dsm_coh_dir_state_t */
+	uint8_t txn;      /* 0, or the GET_S/GET_M being served */
+	uint8_t wait;     /* DIR_WAIT_* */
+	uint8_t upgrade;  /* the GET_M's UPGRADE flag: DSM_COH_BUG_TRUST_UPGRADE only */
 	uint16_t owner;   /* DIR_M */
 	uint16_t txn_req; /* the requester being served */
 	uint16_t acks;    /* invalidation acks outstanding */

@@ -220,15 +220,3 @@ int dsm_coh_sharers_next(const dsm_coh_sharers_t *s, unsigned from, unsigned nra
 			best = s->u.inl[i];
 	return best;
 }
-
-int dsm_coh_sharers_copy(dsm_coh_sharers_t *dst, const dsm_coh_sharers_t *src, unsigned nranks)
-{
-	*dst = *src;
-	if (!src->bitmap)
-		return 0;
-	dst->u.bits = malloc(bitmap_words(nranks) * sizeof(uint64_t));
-	if (!dst->u.bits)
-		return -ENOMEM;
-	memcpy(dst->u.bits, src->u.bits, bitmap_words(nranks) * sizeof(uint64_t));
-	return 0;
-}

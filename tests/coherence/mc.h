@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The protocol model checker: N simulated ranks in one process, each with a
+ * coherence engine, a page table holding real bytes, a home segment, a
+ * userfaultfd queue and application threads running a small program of loads
+ * and stores. A scheduler picks the next step among everything that could
+ * happen (a thread's access, the event loop reading a fault, the delivery of
+ * any message in flight, an RDMA completion, the end of a hold), and after
+ * every step the invariants are checked.
+ */
+#ifndef DSM_TEST_MC_H
+#define DSM_TEST_MC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "coherence/coherence.h"
+
+#define MC_MAX_NODES   16
+#define MC_MAX_LINES   8
+#define MC_MAX_THREADS 2
+#define MC_MAX_OPS     8
+#define MC_WORDS       2 /* locations per line that the programs use */
+#define MC_MAX_MSGS    192
+#define MC_MAX_UFFD    24
+
+typedef struct mc_op {
+	uint8_t line, word, write;
+	uint32_t value; /* for a store; unique per store so a stale read shows */
+} mc_op_t;
+
+typedef struct mc_config {
+	unsigned nnodes, nlines, nthreads;
+	dsm_coh_data_mode_t data_mode;
+	unsigned bugs; /* DSM_COH_BUG_* */
+	int fifo;      /* deliver in order per (src, dst) pair; default: any order */
+	/* Leave out the direct check that a grant stays until its woken thread
+	 * ran, so that only cycle detection can see a missing hold (a test of
+	 * the exhaustive search itself). */
+	int no_grant_check;
+	dsm_dist_t dist;
+	unsigned nops[MC_MAX_NODES][MC_MAX_THREADS];
+	mc_op_t ops[MC_MAX_NODES][MC_MAX_THREADS][MC_MAX_OPS];
+} mc_config_t;
+
+typedef enum mc_fail {
+	MC_OK = 0,
+	MC_SWMR,       /* two writers, or a reader beside a writer */
+	MC_DATA,       /* a read returned something other than the last write */
+	MC_PROTOCOL,   /* a node got an event its state cannot take */
+	MC_DEADLOCK,   /* nothing can happen but threads are not done */
+	MC_LIVELOCK,   /* a cycle in the state graph: a fault may never complete */
+	MC_STARVATION, /* a fault took more steps than the bound */
+	MC_BAD_ACTION, /* an action the runtime could not carry out */
+	MC_FINAL,      /* after quiescence, directory and copies disagree */
+	MC_NFAIL,
+} mc_fail_t;
+
+const char *mc_fail_name(int f);
+
+typedef struct mc_result {
+	mc_fail_t fail;
+	char what[640];
+	uint64_t schedules; /* random: schedules run */
+	double orders;      /* exhaustive: distinct schedules (paths to the end) */
+	uint64_t states;    /* distinct states (exhaustive: exact; random: estimated) */
+	uint64_t steps;
+	uint64_t max_fault_steps; /* longest time a fault waited, in steps */
+	uint64_t max_depth;       /* exhaustive: longest path */
+	uint64_t counters[DSM_COH_CNT_NCOUNTERS];
+} mc_result_t;
+
+/* Every order of every step, with state hashing; cycles count as livelock. */
+int mc_exhaustive(const mc_config_t *cfg, uint64_t max_states, mc_result_t *res);
+
+typedef struct mc_random_opts {
+	uint64_t schedules; /* random: schedules run */
+	double orders;      /* exhaustive: distinct schedules (paths to the end) */
+	uint64_t seed;
+	unsigned max_nodes, max_lines, max_threads, max_ops;
+	dsm_coh_data_mode_t data_mode; /* or -1: pick per schedule */
+	int any_data_mode;
+	unsigned bugs;
+	int fifo;
+	int verbose;
+	uint8_t *hll; /* MC_HLL_SIZE registers to add the states to, or NULL */
+} mc_random_opts_t;
+
+/* Distinct states of random runs are estimated with HyperLogLog (about 1.6%
+ * error); registers of several runs merge by taking the maximum. */
+#define MC_HLL_SIZE 4096
+uint64_t mc_hll_count(const uint8_t *reg);
+
+/* Random configurations and random schedules; stops at the first failure. */
+int mc_random(const mc_random_opts_t *o, mc_result_t *res);
+
+/* A random configuration (exposed so tests can build their own). */
+void mc_random_config(uint64_t *rng, const mc_random_opts_t *o, mc_config_t *cfg);
+
+#endif

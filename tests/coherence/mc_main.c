@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * coh-mc: the protocol model checker's command line.
+ *
+ *   coh-mc exhaustive [default|long]   every order for 2 and 3 (long: 4) nodes on one line
+ *   coh-mc random [schedules] [max_nodes] [max_lines] [seed|-] [jobs]
+ *
+ * DSM_TEST_TIER=long scales the default rounds up. Exit status 0 only when
+ * every run found no violation.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mc.h"
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int long_tier(void)
+{
+	const char *t = getenv("DSM_TEST_TIER");
+
+	return t && strcmp(t, "long") == 0;
+}
+
+/* Three kinds of programs, each op on one line (word 0 or 1). */
+enum { PROG_WRITERS, PROG_MIXED, PROG_READ_UPGRADE, PROG_NPROGS };
+static const char *const prog_names[] = {"writers", "mixed", "read-then-write"};
+
+static void program(mc_config_t *c, int prog, unsigned nops)
+{
+	unsigned n, t, i;
+
+	for (n = 0; n < c->nnodes; n++)
+		for (t = 0; t < c->nthreads; t++) {
+			c->nops[n][t] = nops;
+			for (i = 0; i < nops; i++) {
+				mc_op_t *op = &c->ops[n][t][i];
+
+				op->line = 0;
+				op->word = (uint8_t)((n + i) % MC_WORDS);
+				op->value = 1 + (n << 16 | t << 8 | i);
+				switch (prog) {
+				case PROG_WRITERS:
+					op->write = 1;
+					break;
+				case PROG_MIXED:
+					/* node 0 writes, node 1 reads, others alternate */
+					op->write = n == 0 ? 1 : n == 1 ? 0 : (i + t) % 2;
+					break;
+				default:
+					/* read then write the same word: the upgrade race */
+					op->write = i % 2;
+					op->word = (uint8_t)((n + i / 2) % MC_WORDS);
+					break;
+				}
+			}
+		}
+}
+
+static int run_exhaustive(int big)
+{
+	/* Every program on every size, both data paths, the home a requester
+	 * (rank 0) or not the first rank. The two-threads-per-node runs cover
+	 * stale userfaultfd messages and several threads faulting on one line;
+	 * in the default tier they take one data path per home, to keep the tier
+	 * short. The long tier adds bigger sizes. */
+	static const struct {
+		unsigned nodes, threads, ops;
+		int long_only, one_mode;
+	} sizes[] = {{2, 1, 3, 0, 0}, {2, 1, 4, 0, 0}, {3, 1, 3, 0, 0}, {2, 2, 2, 0, 1},
+	             {2, 2, 2, 1, 0}, {3, 1, 4, 1, 0}, {4, 1, 3, 1, 0}};
+	static const dsm_dist_t dists[] = {DSM_DIST_LOCAL, DSM_COH_DIST_RANK};
+	unsigned si, p, m, di;
+	int bad = 0;
+
+	for (si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+		if (sizes[si].long_only && !big)
+			continue;
+		if (sizes[si].one_mode && big)
+			continue;
+		for (p = 0; p < PROG_NPROGS; p++)
+			for (m = 0; m < 2; m++)
+				for (di = 0; di < 2; di++) {
+					mc_config_t c;
+					mc_result_t r;
+					double t0 = now();
+
+					if (sizes[si].one_mode && m != di)
+						continue;
+					memset(&c, 0, sizeof(c));
+					c.nnodes = sizes[si].nodes;
+					c.nthreads = sizes[si].threads;
+					c.nlines = 1;
+					c.data_mode = (dsm_coh_data_mode_t)m;
+					c.dist = dists[di];
+					program(&c, (int)p, sizes[si].ops);
+					if (mc_exhaustive(&c, 200000000, &r) < 0) {
+						printf("setup failed\n");
+						return 1;
+					}
+					printf("exhaustive %u nodes x %u threads x %u ops, %s, "
+					       "data %s, "
+					       "home %u: %.4g schedules, %llu states, %llu "
+					       "transitions, "
+					       "longest path %llu, longest fault %llu steps, "
+					       "%.2fs%s%s\n",
+					       c.nnodes, c.nthreads, sizes[si].ops, prog_names[p],
+					       m ? "rdma" : "inline", di ? c.nnodes - 1 : 0,
+					       r.orders, (unsigned long long)r.states,
+					       (unsigned long long)r.steps,
+					       (unsigned long long)r.max_depth,
+					       (unsigned long long)r.max_fault_steps, now() - t0,
+					       r.fail ? ": FAIL " : "", r.fail ? r.what : "");
+					fflush(stdout);
+					bad |= r.fail != MC_OK;
+				}
+	}
+	return bad;
+}
+
+/* Run o's schedules split over jobs processes (fork: each its own seed),
+ * merging their results. */
+static int random_jobs(const mc_random_opts_t *o, unsigned jobs, mc_result_t *r)
+{
+	static uint8_t hll[MC_HLL_SIZE];
+	int fds[16];
+	pid_t pids[16];
+	unsigned j, i;
+	int bad = 0;
+
+	memset(r, 0, sizeof(*r));
+	for (j = 0; j < jobs; j++) {
+		int p[2];
+
+		if (pipe(p) < 0)
+			return -1;
+		pids[j] = fork();
+		if (pids[j] < 0)
+			return -1;
+		if (pids[j] == 0) {
+			mc_random_opts_t mine = *o;
+			mc_result_t res;
+			uint8_t reg[MC_HLL_SIZE] = {0};
+			int rc;
+
+			close(p[0]);
+			mine.seed = o->seed + j;
+			mine.schedules = o->schedules / jobs + (j < o->schedules % jobs);
+			mine.hll = reg;
+			rc = mc_random(&mine, &res);
+			if (write(p[1], &res, sizeof(res)) != sizeof(res) ||
+			    write(p[1], reg, sizeof(reg)) != sizeof(reg))
+				_exit(3);
+			_exit(rc < 0 ? 2 : 0);
+		}
+		close(p[1]);
+		fds[j] = p[0];
+	}
+	for (j = 0; j < jobs; j++) {
+		mc_result_t res;
+		uint8_t reg[MC_HLL_SIZE];
+		int st;
+
+		if (read(fds[j], &res, sizeof(res)) != sizeof(res) ||
+		    read(fds[j], reg, sizeof(reg)) != sizeof(reg))
+			bad = 1;
+		close(fds[j]);
+		waitpid(pids[j], &st, 0);
+		if (bad || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			bad = 1;
+			continue;
+		}
+		r->schedules += res.schedules;
+		r->steps += res.steps;
+		if (res.max_fault_steps > r->max_fault_steps)
+			r->max_fault_steps = res.max_fault_steps;
+		for (i = 0; i < DSM_COH_CNT_NCOUNTERS; i++)
+			r->counters[i] += res.counters[i];
+		for (i = 0; i < MC_HLL_SIZE; i++)
+			if (reg[i] > hll[i])
+				hll[i] = reg[i];
+		if (res.fail && !r->fail) {
+			r->fail = res.fail;
+			memcpy(r->what, res.what, sizeof(r->what));
+		}
+	}
+	r->states = mc_hll_count(hll);
+	return bad ? -1 : 0;
+}
+
+static int run_random(int argc, char **argv)
+{
+	mc_random_opts_t o = {.schedules = long_tier() ? 10000000 : 250000,
+	                      .seed = 1,
+	                      .max_nodes = long_tier() ? 16 : 8,
+	                      .max_lines = 8,
+	                      .max_threads = 2,
+	                      .max_ops = 4,
+	                      .any_data_mode = 1,
+	                      .verbose = 1};
+	unsigned jobs = long_tier() ? 2 : 1;
+	mc_result_t r;
+	double t0 = now();
+
+	if (argc > 0)
+		o.schedules = strtoull(argv[0], NULL, 0);
+	if (argc > 1)
+		o.max_nodes = (unsigned)atoi(argv[1]);
+	if (argc > 2)
+		o.max_lines = (unsigned)atoi(argv[2]);
+	/* A new seed each run explores new schedules; it is printed, so a
+	 * failure can be replayed with the same seed. */
+	o.seed = argc > 3 && strcmp(argv[3], "-") != 0 ? strtoull(argv[3], NULL, 0)
+	                                               : (uint64_t)time(NULL);
+	if (argc > 4)
+		jobs = (unsigned)atoi(argv[4]);
+	if (o.max_nodes < 2 || o.max_nodes > MC_MAX_NODES || o.max_lines < 1 ||
+	    o.max_lines > MC_MAX_LINES || jobs < 1 || jobs > 16) {
+		fprintf(stderr, "nodes 2..%d, lines 1..%d, jobs 1..16\n", MC_MAX_NODES,
+		        MC_MAX_LINES);
+		return 2;
+	}
+	if ((jobs == 1 ? mc_random(&o, &r) : random_jobs(&o, jobs, &r)) < 0) {
+		printf("run failed\n");
+		return 1;
+	}
+	printf("random, seed %llu, %u jobs, up to %u nodes, %u lines, %u threads, %u ops: "
+	       "%llu schedules, ~%llu states (estimated), %llu steps, longest fault %llu steps, "
+	       "%llu invalidations, %llu deferred by a hold, %llu queued, %.1fs%s%s\n",
+	       (unsigned long long)o.seed, jobs, o.max_nodes, o.max_lines, o.max_threads, o.max_ops,
+	       (unsigned long long)r.schedules, (unsigned long long)r.states,
+	       (unsigned long long)r.steps, (unsigned long long)r.max_fault_steps,
+	       (unsigned long long)r.counters[DSM_COH_CNT_INV_SENT],
+	       (unsigned long long)r.counters[DSM_COH_CNT_DEFERRED],
+	       (unsigned long long)r.counters[DSM_COH_CNT_QUEUED], now() - t0,
+	       r.fail ? ": FAIL " : "", r.fail ? r.what : "");
+	return r.fail != MC_OK || r.schedules < o.schedules;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "exhaustive") == 0)
+		return run_exhaustive(argc >= 3 ? strcmp(argv[2], "long") == 0 : long_tier());
+	if (argc >= 2 && strcmp(argv[1], "random") == 0)
+		return run_random(argc - 2, argv + 2);
+	fprintf(stderr,
+	        "usage: %s exhaustive [default|long] | random [schedules] [max_nodes] [max_lines] "
+	        "[seed|-] "
+	        "[jobs]\n",
+	        argv[0]);
+	return 2;
+}

@@ -1,0 +1,704 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Transition tests of the coherence engine: each feeds events to one engine
+ * and asserts the exact actions and the resulting state. Plus the layout
+ * functions and the sharer sets. No threads, no network.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "coherence/coherence.h"
+#include "coherence/internal.h"
+
+#define L0 ((uint64_t)1 << 33) /* a line id far from 0: ids are sparse */
+
+static dsm_coh_node_t *mk(unsigned rank, unsigned nranks, dsm_coh_data_mode_t mode)
+{
+	dsm_coh_config_t c = {.rank = rank, .nranks = nranks, .data_mode = mode};
+	dsm_coh_node_t *n = NULL;
+
+	assert_int_equal(dsm_coh_node_create(&c, &n), 0);
+	return n;
+}
+
+static dsm_coh_actions_t acts;
+
+static int ev_fault(dsm_coh_node_t *n, uint64_t line, unsigned home, int write)
+{
+	dsm_coh_event_t ev = {.type = write ? DSM_COH_EV_WRITE_FAULT : DSM_COH_EV_READ_FAULT,
+	                      .home = home,
+	                      .line = line};
+
+	acts.n = 0;
+	return dsm_coh_handle(n, &ev, &acts);
+}
+
+static int ev_msg(dsm_coh_node_t *n, int type, unsigned src, uint64_t line, int flags)
+{
+	dsm_coh_event_t ev = {.type = DSM_COH_EV_MSG};
+
+	ev.msg.type = (uint8_t)type;
+	ev.msg.src = (uint16_t)src;
+	ev.msg.line = line;
+	ev.msg.flags = (uint8_t)flags;
+	acts.n = 0;
+	return dsm_coh_handle(n, &ev, &acts);
+}
+
+static int ev_simple(dsm_coh_node_t *n, dsm_coh_event_type_t type, uint64_t line)
+{
+	dsm_coh_event_t ev = {.type = type, .line = line};
+
+	acts.n = 0;
+	return dsm_coh_handle(n, &ev, &acts);
+}
+
+/* The actions, COUNTs left out, must be exactly these types in this order. */
+static void expect_types(const int *types, size_t nt)
+{
+	size_t i, k = 0;
+
+	for (i = 0; i < acts.n; i++) {
+		if (acts.v[i].type == DSM_COH_ACT_COUNT)
+			continue;
+		assert_true(k < nt);
+		assert_int_equal(acts.v[i].type, types[k]);
+		k++;
+	}
+	assert_int_equal(k, nt);
+}
+#define EXPECT(...)                                                                                \
+	do {                                                                                       \
+		static const int t_[] = {__VA_ARGS__};                                             \
+		expect_types(t_, sizeof(t_) / sizeof(t_[0]));                                      \
+	} while (0)
+#define EXPECT_NONE() expect_types(NULL, 0)
+
+/* The i-th non-COUNT action. */
+static const dsm_coh_action_t *nth(size_t i)
+{
+	size_t j;
+
+	for (j = 0; j < acts.n; j++)
+		if (acts.v[j].type != DSM_COH_ACT_COUNT && i-- == 0)
+			return &acts.v[j];
+	fail_msg("no action %zu", i);
+	return NULL;
+}
+
+static int counted(int counter)
+{
+	size_t j;
+	int k = 0;
+
+	for (j = 0; j < acts.n; j++)
+		k += acts.v[j].type == DSM_COH_ACT_COUNT && acts.v[j].counter == counter;
+	return k;
+}
+
+static dsm_coh_state_t state(dsm_coh_node_t *n, uint64_t line)
+{
+	dsm_coh_line_info_t li;
+
+	dsm_coh_line_info(n, line, &li);
+	return li.state;
+}
+
+static void expect_send(size_t i, int type, unsigned peer)
+{
+	const dsm_coh_action_t *a = nth(i);
+
+	assert_int_equal(a->type, DSM_COH_ACT_SEND);
+	assert_int_equal(a->msg.type, type);
+	assert_int_equal(a->peer, peer);
+}
+
+/* ---- The cache side ---- */
+
+static void read_miss_then_grant(void **st)
+{
+	dsm_coh_node_t *n = mk(1, 4, DSM_COH_DATA_INLINE);
+	dsm_coh_line_info_t li;
+
+	(void)st;
+	assert_int_equal(ev_fault(n, L0, 2, 0), 0);
+	EXPECT(DSM_COH_ACT_SEND);
+	expect_send(0, DSM_COH_MSG_GET_S, 2);
+	assert_int_equal(nth(0)->msg.src, 1);
+	assert_int_equal(counted(DSM_COH_CNT_READ_FAULT), 1);
+	assert_int_equal(state(n, L0), DSM_COH_IS);
+
+	/* A second thread's fault joins the request in flight. */
+	assert_int_equal(ev_fault(n, L0, 2, 0), 0);
+	EXPECT_NONE();
+
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_GRANT_S, 2, L0, DSM_COH_MSGF_DATA), 0);
+	EXPECT(DSM_COH_ACT_INSTALL_RO, DSM_COH_ACT_WAKE, DSM_COH_ACT_HOLD, DSM_COH_ACT_SEND);
+	assert_int_equal(nth(0)->src, DSM_COH_SRC_MSG);
+	expect_send(3, DSM_COH_MSG_DONE, 2);
+	dsm_coh_line_info(n, L0, &li);
+	assert_int_equal(li.state, DSM_COH_S);
+	assert_true(li.held);
+
+	/* A fault read from userfaultfd after the grant is stale. */
+	assert_int_equal(ev_fault(n, L0, 2, 0), 0);
+	EXPECT(DSM_COH_ACT_WAKE);
+	assert_int_equal(counted(DSM_COH_CNT_STALE_FAULT), 1);
+	dsm_coh_node_destroy(n);
+}
+
+static void upgrade_crossing_invalidation(void **st)
+{
+	dsm_coh_node_t *n = mk(1, 4, DSM_COH_DATA_INLINE);
+	dsm_coh_line_info_t li;
+
+	(void)st;
+	ev_fault(n, L0, 2, 0);
+	ev_msg(n, DSM_COH_MSG_GRANT_S, 2, L0, DSM_COH_MSGF_DATA);
+	/* Write fault on the read-only copy: an upgrade. */
+	assert_int_equal(ev_fault(n, L0, 2, 1), 0);
+	EXPECT(DSM_COH_ACT_SEND);
+	expect_send(0, DSM_COH_MSG_GET_M, 2);
+	assert_true(nth(0)->msg.flags & DSM_COH_MSGF_UPGRADE);
+	assert_int_equal(counted(DSM_COH_CNT_UPGRADE), 1);
+	assert_int_equal(state(n, L0), DSM_COH_SM);
+	/* A read fault now is stale: the read-only copy is still there. */
+	assert_int_equal(ev_fault(n, L0, 2, 0), 0);
+	EXPECT(DSM_COH_ACT_WAKE);
+
+	/* Another writer's invalidation arrives while the grant is held. */
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_INV, 2, L0, 0), 0);
+	EXPECT_NONE();
+	assert_int_equal(counted(DSM_COH_CNT_DEFERRED), 1);
+	dsm_coh_line_info(n, L0, &li);
+	assert_int_equal(li.deferred, DSM_COH_MSG_INV);
+
+	/* The hold ends: zap, wake the writer (it faults again as MISSING), ack. */
+	assert_int_equal(ev_simple(n, DSM_COH_EV_HOLD_DONE, L0), 0);
+	EXPECT(DSM_COH_ACT_ZAP, DSM_COH_ACT_WAKE, DSM_COH_ACT_SEND);
+	expect_send(2, DSM_COH_MSG_INV_ACK, 2);
+	assert_int_equal(state(n, L0), DSM_COH_IM);
+
+	/* The request still stands: the copy is gone, so a grant without data is
+	 * a protocol error and changes nothing. */
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_GRANT_M, 2, L0, 0), DSM_ERR_PROTOCOL);
+	assert_int_equal(acts.n, 0);
+	assert_int_equal(state(n, L0), DSM_COH_IM);
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_GRANT_M, 2, L0, DSM_COH_MSGF_DATA), 0);
+	EXPECT(DSM_COH_ACT_INSTALL_RW, DSM_COH_ACT_WAKE, DSM_COH_ACT_HOLD, DSM_COH_ACT_SEND);
+	assert_int_equal(nth(0)->src, DSM_COH_SRC_MSG);
+	assert_int_equal(state(n, L0), DSM_COH_M);
+	dsm_coh_node_destroy(n);
+}
+
+static void upgrade_without_data(void **st)
+{
+	dsm_coh_node_t *n = mk(1, 4, DSM_COH_DATA_INLINE);
+
+	(void)st;
+	ev_fault(n, L0, 2, 0);
+	ev_msg(n, DSM_COH_MSG_GRANT_S, 2, L0, DSM_COH_MSGF_DATA);
+	ev_simple(n, DSM_COH_EV_HOLD_DONE, L0);
+	ev_fault(n, L0, 2, 1);
+	/* Holding the copy, data in the grant would overwrite it: refused. */
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_GRANT_M, 2, L0, DSM_COH_MSGF_DATA),
+	                 DSM_ERR_PROTOCOL);
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_GRANT_M, 2, L0, 0), 0);
+	EXPECT(DSM_COH_ACT_INSTALL_RW, DSM_COH_ACT_WAKE, DSM_COH_ACT_HOLD, DSM_COH_ACT_SEND);
+	assert_int_equal(nth(0)->src, DSM_COH_SRC_NONE);
+	assert_int_equal(state(n, L0), DSM_COH_M);
+	/* Stale write fault on the line now writable. */
+	assert_int_equal(ev_fault(n, L0, 2, 1), 0);
+	EXPECT(DSM_COH_ACT_WAKE);
+	dsm_coh_node_destroy(n);
+}
+
+static void owner_forwards(void **st)
+{
+	dsm_coh_node_t *n = mk(3, 4, DSM_COH_DATA_INLINE);
+
+	(void)st;
+	ev_fault(n, L0, 0, 1);
+	EXPECT(DSM_COH_ACT_SEND);
+	expect_send(0, DSM_COH_MSG_GET_M, 0);
+	assert_false(nth(0)->msg.flags & DSM_COH_MSGF_UPGRADE);
+	ev_msg(n, DSM_COH_MSG_GRANT_M, 0, L0, DSM_COH_MSGF_DATA);
+	ev_simple(n, DSM_COH_EV_HOLD_DONE, L0);
+
+	/* Downgrade: write-protect before the data is read for the write-back. */
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_FWD_S, 0, L0, 0), 0);
+	EXPECT(DSM_COH_ACT_WRITE_PROTECT, DSM_COH_ACT_SEND);
+	expect_send(1, DSM_COH_MSG_WB, 0);
+	assert_int_equal(nth(1)->src, DSM_COH_SRC_MAP);
+	assert_true(nth(1)->msg.flags & DSM_COH_MSGF_DATA);
+	assert_int_equal(state(n, L0), DSM_COH_S);
+	/* A FWD to a rank that is no longer the owner is a protocol error. */
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_FWD_M, 0, L0, 0), DSM_ERR_PROTOCOL);
+
+	/* Back to M, then give it up: protect, write back, zap, wake. */
+	ev_fault(n, L0, 0, 1);
+	ev_msg(n, DSM_COH_MSG_GRANT_M, 0, L0, 0);
+	ev_simple(n, DSM_COH_EV_HOLD_DONE, L0);
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_FWD_M, 0, L0, 0), 0);
+	EXPECT(DSM_COH_ACT_WRITE_PROTECT, DSM_COH_ACT_SEND, DSM_COH_ACT_ZAP, DSM_COH_ACT_WAKE);
+	expect_send(1, DSM_COH_MSG_WB, 0);
+	assert_int_equal(state(n, L0), DSM_COH_I);
+	dsm_coh_node_destroy(n);
+}
+
+static void rdma_grant(void **st)
+{
+	dsm_coh_node_t *n = mk(1, 2, DSM_COH_DATA_RDMA);
+
+	(void)st;
+	ev_fault(n, L0, 0, 0);
+	assert_int_equal(ev_simple(n, DSM_COH_EV_RDMA_DONE, L0), DSM_ERR_PROTOCOL);
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_GRANT_S, 0, L0, DSM_COH_MSGF_RDMA), 0);
+	EXPECT(DSM_COH_ACT_RDMA_READ);
+	assert_int_equal(nth(0)->peer, 0);
+	/* Nothing installed yet: no DONE, the home keeps the line busy. */
+	assert_int_equal(state(n, L0), DSM_COH_IS);
+	assert_int_equal(ev_fault(n, L0, 0, 0), 0);
+	EXPECT_NONE();
+	assert_int_equal(ev_simple(n, DSM_COH_EV_RDMA_DONE, L0), 0);
+	EXPECT(DSM_COH_ACT_INSTALL_RO, DSM_COH_ACT_WAKE, DSM_COH_ACT_HOLD, DSM_COH_ACT_SEND);
+	assert_int_equal(nth(0)->src, DSM_COH_SRC_STAGING);
+	expect_send(3, DSM_COH_MSG_DONE, 0);
+	dsm_coh_node_destroy(n);
+}
+
+static void unexpected_events(void **st)
+{
+	dsm_coh_node_t *n = mk(1, 4, DSM_COH_DATA_INLINE);
+	uint8_t before[256], after[256];
+	size_t lb, la;
+
+	(void)st;
+	/* Nothing asked: nothing may arrive. */
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_INV, 2, L0, 0), DSM_ERR_PROTOCOL);
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_GRANT_S, 2, L0, DSM_COH_MSGF_DATA),
+	                 DSM_ERR_PROTOCOL);
+	assert_int_equal(ev_simple(n, DSM_COH_EV_HOLD_DONE, L0), DSM_ERR_PROTOCOL);
+	ev_fault(n, L0, 2, 0);
+	lb = dsm_coh_node_encode(n, before, sizeof(before));
+	/* From a rank other than the home, from ourselves, of no known type. */
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_GRANT_S, 3, L0, DSM_COH_MSGF_DATA),
+	                 DSM_ERR_PROTOCOL);
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_GRANT_S, 1, L0, DSM_COH_MSGF_DATA),
+	                 DSM_ERR_PROTOCOL);
+	assert_int_equal(ev_msg(n, 99, 2, L0, 0), DSM_ERR_PROTOCOL);
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_GRANT_M, 2, L0, DSM_COH_MSGF_DATA),
+	                 DSM_ERR_PROTOCOL);
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_INV, 2, L0, 0), DSM_ERR_PROTOCOL);
+	/* A rank out of range. */
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_GET_S, 9, L0, 0), DSM_ERR_PROTOCOL);
+	/* Directory messages for a line we are not serving. */
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_DONE, 2, L0, 0), DSM_ERR_PROTOCOL);
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_INV_ACK, 2, L0, 0), DSM_ERR_PROTOCOL);
+	la = dsm_coh_node_encode(n, after, sizeof(after));
+	assert_int_equal(la, lb);
+	assert_memory_equal(before, after, la);
+	assert_int_equal(ev_fault(n, L0, 4, 0), -EINVAL);
+	dsm_coh_node_destroy(n);
+}
+
+/* ---- The home side ---- */
+
+static void dir(dsm_coh_node_t *n, uint64_t line, dsm_coh_dir_info_t *d)
+{
+	dsm_coh_dir_info(n, line, d);
+}
+
+static void home_serializes_and_invalidates(void **st)
+{
+	dsm_coh_node_t *h = mk(0, 4, DSM_COH_DATA_INLINE);
+	dsm_coh_dir_info_t d;
+
+	(void)st;
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_GET_S, 1, L0, 0), 0);
+	EXPECT(DSM_COH_ACT_SEND);
+	expect_send(0, DSM_COH_MSG_GRANT_S, 1);
+	assert_int_equal(nth(0)->src, DSM_COH_SRC_HOME);
+	assert_true(nth(0)->msg.flags & DSM_COH_MSGF_DATA);
+	dir(h, L0, &d);
+	assert_int_equal(d.state, DSM_COH_DIR_S);
+	assert_true(d.busy);
+
+	/* Requests behind the transaction wait, in order. */
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_GET_M, 2, L0, 0), 0);
+	EXPECT_NONE();
+	assert_int_equal(counted(DSM_COH_CNT_QUEUED), 1);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_GET_S, 3, L0, 0), 0);
+	dir(h, L0, &d);
+	assert_int_equal(d.queued, 2);
+	/* DONE only from the requester being served. */
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_DONE, 2, L0, 0), DSM_ERR_PROTOCOL);
+
+	/* DONE: serve rank 2's write, invalidating rank 1. */
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_DONE, 1, L0, 0), 0);
+	EXPECT(DSM_COH_ACT_SEND);
+	expect_send(0, DSM_COH_MSG_INV, 1);
+	assert_int_equal(counted(DSM_COH_CNT_INV_SENT), 1);
+	/* An ack from a rank that is not a sharer. */
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_INV_ACK, 3, L0, 0), DSM_ERR_PROTOCOL);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_INV_ACK, 1, L0, 0), 0);
+	EXPECT(DSM_COH_ACT_SEND);
+	expect_send(0, DSM_COH_MSG_GRANT_M, 2);
+	assert_true(nth(0)->msg.flags & DSM_COH_MSGF_DATA);
+	dir(h, L0, &d);
+	assert_int_equal(d.state, DSM_COH_DIR_M);
+	assert_int_equal(d.owner, 2);
+
+	/* Then rank 3's read: the owner writes back and keeps a copy. */
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_DONE, 2, L0, 0), 0);
+	EXPECT(DSM_COH_ACT_SEND);
+	expect_send(0, DSM_COH_MSG_FWD_S, 2);
+	/* A write-back must come from the owner and carry data. */
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_WB, 1, L0, DSM_COH_MSGF_DATA), DSM_ERR_PROTOCOL);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_WB, 2, L0, 0), DSM_ERR_PROTOCOL);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_WB, 2, L0, DSM_COH_MSGF_DATA), 0);
+	EXPECT(DSM_COH_ACT_STORE_HOME, DSM_COH_ACT_SEND);
+	assert_int_equal(nth(0)->src, DSM_COH_SRC_MSG);
+	expect_send(1, DSM_COH_MSG_GRANT_S, 3);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_DONE, 3, L0, 0), 0);
+	EXPECT_NONE();
+	dir(h, L0, &d);
+	assert_int_equal(d.state, DSM_COH_DIR_S);
+	assert_int_equal(d.nsharers, 2);
+	assert_false(d.busy);
+	assert_true(dsm_coh_dir_is_sharer(h, L0, 2));
+	assert_true(dsm_coh_dir_is_sharer(h, L0, 3));
+
+	/* Rank 3 upgrades: only rank 2 is invalidated, the grant has no data. */
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_GET_M, 3, L0, DSM_COH_MSGF_UPGRADE), 0);
+	EXPECT(DSM_COH_ACT_SEND);
+	expect_send(0, DSM_COH_MSG_INV, 2);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_INV_ACK, 2, L0, 0), 0);
+	EXPECT(DSM_COH_ACT_SEND);
+	expect_send(0, DSM_COH_MSG_GRANT_M, 3);
+	assert_int_equal(nth(0)->msg.flags & (DSM_COH_MSGF_DATA | DSM_COH_MSGF_RDMA), 0);
+	/* The owner asking for its own line is a protocol error. */
+	ev_msg(h, DSM_COH_MSG_DONE, 3, L0, 0);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_GET_S, 3, L0, 0), DSM_ERR_PROTOCOL);
+	dsm_coh_node_destroy(h);
+}
+
+static void home_requests_its_own_line(void **st)
+{
+	dsm_coh_node_t *h = mk(0, 2, DSM_COH_DATA_RDMA);
+	dsm_coh_dir_info_t d;
+
+	(void)st;
+	/* No message leaves: the home serves itself inside the call, and reads
+	 * its own home segment without RDMA. */
+	assert_int_equal(ev_fault(h, L0, 0, 1), 0);
+	EXPECT(DSM_COH_ACT_INSTALL_RW, DSM_COH_ACT_WAKE, DSM_COH_ACT_HOLD);
+	assert_int_equal(nth(0)->src, DSM_COH_SRC_HOME);
+	assert_int_equal(state(h, L0), DSM_COH_M);
+	dir(h, L0, &d);
+	assert_int_equal(d.state, DSM_COH_DIR_M);
+	assert_int_equal(d.owner, 0);
+	assert_false(d.busy);
+
+	/* A remote reader while the home holds the line: wait for the hold. */
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_GET_S, 1, L0, 0), 0);
+	EXPECT_NONE();
+	assert_int_equal(counted(DSM_COH_CNT_DEFERRED), 1);
+	/* Then: protect, copy the mapping into the home segment, grant. */
+	assert_int_equal(ev_simple(h, DSM_COH_EV_HOLD_DONE, L0), 0);
+	EXPECT(DSM_COH_ACT_WRITE_PROTECT, DSM_COH_ACT_STORE_HOME, DSM_COH_ACT_SEND);
+	assert_int_equal(nth(1)->src, DSM_COH_SRC_MAP);
+	expect_send(2, DSM_COH_MSG_GRANT_S, 1);
+	assert_true(nth(2)->msg.flags & DSM_COH_MSGF_RDMA);
+	assert_int_equal(state(h, L0), DSM_COH_S);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_DONE, 1, L0, 0), 0);
+
+	/* Rank 1 upgrades: the home's own copy is invalidated locally, and rank
+	 * 1, a sharer, gets write permission without data. */
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_GET_M, 1, L0, DSM_COH_MSGF_UPGRADE), 0);
+	EXPECT(DSM_COH_ACT_ZAP, DSM_COH_ACT_WAKE, DSM_COH_ACT_SEND);
+	expect_send(2, DSM_COH_MSG_GRANT_M, 1);
+	assert_int_equal(nth(2)->msg.flags & (DSM_COH_MSGF_DATA | DSM_COH_MSGF_RDMA), 0);
+	assert_int_equal(state(h, L0), DSM_COH_I);
+	dsm_coh_node_destroy(h);
+}
+
+static void home_owner_gives_up_in_order(void **st)
+{
+	dsm_coh_node_t *h = mk(0, 2, DSM_COH_DATA_INLINE);
+
+	(void)st;
+	ev_fault(h, L0, 0, 1);
+	ev_simple(h, DSM_COH_EV_HOLD_DONE, L0);
+	/* The write-back must read the mapping before the zap. */
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_GET_M, 1, L0, 0), 0);
+	EXPECT(DSM_COH_ACT_WRITE_PROTECT, DSM_COH_ACT_STORE_HOME, DSM_COH_ACT_ZAP, DSM_COH_ACT_WAKE,
+	       DSM_COH_ACT_SEND);
+	expect_send(4, DSM_COH_MSG_GRANT_M, 1);
+	assert_int_equal(nth(4)->src, DSM_COH_SRC_HOME);
+	dsm_coh_node_destroy(h);
+}
+
+static void many_sharers_4096_ranks(void **st)
+{
+	dsm_coh_node_t *h = mk(0, 4096, DSM_COH_DATA_INLINE);
+	dsm_coh_dir_info_t d;
+	size_t small, big;
+	unsigned r, i;
+
+	(void)st;
+	/* Four sharers fit inline: no bitmap. */
+	for (r = 1; r <= 4; r++) {
+		ev_msg(h, DSM_COH_MSG_GET_S, r * 1000, L0, 0);
+		ev_msg(h, DSM_COH_MSG_DONE, r * 1000, L0, 0);
+	}
+	small = dsm_coh_node_bytes(h);
+	/* The fifth brings a bitmap of 4096 bits. */
+	ev_msg(h, DSM_COH_MSG_GET_S, 4095, L0, 0);
+	ev_msg(h, DSM_COH_MSG_DONE, 4095, L0, 0);
+	big = dsm_coh_node_bytes(h);
+	assert_int_equal(big - small, 4096 / 8);
+	dir(h, L0, &d);
+	assert_int_equal(d.nsharers, 5);
+	/* A writer invalidates every sharer, in rank order, and waits for all. */
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_GET_M, 7, L0, 0), 0);
+	EXPECT(DSM_COH_ACT_SEND, DSM_COH_ACT_SEND, DSM_COH_ACT_SEND, DSM_COH_ACT_SEND,
+	       DSM_COH_ACT_SEND);
+	for (i = 0; i < 4; i++)
+		expect_send(i, DSM_COH_MSG_INV, (i + 1) * 1000);
+	expect_send(4, DSM_COH_MSG_INV, 4095);
+	for (r = 1; r <= 4; r++) {
+		assert_int_equal(ev_msg(h, DSM_COH_MSG_INV_ACK, r * 1000, L0, 0), 0);
+		EXPECT_NONE();
+	}
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_INV_ACK, 4095, L0, 0), 0);
+	expect_send(0, DSM_COH_MSG_GRANT_M, 7);
+	/* The set emptied: the bitmap is gone. */
+	assert_int_equal(dsm_coh_node_bytes(h), small);
+	dsm_coh_node_destroy(h);
+}
+
+static void metadata_only_for_touched_lines(void **st)
+{
+	dsm_coh_node_t *n = mk(1, 2, DSM_COH_DATA_INLINE);
+	size_t b0 = dsm_coh_node_bytes(n), b1;
+	uint64_t i;
+
+	(void)st;
+	/* Lines a TiB apart cost the same as neighbours. */
+	for (i = 0; i < 8; i++)
+		ev_fault(n, i << 28, 0, 0);
+	b1 = dsm_coh_node_bytes(n);
+	assert_true(b1 - b0 <= 16 * sizeof(dsm_coh_line_t) + 64);
+	assert_int_equal(sizeof(dsm_coh_line_t), 16);
+	assert_int_equal(sizeof(dsm_coh_dir_t), 48);
+	/* Growing the table keeps every line. */
+	for (i = 0; i < 1000; i++)
+		ev_fault(n, 100 + i * 7919, 0, 1);
+	for (i = 0; i < 8; i++)
+		assert_int_equal(state(n, i << 28), DSM_COH_IS);
+	for (i = 0; i < 1000; i++)
+		assert_int_equal(state(n, 100 + i * 7919), DSM_COH_IM);
+	assert_int_equal(state(n, 99), DSM_COH_I);
+	dsm_coh_node_destroy(n);
+}
+
+static void clone_is_deep(void **st)
+{
+	dsm_coh_node_t *h = mk(0, 64, DSM_COH_DATA_INLINE), *c = NULL;
+	uint8_t a[1024], b[1024];
+	size_t la, lb;
+	unsigned r;
+
+	(void)st;
+	/* Six sharers (a bitmap) on one line, a queue on another. */
+	for (r = 1; r <= 6; r++) {
+		assert_int_equal(ev_msg(h, DSM_COH_MSG_GET_S, r, L0, 0), 0);
+		assert_int_equal(ev_msg(h, DSM_COH_MSG_DONE, r, L0, 0), 0);
+		assert_int_equal(ev_msg(h, DSM_COH_MSG_GET_M, r + 10, L0 + 1, 0), 0);
+	}
+	assert_true(dsm_coh_dir_is_sharer(h, L0, 6));
+	assert_int_equal(dsm_coh_node_clone(h, &c), 0);
+	la = dsm_coh_node_encode(h, a, sizeof(a));
+	lb = dsm_coh_node_encode(c, b, sizeof(b));
+	assert_int_equal(la, lb);
+	assert_memory_equal(a, b, la);
+	/* Changing the copy leaves the original alone (and the queues and
+	 * bitmaps are not shared: ASan would see a double free). */
+	assert_int_equal(ev_msg(c, DSM_COH_MSG_GET_M, 1, L0, 0), 0);
+	assert_int_equal(ev_msg(c, DSM_COH_MSG_DONE, 11, L0 + 1, 0), 0);
+	lb = dsm_coh_node_encode(c, b, sizeof(b));
+	assert_true(lb != la || memcmp(a, b, la) != 0);
+	lb = dsm_coh_node_encode(h, b, sizeof(b));
+	assert_int_equal(lb, la);
+	assert_memory_equal(a, b, la);
+	dsm_coh_node_destroy(h);
+	dsm_coh_node_destroy(c);
+}
+
+static void create_checks(void **st)
+{
+	dsm_coh_config_t c = {.rank = 4, .nranks = 4};
+	dsm_coh_node_t *n = NULL;
+
+	(void)st;
+	assert_int_equal(dsm_coh_node_create(&c, &n), -EINVAL);
+	c.rank = 0;
+	c.nranks = DSM_COH_MAX_RANKS + 1;
+	assert_int_equal(dsm_coh_node_create(&c, &n), -EINVAL);
+	c.nranks = 4;
+	c.data_mode = (dsm_coh_data_mode_t)7;
+	assert_int_equal(dsm_coh_node_create(&c, &n), -EINVAL);
+	assert_null(n);
+}
+
+/* ---- Sharer sets ---- */
+
+static void sharers_inline_then_bitmap(void **st)
+{
+	dsm_coh_sharers_t s;
+	unsigned r;
+	int k, seen = 0;
+
+	(void)st;
+	memset(&s, 0, sizeof(s));
+	for (r = 4095; r > 4095 - 4; r--)
+		assert_int_equal(dsm_coh_sharers_add(&s, r, 4096), 0);
+	assert_false(s.bitmap);
+	assert_int_equal(dsm_coh_sharers_add(&s, 4095, 4096), 0); /* already in */
+	assert_int_equal(s.n, 4);
+	assert_int_equal(dsm_coh_sharers_next(&s, 0, 4096), 4092);
+	assert_int_equal(dsm_coh_sharers_add(&s, 0, 4096), 0);
+	assert_true(s.bitmap);
+	assert_int_equal(s.n, 5);
+	for (k = dsm_coh_sharers_next(&s, 0, 4096); k >= 0;
+	     k = dsm_coh_sharers_next(&s, (unsigned)k + 1, 4096))
+		seen++;
+	assert_int_equal(seen, 5);
+	assert_true(dsm_coh_sharers_has(&s, 4093));
+	dsm_coh_sharers_del(&s, 4093);
+	assert_false(dsm_coh_sharers_has(&s, 4093));
+	assert_int_equal(dsm_coh_sharers_next(&s, 1, 4096), 4092);
+	assert_int_equal(dsm_coh_sharers_next(&s, 4096, 4096), -1);
+	for (r = 0; r < 4096; r++)
+		dsm_coh_sharers_del(&s, r);
+	assert_int_equal(s.n, 0);
+	assert_false(s.bitmap); /* freed when emptied */
+}
+
+/* ---- Layout ---- */
+
+static void layout_lines(void **st)
+{
+	dsm_coh_layout_t l;
+	uintptr_t base = (uintptr_t)1 << 44;
+
+	(void)st;
+	assert_int_equal(dsm_coh_layout_init(&l, base, (size_t)1 << 40, 16384, 4096, 8), 0);
+	assert_int_equal(l.line_shift, 14);
+	assert_int_equal(dsm_coh_line_of(&l, base), 0);
+	assert_int_equal(dsm_coh_line_of(&l, base + 16383), 0);
+	assert_int_equal(dsm_coh_line_of(&l, base + 16384), 1);
+	assert_int_equal(dsm_coh_line_of(&l, base + ((size_t)1 << 40) - 1), ((int64_t)1 << 26) - 1);
+	assert_int_equal(dsm_coh_line_of(&l, base - 1), -EINVAL);
+	assert_int_equal(dsm_coh_line_of(&l, base + ((size_t)1 << 40)), -EINVAL);
+	assert_true(dsm_coh_line_addr(&l, 5) == base + 5 * 16384);
+	/* One page per line works too. */
+	assert_int_equal(dsm_coh_layout_init(&l, base, 8192, 4096, 4096, 1), 0);
+	assert_int_equal(dsm_coh_line_of(&l, base + 4096), 1);
+	/* Not a power of two, smaller than a page, misaligned, no ranks. */
+	assert_int_equal(dsm_coh_layout_init(&l, base, 1 << 20, 12288, 4096, 2), -EINVAL);
+	assert_int_equal(dsm_coh_layout_init(&l, base, 1 << 20, 2048, 4096, 2), -EINVAL);
+	assert_int_equal(dsm_coh_layout_init(&l, base + 4096, 1 << 20, 8192, 4096, 2), -EINVAL);
+	assert_int_equal(dsm_coh_layout_init(&l, base, (1 << 20) + 4096, 8192, 4096, 2), -EINVAL);
+	assert_int_equal(dsm_coh_layout_init(&l, base, 1 << 20, 8192, 4096, 0), -EINVAL);
+}
+
+static void layout_homes(void **st)
+{
+	dsm_coh_span_t s = {.first_line = 1000, .dist = DSM_DIST_BLOCK};
+	uint64_t nl, i;
+	unsigned nr;
+
+	(void)st;
+	/* Block: contiguous, non-decreasing, every rank's share within one line
+	 * of every other's, for awkward sizes too. */
+	for (nr = 1; nr <= 17; nr++)
+		for (nl = 1; nl <= 70; nl++) {
+			unsigned cnt[17] = {0};
+			int prev = 0;
+
+			s.nlines = nl;
+			for (i = 0; i < nl; i++) {
+				int h = dsm_coh_home_of(&s, nr, 1000 + i);
+
+				assert_true(h >= prev && h < (int)nr);
+				assert_true(h - prev <= 1);
+				prev = h;
+				cnt[h]++;
+			}
+			for (i = 0; i < nr; i++)
+				assert_true(cnt[i] == nl / nr || cnt[i] == nl / nr + 1);
+		}
+	s.nlines = 10;
+	assert_int_equal(dsm_coh_home_of(&s, 4, 999), -EINVAL);
+	assert_int_equal(dsm_coh_home_of(&s, 4, 1010), -EINVAL);
+	assert_int_equal(dsm_coh_home_of(&s, 0, 1000), -EINVAL);
+	s.dist = DSM_DIST_CYCLIC;
+	for (i = 0; i < 10; i++)
+		assert_int_equal(dsm_coh_home_of(&s, 4, 1000 + i), (int)(i % 4));
+	s.dist = DSM_DIST_LOCAL;
+	for (i = 0; i < 10; i++)
+		assert_int_equal(dsm_coh_home_of(&s, 4, 1000 + i), 0);
+	s.dist = DSM_COH_DIST_RANK;
+	s.rank = 3;
+	assert_int_equal(dsm_coh_home_of(&s, 4, 1005), 3);
+	assert_int_equal(dsm_coh_home_of(&s, 3, 1005), -EINVAL);
+	s.dist = (dsm_dist_t)42;
+	assert_int_equal(dsm_coh_home_of(&s, 4, 1005), -EINVAL);
+}
+
+static int setup(void **st)
+{
+	(void)st;
+	dsm_coh_actions_init(&acts);
+	return 0;
+}
+
+static int teardown(void **st)
+{
+	(void)st;
+	dsm_coh_actions_fini(&acts);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(read_miss_then_grant),
+	        cmocka_unit_test(upgrade_crossing_invalidation),
+	        cmocka_unit_test(upgrade_without_data),
+	        cmocka_unit_test(owner_forwards),
+	        cmocka_unit_test(rdma_grant),
+	        cmocka_unit_test(unexpected_events),
+	        cmocka_unit_test(home_serializes_and_invalidates),
+	        cmocka_unit_test(home_requests_its_own_line),
+	        cmocka_unit_test(home_owner_gives_up_in_order),
+	        cmocka_unit_test(many_sharers_4096_ranks),
+	        cmocka_unit_test(metadata_only_for_touched_lines),
+	        cmocka_unit_test(clone_is_deep),
+	        cmocka_unit_test(create_checks),
+	        cmocka_unit_test(sharers_inline_then_bitmap),
+	        cmocka_unit_test(layout_lines),
+	        cmocka_unit_test(layout_homes),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
