@@ -12,8 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "runtime/bootstrap.h"
@@ -21,6 +19,7 @@
 #include "runtime/rt.h"
 
 #define DEFAULT_HOLD_US 200
+#define DEFAULT_SPIN_US 20
 
 /* Set once by init, cleared by finalize; calls in between see a running runtime. */
 static struct dsm_rt *rt_get(const char *call)
@@ -93,12 +92,22 @@ static bool node_has_spare_cores(struct dsm_rt *rt)
 	return local > 0 && local <= cores;
 }
 
-static uint64_t hold_ns_from_env(void)
+/* A time setting in microseconds from @var, else @dflt (0 is allowed: no hold, no spin). */
+static uint64_t us_setting_ns(const char *var, long dflt)
 {
-	const char *s = getenv("DSM_HOLD_US");
-	long v = s ? strtol(s, NULL, 10) : DEFAULT_HOLD_US;
+	const char *s = getenv(var);
+	char *end;
+	long v;
 
-	return (uint64_t)(v > 0 ? v : DEFAULT_HOLD_US) * 1000;
+	if (s == NULL || *s == '\0')
+		return (uint64_t)dflt * 1000;
+	v = strtol(s, &end, 10);
+	if (*end || v < 0 || v > 10000000) {
+		DSM_LOG(DSM_LOG_WARN, "%s='%s' is not a time in microseconds; using %ld", var, s,
+		        dflt);
+		v = dflt;
+	}
+	return (uint64_t)v * 1000;
 }
 
 /* ---- init and finalize -------------------------------------------------------------------- */
@@ -112,8 +121,8 @@ static void teardown(struct dsm_rt *rt)
 	dsm_coh_actions_fini(&rt->acts);
 	dsm_rt_region_close(&rt->region);
 	dsm_rt_alloc_fini(&rt->alloc);
-	if (rt->home)
-		munmap(rt->home, rt->home_size);
+	dsm_rt_heap_release_segv();
+	dsm_rt_heap_release(&rt->homeseg);
 	dsm_rt_heap_release(&rt->heap);
 	dsm_rt_mutexes_fini(rt);
 	free(rt->scratch);
@@ -135,21 +144,19 @@ static int init_local(struct dsm_rt *rt)
 	                       .data_mode = DSM_COH_DATA_INLINE};
 	int ret;
 
-	ret = dsm_rt_heap_reserve(rt->cfg.heap_size, rt->cfg.line_size, -1, &ag, &rt->heap);
+	ret = dsm_rt_heap_reserve(rt->cfg.heap_size, rt->cfg.line_size,
+	                          dsm_rt_heap_strict_setting(), &ag, &rt->heap);
 	if (ret < 0)
 		return ret;
 	/* The home segment, indexed like the heap: memory only for lines homed here and used. */
-	rt->home_size = rt->cfg.heap_size;
-	rt->home = mmap(NULL, rt->home_size, PROT_READ | PROT_WRITE,
-	                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (rt->home == MAP_FAILED) {
-		rt->home = NULL;
-		DSM_LOG_ERRNO(DSM_LOG_ERROR, "reserving the home segment (%zu bytes)",
-		              rt->home_size);
-		return -ENOMEM;
-	}
-	syscall(SYS_madvise, rt->home, rt->home_size, MADV_DONTFORK);
-	syscall(SYS_madvise, rt->home, rt->home_size, MADV_DONTDUMP);
+	ret = dsm_rt_heap_reserve_local(rt->cfg.heap_size, rt->heap.strict, &rt->homeseg);
+	if (ret < 0)
+		return ret;
+	rt->home = rt->homeseg.base;
+	/* Under strict overcommit another rank's dsm_alloc memory is closed here until touched. */
+	ret = dsm_rt_heap_catch_segv(&rt->heap);
+	if (ret < 0)
+		return ret;
 
 	ret = dsm_coh_layout_init(&rt->layout, (uintptr_t)rt->heap.base, rt->heap.size,
 	                          rt->cfg.line_size, rt->cfg.page_size, (unsigned)rt->nranks);
@@ -218,7 +225,8 @@ static int init_common(const MPI_Comm *comm, const dsm_config_t *cfg)
 	if (ret < 0)
 		goto fail;
 
-	rt->hold_ns = hold_ns_from_env();
+	rt->hold_ns = us_setting_ns("DSM_HOLD_US", DEFAULT_HOLD_US);
+	rt->spin_ns = us_setting_ns("DSM_SPIN_US", DEFAULT_SPIN_US);
 	rt->may_spin = node_has_spare_cores(rt);
 	ret = agree(rt, dsm_rt_loop_start(rt), "starting the event loop");
 	if (ret < 0)

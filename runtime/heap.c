@@ -3,8 +3,11 @@
 
 #include <dsm.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -154,6 +157,21 @@ int dsm_rt_heap_reserve(size_t size, size_t align, int strict,
 	return 0;
 }
 
+/* Opens chunk @c once; concurrent openers (threads, the signal handler) race harmlessly. */
+static int open_chunk(struct dsm_rt_heap *h, size_t c)
+{
+	size_t start = c * DSM_RT_HEAP_CHUNK;
+	size_t n = h->size - start < DSM_RT_HEAP_CHUNK ? h->size - start : DSM_RT_HEAP_CHUNK;
+	uint8_t bit = (uint8_t)(1u << (c % 8));
+
+	if (__atomic_load_n(&h->opened[c / 8], __ATOMIC_ACQUIRE) & bit)
+		return 0;
+	if (syscall(SYS_mprotect, h->base + start, n, PROT_READ | PROT_WRITE) < 0)
+		return -errno;
+	__atomic_fetch_or(&h->opened[c / 8], bit, __ATOMIC_RELEASE);
+	return 0;
+}
+
 int dsm_rt_heap_open(struct dsm_rt_heap *h, size_t off, size_t len)
 {
 	if (len == 0 || off > h->size || len > h->size - off)
@@ -161,22 +179,128 @@ int dsm_rt_heap_open(struct dsm_rt_heap *h, size_t off, size_t len)
 	if (!h->strict)
 		return 0;
 	for (size_t c = off / DSM_RT_HEAP_CHUNK; c <= (off + len - 1) / DSM_RT_HEAP_CHUNK; c++) {
-		size_t start = c * DSM_RT_HEAP_CHUNK;
-		size_t n =
-		        h->size - start < DSM_RT_HEAP_CHUNK ? h->size - start : DSM_RT_HEAP_CHUNK;
+		int ret = open_chunk(h, c);
 
-		if (h->opened[c / 8] & (1u << (c % 8)))
-			continue;
-		if (mprotect(h->base + start, n, PROT_READ | PROT_WRITE) < 0) {
-			int err = errno;
+		if (ret < 0) {
+			errno = -ret;
 			DSM_LOG_ERRNO(DSM_LOG_ERROR,
-			              "opening heap chunk %zu (%zu bytes) under strict overcommit",
-			              c, n);
-			return -err;
+			              "opening heap chunk %zu under strict overcommit (the commit "
+			              "limit is reached?)",
+			              c);
+			return ret;
 		}
-		h->opened[c / 8] |= (uint8_t)(1u << (c % 8));
 	}
 	return 0;
+}
+
+int dsm_rt_heap_open_addr(struct dsm_rt_heap *h, const void *addr)
+{
+	int ret;
+
+	if (!h->strict || !dsm_rt_heap_contains(h, addr))
+		return 0;
+	ret = open_chunk(h, (size_t)((const char *)addr - h->base) / DSM_RT_HEAP_CHUNK);
+	return ret < 0 ? ret : 1;
+}
+
+int dsm_rt_heap_reserve_local(size_t size, int strict, struct dsm_rt_heap *out)
+{
+	struct dsm_rt_heap h = {.size = size};
+	void *p;
+
+	h.strict = strict < 0 ? overcommit_strict() : strict;
+	p = mmap(NULL, size, h.strict ? PROT_NONE : PROT_READ | PROT_WRITE,
+	         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED) {
+		DSM_LOG_ERRNO(DSM_LOG_ERROR, "reserving %zu bytes", size);
+		return -ENOMEM;
+	}
+	h.base = p;
+	if (h.strict) {
+		h.opened = calloc((size + DSM_RT_HEAP_CHUNK - 1) / DSM_RT_HEAP_CHUNK / 8 + 1, 1);
+		if (h.opened == NULL) {
+			munmap(p, size);
+			return -ENOMEM;
+		}
+	}
+	syscall(SYS_madvise, h.base, size, MADV_DONTFORK);
+	syscall(SYS_madvise, h.base, size, MADV_DONTDUMP);
+	*out = h;
+	return 0;
+}
+
+/* ---- SIGSEGV on closed chunks ------------------------------------------------------------- */
+
+static struct dsm_rt_heap *segv_heaps[2];
+static struct sigaction segv_old;
+static bool segv_installed;
+
+static void segv_handler(int sig, siginfo_t *si, void *uc)
+{
+	int saved = errno;
+
+	for (int i = 0; i < 2; i++) {
+		struct dsm_rt_heap *h = __atomic_load_n(&segv_heaps[i], __ATOMIC_ACQUIRE);
+
+		if (h && dsm_rt_heap_open_addr(h, si->si_addr) == 1) {
+			errno = saved;
+			return; /* the access runs again, now on an open chunk */
+		}
+	}
+	errno = saved;
+	/* Not ours: as if we had never been here. */
+	if (segv_old.sa_flags & SA_SIGINFO) {
+		segv_old.sa_sigaction(sig, si, uc);
+	} else if (segv_old.sa_handler != SIG_IGN && segv_old.sa_handler != SIG_DFL) {
+		segv_old.sa_handler(sig);
+	} else {
+		signal(SIGSEGV, SIG_DFL); /* returning re-runs the access, which now kills */
+	}
+}
+
+int dsm_rt_heap_catch_segv(struct dsm_rt_heap *h)
+{
+	struct sigaction sa;
+
+	if (!h->strict)
+		return 0;
+	for (int i = 0; i < 2; i++)
+		if (segv_heaps[i] == NULL) {
+			__atomic_store_n(&segv_heaps[i], h, __ATOMIC_RELEASE);
+			break;
+		}
+	if (segv_installed)
+		return 0;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = segv_handler;
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGSEGV, &sa, &segv_old) < 0) {
+		DSM_LOG_ERRNO(DSM_LOG_ERROR,
+		              "installing the SIGSEGV handler for strict overcommit");
+		return -errno;
+	}
+	segv_installed = true;
+	return 0;
+}
+
+void dsm_rt_heap_release_segv(void)
+{
+	if (segv_installed)
+		sigaction(SIGSEGV, &segv_old, NULL);
+	segv_installed = false;
+	segv_heaps[0] = segv_heaps[1] = NULL;
+}
+
+int dsm_rt_heap_strict_setting(void)
+{
+	const char *s = getenv("DSM_OVERCOMMIT");
+
+	if (s && strcasecmp(s, "strict") == 0)
+		return 1;
+	if (s && strcasecmp(s, "lazy") == 0)
+		return 0;
+	return -1;
 }
 
 bool dsm_rt_heap_contains(const struct dsm_rt_heap *h, const void *addr)

@@ -48,6 +48,28 @@ int dsm_rt_heap_reserve(size_t size, size_t align, int strict,
 /* Makes [off, off+len) usable (strict mode opens whole chunks; otherwise nothing to do). */
 int dsm_rt_heap_open(struct dsm_rt_heap *h, size_t off, size_t len);
 
+/*
+ * Opens the chunk holding @addr if it lies in @h and is closed. Async-signal-
+ * safe (the SIGSEGV handler calls it). 1 if the chunk is open now, 0 if
+ * @addr is not in a strict heap, -errno if mprotect failed.
+ */
+int dsm_rt_heap_open_addr(struct dsm_rt_heap *h, const void *addr);
+
+/* A reservation of @size at any address, with the same strict-mode rules (the home segment). */
+int dsm_rt_heap_reserve_local(size_t size, int strict, struct dsm_rt_heap *out);
+
+/*
+ * Strict mode: catches SIGSEGV on closed chunks of the registered heaps (an
+ * access to memory another rank allocated), opens the chunk and lets the
+ * access run again, where it faults into userfaultfd as usual. Other SIGSEGVs
+ * go to the handler that was there before. At most two heaps.
+ */
+int dsm_rt_heap_catch_segv(struct dsm_rt_heap *h);
+void dsm_rt_heap_release_segv(void);
+
+/* -1: read vm.overcommit_memory; DSM_OVERCOMMIT=strict|lazy forces it (tests, odd kernels). */
+int dsm_rt_heap_strict_setting(void);
+
 bool dsm_rt_heap_contains(const struct dsm_rt_heap *h, const void *addr);
 
 void dsm_rt_heap_release(struct dsm_rt_heap *h);

@@ -24,7 +24,6 @@
 #include "runtime/log.h"
 #include "runtime/rt.h"
 
-#define SPIN_NS        20000 /* how long to poll for a due reply before sleeping */
 #define BATCH          32
 #define EXIT_PEER_DEAD 3
 
@@ -112,6 +111,18 @@ static void hold_add(struct dsm_rt *rt, uint64_t line)
 
 /* ---- actions ------------------------------------------------------------------------------ */
 
+/* The home segment's copy of @line, opened first under strict overcommit (the loop must
+ * not take a SIGSEGV). */
+static char *home_line(struct dsm_rt *rt, uint64_t line)
+{
+	char *p = rt->home + (line << rt->layout.line_shift);
+
+	if (dsm_rt_heap_open_addr(&rt->homeseg, p) < 0)
+		loop_fatal(1, "cannot open the home segment under strict overcommit: the commit "
+		              "limit is reached");
+	return p;
+}
+
 static const void *action_src(struct dsm_rt *rt, int src, uint64_t line, const void *msg_data)
 {
 	switch (src) {
@@ -122,7 +133,7 @@ static const void *action_src(struct dsm_rt *rt, int src, uint64_t line, const v
 			return rt->stash;
 		return (const void *)dsm_coh_line_addr(&rt->layout, line);
 	case DSM_COH_SRC_HOME:
-		return rt->home + (line << rt->layout.line_shift);
+		return home_line(rt, line);
 	default:
 		return NULL;
 	}
@@ -199,7 +210,7 @@ static void run_action(struct dsm_rt *rt, const dsm_coh_action_t *a, const void 
 		ret = dsm_rt_region_zap(&rt->region, addr, ls);
 		break;
 	case DSM_COH_ACT_STORE_HOME:
-		memcpy(rt->home + (a->line << rt->layout.line_shift), src, ls);
+		memcpy(home_line(rt, a->line), src, ls);
 		break;
 	case DSM_COH_ACT_WAKE:
 		ret = dsm_rt_region_wake(&rt->region, addr, ls);
@@ -603,8 +614,13 @@ static void *loop_main(void *arg)
 	uint64_t spin_since = 0;
 	sigset_t all;
 
-	/* Signals are the application's: deliver them to its threads, not here. */
+	/* Signals are the application's: deliver them to its threads, not here (but for the
+	 * synchronous ones, which blocking would turn into a silent kill). */
 	sigfillset(&all);
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGFPE);
+	sigdelset(&all, SIGILL);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 
 	while (!atomic_load_explicit(&rt->stop, memory_order_acquire)) {
@@ -621,7 +637,7 @@ static void *loop_main(void *arg)
 		if (rt->may_spin && (rt->nfaults || rt->pending)) {
 			if (!spin_since)
 				spin_since = now;
-			if (now - spin_since < SPIN_NS)
+			if (now - spin_since < rt->spin_ns)
 				continue;
 		}
 		spin_since = 0;

@@ -132,8 +132,9 @@ struct dsm_rt {
 	bool mpi_owned; /* libdsm initialized MPI and finalizes it */
 
 	struct dsm_rt_heap heap;
-	char *home; /* the home segment: the canonical copy of lines homed here */
-	size_t home_size;
+	struct dsm_rt_heap
+	        homeseg; /* the canonical copy of lines homed here, indexed like the heap */
+	char *home;      /* homeseg.base */
 	dsm_coh_layout_t layout;
 	struct dsm_rt_alloc alloc;
 	struct dsm_rt_region region;
@@ -146,9 +147,10 @@ struct dsm_rt {
 	int epfd, evfd;
 	atomic_bool stop;
 	uint64_t hold_ns;
-	bool may_spin; /* ranks on this node <= cores: spin briefly while a reply is due */
-	char *scratch; /* a message being built: header + one line */
-	char *stash;   /* a line's data taken just before its zap, for later actions */
+	uint64_t spin_ns; /* how long to poll for a due reply before sleeping */
+	bool may_spin;    /* ranks on this node <= cores: spin briefly while a reply is due */
+	char *scratch;    /* a message being built: header + one line */
+	char *stash;      /* a line's data taken just before its zap, for later actions */
 	int64_t stash_line;
 	struct dsm_rt_hold *holds;
 	size_t nholds, holds_cap;

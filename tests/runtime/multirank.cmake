@@ -48,3 +48,6 @@ dsm_add_test(NAME mr_kill_2r_shm LABEL runtime TIMEOUT 90
 dsm_add_test(NAME mr_kill_3r_tcp LABEL runtime TIMEOUT 90
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/kill_rank.sh ${MPIEXEC_EXECUTABLE} 3 $<TARGET_FILE:mr_kill>
   ENVIRONMENT "DSM_PROVIDER=tcp\\;ofi_rxm")
+dsm_add_test(NAME overcommit_strict_2r_shm LABEL runtime TIMEOUT 150
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/overcommit.sh ${MPIEXEC_EXECUTABLE} $<TARGET_FILE:dsm-demo>
+  ENVIRONMENT DSM_PROVIDER=shm)
