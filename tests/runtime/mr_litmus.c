@@ -30,10 +30,12 @@
 enum shape { MP, SB, LB, W22, IRIW, NSHAPES };
 static const char *const shape_names[] = {"MP", "SB+mfence", "LB", "2+2W", "IRIW"};
 
+/* Relaxed C11 atomics: plain moves on x86, so the shapes are the plain ones, and the threads
+ * of one rank racing on them is no data race for the compiler or ThreadSanitizer. */
 struct slot {
-	volatile int x;
+	atomic_int x;
 	char pad1[LINE - sizeof(int)];
-	volatile int y;
+	atomic_int y;
 	char pad2[LINE - sizeof(int)];
 	atomic_int go; /* the round's sides meet here, so that they overlap */
 	char pad3[LINE - sizeof(atomic_int)];
@@ -44,6 +46,8 @@ static int rank, nranks, sides;
 static unsigned seed_base;
 
 #define COMPILER_BARRIER() __asm__ __volatile__("" ::: "memory")
+/* The shape is SB+mfence: the x86 instruction itself (TSan also rejects C11 fences). */
+#define MFENCE() __asm__ __volatile__("mfence" ::: "memory")
 
 static void delay(unsigned *seed)
 {
@@ -67,61 +71,61 @@ static int side(enum shape s, int t, struct slot *v, unsigned *seed)
 	switch (s) {
 	case MP:
 		if (t == 0) {
-			v->x = 1;
+			atomic_store_explicit(&v->x, 1, memory_order_relaxed);
 			COMPILER_BARRIER();
-			v->y = 1;
+			atomic_store_explicit(&v->y, 1, memory_order_relaxed);
 		} else {
-			r1 = v->y;
+			r1 = atomic_load_explicit(&v->y, memory_order_relaxed);
 			COMPILER_BARRIER();
-			r2 = v->x;
+			r2 = atomic_load_explicit(&v->x, memory_order_relaxed);
 		}
 		break;
 	case SB:
 		if (t == 0) {
-			v->x = 1;
-			atomic_thread_fence(memory_order_seq_cst);
-			r1 = v->y;
+			atomic_store_explicit(&v->x, 1, memory_order_relaxed);
+			MFENCE();
+			r1 = atomic_load_explicit(&v->y, memory_order_relaxed);
 		} else {
-			v->y = 1;
-			atomic_thread_fence(memory_order_seq_cst);
-			r1 = v->x;
+			atomic_store_explicit(&v->y, 1, memory_order_relaxed);
+			MFENCE();
+			r1 = atomic_load_explicit(&v->x, memory_order_relaxed);
 		}
 		break;
 	case LB:
 		if (t == 0) {
-			r1 = v->x;
+			r1 = atomic_load_explicit(&v->x, memory_order_relaxed);
 			COMPILER_BARRIER();
-			v->y = 1;
+			atomic_store_explicit(&v->y, 1, memory_order_relaxed);
 		} else {
-			r1 = v->y;
+			r1 = atomic_load_explicit(&v->y, memory_order_relaxed);
 			COMPILER_BARRIER();
-			v->x = 1;
+			atomic_store_explicit(&v->x, 1, memory_order_relaxed);
 		}
 		break;
 	case W22:
 		if (t == 0) {
-			v->x = 1;
+			atomic_store_explicit(&v->x, 1, memory_order_relaxed);
 			COMPILER_BARRIER();
-			v->y = 2;
+			atomic_store_explicit(&v->y, 2, memory_order_relaxed);
 		} else {
-			v->y = 1;
+			atomic_store_explicit(&v->y, 1, memory_order_relaxed);
 			COMPILER_BARRIER();
-			v->x = 2;
+			atomic_store_explicit(&v->x, 2, memory_order_relaxed);
 		}
 		break;
 	case IRIW:
 		if (t == 0) {
-			v->x = 1;
+			atomic_store_explicit(&v->x, 1, memory_order_relaxed);
 		} else if (t == 1) {
-			v->y = 1;
+			atomic_store_explicit(&v->y, 1, memory_order_relaxed);
 		} else if (t == 2) {
-			r1 = v->x;
+			r1 = atomic_load_explicit(&v->x, memory_order_relaxed);
 			COMPILER_BARRIER();
-			r2 = v->y;
+			r2 = atomic_load_explicit(&v->y, memory_order_relaxed);
 		} else {
-			r1 = v->y;
+			r1 = atomic_load_explicit(&v->y, memory_order_relaxed);
 			COMPILER_BARRIER();
-			r2 = v->x;
+			r2 = atomic_load_explicit(&v->x, memory_order_relaxed);
 		}
 		break;
 	default:
@@ -157,7 +161,7 @@ static int outcome(enum shape s, const int *o0, const int *o1, const int *o2, co
 	case LB:
 		return (o0[i] & 1) | (o1[i] & 1) << 1;
 	case W22:
-		return v->x | v->y << 2; /* final x | final y << 2 */
+		return atomic_load(&v->x) | atomic_load(&v->y) << 2; /* final x | final y << 2 */
 	case IRIW:
 		return o2[i] | o3[i] << 2;
 	default:
@@ -208,7 +212,8 @@ static void reset_slots(void)
 {
 	if (rank == 0)
 		for (int i = 0; i < BATCH; i++) {
-			slots[i].x = slots[i].y = 0;
+			atomic_store(&slots[i].x, 0);
+			atomic_store(&slots[i].y, 0);
 			atomic_store(&slots[i].go, 0);
 		}
 	dsm_barrier();
