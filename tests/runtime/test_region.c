@@ -5,6 +5,9 @@
  * count the faults of each kind that each access must (and must not) raise.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/wait.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -235,6 +238,67 @@ static void test_eight_threads_one_page(void **state)
 	assert_int_equal(atomic_load(&f->handler_err), 0);
 }
 
+/*
+ * Refused full mode (nobody, vm.unprivileged_userfaultfd=0): the region opens
+ * user-mode-only, user-space access works, and a kernel access to an absent
+ * page fails with EFAULT, as the warning says. Runs in a child that drops root.
+ */
+static void test_user_mode_only(void **state)
+{
+	int fds[2], status, result[4] = {0};
+	pid_t pid;
+
+	(void)state;
+	if (geteuid() != 0) {
+		print_message("skipped: needs root to drop privileges\n");
+		skip();
+	}
+	FILE *f = fopen("/proc/sys/vm/unprivileged_userfaultfd", "r");
+	int unpriv = -1;
+	if (f) {
+		if (fscanf(f, "%d", &unpriv) != 1)
+			unpriv = -1;
+		fclose(f);
+	}
+	if (unpriv != 0) {
+		print_message("skipped: vm.unprivileged_userfaultfd is not 0 here\n");
+		skip();
+	}
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct dsm_rt_region r;
+		size_t psz = (size_t)sysconf(_SC_PAGESIZE);
+		char *area, src[1 << 16];
+		int zero;
+
+		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
+			_exit(3);
+		area = mmap(NULL, 4 * psz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		            0);
+		result[0] = dsm_rt_region_open(&r, area, 4 * psz) == 0 &&
+		            r.mode == DSM_RT_UFFD_USER_ONLY;
+		memset(src, 'u', psz);
+		result[1] = dsm_rt_region_install(&r, (uint64_t)area, src, psz, true) == 0 &&
+		            area[7] == 'u';
+		/* The kernel writes into page 1, absent: no one may resolve it, so EFAULT. */
+		zero = open("/dev/zero", O_RDONLY);
+		result[2] = read(zero, area + psz, psz) < 0 && errno == EFAULT;
+		result[3] = 1;
+		close(zero);
+		_exit(write(fds[1], result, sizeof(result)) == sizeof(result) ? 0 : 1);
+	}
+	close(fds[1]);
+	assert_int_equal(read(fds[0], result, sizeof(result)), sizeof(result));
+	close(fds[0]);
+	waitpid(pid, &status, 0);
+	assert_true(result[3]);
+	assert_true(result[0]); /* user-mode-only, with one warning */
+	assert_true(result[1]); /* user-space access works */
+	assert_true(result[2]); /* a kernel access to an absent page fails */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -243,6 +307,7 @@ int main(void)
 	        cmocka_unit_test(test_give_up_orders_and_refaults),
 	        cmocka_unit_test(test_install_twice_is_eexist_not_error),
 	        cmocka_unit_test(test_eight_threads_one_page),
+	        cmocka_unit_test(test_user_mode_only),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
