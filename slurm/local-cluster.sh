@@ -195,7 +195,8 @@ ReturnToService=2
 MailProg=/bin/true
 InactiveLimit=0
 KillWait=2
-MinJobAge=10
+# sbatch --wait polls every 2 s while MinJobAge < 6, every 8 s otherwise.
+MinJobAge=5
 MessageTimeout=10
 SlurmdTimeout=60
 NodeName=$node NodeAddr=127.0.0.1 NodeHostname=$node $hw State=UNKNOWN
