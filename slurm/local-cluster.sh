@@ -253,7 +253,7 @@ cmd_start() {
 		case "$state" in idle* | mixed* | allocated*) break ;; esac
 		while read -r name pid; do
 			pid_is "$pid" "$name" ||
-				die "$name exited during start-up: $(tail -n 5 "$dir/log/$name.log" "$dir/log/$name.out" 2>/dev/null | grep -v '^$' | tail -n 3 | tr '\n' ' ')"
+				die "$name exited during start-up: $(tail -n 5 "$dir/log/$name.log" "$dir/log/$name.out" 2>/dev/null | grep -v -e '^$' -e '^==> ' | tail -n 3 | tr '\n' ' ')"
 		done <"$dir/pids"
 		sleep 0.1
 		i=$((i + 1))

@@ -20,6 +20,15 @@ SRC=$1
 HELLO=$2
 DSM_PROG=${3:-none}
 T0=$(date +%s)
+# Every step is cut at 90 s, and all of them together at 220 s, so teardown (under 30 s)
+# always runs before ctest's timeout (300 s) could kill this script and orphan the daemons.
+DEADLINE=$((T0 + 220))
+limit() {
+	local left=$((DEADLINE - $(date +%s)))
+	[ "$left" -gt 90 ] && left=90
+	[ "$left" -lt 1 ] && left=1
+	echo "$left"
+}
 
 for b in munged slurmctld slurmd sbatch srun squeue sinfo; do
 	if ! command -v "$b" >/dev/null 2>&1; then
@@ -92,7 +101,7 @@ export SLURM_CONF="$cluster/slurm.conf"
 # --- programs under srun -------------------------------------------------------------------
 # srun --mpi=pmi2 must give MPICH one 2-rank world: each rank sees "of 2". Without a PMI
 # server (--mpi=none) every task would be a singleton "rank 0 of 1".
-timeout 60 srun --mpi=pmi2 -n 2 "$HELLO" >"$tmp/srun-hello.out" 2>&1
+timeout "$(limit)" srun --mpi=pmi2 -n 2 "$HELLO" >"$tmp/srun-hello.out" 2>&1
 rc=$?
 if [ $rc -eq 0 ] && grep -q 'hello from rank 0 of 2' "$tmp/srun-hello.out" &&
 	grep -q 'hello from rank 1 of 2' "$tmp/srun-hello.out"; then
@@ -102,7 +111,7 @@ else
 	show "$tmp/srun-hello.out"
 fi
 
-DSM_PROVIDER=shm DSM_HEAP_SIZE=64G timeout 60 srun --mpi=pmi2 -n 2 "$PROG" >"$tmp/srun-dsm.out" 2>&1
+DSM_PROVIDER=shm DSM_HEAP_SIZE=64G timeout "$(limit)" srun --mpi=pmi2 -n 2 "$PROG" >"$tmp/srun-dsm.out" 2>&1
 rc=$?
 if [ $rc -eq 0 ] && grep -q "$EXPECT" "$tmp/srun-dsm.out"; then
 	ok "srun --mpi=pmi2 -n 2 $(basename "$PROG"): exit 0, '$EXPECT' printed"
@@ -117,7 +126,7 @@ fi
 submit() {
 	local name=$1 want=$2 out=$3
 	shift 3
-	timeout 90 env "$@" >"$out.sbatch" 2>&1
+	timeout "$(limit)" env "$@" >"$out.sbatch" 2>&1
 	rc=$?
 	if [ $rc -eq "$want" ]; then
 		return 0
