@@ -46,6 +46,10 @@ while read -r v; do
 	unset "$v"
 done < <(env | sed -n 's/^\(\(SLURM\|SBATCH\|SRUN\|SALLOC\|PMI\)_[A-Za-z0-9_]*\)=.*/\1/p')
 
+# The cluster talks over 127.0.0.1; so do the jobs: libfabric's tcp provider, hydra's
+# proxies and UCX use the loopback interface rather than the machine's address.
+export FI_TCP_IFACE=lo HYDRA_IFACE=lo UCX_NET_DEVICES=lo
+
 tmp=$(mktemp -d /tmp/dsm-slurm-test.XXXXXX)
 cluster="$tmp/cluster"
 LC="$SRC/slurm/local-cluster.sh"
