@@ -116,13 +116,13 @@ job_pids() {
 }
 
 cmd_stop() {
-	local dir=$1 conf jobs i name pid enders
+	local dir=$1 conf jobs i name pid enders stepds
 	[ -f "$dir/pids" ] || return 0
 	conf="$dir/slurm.conf"
 	export SLURM_CONF="$conf"
 	# Jobs first, while the controller can still cancel them and slurmstepd can end
 	# their tasks.
-	if [ -f "$conf" ] && grep -q '^slurmctld ' "$dir/pids"; then
+	if [ -f "$conf" ] && pid_is "$(awk '$1 == "slurmctld" { print $2 }' "$dir/pids")" slurmctld; then
 		jobs=$(timeout 10 squeue -h -o %A 2>/dev/null | tr '\n' ' ')
 		if [ -n "${jobs// /}" ]; then
 			# shellcheck disable=SC2086
@@ -134,11 +134,16 @@ cmd_stop() {
 			done
 		fi
 	fi
-	for pid in $(stepd_pids "$dir/spool"); do
-		end_pid "$pid" slurmstepd 5
-	done
+	# What cancelling did not end (or could not: controller gone) is killed: the steps'
+	# processes first, then their step daemons, which ignore SIGTERM.
+	stepds=$(stepd_pids "$dir/spool")
 	for pid in $(job_pids "$conf"); do
-		echo "$LC_NAME: ending leftover job process $pid ($(cat /proc/"$pid"/comm 2>/dev/null))" >&2
+		echo "$LC_NAME: killing leftover job process $pid ($(cat /proc/"$pid"/comm 2>/dev/null))" >&2
+		kill -KILL "$pid" 2>/dev/null
+	done
+	for pid in $stepds; do
+		pid_is "$pid" slurmstepd || continue
+		echo "$LC_NAME: killing leftover slurmstepd $pid" >&2
 		kill -KILL "$pid" 2>/dev/null
 	done
 	# The Slurm daemons together, then munged, which they use until they exit.
