@@ -30,7 +30,7 @@ usage() {
 	exit 2
 }
 
-# A TCP port nobody listens on, from /proc/net/tcp{,6} (state 0A = LISTEN).
+# The TCP ports something listens on, from /proc/net/tcp{,6} (state 0A = LISTEN).
 used_ports() {
 	local hex
 	while read -r hex; do
@@ -39,11 +39,14 @@ used_ports() {
 		awk '$4 == "0A" { n = split($2, a, ":"); print a[n] }')
 }
 
+# Below the kernel's ephemeral range, so no outgoing connection holds it meanwhile.
 free_port() {
-	local used p tries=0
+	local used p tries=0 top=32768
+	read -r top _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null
+	[ "$top" -gt 21000 ] 2>/dev/null || top=32768
 	used=" $(used_ports | tr '\n' ' ') $* "
 	while [ $tries -lt 200 ]; do
-		p=$((20000 + RANDOM % 30000))
+		p=$((20000 + RANDOM % (top - 20000)))
 		case "$used" in
 		*" $p "*) ;;
 		*)
@@ -238,7 +241,7 @@ cmd_start() {
 		i=$((i + 1))
 	done
 	[ -S "$dir/munge/munge.socket" ] ||
-		die "munged did not start: $(tail -n 3 "$dir/log/munged.log" "$dir/log/munged.out" 2>/dev/null | tr '\n' ' ')"
+		die "munged did not start: $(tail -n 5 "$dir/log/munged.log" "$dir/log/munged.out" 2>/dev/null | grep -v -e '^$' -e '^==> ' | tail -n 3 | tr '\n' ' ')"
 
 	node=$(hostname -s)
 	ctld_port=$(free_port) || die "no free TCP port"
