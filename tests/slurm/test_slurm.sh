@@ -172,6 +172,12 @@ submit "multi node" 0 "$out" DSM_PROGRAM="$PROG" "DSM_PROVIDER=tcp;ofi_rxm" \
 		"dsm-multi-node: job [0-9]*, 2 tasks on 1 node" "DSM_PROVIDER=tcp;ofi_rxm" "$EXPECT" \
 		"dsm-multi-node: exit status 0"
 
+out="$tmp/out/multi-mpiexec.out"
+submit "multi node, mpiexec" 0 "$out" DSM_PROGRAM="$PROG" "DSM_PROVIDER=tcp;ofi_rxm" DSM_LAUNCHER=mpiexec \
+	sbatch --wait -N 1 -n 2 --ntasks-per-node=2 -o "$out" "$T/dsm-multi-node.sbatch" &&
+	expect_lines "multi-node template, mpiexec inside the allocation: exit 0" "$out" \
+		"dsm-multi-node: mpiexec -n 2" "$EXPECT" "dsm-multi-node: exit status 0"
+
 out="$tmp/out/bench.out"
 submit "benchmark suite, smoke" 0 "$out" DSM_BENCH="$PROG" DSM_BENCH_SMOKE=1 \
 	DSM_BENCH_SMOKE_SECONDS=30 "DSM_PROVIDER=shm tcp;ofi_rxm" DSM_BENCH_OUT="$tmp/bench-results" \
