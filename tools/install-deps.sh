@@ -6,8 +6,10 @@
 # otherwise it prints the one apt-get line to run and fails.
 set -eu
 
+# slurm-wlm (slurmctld, slurmd, slurm-client) and munge: tests/slurm runs the sbatch
+# templates on a one-node Slurm cluster of its own.
 PKGS="cmake make gcc pkg-config libfabric-dev libfabric-bin rdma-core libibverbs-dev \
-mpich libmpich-dev libhwloc-dev hwloc libcmocka-dev jq"
+mpich libmpich-dev libhwloc-dev hwloc libcmocka-dev jq slurm-wlm munge"
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	echo "install-deps: not a Debian system; make sure these (or your distribution's" >&2
