@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1061,6 +1062,23 @@ static int epoll_add(int epfd, int fd)
 
 static int ofi_close(dsm_tp_t *tp);
 
+/*
+ * A peer that dies leaves sockets (tcp, the doorbell) whose next write raises
+ * SIGPIPE, and its default action would kill this rank too: a dead peer must
+ * be an error, not a second death. Only a default disposition is changed.
+ */
+static void ignore_sigpipe(void)
+{
+	struct sigaction old, ign = {.sa_handler = SIG_IGN};
+
+	if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
+	    !(old.sa_flags & SA_SIGINFO)) {
+		sigemptyset(&ign.sa_mask);
+		sigaction(SIGPIPE, &ign, NULL);
+		DSM_LOG(DSM_LOG_INFO, "transport: SIGPIPE ignored (it was the default)");
+	}
+}
+
 static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 {
 	const struct dsm_tp_boot *b = attr->boot;
@@ -1123,6 +1141,8 @@ static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 		t->inject = t->info->tx_attr->inject_size;
 		ret = open_fabric(t);
 	}
+	if (ret == 0)
+		ignore_sigpipe();
 	if (ret == 0)
 		ret = open_pools(t);
 	if (ret == 0 && t->cq_fd < 0)
