@@ -1,0 +1,380 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The transport's shared logic over the in-process loopback: per-pair FIFO,
+ * the outgoing queue under a full wire, reordering of out-of-turn arrivals,
+ * malformed input, RMA checks, segments, sleep/wake and peer death.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <cmocka.h>
+
+#include <dsm.h>
+
+#include "transport/internal.h"
+#include "transport/transport.h"
+
+#define N        3
+#define MAX_TYPE 8
+
+static dsm_tp_loop_fabric_t *fab;
+static dsm_tp_t *tps[N];
+static struct dsm_tp_boot boots[N];
+static uint64_t gather_table[N]; /* fake allgather: ranks fill in turn */
+
+static int fake_allgather(void *ctx, const void *mine, void *all, size_t len)
+{
+	int rank = (int)(intptr_t)ctx;
+
+	assert_int_equal(len, sizeof(uint64_t));
+	memcpy(&gather_table[rank], mine, len);
+	memcpy(all, gather_table, sizeof(gather_table));
+	return 0;
+}
+
+static int fake_barrier(void *ctx)
+{
+	(void)ctx;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	struct dsm_tp_attr attr = {.struct_size = sizeof(attr), .max_msg_type = MAX_TYPE};
+
+	(void)state;
+	if (dsm_tp_loop_fabric_create(N, &fab))
+		return -1;
+	attr.impl_arg = fab;
+	for (int i = 0; i < N; i++) {
+		boots[i] = (struct dsm_tp_boot){(void *)(intptr_t)i, i, N, fake_allgather,
+		                                fake_barrier};
+		attr.boot = &boots[i];
+		if (dsm_tp_open(&dsm_tp_loop_ops, &attr, &tps[i]))
+			return -1;
+	}
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	for (int i = 0; i < N; i++)
+		dsm_tp_close(tps[i]);
+	dsm_tp_loop_fabric_destroy(fab);
+	return 0;
+}
+
+static struct dsm_tp_stats stats(int r)
+{
+	struct dsm_tp_stats s;
+	dsm_tp_stats(tps[r], &s);
+	return s;
+}
+
+/* Polls every rank; calls @fn for every event of rank @r. */
+static int pump(void (*fn)(int r, const struct dsm_tp_event *e, void *arg), void *arg)
+{
+	int total = 0;
+
+	for (int r = 0; r < N; r++) {
+		struct dsm_tp_event ev[16];
+		int n = dsm_tp_poll(tps[r], ev, 16);
+		assert_true(n >= 0);
+		for (int k = 0; k < n; k++)
+			if (fn)
+				fn(r, &ev[k], arg);
+		total += n;
+	}
+	return total;
+}
+
+struct order {
+	uint32_t next[N][N];
+	bool bad;
+};
+
+static void on_order(int r, const struct dsm_tp_event *e, void *arg)
+{
+	struct order *o = arg;
+	uint32_t v;
+
+	assert_int_equal(e->type, DSM_TP_EV_MSG);
+	memcpy(&v, e->data, 4);
+	if (v != o->next[e->peer][r] || e->len != 4 + v % 300 || e->msg_type != 1 + v % MAX_TYPE)
+		o->bad = true;
+	o->next[e->peer][r]++;
+}
+
+static void test_fifo_through_queue(void **state)
+{
+	struct order o = {0};
+	unsigned char buf[400] = {0};
+	const uint32_t per = 20000;
+
+	(void)state;
+	dsm_tp_loop_set_depth(fab, 16); /* a full wire forces the outgoing queue */
+	for (uint32_t i = 0; i < per; i++) {
+		for (int s = 0; s < N; s++)
+			for (int d = 0; d < N; d++) {
+				if (s == d)
+					continue;
+				memcpy(buf, &i, 4);
+				assert_int_equal(
+				        dsm_tp_send(tps[s], d, 1 + i % MAX_TYPE, buf, 4 + i % 300),
+				        0);
+			}
+		if (i % 1000 == 999)
+			pump(on_order, &o);
+	}
+	for (int k = 0; k < 100000 && pump(on_order, &o); k++)
+		;
+	assert_false(o.bad);
+	for (int s = 0; s < N; s++)
+		for (int d = 0; d < N; d++)
+			assert_int_equal(o.next[s][d], s == d ? 0 : per);
+	assert_true(stats(0).msgs_queued > 0);
+	assert_int_equal(stats(1).msgs_dropped, 0);
+	dsm_tp_loop_set_depth(fab, 1 << 20);
+}
+
+static void raw(int from, int to, uint32_t seq, unsigned type, const char *payload)
+{
+	unsigned char b[64];
+	struct dsm_tp_wire_hdr h = {DSM_TP_WIRE_MAGIC,         DSM_TP_WIRE_VERSION, (uint8_t)type,
+	                            (uint32_t)strlen(payload), (uint32_t)from,      seq};
+
+	memcpy(b, &h, sizeof(h));
+	memcpy(b + sizeof(h), payload, strlen(payload));
+	assert_int_equal(dsm_tp_send_raw(tps[from], to, b, sizeof(h) + strlen(payload)), 0);
+}
+
+static char got[16][8];
+static int ngot;
+
+static void on_collect(int r, const struct dsm_tp_event *e, void *arg)
+{
+	(void)arg;
+	(void)r;
+	if (e->type == DSM_TP_EV_MSG && ngot < 16) {
+		memcpy(got[ngot], e->data, e->len < 7 ? e->len : 7);
+		got[ngot++][e->len < 7 ? e->len : 7] = 0;
+	}
+}
+
+/* rank 2 -> rank 1 on a fabric of its own, so the stream's sequence starts at 0 */
+static void test_reorder_and_duplicates(void **state)
+{
+	dsm_tp_loop_fabric_t *saved_fab = fab;
+	dsm_tp_t *saved[N];
+	struct dsm_tp_stats s0;
+
+	memcpy(saved, tps, sizeof(saved));
+	assert_int_equal(setup(state), 0);
+	s0 = stats(1);
+	ngot = 0;
+	raw(2, 1, 2, 1, "c");
+	raw(2, 1, 1, 1, "b");
+	raw(2, 1, 1, 1, "b"); /* duplicate while held */
+	pump(on_collect, NULL);
+	assert_int_equal(ngot, 0); /* nothing before seq 0 */
+	raw(2, 1, 0, 1, "a");
+	pump(on_collect, NULL);
+	assert_int_equal(ngot, 3);
+	assert_string_equal(got[0], "a");
+	assert_string_equal(got[1], "b");
+	assert_string_equal(got[2], "c");
+	raw(2, 1, 1, 1, "old"); /* a duplicate of a delivered one */
+	pump(on_collect, NULL);
+	assert_int_equal(ngot, 3);
+	assert_int_equal(stats(1).msgs_reordered - s0.msgs_reordered, 2);
+	assert_int_equal(stats(1).msgs_dropped - s0.msgs_dropped, 2);
+	teardown(state);
+	fab = saved_fab;
+	memcpy(tps, saved, sizeof(saved));
+}
+
+static void test_malformed(void **state)
+{
+	struct dsm_tp_stats s0 = stats(0);
+	struct dsm_tp_wire_hdr h = {DSM_TP_WIRE_MAGIC, DSM_TP_WIRE_VERSION, 1, 0, 1, 0}, b;
+
+	(void)state;
+	ngot = 0;
+	assert_int_equal(dsm_tp_send_raw(tps[1], 0, "xy", 2), 0);
+	b = h, b.magic++;
+	dsm_tp_send_raw(tps[1], 0, &b, sizeof(b));
+	b = h, b.version++;
+	dsm_tp_send_raw(tps[1], 0, &b, sizeof(b));
+	b = h, b.len = 1;
+	dsm_tp_send_raw(tps[1], 0, &b, sizeof(b));
+	b = h, b.type = 0;
+	dsm_tp_send_raw(tps[1], 0, &b, sizeof(b));
+	b = h, b.type = MAX_TYPE + 1;
+	dsm_tp_send_raw(tps[1], 0, &b, sizeof(b));
+	b = h, b.src = N;
+	dsm_tp_send_raw(tps[1], 0, &b, sizeof(b));
+	pump(NULL, NULL);
+	assert_int_equal(stats(0).msgs_dropped - s0.msgs_dropped, 7);
+	assert_int_equal(stats(0).msgs_received, s0.msgs_received);
+	/* The stream goes on. */
+	assert_int_equal(dsm_tp_send(tps[1], 0, 2, "ok", 2), 0);
+	pump(on_collect, NULL);
+	assert_int_equal(ngot, 1);
+	assert_string_equal(got[0], "ok");
+	/* Bad arguments are refused at the sender. */
+	assert_int_equal(dsm_tp_send(tps[1], N, 1, "x", 1), -EINVAL);
+	assert_int_equal(dsm_tp_send(tps[1], 0, 0, "x", 1), -EINVAL);
+	assert_int_equal(dsm_tp_send(tps[1], 0, MAX_TYPE + 1, "x", 1), -EINVAL);
+	assert_int_equal(dsm_tp_send(tps[1], 0, 1, "x", DSM_TP_MSG_MAX_DEFAULT + 1), -EINVAL);
+}
+
+static void test_rma(void **state)
+{
+	static unsigned char home[1 << 20], loc[1 << 20];
+	dsm_tp_mr_t *mr;
+	struct dsm_tp_event ev[4];
+	int cookie;
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(home); k++)
+		home[k] = (unsigned char)(k * 3);
+	assert_int_equal(dsm_tp_mr_reg(tps[1], home, sizeof(home), 77, &mr), 0);
+	for (size_t sz = 4096; sz <= sizeof(home); sz *= 2) {
+		assert_int_equal(dsm_tp_read(tps[0], 1, loc, sz, NULL,
+		                             dsm_tp_remote_addr(tps[1], mr, 0), 77, &cookie),
+		                 0);
+		assert_int_equal(dsm_tp_poll(tps[0], ev, 4), 1);
+		assert_int_equal(ev[0].type, DSM_TP_EV_RMA);
+		assert_ptr_equal(ev[0].ctx, &cookie);
+		assert_int_equal(ev[0].status, 0);
+		assert_memory_equal(loc, home, sz);
+	}
+	memset(loc, 0x5a, 4096);
+	assert_int_equal(dsm_tp_write(tps[0], 1, loc, 4096, NULL,
+	                              dsm_tp_remote_addr(tps[1], mr, 8192), 77, NULL),
+	                 0);
+	assert_int_equal(dsm_tp_poll(tps[0], ev, 4), 1);
+	assert_int_equal(ev[0].status, 0);
+	assert_memory_equal(home + 8192, loc, 4096);
+	/* wrong key, out of bounds */
+	dsm_tp_read(tps[0], 1, loc, 4096, NULL, dsm_tp_remote_addr(tps[1], mr, 0), 78, NULL);
+	dsm_tp_read(tps[0], 1, loc, 4096, NULL, dsm_tp_remote_addr(tps[1], mr, sizeof(home) - 100),
+	            77, NULL);
+	assert_int_equal(dsm_tp_poll(tps[0], ev, 4), 2);
+	assert_int_equal(ev[0].status, -EACCES);
+	assert_int_equal(ev[1].status, -EACCES);
+	assert_int_equal(dsm_tp_mr_dereg(tps[1], mr), 0);
+}
+
+static void test_segment(void **state)
+{
+	const size_t len = 64ull << 30, chunk = 2u << 20;
+	unsigned char *b[2];
+	dsm_tp_seg_t *seg[2];
+	unsigned char loc[64];
+	struct dsm_tp_event ev[4];
+
+	(void)state;
+	for (int i = 1; i >= 0; i--) {
+		b[i] = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (b[i] == MAP_FAILED)
+			skip();
+		assert_int_equal(dsm_tp_seg_create(tps[i], b[i], len, chunk, &seg[i]), 0);
+	}
+	assert_int_equal(dsm_tp_seg_registered(seg[1]), 0);
+	memcpy(b[1] + (40ull << 30) + 10, "far away", 8);
+	assert_int_equal(dsm_tp_seg_populate(seg[1], (40ull << 30) + 10, 8), 0);
+	assert_int_equal(dsm_tp_seg_registered(seg[1]), chunk);
+	assert_int_equal(stats(1).bytes_registered, chunk);
+	/* an access that spans two chunks is refused */
+	assert_int_equal(dsm_tp_seg_read(seg[0], 1, chunk - 4, loc, 8, NULL, NULL), -EINVAL);
+	assert_int_equal(dsm_tp_seg_read(seg[0], 1, (40ull << 30) + 10, loc, 8, NULL, NULL), 0);
+	assert_int_equal(dsm_tp_poll(tps[0], ev, 4), 1);
+	assert_int_equal(ev[0].status, 0);
+	assert_memory_equal(loc, "far away", 8);
+	/* an unpopulated chunk is not reachable */
+	assert_int_equal(dsm_tp_seg_read(seg[0], 1, 0, loc, 8, NULL, NULL), 0);
+	assert_int_equal(dsm_tp_poll(tps[0], ev, 4), 1);
+	assert_int_equal(ev[0].status, -EACCES);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(dsm_tp_seg_destroy(seg[i]), 0);
+		munmap(b[i], len);
+	}
+	assert_int_equal(stats(1).bytes_registered, 0);
+}
+
+static void test_sleep_wake(void **state)
+{
+	struct pollfd p = {.fd = dsm_tp_wait_fd(tps[2]), .events = POLLIN};
+
+	(void)state;
+	while (pump(NULL, NULL))
+		;
+	assert_int_equal(dsm_tp_sleep_prepare(tps[2]), 0);
+	assert_int_equal(poll(&p, 1, 0), 0); /* nothing due: it would sleep */
+	assert_int_equal(dsm_tp_send(tps[0], 2, 1, "wake", 4), 0);
+	assert_int_equal(poll(&p, 1, 1000), 1); /* the doorbell rang */
+	dsm_tp_sleep_end(tps[2]);
+	assert_int_equal(poll(&p, 1, 0), 0);
+	/* Work pending: do not sleep. */
+	assert_int_equal(dsm_tp_send(tps[0], 2, 1, "more", 4), 0);
+	assert_int_equal(dsm_tp_sleep_prepare(tps[2]), -EAGAIN);
+	while (pump(NULL, NULL))
+		;
+}
+
+static void test_peer_death(void **state)
+{
+	struct pollfd p = {.fd = dsm_tp_wait_fd(tps[0]), .events = POLLIN};
+	struct dsm_tp_event ev[4];
+
+	(void)state;
+	assert_int_equal(dsm_tp_sleep_prepare(tps[0]), 0);
+	dsm_tp_loop_kill(fab, 2);
+	assert_int_equal(poll(&p, 1, 1000), 1);
+	dsm_tp_sleep_end(tps[0]);
+	assert_int_equal(dsm_tp_poll(tps[0], ev, 4), 1);
+	assert_int_equal(ev[0].type, DSM_TP_EV_PEER_DEAD);
+	assert_int_equal(ev[0].peer, 2);
+	assert_int_equal(dsm_tp_send(tps[0], 2, 1, "x", 1), DSM_ERR_PEER_DEAD);
+	assert_int_equal(dsm_tp_read(tps[0], 2, ev, 8, NULL, 0, 0, NULL), DSM_ERR_PEER_DEAD);
+	assert_int_equal(dsm_tp_poll(tps[0], ev, 4), 0); /* reported once */
+}
+
+static void test_unknown_provider_stub(void **state)
+{
+	(void)state;
+	/* Unsupported slots point at the shared stub, never NULL. */
+	const void *const *slots = (const void *const *)&dsm_tp_loop_ops.open;
+	size_t n = (sizeof(struct dsm_tp_ops) - offsetof(struct dsm_tp_ops, open)) / sizeof(void *);
+	for (size_t i = 0; i < n; i++) {
+		assert_non_null(slots[i]);
+		assert_non_null(((const void *const *)&dsm_tp_ofi_ops.open)[i]);
+	}
+	assert_int_equal(dsm_tp_enosys(), -ENOSYS);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_reorder_and_duplicates),
+	        cmocka_unit_test(test_fifo_through_queue),
+	        cmocka_unit_test(test_malformed),
+	        cmocka_unit_test(test_rma),
+	        cmocka_unit_test(test_segment),
+	        cmocka_unit_test(test_sleep_wake),
+	        cmocka_unit_test(test_peer_death),
+	        cmocka_unit_test(test_unknown_provider_stub),
+	};
+
+	return cmocka_run_group_tests_name("loopback", tests, setup, teardown);
+}

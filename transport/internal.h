@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the implementations share: the wire header, the receive side's
+ * validation and per-pair reordering, and the event queue that dsm_tp_poll()
+ * hands out from.
+ */
+#ifndef DSM_TP_INTERNAL_H
+#define DSM_TP_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "transport/transport.h"
+
+#define DSM_TP_WIRE_MAGIC   0xd5a1u
+#define DSM_TP_WIRE_VERSION 1
+
+/* Every protocol message starts with this, little-endian as the host (one architecture). */
+struct dsm_tp_wire_hdr {
+	uint16_t magic;
+	uint8_t version;
+	uint8_t type; /* 1..max_msg_type */
+	uint32_t len; /* payload bytes after the header */
+	uint32_t src; /* sending rank */
+	uint32_t seq; /* per (src, dst) pair, from 0 */
+};
+_Static_assert(sizeof(struct dsm_tp_wire_hdr) == 16, "wire header is 16 bytes");
+
+/* A message that arrived ahead of its turn, copied and held back. */
+struct dsm_tp_held {
+	struct dsm_tp_held *next;
+	uint32_t seq;
+	unsigned type;
+	size_t len;
+	unsigned char data[];
+};
+
+struct dsm_tp_peer_rx {
+	uint32_t expect;
+	struct dsm_tp_held *held; /* sorted by seq */
+};
+
+/* An event with what must be released once the caller is done with it. */
+struct dsm_tp_evitem {
+	struct dsm_tp_event ev;
+	void *tok;    /* implementation's receive buffer to give back, or NULL */
+	void *freeme; /* a held copy to free, or NULL */
+};
+
+struct dsm_tp_core {
+	dsm_tp_t *tp;
+	unsigned max_type;
+	/* gives a receive buffer back to the implementation */
+	void (*release)(dsm_tp_t *tp, void *tok);
+	struct dsm_tp_peer_rx *rx; /* [size] */
+	uint32_t *tx_seq;          /* [size] */
+	struct dsm_tp_evitem *q;   /* ring of pending events */
+	size_t qcap, qhead, qlen;
+	struct dsm_tp_evitem *out; /* handed out by the last poll, released by the next */
+	size_t outcap, outlen;
+	struct dsm_tp_stats st;
+};
+
+int dsm_tp_core_init(struct dsm_tp_core *c, dsm_tp_t *tp, unsigned max_type,
+                     void (*release)(dsm_tp_t *, void *));
+void dsm_tp_core_fini(struct dsm_tp_core *c);
+/* Releases what the previous poll handed out. Call first in every poll. */
+void dsm_tp_core_release(struct dsm_tp_core *c);
+/* Pushes an event (tok: receive buffer to release after hand-out). */
+int dsm_tp_core_push(struct dsm_tp_core *c, const struct dsm_tp_event *ev, void *tok, void *freeme);
+/* Moves up to @max queued events into @ev. */
+int dsm_tp_core_pop(struct dsm_tp_core *c, struct dsm_tp_event *ev, int max);
+static inline bool dsm_tp_core_pending(const struct dsm_tp_core *c)
+{
+	return c->qlen > 0;
+}
+/*
+ * A message of @n bytes arrived in @buf (a receive buffer identified by @tok).
+ * Validates it, delivers it in per-pair order or holds it back. Returns true
+ * if @tok is still in use (released after hand-out), false if the caller may
+ * reuse it at once.
+ */
+bool dsm_tp_core_recv(struct dsm_tp_core *c, const void *buf, size_t n, void *tok);
+/* Fills the header of a message to @peer and takes the next sequence number. */
+void dsm_tp_core_hdr(struct dsm_tp_core *c, struct dsm_tp_wire_hdr *h, int peer, unsigned type,
+                     size_t len);
+/* Checks the arguments of a send. */
+int dsm_tp_core_check_send(struct dsm_tp_core *c, int peer, unsigned type, size_t len);
+
+#endif

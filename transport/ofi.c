@@ -1,0 +1,1321 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The libfabric transport: one FI_EP_RDM endpoint per rank, FI_MSG + FI_RMA
+ * (+ FI_ATOMIC where offered), manual progress driven by dsm_tp_poll().
+ *
+ * Start is two-phase (as Sandia OpenSHMEM does): every rank publishes its
+ * host and pid, all choose the same provider and open an endpoint, then the
+ * endpoint names are exchanged and every peer inserted into the AV.
+ *
+ * Sends never return -FI_EAGAIN: what the provider refuses waits in a FIFO
+ * outgoing queue that poll drains. Messages carry per-pair sequence numbers
+ * (rxm completes a rendezvous send after later eager ones) and the receiver
+ * reorders (transport.c).
+ *
+ * Sleeping: with a CQ wait fd (tcp;ofi_rxm) the loop sleeps on it after
+ * fi_trywait(). shm has none, so each rank has a doorbell, an abstract unix
+ * datagram socket, and a sleep flag in a page its peers map: a peer that
+ * posts work for a rank whose flag is set clears it and rings.
+ *
+ * Death: peers on this host are watched through pidfds; connection errors in
+ * completions mark remote peers dead.
+ */
+#include "transport/internal.h"
+
+#include <dsm.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rdma/fabric.h>
+#include <rdma/fi_cm.h>
+#include <rdma/fi_domain.h>
+#include <rdma/fi_endpoint.h>
+#include <rdma/fi_errno.h>
+#include <rdma/fi_rma.h>
+
+#include "runtime/log.h"
+
+#define OFI_VERSION     FI_VERSION(1, 11)
+#define OFI_NRX         256
+#define OFI_NTX         256
+#define OFI_CQ_BATCH    32
+#define OFI_NAME_MAX    256
+#define OFI_DEATH_NS    (20 * 1000 * 1000ull) /* how often poll looks at the pidfds */
+#define OFI_POOL_KEY_RX 1
+#define OFI_POOL_KEY_TX 2
+
+enum op_kind { OP_RX, OP_TX, OP_COPY, OP_READ, OP_WRITE };
+
+/* Every posted operation; the libfabric context comes first. */
+struct ofi_op {
+	struct fi_context2 fctx;
+	struct ofi_op *next;                /* free list or outgoing queue */
+	struct ofi_op *rma_prev, *rma_next; /* in-flight RMA list */
+	int kind;
+	int peer;
+	size_t len;
+	unsigned char *buf; /* RX/TX: pool buffer; COPY: malloc'd message */
+	void *local;        /* RMA */
+	void *desc;
+	uint64_t raddr, rkey;
+	void *ctx;
+	bool orphan; /* its peer died: the completion is ignored */
+};
+
+struct ofi_peer {
+	fi_addr_t addr;
+	pid_t pid;
+	int pidfd; /* same host only, else -1 */
+	bool dead;
+	atomic_int *flag; /* the peer's sleep flag (doorbell mode) */
+	struct sockaddr_un bell;
+	socklen_t bell_len;
+};
+
+struct ofi_card {
+	uint64_t hostid;
+	uint64_t jobkey;
+	int32_t pid;
+	uint32_t namelen;
+	char prov[64];
+	unsigned char name[OFI_NAME_MAX];
+};
+
+struct ofi_tp {
+	dsm_tp_t tp;
+	struct dsm_tp_core core;
+	struct fi_info *info;
+	struct fid_fabric *fabric;
+	struct fid_domain *domain;
+	struct fid_av *av;
+	struct fid_cq *cq;
+	struct fid_ep *ep;
+	bool mr_local, mr_endpoint;
+	size_t inject;
+	size_t bufsz;
+	unsigned char *rx_mem, *tx_mem;
+	struct fid_mr *rx_mr, *tx_mr;
+	struct ofi_op *rx_ops, *tx_ops;
+	struct ofi_op *tx_free;
+	struct ofi_op *repost; /* receive buffers waiting for fi_recv */
+	struct ofi_op *q_head, **q_tail;
+	struct ofi_op *rma_live;
+	int inflight;
+	struct ofi_peer *peers;
+	int cq_fd;   /* the CQ's wait fd, or -1 */
+	int bell_fd; /* doorbell socket (no CQ wait fd), or -1 */
+	int epfd;    /* what dsm_tp_wait_fd() returns */
+	atomic_int *my_flag;
+	char flag_name[64];
+	uint64_t next_death_check;
+	char prov[64];
+};
+
+struct ofi_mr {
+	dsm_tp_mr_t pub;
+	struct fid_mr *mr;
+};
+
+static struct ofi_tp *ot(dsm_tp_t *tp)
+{
+	return (struct ofi_tp *)tp;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t fnv(uint64_t h, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+	return h;
+}
+
+/* Same host: same hostname and same boot (containers may share a name). */
+static uint64_t host_id(void)
+{
+	char buf[320] = {0};
+	uint64_t h = 0xcbf29ce484222325ull;
+	int fd;
+
+	gethostname(buf, 255);
+	h = fnv(h, buf, strlen(buf));
+	fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, buf, sizeof(buf) - 1);
+		if (n > 0)
+			h = fnv(h, buf, (size_t)n);
+		close(fd);
+	}
+	return h;
+}
+
+static int fi_err(int ret)
+{
+	/* libfabric's codes are errno values, negated like ours. */
+	return ret < 0 ? ret : -ret;
+}
+
+static struct fi_info *make_hints(const char *prov, bool atomics)
+{
+	struct fi_info *h = fi_allocinfo();
+
+	if (h == NULL)
+		return NULL;
+	h->caps = FI_MSG | FI_RMA | (atomics ? FI_ATOMIC : 0);
+	h->ep_attr->type = FI_EP_RDM;
+	h->mode = FI_CONTEXT | FI_CONTEXT2;
+	h->domain_attr->mr_mode =
+	        FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY | FI_MR_ENDPOINT;
+	h->domain_attr->threading = FI_THREAD_DOMAIN;
+	h->tx_attr->msg_order = FI_ORDER_SAS;
+	if (prov)
+		h->fabric_attr->prov_name = strdup(prov);
+	return h;
+}
+
+static struct fi_info *get_info(const char *prov)
+{
+	struct fi_info *info = NULL;
+
+	for (int atomics = 1; atomics >= 0; atomics--) {
+		struct fi_info *h = make_hints(prov, atomics);
+		int ret;
+
+		if (h == NULL)
+			return NULL;
+		ret = fi_getinfo(OFI_VERSION, NULL, NULL, 0, h, &info);
+		fi_freeinfo(h);
+		if (ret == 0 && info)
+			return info;
+	}
+	return NULL;
+}
+
+/* "shm, tcp;ofi_rxm, ..." for the error message. */
+static void list_providers(char *out, size_t n)
+{
+	struct fi_info *info = get_info(NULL);
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (struct fi_info *i = info; i; i = i->next) {
+		const char *p = i->fabric_attr->prov_name;
+		if (strstr(out, p))
+			continue;
+		int r = snprintf(out + used, n - used, "%s%s", used ? ", " : "", p);
+		if (r < 0 || (size_t)r >= n - used)
+			break;
+		used += (size_t)r;
+	}
+	if (info)
+		fi_freeinfo(info);
+	if (used == 0)
+		snprintf(out, n, "none");
+}
+
+static int choose_provider(struct ofi_tp *t, const char *want, bool one_host)
+{
+	static const char *const remote_pref[] = {"verbs;ofi_rxm", "efa", "cxi", "tcp;ofi_rxm"};
+	char avail[512];
+
+	if (want && *want) {
+		t->info = get_info(want);
+		if (t->info)
+			return 0;
+		list_providers(avail, sizeof(avail));
+		DSM_LOG(DSM_LOG_ERROR,
+		        "transport: provider '%s' is not available for RDM endpoints with "
+		        "messages and RMA here; available: %s",
+		        want, avail);
+		return DSM_ERR_NO_PROVIDER;
+	}
+	if (one_host && (t->info = get_info("shm")) != NULL)
+		return 0;
+	for (size_t i = 0; i < sizeof(remote_pref) / sizeof(remote_pref[0]); i++)
+		if ((t->info = get_info(remote_pref[i])) != NULL)
+			return 0;
+	list_providers(avail, sizeof(avail));
+	DSM_LOG(DSM_LOG_ERROR, "transport: no usable provider; available: %s", avail);
+	return DSM_ERR_NO_PROVIDER;
+}
+
+static int reg(struct ofi_tp *t, void *buf, size_t len, uint64_t key, struct fid_mr **mr_p)
+{
+	uint64_t access = FI_SEND | FI_RECV | FI_READ | FI_WRITE | FI_REMOTE_READ | FI_REMOTE_WRITE;
+	int ret = fi_mr_reg(t->domain, buf, len, access, 0, key, 0, mr_p, NULL);
+
+	if (ret) {
+		DSM_LOG(DSM_LOG_ERROR, "transport: fi_mr_reg of %zu bytes: %s", len,
+		        fi_strerror(-ret));
+		return fi_err(ret);
+	}
+	if (t->mr_endpoint) {
+		ret = fi_mr_bind(*mr_p, &t->ep->fid, 0);
+		if (ret == 0)
+			ret = fi_mr_enable(*mr_p);
+		if (ret) {
+			DSM_LOG(DSM_LOG_ERROR, "transport: binding a region: %s",
+			        fi_strerror(-ret));
+			fi_close(&(*mr_p)->fid);
+			return fi_err(ret);
+		}
+	}
+	return 0;
+}
+
+static void post_recv(struct ofi_tp *t, struct ofi_op *op)
+{
+	ssize_t ret = fi_recv(t->ep, op->buf, t->bufsz, op->desc, FI_ADDR_UNSPEC, op);
+
+	if (ret == 0)
+		return;
+	if (ret != -FI_EAGAIN)
+		DSM_LOG(DSM_LOG_WARN, "transport: fi_recv: %s", fi_strerror((int)-ret));
+	op->next = t->repost;
+	t->repost = op;
+}
+
+static void ofi_release(dsm_tp_t *tp, void *tok)
+{
+	post_recv(ot(tp), tok);
+}
+
+/* The doorbell: a peer that has announced it sleeps gets one ring. */
+static void ring(struct ofi_tp *t, int peer)
+{
+	struct ofi_peer *p = &t->peers[peer];
+	char b = 1;
+
+	if (p->flag == NULL)
+		return;
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(p->flag, memory_order_relaxed) == 0)
+		return;
+	if (atomic_exchange(p->flag, 0) == 0)
+		return;
+	t->core.st.doorbells++;
+	if (sendto(t->bell_fd, &b, 1, MSG_DONTWAIT, (struct sockaddr *)&p->bell, p->bell_len) < 0 &&
+	    errno != EAGAIN && errno != ECONNREFUSED)
+		DSM_LOG_ERRNO(DSM_LOG_DEBUG, "transport: ringing rank %d", peer);
+}
+
+/* Tries to post @op. 0: posted (or finished); -FI_EAGAIN: not now; else an error. */
+static int try_post(struct ofi_tp *t, struct ofi_op *op)
+{
+	int peer = op->peer; /* @op may be freed below */
+	struct ofi_peer *p = &t->peers[peer];
+	ssize_t ret;
+
+	switch (op->kind) {
+	case OP_COPY:
+		if (op->len <= t->inject) {
+			ret = fi_inject(t->ep, op->buf, op->len, p->addr);
+			if (ret == 0) {
+				free(op->buf);
+				free(op);
+			}
+			break;
+		}
+		if (op->len > t->bufsz) {
+			/* Only send_raw makes these (tests): sent from the copy itself. */
+			ret = fi_send(t->ep, op->buf, op->len, NULL, p->addr, op);
+			if (ret == 0)
+				t->inflight++;
+			break;
+		}
+		if (t->tx_free == NULL)
+			return -FI_EAGAIN;
+		struct ofi_op *tx = t->tx_free;
+		memcpy(tx->buf, op->buf, op->len);
+		tx->len = op->len;
+		tx->peer = op->peer;
+		ret = fi_send(t->ep, tx->buf, tx->len, tx->desc, p->addr, tx);
+		if (ret == 0) {
+			t->tx_free = tx->next;
+			t->inflight++;
+			free(op->buf);
+			free(op);
+		}
+		break;
+	case OP_TX:
+		ret = fi_send(t->ep, op->buf, op->len, op->desc, p->addr, op);
+		if (ret == 0)
+			t->inflight++;
+		break;
+	case OP_READ:
+		ret = fi_read(t->ep, op->local, op->len, op->desc, p->addr, op->raddr, op->rkey,
+		              op);
+		if (ret == 0)
+			t->inflight++;
+		break;
+	case OP_WRITE:
+		ret = fi_write(t->ep, op->local, op->len, op->desc, p->addr, op->raddr, op->rkey,
+		               op);
+		if (ret == 0)
+			t->inflight++;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (ret == 0)
+		ring(t, peer);
+	return (int)ret;
+}
+
+static void enqueue(struct ofi_tp *t, struct ofi_op *op)
+{
+	op->next = NULL;
+	*t->q_tail = op;
+	t->q_tail = &op->next;
+	if (op->kind == OP_TX || op->kind == OP_COPY)
+		t->core.st.msgs_queued++;
+}
+
+static void rma_link(struct ofi_tp *t, struct ofi_op *op)
+{
+	op->rma_prev = NULL;
+	op->rma_next = t->rma_live;
+	if (t->rma_live)
+		t->rma_live->rma_prev = op;
+	t->rma_live = op;
+}
+
+static void rma_unlink(struct ofi_tp *t, struct ofi_op *op)
+{
+	if (op->rma_prev)
+		op->rma_prev->rma_next = op->rma_next;
+	else
+		t->rma_live = op->rma_next;
+	if (op->rma_next)
+		op->rma_next->rma_prev = op->rma_prev;
+}
+
+static void rma_done(struct ofi_tp *t, struct ofi_op *op, int status)
+{
+	struct dsm_tp_event ev = {.type = DSM_TP_EV_RMA,
+	                          .peer = op->peer,
+	                          .status = status,
+	                          .len = op->len,
+	                          .ctx = op->ctx};
+
+	rma_unlink(t, op);
+	if (!op->orphan)
+		dsm_tp_core_push(&t->core, &ev, NULL, NULL);
+	free(op);
+}
+
+/* Drains the outgoing queue as far as the provider takes it, in order. */
+static void drain(struct ofi_tp *t)
+{
+	while (t->q_head) {
+		struct ofi_op *op = t->q_head, *next = op->next;
+		int ret = try_post(t, op);
+
+		if (ret == -FI_EAGAIN)
+			return;
+		t->q_head = next;
+		if (next == NULL)
+			t->q_tail = &t->q_head;
+		if (ret == 0)
+			continue;
+		DSM_LOG(DSM_LOG_ERROR, "transport: posting to rank %d: %s", op->peer,
+		        fi_strerror(-ret));
+		if (op->kind == OP_READ || op->kind == OP_WRITE) {
+			rma_done(t, op, fi_err(ret));
+		} else if (op->kind == OP_TX) {
+			op->next = t->tx_free;
+			t->tx_free = op;
+		} else {
+			free(op->buf);
+			free(op);
+		}
+	}
+}
+
+static void peer_died(struct ofi_tp *t, int peer)
+{
+	struct dsm_tp_event ev = {
+	        .type = DSM_TP_EV_PEER_DEAD, .peer = peer, .status = DSM_ERR_PEER_DEAD};
+	struct ofi_op **pp = &t->q_head;
+
+	if (t->peers[peer].dead)
+		return;
+	t->peers[peer].dead = true;
+	t->core.st.peers_dead++;
+	DSM_LOG(DSM_LOG_WARN, "transport: rank %d died", peer);
+	dsm_tp_core_push(&t->core, &ev, NULL, NULL);
+	/* Nothing queued for it will ever go; RMA waiting on it fails now. */
+	t->q_tail = &t->q_head;
+	while (*pp) {
+		struct ofi_op *op = *pp;
+		if (op->peer != peer) {
+			t->q_tail = &op->next;
+			pp = &op->next;
+			continue;
+		}
+		*pp = op->next;
+		if (op->kind == OP_READ || op->kind == OP_WRITE) {
+			rma_done(t, op, DSM_ERR_PEER_DEAD);
+		} else if (op->kind == OP_TX) {
+			op->next = t->tx_free;
+			t->tx_free = op;
+		} else {
+			free(op->buf);
+			free(op);
+		}
+	}
+	for (struct ofi_op *op = t->rma_live; op; op = op->rma_next) {
+		if (op->peer == peer && !op->orphan) {
+			struct dsm_tp_event e = {.type = DSM_TP_EV_RMA,
+			                         .peer = peer,
+			                         .status = DSM_ERR_PEER_DEAD,
+			                         .len = op->len,
+			                         .ctx = op->ctx};
+			op->orphan = true;
+			dsm_tp_core_push(&t->core, &e, NULL, NULL);
+		}
+	}
+}
+
+static void check_deaths(struct ofi_tp *t)
+{
+	struct pollfd pf[64];
+	int map[64];
+	int n = 0;
+
+	for (int i = 0; i <= t->tp.size; i++) {
+		if (n == 64 || (i == t->tp.size && n > 0)) {
+			if (poll(pf, (nfds_t)n, 0) > 0)
+				for (int j = 0; j < n; j++)
+					if (pf[j].revents)
+						peer_died(t, map[j]);
+			n = 0;
+		}
+		if (i < t->tp.size && t->peers[i].pidfd >= 0 && !t->peers[i].dead) {
+			pf[n].fd = t->peers[i].pidfd;
+			pf[n].events = POLLIN;
+			pf[n].revents = 0;
+			map[n++] = i;
+		}
+	}
+	t->next_death_check = now_ns() + OFI_DEATH_NS;
+}
+
+static bool conn_error(int err)
+{
+	return err == FI_ECONNRESET || err == FI_ECONNREFUSED || err == FI_ECONNABORTED ||
+	       err == FI_ENOTCONN || err == FI_EHOSTUNREACH || err == FI_ENETUNREACH ||
+	       err == FI_EIO || err == FI_ETIMEDOUT;
+}
+
+static void cq_error(struct ofi_tp *t)
+{
+	struct fi_cq_err_entry e = {0};
+	struct ofi_op *op;
+
+	if (fi_cq_readerr(t->cq, &e, 0) != 1)
+		return;
+	op = e.op_context;
+	if (op == NULL)
+		return;
+	switch (op->kind) {
+	case OP_RX:
+		/* A message longer than the buffers (FI_ETRUNC) is malformed by definition. */
+		t->core.st.msgs_dropped++;
+		DSM_LOG(DSM_LOG_DEBUG, "transport: receive error: %s", fi_strerror(e.err));
+		post_recv(t, op);
+		return;
+	case OP_TX:
+		t->inflight--;
+		DSM_LOG(DSM_LOG_WARN, "transport: send to rank %d failed: %s", op->peer,
+		        fi_strerror(e.err));
+		op->next = t->tx_free;
+		t->tx_free = op;
+		break;
+	case OP_COPY:
+		t->inflight--;
+		free(op->buf);
+		free(op);
+		return;
+	default:
+		t->inflight--;
+		DSM_LOG(DSM_LOG_WARN, "transport: RMA with rank %d failed: %s", op->peer,
+		        fi_strerror(e.err));
+		rma_done(t, op, -e.err);
+		break;
+	}
+	if (conn_error(e.err))
+		peer_died(t, op->peer);
+}
+
+/* Reads the CQ into the event queue. Returns entries handled. */
+static int progress(struct ofi_tp *t)
+{
+	struct fi_cq_msg_entry ent[OFI_CQ_BATCH];
+	ssize_t n;
+	int total = 0;
+
+	for (;;) {
+		n = fi_cq_read(t->cq, ent, OFI_CQ_BATCH);
+		if (n == -FI_EAVAIL) {
+			cq_error(t);
+			total++;
+			continue;
+		}
+		if (n <= 0)
+			break;
+		for (ssize_t i = 0; i < n; i++) {
+			struct ofi_op *op = ent[i].op_context;
+
+			if (op == NULL)
+				continue;
+			switch (op->kind) {
+			case OP_RX:
+				if (!dsm_tp_core_recv(&t->core, op->buf, ent[i].len, op))
+					post_recv(t, op);
+				break;
+			case OP_TX:
+				t->inflight--;
+				op->next = t->tx_free;
+				t->tx_free = op;
+				break;
+			case OP_COPY:
+				t->inflight--;
+				free(op->buf);
+				free(op);
+				break;
+			case OP_READ:
+			case OP_WRITE:
+				t->inflight--;
+				rma_done(t, op, 0);
+				break;
+			default:
+				break;
+			}
+		}
+		total += (int)n;
+		if (n < OFI_CQ_BATCH)
+			break;
+	}
+	if (n < 0 && n != -FI_EAGAIN)
+		DSM_LOG(DSM_LOG_WARN, "transport: fi_cq_read: %s", fi_strerror((int)-n));
+	return total;
+}
+
+static int ofi_poll(dsm_tp_t *tp, struct dsm_tp_event *ev, int max)
+{
+	struct ofi_tp *t = ot(tp);
+
+	dsm_tp_core_release(&t->core);
+	while (t->repost) {
+		struct ofi_op *op = t->repost;
+		t->repost = op->next;
+		post_recv(t, op);
+		if (t->repost == op)
+			break;
+	}
+	drain(t);
+	progress(t);
+	drain(t);
+	if (now_ns() >= t->next_death_check)
+		check_deaths(t);
+	return dsm_tp_core_pop(&t->core, ev, max);
+}
+
+static int check_peer(struct ofi_tp *t, int peer)
+{
+	if (peer < 0 || peer >= t->tp.size)
+		return -EINVAL;
+	if (t->peers[peer].dead)
+		return DSM_ERR_PEER_DEAD;
+	return 0;
+}
+
+static int ofi_send(dsm_tp_t *tp, int peer, unsigned type, const void *buf, size_t len)
+{
+	struct ofi_tp *t = ot(tp);
+	struct dsm_tp_wire_hdr h;
+	size_t n = sizeof(h) + len;
+	struct ofi_op *op;
+	int ret;
+
+	ret = dsm_tp_core_check_send(&t->core, peer, type, len);
+	if (ret == 0)
+		ret = check_peer(t, peer);
+	if (ret)
+		return ret;
+	dsm_tp_core_hdr(&t->core, &h, peer, type, len);
+	t->core.st.msgs_sent++;
+	if (t->q_head == NULL && n <= t->inject) {
+		unsigned char tmp[n];
+
+		memcpy(tmp, &h, sizeof(h));
+		if (len)
+			memcpy(tmp + sizeof(h), buf, len);
+		if (fi_inject(t->ep, tmp, n, t->peers[peer].addr) == 0) {
+			ring(t, peer);
+			return 0;
+		}
+	}
+	if (t->tx_free) {
+		op = t->tx_free;
+		t->tx_free = op->next;
+		op->kind = OP_TX;
+	} else {
+		op = calloc(1, sizeof(*op));
+		if (op == NULL || (op->buf = malloc(n)) == NULL) {
+			free(op);
+			return -ENOMEM;
+		}
+		op->kind = OP_COPY;
+	}
+	op->peer = peer;
+	op->len = n;
+	memcpy(op->buf, &h, sizeof(h));
+	if (len)
+		memcpy(op->buf + sizeof(h), buf, len);
+	if (t->q_head == NULL) {
+		ret = try_post(t, op);
+		if (ret == 0)
+			return 0;
+		if (ret != -FI_EAGAIN) {
+			DSM_LOG(DSM_LOG_ERROR, "transport: send to rank %d: %s", peer,
+			        fi_strerror(-ret));
+			if (op->kind == OP_TX) {
+				op->next = t->tx_free;
+				t->tx_free = op;
+			} else {
+				free(op->buf);
+				free(op);
+			}
+			return fi_err(ret);
+		}
+	}
+	enqueue(t, op);
+	return 0;
+}
+
+static int ofi_send_raw(dsm_tp_t *tp, int peer, const void *buf, size_t len)
+{
+	struct ofi_tp *t = ot(tp);
+	struct ofi_op *op;
+	int ret = check_peer(t, peer);
+
+	if (ret)
+		return ret;
+	op = calloc(1, sizeof(*op));
+	if (op == NULL || (op->buf = malloc(len ? len : 1)) == NULL) {
+		free(op);
+		return -ENOMEM;
+	}
+	if (len)
+		memcpy(op->buf, buf, len);
+	op->kind = OP_COPY;
+	op->peer = peer;
+	op->len = len;
+	enqueue(t, op);
+	drain(t);
+	return 0;
+}
+
+static int rma_post(struct ofi_tp *t, int kind, int peer, void *local, size_t len, dsm_tp_mr_t *lmr,
+                    uint64_t raddr, uint64_t rkey, void *ctx)
+{
+	struct ofi_op *op;
+	int ret = check_peer(t, peer);
+
+	if (ret)
+		return ret;
+	if (t->mr_local && lmr == NULL) {
+		DSM_LOG(DSM_LOG_ERROR, "transport: %s needs a registered local buffer", t->prov);
+		return -EINVAL;
+	}
+	op = calloc(1, sizeof(*op));
+	if (op == NULL)
+		return -ENOMEM;
+	op->kind = kind;
+	op->peer = peer;
+	op->local = local;
+	op->len = len;
+	op->desc = lmr ? lmr->desc : NULL;
+	op->raddr = raddr;
+	op->rkey = rkey;
+	op->ctx = ctx;
+	rma_link(t, op);
+	if (kind == OP_READ)
+		t->core.st.rma_reads++;
+	else
+		t->core.st.rma_writes++;
+	t->core.st.rma_bytes += len;
+	if (t->q_head == NULL) {
+		ret = try_post(t, op);
+		if (ret == 0)
+			return 0;
+		if (ret != -FI_EAGAIN) {
+			DSM_LOG(DSM_LOG_ERROR, "transport: RMA with rank %d: %s", peer,
+			        fi_strerror(-ret));
+			rma_unlink(t, op);
+			free(op);
+			return fi_err(ret);
+		}
+	}
+	DSM_LOG(DSM_LOG_DEBUG, "transport: RMA to rank %d queued", peer);
+	enqueue(t, op);
+	return 0;
+}
+
+static int ofi_read(dsm_tp_t *tp, int peer, void *local, size_t len, dsm_tp_mr_t *lmr,
+                    uint64_t raddr, uint64_t rkey, void *ctx)
+{
+	return rma_post(ot(tp), OP_READ, peer, local, len, lmr, raddr, rkey, ctx);
+}
+
+static int ofi_write(dsm_tp_t *tp, int peer, const void *local, size_t len, dsm_tp_mr_t *lmr,
+                     uint64_t raddr, uint64_t rkey, void *ctx)
+{
+	return rma_post(ot(tp), OP_WRITE, peer, (void *)local, len, lmr, raddr, rkey, ctx);
+}
+
+static int ofi_mr_reg(dsm_tp_t *tp, void *addr, size_t len, uint64_t want_key, dsm_tp_mr_t **mr_p)
+{
+	struct ofi_tp *t = ot(tp);
+	struct ofi_mr *m = calloc(1, sizeof(*m));
+	int ret;
+
+	if (m == NULL)
+		return -ENOMEM;
+	ret = reg(t, addr, len, want_key, &m->mr);
+	if (ret) {
+		free(m);
+		return ret;
+	}
+	m->pub.addr = addr;
+	m->pub.len = len;
+	m->pub.key = fi_mr_key(m->mr);
+	m->pub.desc = fi_mr_desc(m->mr);
+	m->pub.impl = m;
+	t->core.st.bytes_registered += len;
+	*mr_p = &m->pub;
+	return 0;
+}
+
+static int ofi_mr_dereg(dsm_tp_t *tp, dsm_tp_mr_t *mr)
+{
+	struct ofi_tp *t = ot(tp);
+	struct ofi_mr *m = mr->impl;
+	int ret = fi_close(&m->mr->fid);
+
+	if (ret)
+		DSM_LOG(DSM_LOG_WARN, "transport: closing a region: %s", fi_strerror(-ret));
+	t->core.st.bytes_registered -= mr->len;
+	free(m);
+	return fi_err(ret);
+}
+
+static int ofi_wait_fd(dsm_tp_t *tp)
+{
+	return ot(tp)->epfd;
+}
+
+static int ofi_sleep_prepare(dsm_tp_t *tp)
+{
+	struct ofi_tp *t = ot(tp);
+
+	if (t->q_head || t->repost || dsm_tp_core_pending(&t->core))
+		return -EAGAIN;
+	if (t->cq_fd < 0 && t->bell_fd < 0)
+		return -EAGAIN; /* nothing could wake us: keep polling */
+	if (t->cq_fd >= 0) {
+		struct fid *f = &t->cq->fid;
+		if (fi_trywait(t->fabric, &f, 1) != 0)
+			return -EAGAIN;
+	} else {
+		/* Our own operations complete only through our progress. */
+		if (t->inflight)
+			return -EAGAIN;
+		/* Announce, fence, look once more: a peer that posted before seeing
+		 * the flag is found by this poll, one after it rings. */
+		atomic_store(t->my_flag, 1);
+		atomic_thread_fence(memory_order_seq_cst);
+		progress(t);
+		if (dsm_tp_core_pending(&t->core)) {
+			atomic_store(t->my_flag, 0);
+			return -EAGAIN;
+		}
+	}
+	check_deaths(t);
+	if (dsm_tp_core_pending(&t->core)) {
+		if (t->my_flag)
+			atomic_store(t->my_flag, 0);
+		return -EAGAIN;
+	}
+	t->core.st.sleeps++;
+	return 0;
+}
+
+static void ofi_sleep_end(dsm_tp_t *tp)
+{
+	struct ofi_tp *t = ot(tp);
+	char b[64];
+
+	if (t->my_flag)
+		atomic_store(t->my_flag, 0);
+	if (t->bell_fd >= 0)
+		while (recv(t->bell_fd, b, sizeof(b), MSG_DONTWAIT) > 0)
+			;
+	t->next_death_check = 0;
+}
+
+static int ofi_stats(dsm_tp_t *tp, struct dsm_tp_stats *out)
+{
+	struct ofi_tp *t = ot(tp);
+
+	*out = t->core.st;
+	out->pending = (uint64_t)t->inflight;
+	for (struct ofi_op *op = t->q_head; op; op = op->next)
+		out->pending++;
+	return 0;
+}
+
+static int open_fabric(struct ofi_tp *t)
+{
+	struct fi_cq_attr cqa = {.size = 4096, .format = FI_CQ_FORMAT_MSG, .wait_obj = FI_WAIT_FD};
+	struct fi_av_attr ava = {.type = FI_AV_TABLE};
+	int ret;
+
+	ret = fi_fabric(t->info->fabric_attr, &t->fabric, NULL);
+	if (ret == 0)
+		ret = fi_domain(t->fabric, t->info, &t->domain, NULL);
+	if (ret == 0)
+		ret = fi_av_open(t->domain, &ava, &t->av, NULL);
+	if (ret) {
+		DSM_LOG(DSM_LOG_ERROR, "transport: opening %s: %s", t->prov, fi_strerror(-ret));
+		return fi_err(ret);
+	}
+	if (getenv("DSM_TP_NO_WAIT_FD"))
+		ret = -FI_ENOSYS;
+	else
+		ret = fi_cq_open(t->domain, &cqa, &t->cq, NULL);
+	if (ret == 0 && fi_control(&t->cq->fid, FI_GETWAIT, &t->cq_fd) != 0) {
+		fi_close(&t->cq->fid);
+		ret = -FI_ENOSYS;
+	}
+	if (ret) {
+		/* shm: no wait fd (TRAPS.md); the doorbell stands in. */
+		cqa.wait_obj = FI_WAIT_NONE;
+		t->cq_fd = -1;
+		ret = fi_cq_open(t->domain, &cqa, &t->cq, NULL);
+	}
+	if (ret == 0)
+		ret = fi_endpoint(t->domain, t->info, &t->ep, NULL);
+	if (ret == 0)
+		ret = fi_ep_bind(t->ep, &t->cq->fid, FI_TRANSMIT | FI_RECV);
+	if (ret == 0)
+		ret = fi_ep_bind(t->ep, &t->av->fid, 0);
+	if (ret == 0)
+		ret = fi_enable(t->ep);
+	if (ret) {
+		DSM_LOG(DSM_LOG_ERROR, "transport: opening an endpoint on %s: %s", t->prov,
+		        fi_strerror(-ret));
+		return fi_err(ret);
+	}
+	return 0;
+}
+
+static int open_pools(struct ofi_tp *t)
+{
+	size_t rx_bytes = (size_t)OFI_NRX * t->bufsz, tx_bytes = (size_t)OFI_NTX * t->bufsz;
+	int ret;
+
+	t->rx_mem = aligned_alloc(4096, (rx_bytes + 4095) & ~(size_t)4095);
+	t->tx_mem = aligned_alloc(4096, (tx_bytes + 4095) & ~(size_t)4095);
+	t->rx_ops = calloc(OFI_NRX, sizeof(*t->rx_ops));
+	t->tx_ops = calloc(OFI_NTX, sizeof(*t->tx_ops));
+	if (!t->rx_mem || !t->tx_mem || !t->rx_ops || !t->tx_ops)
+		return -ENOMEM;
+	if (t->mr_local) {
+		ret = reg(t, t->rx_mem, rx_bytes, OFI_POOL_KEY_RX, &t->rx_mr);
+		if (ret == 0)
+			ret = reg(t, t->tx_mem, tx_bytes, OFI_POOL_KEY_TX, &t->tx_mr);
+		if (ret)
+			return ret;
+	}
+	for (int i = 0; i < OFI_NTX; i++) {
+		struct ofi_op *op = &t->tx_ops[i];
+		op->kind = OP_TX;
+		op->buf = t->tx_mem + (size_t)i * t->bufsz;
+		op->desc = t->tx_mr ? fi_mr_desc(t->tx_mr) : NULL;
+		op->next = t->tx_free;
+		t->tx_free = op;
+	}
+	for (int i = 0; i < OFI_NRX; i++) {
+		struct ofi_op *op = &t->rx_ops[i];
+		op->kind = OP_RX;
+		op->buf = t->rx_mem + (size_t)i * t->bufsz;
+		op->desc = t->rx_mr ? fi_mr_desc(t->rx_mr) : NULL;
+		post_recv(t, op);
+	}
+	return 0;
+}
+
+static void bell_addr(struct sockaddr_un *a, socklen_t *len, uint64_t jobkey, int rank)
+{
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	/* Abstract namespace: nothing to unlink, gone with the process. */
+	int n = snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "libdsm-%016llx-%d",
+	                 (unsigned long long)jobkey, rank);
+	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+/* Phase one of the doorbell: our socket and our flag page. */
+static int open_bell(struct ofi_tp *t, uint64_t jobkey)
+{
+	struct sockaddr_un a;
+	socklen_t alen;
+	int fd;
+
+	bell_addr(&a, &alen, jobkey, t->tp.rank);
+	t->bell_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (t->bell_fd < 0 || bind(t->bell_fd, (struct sockaddr *)&a, alen) != 0) {
+		DSM_LOG_ERRNO(DSM_LOG_ERROR, "transport: doorbell socket");
+		return -errno;
+	}
+	snprintf(t->flag_name, sizeof(t->flag_name), "/libdsm-%016llx-%d",
+	         (unsigned long long)jobkey, t->tp.rank);
+	fd = shm_open(t->flag_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || ftruncate(fd, 4096) != 0) {
+		DSM_LOG_ERRNO(DSM_LOG_ERROR, "transport: sleep flag %s", t->flag_name);
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	t->my_flag = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (t->my_flag == MAP_FAILED) {
+		t->my_flag = NULL;
+		return -errno;
+	}
+	return 0;
+}
+
+/* Phase two: map every same-host peer's flag. */
+static int connect_bells(struct ofi_tp *t, uint64_t jobkey)
+{
+	for (int i = 0; i < t->tp.size; i++) {
+		struct ofi_peer *p = &t->peers[i];
+		char name[64];
+		int fd;
+		void *m;
+
+		if (i == t->tp.rank) {
+			p->flag = t->my_flag;
+		} else {
+			snprintf(name, sizeof(name), "/libdsm-%016llx-%d",
+			         (unsigned long long)jobkey, i);
+			fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+			if (fd < 0) {
+				DSM_LOG_ERRNO(DSM_LOG_ERROR, "transport: sleep flag of rank %d", i);
+				return -errno;
+			}
+			m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+			close(fd);
+			if (m == MAP_FAILED)
+				return -errno;
+			p->flag = m;
+		}
+		bell_addr(&p->bell, &p->bell_len, jobkey, i);
+	}
+	return 0;
+}
+
+static int epoll_add(int epfd, int fd)
+{
+	struct epoll_event e = {.events = EPOLLIN};
+
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &e) != 0) {
+		DSM_LOG_ERRNO(DSM_LOG_ERROR, "transport: epoll_ctl");
+		return -errno;
+	}
+	return 0;
+}
+
+static int ofi_close(dsm_tp_t *tp);
+
+/*
+ * A peer that dies leaves sockets (tcp, the doorbell) whose next write raises
+ * SIGPIPE, and its default action would kill this rank too: a dead peer must
+ * be an error, not a second death. Only a default disposition is changed.
+ */
+static void ignore_sigpipe(void)
+{
+	struct sigaction old, ign = {.sa_handler = SIG_IGN};
+
+	if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
+	    !(old.sa_flags & SA_SIGINFO)) {
+		sigemptyset(&ign.sa_mask);
+		sigaction(SIGPIPE, &ign, NULL);
+		DSM_LOG(DSM_LOG_INFO, "transport: SIGPIPE ignored (it was the default)");
+	}
+}
+
+static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
+{
+	const struct dsm_tp_boot *b = attr->boot;
+	struct ofi_card *cards = NULL, mine;
+	struct ofi_tp *t;
+	const char *want = attr->provider ? attr->provider : getenv("DSM_PROVIDER");
+	bool one_host = true;
+	uint64_t jobkey;
+	size_t namelen = OFI_NAME_MAX;
+	int ret;
+
+	t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return -ENOMEM;
+	t->tp.ops = &dsm_tp_ofi_ops;
+	t->tp.rank = b->rank;
+	t->tp.size = b->size;
+	t->tp.boot = b;
+	t->tp.msg_max = attr->msg_max ? attr->msg_max : DSM_TP_MSG_MAX_DEFAULT;
+	t->tp.prov = t->prov;
+	t->bufsz = sizeof(struct dsm_tp_wire_hdr) + t->tp.msg_max;
+	t->q_tail = &t->q_head;
+	t->cq_fd = t->bell_fd = t->epfd = -1;
+	t->peers = calloc((size_t)b->size, sizeof(*t->peers));
+	cards = calloc((size_t)b->size, sizeof(*cards));
+	if (t->peers == NULL || cards == NULL) {
+		free(t->peers);
+		free(cards);
+		free(t);
+		return -ENOMEM;
+	}
+	for (int i = 0; i < b->size; i++)
+		t->peers[i].pidfd = -1;
+	ret = dsm_tp_core_init(&t->core, &t->tp, attr->max_msg_type, ofi_release);
+	if (ret) {
+		free(t->peers);
+		free(cards);
+		free(t);
+		return ret;
+	}
+
+	/* Phase one: who is where; the same provider everywhere. */
+	memset(&mine, 0, sizeof(mine));
+	mine.hostid = host_id();
+	mine.pid = getpid();
+	mine.jobkey = now_ns() ^ ((uint64_t)getpid() << 32);
+	ret = b->allgather(b->ctx, &mine, cards, sizeof(mine));
+	if (ret)
+		goto fail;
+	jobkey = cards[0].jobkey;
+	for (int i = 0; i < b->size; i++)
+		one_host &= cards[i].hostid == mine.hostid;
+	ret = choose_provider(t, want, one_host);
+	if (ret == 0) {
+		snprintf(t->prov, sizeof(t->prov), "%s", t->info->fabric_attr->prov_name);
+		t->mr_local = t->info->domain_attr->mr_mode & FI_MR_LOCAL;
+		t->mr_endpoint = t->info->domain_attr->mr_mode & FI_MR_ENDPOINT;
+		t->tp.virt_addr = !!(t->info->domain_attr->mr_mode & FI_MR_VIRT_ADDR);
+		t->tp.prov_key = !!(t->info->domain_attr->mr_mode & FI_MR_PROV_KEY);
+		t->inject = t->info->tx_attr->inject_size;
+		ret = open_fabric(t);
+	}
+	if (ret == 0)
+		ignore_sigpipe();
+	if (ret == 0)
+		ret = open_pools(t);
+	if (ret == 0 && t->cq_fd < 0)
+		ret = one_host ? open_bell(t, jobkey) : 0;
+	if (ret == 0) {
+		ret = fi_getname(&t->ep->fid, mine.name, &namelen);
+		if (ret)
+			DSM_LOG(DSM_LOG_ERROR, "transport: fi_getname: %s", fi_strerror(-ret));
+		ret = fi_err(ret);
+	}
+	/* Every rank takes part in the second exchange, failed or not, so none hangs. */
+	mine.namelen = ret ? 0 : (uint32_t)namelen;
+	snprintf(mine.prov, sizeof(mine.prov), "%s", ret ? "" : t->prov);
+	{
+		int r = b->allgather(b->ctx, &mine, cards, sizeof(mine));
+		if (ret == 0)
+			ret = r;
+	}
+	if (ret)
+		goto fail;
+	for (int i = 0; i < b->size; i++) {
+		if (cards[i].namelen == 0 || strcmp(cards[i].prov, t->prov) != 0) {
+			DSM_LOG(DSM_LOG_ERROR, "transport: rank %d uses provider '%s', we use '%s'",
+			        i, cards[i].prov, t->prov);
+			ret = DSM_ERR_NO_PROVIDER;
+			goto fail;
+		}
+	}
+
+	/* Phase two: insert every peer, watch the local ones. */
+	for (int i = 0; i < b->size; i++) {
+		struct ofi_peer *p = &t->peers[i];
+
+		if (fi_av_insert(t->av, cards[i].name, 1, &p->addr, 0, NULL) != 1) {
+			DSM_LOG(DSM_LOG_ERROR, "transport: inserting rank %d's address", i);
+			ret = -EIO;
+			goto fail;
+		}
+		p->pid = cards[i].pid;
+		if (i != b->rank && cards[i].hostid == mine.hostid) {
+			p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+			if (p->pidfd < 0)
+				DSM_LOG_ERRNO(DSM_LOG_WARN, "transport: pidfd_open(%d) of rank %d",
+				              p->pid, i);
+		}
+	}
+	t->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (t->epfd < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	if (t->cq_fd >= 0)
+		ret = epoll_add(t->epfd, t->cq_fd);
+	else if (t->bell_fd >= 0)
+		ret = epoll_add(t->epfd, t->bell_fd);
+	for (int i = 0; ret == 0 && i < b->size; i++)
+		if (t->peers[i].pidfd >= 0)
+			ret = epoll_add(t->epfd, t->peers[i].pidfd);
+	if (ret)
+		goto fail;
+	if (t->bell_fd >= 0) {
+		ret = b->barrier(b->ctx); /* every flag page exists */
+		if (ret == 0)
+			ret = connect_bells(t, jobkey);
+		if (ret == 0)
+			ret = b->barrier(b->ctx); /* every peer has mapped ours */
+		if (ret)
+			goto fail;
+		shm_unlink(t->flag_name);
+		t->flag_name[0] = '\0';
+	}
+	ret = b->barrier(b->ctx);
+	if (ret)
+		goto fail;
+	free(cards);
+	DSM_LOG(DSM_LOG_INFO, "transport: %s, %d ranks%s, wake by %s, inject %zu, mr_mode%s%s%s",
+	        t->prov, b->size, one_host ? " on one host" : "",
+	        t->cq_fd >= 0     ? "CQ wait fd"
+	        : t->bell_fd >= 0 ? "doorbell"
+	                          : "none (polling)",
+	        t->inject, t->mr_local ? " local" : "", t->tp.virt_addr ? " virt_addr" : "",
+	        t->tp.prov_key ? " prov_key" : "");
+	*tp_p = &t->tp;
+	return 0;
+fail:
+	free(cards);
+	ofi_close(&t->tp);
+	return ret;
+}
+
+static int ofi_close(dsm_tp_t *tp)
+{
+	struct ofi_tp *t = ot(tp);
+	uint64_t deadline = now_ns() + 2000000000ull;
+	struct timespec pause = {0, 100000};
+
+	/* Let queued and in-flight sends go out, for a bounded time. */
+	while (t->ep && (t->q_head || t->inflight) && now_ns() < deadline) {
+		dsm_tp_core_release(&t->core);
+		drain(t);
+		progress(t);
+		nanosleep(&pause, NULL);
+	}
+	dsm_tp_core_fini(&t->core);
+	while (t->q_head) {
+		struct ofi_op *op = t->q_head;
+		t->q_head = op->next;
+		if (op->kind == OP_COPY) {
+			free(op->buf);
+			free(op);
+		} else if (op->kind == OP_READ || op->kind == OP_WRITE) {
+			rma_unlink(t, op);
+			free(op);
+		}
+	}
+	while (t->rma_live) {
+		struct ofi_op *op = t->rma_live;
+		t->rma_live = op->rma_next;
+		free(op);
+	}
+	if (t->ep)
+		fi_close(&t->ep->fid);
+	if (t->rx_mr)
+		fi_close(&t->rx_mr->fid);
+	if (t->tx_mr)
+		fi_close(&t->tx_mr->fid);
+	if (t->cq)
+		fi_close(&t->cq->fid);
+	if (t->av)
+		fi_close(&t->av->fid);
+	if (t->domain)
+		fi_close(&t->domain->fid);
+	if (t->fabric)
+		fi_close(&t->fabric->fid);
+	if (t->info)
+		fi_freeinfo(t->info);
+	for (int i = 0; i < tp->size; i++) {
+		if (t->peers[i].pidfd >= 0)
+			close(t->peers[i].pidfd);
+		if (t->peers[i].flag && t->peers[i].flag != t->my_flag)
+			munmap(t->peers[i].flag, 4096);
+	}
+	if (t->my_flag)
+		munmap(t->my_flag, 4096);
+	if (t->flag_name[0])
+		shm_unlink(t->flag_name);
+	if (t->bell_fd >= 0)
+		close(t->bell_fd);
+	if (t->epfd >= 0)
+		close(t->epfd);
+	free(t->rx_ops);
+	free(t->tx_ops);
+	free(t->rx_mem);
+	free(t->tx_mem);
+	free(t->peers);
+	free(t);
+	return 0;
+}
+
+const struct dsm_tp_ops dsm_tp_ofi_ops = {
+        .size = sizeof(struct dsm_tp_ops),
+        .name = "libfabric",
+        .open = ofi_open,
+        .close = ofi_close,
+        .send = ofi_send,
+        .send_raw = ofi_send_raw,
+        .mr_reg = ofi_mr_reg,
+        .mr_dereg = ofi_mr_dereg,
+        .read = ofi_read,
+        .write = ofi_write,
+        .poll = ofi_poll,
+        .wait_fd = ofi_wait_fd,
+        .sleep_prepare = ofi_sleep_prepare,
+        .sleep_end = ofi_sleep_end,
+        .stats = ofi_stats,
+};
