@@ -79,7 +79,8 @@ const char *mc_fail_name(int f)
 	                                            "livelock",
 	                                            "starvation",
 	                                            "impossible action",
-	                                            "final state inconsistent"};
+	                                            "final state inconsistent",
+	                                            "engine and page table disagree"};
 
 	return f >= 0 && f < MC_NFAIL ? names[f] : "?";
 }
@@ -324,6 +325,27 @@ static void apply(mc_sim_t *s, unsigned n, const uint32_t *payload)
 	}
 }
 
+/* The engine's idea of a line and the page table must agree after every
+ * event: a missing or extra action shows here even when no other rank
+ * happens to touch the line. */
+static void check_agree(mc_sim_t *s, unsigned n, int l)
+{
+	static const uint8_t prot_of[] = {
+	        [DSM_COH_I] = PROT_NONE_,  [DSM_COH_S] = PROT_RO,     [DSM_COH_M] = PROT_RW,
+	        [DSM_COH_IS] = PROT_NONE_, [DSM_COH_IM] = PROT_NONE_, [DSM_COH_SM] = PROT_RO};
+	dsm_coh_line_info_t li;
+
+	if (l < 0)
+		return;
+	dsm_coh_line_info(s->eng[n], s->line_id[l], &li);
+	if (s->node[n].map[l].prot != prot_of[li.state])
+		failf(s, MC_MISMATCH, "node %u line %d: engine says %s, page is %s", n, l,
+		      dsm_coh_state_name(li.state),
+		      s->node[n].map[l].prot == PROT_RW   ? "read-write"
+		      : s->node[n].map[l].prot == PROT_RO ? "read-only"
+		                                          : "absent");
+}
+
 static void feed(mc_sim_t *s, unsigned n, const dsm_coh_event_t *ev, const uint32_t *payload)
 {
 	int rc;
@@ -345,6 +367,9 @@ static void feed(mc_sim_t *s, unsigned n, const dsm_coh_event_t *ev, const uint3
 		return;
 	}
 	apply(s, n, payload);
+	if (!s->fail)
+		check_agree(s, n,
+		            line_index(s, ev->type == DSM_COH_EV_MSG ? ev->msg.line : ev->line));
 }
 
 /* ---- Steps ---- */

@@ -53,6 +53,7 @@ typedef enum mc_fail {
 	MC_STARVATION, /* a fault took more steps than the bound */
 	MC_BAD_ACTION, /* an action the runtime could not carry out */
 	MC_FINAL,      /* after quiescence, directory and copies disagree */
+	MC_MISMATCH,   /* a rank's engine state and its page table disagree */
 	MC_NFAIL,
 } mc_fail_t;
 
