@@ -87,10 +87,10 @@ typedef enum dsm_coh_msg_type {
 /* What travels between ranks (16 bytes plus the line's data when
  * DSM_COH_MSGF_DATA is set). */
 typedef struct dsm_coh_msg {
-	uint8_t type;  /* dsm_coh_msg_type_t */
-	uint8_t flags; /* DSM_COH_MSGF_* */
-	uint16_t src;  /* sending rank */
-	uint32_t reserved;
+	uint8_t type;      /* dsm_coh_msg_type_t */
+	uint8_t flags;     /* DSM_COH_MSGF_* */
+	uint16_t src;      /* sending rank */
+	uint32_t reserved; /* ignored by the engine (the transport may use it) */
 	uint64_t line;
 } dsm_coh_msg_t;
 
@@ -212,7 +212,9 @@ int dsm_coh_node_clone(const dsm_coh_node_t *node, dsm_coh_node_t **copy_p);
  * call does not clear). Return: 0; DSM_ERR_PROTOCOL for an event the state of
  * the line cannot take (a malformed or unexpected message: every check runs
  * before the first change, so the state is unchanged, and out holds nothing
- * new: the runtime drops the message and counts it); -EINVAL; -ENOMEM.
+ * new: the runtime drops the message and counts it); -EINVAL for a bad
+ * argument (unchanged too); -ENOMEM, after which the node's state is undefined
+ * and the runtime must stop using it.
  */
 int dsm_coh_handle(dsm_coh_node_t *node, const dsm_coh_event_t *ev, dsm_coh_actions_t *out);
 
