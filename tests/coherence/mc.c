@@ -915,7 +915,7 @@ void mc_random_config(uint64_t *rng, const mc_random_opts_t *o, mc_config_t *cfg
 				op->line = (uint8_t)rnd_below(rng, rnd_below(rng, 4) ? hot
 				                                                     : cfg->nlines);
 				op->word = (uint8_t)rnd_below(rng, MC_WORDS);
-				op->write = rnd_below(rng, 2);
+				op->write = (uint8_t)rnd_below(rng, 2);
 				op->value = 1 + (n << 16 | t << 8 | i);
 			}
 		}
