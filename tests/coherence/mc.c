@@ -382,6 +382,8 @@ static int hold_can_end(const mc_sim_t *s, unsigned n, unsigned l)
 	 * thread woken on the line is still waiting to retry. */
 	if (!s->node[n].hold[l])
 		return 0;
+	if (s->cfg->early_hold)
+		return 1;
 	for (t = 0; t < s->cfg->nthreads; t++)
 		if (s->node[n].th[t].status == T_WOKEN && s->node[n].th[t].line == l)
 			return 0;
@@ -438,7 +440,7 @@ static void thread_step(mc_sim_t *s, unsigned n, unsigned t)
 	 * thread granted what it asked for that finds it gone again may lose
 	 * the line forever. */
 	if (th->status == T_WOKEN && th->granted >= need && pg->prot < need &&
-	    !s->cfg->no_grant_check) {
+	    !s->cfg->no_grant_check && !s->cfg->early_hold) {
 		failf(s, MC_STARVATION,
 		      "node %u thread %u: line %u taken away before the woken thread ran", n, t,
 		      op->line);
@@ -464,16 +466,27 @@ static void thread_step(mc_sim_t *s, unsigned n, unsigned t)
 		return;
 	}
 	/* The kernel puts the thread to sleep and queues a message for the loop. */
+	th->status = T_BLOCKED;
+	th->line = op->line;
+	if (!th->fault_step)
+		th->fault_step = s->step;
+	if (s->cfg->early_hold) {
+		unsigned i;
+
+		/* A line that bounces makes a thread fault again and again while
+		 * its earlier messages are unread; an identical unread message
+		 * already stands for this one, and the state space stays finite. */
+		for (i = 0; i < s->node[n].nuffd; i++)
+			if (s->node[n].uffd[i].thread == t && s->node[n].uffd[i].line == op->line &&
+			    s->node[n].uffd[i].write == op->write)
+				return;
+	}
 	if (s->node[n].nuffd == MC_MAX_UFFD) {
 		failf(s, MC_BAD_ACTION, "node %u: userfaultfd queue overflows", n);
 		return;
 	}
 	s->node[n].uffd[s->node[n].nuffd++] =
 	        (mc_fault_t){(uint8_t)t, op->line, (uint8_t)(op->write ? 1 : 0)};
-	th->status = T_BLOCKED;
-	th->line = op->line;
-	if (!th->fault_step)
-		th->fault_step = s->step;
 }
 
 static void do_step(mc_sim_t *s, const mc_choice_t *c)
@@ -529,6 +542,13 @@ static void check_progress(mc_sim_t *s)
 {
 	unsigned n, t;
 
+	if (s->cfg->early_hold) {
+		/* Lines may bounce, but a random schedule still ends. */
+		if (s->step > 1000 * s->bound)
+			failf(s, MC_LIVELOCK, "schedule longer than %llu steps",
+			      (unsigned long long)(1000 * s->bound));
+		return;
+	}
 	for (n = 0; n < s->cfg->nnodes; n++)
 		for (t = 0; t < s->cfg->nthreads; t++) {
 			const mc_thread_t *th = &s->node[n].th[t];
@@ -765,7 +785,7 @@ static int dfs_visit(dfs_t *d, mc_sim_t *s, unsigned depth, double *paths_p)
 		slot = SIZE_MAX; /* checking the path count: walk it again */
 	if (slot != SIZE_MAX) {
 		*paths_p = d->seen.paths[slot];
-		if (d->seen.color[slot] == 1) {
+		if (d->seen.color[slot] == 1 && !s->cfg->early_hold) {
 			failf(s, MC_LIVELOCK,
 			      "step %u returns to a state already on its path: a cycle", depth);
 			return 1;
@@ -904,6 +924,7 @@ void mc_random_config(uint64_t *rng, const mc_random_opts_t *o, mc_config_t *cfg
 	cfg->bugs = o->bugs;
 	cfg->fifo = o->fifo;
 	cfg->dist = dists[rnd_below(rng, 4)];
+	cfg->early_hold = o->early_holds && rnd_below(rng, 4) == 0;
 	/* Contention is where the bugs are: most accesses go to a few lines. */
 	hot = 1 + rnd_below(rng, cfg->nlines);
 	for (n = 0; n < cfg->nnodes; n++)
@@ -993,7 +1014,9 @@ int mc_random(const mc_random_opts_t *o, mc_result_t *res)
 			check_final(s);
 		res->schedules++;
 		res->steps += s->step;
-		if (s->max_fault_steps > res->max_fault_steps)
+		res->early_hold_schedules += cfg->early_hold != 0;
+		/* A bounced line may wait long by design there: no bound to report. */
+		if (!cfg->early_hold && s->max_fault_steps > res->max_fault_steps)
 			res->max_fault_steps = s->max_fault_steps;
 		for (j = 0; j < DSM_COH_CNT_NCOUNTERS; j++)
 			res->counters[j] += s->counters[j];
@@ -1003,10 +1026,11 @@ int mc_random(const mc_random_opts_t *o, mc_result_t *res)
 				fprintf(stderr,
 				        "failing schedule %llu (config rng %#llx): %u nodes, %u "
 				        "lines, "
-				        "%u threads, data %s, dist %d, fifo %d\n",
+				        "%u threads, data %s, dist %d, fifo %d, early hold %d\n",
 				        (unsigned long long)i, (unsigned long long)cfg_rng,
 				        cfg->nnodes, cfg->nlines, cfg->nthreads,
-				        cfg->data_mode ? "rdma" : "inline", cfg->dist, cfg->fifo);
+				        cfg->data_mode ? "rdma" : "inline", cfg->dist, cfg->fifo,
+				        cfg->early_hold);
 			}
 		}
 		sim_fini(s);

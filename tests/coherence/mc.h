@@ -38,6 +38,11 @@ typedef struct mc_config {
 	 * ran, so that only cycle detection can see a missing hold (a test of
 	 * the exhaustive search itself). */
 	int no_grant_check;
+	/* The hold may end at any time (the runtime's timer fired before the
+	 * woken thread ran). Only safety is checked then: a line may bounce
+	 * between ranks, so cycles and long waits are allowed, but every read
+	 * must still be right and single-writer must still hold. */
+	int early_hold;
 	dsm_dist_t dist;
 	unsigned nops[MC_MAX_NODES][MC_MAX_THREADS];
 	mc_op_t ops[MC_MAX_NODES][MC_MAX_THREADS][MC_MAX_OPS];
@@ -66,8 +71,9 @@ typedef struct mc_result {
 	double orders;      /* exhaustive: distinct schedules (paths to the end) */
 	uint64_t states;    /* distinct states (exhaustive: exact; random: estimated) */
 	uint64_t steps;
-	uint64_t max_fault_steps; /* longest time a fault waited, in steps */
-	uint64_t max_depth;       /* exhaustive: longest path */
+	uint64_t early_hold_schedules; /* random: schedules whose holds could end early */
+	uint64_t max_fault_steps;      /* longest time a fault waited, in steps */
+	uint64_t max_depth;            /* exhaustive: longest path */
 	uint64_t counters[DSM_COH_CNT_NCOUNTERS];
 } mc_result_t;
 
@@ -83,6 +89,7 @@ typedef struct mc_random_opts {
 	int any_data_mode;
 	unsigned bugs;
 	int fifo;
+	int early_holds; /* one schedule in four lets holds end early */
 	int verbose;
 	uint8_t *hll; /* MC_HLL_SIZE registers to add the states to, or NULL */
 } mc_random_opts_t;
