@@ -12,6 +12,12 @@
 
 #include "coherence/internal.h"
 
+/* The wire format is the struct itself: every rank runs the same build on the
+ * same architecture (one job, one binary). */
+_Static_assert(sizeof(dsm_coh_msg_t) == 16, "dsm_coh_msg_t is 16 bytes on the wire");
+_Static_assert(sizeof(dsm_coh_line_t) == 16, "PROTOCOL.md: 16 bytes per line at a node");
+_Static_assert(sizeof(dsm_coh_dir_t) == 48, "PROTOCOL.md: 48 bytes per line at the home");
+
 struct self_msg {
 	dsm_coh_msg_t msg;
 	uint8_t dsrc; /* where the data of a message to oneself is */
@@ -44,6 +50,24 @@ const char *dsm_coh_msg_name(int type)
 	if (type <= 0 || type >= DSM_COH_MSG_NTYPES)
 		return "?";
 	return msg_names[type];
+}
+
+const char *dsm_coh_counter_name(int counter)
+{
+	static const char *const names[DSM_COH_CNT_NCOUNTERS] = {
+	        [DSM_COH_CNT_READ_FAULT] = "read_faults",
+	        [DSM_COH_CNT_WRITE_FAULT] = "write_faults",
+	        [DSM_COH_CNT_UPGRADE] = "upgrades",
+	        [DSM_COH_CNT_STALE_FAULT] = "stale_faults",
+	        [DSM_COH_CNT_INV_SENT] = "inv_sent",
+	        [DSM_COH_CNT_INV_RECEIVED] = "inv_received",
+	        [DSM_COH_CNT_QUEUED] = "queued_requests",
+	        [DSM_COH_CNT_DEFERRED] = "deferred_by_hold",
+	};
+
+	if (counter < 0 || counter >= DSM_COH_CNT_NCOUNTERS)
+		return "?";
+	return names[counter];
 }
 
 const char *dsm_coh_state_name(int state)

@@ -263,5 +263,6 @@ size_t dsm_coh_node_bytes(const dsm_coh_node_t *node);
 
 const char *dsm_coh_msg_name(int type);
 const char *dsm_coh_state_name(int state);
+const char *dsm_coh_counter_name(int counter);
 
 #endif

@@ -543,6 +543,22 @@ static void clone_is_deep(void **st)
 	dsm_coh_node_destroy(c);
 }
 
+static void names(void **st)
+{
+	int i;
+
+	(void)st;
+	for (i = 1; i < DSM_COH_MSG_NTYPES; i++)
+		assert_string_not_equal(dsm_coh_msg_name(i), "?");
+	for (i = 0; i < DSM_COH_CNT_NCOUNTERS; i++)
+		assert_string_not_equal(dsm_coh_counter_name(i), "?");
+	for (i = DSM_COH_I; i <= DSM_COH_SM; i++)
+		assert_string_not_equal(dsm_coh_state_name(i), "?");
+	assert_string_equal(dsm_coh_msg_name(0), "?");
+	assert_string_equal(dsm_coh_counter_name(DSM_COH_CNT_NCOUNTERS), "?");
+	assert_string_equal(dsm_coh_protocol_name(), "directory-swmr");
+}
+
 static void create_checks(void **st)
 {
 	dsm_coh_config_t c = {.rank = 4, .nranks = 4};
@@ -695,6 +711,7 @@ int main(void)
 	        cmocka_unit_test(metadata_only_for_touched_lines),
 	        cmocka_unit_test(clone_is_deep),
 	        cmocka_unit_test(create_checks),
+	        cmocka_unit_test(names),
 	        cmocka_unit_test(sharers_inline_then_bitmap),
 	        cmocka_unit_test(layout_lines),
 	        cmocka_unit_test(layout_homes),
