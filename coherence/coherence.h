@@ -78,7 +78,8 @@ typedef enum dsm_coh_msg_type {
 
 /* The line's data follows the message inline. */
 #define DSM_COH_MSGF_DATA 0x1
-/* The receiver reads the data from the home segment by RDMA. */
+/* GRANT: the receiver reads the data from the home segment by RDMA. WB: the
+ * sender has written the data into the home segment by RDMA. */
 #define DSM_COH_MSGF_RDMA 0x2
 /* GET_M: the requester held a read-only copy when it asked (informative only:
  * the home trusts its directory, not this flag). */
@@ -97,11 +98,12 @@ typedef struct dsm_coh_msg {
 /* ---- Events ---- */
 
 typedef enum dsm_coh_event_type {
-	DSM_COH_EV_READ_FAULT = 1, /* a thread read an absent line (MISSING) */
-	DSM_COH_EV_WRITE_FAULT,    /* a thread wrote an absent or write-protected line */
-	DSM_COH_EV_MSG,            /* a protocol message arrived; its data (if any) is at hand */
-	DSM_COH_EV_RDMA_DONE,      /* the RDMA read of a line's data completed */
-	DSM_COH_EV_HOLD_DONE,      /* the woken thread's access happened or the hold time passed */
+	DSM_COH_EV_READ_FAULT = 1,  /* a thread read an absent line (MISSING) */
+	DSM_COH_EV_WRITE_FAULT,     /* a thread wrote an absent or write-protected line */
+	DSM_COH_EV_MSG,             /* a protocol message arrived; its data (if any) is at hand */
+	DSM_COH_EV_RDMA_DONE,       /* the RDMA read of a line's data completed */
+	DSM_COH_EV_HOLD_DONE,       /* the woken thread's access happened or the hold time passed */
+	DSM_COH_EV_RDMA_WRITE_DONE, /* the RDMA write-back of a line completed at the home */
 } dsm_coh_event_type_t;
 
 typedef struct dsm_coh_event {
@@ -120,6 +122,11 @@ typedef enum dsm_coh_action_type {
 	/* read the line from peer's home segment into the staging buffer; an
 	 * RDMA_DONE event follows */
 	DSM_COH_ACT_RDMA_READ,
+	/* write the line (from src, MAP: copied when the action runs, through a
+	 * registered bounce buffer, since the mapping is never registered) into
+	 * peer's home segment; an RDMA_WRITE_DONE event follows once the data is
+	 * visible there (FI_DELIVERY_COMPLETE) */
+	DSM_COH_ACT_RDMA_WRITE,
 	/* install the line read-only (UFFDIO_COPY with MODE_WP) from src */
 	DSM_COH_ACT_INSTALL_RO,
 	/* install the line read-write from src, or with src NONE lift the
@@ -196,8 +203,9 @@ typedef enum dsm_coh_data_mode {
 typedef struct dsm_coh_config {
 	unsigned rank;
 	unsigned nranks;
-	dsm_coh_data_mode_t data_mode;
-	unsigned bugs; /* DSM_COH_BUG_*, tests only */
+	dsm_coh_data_mode_t data_mode; /* how grants carry data */
+	dsm_coh_data_mode_t wb_mode;   /* how write-backs do: WB inline, or RDMA write + WB */
+	unsigned bugs;                 /* DSM_COH_BUG_*, tests only */
 } dsm_coh_config_t;
 
 typedef struct dsm_coh_node dsm_coh_node_t;
@@ -239,6 +247,7 @@ typedef struct dsm_coh_line_info {
 	dsm_coh_state_t state;
 	int held;     /* granted and not yet released by HOLD_DONE */
 	int rdma;     /* granted, waiting for the RDMA read */
+	int wb;       /* given up, its RDMA write-back in flight */
 	int deferred; /* message type waiting for the hold to end, or 0 */
 } dsm_coh_line_info_t;
 

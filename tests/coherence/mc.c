@@ -39,6 +39,8 @@ typedef struct mc_node {
 	uint32_t home_seg[MC_MAX_LINES][MC_WORDS];
 	uint32_t staging[MC_MAX_LINES][MC_WORDS];
 	uint8_t rdma[MC_MAX_LINES]; /* an RDMA read is in flight */
+	uint8_t wb[MC_MAX_LINES];   /* an RDMA write-back is in flight, of wbuf */
+	uint32_t wbuf[MC_MAX_LINES][MC_WORDS];
 	uint8_t hold[MC_MAX_LINES]; /* a hold started and HOLD_DONE is owed */
 	uint8_t nuffd;
 	mc_fault_t uffd[MC_MAX_UFFD];
@@ -64,7 +66,7 @@ typedef struct mc_sim {
 } mc_sim_t;
 
 /* A step the scheduler can choose. */
-enum { C_THREAD, C_UFFD, C_MSG, C_RDMA, C_HOLD };
+enum { C_THREAD, C_UFFD, C_MSG, C_RDMA, C_HOLD, C_WB };
 typedef struct mc_choice {
 	uint8_t kind, node, idx; /* idx: thread, message slot or line */
 } mc_choice_t;
@@ -123,6 +125,7 @@ static int sim_init(mc_sim_t *s, const mc_config_t *cfg)
 		dsm_coh_config_t ec = {.rank = n,
 		                       .nranks = cfg->nnodes,
 		                       .data_mode = cfg->data_mode,
+		                       .wb_mode = cfg->wb_mode,
 		                       .bugs = cfg->bugs};
 		int rc = dsm_coh_node_create(&ec, &s->eng[n]);
 
@@ -259,6 +262,15 @@ static void apply(mc_sim_t *s, unsigned n, const uint32_t *payload)
 				return;
 			}
 			nd->rdma[l] = 1;
+			break;
+		case DSM_COH_ACT_RDMA_WRITE:
+			if (a->peer != s->home[l] || a->peer == n || nd->wb[l] || !from) {
+				failf(s, MC_BAD_ACTION, "node %u line %d: bad RDMA write", n, l);
+				return;
+			}
+			/* The runtime copies into its bounce buffer as the action runs. */
+			memcpy(nd->wbuf[l], from, sizeof(nd->wbuf[l]));
+			nd->wb[l] = 1;
 			break;
 		case DSM_COH_ACT_INSTALL_RO:
 		case DSM_COH_ACT_INSTALL_RW:
@@ -417,6 +429,8 @@ static unsigned choices(const mc_sim_t *s, mc_choice_t *c)
 		for (l = 0; l < s->cfg->nlines; l++) {
 			if (nd->rdma[l])
 				c[k++] = (mc_choice_t){C_RDMA, (uint8_t)n, (uint8_t)l};
+			if (nd->wb[l])
+				c[k++] = (mc_choice_t){C_WB, (uint8_t)n, (uint8_t)l};
 			if (hold_can_end(s, n, l))
 				c[k++] = (mc_choice_t){C_HOLD, (uint8_t)n, (uint8_t)l};
 		}
@@ -427,7 +441,7 @@ static unsigned choices(const mc_sim_t *s, mc_choice_t *c)
 	return k;
 }
 
-#define MAX_CHOICES (MC_MAX_NODES * (MC_MAX_THREADS + 1 + 2 * MC_MAX_LINES) + MC_MAX_MSGS)
+#define MAX_CHOICES (MC_MAX_NODES * (MC_MAX_THREADS + 1 + 3 * MC_MAX_LINES) + MC_MAX_MSGS)
 
 static void thread_step(mc_sim_t *s, unsigned n, unsigned t)
 {
@@ -529,6 +543,15 @@ static void do_step(mc_sim_t *s, const mc_choice_t *c)
 		ev.line = s->line_id[c->idx];
 		feed(s, c->node, &ev, NULL);
 		break;
+	case C_WB:
+		/* The write lands in the home segment when it completes. */
+		memcpy(s->node[s->home[c->idx]].home_seg[c->idx], nd->wbuf[c->idx],
+		       sizeof(nd->wbuf[c->idx]));
+		nd->wb[c->idx] = 0;
+		ev.type = DSM_COH_EV_RDMA_WRITE_DONE;
+		ev.line = s->line_id[c->idx];
+		feed(s, c->node, &ev, NULL);
+		break;
 	case C_HOLD:
 		nd->hold[c->idx] = 0;
 		ev.type = DSM_COH_EV_HOLD_DONE;
@@ -600,7 +623,7 @@ static void check_final(mc_sim_t *s)
 				               : DSM_COH_I;
 			else
 				want = DSM_COH_I;
-			if ((int)li.state != want || li.held || li.rdma || li.deferred ||
+			if ((int)li.state != want || li.held || li.rdma || li.wb || li.deferred ||
 			    pg->prot != (want == DSM_COH_M   ? PROT_RW
 			                 : want == DSM_COH_S ? PROT_RO
 			                                     : PROT_NONE_)) {
@@ -666,6 +689,8 @@ static uint64_t sim_hash(const mc_sim_t *s, uint8_t *buf, size_t cap)
 		h = hash_bytes((const uint8_t *)nd->home_seg, sizeof(nd->home_seg), h);
 		h = hash_bytes(nd->rdma, sizeof(nd->rdma), h);
 		h = hash_bytes(nd->hold, sizeof(nd->hold), h);
+		h = hash_bytes(nd->wb, sizeof(nd->wb), h);
+		h = hash_bytes((const uint8_t *)nd->wbuf, sizeof(nd->wbuf), h);
 		h = hash_bytes(&nd->nuffd, 1, h);
 		h = hash_bytes((const uint8_t *)nd->uffd, nd->nuffd * sizeof(nd->uffd[0]), h);
 		for (t = 0; t < s->cfg->nthreads; t++) {
@@ -762,7 +787,7 @@ static void report(mc_sim_t *s, mc_result_t *res)
 
 static const char *choice_str(const mc_sim_t *s, const mc_choice_t *c, char *b, size_t n)
 {
-	static const char *const kinds[] = {"thread", "uffd", "msg", "rdma", "hold"};
+	static const char *const kinds[] = {"thread", "uffd", "msg", "rdma", "hold", "rdma-write"};
 
 	if (c->kind == C_MSG && c->idx < s->nnet)
 		snprintf(b, n, "deliver %s %u->%u", dsm_coh_msg_name(s->net[c->idx].m.type),
@@ -921,6 +946,7 @@ void mc_random_config(uint64_t *rng, const mc_random_opts_t *o, mc_config_t *cfg
 	cfg->nlines = 1 + rnd_below(rng, o->max_lines);
 	cfg->nthreads = 1 + rnd_below(rng, o->max_threads);
 	cfg->data_mode = o->any_data_mode ? (dsm_coh_data_mode_t)rnd_below(rng, 2) : o->data_mode;
+	cfg->wb_mode = o->any_data_mode ? (dsm_coh_data_mode_t)rnd_below(rng, 2) : o->data_mode;
 	cfg->bugs = o->bugs;
 	cfg->fifo = o->fifo;
 	cfg->dist = dists[rnd_below(rng, 4)];
@@ -1026,10 +1052,12 @@ int mc_random(const mc_random_opts_t *o, mc_result_t *res)
 				fprintf(stderr,
 				        "failing schedule %llu (config rng %#llx): %u nodes, %u "
 				        "lines, "
-				        "%u threads, data %s, dist %d, fifo %d, early hold %d\n",
+				        "%u threads, data %s, write-back %s, dist %d, fifo %d, "
+				        "early hold %d\n",
 				        (unsigned long long)i, (unsigned long long)cfg_rng,
 				        cfg->nnodes, cfg->nlines, cfg->nthreads,
-				        cfg->data_mode ? "rdma" : "inline", cfg->dist, cfg->fifo,
+				        cfg->data_mode ? "rdma" : "inline",
+				        cfg->wb_mode ? "rdma" : "inline", cfg->dist, cfg->fifo,
 				        cfg->early_hold);
 			}
 		}

@@ -32,6 +32,7 @@ typedef struct mc_op {
 typedef struct mc_config {
 	unsigned nnodes, nlines, nthreads;
 	dsm_coh_data_mode_t data_mode;
+	dsm_coh_data_mode_t wb_mode;
 	unsigned bugs; /* DSM_COH_BUG_* */
 	int fifo;      /* deliver in order per (src, dst) pair; default: any order */
 	/* Leave out the direct check that a grant stays until its woken thread

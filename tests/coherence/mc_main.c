@@ -90,6 +90,7 @@ static int run_early_hold(int big)
 				c.nthreads = 1;
 				c.nlines = 1;
 				c.data_mode = (dsm_coh_data_mode_t)m;
+				c.wb_mode = c.data_mode;
 				c.dist = DSM_DIST_LOCAL;
 				c.early_hold = 1;
 				program(&c, (int)p, 3);
@@ -153,6 +154,7 @@ static int run_exhaustive(int big)
 					c.nthreads = sizes[si].threads;
 					c.nlines = 1;
 					c.data_mode = (dsm_coh_data_mode_t)m;
+					c.wb_mode = c.data_mode;
 					c.dist = dists[di];
 					program(&c, (int)p, sizes[si].ops);
 					if (mc_exhaustive(&c, 200000000, &r) < 0) {

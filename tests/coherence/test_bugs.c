@@ -28,6 +28,7 @@ static void small_config(mc_config_t *c, unsigned bugs, dsm_coh_data_mode_t mode
 	c->nlines = 1;
 	c->nthreads = 1;
 	c->data_mode = mode;
+	c->wb_mode = mode;
 	c->bugs = bugs;
 	c->dist = DSM_DIST_LOCAL;
 	for (n = 0; n < 3; n++) {
