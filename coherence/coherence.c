@@ -12,6 +12,12 @@
 
 #include "coherence/internal.h"
 
+/* The wire format is the struct itself: every rank runs the same build on the
+ * same architecture (one job, one binary). */
+_Static_assert(sizeof(dsm_coh_msg_t) == 16, "dsm_coh_msg_t is 16 bytes on the wire");
+_Static_assert(sizeof(dsm_coh_line_t) == 16, "PROTOCOL.md: 16 bytes per line at a node");
+_Static_assert(sizeof(dsm_coh_dir_t) == 48, "PROTOCOL.md: 48 bytes per line at the home");
+
 struct self_msg {
 	dsm_coh_msg_t msg;
 	uint8_t dsrc; /* where the data of a message to oneself is */
@@ -44,6 +50,24 @@ const char *dsm_coh_msg_name(int type)
 	if (type <= 0 || type >= DSM_COH_MSG_NTYPES)
 		return "?";
 	return msg_names[type];
+}
+
+const char *dsm_coh_counter_name(int counter)
+{
+	static const char *const names[DSM_COH_CNT_NCOUNTERS] = {
+	        [DSM_COH_CNT_READ_FAULT] = "read_faults",
+	        [DSM_COH_CNT_WRITE_FAULT] = "write_faults",
+	        [DSM_COH_CNT_UPGRADE] = "upgrades",
+	        [DSM_COH_CNT_STALE_FAULT] = "stale_faults",
+	        [DSM_COH_CNT_INV_SENT] = "inv_sent",
+	        [DSM_COH_CNT_INV_RECEIVED] = "inv_received",
+	        [DSM_COH_CNT_QUEUED] = "queued_requests",
+	        [DSM_COH_CNT_DEFERRED] = "deferred_by_hold",
+	};
+
+	if (counter < 0 || counter >= DSM_COH_CNT_NCOUNTERS)
+		return "?";
+	return names[counter];
 }
 
 const char *dsm_coh_state_name(int state)
@@ -166,7 +190,8 @@ int dsm_coh_node_create(const dsm_coh_config_t *cfg, dsm_coh_node_t **node_p)
 
 	if (!cfg || !node_p || cfg->nranks == 0 || cfg->nranks > DSM_COH_MAX_RANKS ||
 	    cfg->rank >= cfg->nranks ||
-	    (cfg->data_mode != DSM_COH_DATA_INLINE && cfg->data_mode != DSM_COH_DATA_RDMA))
+	    (cfg->data_mode != DSM_COH_DATA_INLINE && cfg->data_mode != DSM_COH_DATA_RDMA) ||
+	    (cfg->wb_mode != DSM_COH_DATA_INLINE && cfg->wb_mode != DSM_COH_DATA_RDMA))
 		return -EINVAL;
 	n = calloc(1, sizeof(*n));
 	if (!n)
@@ -323,7 +348,7 @@ static int node_grant(dsm_coh_node_t *n, dsm_coh_line_t *l, const dsm_coh_msg_t 
 {
 	int data = m->flags & DSM_COH_MSGF_DATA, rdma = m->flags & DSM_COH_MSGF_RDMA;
 
-	if (l->flags & DSM_COH_LINE_RDMA)
+	if (l->flags & (DSM_COH_LINE_RDMA | DSM_COH_LINE_WB))
 		return DSM_ERR_PROTOCOL;
 	if (m->type == DSM_COH_MSG_GRANT_S && l->state != DSM_COH_IS)
 		return DSM_ERR_PROTOCOL;
@@ -373,9 +398,23 @@ static int node_give_up(dsm_coh_node_t *n, dsm_coh_line_t *l, int type, dsm_coh_
 	/* Write-protect before reading the data: no store may still be in
 	 * flight while the copy is taken (DESIGN.md, "Memory model"). */
 	ACT(a, DSM_COH_ACT_WRITE_PROTECT, l->line);
-	rc = send(n, a, l->home, DSM_COH_MSG_WB, l->line, DSM_COH_MSGF_DATA, DSM_COH_SRC_MAP);
-	if (rc < 0)
-		return rc;
+	if (n->cfg.wb_mode == DSM_COH_DATA_RDMA && l->home != n->cfg.rank) {
+		/* The data goes into the home segment by RDMA write (copied from
+		 * the mapping when the action runs, so the zap below may follow);
+		 * WB, without data, follows once the write has completed. */
+		dsm_coh_action_t *x = act(a, DSM_COH_ACT_RDMA_WRITE, l->line);
+
+		if (!x)
+			return -ENOMEM;
+		x->peer = l->home;
+		x->src = DSM_COH_SRC_MAP;
+		l->flags |= DSM_COH_LINE_WB;
+	} else {
+		rc = send(n, a, l->home, DSM_COH_MSG_WB, l->line, DSM_COH_MSGF_DATA,
+		          DSM_COH_SRC_MAP);
+		if (rc < 0)
+			return rc;
+	}
 	if (type == DSM_COH_MSG_FWD_S) {
 		l->state = DSM_COH_S;
 		return 0;
@@ -389,7 +428,7 @@ static int node_give_up(dsm_coh_node_t *n, dsm_coh_line_t *l, int type, dsm_coh_
 static int node_revoke(dsm_coh_node_t *n, dsm_coh_line_t *l, const dsm_coh_msg_t *m,
                        dsm_coh_actions_t *a)
 {
-	if (l->flags & DSM_COH_LINE_RDMA || l->deferred)
+	if (l->flags & (DSM_COH_LINE_RDMA | DSM_COH_LINE_WB) || l->deferred)
 		return DSM_ERR_PROTOCOL;
 	if (m->type == DSM_COH_MSG_INV && l->state != DSM_COH_S && l->state != DSM_COH_SM)
 		return DSM_ERR_PROTOCOL;
@@ -425,6 +464,17 @@ static int node_rdma_done(dsm_coh_node_t *n, uint64_t line, dsm_coh_actions_t *a
 	if (!l || !(l->flags & DSM_COH_LINE_RDMA))
 		return DSM_ERR_PROTOCOL;
 	return finish_grant(n, l, DSM_COH_SRC_STAGING, a);
+}
+
+static int node_rdma_write_done(dsm_coh_node_t *n, uint64_t line, dsm_coh_actions_t *a)
+{
+	dsm_coh_line_t *l = dsm_coh_table_find(&n->lines, line);
+
+	if (!l || !(l->flags & DSM_COH_LINE_WB))
+		return DSM_ERR_PROTOCOL;
+	l->flags &= (uint8_t)~DSM_COH_LINE_WB;
+	/* The data is in the home segment: the home may grant from it now. */
+	return send(n, a, l->home, DSM_COH_MSG_WB, l->line, DSM_COH_MSGF_RDMA, DSM_COH_SRC_NONE);
 }
 
 static int node_hold_done(dsm_coh_node_t *n, uint64_t line, dsm_coh_actions_t *a)
@@ -603,9 +653,12 @@ static int home_msg(dsm_coh_node_t *n, const dsm_coh_msg_t *m, int dsrc, dsm_coh
 			return 0;
 		return dir_grant_m(n, d, d->txn_req, need_data(n, d), a);
 	case DSM_COH_MSG_WB:
+		/* The data comes inline, or was written by RDMA before the WB. */
 		if (d->wait != DSM_COH_DIR_WAIT_WB || d->owner != r ||
-		    !(m->flags & DSM_COH_MSGF_DATA))
+		    !(m->flags & (DSM_COH_MSGF_DATA | DSM_COH_MSGF_RDMA)))
 			return DSM_ERR_PROTOCOL;
+		if (!(m->flags & DSM_COH_MSGF_DATA))
+			dsrc = DSM_COH_SRC_NONE;
 		if (!(n->cfg.bugs & DSM_COH_BUG_NO_WRITEBACK) && dsrc != DSM_COH_SRC_NONE &&
 		    (rc = act_src(a, DSM_COH_ACT_STORE_HOME, m->line, dsrc)) < 0)
 			return rc;
@@ -662,6 +715,9 @@ int dsm_coh_handle(dsm_coh_node_t *n, const dsm_coh_event_t *ev, dsm_coh_actions
 	case DSM_COH_EV_RDMA_DONE:
 		rc = node_rdma_done(n, ev->line, out);
 		break;
+	case DSM_COH_EV_RDMA_WRITE_DONE:
+		rc = node_rdma_write_done(n, ev->line, out);
+		break;
 	case DSM_COH_EV_HOLD_DONE:
 		rc = node_hold_done(n, ev->line, out);
 		break;
@@ -693,6 +749,7 @@ void dsm_coh_line_info(const dsm_coh_node_t *n, uint64_t line, dsm_coh_line_info
 	out->state = (dsm_coh_state_t)l->state;
 	out->held = !!(l->flags & DSM_COH_LINE_HELD);
 	out->rdma = !!(l->flags & DSM_COH_LINE_RDMA);
+	out->wb = !!(l->flags & DSM_COH_LINE_WB);
 	out->deferred = l->deferred;
 }
 

@@ -78,7 +78,8 @@ typedef enum dsm_coh_msg_type {
 
 /* The line's data follows the message inline. */
 #define DSM_COH_MSGF_DATA 0x1
-/* The receiver reads the data from the home segment by RDMA. */
+/* GRANT: the receiver reads the data from the home segment by RDMA. WB: the
+ * sender has written the data into the home segment by RDMA. */
 #define DSM_COH_MSGF_RDMA 0x2
 /* GET_M: the requester held a read-only copy when it asked (informative only:
  * the home trusts its directory, not this flag). */
@@ -87,21 +88,22 @@ typedef enum dsm_coh_msg_type {
 /* What travels between ranks (16 bytes plus the line's data when
  * DSM_COH_MSGF_DATA is set). */
 typedef struct dsm_coh_msg {
-	uint8_t type;  /* dsm_coh_msg_type_t */
-	uint8_t flags; /* DSM_COH_MSGF_* */
-	uint16_t src;  /* sending rank */
-	uint32_t reserved;
+	uint8_t type;      /* dsm_coh_msg_type_t */
+	uint8_t flags;     /* DSM_COH_MSGF_* */
+	uint16_t src;      /* sending rank */
+	uint32_t reserved; /* ignored by the engine (the transport may use it) */
 	uint64_t line;
 } dsm_coh_msg_t;
 
 /* ---- Events ---- */
 
 typedef enum dsm_coh_event_type {
-	DSM_COH_EV_READ_FAULT = 1, /* a thread read an absent line (MISSING) */
-	DSM_COH_EV_WRITE_FAULT,    /* a thread wrote an absent or write-protected line */
-	DSM_COH_EV_MSG,            /* a protocol message arrived; its data (if any) is at hand */
-	DSM_COH_EV_RDMA_DONE,      /* the RDMA read of a line's data completed */
-	DSM_COH_EV_HOLD_DONE,      /* the woken thread's access happened or the hold time passed */
+	DSM_COH_EV_READ_FAULT = 1,  /* a thread read an absent line (MISSING) */
+	DSM_COH_EV_WRITE_FAULT,     /* a thread wrote an absent or write-protected line */
+	DSM_COH_EV_MSG,             /* a protocol message arrived; its data (if any) is at hand */
+	DSM_COH_EV_RDMA_DONE,       /* the RDMA read of a line's data completed */
+	DSM_COH_EV_HOLD_DONE,       /* the woken thread's access happened or the hold time passed */
+	DSM_COH_EV_RDMA_WRITE_DONE, /* the RDMA write-back of a line completed at the home */
 } dsm_coh_event_type_t;
 
 typedef struct dsm_coh_event {
@@ -120,6 +122,11 @@ typedef enum dsm_coh_action_type {
 	/* read the line from peer's home segment into the staging buffer; an
 	 * RDMA_DONE event follows */
 	DSM_COH_ACT_RDMA_READ,
+	/* write the line (from src, MAP: copied when the action runs, through a
+	 * registered bounce buffer, since the mapping is never registered) into
+	 * peer's home segment; an RDMA_WRITE_DONE event follows once the data is
+	 * visible there (FI_DELIVERY_COMPLETE) */
+	DSM_COH_ACT_RDMA_WRITE,
 	/* install the line read-only (UFFDIO_COPY with MODE_WP) from src */
 	DSM_COH_ACT_INSTALL_RO,
 	/* install the line read-write from src, or with src NONE lift the
@@ -196,8 +203,9 @@ typedef enum dsm_coh_data_mode {
 typedef struct dsm_coh_config {
 	unsigned rank;
 	unsigned nranks;
-	dsm_coh_data_mode_t data_mode;
-	unsigned bugs; /* DSM_COH_BUG_*, tests only */
+	dsm_coh_data_mode_t data_mode; /* how grants carry data */
+	dsm_coh_data_mode_t wb_mode;   /* how write-backs do: WB inline, or RDMA write + WB */
+	unsigned bugs;                 /* DSM_COH_BUG_*, tests only */
 } dsm_coh_config_t;
 
 typedef struct dsm_coh_node dsm_coh_node_t;
@@ -212,7 +220,9 @@ int dsm_coh_node_clone(const dsm_coh_node_t *node, dsm_coh_node_t **copy_p);
  * call does not clear). Return: 0; DSM_ERR_PROTOCOL for an event the state of
  * the line cannot take (a malformed or unexpected message: every check runs
  * before the first change, so the state is unchanged, and out holds nothing
- * new: the runtime drops the message and counts it); -EINVAL; -ENOMEM.
+ * new: the runtime drops the message and counts it); -EINVAL for a bad
+ * argument (unchanged too); -ENOMEM, after which the node's state is undefined
+ * and the runtime must stop using it.
  */
 int dsm_coh_handle(dsm_coh_node_t *node, const dsm_coh_event_t *ev, dsm_coh_actions_t *out);
 
@@ -237,6 +247,7 @@ typedef struct dsm_coh_line_info {
 	dsm_coh_state_t state;
 	int held;     /* granted and not yet released by HOLD_DONE */
 	int rdma;     /* granted, waiting for the RDMA read */
+	int wb;       /* given up, its RDMA write-back in flight */
 	int deferred; /* message type waiting for the hold to end, or 0 */
 } dsm_coh_line_info_t;
 
@@ -261,5 +272,6 @@ size_t dsm_coh_node_bytes(const dsm_coh_node_t *node);
 
 const char *dsm_coh_msg_name(int type);
 const char *dsm_coh_state_name(int state);
+const char *dsm_coh_counter_name(int counter);
 
 #endif

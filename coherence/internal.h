@@ -68,6 +68,7 @@ typedef struct dsm_coh_line {
 
 #define DSM_COH_LINE_HELD 0x1 /* granted; INV/FWD wait for HOLD_DONE */
 #define DSM_COH_LINE_RDMA 0x2 /* granted; waiting for RDMA_DONE */
+#define DSM_COH_LINE_WB   0x4 /* gave the line up; its RDMA write-back is in flight */
 
 /* A request waiting at the home: rank << 1 | (1 for write). */
 typedef uint16_t dsm_coh_req_t;

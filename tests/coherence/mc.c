@@ -39,6 +39,8 @@ typedef struct mc_node {
 	uint32_t home_seg[MC_MAX_LINES][MC_WORDS];
 	uint32_t staging[MC_MAX_LINES][MC_WORDS];
 	uint8_t rdma[MC_MAX_LINES]; /* an RDMA read is in flight */
+	uint8_t wb[MC_MAX_LINES];   /* an RDMA write-back is in flight, of wbuf */
+	uint32_t wbuf[MC_MAX_LINES][MC_WORDS];
 	uint8_t hold[MC_MAX_LINES]; /* a hold started and HOLD_DONE is owed */
 	uint8_t nuffd;
 	mc_fault_t uffd[MC_MAX_UFFD];
@@ -64,7 +66,7 @@ typedef struct mc_sim {
 } mc_sim_t;
 
 /* A step the scheduler can choose. */
-enum { C_THREAD, C_UFFD, C_MSG, C_RDMA, C_HOLD };
+enum { C_THREAD, C_UFFD, C_MSG, C_RDMA, C_HOLD, C_WB };
 typedef struct mc_choice {
 	uint8_t kind, node, idx; /* idx: thread, message slot or line */
 } mc_choice_t;
@@ -79,7 +81,8 @@ const char *mc_fail_name(int f)
 	                                            "livelock",
 	                                            "starvation",
 	                                            "impossible action",
-	                                            "final state inconsistent"};
+	                                            "final state inconsistent",
+	                                            "engine and page table disagree"};
 
 	return f >= 0 && f < MC_NFAIL ? names[f] : "?";
 }
@@ -122,6 +125,7 @@ static int sim_init(mc_sim_t *s, const mc_config_t *cfg)
 		dsm_coh_config_t ec = {.rank = n,
 		                       .nranks = cfg->nnodes,
 		                       .data_mode = cfg->data_mode,
+		                       .wb_mode = cfg->wb_mode,
 		                       .bugs = cfg->bugs};
 		int rc = dsm_coh_node_create(&ec, &s->eng[n]);
 
@@ -259,6 +263,15 @@ static void apply(mc_sim_t *s, unsigned n, const uint32_t *payload)
 			}
 			nd->rdma[l] = 1;
 			break;
+		case DSM_COH_ACT_RDMA_WRITE:
+			if (a->peer != s->home[l] || a->peer == n || nd->wb[l] || !from) {
+				failf(s, MC_BAD_ACTION, "node %u line %d: bad RDMA write", n, l);
+				return;
+			}
+			/* The runtime copies into its bounce buffer as the action runs. */
+			memcpy(nd->wbuf[l], from, sizeof(nd->wbuf[l]));
+			nd->wb[l] = 1;
+			break;
 		case DSM_COH_ACT_INSTALL_RO:
 		case DSM_COH_ACT_INSTALL_RW:
 			if (a->src == DSM_COH_SRC_NONE) {
@@ -324,6 +337,27 @@ static void apply(mc_sim_t *s, unsigned n, const uint32_t *payload)
 	}
 }
 
+/* The engine's idea of a line and the page table must agree after every
+ * event: a missing or extra action shows here even when no other rank
+ * happens to touch the line. */
+static void check_agree(mc_sim_t *s, unsigned n, int l)
+{
+	static const uint8_t prot_of[] = {
+	        [DSM_COH_I] = PROT_NONE_,  [DSM_COH_S] = PROT_RO,     [DSM_COH_M] = PROT_RW,
+	        [DSM_COH_IS] = PROT_NONE_, [DSM_COH_IM] = PROT_NONE_, [DSM_COH_SM] = PROT_RO};
+	dsm_coh_line_info_t li;
+
+	if (l < 0)
+		return;
+	dsm_coh_line_info(s->eng[n], s->line_id[l], &li);
+	if (s->node[n].map[l].prot != prot_of[li.state])
+		failf(s, MC_MISMATCH, "node %u line %d: engine says %s, page is %s", n, l,
+		      dsm_coh_state_name(li.state),
+		      s->node[n].map[l].prot == PROT_RW   ? "read-write"
+		      : s->node[n].map[l].prot == PROT_RO ? "read-only"
+		                                          : "absent");
+}
+
 static void feed(mc_sim_t *s, unsigned n, const dsm_coh_event_t *ev, const uint32_t *payload)
 {
 	int rc;
@@ -345,6 +379,9 @@ static void feed(mc_sim_t *s, unsigned n, const dsm_coh_event_t *ev, const uint3
 		return;
 	}
 	apply(s, n, payload);
+	if (!s->fail)
+		check_agree(s, n,
+		            line_index(s, ev->type == DSM_COH_EV_MSG ? ev->msg.line : ev->line));
 }
 
 /* ---- Steps ---- */
@@ -357,6 +394,8 @@ static int hold_can_end(const mc_sim_t *s, unsigned n, unsigned l)
 	 * thread woken on the line is still waiting to retry. */
 	if (!s->node[n].hold[l])
 		return 0;
+	if (s->cfg->early_hold)
+		return 1;
 	for (t = 0; t < s->cfg->nthreads; t++)
 		if (s->node[n].th[t].status == T_WOKEN && s->node[n].th[t].line == l)
 			return 0;
@@ -390,6 +429,8 @@ static unsigned choices(const mc_sim_t *s, mc_choice_t *c)
 		for (l = 0; l < s->cfg->nlines; l++) {
 			if (nd->rdma[l])
 				c[k++] = (mc_choice_t){C_RDMA, (uint8_t)n, (uint8_t)l};
+			if (nd->wb[l])
+				c[k++] = (mc_choice_t){C_WB, (uint8_t)n, (uint8_t)l};
 			if (hold_can_end(s, n, l))
 				c[k++] = (mc_choice_t){C_HOLD, (uint8_t)n, (uint8_t)l};
 		}
@@ -400,7 +441,7 @@ static unsigned choices(const mc_sim_t *s, mc_choice_t *c)
 	return k;
 }
 
-#define MAX_CHOICES (MC_MAX_NODES * (MC_MAX_THREADS + 1 + 2 * MC_MAX_LINES) + MC_MAX_MSGS)
+#define MAX_CHOICES (MC_MAX_NODES * (MC_MAX_THREADS + 1 + 3 * MC_MAX_LINES) + MC_MAX_MSGS)
 
 static void thread_step(mc_sim_t *s, unsigned n, unsigned t)
 {
@@ -413,7 +454,7 @@ static void thread_step(mc_sim_t *s, unsigned n, unsigned t)
 	 * thread granted what it asked for that finds it gone again may lose
 	 * the line forever. */
 	if (th->status == T_WOKEN && th->granted >= need && pg->prot < need &&
-	    !s->cfg->no_grant_check) {
+	    !s->cfg->no_grant_check && !s->cfg->early_hold) {
 		failf(s, MC_STARVATION,
 		      "node %u thread %u: line %u taken away before the woken thread ran", n, t,
 		      op->line);
@@ -439,16 +480,27 @@ static void thread_step(mc_sim_t *s, unsigned n, unsigned t)
 		return;
 	}
 	/* The kernel puts the thread to sleep and queues a message for the loop. */
+	th->status = T_BLOCKED;
+	th->line = op->line;
+	if (!th->fault_step)
+		th->fault_step = s->step;
+	if (s->cfg->early_hold) {
+		unsigned i;
+
+		/* A line that bounces makes a thread fault again and again while
+		 * its earlier messages are unread; an identical unread message
+		 * already stands for this one, and the state space stays finite. */
+		for (i = 0; i < s->node[n].nuffd; i++)
+			if (s->node[n].uffd[i].thread == t && s->node[n].uffd[i].line == op->line &&
+			    s->node[n].uffd[i].write == op->write)
+				return;
+	}
 	if (s->node[n].nuffd == MC_MAX_UFFD) {
 		failf(s, MC_BAD_ACTION, "node %u: userfaultfd queue overflows", n);
 		return;
 	}
 	s->node[n].uffd[s->node[n].nuffd++] =
 	        (mc_fault_t){(uint8_t)t, op->line, (uint8_t)(op->write ? 1 : 0)};
-	th->status = T_BLOCKED;
-	th->line = op->line;
-	if (!th->fault_step)
-		th->fault_step = s->step;
 }
 
 static void do_step(mc_sim_t *s, const mc_choice_t *c)
@@ -491,6 +543,15 @@ static void do_step(mc_sim_t *s, const mc_choice_t *c)
 		ev.line = s->line_id[c->idx];
 		feed(s, c->node, &ev, NULL);
 		break;
+	case C_WB:
+		/* The write lands in the home segment when it completes. */
+		memcpy(s->node[s->home[c->idx]].home_seg[c->idx], nd->wbuf[c->idx],
+		       sizeof(nd->wbuf[c->idx]));
+		nd->wb[c->idx] = 0;
+		ev.type = DSM_COH_EV_RDMA_WRITE_DONE;
+		ev.line = s->line_id[c->idx];
+		feed(s, c->node, &ev, NULL);
+		break;
 	case C_HOLD:
 		nd->hold[c->idx] = 0;
 		ev.type = DSM_COH_EV_HOLD_DONE;
@@ -504,6 +565,13 @@ static void check_progress(mc_sim_t *s)
 {
 	unsigned n, t;
 
+	if (s->cfg->early_hold) {
+		/* Lines may bounce, but a random schedule still ends. */
+		if (s->step > 1000 * s->bound)
+			failf(s, MC_LIVELOCK, "schedule longer than %llu steps",
+			      (unsigned long long)(1000 * s->bound));
+		return;
+	}
 	for (n = 0; n < s->cfg->nnodes; n++)
 		for (t = 0; t < s->cfg->nthreads; t++) {
 			const mc_thread_t *th = &s->node[n].th[t];
@@ -555,7 +623,7 @@ static void check_final(mc_sim_t *s)
 				               : DSM_COH_I;
 			else
 				want = DSM_COH_I;
-			if ((int)li.state != want || li.held || li.rdma || li.deferred ||
+			if ((int)li.state != want || li.held || li.rdma || li.wb || li.deferred ||
 			    pg->prot != (want == DSM_COH_M   ? PROT_RW
 			                 : want == DSM_COH_S ? PROT_RO
 			                                     : PROT_NONE_)) {
@@ -621,6 +689,8 @@ static uint64_t sim_hash(const mc_sim_t *s, uint8_t *buf, size_t cap)
 		h = hash_bytes((const uint8_t *)nd->home_seg, sizeof(nd->home_seg), h);
 		h = hash_bytes(nd->rdma, sizeof(nd->rdma), h);
 		h = hash_bytes(nd->hold, sizeof(nd->hold), h);
+		h = hash_bytes(nd->wb, sizeof(nd->wb), h);
+		h = hash_bytes((const uint8_t *)nd->wbuf, sizeof(nd->wbuf), h);
 		h = hash_bytes(&nd->nuffd, 1, h);
 		h = hash_bytes((const uint8_t *)nd->uffd, nd->nuffd * sizeof(nd->uffd[0]), h);
 		for (t = 0; t < s->cfg->nthreads; t++) {
@@ -717,7 +787,7 @@ static void report(mc_sim_t *s, mc_result_t *res)
 
 static const char *choice_str(const mc_sim_t *s, const mc_choice_t *c, char *b, size_t n)
 {
-	static const char *const kinds[] = {"thread", "uffd", "msg", "rdma", "hold"};
+	static const char *const kinds[] = {"thread", "uffd", "msg", "rdma", "hold", "rdma-write"};
 
 	if (c->kind == C_MSG && c->idx < s->nnet)
 		snprintf(b, n, "deliver %s %u->%u", dsm_coh_msg_name(s->net[c->idx].m.type),
@@ -740,7 +810,7 @@ static int dfs_visit(dfs_t *d, mc_sim_t *s, unsigned depth, double *paths_p)
 		slot = SIZE_MAX; /* checking the path count: walk it again */
 	if (slot != SIZE_MAX) {
 		*paths_p = d->seen.paths[slot];
-		if (d->seen.color[slot] == 1) {
+		if (d->seen.color[slot] == 1 && !s->cfg->early_hold) {
 			failf(s, MC_LIVELOCK,
 			      "step %u returns to a state already on its path: a cycle", depth);
 			return 1;
@@ -876,9 +946,11 @@ void mc_random_config(uint64_t *rng, const mc_random_opts_t *o, mc_config_t *cfg
 	cfg->nlines = 1 + rnd_below(rng, o->max_lines);
 	cfg->nthreads = 1 + rnd_below(rng, o->max_threads);
 	cfg->data_mode = o->any_data_mode ? (dsm_coh_data_mode_t)rnd_below(rng, 2) : o->data_mode;
+	cfg->wb_mode = o->any_data_mode ? (dsm_coh_data_mode_t)rnd_below(rng, 2) : o->data_mode;
 	cfg->bugs = o->bugs;
 	cfg->fifo = o->fifo;
 	cfg->dist = dists[rnd_below(rng, 4)];
+	cfg->early_hold = o->early_holds && rnd_below(rng, 4) == 0;
 	/* Contention is where the bugs are: most accesses go to a few lines. */
 	hot = 1 + rnd_below(rng, cfg->nlines);
 	for (n = 0; n < cfg->nnodes; n++)
@@ -890,7 +962,7 @@ void mc_random_config(uint64_t *rng, const mc_random_opts_t *o, mc_config_t *cfg
 				op->line = (uint8_t)rnd_below(rng, rnd_below(rng, 4) ? hot
 				                                                     : cfg->nlines);
 				op->word = (uint8_t)rnd_below(rng, MC_WORDS);
-				op->write = rnd_below(rng, 2);
+				op->write = (uint8_t)rnd_below(rng, 2);
 				op->value = 1 + (n << 16 | t << 8 | i);
 			}
 		}
@@ -968,7 +1040,9 @@ int mc_random(const mc_random_opts_t *o, mc_result_t *res)
 			check_final(s);
 		res->schedules++;
 		res->steps += s->step;
-		if (s->max_fault_steps > res->max_fault_steps)
+		res->early_hold_schedules += cfg->early_hold != 0;
+		/* A bounced line may wait long by design there: no bound to report. */
+		if (!cfg->early_hold && s->max_fault_steps > res->max_fault_steps)
 			res->max_fault_steps = s->max_fault_steps;
 		for (j = 0; j < DSM_COH_CNT_NCOUNTERS; j++)
 			res->counters[j] += s->counters[j];
@@ -978,10 +1052,13 @@ int mc_random(const mc_random_opts_t *o, mc_result_t *res)
 				fprintf(stderr,
 				        "failing schedule %llu (config rng %#llx): %u nodes, %u "
 				        "lines, "
-				        "%u threads, data %s, dist %d, fifo %d\n",
+				        "%u threads, data %s, write-back %s, dist %d, fifo %d, "
+				        "early hold %d\n",
 				        (unsigned long long)i, (unsigned long long)cfg_rng,
 				        cfg->nnodes, cfg->nlines, cfg->nthreads,
-				        cfg->data_mode ? "rdma" : "inline", cfg->dist, cfg->fifo);
+				        cfg->data_mode ? "rdma" : "inline",
+				        cfg->wb_mode ? "rdma" : "inline", cfg->dist, cfg->fifo,
+				        cfg->early_hold);
 			}
 		}
 		sim_fini(s);

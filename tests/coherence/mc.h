@@ -32,12 +32,18 @@ typedef struct mc_op {
 typedef struct mc_config {
 	unsigned nnodes, nlines, nthreads;
 	dsm_coh_data_mode_t data_mode;
+	dsm_coh_data_mode_t wb_mode;
 	unsigned bugs; /* DSM_COH_BUG_* */
 	int fifo;      /* deliver in order per (src, dst) pair; default: any order */
 	/* Leave out the direct check that a grant stays until its woken thread
 	 * ran, so that only cycle detection can see a missing hold (a test of
 	 * the exhaustive search itself). */
 	int no_grant_check;
+	/* The hold may end at any time (the runtime's timer fired before the
+	 * woken thread ran). Only safety is checked then: a line may bounce
+	 * between ranks, so cycles and long waits are allowed, but every read
+	 * must still be right and single-writer must still hold. */
+	int early_hold;
 	dsm_dist_t dist;
 	unsigned nops[MC_MAX_NODES][MC_MAX_THREADS];
 	mc_op_t ops[MC_MAX_NODES][MC_MAX_THREADS][MC_MAX_OPS];
@@ -53,6 +59,7 @@ typedef enum mc_fail {
 	MC_STARVATION, /* a fault took more steps than the bound */
 	MC_BAD_ACTION, /* an action the runtime could not carry out */
 	MC_FINAL,      /* after quiescence, directory and copies disagree */
+	MC_MISMATCH,   /* a rank's engine state and its page table disagree */
 	MC_NFAIL,
 } mc_fail_t;
 
@@ -65,8 +72,9 @@ typedef struct mc_result {
 	double orders;      /* exhaustive: distinct schedules (paths to the end) */
 	uint64_t states;    /* distinct states (exhaustive: exact; random: estimated) */
 	uint64_t steps;
-	uint64_t max_fault_steps; /* longest time a fault waited, in steps */
-	uint64_t max_depth;       /* exhaustive: longest path */
+	uint64_t early_hold_schedules; /* random: schedules whose holds could end early */
+	uint64_t max_fault_steps;      /* longest time a fault waited, in steps */
+	uint64_t max_depth;            /* exhaustive: longest path */
 	uint64_t counters[DSM_COH_CNT_NCOUNTERS];
 } mc_result_t;
 
@@ -82,6 +90,7 @@ typedef struct mc_random_opts {
 	int any_data_mode;
 	unsigned bugs;
 	int fifo;
+	int early_holds; /* one schedule in four lets holds end early */
 	int verbose;
 	uint8_t *hll; /* MC_HLL_SIZE registers to add the states to, or NULL */
 } mc_random_opts_t;

@@ -274,6 +274,52 @@ static void rdma_grant(void **st)
 	dsm_coh_node_destroy(n);
 }
 
+static void rdma_write_back(void **st)
+{
+	dsm_coh_config_t c = {.rank = 1, .nranks = 2, .wb_mode = DSM_COH_DATA_RDMA};
+	dsm_coh_node_t *n = NULL, *h = mk(0, 3, DSM_COH_DATA_INLINE);
+	dsm_coh_line_info_t li;
+
+	(void)st;
+	assert_int_equal(dsm_coh_node_create(&c, &n), 0);
+	ev_fault(n, L0, 0, 1);
+	ev_msg(n, DSM_COH_MSG_GRANT_M, 0, L0, DSM_COH_MSGF_DATA);
+	ev_simple(n, DSM_COH_EV_HOLD_DONE, L0);
+	/* Protect, copy out by RDMA write, then zap: the copy is taken as the
+	 * action runs, so the zap may follow at once. No WB yet. */
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_FWD_M, 0, L0, 0), 0);
+	EXPECT(DSM_COH_ACT_WRITE_PROTECT, DSM_COH_ACT_RDMA_WRITE, DSM_COH_ACT_ZAP,
+	       DSM_COH_ACT_WAKE);
+	assert_int_equal(nth(1)->peer, 0);
+	assert_int_equal(nth(1)->src, DSM_COH_SRC_MAP);
+	dsm_coh_line_info(n, L0, &li);
+	assert_int_equal(li.state, DSM_COH_I);
+	assert_true(li.wb);
+	/* A new fault asks again; the home queues it behind the write-back. */
+	assert_int_equal(ev_fault(n, L0, 0, 0), 0);
+	expect_send(0, DSM_COH_MSG_GET_S, 0);
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_GRANT_S, 0, L0, DSM_COH_MSGF_DATA),
+	                 DSM_ERR_PROTOCOL);
+	/* Completion: WB says the data is in place, and carries none. */
+	assert_int_equal(ev_simple(n, DSM_COH_EV_RDMA_WRITE_DONE, L0), 0);
+	EXPECT(DSM_COH_ACT_SEND);
+	expect_send(0, DSM_COH_MSG_WB, 0);
+	assert_int_equal(nth(0)->msg.flags, DSM_COH_MSGF_RDMA);
+	assert_int_equal(nth(0)->src, DSM_COH_SRC_NONE);
+	assert_int_equal(ev_simple(n, DSM_COH_EV_RDMA_WRITE_DONE, L0), DSM_ERR_PROTOCOL);
+
+	/* At the home such a WB stores nothing: the data is already there. */
+	ev_msg(h, DSM_COH_MSG_GET_M, 1, L0, 0);
+	ev_msg(h, DSM_COH_MSG_DONE, 1, L0, 0);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_GET_S, 2, L0, 0), 0);
+	expect_send(0, DSM_COH_MSG_FWD_S, 1);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_WB, 1, L0, DSM_COH_MSGF_RDMA), 0);
+	EXPECT(DSM_COH_ACT_SEND);
+	expect_send(0, DSM_COH_MSG_GRANT_S, 2);
+	dsm_coh_node_destroy(h);
+	dsm_coh_node_destroy(n);
+}
+
 static void unexpected_events(void **st)
 {
 	dsm_coh_node_t *n = mk(1, 4, DSM_COH_DATA_INLINE);
@@ -543,6 +589,22 @@ static void clone_is_deep(void **st)
 	dsm_coh_node_destroy(c);
 }
 
+static void names(void **st)
+{
+	int i;
+
+	(void)st;
+	for (i = 1; i < DSM_COH_MSG_NTYPES; i++)
+		assert_string_not_equal(dsm_coh_msg_name(i), "?");
+	for (i = 0; i < DSM_COH_CNT_NCOUNTERS; i++)
+		assert_string_not_equal(dsm_coh_counter_name(i), "?");
+	for (i = DSM_COH_I; i <= DSM_COH_SM; i++)
+		assert_string_not_equal(dsm_coh_state_name(i), "?");
+	assert_string_equal(dsm_coh_msg_name(0), "?");
+	assert_string_equal(dsm_coh_counter_name(DSM_COH_CNT_NCOUNTERS), "?");
+	assert_string_equal(dsm_coh_protocol_name(), "directory-swmr");
+}
+
 static void create_checks(void **st)
 {
 	dsm_coh_config_t c = {.rank = 4, .nranks = 4};
@@ -687,6 +749,7 @@ int main(void)
 	        cmocka_unit_test(upgrade_without_data),
 	        cmocka_unit_test(owner_forwards),
 	        cmocka_unit_test(rdma_grant),
+	        cmocka_unit_test(rdma_write_back),
 	        cmocka_unit_test(unexpected_events),
 	        cmocka_unit_test(home_serializes_and_invalidates),
 	        cmocka_unit_test(home_requests_its_own_line),
@@ -695,6 +758,7 @@ int main(void)
 	        cmocka_unit_test(metadata_only_for_touched_lines),
 	        cmocka_unit_test(clone_is_deep),
 	        cmocka_unit_test(create_checks),
+	        cmocka_unit_test(names),
 	        cmocka_unit_test(sharers_inline_then_bitmap),
 	        cmocka_unit_test(layout_lines),
 	        cmocka_unit_test(layout_homes),
