@@ -632,6 +632,19 @@ static int expire_holds(struct dsm_rt *rt, uint64_t now, uint64_t *next_p)
 	return n;
 }
 
+/* Slept the whole cap with a reply due: if the transport has work now, it missed a wake-up. */
+static void missed_wakeup_check(struct dsm_rt *rt)
+{
+	if (dsm_tp_sleep_prepare(rt->tp) == 0) {
+		dsm_tp_sleep_end(rt->tp);
+		return;
+	}
+	rt->missed_wakeups++;
+	if (rt->missed_wakeups == 1 || (rt->missed_wakeups & (rt->missed_wakeups - 1)) == 0)
+		DSM_LOG(DSM_LOG_DEBUG, "transport work found by a timed wake-up (%llu so far)",
+		        (unsigned long long)rt->missed_wakeups);
+}
+
 static void *loop_main(void *arg)
 {
 	struct dsm_rt *rt = arg;
@@ -669,15 +682,22 @@ static void *loop_main(void *arg)
 			continue;
 
 		struct epoll_event evs[4];
-		struct timespec ts, *tsp = NULL;
-		if (next != UINT64_MAX) {
-			uint64_t d = next > now ? next - now : 0;
-			ts.tv_sec = (time_t)(d / 1000000000ull);
-			ts.tv_nsec = (long)(d % 1000000000ull);
-			tsp = &ts;
-		}
-		if (epoll_pwait2(rt->epfd, evs, 4, tsp, NULL) < 0 && errno != EINTR)
+		struct timespec ts;
+		/* Bounded sleeps: a wake-up the transport misses costs a delay, not a hang. While a
+		 * reply is due, look again every 10 ms; idle, every second. */
+		uint64_t cap = (rt->nfaults || rt->pending) ? 10000000ull : 1000000000ull;
+		uint64_t d = next != UINT64_MAX ? (next > now ? next - now : 0) : cap;
+		int nev;
+
+		if (d > cap)
+			d = cap;
+		ts.tv_sec = (time_t)(d / 1000000000ull);
+		ts.tv_nsec = (long)(d % 1000000000ull);
+		nev = epoll_pwait2(rt->epfd, evs, 4, &ts, NULL);
+		if (nev < 0 && errno != EINTR)
 			loop_fatal(1, "epoll_pwait2 failed: %s", strerror(errno));
+		if (nev == 0 && d == cap && (rt->nfaults || rt->pending))
+			missed_wakeup_check(rt);
 		dsm_tp_sleep_end(rt->tp);
 	}
 	return NULL;

@@ -147,10 +147,11 @@ struct dsm_rt {
 	int epfd, evfd;
 	atomic_bool stop;
 	uint64_t hold_ns;
-	uint64_t spin_ns; /* how long to poll for a due reply before sleeping */
-	bool may_spin;    /* ranks on this node <= cores: spin briefly while a reply is due */
-	char *scratch;    /* a message being built: header + one line */
-	char *stash;      /* a line's data taken just before its zap, for later actions */
+	uint64_t spin_ns;        /* how long to poll for a due reply before sleeping */
+	uint64_t missed_wakeups; /* timed wake-ups that found transport work (loop only) */
+	bool may_spin; /* ranks on this node <= cores: spin briefly while a reply is due */
+	char *scratch; /* a message being built: header + one line */
+	char *stash;   /* a line's data taken just before its zap, for later actions */
 	int64_t stash_line;
 	struct dsm_rt_hold *holds;
 	size_t nholds, holds_cap;

@@ -42,6 +42,18 @@ static inline long mr_rounds(long dflt)
 	return tier && tier[0] == 'l' ? 10 * n : n;
 }
 
+/* The line size the job runs with (DSM_LINE_SIZE, as a plain number or with a K suffix). */
+static inline size_t mr_line_size(void)
+{
+	const char *e = getenv("DSM_LINE_SIZE");
+	char *end;
+	size_t v = e ? strtoul(e, &end, 10) : 0;
+
+	if (v && (*end == 'K' || *end == 'k'))
+		v <<= 10;
+	return v ? v : 4096;
+}
+
 static inline int mr_finish(void)
 {
 	int local[2] = {mr_pass, mr_fail}, sum[2];

@@ -49,18 +49,19 @@ int main(int argc, char **argv)
 	else
 		dsm_barrier(); /* fails too, and says so; it returns nothing */
 	/* And the job goes on in step afterwards. */
-	p = dsm_all_alloc((size_t)n * 4 * 4096, DSM_DIST_BLOCK);
+	size_t L = mr_line_size();
+	p = dsm_all_alloc((size_t)n * 4 * L, DSM_DIST_BLOCK);
 	CHECK(p != NULL);
 	if (p) {
 		CHECK(dsm_home(p) == 0);
-		CHECK(dsm_home(p + (size_t)n * 4 * 4096 - 1) == n - 1);
+		CHECK(dsm_home(p + (size_t)n * 4 * L - 1) == n - 1);
 		CHECK(dsm_home(&x) == -EINVAL);
-		CHECK(dsm_all_free(p + 4096) == -EINVAL); /* not a start, on every rank */
+		CHECK(dsm_all_free(p + L) == -EINVAL); /* not a start, on every rank */
 		CHECK(dsm_all_free(p) == 0);
 		CHECK(dsm_all_free(p) == -EINVAL); /* double free */
 	}
-	p = dsm_all_alloc((size_t)n * 4096, DSM_DIST_CYCLIC);
-	CHECK(p && dsm_home(p + 4096) == 1 % n && dsm_home(p) == 0);
+	p = dsm_all_alloc((size_t)n * L, DSM_DIST_CYCLIC);
+	CHECK(p && dsm_home(p + L) == 1 % n && dsm_home(p) == 0);
 
 	/* Local allocations: homed on the caller, freeable from any rank. */
 	char **slots = dsm_all_alloc((size_t)n * 64, DSM_DIST_LOCAL);

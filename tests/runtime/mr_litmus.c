@@ -24,24 +24,20 @@
 #include "mr.h"
 
 #define BATCH 128
-#define LINE  4096
 #define NOUT  16
 
 enum shape { MP, SB, LB, W22, IRIW, NSHAPES };
 static const char *const shape_names[] = {"MP", "SB+mfence", "LB", "2+2W", "IRIW"};
 
 /* Relaxed C11 atomics: plain moves on x86, so the shapes are the plain ones, and the threads
- * of one rank racing on them is no data race for the compiler or ThreadSanitizer. */
+ * of one rank racing on them is no data race for the compiler or ThreadSanitizer. x, y and
+ * the round's meeting counter each sit on a line of their own, whatever the line size. */
 struct slot {
-	atomic_int x;
-	char pad1[LINE - sizeof(int)];
-	atomic_int y;
-	char pad2[LINE - sizeof(int)];
-	atomic_int go; /* the round's sides meet here, so that they overlap */
-	char pad3[LINE - sizeof(atomic_int)];
+	atomic_int *x, *y;
+	atomic_int *go; /* the round's sides meet here, so that they overlap */
 };
 
-static struct slot *slots; /* BATCH slots */
+static struct slot slots[BATCH];
 static int rank, nranks, sides;
 static unsigned seed_base;
 
@@ -62,70 +58,70 @@ static int side(enum shape s, int t, struct slot *v, unsigned *seed)
 {
 	int r1 = 0, r2 = 0;
 
-	atomic_fetch_add(&v->go, 1);
+	atomic_fetch_add(v->go, 1);
 	/* Yield while waiting: on a small node a spinning thread would take the core that the
 	 * event loop needs to bring in the very line it waits on. */
-	while (atomic_load(&v->go) < sides)
+	while (atomic_load(v->go) < sides)
 		sched_yield();
 	delay(seed);
 	switch (s) {
 	case MP:
 		if (t == 0) {
-			atomic_store_explicit(&v->x, 1, memory_order_relaxed);
+			atomic_store_explicit(v->x, 1, memory_order_relaxed);
 			COMPILER_BARRIER();
-			atomic_store_explicit(&v->y, 1, memory_order_relaxed);
+			atomic_store_explicit(v->y, 1, memory_order_relaxed);
 		} else {
-			r1 = atomic_load_explicit(&v->y, memory_order_relaxed);
+			r1 = atomic_load_explicit(v->y, memory_order_relaxed);
 			COMPILER_BARRIER();
-			r2 = atomic_load_explicit(&v->x, memory_order_relaxed);
+			r2 = atomic_load_explicit(v->x, memory_order_relaxed);
 		}
 		break;
 	case SB:
 		if (t == 0) {
-			atomic_store_explicit(&v->x, 1, memory_order_relaxed);
+			atomic_store_explicit(v->x, 1, memory_order_relaxed);
 			MFENCE();
-			r1 = atomic_load_explicit(&v->y, memory_order_relaxed);
+			r1 = atomic_load_explicit(v->y, memory_order_relaxed);
 		} else {
-			atomic_store_explicit(&v->y, 1, memory_order_relaxed);
+			atomic_store_explicit(v->y, 1, memory_order_relaxed);
 			MFENCE();
-			r1 = atomic_load_explicit(&v->x, memory_order_relaxed);
+			r1 = atomic_load_explicit(v->x, memory_order_relaxed);
 		}
 		break;
 	case LB:
 		if (t == 0) {
-			r1 = atomic_load_explicit(&v->x, memory_order_relaxed);
+			r1 = atomic_load_explicit(v->x, memory_order_relaxed);
 			COMPILER_BARRIER();
-			atomic_store_explicit(&v->y, 1, memory_order_relaxed);
+			atomic_store_explicit(v->y, 1, memory_order_relaxed);
 		} else {
-			r1 = atomic_load_explicit(&v->y, memory_order_relaxed);
+			r1 = atomic_load_explicit(v->y, memory_order_relaxed);
 			COMPILER_BARRIER();
-			atomic_store_explicit(&v->x, 1, memory_order_relaxed);
+			atomic_store_explicit(v->x, 1, memory_order_relaxed);
 		}
 		break;
 	case W22:
 		if (t == 0) {
-			atomic_store_explicit(&v->x, 1, memory_order_relaxed);
+			atomic_store_explicit(v->x, 1, memory_order_relaxed);
 			COMPILER_BARRIER();
-			atomic_store_explicit(&v->y, 2, memory_order_relaxed);
+			atomic_store_explicit(v->y, 2, memory_order_relaxed);
 		} else {
-			atomic_store_explicit(&v->y, 1, memory_order_relaxed);
+			atomic_store_explicit(v->y, 1, memory_order_relaxed);
 			COMPILER_BARRIER();
-			atomic_store_explicit(&v->x, 2, memory_order_relaxed);
+			atomic_store_explicit(v->x, 2, memory_order_relaxed);
 		}
 		break;
 	case IRIW:
 		if (t == 0) {
-			atomic_store_explicit(&v->x, 1, memory_order_relaxed);
+			atomic_store_explicit(v->x, 1, memory_order_relaxed);
 		} else if (t == 1) {
-			atomic_store_explicit(&v->y, 1, memory_order_relaxed);
+			atomic_store_explicit(v->y, 1, memory_order_relaxed);
 		} else if (t == 2) {
-			r1 = atomic_load_explicit(&v->x, memory_order_relaxed);
+			r1 = atomic_load_explicit(v->x, memory_order_relaxed);
 			COMPILER_BARRIER();
-			r2 = atomic_load_explicit(&v->y, memory_order_relaxed);
+			r2 = atomic_load_explicit(v->y, memory_order_relaxed);
 		} else {
-			r1 = atomic_load_explicit(&v->y, memory_order_relaxed);
+			r1 = atomic_load_explicit(v->y, memory_order_relaxed);
 			COMPILER_BARRIER();
-			r2 = atomic_load_explicit(&v->x, memory_order_relaxed);
+			r2 = atomic_load_explicit(v->x, memory_order_relaxed);
 		}
 		break;
 	default:
@@ -161,7 +157,7 @@ static int outcome(enum shape s, const int *o0, const int *o1, const int *o2, co
 	case LB:
 		return (o0[i] & 1) | (o1[i] & 1) << 1;
 	case W22:
-		return atomic_load(&v->x) | atomic_load(&v->y) << 2; /* final x | final y << 2 */
+		return atomic_load(v->x) | atomic_load(v->y) << 2; /* final x | final y << 2 */
 	case IRIW:
 		return o2[i] | o3[i] << 2;
 	default:
@@ -212,9 +208,9 @@ static void reset_slots(void)
 {
 	if (rank == 0)
 		for (int i = 0; i < BATCH; i++) {
-			atomic_store(&slots[i].x, 0);
-			atomic_store(&slots[i].y, 0);
-			atomic_store(&slots[i].go, 0);
+			atomic_store(slots[i].x, 0);
+			atomic_store(slots[i].y, 0);
+			atomic_store(slots[i].go, 0);
 		}
 	dsm_barrier();
 }
@@ -285,8 +281,14 @@ int main(int argc, char **argv)
 	CHECK(dsm_init(NULL) == 0);
 	rank = dsm_rank();
 	nranks = dsm_nranks();
-	slots = dsm_all_alloc(sizeof(struct slot) * BATCH, DSM_DIST_CYCLIC);
-	CHECK(slots != NULL);
+	size_t L = mr_line_size();
+	char *mem = dsm_all_alloc(3 * L * BATCH, DSM_DIST_CYCLIC);
+	CHECK(mem != NULL);
+	for (int i = 0; i < BATCH; i++) {
+		slots[i].x = (atomic_int *)(mem + (3 * (size_t)i) * L);
+		slots[i].y = (atomic_int *)(mem + (3 * (size_t)i + 1) * L);
+		slots[i].go = (atomic_int *)(mem + (3 * (size_t)i + 2) * L);
+	}
 	for (int s = 0; s < NSHAPES; s++)
 		run_shape((enum shape)s, rounds);
 	CHECK(dsm_finalize() == 0);
