@@ -13,16 +13,16 @@ function(dsm_mr_program name)
   target_link_libraries(${name} PRIVATE dsm MPI::MPI_C Threads::Threads)
 endfunction()
 
-# dsm_mr_test(<prog> [SMOKE_ENV ...] [TIMEOUT s])
+# dsm_mr_test(<prog> [ENV ...] [SMOKE_ENV ...] [TIMEOUT s])
 function(dsm_mr_test prog)
-  cmake_parse_arguments(T "" "TIMEOUT" "SMOKE_ENV" ${ARGN})
+  cmake_parse_arguments(T "" "TIMEOUT" "ENV;SMOKE_ENV" ${ARGN})
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 300)
   endif()
   set(run ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG})
   dsm_add_test(NAME ${prog}_2r_shm_4k LABEL runtime TIMEOUT ${T_TIMEOUT}
     COMMAND ${run} 2 $<TARGET_FILE:${prog}>
-    ENVIRONMENT DSM_PROVIDER=shm DSM_LINE_SIZE=4096 DSM_HEAP_SIZE=${DSM_MR_HEAP})
+    ENVIRONMENT DSM_PROVIDER=shm DSM_LINE_SIZE=4096 DSM_HEAP_SIZE=${DSM_MR_HEAP} ${T_ENV})
   dsm_add_test(NAME ${prog}_4r_tcp_64k LABEL runtime TIMEOUT ${T_TIMEOUT}
     COMMAND ${run} 4 $<TARGET_FILE:${prog}>
     ENVIRONMENT "DSM_PROVIDER=tcp\\;ofi_rxm" DSM_LINE_SIZE=65536 DSM_HEAP_SIZE=${DSM_MR_HEAP} ${T_SMOKE_ENV})
@@ -46,7 +46,9 @@ foreach(p mr_api mr_shared mr_litmus mr_stress mr_kill)
 endforeach()
 dsm_mr_test(mr_api)
 dsm_mr_test(mr_shared SMOKE_ENV MR_ROUNDS=2000)
-dsm_mr_test(mr_litmus SMOKE_ENV MR_ROUNDS=1000)
+# 2,000 rounds per shape in the default tier for now: on this 2-core machine a round costs
+# milliseconds (see the closing note of the runtime issue); the long tier runs 100,000.
+dsm_mr_test(mr_litmus ENV MR_ROUNDS=2000 SMOKE_ENV MR_ROUNDS=1000)
 dsm_mr_test(mr_stress SMOKE_ENV MR_SECONDS=5)
 dsm_add_test(NAME mr_kill_2r_shm LABEL runtime TIMEOUT 90
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/kill_rank.sh ${MPIEXEC_EXECUTABLE} 2 $<TARGET_FILE:mr_kill>
