@@ -46,8 +46,8 @@ static void report(const char *bench, const char *mode, size_t size, double *lat
 	for (int i = 0; i < n; i++)
 		sum += lat[i];
 	printf("{\"bench\":\"%s\",\"provider\":\"%s\",\"mode\":\"%s\",\"size\":%zu,\"iters\":%d,"
-	       "\"mean_us\":%.2f,\"p50_us\":%.2f,\"p99_us\":%.2f}\n",
-	       bench, tp->prov, mode, size, n, sum / n, lat[n / 2], lat[n * 99 / 100]);
+	       "\"mean_us\":%.2f,\"p50_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.0f}\n",
+	       bench, tp->prov, mode, size, n, sum / n, lat[n / 2], lat[n * 99 / 100], lat[n - 1]);
 	fflush(stdout);
 }
 

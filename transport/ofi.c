@@ -912,6 +912,7 @@ static int open_fabric(struct ofi_tp *t)
 		DSM_LOG(DSM_LOG_ERROR, "transport: opening %s: %s", t->prov, fi_strerror(-ret));
 		return fi_err(ret);
 	}
+	/* DSM_TP_NO_WAIT_FD: debugging knob, forces the doorbell path on any provider. */
 	if (getenv("DSM_TP_NO_WAIT_FD"))
 		ret = -FI_ENOSYS;
 	else
