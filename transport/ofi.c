@@ -685,6 +685,9 @@ static int ofi_send(dsm_tp_t *tp, int peer, unsigned type, const void *buf, size
 		op = calloc(1, sizeof(*op));
 		if (op == NULL || (op->buf = malloc(n)) == NULL) {
 			free(op);
+			/* Give the sequence number back: a gap would stall the pair. */
+			t->core.tx_seq[peer]--;
+			t->core.st.msgs_sent--;
 			return -ENOMEM;
 		}
 		op->kind = OP_COPY;
@@ -708,6 +711,8 @@ static int ofi_send(dsm_tp_t *tp, int peer, unsigned type, const void *buf, size
 				free(op->buf);
 				free(op);
 			}
+			t->core.tx_seq[peer]--;
+			t->core.st.msgs_sent--;
 			return fi_err(ret);
 		}
 	}
