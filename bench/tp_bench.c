@@ -115,20 +115,19 @@ static void msg_rtt(bool peer_sleeps)
 		dsm_tp_send(tp, 1, T_STOP, NULL, 0);
 		report("msg_rtt", peer_sleeps ? "peer_asleep" : "polling", sizeof(buf), lat, iters);
 	} else {
+		/* A ping may have come with the sync message: it is counted in arrived[]. */
 		for (;;) {
 			struct dsm_tp_event ev[8];
 			int n = dsm_tp_poll(tp, ev, 8);
-			bool stop = false;
-			for (int k = 0; k < n; k++) {
-				if (ev[k].type != DSM_TP_EV_MSG)
-					continue;
-				if (ev[k].msg_type == T_STOP)
-					stop = true;
-				else if (ev[k].msg_type == T_PING)
-					dsm_tp_send(tp, 0, T_PONG, buf, sizeof(buf));
-			}
-			if (stop)
+			for (int k = 0; k < n; k++)
+				if (ev[k].type == DSM_TP_EV_MSG && ev[k].msg_type < 8)
+					arrived[ev[k].msg_type]++;
+			for (; arrived[T_PING] > 0; arrived[T_PING]--)
+				dsm_tp_send(tp, 0, T_PONG, buf, sizeof(buf));
+			if (arrived[T_STOP] > 0) {
+				arrived[T_STOP]--;
 				break;
+			}
 			if (n == 0 && peer_sleeps)
 				dsm_tp_sleep(tp, 1000);
 		}
