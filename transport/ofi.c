@@ -685,6 +685,9 @@ static int ofi_send(dsm_tp_t *tp, int peer, unsigned type, const void *buf, size
 		op = calloc(1, sizeof(*op));
 		if (op == NULL || (op->buf = malloc(n)) == NULL) {
 			free(op);
+			/* Give the sequence number back: a gap would stall the pair. */
+			t->core.tx_seq[peer]--;
+			t->core.st.msgs_sent--;
 			return -ENOMEM;
 		}
 		op->kind = OP_COPY;
@@ -708,6 +711,8 @@ static int ofi_send(dsm_tp_t *tp, int peer, unsigned type, const void *buf, size
 				free(op->buf);
 				free(op);
 			}
+			t->core.tx_seq[peer]--;
+			t->core.st.msgs_sent--;
 			return fi_err(ret);
 		}
 	}
@@ -912,6 +917,7 @@ static int open_fabric(struct ofi_tp *t)
 		DSM_LOG(DSM_LOG_ERROR, "transport: opening %s: %s", t->prov, fi_strerror(-ret));
 		return fi_err(ret);
 	}
+	/* DSM_TP_NO_WAIT_FD: debugging knob, forces the doorbell path on any provider. */
 	if (getenv("DSM_TP_NO_WAIT_FD"))
 		ret = -FI_ENOSYS;
 	else

@@ -170,5 +170,7 @@ static int run(const struct dsm_tp_boot *boot, bool mpi)
 	       "gave '%s'\nkill test: rank %d passed\n",
 	       me, victim, took * 1e3, tp->prov, dsm_strerror(ret), me);
 	fflush(stdout);
+	/* Close (frees libfabric's shm region) but do not finalize MPI: a rank is dead. */
+	dsm_tp_close(tp);
 	_exit(0);
 }
