@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dsm-bench: the interface between the driver (bench/dsm-bench.c) and its
+ * workloads. Every workload is a collective call made by every rank between
+ * dsm_init() and dsm_finalize(); it prints its results through bench_emit(),
+ * one JSON line per result, from rank 0 only. Workloads never assert a time:
+ * they check that their results are correct and report through bench_fail()
+ * when they are not.
+ */
+#ifndef DSM_BENCH_H
+#define DSM_BENCH_H
+
+#include <stddef.h>
+
+struct bench_opts {
+	int rank, nranks;
+	const char *provider; /* the libfabric provider in use, as the transport names it */
+	size_t line_size;     /* bytes per coherence line */
+	int threads;          /* -t N: application threads, 0 for the workload's default */
+	int smoke;            /* --smoke or DSM_BENCH_SMOKE=1: the smallest sizes, seconds in all */
+	double size_factor;   /* --size F: multiplies the problem sizes, default 1 */
+};
+
+/* One result. ratio = value / baseline whenever a baseline is given (the unit says which
+ * way is better). Strings must stay valid for the call only. */
+struct bench_result {
+	const char *workload; /* "latency", "jacobi", ... */
+	const char *metric;   /* "read_miss", "time", "faults_per_s", ... */
+	const char *unit;     /* "us", "s", "MB/s", "1/s", "B" */
+	double value;
+	int threads;          /* application threads per rank; 0 means 1 */
+	size_t line_size;     /* 0: the run's line size */
+	size_t size;          /* problem or message size where it applies, else 0 */
+	const char *baseline_name; /* NULL when there is no baseline */
+	double baseline;
+	const char *extra;    /* a JSON fragment of more members ("\"k\": 1, ..."), or NULL */
+};
+
+/* Rank 0 prints the result as one JSON line on stdout; the other ranks do nothing. */
+void bench_emit(const struct bench_opts *o, const struct bench_result *r);
+
+/* A correctness check failed: rank 0 prints {"workload": ..., "error": "..."} and dsm-bench
+ * will exit non-zero. Any rank may call it; it is not collective. */
+void bench_fail(const struct bench_opts *o, const char *workload, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Seconds on CLOCK_MONOTONIC. */
+double bench_now(void);
+
+/* The application workloads (bench/apps/), each beside a plain MPI version of the same
+ * algorithm run in the same job on MPI_COMM_WORLD, with the results checked equal.
+ * Return 0, or -1 when a check failed (after bench_fail()). */
+int bench_app_jacobi(const struct bench_opts *o);
+int bench_app_matmul(const struct bench_opts *o);
+int bench_app_histogram(const struct bench_opts *o);
+int bench_app_mutex_sum(const struct bench_opts *o);
+
+#endif /* DSM_BENCH_H */
