@@ -107,6 +107,12 @@ typedef struct dsm_stats {
 	uint64_t bytes_sent;    /* line data sent (inline or by RDMA) */
 	uint64_t bytes_received;
 	uint64_t fault_lat_us[DSM_STATS_LAT_BUCKETS];
+	/* The event loop (appended in 0.1: callers with an older struct_size get the above). */
+	uint64_t stale_faults;   /* faults found already resolved (a racing grant) */
+	uint64_t holds;          /* grants held for their woken threads (DESIGN.md, Progress) */
+	uint64_t holds_early;    /* holds ended as soon as every woken thread had run */
+	uint64_t sleeps;         /* times the event loop slept in epoll */
+	uint64_t missed_wakeups; /* sleeps that ended by timeout with work waiting */
 } dsm_stats_t;
 
 /**

@@ -110,6 +110,20 @@ static uint64_t us_setting_ns(const char *var, long dflt)
 	return (uint64_t)v * 1000;
 }
 
+static bool bool_setting(const char *var, bool dflt)
+{
+	const char *s = getenv(var);
+
+	if (s == NULL || *s == '\0')
+		return dflt;
+	if (strcmp(s, "1") == 0 || strcmp(s, "yes") == 0)
+		return true;
+	if (strcmp(s, "0") == 0 || strcmp(s, "no") == 0)
+		return false;
+	DSM_LOG(DSM_LOG_WARN, "%s='%s' is not 0 or 1; using %d", var, s, dflt);
+	return dflt;
+}
+
 /* ---- init and finalize -------------------------------------------------------------------- */
 
 static void teardown(struct dsm_rt *rt)
@@ -227,6 +241,8 @@ static int init_common(const MPI_Comm *comm, const dsm_config_t *cfg)
 
 	rt->hold_ns = us_setting_ns("DSM_HOLD_US", DEFAULT_HOLD_US);
 	rt->spin_ns = us_setting_ns("DSM_SPIN_US", DEFAULT_SPIN_US);
+	rt->hold_early = bool_setting("DSM_HOLD_EARLY", true);
+	rt->woken_line = UINT64_MAX;
 	rt->may_spin = node_has_spare_cores(rt);
 	ret = agree(rt, dsm_rt_loop_start(rt), "starting the event loop");
 	if (ret < 0)
@@ -285,6 +301,11 @@ static void fill_stats(struct dsm_rt *rt, dsm_stats_t *s)
 	s->bytes_received = atomic_load(&rt->cnt.bytes_received);
 	for (int i = 0; i < DSM_STATS_LAT_BUCKETS; i++)
 		s->fault_lat_us[i] = atomic_load(&rt->cnt.lat[i]);
+	s->stale_faults = atomic_load(&rt->cnt.stale_faults);
+	s->holds = atomic_load(&rt->cnt.holds);
+	s->holds_early = atomic_load(&rt->cnt.holds_early);
+	s->sleeps = atomic_load(&rt->cnt.sleeps);
+	s->missed_wakeups = atomic_load(&rt->cnt.missed_wakeups);
 }
 
 /* The smallest latency bound (µs) below which @q of the faults fall. */
@@ -324,6 +345,26 @@ static void print_stats_table(struct dsm_rt *rt)
 			       s->inv_received, s->msgs_sent, s->msgs_received, s->msgs_dropped,
 			       (double)s->bytes_sent / 1e6, (double)s->bytes_received / 1e6,
 			       lat_quantile(s, 0.5), lat_quantile(s, 0.99));
+		}
+		printf("%4s %10s %10s %11s %10s %14s  %s\n", "rank", "stale", "holds",
+		       "holds_early", "sleeps", "missed_wakeups",
+		       "fault latency histogram (us<: count)");
+		for (int r = 0; r < rt->nranks; r++) {
+			const dsm_stats_t *s = &all[r];
+			char hist[512];
+			int len = 0;
+
+			hist[0] = '\0';
+			for (int i = 0; i < DSM_STATS_LAT_BUCKETS && len < (int)sizeof(hist) - 32;
+			     i++)
+				if (s->fault_lat_us[i])
+					len += snprintf(hist + len, sizeof(hist) - (size_t)len,
+					                " %llu:%" PRIu64, 1ull << i,
+					                s->fault_lat_us[i]);
+			printf("%4d %10" PRIu64 " %10" PRIu64 " %11" PRIu64 " %10" PRIu64
+			       " %14" PRIu64 " %s\n",
+			       r, s->stale_faults, s->holds, s->holds_early, s->sleeps,
+			       s->missed_wakeups, hist);
 		}
 		fflush(stdout);
 	}

@@ -11,6 +11,7 @@
  * itself), never calls MPI, and logs only through write(2).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,6 +26,8 @@
 #include "runtime/rt.h"
 
 #define BATCH 32
+/* How often to look whether a held line's threads have run, while a request waits for it. */
+#define HOLD_WATCH_NS 20000ull
 
 /*
  * ThreadSanitizer cannot see that an application thread's stores to a line
@@ -77,26 +80,81 @@ static void loop_fatal(int code, const char *fmt, ...)
 	_exit(code);
 }
 
+/* ---- waiters ------------------------------------------------------------------------------ */
+
+/* How often thread @tid has been scheduled in (the third field of its schedstat), or
+ * UINT64_MAX when it is gone or the kernel does not say. Parsed by hand: no stdio here. */
+static uint64_t thread_runs(int32_t tid)
+{
+	char path[64], buf[128], *p = buf, *end;
+	uint64_t v = UINT64_MAX;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/schedstat", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return UINT64_MAX;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return UINT64_MAX;
+	buf[n] = '\0';
+	for (int field = 0; field < 3; field++, p = end) {
+		v = strtoull(p, &end, 10);
+		if (end == p)
+			return UINT64_MAX;
+	}
+	return v;
+}
+
+/* Adds a thread that faulted, with its count of runs taken while it is blocked in the fault. */
+static void waiter_add(struct dsm_rt_waiters *w, int32_t tid, uint64_t runs)
+{
+	if (tid == 0 || runs == UINT64_MAX) {
+		w->unknown = true;
+		return;
+	}
+	for (unsigned i = 0; i < w->n; i++)
+		if (w->tid[i] == tid)
+			return;
+	if (w->n == DSM_RT_WAITERS) {
+		w->unknown = true;
+		return;
+	}
+	w->tid[w->n] = tid;
+	w->runs[w->n++] = runs;
+}
+
 /* ---- fault latency ------------------------------------------------------------------------ */
 
-static void fault_begin(struct dsm_rt *rt, uint64_t line)
+static void fault_begin(struct dsm_rt *rt, uint64_t line, int32_t tid)
 {
+	uint64_t runs = rt->hold_early && tid ? thread_runs(tid) : UINT64_MAX;
+
 	for (size_t i = 0; i < rt->nfaults; i++)
-		if (rt->faults[i].line == line)
+		if (rt->faults[i].line == line) {
+			waiter_add(&rt->faults[i].w, tid, runs);
 			return;
+		}
 	if (rt->nfaults == rt->faults_cap) {
 		size_t cap = rt->faults_cap ? 2 * rt->faults_cap : 64;
 		void *v = realloc(rt->faults, cap * sizeof(*rt->faults));
 		if (v == NULL)
-			return; /* only a statistic is lost */
+			return; /* a statistic is lost, and the hold will run its full time */
 		rt->faults = v;
 		rt->faults_cap = cap;
 	}
-	rt->faults[rt->nfaults++] = (struct dsm_rt_pending_fault){line, dsm_rt_now_ns()};
+	rt->faults[rt->nfaults] =
+	        (struct dsm_rt_pending_fault){.line = line, .t0_ns = dsm_rt_now_ns()};
+	waiter_add(&rt->faults[rt->nfaults++].w, tid, runs);
 }
 
+/* The line is installed: count the latency, and keep its waiters for the hold. */
 static void fault_end(struct dsm_rt *rt, uint64_t line)
 {
+	rt->woken_line = line;
+	rt->woken = (struct dsm_rt_waiters){.unknown = true};
 	for (size_t i = 0; i < rt->nfaults; i++) {
 		if (rt->faults[i].line != line)
 			continue;
@@ -106,6 +164,7 @@ static void fault_end(struct dsm_rt *rt, uint64_t line)
 		if (b >= DSM_STATS_LAT_BUCKETS)
 			b = DSM_STATS_LAT_BUCKETS - 1;
 		atomic_fetch_add_explicit(&rt->cnt.lat[b], 1, memory_order_relaxed);
+		rt->woken = rt->faults[i].w;
 		rt->faults[i] = rt->faults[--rt->nfaults];
 		return;
 	}
@@ -113,13 +172,23 @@ static void fault_end(struct dsm_rt *rt, uint64_t line)
 
 /* ---- holds -------------------------------------------------------------------------------- */
 
-/* One timer per line: a grant during a hold (an upgrade) extends it, since the engine's
- * hold is a flag that a single HOLD_DONE ends. */
+/* One timer per line: a grant during a hold (an upgrade) extends it and adds its waiters,
+ * since the engine's hold is a flag that a single HOLD_DONE ends. */
 static void hold_add(struct dsm_rt *rt, uint64_t line)
 {
+	struct dsm_rt_waiters w = {.unknown = true};
+
+	if (rt->woken_line == line)
+		w = rt->woken;
+	rt->woken_line = UINT64_MAX;
 	for (size_t i = 0; i < rt->nholds; i++)
 		if (rt->holds[i].line == line) {
-			rt->holds[i].deadline_ns = dsm_rt_now_ns() + rt->hold_ns;
+			struct dsm_rt_hold *h = &rt->holds[i];
+
+			h->deadline_ns = dsm_rt_now_ns() + rt->hold_ns;
+			h->w.unknown |= w.unknown;
+			for (unsigned k = 0; k < w.n; k++)
+				waiter_add(&h->w, w.tid[k], w.runs[k]);
 			return;
 		}
 	if (rt->nholds == rt->holds_cap) {
@@ -130,7 +199,35 @@ static void hold_add(struct dsm_rt *rt, uint64_t line)
 		rt->holds = v;
 		rt->holds_cap = cap;
 	}
-	rt->holds[rt->nholds++] = (struct dsm_rt_hold){line, dsm_rt_now_ns() + rt->hold_ns};
+	atomic_fetch_add_explicit(&rt->cnt.holds, 1, memory_order_relaxed);
+	rt->holds[rt->nholds++] = (struct dsm_rt_hold){
+	        .line = line, .deadline_ns = dsm_rt_now_ns() + rt->hold_ns, .w = w};
+}
+
+enum hold_verdict { HOLD_KEEP, HOLD_WATCH, HOLD_END };
+
+/*
+ * A hold need not run its full time once every thread it was for has been scheduled in
+ * again: a thread woken from a fault retries its access first thing. Asked only while a
+ * message waits for the hold to end (keeping a line nobody asks for costs nothing).
+ * HOLD_WATCH: someone waits and a thread has not run yet; ask again soon.
+ */
+static enum hold_verdict hold_check(struct dsm_rt *rt, const struct dsm_rt_hold *h)
+{
+	dsm_coh_line_info_t info;
+
+	if (!rt->hold_early || h->w.unknown)
+		return HOLD_KEEP;
+	dsm_coh_line_info(rt->node, h->line, &info);
+	if (!info.deferred)
+		return HOLD_KEEP;
+	for (unsigned i = 0; i < h->w.n; i++) {
+		uint64_t r = thread_runs(h->w.tid[i]);
+
+		if (r != UINT64_MAX && r == h->w.runs[i])
+			return HOLD_WATCH;
+	}
+	return HOLD_END;
 }
 
 /* ---- actions ------------------------------------------------------------------------------ */
@@ -442,6 +539,7 @@ int dsm_rt_submit(struct dsm_rt *rt, struct dsm_rt_req *req)
 	pthread_mutex_lock(&rt->req_lock);
 	req->next = rt->submit;
 	rt->submit = req;
+	atomic_store_explicit(&rt->submitted, true, memory_order_release);
 	pthread_mutex_unlock(&rt->req_lock);
 	if (write(rt->evfd, &one, sizeof(one)) != sizeof(one))
 		DSM_LOG_ERRNO(DSM_LOG_ERROR, "waking the event loop");
@@ -458,11 +556,12 @@ int dsm_rt_submit(struct dsm_rt *rt, struct dsm_rt_req *req)
 static int drain_requests(struct dsm_rt *rt)
 {
 	struct dsm_rt_req *list;
-	uint64_t v;
 	int n = 0;
 
-	if (read(rt->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		DSM_LOG_ERRNO(DSM_LOG_WARN, "reading the event loop's eventfd");
+	/* No lock and no system call on the loop's hot path: the eventfd is read only after
+	 * epoll reports it. */
+	if (!atomic_exchange_explicit(&rt->submitted, false, memory_order_acquire))
+		return 0;
 	pthread_mutex_lock(&rt->req_lock);
 	list = rt->submit;
 	rt->submit = NULL;
@@ -601,27 +700,39 @@ static int drain_faults(struct dsm_rt *rt)
 		        : f.write ? "write"
 		                  : "read",
 		        (unsigned long long)f.addr, (long long)line, home);
-		fault_begin(rt, (uint64_t)line);
+		fault_begin(rt, (uint64_t)line, f.tid);
 		if (engine(rt, &ev, NULL) < 0)
 			loop_fatal(1, "the engine refused a fault on line %lld", (long long)line);
 	}
 	return n;
 }
 
-/* Ends the holds that are due; returns how many, and the next deadline in *next_p. */
+/* Ends the holds that are due, and those whose threads have run while a request waits for
+ * the line; returns how many, and in *next_p when to look again. */
 static int expire_holds(struct dsm_rt *rt, uint64_t now, uint64_t *next_p)
 {
 	int n = 0;
 
 	*next_p = UINT64_MAX;
 	for (size_t i = 0; i < rt->nholds;) {
-		if (rt->holds[i].deadline_ns > now) {
-			if (rt->holds[i].deadline_ns < *next_p)
-				*next_p = rt->holds[i].deadline_ns;
-			i++;
-			continue;
+		struct dsm_rt_hold *h = &rt->holds[i];
+
+		if (h->deadline_ns > now) {
+			enum hold_verdict v = hold_check(rt, h);
+
+			if (v != HOLD_END) {
+				uint64_t t = v == HOLD_WATCH ? now + HOLD_WATCH_NS : h->deadline_ns;
+
+				if (t > h->deadline_ns)
+					t = h->deadline_ns;
+				if (t < *next_p)
+					*next_p = t;
+				i++;
+				continue;
+			}
+			atomic_fetch_add_explicit(&rt->cnt.holds_early, 1, memory_order_relaxed);
 		}
-		dsm_coh_event_t ev = {.type = DSM_COH_EV_HOLD_DONE, .line = rt->holds[i].line};
+		dsm_coh_event_t ev = {.type = DSM_COH_EV_HOLD_DONE, .line = h->line};
 
 		rt->holds[i] = rt->holds[--rt->nholds];
 		if (engine(rt, &ev, NULL) < 0)
@@ -639,10 +750,11 @@ static void missed_wakeup_check(struct dsm_rt *rt)
 		dsm_tp_sleep_end(rt->tp);
 		return;
 	}
-	rt->missed_wakeups++;
-	if (rt->missed_wakeups == 1 || (rt->missed_wakeups & (rt->missed_wakeups - 1)) == 0)
+	uint64_t n =
+	        atomic_fetch_add_explicit(&rt->cnt.missed_wakeups, 1, memory_order_relaxed) + 1;
+	if ((n & (n - 1)) == 0)
 		DSM_LOG(DSM_LOG_DEBUG, "transport work found by a timed wake-up (%llu so far)",
-		        (unsigned long long)rt->missed_wakeups);
+		        (unsigned long long)n);
 }
 
 static void *loop_main(void *arg)
@@ -693,9 +805,17 @@ static void *loop_main(void *arg)
 			d = cap;
 		ts.tv_sec = (time_t)(d / 1000000000ull);
 		ts.tv_nsec = (long)(d % 1000000000ull);
+		atomic_fetch_add_explicit(&rt->cnt.sleeps, 1, memory_order_relaxed);
 		nev = epoll_pwait2(rt->epfd, evs, 4, &ts, NULL);
 		if (nev < 0 && errno != EINTR)
 			loop_fatal(1, "epoll_pwait2 failed: %s", strerror(errno));
+		for (int i = 0; i < nev; i++) {
+			uint64_t v;
+
+			if (evs[i].data.fd == rt->evfd && read(rt->evfd, &v, sizeof(v)) < 0 &&
+			    errno != EAGAIN)
+				DSM_LOG_ERRNO(DSM_LOG_WARN, "reading the event loop's eventfd");
+		}
 		if (nev == 0 && d == cap && (rt->nfaults || rt->pending))
 			missed_wakeup_check(rt);
 		dsm_tp_sleep_end(rt->tp);

@@ -61,13 +61,19 @@ int dsm_rt_region_open(struct dsm_rt_region *r, void *base, size_t size)
 		return DSM_ERR_NO_UFFD;
 	}
 	r->mode = a.mode;
-	/* Only WP faults: EVENT_REMOVE/UNMAP/FORK would make our own zaps wait on us. */
-	ret = dsm_rt_uffd_handshake(r->uffd, UFFD_FEATURE_PAGEFAULT_FLAG_WP, NULL, NULL);
+	/* WP faults, and the faulting thread's id where the kernel has it (the loop ends a hold
+	 * early once that thread has run). Nothing else: EVENT_REMOVE/UNMAP/FORK would make our
+	 * own zaps wait on us. */
+	uint64_t kernel = 0, want = UFFD_FEATURE_PAGEFAULT_FLAG_WP;
+	if (dsm_rt_uffd_kernel_features(a.mode, &kernel) == 0 && (kernel & UFFD_FEATURE_THREAD_ID))
+		want |= UFFD_FEATURE_THREAD_ID;
+	ret = dsm_rt_uffd_handshake(r->uffd, want, NULL, NULL);
 	if (ret < 0) {
 		DSM_LOG(DSM_LOG_ERROR, "userfaultfd lacks write-protect faults: %s",
 		        strerror(-ret));
 		goto fail;
 	}
+	r->thread_id = (want & UFFD_FEATURE_THREAD_ID) != 0;
 	if (ioctl(r->uffd, UFFDIO_REGISTER, &reg) < 0) {
 		DSM_LOG_ERRNO(DSM_LOG_ERROR, "UFFDIO_REGISTER MISSING|WP of %zu bytes at %p", size,
 		              base);
@@ -115,6 +121,7 @@ int dsm_rt_region_read_fault(struct dsm_rt_region *r, struct dsm_rt_fault *f)
 		f->addr = m.arg.pagefault.address & ~(uint64_t)(r->page_size - 1);
 		f->wp = m.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP;
 		f->write = f->wp || (m.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE);
+		f->tid = r->thread_id ? (int32_t)m.arg.pagefault.feat.ptid : 0;
 		return 0;
 	}
 }

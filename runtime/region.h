@@ -21,6 +21,7 @@ struct dsm_rt_region {
 	char *base;
 	size_t size;
 	size_t page_size;
+	bool thread_id; /* faults carry the faulting thread's id */
 };
 
 /* One fault read from the userfaultfd. */
@@ -28,6 +29,7 @@ struct dsm_rt_fault {
 	uint64_t addr; /* the faulting address, page aligned */
 	bool write;    /* a store (or an atomic read-modify-write) */
 	bool wp;       /* a write-protect fault: the page is there, read-only */
+	int32_t tid;   /* the faulting thread, or 0 when the kernel does not say */
 };
 
 /*

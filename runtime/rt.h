@@ -95,14 +95,28 @@ struct dsm_rt_req {
 	struct dsm_rt_req *next;
 };
 
+/* The threads waiting on one line's fault, each with how often it had been scheduled in when
+ * it faulted (the third field of /proc/self/task/TID/schedstat). A thread blocked in a fault
+ * does not run, so once that count moves it has retried its access. */
+#define DSM_RT_WAITERS 8
+struct dsm_rt_waiters {
+	unsigned n;
+	bool unknown; /* a thread without an id, or more than DSM_RT_WAITERS */
+	int32_t tid[DSM_RT_WAITERS];
+	uint64_t runs[DSM_RT_WAITERS];
+};
+
+/* A granted line kept until its woken threads have run, or until deadline_ns. */
 struct dsm_rt_hold {
 	uint64_t line;
 	uint64_t deadline_ns;
+	struct dsm_rt_waiters w;
 };
 
 struct dsm_rt_pending_fault {
 	uint64_t line;
 	uint64_t t0_ns;
+	struct dsm_rt_waiters w;
 };
 
 struct dsm_rt_mutex_waiter {
@@ -124,6 +138,7 @@ struct dsm_rt_counters {
 	atomic_uint_fast64_t read_faults, write_faults, upgrades, inv_sent, inv_received;
 	atomic_uint_fast64_t stale_faults, msgs_dropped, bytes_sent, bytes_received;
 	atomic_uint_fast64_t lat[DSM_STATS_LAT_BUCKETS];
+	atomic_uint_fast64_t holds, holds_early, sleeps, missed_wakeups;
 };
 
 struct dsm_rt {
@@ -147,20 +162,24 @@ struct dsm_rt {
 	int epfd, evfd;
 	atomic_bool stop;
 	uint64_t hold_ns;
-	uint64_t spin_ns;        /* how long to poll for a due reply before sleeping */
-	uint64_t missed_wakeups; /* timed wake-ups that found transport work (loop only) */
-	bool may_spin; /* ranks on this node <= cores: spin briefly while a reply is due */
-	char *scratch; /* a message being built: header + one line */
-	char *stash;   /* a line's data taken just before its zap, for later actions */
+	uint64_t spin_ns; /* how long to poll for a due reply before sleeping */
+	bool may_spin;    /* ranks on this node <= cores: spin briefly while a reply is due */
+	char *scratch;    /* a message being built: header + one line */
+	char *stash;      /* a line's data taken just before its zap, for later actions */
 	int64_t stash_line;
 	struct dsm_rt_hold *holds;
 	size_t nholds, holds_cap;
 	struct dsm_rt_pending_fault *faults;
 	size_t nfaults, faults_cap;
+	/* The waiters of the line installed last, for the hold that follows its wake-up. */
+	uint64_t woken_line;
+	struct dsm_rt_waiters woken;
+	bool hold_early; /* DSM_HOLD_EARLY: end holds once the woken threads have run */
 
 	/* Requests from application threads. */
 	pthread_mutex_t req_lock;
 	struct dsm_rt_req *submit;  /* not yet seen by the loop */
+	atomic_bool submitted;      /* set with submit: the loop looks at the list only then */
 	struct dsm_rt_req *pending; /* sent, waiting for a reply (loop only) */
 	uint64_t next_token;
 

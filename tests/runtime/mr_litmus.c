@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include <dsm.h>
 
@@ -45,12 +46,57 @@ static unsigned seed_base;
 /* The shape is SB+mfence: the x86 instruction itself (TSan also rejects C11 fences). */
 #define MFENCE() __asm__ __volatile__("mfence" ::: "memory")
 
+/* The spread of the random start, in ns: a few remote misses (calibrated at start). The
+ * meeting on the go line leaves its last arrival a miss ahead of the others, so a delay much
+ * shorter than a miss would let the same side win every round and never race. */
+static long spread_ns = 100000;
+
+static long now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
 static void delay(unsigned *seed)
 {
-	unsigned n = rand_r(seed) % 4000;
+	long until = now_ns() + (long)(rand_r(seed) % (unsigned)(spread_ns / 100 + 1)) * 100;
 
-	for (volatile unsigned i = 0; i < n; i++)
+	while (now_ns() < until)
 		;
+}
+
+/* Rank 0 times read misses on lines homed elsewhere; the spread is four median misses. */
+static void calibrate(char *mem, size_t L)
+{
+	enum { N = 31 };
+	long t[N], med = 0;
+
+	dsm_barrier();
+	if (rank == 0 && nranks > 1) {
+		for (int i = 0; i < N; i++) {
+			/* slot i's y line: homed at (3i + 1) % nranks; pick one that is not ours */
+			size_t line = 3 * (size_t)i + 1;
+			if (dsm_home(mem + line * L) == 0)
+				line++;
+			long t0 = now_ns();
+			t[i] = atomic_load((atomic_int *)(mem + line * L));
+			t[i] = now_ns() - t0;
+		}
+		for (int i = 1; i < N; i++) /* insertion sort: N is small */
+			for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
+				long x = t[j];
+				t[j] = t[j - 1];
+				t[j - 1] = x;
+			}
+		med = t[N / 2];
+		spread_ns = 4 * med < 20000 ? 20000 : 4 * med;
+	}
+	MPI_Bcast(&spread_ns, 1, MPI_LONG, 0, MPI_COMM_WORLD);
+	if (rank == 0)
+		printf("calibration: median read miss %ld us, start spread %ld us\n", med / 1000,
+		       spread_ns / 1000);
 }
 
 /* One side of one round; returns its observations packed in bits. */
@@ -289,6 +335,7 @@ int main(int argc, char **argv)
 		slots[i].y = (atomic_int *)(mem + (3 * (size_t)i + 1) * L);
 		slots[i].go = (atomic_int *)(mem + (3 * (size_t)i + 2) * L);
 	}
+	calibrate(mem, L);
 	for (int s = 0; s < NSHAPES; s++)
 		run_shape((enum shape)s, rounds);
 	CHECK(dsm_finalize() == 0);

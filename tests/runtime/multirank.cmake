@@ -46,9 +46,9 @@ foreach(p mr_api mr_shared mr_litmus mr_stress mr_kill)
 endforeach()
 dsm_mr_test(mr_api)
 dsm_mr_test(mr_shared SMOKE_ENV MR_ROUNDS=2000)
-# 2,000 rounds per shape in the default tier for now: on this 2-core machine a round costs
-# milliseconds (see the closing note of the runtime issue); the long tier runs 100,000.
-dsm_mr_test(mr_litmus ENV MR_ROUNDS=2000 SMOKE_ENV MR_ROUNDS=1000)
+# 10,000 rounds per shape by default (the program's own default), 1,000 in the 4-rank tcp
+# smoke run; the long tier runs 100,000.
+dsm_mr_test(mr_litmus SMOKE_ENV MR_ROUNDS=1000)
 dsm_mr_test(mr_stress SMOKE_ENV MR_SECONDS=5)
 dsm_add_test(NAME mr_kill_2r_shm LABEL runtime TIMEOUT 90
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/kill_rank.sh ${MPIEXEC_EXECUTABLE} 2 $<TARGET_FILE:mr_kill>
