@@ -7,9 +7,12 @@
  * data from and into heap pages that are not present yet (kernel faults).
  */
 #include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <dsm.h>
 
@@ -29,6 +32,8 @@ struct shared {
 	dsm_mutex_t mutex;
 	long guarded; /* protected by mutex */
 	long turns[64][THREADS];
+	char pad3[4096];
+	_Atomic long ping; /* taken in turns */
 };
 
 static struct shared *sh;
@@ -119,6 +124,33 @@ int main(int argc, char **argv)
 	run_threads(atomics, THREADS);
 	dsm_barrier();
 	CHECK(atomic_load(&sh->counter) == (long)nranks * THREADS * rounds);
+
+	/* Taking turns on one line: every turn moves it, and the rank whose turn is next waits
+	 * for it while the other holds it. The value counts the turns: exact, in order. */
+	long nturns = rounds / 100;
+	for (long v; (v = atomic_load(&sh->ping)) < nturns * nranks;)
+		if (v % nranks == rank)
+			CHECK(atomic_fetch_add(&sh->ping, 1) == v);
+		else
+			sched_yield();
+	dsm_barrier();
+	CHECK(atomic_load(&sh->ping) == nturns * nranks);
+
+	/* There, holds end as soon as the woken threads have run (DESIGN.md, Progress), where
+	 * the kernel shows how often a thread was scheduled. */
+	dsm_stats_t st = {.struct_size = sizeof(st)};
+	CHECK(dsm_stats(&st) == 0);
+	unsigned long long hl[2] = {st.holds, st.holds_early}, all[2];
+	MPI_Allreduce(hl, all, 2, MPI_UNSIGNED_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
+	const char *early = getenv("DSM_HOLD_EARLY");
+	bool expect_early =
+	        access("/proc/self/schedstat", R_OK) == 0 && !(early && strcmp(early, "0") == 0);
+	if (rank == 0)
+		printf("mr_shared: %ld turns; %llu holds, %llu ended early%s\n", nturns * nranks,
+		       all[0], all[1], expect_early ? "" : " (not expected here)");
+	CHECK(all[0] > 0);
+	if (expect_early)
+		CHECK(all[1] > 0);
 
 	/* A spin lock in the heap protecting a plain counter. */
 	run_threads(spinlocked, THREADS);
