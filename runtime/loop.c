@@ -128,9 +128,12 @@ static void waiter_add(struct dsm_rt_waiters *w, int32_t tid, uint64_t runs)
 
 /* ---- fault latency ------------------------------------------------------------------------ */
 
+/* A waiter's run count not read yet (see fault_sample). */
+#define RUNS_PENDING (UINT64_MAX - 1)
+
 static void fault_begin(struct dsm_rt *rt, uint64_t line, int32_t tid)
 {
-	uint64_t runs = rt->hold_early && tid ? thread_runs(tid) : UINT64_MAX;
+	uint64_t runs = rt->hold_early && tid ? RUNS_PENDING : UINT64_MAX;
 
 	for (size_t i = 0; i < rt->nfaults; i++)
 		if (rt->faults[i].line == line) {
@@ -148,6 +151,38 @@ static void fault_begin(struct dsm_rt *rt, uint64_t line, int32_t tid)
 	rt->faults[rt->nfaults] =
 	        (struct dsm_rt_pending_fault){.line = line, .t0_ns = dsm_rt_now_ns()};
 	waiter_add(&rt->faults[rt->nfaults++].w, tid, runs);
+}
+
+static void waiters_set_runs(struct dsm_rt_waiters *w, int32_t tid, uint64_t runs)
+{
+	for (unsigned i = 0; i < w->n; i++)
+		if (w->tid[i] == tid && w->runs[i] == RUNS_PENDING) {
+			w->runs[i] = runs;
+			if (runs == UINT64_MAX)
+				w->unknown = true;
+		}
+}
+
+/*
+ * Reads the run count of a thread that faulted on @line, once the engine has sent the
+ * request: the read (a few microseconds) overlaps the wait for the reply. The count moves
+ * only when the thread is scheduled in, and it cannot be before its wake-up, so a late
+ * read is never too low. When the grant was immediate and the thread has already run, the
+ * count is only higher: the hold then waits for another run or its timer, never less.
+ */
+static void fault_sample(struct dsm_rt *rt, uint64_t line, int32_t tid)
+{
+	uint64_t runs;
+
+	if (!rt->hold_early || tid == 0)
+		return;
+	runs = thread_runs(tid);
+	for (size_t i = 0; i < rt->nfaults; i++)
+		if (rt->faults[i].line == line)
+			waiters_set_runs(&rt->faults[i].w, tid, runs);
+	for (size_t i = 0; i < rt->nholds; i++)
+		if (rt->holds[i].line == line)
+			waiters_set_runs(&rt->holds[i].w, tid, runs);
 }
 
 /* The line is installed: count the latency, and keep its waiters for the hold. */
@@ -222,10 +257,10 @@ static enum hold_verdict hold_check(struct dsm_rt *rt, const struct dsm_rt_hold 
 	if (!info.deferred)
 		return HOLD_KEEP;
 	for (unsigned i = 0; i < h->w.n; i++) {
-		uint64_t r = thread_runs(h->w.tid[i]);
+		uint64_t r = h->w.runs[i] == RUNS_PENDING ? RUNS_PENDING : thread_runs(h->w.tid[i]);
 
-		if (r != UINT64_MAX && r == h->w.runs[i])
-			return HOLD_WATCH;
+		if (r == h->w.runs[i])
+			return HOLD_WATCH; /* not read yet, or not run since */
 	}
 	return HOLD_END;
 }
@@ -703,6 +738,7 @@ static int drain_faults(struct dsm_rt *rt)
 		fault_begin(rt, (uint64_t)line, f.tid);
 		if (engine(rt, &ev, NULL) < 0)
 			loop_fatal(1, "the engine refused a fault on line %lld", (long long)line);
+		fault_sample(rt, (uint64_t)line, f.tid);
 	}
 	return n;
 }
