@@ -10,19 +10,7 @@ SRC=$2
 MPIEXEC=$3
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-check() {
-	name=$1
-	shift
-	if "$@"; then
-		pass=$((pass + 1))
-		echo "ok   $name"
-	else
-		fail=$((fail + 1))
-		echo "FAIL $name"
-	fi
-}
+. "$(dirname "$0")/../lib.sh"
 
 cmake --install "$BUILD" --prefix "$tmp/prefix" >"$tmp/install.log" 2>&1
 check "cmake --install into a temporary prefix" test $? -eq 0
@@ -65,5 +53,4 @@ check "both ranks said hello (CMake)" sh -c \
 check "the CMake build links the installed library" sh -c \
 	"LD_LIBRARY_PATH='$libdir' ldd '$tmp/consumer/build/hello' | grep -q '$libdir/libdsm.so'"
 
-echo "$pass passed, $fail failed"
-test "$fail" -eq 0
+finish

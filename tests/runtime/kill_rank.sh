@@ -8,6 +8,7 @@
 # forwards a dying rank's last line, and signals the wrappers, which ignore it).
 # usage: kill_rank.sh <mpiexec> <nranks> <mr_kill>
 set -u
+. "$(dirname "$0")/../lib.sh"
 MPIEXEC=$1
 N=$2
 PROG=$3
@@ -18,27 +19,21 @@ timeout 60 "$MPIEXEC" -disable-auto-cleanup -n "$N" sh -c \
 	"trap '' USR1 TERM; '$PROG' >'$dir/out.'\$PMI_RANK 2>'$dir/err.'\$PMI_RANK; echo \$? >'$dir/rc.'\$PMI_RANK"
 rc=$?
 end=$(date +%s%N)
-pass=0
-fail=0
-check() {
-	if eval "$2"; then pass=$((pass + 1)); echo "ok   $1"; else fail=$((fail + 1)); echo "FAIL $1"; fi
-}
 victim=$((N - 1))
 killed=$(sed -n 's/^killed at \([0-9]*\)$/\1/p' "$dir/out.$victim")
-check "the victim (rank $victim) died" "[ -n '$killed' ]"
-check "the job did not hang (timeout 60 s)" "[ $rc -ne 124 ]"
+check_eval "the victim (rank $victim) died" "[ -n '$killed' ]"
+check_eval "the job did not hang (timeout 60 s)" "[ $rc -ne 124 ]"
 r=0
 while [ $r -lt "$victim" ]; do
 	cat "$dir/err.$r"
-	check "rank $r reported rank $victim dead in one line" \
+	check_eval "rank $r reported rank $victim dead in one line" \
 		"[ \$(grep -c 'rank $victim died (killed, or exited without dsm_finalize); rank $r exits' '$dir/err.$r') -eq 1 ]"
-	check "rank $r exited non-zero" "[ -s '$dir/rc.$r' ] && [ \$(cat '$dir/rc.$r') -ne 0 ]"
+	check_eval "rank $r exited non-zero" "[ -s '$dir/rc.$r' ] && [ \$(cat '$dir/rc.$r') -ne 0 ]"
 	r=$((r + 1))
 done
 if [ -n "$killed" ]; then
 	ms=$(((end - killed) / 1000000))
 	echo "the others were gone $ms ms after the kill"
-	check "within 10 s" "[ $ms -lt 10000 ]"
+	check_eval "within 10 s" "[ $ms -lt 10000 ]"
 fi
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

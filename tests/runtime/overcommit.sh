@@ -6,6 +6,7 @@
 # short run and restores the old value whatever happens.
 # usage: overcommit.sh <mpiexec> <dsm-demo>
 set -u
+. "$(dirname "$0")/../lib.sh"
 MPIEXEC=$1
 DEMO=$2
 knob=/proc/sys/vm/overcommit_memory
@@ -20,10 +21,7 @@ out=$(timeout 120 "$MPIEXEC" -n 2 "$DEMO" 200000 2>&1)
 rc=$?
 echo "$old" >"$knob"
 echo "$out" | tail -n 5
-pass=0
-fail=0
-if [ $rc -eq 0 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL exit status $rc"; fi
-if echo "$out" | grep -q "OK$"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL no OK"; fi
-if [ "$(cat "$knob")" = "$old" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL sysctl not restored"; fi
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+check "the demo exits 0 under strict overcommit" test $rc -eq 0
+check "the demo's result is checked OK" sh -c 'echo "$1" | grep -q "OK$"' sh "$out"
+check "the sysctl is restored" test "$(cat "$knob")" = "$old"
+finish

@@ -6,19 +6,7 @@ set -u
 INFO=$1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-check() { # check <name> <command...>
-	name=$1
-	shift
-	if "$@"; then
-		pass=$((pass + 1))
-		echo "ok   $name"
-	else
-		fail=$((fail + 1))
-		echo "FAIL $name"
-	fi
-}
+. "$(dirname "$0")/../lib.sh"
 
 "$INFO" >"$tmp/out" 2>"$tmp/err"
 check "text report exits 0" test $? -eq 0
@@ -48,5 +36,4 @@ check "no provider: one line with the reason and the fix" sh -c \
 FI_PROVIDER=no_such_provider "$INFO" --json >"$tmp/json" 2>/dev/null
 check "no provider: --json says ok=false with a fix" jq -e '.ok == false and (.fix | length > 0)' "$tmp/json"
 
-echo "$pass passed, $fail failed"
-test "$fail" -eq 0
+finish
