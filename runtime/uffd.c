@@ -137,7 +137,7 @@ static bool has_cap_sys_ptrace(void)
 	return (caps >> CAP_SYS_PTRACE_BIT) & 1;
 }
 
-static int read_sysctl_int(const char *path)
+int dsm_rt_read_int_file(const char *path)
 {
 	int v = -1;
 	FILE *f = fopen(path, "re");
@@ -167,7 +167,7 @@ void dsm_rt_uffd_access_probe(struct dsm_rt_uffd_access *a)
 	memset(a, 0, sizeof(*a));
 	a->euid = (unsigned)geteuid();
 	a->cap_sys_ptrace = has_cap_sys_ptrace();
-	a->unprivileged_sysctl = read_sysctl_int("/proc/sys/vm/unprivileged_userfaultfd");
+	a->unprivileged_sysctl = dsm_rt_read_int_file("/proc/sys/vm/unprivileged_userfaultfd");
 	a->dev_exists = access("/dev/userfaultfd", F_OK) == 0;
 
 	fd = uffd_dev_open();

@@ -70,4 +70,7 @@ const char *dsm_rt_uffd_feature_name(unsigned bit);
 
 const char *dsm_rt_uffd_mode_name(enum dsm_rt_uffd_mode mode);
 
+/* The integer a /proc or /sys file starts with, or -1. */
+int dsm_rt_read_int_file(const char *path);
+
 #endif

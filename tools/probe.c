@@ -41,24 +41,11 @@ void dsm_probe_kernel(struct dsm_probe_kernel *out)
 	str_copy(out->machine, sizeof(out->machine), u.machine);
 }
 
-static int read_int_file(const char *path)
-{
-	int v = -1;
-	FILE *f = fopen(path, "re");
-
-	if (f == NULL)
-		return -1;
-	if (fscanf(f, "%d", &v) != 1)
-		v = -1;
-	fclose(f);
-	return v;
-}
-
 void dsm_probe_vm(struct dsm_probe_vm *out)
 {
 	memset(out, 0, sizeof(*out));
-	out->overcommit_memory = read_int_file("/proc/sys/vm/overcommit_memory");
-	out->max_map_count = read_int_file("/proc/sys/vm/max_map_count");
+	out->overcommit_memory = dsm_rt_read_int_file("/proc/sys/vm/overcommit_memory");
+	out->max_map_count = dsm_rt_read_int_file("/proc/sys/vm/max_map_count");
 
 	switch (out->overcommit_memory) {
 	case 0:
