@@ -289,7 +289,7 @@ static int check(const struct bench_opts *o, const uint64_t *dsm, const uint64_t
 
 int bench_app_histogram(const struct bench_opts *o)
 {
-	uint64_t draws = o->smoke ? 2000 : 50000;
+	uint64_t draws = o->smoke ? 1000 : 50000;
 	int nthreads = o->threads > 0 ? o->threads : 1;
 	struct dsm_hist h = {0};
 	struct stats_delta sum = {{0}};

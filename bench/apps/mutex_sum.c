@@ -257,7 +257,7 @@ static void run_mpi(const struct bench_opts *o, uint64_t adds, int nthreads, uin
 
 int bench_app_mutex_sum(const struct bench_opts *o)
 {
-	uint64_t adds = o->smoke ? 200 : 2000;
+	uint64_t adds = o->smoke ? 100 : 2000;
 	int nthreads = o->threads > 0 ? o->threads : 1;
 	struct dsm_sum d = {0};
 	struct stats_delta sum = {{0}};
