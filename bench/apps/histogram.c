@@ -1,0 +1,366 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * histogram: every rank (and every application thread of it) draws a deterministic
+ * pseudo-random sequence and counts the draws in shared bins.
+ *
+ * DSM version: the bins are one array of 64-bit counters, dsm_all_alloc(DSM_DIST_CYCLIC) so
+ * that their lines have different homes, and every draw is an atomic_fetch_add on its bin:
+ * the lines move between the ranks as their writers change.
+ *
+ * MPI version, as a user would write it: a private histogram per rank, summed on rank 0 with
+ * MPI_Reduce. It draws the same sequences (one per DSM thread, in turn).
+ *
+ * Counts are integers: rank 0 checks the bins exactly, the total against the number of draws
+ * and, in smoke runs, against a serial reference that draws every sequence itself.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mpi.h>
+
+#include <dsm.h>
+
+#include "../bench.h"
+
+#define WL          "histogram"
+#define MAX_THREADS 64
+#define NBINS       4096 /* a power of two; 32 KiB of counters */
+
+/* splitmix64: a good 64-bit mix, cheap, and one state word per sequence. */
+static uint64_t next_draw(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* The sequence of thread tid of rank rank. */
+static uint64_t seed(int rank, int tid)
+{
+	return ((uint64_t)rank << 32 | (uint64_t)tid) * 0x2545f4914f6cdd1dULL + 12345ULL;
+}
+
+static unsigned bin_of(uint64_t x)
+{
+	return (unsigned)(x >> 40) & (NBINS - 1);
+}
+
+/* Every rank learns whether every rank passed; the first failing rank's message is printed by
+ * rank 0 through bench_fail(). Returns 0 when all passed, -1 otherwise, on every rank. */
+static int agree(const struct bench_opts *o, int ok, const char *msg)
+{
+	int bad = ok ? o->nranks : o->rank, first;
+	char buf[256];
+
+	MPI_Allreduce(&bad, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+	if (first == o->nranks)
+		return 0;
+	if (o->rank == first && first != 0) {
+		snprintf(buf, sizeof(buf), "%s", msg);
+		MPI_Send(buf, sizeof(buf), MPI_CHAR, 0, 0, MPI_COMM_WORLD);
+	}
+	if (o->rank == 0) {
+		if (first != 0)
+			MPI_Recv(buf, sizeof(buf), MPI_CHAR, first, 0, MPI_COMM_WORLD,
+			         MPI_STATUS_IGNORE);
+		else
+			snprintf(buf, sizeof(buf), "%s", msg);
+		bench_fail(o, WL, "rank %d: %s", first, buf);
+	}
+	return -1;
+}
+
+/* Counters summed over the ranks, for the extra members of the DSM result. */
+struct stats_delta {
+	uint64_t v[6]; /* faults, upgrades, invalidations sent, messages, bytes, bytes received */
+};
+
+static void stats_take(struct stats_delta *s)
+{
+	dsm_stats_t st;
+
+	memset(&st, 0, sizeof(st));
+	st.struct_size = sizeof(st);
+	dsm_stats(&st);
+	s->v[0] = st.read_faults + st.write_faults;
+	s->v[1] = st.upgrades;
+	s->v[2] = st.inv_sent;
+	s->v[3] = st.msgs_sent;
+	s->v[4] = st.bytes_sent;
+	s->v[5] = st.bytes_received;
+}
+
+static void stats_sum(const struct stats_delta *before, const struct stats_delta *after,
+                      struct stats_delta *sum)
+{
+	struct stats_delta d;
+
+	for (int k = 0; k < 6; k++)
+		d.v[k] = after->v[k] - before->v[k];
+	MPI_Reduce(d.v, sum->v, 6, MPI_UINT64_T, MPI_SUM, 0, MPI_COMM_WORLD);
+}
+
+/*
+ * A team of application threads on this rank: created before the timed part and held at a
+ * gate, so that when a rank cannot create its threads every rank learns it (agree()) before any
+ * of them waits in a DSM barrier, and the threads already created are sent home.
+ */
+struct team {
+	int n;
+	pthread_t th[MAX_THREADS];
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int state; /* 0: wait at the gate, 1: run, -1: quit */
+	void (*fn)(struct team *t, int tid);
+	void *arg;
+	struct team_slot {
+		struct team *t;
+		int tid;
+	} slot[MAX_THREADS];
+};
+
+static void *team_main(void *p)
+{
+	struct team_slot *s = p;
+	struct team *t = s->t;
+	int state;
+
+	pthread_mutex_lock(&t->mu);
+	while (t->state == 0)
+		pthread_cond_wait(&t->cv, &t->mu);
+	state = t->state;
+	pthread_mutex_unlock(&t->mu);
+	if (state > 0)
+		t->fn(t, s->tid);
+	return NULL;
+}
+
+/* Creates threads 1..n-1 waiting at the gate. Returns the number of threads that exist (n on
+ * success) and leaves a message in msg when it falls short. */
+static int team_start(struct team *t, int n, void (*fn)(struct team *, int), void *arg, char *msg,
+                      size_t msglen)
+{
+	int ret;
+
+	t->n = 1;
+	t->state = 0;
+	t->fn = fn;
+	t->arg = arg;
+	pthread_mutex_init(&t->mu, NULL);
+	pthread_cond_init(&t->cv, NULL);
+	for (int k = 0; k < n; k++) {
+		t->slot[k].t = t;
+		t->slot[k].tid = k;
+	}
+	for (; t->n < n; t->n++) {
+		ret = pthread_create(&t->th[t->n], NULL, team_main, &t->slot[t->n]);
+		if (ret) {
+			snprintf(msg, msglen, "pthread_create: %s", strerror(ret));
+			break;
+		}
+	}
+	return t->n;
+}
+
+/* Opens the gate (run != 0) or sends the threads home, runs thread 0 here when running, and
+ * joins the others. */
+static void team_finish(struct team *t, int run)
+{
+	pthread_mutex_lock(&t->mu);
+	t->state = run ? 1 : -1;
+	pthread_cond_broadcast(&t->cv);
+	pthread_mutex_unlock(&t->mu);
+	if (run)
+		t->fn(t, 0);
+	for (int k = 1; k < t->n; k++)
+		pthread_join(t->th[k], NULL);
+	pthread_cond_destroy(&t->cv);
+	pthread_mutex_destroy(&t->mu);
+}
+
+struct dsm_hist {
+	_Atomic uint64_t *bins;
+	uint64_t draws; /* per thread */
+	int rank;
+};
+
+static void dsm_draws(struct team *t, int tid)
+{
+	struct dsm_hist *h = t->arg;
+	uint64_t s = seed(h->rank, tid);
+
+	for (uint64_t k = 0; k < h->draws; k++)
+		atomic_fetch_add(&h->bins[bin_of(next_draw(&s))], 1);
+}
+
+static int run_dsm(const struct bench_opts *o, struct dsm_hist *h, int nthreads, double *t,
+                   struct stats_delta *sum)
+{
+	struct stats_delta before, after;
+	struct team team;
+	char msg[160] = "";
+	int ok;
+
+	/* Each rank clears the bins it is home of. */
+	for (unsigned b = 0; b < NBINS; b++)
+		if (dsm_home((const void *)&h->bins[b]) == o->rank)
+			atomic_store_explicit(&h->bins[b], 0, memory_order_relaxed);
+
+	ok = team_start(&team, nthreads, dsm_draws, h, msg, sizeof(msg)) == nthreads;
+	if (agree(o, ok, msg)) {
+		team_finish(&team, 0);
+		return -1;
+	}
+	dsm_barrier();
+	stats_take(&before);
+	*t = bench_now();
+	team_finish(&team, 1);
+	dsm_barrier();
+	*t = bench_now() - *t;
+	stats_take(&after);
+	stats_sum(&before, &after, sum);
+	return 0;
+}
+
+/* The MPI version: the same draws into a private histogram, reduced into total on rank 0. */
+static void run_mpi(const struct bench_opts *o, uint64_t draws, int nthreads, uint64_t *local,
+                    uint64_t *total, double *t)
+{
+	memset(local, 0, NBINS * sizeof(*local));
+	MPI_Barrier(MPI_COMM_WORLD);
+	*t = bench_now();
+	for (int tid = 0; tid < nthreads; tid++) {
+		uint64_t s = seed(o->rank, tid);
+
+		for (uint64_t k = 0; k < draws; k++)
+			local[bin_of(next_draw(&s))]++;
+	}
+	MPI_Reduce(local, total, NBINS, MPI_UINT64_T, MPI_SUM, 0, MPI_COMM_WORLD);
+	*t = bench_now() - *t;
+}
+
+/* Rank 0's checks; the heap bins were copied to dsm. */
+static int check(const struct bench_opts *o, const uint64_t *dsm, const uint64_t *mpi,
+                 uint64_t *scratch, uint64_t draws, int nthreads, char *msg, size_t msglen)
+{
+	uint64_t total = 0, expect = draws * (uint64_t)nthreads * (uint64_t)o->nranks;
+
+	for (unsigned b = 0; b < NBINS; b++) {
+		if (dsm[b] != mpi[b]) {
+			snprintf(msg, msglen, "bin %u: dsm %" PRIu64 ", mpi %" PRIu64, b, dsm[b],
+			         mpi[b]);
+			return 0;
+		}
+		total += dsm[b];
+	}
+	if (total != expect) {
+		snprintf(msg, msglen, "%" PRIu64 " counts in all, %" PRIu64 " draws", total,
+		         expect);
+		return 0;
+	}
+	if (!o->smoke)
+		return 1;
+	memset(scratch, 0, NBINS * sizeof(*scratch));
+	for (int r = 0; r < o->nranks; r++) {
+		for (int tid = 0; tid < nthreads; tid++) {
+			uint64_t s = seed(r, tid);
+
+			for (uint64_t k = 0; k < draws; k++)
+				scratch[bin_of(next_draw(&s))]++;
+		}
+	}
+	for (unsigned b = 0; b < NBINS; b++) {
+		if (scratch[b] != mpi[b]) {
+			snprintf(msg, msglen, "bin %u: serial %" PRIu64 ", mpi %" PRIu64, b,
+			         scratch[b], mpi[b]);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+int bench_app_histogram(const struct bench_opts *o)
+{
+	uint64_t draws = o->smoke ? 1000 : 50000;
+	int nthreads = o->threads > 0 ? o->threads : 1;
+	struct dsm_hist h = {0};
+	struct stats_delta sum = {{0}};
+	uint64_t *local = malloc(3 * NBINS * sizeof(uint64_t)), *total, *dsm_copy;
+	double t_dsm = 0, t_mpi = 0;
+	char msg[200] = "", extra[400];
+	int ok = 1, ret;
+
+	/* --size scales the draws per thread. */
+	if (o->size_factor > 0)
+		draws = (uint64_t)((double)draws * o->size_factor);
+	if (draws == 0)
+		draws = 1;
+	if (nthreads > MAX_THREADS)
+		nthreads = MAX_THREADS;
+	h.draws = draws;
+	h.rank = o->rank;
+
+	h.bins = dsm_all_alloc(NBINS * sizeof(uint64_t), DSM_DIST_CYCLIC);
+	if (h.bins == NULL)
+		snprintf(msg, sizeof(msg), "dsm_all_alloc(%zu): %s", NBINS * sizeof(uint64_t),
+		         dsm_strerror(-errno));
+	else if (local == NULL)
+		snprintf(msg, sizeof(msg), "out of memory");
+	if (agree(o, h.bins != NULL && local != NULL, msg)) {
+		if (h.bins)
+			dsm_all_free((void *)h.bins);
+		free(local);
+		return -1;
+	}
+	total = local + NBINS;
+	dsm_copy = total + NBINS;
+	ret = run_dsm(o, &h, nthreads, &t_dsm, &sum);
+	if (ret == 0) {
+		run_mpi(o, draws, nthreads, local, total, &t_mpi);
+		if (o->rank == 0) {
+			for (unsigned b = 0; b < NBINS; b++)
+				dsm_copy[b] = atomic_load(&h.bins[b]);
+			ok = check(o, dsm_copy, total, local, draws, nthreads, msg, sizeof(msg));
+		}
+		ret = agree(o, ok, msg);
+	}
+	free(local);
+	dsm_barrier();
+	dsm_all_free((void *)h.bins);
+	if (ret)
+		return ret;
+
+	snprintf(extra, sizeof(extra),
+	         "\"version\": \"mpi\", \"bins\": %d, \"draws_per_thread\": %" PRIu64
+	         ", \"serial_checked\": %s",
+	         NBINS, draws, o->smoke ? "true" : "false");
+	bench_emit(o, &(struct bench_result){.workload = WL,
+	                                     .metric = "time",
+	                                     .unit = "s",
+	                                     .value = t_mpi,
+	                                     .size = (size_t)draws,
+	                                     .extra = extra});
+	snprintf(extra, sizeof(extra),
+	         "\"version\": \"dsm\", \"bins\": %d, \"draws_per_thread\": %" PRIu64
+	         ", \"faults\": %" PRIu64 ", \"upgrades\": %" PRIu64 ", \"invalidations\": %" PRIu64
+	         ", \"messages\": %" PRIu64 ", \"bytes\": %" PRIu64,
+	         NBINS, draws, sum.v[0], sum.v[1], sum.v[2], sum.v[3], sum.v[4]);
+	bench_emit(o, &(struct bench_result){.workload = WL,
+	                                     .metric = "time",
+	                                     .unit = "s",
+	                                     .value = t_dsm,
+	                                     .threads = nthreads,
+	                                     .size = (size_t)draws,
+	                                     .baseline_name = "mpi",
+	                                     .baseline = t_mpi,
+	                                     .extra = extra});
+	return 0;
+}

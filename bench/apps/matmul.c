@@ -1,0 +1,457 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * matmul: C = A x B, dense n x n doubles, A and B initialized deterministically.
+ *
+ * DSM version: A, B and C are dsm_all_alloc(DSM_DIST_BLOCK). Every rank takes the rows whose
+ * home it is (found with dsm_home(), so its rows of A and C never leave it), initializes its
+ * rows of A and B, and after a barrier computes its rows of C, reading all of B from the heap:
+ * the other ranks' rows of B arrive through read misses. With o->threads > 1 the rank's rows
+ * are split between its threads.
+ *
+ * MPI version, as a user would write it: rows in balanced blocks; each rank initializes its
+ * rows of A and B, gathers all of B with MPI_Allgatherv (timed: it is the communication the
+ * DSM version does with misses) and computes its rows of C.
+ *
+ * The entries of A and B are multiples of 1/4 in [-2, 2), so every product is a multiple of
+ * 1/16 below 4 in magnitude and every partial sum of up to 2^40 of them is an exact double:
+ * C is exact whatever the order of the additions, and the versions are compared exactly (==).
+ * (They also use the same i-k-j loop, so they would agree bit for bit even without that.)
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mpi.h>
+
+#include <dsm.h>
+
+#include "../bench.h"
+
+#define WL          "matmul"
+#define MAX_THREADS 64
+/* Above this size the serial reference would cost as much as the run: skip it. */
+#define SERIAL_MAX_N 256
+
+static double a_value(size_t i, size_t k)
+{
+	return (double)((int)((i * 7 + k * 3) % 16) - 8) / 4.0;
+}
+
+static double b_value(size_t k, size_t j)
+{
+	return (double)((int)((k * 5 + j * 11) % 16) - 8) / 4.0;
+}
+
+static void init_a_row(double *row, size_t i, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		row[k] = a_value(i, k);
+}
+
+static void init_b_row(double *row, size_t k, size_t n)
+{
+	for (size_t j = 0; j < n; j++)
+		row[j] = b_value(k, j);
+}
+
+/* One row of C: c = a_row x b, in i-k-j order (streams through rows of B). */
+static void mul_row(const double *a_row, const double *b, double *c, size_t n)
+{
+	for (size_t j = 0; j < n; j++)
+		c[j] = 0;
+	for (size_t k = 0; k < n; k++) {
+		const double a = a_row[k], *b_row = b + k * n;
+
+		for (size_t j = 0; j < n; j++)
+			c[j] += a * b_row[j];
+	}
+}
+
+/* Every rank learns whether every rank passed; the first failing rank's message is printed by
+ * rank 0 through bench_fail(). Returns 0 when all passed, -1 otherwise, on every rank. */
+static int agree(const struct bench_opts *o, int ok, const char *msg)
+{
+	int bad = ok ? o->nranks : o->rank, first;
+	char buf[256];
+
+	MPI_Allreduce(&bad, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+	if (first == o->nranks)
+		return 0;
+	if (o->rank == first && first != 0) {
+		snprintf(buf, sizeof(buf), "%s", msg);
+		MPI_Send(buf, sizeof(buf), MPI_CHAR, 0, 0, MPI_COMM_WORLD);
+	}
+	if (o->rank == 0) {
+		if (first != 0)
+			MPI_Recv(buf, sizeof(buf), MPI_CHAR, first, 0, MPI_COMM_WORLD,
+			         MPI_STATUS_IGNORE);
+		else
+			snprintf(buf, sizeof(buf), "%s", msg);
+		bench_fail(o, WL, "rank %d: %s", first, buf);
+	}
+	return -1;
+}
+
+/* Counters summed over the ranks, for the extra members of the DSM result. */
+struct stats_delta {
+	uint64_t v[6]; /* faults, upgrades, invalidations sent, messages, bytes, bytes received */
+};
+
+static void stats_take(struct stats_delta *s)
+{
+	dsm_stats_t st;
+
+	memset(&st, 0, sizeof(st));
+	st.struct_size = sizeof(st);
+	dsm_stats(&st);
+	s->v[0] = st.read_faults + st.write_faults;
+	s->v[1] = st.upgrades;
+	s->v[2] = st.inv_sent;
+	s->v[3] = st.msgs_sent;
+	s->v[4] = st.bytes_sent;
+	s->v[5] = st.bytes_received;
+}
+
+static void stats_sum(const struct stats_delta *before, const struct stats_delta *after,
+                      struct stats_delta *sum)
+{
+	struct stats_delta d;
+
+	for (int k = 0; k < 6; k++)
+		d.v[k] = after->v[k] - before->v[k];
+	MPI_Reduce(d.v, sum->v, 6, MPI_UINT64_T, MPI_SUM, 0, MPI_COMM_WORLD);
+}
+
+/*
+ * A team of application threads on this rank: created before the timed part and held at a
+ * gate, so that when a rank cannot create its threads every rank learns it (agree()) before any
+ * of them waits in a DSM barrier, and the threads already created are sent home.
+ */
+struct team {
+	int n;
+	pthread_t th[MAX_THREADS];
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int state; /* 0: wait at the gate, 1: run, -1: quit */
+	void (*fn)(struct team *t, int tid);
+	void *arg;
+	struct team_slot {
+		struct team *t;
+		int tid;
+	} slot[MAX_THREADS];
+};
+
+static void *team_main(void *p)
+{
+	struct team_slot *s = p;
+	struct team *t = s->t;
+	int state;
+
+	pthread_mutex_lock(&t->mu);
+	while (t->state == 0)
+		pthread_cond_wait(&t->cv, &t->mu);
+	state = t->state;
+	pthread_mutex_unlock(&t->mu);
+	if (state > 0)
+		t->fn(t, s->tid);
+	return NULL;
+}
+
+/* Creates threads 1..n-1 waiting at the gate. Returns the number of threads that exist (n on
+ * success) and leaves a message in msg when it falls short. */
+static int team_start(struct team *t, int n, void (*fn)(struct team *, int), void *arg, char *msg,
+                      size_t msglen)
+{
+	int ret;
+
+	t->n = 1;
+	t->state = 0;
+	t->fn = fn;
+	t->arg = arg;
+	pthread_mutex_init(&t->mu, NULL);
+	pthread_cond_init(&t->cv, NULL);
+	for (int k = 0; k < n; k++) {
+		t->slot[k].t = t;
+		t->slot[k].tid = k;
+	}
+	for (; t->n < n; t->n++) {
+		ret = pthread_create(&t->th[t->n], NULL, team_main, &t->slot[t->n]);
+		if (ret) {
+			snprintf(msg, msglen, "pthread_create: %s", strerror(ret));
+			break;
+		}
+	}
+	return t->n;
+}
+
+/* Opens the gate (run != 0) or sends the threads home, runs thread 0 here when running, and
+ * joins the others. */
+static void team_finish(struct team *t, int run)
+{
+	pthread_mutex_lock(&t->mu);
+	t->state = run ? 1 : -1;
+	pthread_cond_broadcast(&t->cv);
+	pthread_mutex_unlock(&t->mu);
+	if (run)
+		t->fn(t, 0);
+	for (int k = 1; k < t->n; k++)
+		pthread_join(t->th[k], NULL);
+	pthread_cond_destroy(&t->cv);
+	pthread_mutex_destroy(&t->mu);
+}
+
+struct dsm_mm {
+	const double *a, *b;
+	double *c;
+	size_t n, lo, hi; /* rows [lo, hi) of C are computed by this rank */
+};
+
+static void dsm_rows(struct team *t, int tid)
+{
+	struct dsm_mm *m = t->arg;
+	size_t rows = m->hi - m->lo, n = m->n;
+	size_t lo = m->lo + rows * (size_t)tid / (size_t)t->n;
+	size_t hi = m->lo + rows * (size_t)(tid + 1) / (size_t)t->n;
+
+	for (size_t i = lo; i < hi; i++)
+		mul_row(m->a + i * n, m->b, m->c + i * n, n);
+}
+
+/* The rows of a matrix whose first byte this rank is home of: [*lo, *hi). With
+ * DSM_DIST_BLOCK they are contiguous. */
+static void home_rows(const double *x, size_t n, int rank, size_t *lo, size_t *hi)
+{
+	*lo = *hi = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (dsm_home(x + i * n) != rank)
+			continue;
+		if (*hi == 0)
+			*lo = i;
+		*hi = i + 1;
+	}
+}
+
+static int run_dsm(const struct bench_opts *o, struct dsm_mm *m, double *a, double *b, int nthreads,
+                   double *t, struct stats_delta *sum)
+{
+	struct stats_delta before, after;
+	size_t n = m->n, lo, hi;
+	struct team team;
+	char msg[160] = "";
+	int ok;
+
+	home_rows(a, n, o->rank, &m->lo, &m->hi);
+	home_rows(m->c, n, o->rank, &lo, &hi);
+	if (lo != m->lo || hi != m->hi) {
+		snprintf(msg, sizeof(msg), "A and C have different homes: [%zu,%zu) [%zu,%zu)",
+		         m->lo, m->hi, lo, hi);
+		return agree(o, 0, msg);
+	}
+	home_rows(b, n, o->rank, &lo, &hi);
+	for (size_t i = m->lo; i < m->hi; i++)
+		init_a_row(a + i * n, i, n);
+	for (size_t k = lo; k < hi; k++)
+		init_b_row(b + k * n, k, n);
+
+	ok = team_start(&team, nthreads, dsm_rows, m, msg, sizeof(msg)) == nthreads;
+	if (agree(o, ok, msg)) {
+		team_finish(&team, 0);
+		return -1;
+	}
+	dsm_barrier();
+	stats_take(&before);
+	*t = bench_now();
+	team_finish(&team, 1);
+	dsm_barrier();
+	*t = bench_now() - *t;
+	stats_take(&after);
+	stats_sum(&before, &after, sum);
+	return 0;
+}
+
+/* The MPI version: returns this rank's rows [lo, hi) of C, or NULL when out of memory (on
+ * every rank). */
+static double *run_mpi(const struct bench_opts *o, size_t n, size_t lo, size_t hi, double *t)
+{
+	size_t rows = hi - lo;
+	double *a = malloc((rows ? rows : 1) * n * sizeof(*a));
+	double *b = malloc(n * n * sizeof(*b));
+	double *c = malloc((rows ? rows : 1) * n * sizeof(*c));
+	int *counts = malloc((size_t)o->nranks * sizeof(*counts));
+	int *displs = malloc((size_t)o->nranks * sizeof(*displs));
+	int fail = !a || !b || !c || !counts || !displs, anyfail;
+
+	MPI_Allreduce(&fail, &anyfail, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+	if (anyfail) {
+		free(c);
+		c = NULL;
+		goto out;
+	}
+	for (int r = 0; r < o->nranks; r++) {
+		size_t rlo = n * (size_t)r / (size_t)o->nranks;
+		size_t rhi = n * (size_t)(r + 1) / (size_t)o->nranks;
+
+		counts[r] = (int)((rhi - rlo) * n);
+		displs[r] = (int)(rlo * n);
+	}
+	for (size_t i = lo; i < hi; i++) {
+		init_a_row(a + (i - lo) * n, i, n);
+		init_b_row(b + i * n, i, n);
+	}
+	MPI_Barrier(MPI_COMM_WORLD);
+	*t = bench_now();
+	MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, b, counts, displs, MPI_DOUBLE,
+	               MPI_COMM_WORLD);
+	for (size_t i = 0; i < rows; i++)
+		mul_row(a + i * n, b, c + i * n, n);
+	MPI_Barrier(MPI_COMM_WORLD);
+	*t = bench_now() - *t;
+out:
+	free(displs);
+	free(counts);
+	free(b);
+	free(a);
+	return c;
+}
+
+/* The serial reference for rows [lo, hi), compared with the MPI result. */
+static int check_serial(const double *c, size_t n, size_t lo, size_t hi, char *msg, size_t msglen)
+{
+	double *a = malloc(n * sizeof(*a)), *b = malloc(n * n * sizeof(*b));
+	double *ref = malloc(n * sizeof(*ref));
+	int ok = 1;
+
+	if (!a || !b || !ref) {
+		snprintf(msg, msglen, "out of memory for the serial reference");
+		ok = 0;
+		goto out;
+	}
+	for (size_t k = 0; k < n; k++)
+		init_b_row(b + k * n, k, n);
+	for (size_t i = lo; i < hi && ok; i++) {
+		/* Plain i-j-k dot products: a different order than mul_row, exact all the same. */
+		for (size_t j = 0; j < n; j++) {
+			double s = 0;
+
+			for (size_t k = 0; k < n; k++)
+				s += a_value(i, k) * b[k * n + j];
+			ref[j] = s;
+		}
+		for (size_t j = 0; j < n; j++) {
+			if (ref[j] == c[(i - lo) * n + j])
+				continue;
+			snprintf(msg, msglen, "serial and mpi differ at [%zu][%zu]: %.17g vs %.17g",
+			         i, j, ref[j], c[(i - lo) * n + j]);
+			ok = 0;
+			break;
+		}
+	}
+out:
+	free(ref);
+	free(b);
+	free(a);
+	return ok;
+}
+
+int bench_app_matmul(const struct bench_opts *o)
+{
+	size_t n = o->smoke ? 128 : 512;
+	int nthreads = o->threads > 0 ? o->threads : 1;
+	struct dsm_mm m = {0};
+	struct stats_delta sum = {{0}};
+	double t_dsm = 0, t_mpi = 0, *a, *b, *c, *mpi_c = NULL;
+	unsigned long long rows_max = 0, rows_min = 0, my_rows;
+	size_t lo, hi, bytes;
+	char msg[200] = "", extra[400];
+	int ok = 1, ret, serial;
+
+	/* --size scales n, kept a multiple of 64. */
+	if (o->size_factor > 0)
+		n = (size_t)((double)n * o->size_factor + 63) / 64 * 64;
+	if (n < 64)
+		n = 64;
+	if (nthreads > MAX_THREADS)
+		nthreads = MAX_THREADS;
+	serial = n <= SERIAL_MAX_N;
+	bytes = n * n * sizeof(double);
+	m.n = n;
+
+	a = dsm_all_alloc(bytes, DSM_DIST_BLOCK);
+	b = a ? dsm_all_alloc(bytes, DSM_DIST_BLOCK) : NULL;
+	c = b ? dsm_all_alloc(bytes, DSM_DIST_BLOCK) : NULL;
+	if (c == NULL)
+		snprintf(msg, sizeof(msg), "dsm_all_alloc(%zu): %s", bytes, dsm_strerror(-errno));
+	if (agree(o, c != NULL, msg)) {
+		if (b)
+			dsm_all_free(b);
+		if (a)
+			dsm_all_free(a);
+		return -1;
+	}
+	m.a = a;
+	m.b = b;
+	m.c = c;
+	ret = run_dsm(o, &m, a, b, nthreads, &t_dsm, &sum);
+	my_rows = m.hi - m.lo;
+	MPI_Reduce(&my_rows, &rows_max, 1, MPI_UNSIGNED_LONG_LONG, MPI_MAX, 0, MPI_COMM_WORLD);
+	MPI_Reduce(&my_rows, &rows_min, 1, MPI_UNSIGNED_LONG_LONG, MPI_MIN, 0, MPI_COMM_WORLD);
+
+	lo = n * (size_t)o->rank / (size_t)o->nranks;
+	hi = n * (size_t)(o->rank + 1) / (size_t)o->nranks;
+	if (ret == 0 && (mpi_c = run_mpi(o, n, lo, hi, &t_mpi)) == NULL) {
+		ret = agree(o, 0, "out of memory for the MPI matrices");
+	} else if (ret == 0) {
+		/* Rows of C homed elsewhere arrive by read misses here, outside the timed part. */
+		for (size_t i = lo; i < hi && ok; i++) {
+			for (size_t j = 0; j < n; j++) {
+				if (c[i * n + j] == mpi_c[(i - lo) * n + j])
+					continue;
+				snprintf(msg, sizeof(msg),
+				         "dsm and mpi differ at [%zu][%zu]: %.17g vs %.17g", i, j,
+				         c[i * n + j], mpi_c[(i - lo) * n + j]);
+				ok = 0;
+				break;
+			}
+		}
+		if (ok && serial)
+			ok = check_serial(mpi_c, n, lo, hi, msg, sizeof(msg));
+		ret = agree(o, ok, msg);
+	}
+	free(mpi_c);
+	dsm_barrier();
+	dsm_all_free(c);
+	dsm_all_free(b);
+	dsm_all_free(a);
+	if (ret)
+		return ret;
+
+	snprintf(extra, sizeof(extra), "\"version\": \"mpi\", \"n\": %zu, \"serial_checked\": %s",
+	         n, serial ? "true" : "false");
+	bench_emit(o, &(struct bench_result){.workload = WL,
+	                                     .metric = "time",
+	                                     .unit = "s",
+	                                     .value = t_mpi,
+	                                     .size = n,
+	                                     .extra = extra});
+	/* rows_min/rows_max: the DSM rows follow the homes of whole lines, so with few rows
+	 * per line they are less balanced than the MPI blocks. */
+	snprintf(extra, sizeof(extra),
+	         "\"version\": \"dsm\", \"n\": %zu, \"rows_min\": %llu, \"rows_max\": %llu, "
+	         "\"faults\": %" PRIu64 ", \"upgrades\": %" PRIu64 ", \"invalidations\": %" PRIu64
+	         ", \"messages\": %" PRIu64 ", \"bytes\": %" PRIu64,
+	         n, rows_min, rows_max, sum.v[0], sum.v[1], sum.v[2], sum.v[3], sum.v[4]);
+	bench_emit(o, &(struct bench_result){.workload = WL,
+	                                     .metric = "time",
+	                                     .unit = "s",
+	                                     .value = t_dsm,
+	                                     .threads = nthreads,
+	                                     .size = n,
+	                                     .baseline_name = "mpi",
+	                                     .baseline = t_mpi,
+	                                     .extra = extra});
+	return 0;
+}
