@@ -321,7 +321,8 @@ static int run_random(int argc, char **argv)
 		return 1;
 	}
 	printf("random, seed %llu, %u jobs, up to %u nodes, %u lines, %u threads, %u ops: "
-	       "%llu schedules (%llu with early holds), ~%llu states (estimated), %llu steps, "
+	       "%llu schedules (%llu with early holds), ~%llu states (estimated: HyperLogLog of "
+	       "every 4th step), %llu steps, "
 	       "longest fault %llu steps, "
 	       "%llu invalidations, %llu deferred by a hold, %llu queued, %.1fs%s%s\n",
 	       (unsigned long long)o.seed, jobs, o.max_nodes, o.max_lines, o.max_threads, o.max_ops,
