@@ -150,15 +150,9 @@ static int send(dsm_coh_node_t *n, dsm_coh_actions_t *a, unsigned dst, int type,
 	dsm_coh_action_t *x;
 
 	if (dst == n->cfg.rank) {
-		/* A write-back to ourselves must copy the mapping now, before the
-		 * zap that follows in this same list; the home then finds the data
-		 * in place (src NONE). */
-		if ((flags & DSM_COH_MSGF_DATA) && src == DSM_COH_SRC_MAP) {
-			if (!(n->cfg.bugs & DSM_COH_BUG_NO_WRITEBACK) &&
-			    act_src(a, DSM_COH_ACT_STORE_HOME, line, DSM_COH_SRC_MAP) < 0)
-				return -ENOMEM;
-			src = DSM_COH_SRC_NONE;
-		}
+		/* Delivered after the rest of this call's actions are listed, so
+		 * its data must not come from the mapping (write_back() copies
+		 * it out first). */
 		if (n->selfq_n == n->selfq_cap) {
 			size_t cap = n->selfq_cap ? n->selfq_cap * 2 : 8;
 			struct self_msg *q = realloc(n->selfq, cap * sizeof(*q));
@@ -378,15 +372,58 @@ static int node_grant(dsm_coh_node_t *n, dsm_coh_line_t *l, const dsm_coh_msg_t 
 	return finish_grant(n, l, DSM_COH_SRC_NONE, a);
 }
 
-/* Obey an INV or FWD now (the hold is over). */
+/*
+ * Copy the line out of the mapping for its home: the one action of a give-up
+ * that reads the mapping. The caller has write-protected the line and zaps it
+ * only after this (DESIGN.md, "Memory model"). At the home itself the copy is
+ * a STORE_HOME listed here, not when the WB to itself is delivered: that
+ * delivery comes after the zap and wake already listed, when the mapping is
+ * gone. The WB then finds the data in place (src NONE).
+ */
+static int write_back(dsm_coh_node_t *n, dsm_coh_line_t *l, dsm_coh_actions_t *a)
+{
+	dsm_coh_action_t *x;
+
+	if (l->home == n->cfg.rank) {
+		int dsrc = DSM_COH_SRC_NONE;
+
+		if (n->cfg.bugs & DSM_COH_BUG_ZAP_BEFORE_WB)
+			dsrc = DSM_COH_SRC_MAP; /* stored at delivery: after the zap */
+		else if (!(n->cfg.bugs & DSM_COH_BUG_NO_WRITEBACK) &&
+		         act_src(a, DSM_COH_ACT_STORE_HOME, l->line, DSM_COH_SRC_MAP) < 0)
+			return -ENOMEM;
+		return send(n, a, l->home, DSM_COH_MSG_WB, l->line, DSM_COH_MSGF_DATA, dsrc);
+	}
+	if (n->cfg.wb_mode == DSM_COH_DATA_INLINE)
+		return send(n, a, l->home, DSM_COH_MSG_WB, l->line, DSM_COH_MSGF_DATA,
+		            DSM_COH_SRC_MAP);
+	/* RDMA_WRITE copies the mapping into a bounce buffer as it runs; WB,
+	 * without data, follows once the write has completed. */
+	x = act(a, DSM_COH_ACT_RDMA_WRITE, l->line);
+	if (!x)
+		return -ENOMEM;
+	x->peer = l->home;
+	x->src = DSM_COH_SRC_MAP;
+	l->flags |= DSM_COH_LINE_WB;
+	return 0;
+}
+
+/*
+ * Obey an INV or FWD now (the hold is over). Giving up an owned line is, in
+ * this order: write-protect (no store still in flight), copy out, and for
+ * FWD_M zap, then wake (a zap wakes nobody). Nothing reads the mapping after
+ * the zap, at the home as at any other rank.
+ */
 static int node_give_up(dsm_coh_node_t *n, dsm_coh_line_t *l, int type, dsm_coh_actions_t *a)
 {
-	int rc;
+	unsigned bugs = n->cfg.bugs;
+	int rc, zap_first;
 
 	if ((rc = count(a, l->line, DSM_COH_CNT_INV_RECEIVED)) < 0)
 		return rc;
 	if (type == DSM_COH_MSG_INV) {
-		if (!(n->cfg.bugs & DSM_COH_BUG_INV_NO_ZAP)) {
+		/* A read-only copy: nothing to write back. */
+		if (!(bugs & DSM_COH_BUG_INV_NO_ZAP)) {
 			ACT(a, DSM_COH_ACT_ZAP, l->line);
 			/* A zap wakes nobody; threads asleep on a write-protect
 			 * fault must retry (and fault as MISSING). */
@@ -395,31 +432,22 @@ static int node_give_up(dsm_coh_node_t *n, dsm_coh_line_t *l, int type, dsm_coh_
 		l->state = l->state == DSM_COH_SM ? DSM_COH_IM : DSM_COH_I;
 		return send(n, a, l->home, DSM_COH_MSG_INV_ACK, l->line, 0, DSM_COH_SRC_NONE);
 	}
-	/* Write-protect before reading the data: no store may still be in
-	 * flight while the copy is taken (DESIGN.md, "Memory model"). */
-	ACT(a, DSM_COH_ACT_WRITE_PROTECT, l->line);
-	if (n->cfg.wb_mode == DSM_COH_DATA_RDMA && l->home != n->cfg.rank) {
-		/* The data goes into the home segment by RDMA write (copied from
-		 * the mapping when the action runs, so the zap below may follow);
-		 * WB, without data, follows once the write has completed. */
-		dsm_coh_action_t *x = act(a, DSM_COH_ACT_RDMA_WRITE, l->line);
-
-		if (!x)
-			return -ENOMEM;
-		x->peer = l->home;
-		x->src = DSM_COH_SRC_MAP;
-		l->flags |= DSM_COH_LINE_WB;
-	} else {
-		rc = send(n, a, l->home, DSM_COH_MSG_WB, l->line, DSM_COH_MSGF_DATA,
-		          DSM_COH_SRC_MAP);
-		if (rc < 0)
-			return rc;
-	}
+	zap_first = type == DSM_COH_MSG_FWD_M && (bugs & DSM_COH_BUG_ZAP_BEFORE_WB_REMOTE) &&
+	            l->home != n->cfg.rank;
+	if (!(bugs & DSM_COH_BUG_WB_BEFORE_WP))
+		ACT(a, DSM_COH_ACT_WRITE_PROTECT, l->line);
+	if (zap_first)
+		ACT(a, DSM_COH_ACT_ZAP, l->line);
+	if ((rc = write_back(n, l, a)) < 0)
+		return rc;
+	if (bugs & DSM_COH_BUG_WB_BEFORE_WP)
+		ACT(a, DSM_COH_ACT_WRITE_PROTECT, l->line);
 	if (type == DSM_COH_MSG_FWD_S) {
 		l->state = DSM_COH_S;
 		return 0;
 	}
-	ACT(a, DSM_COH_ACT_ZAP, l->line);
+	if (!zap_first)
+		ACT(a, DSM_COH_ACT_ZAP, l->line);
 	ACT(a, DSM_COH_ACT_WAKE, l->line);
 	l->state = DSM_COH_I;
 	return 0;

@@ -113,7 +113,13 @@ typedef struct dsm_coh_event {
 	dsm_coh_msg_t msg; /* MSG */
 } dsm_coh_event_t;
 
-/* ---- Actions ---- */
+/* ---- Actions ----
+ *
+ * Run them in order. Within one list, an action that reads a line's mapping
+ * (SEND with data from MAP, RDMA_WRITE, STORE_HOME from MAP) always comes
+ * after that line's WRITE_PROTECT and before its ZAP, at the home as at any
+ * other rank: the mapping can be read where the action says, with no copy
+ * taken ahead (PROTOCOL.md, "Giving up a line"). */
 
 typedef enum dsm_coh_action_type {
 	/* send msg to peer; with DSM_COH_MSGF_DATA the line's data, taken from src
@@ -192,13 +198,16 @@ typedef enum dsm_coh_data_mode {
 
 /* Test-only: break the protocol on purpose so that tests can show that the
  * model checker notices. Never set outside tests. */
-#define DSM_COH_BUG_GRANT_BEFORE_ACKS 0x01 /* grant write before the sharers acked */
-#define DSM_COH_BUG_NO_WRITEBACK      0x02 /* the home drops the owner's write-back */
-#define DSM_COH_BUG_READ_GRANT_RW     0x04 /* install a read grant without write-protect */
-#define DSM_COH_BUG_NO_HOLD           0x08 /* give a line away before the woken thread ran */
-#define DSM_COH_BUG_TRUST_UPGRADE     0x10 /* grant an upgrade without data on the flag's word */
-#define DSM_COH_BUG_NO_DONE_WAIT      0x20 /* start the next transaction before DONE */
-#define DSM_COH_BUG_INV_NO_ZAP        0x40 /* ack an invalidation but keep the page */
+#define DSM_COH_BUG_GRANT_BEFORE_ACKS    0x01 /* grant write before the sharers acked */
+#define DSM_COH_BUG_NO_WRITEBACK         0x02 /* the home drops the owner's write-back */
+#define DSM_COH_BUG_READ_GRANT_RW        0x04 /* install a read grant without write-protect */
+#define DSM_COH_BUG_NO_HOLD              0x08 /* give a line away before the woken thread ran */
+#define DSM_COH_BUG_TRUST_UPGRADE        0x10 /* grant an upgrade without data on the flag's word */
+#define DSM_COH_BUG_NO_DONE_WAIT         0x20 /* start the next transaction before DONE */
+#define DSM_COH_BUG_INV_NO_ZAP           0x40 /* ack an invalidation but keep the page */
+#define DSM_COH_BUG_ZAP_BEFORE_WB        0x80 /* the home stores its own write-back after the zap */
+#define DSM_COH_BUG_WB_BEFORE_WP         0x100 /* read the mapping before write-protecting it */
+#define DSM_COH_BUG_ZAP_BEFORE_WB_REMOTE 0x200 /* an owner zaps, then writes back */
 
 typedef struct dsm_coh_config {
 	unsigned rank;

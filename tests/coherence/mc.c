@@ -17,6 +17,7 @@ typedef struct mc_thread {
 	uint8_t pc, status, line;
 	uint8_t granted;     /* woken by a grant of this protection */
 	uint64_t fault_step; /* when the current op first faulted, or 0 */
+	uint64_t woke_step;  /* when it was last woken */
 } mc_thread_t;
 
 typedef struct mc_page {
@@ -60,6 +61,7 @@ typedef struct mc_sim {
 	uint64_t bound; /* steps a fault may wait */
 	uint64_t max_fault_steps;
 	uint64_t counters[DSM_COH_CNT_NCOUNTERS];
+	uint64_t cov[MC_NCOV];
 	mc_fail_t fail;
 	char what[512];
 	dsm_coh_actions_t acts;
@@ -82,9 +84,25 @@ const char *mc_fail_name(int f)
 	                                            "starvation",
 	                                            "impossible action",
 	                                            "final state inconsistent",
-	                                            "engine and page table disagree"};
+	                                            "engine and page table disagree",
+	                                            "mapping read out of order"};
 
 	return f >= 0 && f < MC_NFAIL ? names[f] : "?";
+}
+
+const char *mc_cov_name(int c)
+{
+	static const char *const names[MC_NCOV] = {
+	        [MC_COV_STALE_FAULT] = "stale fault",
+	        [MC_COV_HOME_REQUEST] = "home requests its own line",
+	        [MC_COV_HOME_GIVES_UP] = "home gives up its own line",
+	        [MC_COV_INV_AT_SM] = "INV crosses an upgrade",
+	        [MC_COV_STALE_UPGRADE] = "upgrade arrives after its INV",
+	        [MC_COV_DEFERRED] = "INV/FWD waits for a hold",
+	        [MC_COV_LATE_RETRY] = "woken thread retries later",
+	        [MC_COV_QUEUED] = "request queued at the home"};
+
+	return c >= 0 && c < MC_NCOV ? names[c] : "?";
 }
 
 static void failf(mc_sim_t *s, mc_fail_t f, const char *fmt, ...)
@@ -194,6 +212,46 @@ static void check_swmr(mc_sim_t *s, unsigned l)
 
 /* ---- Applying actions ---- */
 
+static const char *act_name(int type)
+{
+	static const char *const names[] = {
+	        [DSM_COH_ACT_SEND] = "SEND",
+	        [DSM_COH_ACT_RDMA_READ] = "RDMA_READ",
+	        [DSM_COH_ACT_RDMA_WRITE] = "RDMA_WRITE",
+	        [DSM_COH_ACT_INSTALL_RO] = "INSTALL_RO",
+	        [DSM_COH_ACT_INSTALL_RW] = "INSTALL_RW",
+	        [DSM_COH_ACT_WRITE_PROTECT] = "WRITE_PROTECT",
+	        [DSM_COH_ACT_ZAP] = "ZAP",
+	        [DSM_COH_ACT_STORE_HOME] = "STORE_HOME",
+	        [DSM_COH_ACT_WAKE] = "WAKE",
+	        [DSM_COH_ACT_HOLD] = "HOLD",
+	        [DSM_COH_ACT_COUNT] = "COUNT",
+	};
+
+	return type > 0 && type <= DSM_COH_ACT_COUNT ? names[type] : "?";
+}
+
+static void count_races(mc_sim_t *s, unsigned n, int l, unsigned counter)
+{
+	switch (counter) {
+	case DSM_COH_CNT_STALE_FAULT:
+		s->cov[MC_COV_STALE_FAULT]++;
+		break;
+	case DSM_COH_CNT_READ_FAULT:
+	case DSM_COH_CNT_WRITE_FAULT:
+	case DSM_COH_CNT_UPGRADE:
+		if (s->home[l] == n)
+			s->cov[MC_COV_HOME_REQUEST]++;
+		break;
+	case DSM_COH_CNT_DEFERRED:
+		s->cov[MC_COV_DEFERRED]++;
+		break;
+	case DSM_COH_CNT_QUEUED:
+		s->cov[MC_COV_QUEUED]++;
+		break;
+	}
+}
+
 static void apply(mc_sim_t *s, unsigned n, const uint32_t *payload)
 {
 	mc_node_t *nd = &s->node[n];
@@ -227,6 +285,15 @@ static void apply(mc_sim_t *s, unsigned n, const uint32_t *payload)
 		case DSM_COH_SRC_STAGING:
 			from = nd->staging[l];
 			break;
+		}
+		/* DESIGN.md: write-protect, copy out, zap. Reading the mapping
+		 * after the zap copies nothing (the runtime would fault on the
+		 * absent page); before the write-protect a store may still land
+		 * after the copy was taken. */
+		if (a->src == DSM_COH_SRC_MAP && pg->prot != PROT_RO) {
+			failf(s, MC_ORDER, "node %u line %d: %s reads the mapping while %s", n, l,
+			      act_name(a->type), pg->prot == PROT_RW ? "writable" : "absent");
+			return;
 		}
 		if (a->src != DSM_COH_SRC_NONE && !from) {
 			failf(s, MC_BAD_ACTION,
@@ -313,12 +380,15 @@ static void apply(mc_sim_t *s, unsigned n, const uint32_t *payload)
 				return;
 			}
 			memcpy(nd->home_seg[l], from, sizeof(nd->home_seg[l]));
+			if (a->src == DSM_COH_SRC_MAP)
+				s->cov[MC_COV_HOME_GIVES_UP]++;
 			break;
 		case DSM_COH_ACT_WAKE:
 			for (t = 0; t < s->cfg->nthreads; t++)
 				if (nd->th[t].status == T_BLOCKED && nd->th[t].line == l) {
 					nd->th[t].status = T_WOKEN;
 					nd->th[t].granted = (uint8_t)installed;
+					nd->th[t].woke_step = s->step;
 				}
 			break;
 		case DSM_COH_ACT_HOLD:
@@ -328,6 +398,7 @@ static void apply(mc_sim_t *s, unsigned n, const uint32_t *payload)
 		case DSM_COH_ACT_COUNT:
 			if (a->counter < DSM_COH_CNT_NCOUNTERS)
 				s->counters[a->counter]++;
+			count_races(s, n, l, a->counter);
 			break;
 		default:
 			failf(s, MC_BAD_ACTION, "node %u: unknown action %d", n, a->type);
@@ -352,7 +423,7 @@ static void check_agree(mc_sim_t *s, unsigned n, int l)
 	dsm_coh_line_info(s->eng[n], s->line_id[l], &li);
 	if (s->node[n].map[l].prot != prot_of[li.state])
 		failf(s, MC_MISMATCH, "node %u line %d: engine says %s, page is %s", n, l,
-		      dsm_coh_state_name(li.state),
+		      dsm_coh_state_name((int)li.state),
 		      s->node[n].map[l].prot == PROT_RW   ? "read-write"
 		      : s->node[n].map[l].prot == PROT_RO ? "read-only"
 		                                          : "absent");
@@ -362,6 +433,18 @@ static void feed(mc_sim_t *s, unsigned n, const dsm_coh_event_t *ev, const uint3
 {
 	int rc;
 
+	if (ev->type == DSM_COH_EV_MSG) {
+		int l = line_index(s, ev->msg.line);
+		dsm_coh_line_info_t li;
+
+		dsm_coh_line_info(s->eng[n], ev->msg.line, &li);
+		if (ev->msg.type == DSM_COH_MSG_INV && li.state == DSM_COH_SM)
+			s->cov[MC_COV_INV_AT_SM]++;
+		if (ev->msg.type == DSM_COH_MSG_GET_M && (ev->msg.flags & DSM_COH_MSGF_UPGRADE) &&
+		    l >= 0 && s->home[l] == n &&
+		    !dsm_coh_dir_is_sharer(s->eng[n], ev->msg.line, ev->msg.src))
+			s->cov[MC_COV_STALE_UPGRADE]++;
+	}
 	s->acts.n = 0;
 	rc = dsm_coh_handle(s->eng[n], ev, &s->acts);
 	if (rc == DSM_ERR_PROTOCOL) {
@@ -460,6 +543,8 @@ static void thread_step(mc_sim_t *s, unsigned n, unsigned t)
 		      op->line);
 		return;
 	}
+	if (th->status == T_WOKEN && s->step > th->woke_step + 1)
+		s->cov[MC_COV_LATE_RETRY]++;
 	th->granted = 0;
 	if (pg->prot == PROT_RW || (!op->write && pg->prot == PROT_RO)) {
 		if (op->write) {
@@ -629,7 +714,7 @@ static void check_final(mc_sim_t *s)
 			                                     : PROT_NONE_)) {
 				failf(s, MC_FINAL,
 				      "line %u node %u: state %s prot %d, directory says %s", l, n,
-				      dsm_coh_state_name(li.state), pg->prot,
+				      dsm_coh_state_name((int)li.state), pg->prot,
 				      dsm_coh_state_name(want));
 				return;
 			}
@@ -782,7 +867,7 @@ typedef struct dfs {
 static void report(mc_sim_t *s, mc_result_t *res)
 {
 	res->fail = s->fail;
-	snprintf(res->what, sizeof(res->what), "%s: %s", mc_fail_name(s->fail), s->what);
+	snprintf(res->what, sizeof(res->what), "%s: %s", mc_fail_name((int)s->fail), s->what);
 }
 
 static const char *choice_str(const mc_sim_t *s, const mc_choice_t *c, char *b, size_t n)
@@ -804,12 +889,14 @@ static int dfs_visit(dfs_t *d, mc_sim_t *s, unsigned depth, double *paths_p)
 	uint64_t h = sim_hash(s, d->buf, sizeof(d->buf));
 	double paths = 0;
 	size_t slot = vset_slot(&d->seen, h, 0);
-	unsigned k, i;
+	unsigned k, i, j;
 
 	if (slot != SIZE_MAX && d->nomemo && d->seen.color[slot] == 2)
 		slot = SIZE_MAX; /* checking the path count: walk it again */
 	if (slot != SIZE_MAX) {
 		*paths_p = d->seen.paths[slot];
+		if (d->seen.color[slot] == 1)
+			d->res->back_edges++;
 		if (d->seen.color[slot] == 1 && !s->cfg->early_hold) {
 			failf(s, MC_LIVELOCK,
 			      "step %u returns to a state already on its path: a cycle", depth);
@@ -845,7 +932,14 @@ static int dfs_visit(dfs_t *d, mc_sim_t *s, unsigned depth, double *paths_p)
 		d->path[depth] = c[i];
 		d->fail_depth = depth + 1;
 		d->edges++;
+		/* Count what this one transition does (each is taken once). */
+		memset(child->counters, 0, sizeof(child->counters));
+		memset(child->cov, 0, sizeof(child->cov));
 		do_step(child, &c[i]);
+		for (j = 0; j < DSM_COH_CNT_NCOUNTERS; j++)
+			d->res->counters[j] += child->counters[j];
+		for (j = 0; j < MC_NCOV; j++)
+			d->res->cov[j] += child->cov[j];
 		if (child->max_fault_steps > d->res->max_fault_steps)
 			d->res->max_fault_steps = child->max_fault_steps;
 		stop = child->fail ? 1 : dfs_visit(d, child, depth + 1, &p);
@@ -853,7 +947,6 @@ static int dfs_visit(dfs_t *d, mc_sim_t *s, unsigned depth, double *paths_p)
 		if (stop && !s->fail) {
 			s->fail = child->fail;
 			memcpy(s->what, child->what, sizeof(s->what));
-			memcpy(s->counters, child->counters, sizeof(s->counters));
 		}
 		sim_fini(child);
 		free(child);
@@ -908,7 +1001,6 @@ int mc_exhaustive(const mc_config_t *cfg, uint64_t max_states, mc_result_t *res)
 		res->states = d->seen.n;
 		res->max_depth = d->max_depth;
 		res->steps = d->edges;
-		memcpy(res->counters, s->counters, sizeof(res->counters));
 	}
 	sim_fini(s);
 	free(s);
@@ -1046,6 +1138,8 @@ int mc_random(const mc_random_opts_t *o, mc_result_t *res)
 			res->max_fault_steps = s->max_fault_steps;
 		for (j = 0; j < DSM_COH_CNT_NCOUNTERS; j++)
 			res->counters[j] += s->counters[j];
+		for (j = 0; j < MC_NCOV; j++)
+			res->cov[j] += s->cov[j];
 		if (s->fail) {
 			report(s, res);
 			if (o->verbose) {

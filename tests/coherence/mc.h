@@ -60,10 +60,29 @@ typedef enum mc_fail {
 	MC_BAD_ACTION, /* an action the runtime could not carry out */
 	MC_FINAL,      /* after quiescence, directory and copies disagree */
 	MC_MISMATCH,   /* a rank's engine state and its page table disagree */
+	/* the mapping read (for a write-back or a store into the home segment)
+	 * while absent (after a zap) or still writable (before the write-protect) */
+	MC_ORDER,
 	MC_NFAIL,
 } mc_fail_t;
 
 const char *mc_fail_name(int f);
+
+/* The races the protocol must survive, counted whenever a step reaches one,
+ * so that a run shows it covered them (coh-mc fails a tier that misses one). */
+typedef enum mc_cov {
+	MC_COV_STALE_FAULT,   /* a fault message read after its line was granted */
+	MC_COV_HOME_REQUEST,  /* the home faulted on its own line and asked itself */
+	MC_COV_HOME_GIVES_UP, /* the home gave up its own modified line */
+	MC_COV_INV_AT_SM,     /* an upgrade in flight crossed the INV of its copy */
+	MC_COV_STALE_UPGRADE, /* a GET_M(UPGRADE) reached the home after that INV */
+	MC_COV_DEFERRED,      /* an INV or FWD waited for a hold to end */
+	MC_COV_LATE_RETRY,    /* a woken thread retried with other steps between */
+	MC_COV_QUEUED,        /* a request waited behind another at the home */
+	MC_NCOV,
+} mc_cov_t;
+
+const char *mc_cov_name(int c);
 
 typedef struct mc_result {
 	mc_fail_t fail;
@@ -76,6 +95,10 @@ typedef struct mc_result {
 	uint64_t max_fault_steps;      /* longest time a fault waited, in steps */
 	uint64_t max_depth;            /* exhaustive: longest path */
 	uint64_t counters[DSM_COH_CNT_NCOUNTERS];
+	/* random: steps reaching each race; exhaustive: transitions (each
+	 * distinct state's outgoing steps, taken once) reaching it */
+	uint64_t cov[MC_NCOV];
+	uint64_t back_edges; /* exhaustive with early holds: cycles allowed there */
 } mc_result_t;
 
 /* Every order of every step, with state hashing; cycles count as livelock. */

@@ -32,6 +32,21 @@ static int long_tier(void)
 	return t && strcmp(t, "long") == 0;
 }
 
+/* Print how often each race was reached; nonzero when one never was (the
+ * run then proves nothing about it). */
+static int print_races(const char *what, const uint64_t *cov)
+{
+	int missed = 0, c;
+
+	printf("%s, races reached:", what);
+	for (c = 0; c < MC_NCOV; c++) {
+		printf("%s %s %llu", c ? "," : "", mc_cov_name(c), (unsigned long long)cov[c]);
+		missed |= cov[c] == 0;
+	}
+	printf("%s\n", missed ? ": FAIL (a race was never reached)" : "");
+	return missed;
+}
+
 /* Three kinds of programs, each op on one line (word 0 or 1). */
 enum { PROG_WRITERS, PROG_MIXED, PROG_READ_UPGRADE, PROG_NPROGS };
 static const char *const prog_names[] = {"writers", "mixed", "read-then-write"};
@@ -79,6 +94,7 @@ static int run_early_hold(int big)
 			for (m = 0; m < 2; m++) {
 				mc_config_t c;
 				mc_result_t r;
+				char sched[64];
 				double t0 = now();
 
 				/* Default tier: inline data, 3 ranks with the writers only
@@ -96,10 +112,18 @@ static int run_early_hold(int big)
 				program(&c, (int)p, 3);
 				if (mc_exhaustive(&c, 200000000, &r) < 0)
 					return 1;
+				/* Lines may bounce forever here: with a cycle in the
+				 * graph there is no finite number of schedules. */
+				if (r.back_edges)
+					snprintf(sched, sizeof(sched),
+					         "unbounded schedules (%llu cycles closed)",
+					         (unsigned long long)r.back_edges);
+				else
+					snprintf(sched, sizeof(sched), "%.4g schedules", r.orders);
 				printf("exhaustive, holds may end early, %u nodes x 3 ops, %s, "
 				       "data %s: "
-				       "%llu states, %llu transitions, %.2fs%s%s\n",
-				       nodes, prog_names[p], m ? "rdma" : "inline",
+				       "%s, %llu states, %llu transitions, %.2fs%s%s\n",
+				       nodes, prog_names[p], m ? "rdma" : "inline", sched,
 				       (unsigned long long)r.states, (unsigned long long)r.steps,
 				       now() - t0, r.fail ? ": FAIL " : "", r.fail ? r.what : "");
 				fflush(stdout);
@@ -130,7 +154,8 @@ static int run_exhaustive(int big)
 	             {4, 1, 3, 1, 0, 1 << PROG_WRITERS},
 	             {4, 1, 2, 1, 0, 7}};
 	static const dsm_dist_t dists[] = {DSM_DIST_LOCAL, DSM_COH_DIST_RANK};
-	unsigned si, p, m, di;
+	uint64_t cov[MC_NCOV] = {0};
+	unsigned si, p, m, di, k;
 	int bad = 0;
 
 	bad |= run_early_hold(big);
@@ -176,8 +201,11 @@ static int run_exhaustive(int big)
 					       r.fail ? ": FAIL " : "", r.fail ? r.what : "");
 					fflush(stdout);
 					bad |= r.fail != MC_OK;
+					for (k = 0; k < MC_NCOV; k++)
+						cov[k] += r.cov[k];
 				}
 	}
+	bad |= print_races("exhaustive, all runs above (transitions)", cov);
 	return bad;
 }
 
@@ -240,6 +268,8 @@ static int random_jobs(const mc_random_opts_t *o, unsigned jobs, mc_result_t *r)
 			r->max_fault_steps = res.max_fault_steps;
 		for (i = 0; i < DSM_COH_CNT_NCOUNTERS; i++)
 			r->counters[i] += res.counters[i];
+		for (i = 0; i < MC_NCOV; i++)
+			r->cov[i] += res.cov[i];
 		for (i = 0; i < MC_HLL_SIZE; i++)
 			if (reg[i] > hll[i])
 				hll[i] = reg[i];
@@ -265,6 +295,7 @@ static int run_random(int argc, char **argv)
 	                      .verbose = 1};
 	unsigned jobs = long_tier() ? 2 : 1;
 	mc_result_t r;
+	int missed;
 	double t0 = now();
 
 	if (argc > 0)
@@ -290,7 +321,8 @@ static int run_random(int argc, char **argv)
 		return 1;
 	}
 	printf("random, seed %llu, %u jobs, up to %u nodes, %u lines, %u threads, %u ops: "
-	       "%llu schedules (%llu with early holds), ~%llu states (estimated), %llu steps, "
+	       "%llu schedules (%llu with early holds), ~%llu states (estimated: HyperLogLog of "
+	       "every 4th step), %llu steps, "
 	       "longest fault %llu steps, "
 	       "%llu invalidations, %llu deferred by a hold, %llu queued, %.1fs%s%s\n",
 	       (unsigned long long)o.seed, jobs, o.max_nodes, o.max_lines, o.max_threads, o.max_ops,
@@ -301,7 +333,9 @@ static int run_random(int argc, char **argv)
 	       (unsigned long long)r.counters[DSM_COH_CNT_DEFERRED],
 	       (unsigned long long)r.counters[DSM_COH_CNT_QUEUED], now() - t0,
 	       r.fail ? ": FAIL " : "", r.fail ? r.what : "");
-	return r.fail != MC_OK || r.schedules < o.schedules;
+	/* A tier-sized run must reach every race; a short run by hand may not. */
+	missed = print_races("random (steps)", r.cov);
+	return r.fail != MC_OK || r.schedules < o.schedules || (o.schedules >= 100000 && missed);
 }
 
 int main(int argc, char **argv)

@@ -52,7 +52,7 @@ static int one_of(mc_fail_t f, const mc_fail_t *ok, size_t n)
 	return 0;
 }
 
-static void expect_caught(unsigned bugs, const mc_fail_t *ok, size_t nok)
+static void expect_caught_what(unsigned bugs, const mc_fail_t *ok, size_t nok, const char *what)
 {
 	mc_random_opts_t o = {.schedules = 200000,
 	                      .seed = 42,
@@ -75,10 +75,17 @@ static void expect_caught(unsigned bugs, const mc_fail_t *ok, size_t nok)
 	assert_int_equal(mc_exhaustive(&c, 10000000, &r), 0);
 	print_message("exhaustive: %s (after %llu states)\n", r.what, (unsigned long long)r.states);
 	assert_true(one_of(r.fail, ok, nok));
+	if (what)
+		assert_non_null(strstr(r.what, what));
 
 	assert_int_equal(mc_random(&o, &r), 0);
 	print_message("random: %s (schedule %llu)\n", r.what, (unsigned long long)r.schedules);
 	assert_true(one_of(r.fail, ok, nok));
+}
+
+static void expect_caught(unsigned bugs, const mc_fail_t *ok, size_t nok)
+{
+	expect_caught_what(bugs, ok, nok, NULL);
 }
 
 static void grant_before_acks(void **state)
@@ -164,6 +171,65 @@ static void no_done_wait(void **state)
 	expect_caught(DSM_COH_BUG_NO_DONE_WAIT, ok, 1);
 }
 
+static void zap_before_write_back(void **state)
+{
+	/* The old order at the home: its own write-back was stored when the WB
+	 * to itself was delivered, after the zap of the give-up had run. The
+	 * small configuration's home (rank 0) writes, so it gives up its own
+	 * modified line, and only there does this bug act. */
+	static const mc_fail_t ok[] = {MC_ORDER};
+
+	(void)state;
+	expect_caught_what(DSM_COH_BUG_ZAP_BEFORE_WB, ok, 1,
+	                   "STORE_HOME reads the mapping while absent");
+}
+
+/* Rank 0 homes the line and never touches it: every write-back comes from
+ * another rank, by WB with data or by RDMA write. */
+static void remote_owners_config(mc_config_t *c, unsigned bugs, dsm_coh_data_mode_t wb)
+{
+	small_config(c, bugs, DSM_COH_DATA_INLINE);
+	c->wb_mode = wb;
+	c->nops[0][0] = 0;
+}
+
+static void zap_before_write_back_remote(void **state)
+{
+	static const mc_fail_t ok[] = {MC_ORDER};
+	mc_config_t c;
+	mc_result_t r;
+
+	(void)state;
+	expect_caught(DSM_COH_BUG_ZAP_BEFORE_WB_REMOTE, ok, 1);
+	/* Each way out of the mapping, on its own. */
+	remote_owners_config(&c, 0, DSM_COH_DATA_INLINE);
+	assert_int_equal(mc_exhaustive(&c, 10000000, &r), 0);
+	assert_int_equal(r.fail, MC_OK);
+	remote_owners_config(&c, DSM_COH_BUG_ZAP_BEFORE_WB_REMOTE, DSM_COH_DATA_INLINE);
+	assert_int_equal(mc_exhaustive(&c, 10000000, &r), 0);
+	print_message("exhaustive, WB inline: %s\n", r.what);
+	assert_int_equal(r.fail, MC_ORDER);
+	assert_non_null(strstr(r.what, "SEND reads the mapping while absent"));
+	remote_owners_config(&c, 0, DSM_COH_DATA_RDMA);
+	assert_int_equal(mc_exhaustive(&c, 10000000, &r), 0);
+	assert_int_equal(r.fail, MC_OK);
+	remote_owners_config(&c, DSM_COH_BUG_ZAP_BEFORE_WB_REMOTE, DSM_COH_DATA_RDMA);
+	assert_int_equal(mc_exhaustive(&c, 10000000, &r), 0);
+	print_message("exhaustive, WB by RDMA write: %s\n", r.what);
+	assert_int_equal(r.fail, MC_ORDER);
+	assert_non_null(strstr(r.what, "RDMA_WRITE reads the mapping while absent"));
+}
+
+static void write_back_before_protect(void **state)
+{
+	/* A store may land after the copy was taken: the checker sees the
+	 * mapping read while still writable. */
+	static const mc_fail_t ok[] = {MC_ORDER};
+
+	(void)state;
+	expect_caught_what(DSM_COH_BUG_WB_BEFORE_WP, ok, 1, "reads the mapping while writable");
+}
+
 static void done_stands_in_for_fifo(void **state)
 {
 	/* Without DONE the protocol relies on per-pair FIFO: with FIFO delivery
@@ -202,6 +268,9 @@ int main(void)
 	        cmocka_unit_test(no_hold_is_a_cycle),
 	        cmocka_unit_test(trust_upgrade),
 	        cmocka_unit_test(no_done_wait),
+	        cmocka_unit_test(zap_before_write_back),
+	        cmocka_unit_test(zap_before_write_back_remote),
+	        cmocka_unit_test(write_back_before_protect),
 	        cmocka_unit_test(done_stands_in_for_fifo),
 	};
 
