@@ -140,7 +140,6 @@ static void teardown(struct dsm_rt *rt)
 	dsm_rt_heap_release(&rt->heap);
 	dsm_rt_mutexes_fini(rt);
 	free(rt->scratch);
-	free(rt->stash);
 	free(rt->holds);
 	free(rt->faults);
 	free(rt->coll_in);
@@ -186,12 +185,9 @@ static int init_local(struct dsm_rt *rt)
 		return ret;
 	dsm_coh_actions_init(&rt->acts);
 	rt->scratch = malloc(sizeof(dsm_coh_msg_t) + rt->cfg.line_size);
-	rt->stash = malloc(rt->cfg.line_size);
-	rt->stash_line = -1;
 	rt->coll_in = calloc((size_t)rt->nranks, sizeof(*rt->coll_in));
 	rt->coll_arrived = calloc((size_t)rt->nranks, 1);
-	if (rt->scratch == NULL || rt->stash == NULL || rt->coll_in == NULL ||
-	    rt->coll_arrived == NULL)
+	if (rt->scratch == NULL || rt->coll_in == NULL || rt->coll_arrived == NULL)
 		return -ENOMEM;
 	return 0;
 }

@@ -285,8 +285,6 @@ static const void *action_src(struct dsm_rt *rt, int src, uint64_t line, const v
 	case DSM_COH_SRC_MSG:
 		return msg_data;
 	case DSM_COH_SRC_MAP:
-		if ((int64_t)line == rt->stash_line)
-			return rt->stash;
 		return (const void *)dsm_coh_line_addr(&rt->layout, line);
 	case DSM_COH_SRC_HOME:
 		return home_line(rt, line);
@@ -350,8 +348,6 @@ static void run_action(struct dsm_rt *rt, const dsm_coh_action_t *a, const void 
 	}
 	case DSM_COH_ACT_INSTALL_RO:
 	case DSM_COH_ACT_INSTALL_RW:
-		if (rt->stash_line == (int64_t)a->line)
-			rt->stash_line = -1; /* the mapping holds the line again */
 		if (a->src == DSM_COH_SRC_NONE)
 			ret = dsm_rt_region_protect(&rt->region, addr, ls, false);
 		else
@@ -386,33 +382,17 @@ static void run_action(struct dsm_rt *rt, const dsm_coh_action_t *a, const void 
 }
 
 /*
- * The engine delivers a rank's messages to itself inside dsm_coh_handle, so a
- * home that gives up its own modified line can list the zap before the store
- * of the write-back that reads the mapping. Reading a zapped page would fault
- * the loop on itself: take the data (already write-protected, so final) first.
+ * The engine lists the one action that reads a line's mapping (the copy out of a give-up)
+ * after its write-protect and before its zap (coherence/PROTOCOL.md, "Giving up a line").
+ * Were it ever otherwise the loop would fault on its own userfaultfd and hang the rank:
+ * check it, and fail loudly instead.
  */
-static void stash_before_zap(struct dsm_rt *rt, size_t zap)
+static bool zapped_earlier(const dsm_coh_actions_t *acts, size_t i)
 {
-	const dsm_coh_action_t *z = &rt->acts.v[zap];
-
-	for (size_t j = zap + 1; j < rt->acts.n; j++) {
-		const dsm_coh_action_t *a = &rt->acts.v[j];
-		bool reads_map =
-		        a->src == DSM_COH_SRC_MAP &&
-		        (a->type == DSM_COH_ACT_STORE_HOME ||
-		         (a->type == DSM_COH_ACT_SEND && (a->msg.flags & DSM_COH_MSGF_DATA)));
-
-		if (a->line != z->line)
-			continue;
-		if (a->type == DSM_COH_ACT_INSTALL_RO || a->type == DSM_COH_ACT_INSTALL_RW)
-			return; /* the mapping is refilled before any later read */
-		if (reads_map) {
-			copy_line(rt->stash, (const void *)dsm_coh_line_addr(&rt->layout, z->line),
-			          (size_t)1 << rt->layout.line_shift);
-			rt->stash_line = (int64_t)z->line;
-			return;
-		}
-	}
+	for (size_t j = 0; j < i; j++)
+		if (acts->v[j].line == acts->v[i].line && acts->v[j].type == DSM_COH_ACT_ZAP)
+			return true;
+	return false;
 }
 
 /* Feeds one event to the engine and runs what it says. DSM_ERR_PROTOCOL: dropped. */
@@ -429,11 +409,11 @@ static int engine(struct dsm_rt *rt, const dsm_coh_event_t *ev, const void *msg_
 	for (size_t i = 0; i < rt->acts.n; i++) {
 		const dsm_coh_action_t *a = &rt->acts.v[i];
 
-		if (a->type == DSM_COH_ACT_ZAP)
-			stash_before_zap(rt, i);
+		if (a->src == DSM_COH_SRC_MAP && zapped_earlier(&rt->acts, i))
+			loop_fatal(1, "internal error: the engine reads line %llu after zapping it",
+			           (unsigned long long)a->line);
 		run_action(rt, a, msg_data);
 	}
-	rt->stash_line = -1;
 	return 0;
 }
 

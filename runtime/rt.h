@@ -165,8 +165,6 @@ struct dsm_rt {
 	uint64_t spin_ns; /* how long to poll for a due reply before sleeping */
 	bool may_spin;    /* ranks on this node <= cores: spin briefly while a reply is due */
 	char *scratch;    /* a message being built: header + one line */
-	char *stash;      /* a line's data taken just before its zap, for later actions */
-	int64_t stash_line;
 	struct dsm_rt_hold *holds;
 	size_t nholds, holds_cap;
 	struct dsm_rt_pending_fault *faults;
