@@ -84,7 +84,7 @@ long bench_count(const struct bench_opts *o, long normal, long smoke)
 
 double bench_budget(const struct bench_opts *o)
 {
-	return o->smoke ? 1.0 : 3.0 * (o->size_factor > 1 ? o->size_factor : 1);
+	return o->smoke ? 1.0 : 2.0 * (o->size_factor > 1 ? o->size_factor : 1);
 }
 
 static int cmp_double(const void *a, const void *b)

@@ -223,12 +223,18 @@ static void uffd_floor(const struct bench_opts *o, struct bench_floor *out)
 		dsm_rt_uffd_access_probe(&acc);
 		snprintf(out->uffd_mode, sizeof(out->uffd_mode), "%s",
 		         dsm_rt_uffd_mode_name(acc.mode));
-		dsm_probe_fault(acc.mode, (unsigned)bench_count(o, 2000, 200), 20000, &pf);
-		if (pf.ok) {
-			out->uffd_missing_us = pf.missing_us;
-			out->uffd_wp_us = pf.wp_us;
-		} else {
-			bench_fail(o, "floor", "userfaultfd probe: %s", pf.error);
+		/* The probe reports means, which one preemption on a loaded node spoils: the floor
+		 * is the best of a few runs. */
+		for (int i = 0; i < (o->smoke ? 2 : 5); i++) {
+			dsm_probe_fault(acc.mode, (unsigned)bench_count(o, 400, 100), 20000, &pf);
+			if (!pf.ok) {
+				bench_fail(o, "floor", "userfaultfd probe: %s", pf.error);
+				break;
+			}
+			if (i == 0 || pf.missing_us < out->uffd_missing_us)
+				out->uffd_missing_us = pf.missing_us;
+			if (i == 0 || pf.wp_us < out->uffd_wp_us)
+				out->uffd_wp_us = pf.wp_us;
 		}
 	}
 	/* The other ranks sleep meanwhile: the probe's two threads want the cores. */
@@ -372,7 +378,8 @@ void bench_floor_emit(const struct bench_opts *o, const struct bench_floor *f)
 
 	if (!f->have)
 		return;
-	snprintf(extra, sizeof(extra), "\"uffd_mode\": \"%s\", \"stat\": \"mean\"", f->uffd_mode);
+	snprintf(extra, sizeof(extra), "\"uffd_mode\": \"%s\", \"stat\": \"best mean of runs\"",
+	         f->uffd_mode);
 	emit_us(o, "uffd_missing", f->uffd_missing_us, 4096, extra);
 	emit_us(o, "uffd_wp", f->uffd_wp_us, 4096, extra);
 	for (int i = 0; i < 3; i++) {

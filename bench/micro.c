@@ -77,12 +77,13 @@ static void wr(char *p, uint64_t v)
 
 /* ---- latency ------------------------------------------------------------------------------ */
 
-enum lat_kind { LAT_READ, LAT_WRITE, LAT_UPGRADE, LAT_INV };
+enum lat_kind { LAT_READ, LAT_READ_DIRTY, LAT_WRITE, LAT_UPGRADE, LAT_INV };
 
 static void lat_emit(const struct bench_opts *o, const struct bench_ctx *c, enum lat_kind kind,
                      int k, double *lat, long n)
 {
-	static const char *const names[] = {"read_miss", "write_miss", "upgrade", "write_inv"};
+	static const char *const names[] = {"read_miss", "read_miss_dirty", "write_miss", "upgrade",
+	                                    "write_inv"};
 	const struct bench_floor *f = c->floor;
 	double p50 = bench_quantile(lat, (size_t)n, 0.5),
 	       p99 = bench_quantile(lat, (size_t)n, 0.99);
@@ -134,6 +135,10 @@ static int lat_kind(const struct bench_opts *o, const struct bench_ctx *c, enum 
 	    (kind == LAT_INV && o->rank >= 1 && o->rank <= k))
 		for (long i = 0; i < n; i++)
 			bad += rd(lines[i]) != 0;
+	/* Dirty: the home has written the line, so a reader's miss takes it from the owner. */
+	if (kind == LAT_READ_DIRTY && o->rank == 1)
+		for (long i = 0; i < n; i++)
+			wr(lines[i], tag(i));
 	dsm_barrier();
 	if (o->rank == 0) {
 		double end = bench_now() + bench_budget(o);
@@ -142,6 +147,8 @@ static int lat_kind(const struct bench_opts *o, const struct bench_ctx *c, enum 
 			double t0 = bench_now();
 			if (kind == LAT_READ)
 				bad += rd(lines[i]) != 0;
+			else if (kind == LAT_READ_DIRTY)
+				bad += rd(lines[i]) != tag(i);
 			else
 				wr(lines[i], tag(i));
 			lat[i] = (bench_now() - t0) * 1e6;
@@ -153,7 +160,8 @@ static int lat_kind(const struct bench_opts *o, const struct bench_ctx *c, enum 
 	MPI_Bcast(&n, 1, MPI_LONG, 0, MPI_COMM_WORLD);
 	/* The writes must be seen by the home, and by every former sharer (whose copy was
 	 * invalidated, or it would still read 0). */
-	if (kind != LAT_READ && (o->rank == 1 || (kind == LAT_INV && o->rank <= k && o->rank > 0)))
+	if (kind != LAT_READ && kind != LAT_READ_DIRTY &&
+	    (o->rank == 1 || (kind == LAT_INV && o->rank <= k && o->rank > 0)))
 		for (long i = 0; i < n; i++)
 			bad += rd(lines[i]) != tag(i);
 	if (bad)
@@ -175,6 +183,7 @@ int bench_latency(const struct bench_opts *o, const struct bench_ctx *c)
 	int ret = 0;
 
 	ret |= lat_kind(o, c, LAT_READ, 0);
+	ret |= lat_kind(o, c, LAT_READ_DIRTY, 0);
 	ret |= lat_kind(o, c, LAT_WRITE, 0);
 	ret |= lat_kind(o, c, LAT_UPGRADE, 0);
 	for (int k = 1; k < o->nranks; k++)

@@ -66,7 +66,7 @@ floor)
 		fail "a floor is not the sum of its parts"
 	;;
 latency)
-	for m in read_miss write_miss upgrade; do
+	for m in read_miss read_miss_dirty write_miss upgrade; do
 		has ".metric == \"$m\" and .baseline_name and .samples > 0" "$m with its floor"
 		has ".metric == \"${m}_p99\"" "${m}_p99"
 	done
