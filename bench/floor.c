@@ -13,6 +13,7 @@
 #include <dsm.h>
 #include <errno.h>
 #include <mpi.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,21 @@ static void count_events(struct floor_tp *f, const struct dsm_tp_event *ev, int 
 	}
 }
 
+/*
+ * Nothing came: sleep in the kernel until the transport has work, or, polling, give the core
+ * to whoever else wants it. A poller that never yields measures the scheduler, not the
+ * transport, once the node has more runnable threads than cores (other jobs, the peer).
+ */
+static void idle(struct floor_tp *f, int n, bool sleep)
+{
+	if (n > 0)
+		return;
+	if (sleep)
+		dsm_tp_sleep(f->tp, 100);
+	else
+		sched_yield();
+}
+
 /* Waits, polling or asleep in the kernel, for a message of @type. */
 static void wait_msg(struct floor_tp *f, unsigned type, bool sleep)
 {
@@ -65,8 +81,7 @@ static void wait_msg(struct floor_tp *f, unsigned type, bool sleep)
 	while (f->arrived[type] == 0) {
 		int n = dsm_tp_poll(f->tp, ev, 16);
 		count_events(f, ev, n, NULL);
-		if (n <= 0 && sleep)
-			dsm_tp_sleep(f->tp, 100);
+		idle(f, n, sleep);
 	}
 	f->arrived[type]--;
 }
@@ -92,8 +107,7 @@ static void serve_pings(struct floor_tp *f, const void *buf, size_t len, bool sl
 			f->arrived[T_STOP]--;
 			return;
 		}
-		if (n <= 0 && sleep)
-			dsm_tp_sleep(f->tp, 100);
+		idle(f, n, sleep);
 	}
 }
 
@@ -157,6 +171,7 @@ static double rma_reads(struct floor_tp *f, struct floor_mem *m, size_t len, lon
 		count_events(f, ev, n, &done);
 		if (done < 0)
 			return -1;
+		idle(f, n, false);
 	}
 	return bench_now() - t0;
 }
