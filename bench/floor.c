@@ -3,7 +3,7 @@
  * The floor: what a remote miss costs at least on this machine, measured in
  * the same run as the DSM figures it is compared with. Two parts:
  *  - the raw userfaultfd round trips (MISSING + UFFDIO_COPY, and WP) through a
- *    handler thread, with dsm-info's fault probe, on rank 0's node;
+ *    handler thread, as dsm-info's fault probe does them, on rank 0's node;
  *  - the transport between ranks 0 and 1: message round trips (64 B, 4 KiB,
  *    one line) and the 4 KiB RDMA read, each with the peer polling and with
  *    the peer asleep in the kernel, and the RDMA read bandwidth per size.
@@ -14,13 +14,19 @@
 #include <errno.h>
 #include <mpi.h>
 #include <sched.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bench/driver.h"
 #include "runtime/uffd.h"
-#include "tools/probe.h"
 #include "transport/transport.h"
 
 enum { T_PING = 1, T_PONG, T_STOP, T_SYNC, T_MAX = 8 };
@@ -229,33 +235,126 @@ static double rma_bw(struct floor_tp *f, const struct bench_opts *o, struct floo
 
 /* ---- the whole measurement ---------------------------------------------------------------- */
 
+/*
+ * The raw userfaultfd round trip, in this process (dsm-info's probe forks and reports a mean,
+ * which one preemption spoils): a range registered MISSING|WP, a handler thread that resolves
+ * each MISSING fault with UFFDIO_COPY(MODE_WP) and each WP fault with UFFDIO_WRITEPROTECT,
+ * and the median of the faulting thread's times.
+ */
+struct uffd_ctx {
+	int uffd, stop;
+	size_t psz;
+	char *src;
+	int err;
+};
+
+static void *uffd_handler(void *arg)
+{
+	struct uffd_ctx *c = arg;
+	struct pollfd pfd[2] = {{c->uffd, POLLIN, 0}, {c->stop, POLLIN, 0}};
+	struct uffd_msg m;
+
+	while (poll(pfd, 2, -1) >= 0 || errno == EINTR) {
+		if (pfd[1].revents)
+			return NULL;
+		if (!(pfd[0].revents & POLLIN) || read(c->uffd, &m, sizeof(m)) != sizeof(m) ||
+		    m.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		uint64_t page = m.arg.pagefault.address & ~(uint64_t)(c->psz - 1);
+		if (m.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) {
+			struct uffdio_writeprotect wp = {.range = {page, c->psz}, .mode = 0};
+			if (ioctl(c->uffd, UFFDIO_WRITEPROTECT, &wp) < 0)
+				c->err = errno;
+		} else {
+			struct uffdio_copy cp = {.dst = page,
+			                         .src = (uint64_t)(uintptr_t)c->src,
+			                         .len = c->psz,
+			                         .mode = UFFDIO_COPY_MODE_WP};
+			if (ioctl(c->uffd, UFFDIO_COPY, &cp) < 0 && errno != EEXIST)
+				c->err = errno;
+		}
+	}
+	c->err = errno;
+	return NULL;
+}
+
+static int uffd_round_trips(const struct bench_opts *o, enum dsm_rt_uffd_mode mode, double *miss_p,
+                            double *wp_p)
+{
+	struct uffd_ctx c = {.uffd = -1, .stop = -1, .psz = (size_t)sysconf(_SC_PAGESIZE)};
+	long n = bench_count(o, 2000, 200);
+	double *miss = calloc((size_t)n, sizeof(double)), *wp = calloc((size_t)n, sizeof(double));
+	double end = bench_now() + bench_budget(o);
+	char *area = MAP_FAILED;
+	pthread_t th;
+	int ret;
+	long i;
+
+	ret = dsm_rt_uffd_open(mode, &c.uffd);
+	if (ret == 0)
+		ret = dsm_rt_uffd_handshake(c.uffd, UFFD_FEATURE_PAGEFAULT_FLAG_WP, NULL, NULL);
+	if (ret < 0)
+		goto out;
+	area = mmap(NULL, (size_t)n * c.psz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+	            -1, 0);
+	c.src = aligned_alloc(c.psz, c.psz);
+	c.stop = eventfd(0, EFD_CLOEXEC);
+	struct uffdio_register reg = {.range = {(uint64_t)(uintptr_t)area, (size_t)n * c.psz},
+	                              .mode = UFFDIO_REGISTER_MODE_MISSING |
+	                                      UFFDIO_REGISTER_MODE_WP};
+	if (area == MAP_FAILED || c.src == NULL || c.stop < 0 ||
+	    ioctl(c.uffd, UFFDIO_REGISTER, &reg) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	memset(c.src, 0x5a, c.psz);
+	if (pthread_create(&th, NULL, uffd_handler, &c)) {
+		ret = -EAGAIN;
+		goto out;
+	}
+	for (i = 0; i < n && (i < 10 || bench_now() < end) && c.err == 0; i++) {
+		volatile char *p = area + (size_t)i * c.psz;
+		double t0 = bench_now();
+		char v = *p; /* MISSING: installed write-protected */
+		double t1 = bench_now();
+		*p = (char)(v + 1); /* WP */
+		miss[i] = (t1 - t0) * 1e6;
+		wp[i] = (bench_now() - t1) * 1e6;
+		if (v != 0x5a)
+			c.err = EIO;
+	}
+	eventfd_write(c.stop, 1);
+	pthread_join(th, NULL);
+	ret = -c.err;
+	*miss_p = bench_quantile(miss, (size_t)i, 0.5);
+	*wp_p = bench_quantile(wp, (size_t)i, 0.5);
+out:
+	if (area != MAP_FAILED)
+		munmap(area, (size_t)n * c.psz);
+	if (c.stop >= 0)
+		close(c.stop);
+	if (c.uffd >= 0)
+		close(c.uffd);
+	free(c.src);
+	free(miss);
+	free(wp);
+	return ret;
+}
+
 static void uffd_floor(const struct bench_opts *o, struct bench_floor *out)
 {
 	struct dsm_rt_uffd_access acc;
-	struct dsm_probe_fault pf;
 
 	if (o->rank == 0) {
 		dsm_rt_uffd_access_probe(&acc);
 		snprintf(out->uffd_mode, sizeof(out->uffd_mode), "%s",
 		         dsm_rt_uffd_mode_name(acc.mode));
-		/* The probe reports a mean, which one preemption on a loaded node spoils: the floor
-		 * is the median of the means of many short runs. */
-		int runs = o->smoke ? 5 : 15;
-		double miss[15], wp[15];
-		for (int i = 0; i < runs; i++) {
-			dsm_probe_fault(acc.mode, 32, 20000, &pf);
-			if (!pf.ok) {
-				bench_fail(o, "floor", "userfaultfd probe: %s", pf.error);
-				runs = i;
-				break;
-			}
-			miss[i] = pf.missing_us;
-			wp[i] = pf.wp_us;
-		}
-		out->uffd_missing_us = bench_quantile(miss, (size_t)runs, 0.5);
-		out->uffd_wp_us = bench_quantile(wp, (size_t)runs, 0.5);
+		int ret = uffd_round_trips(o, acc.mode, &out->uffd_missing_us, &out->uffd_wp_us);
+		if (ret < 0)
+			bench_fail(o, "floor", "userfaultfd round trips (%s mode): %s",
+			           dsm_rt_uffd_mode_name(acc.mode), strerror(-ret));
 	}
-	/* The other ranks sleep meanwhile: the probe's two threads want the cores. */
+	/* The other ranks sleep meanwhile: the faulting and the handler thread want the cores. */
 	bench_mpi_sleepy_barrier();
 }
 
@@ -396,8 +495,7 @@ void bench_floor_emit(const struct bench_opts *o, const struct bench_floor *f)
 
 	if (!f->have)
 		return;
-	snprintf(extra, sizeof(extra), "\"uffd_mode\": \"%s\", \"stat\": \"median of run means\"",
-	         f->uffd_mode);
+	snprintf(extra, sizeof(extra), "\"uffd_mode\": \"%s\", \"stat\": \"median\"", f->uffd_mode);
 	emit_us(o, "uffd_missing", f->uffd_missing_us, 4096, extra);
 	emit_us(o, "uffd_wp", f->uffd_wp_us, 4096, extra);
 	for (int i = 0; i < 3; i++) {
