@@ -416,6 +416,12 @@ static int tp_floor(const struct bench_opts *o, size_t line_size, const char *pr
 	out->rtt_size[2] = line_size;
 	if (o->rank <= 1) {
 		for (int i = 0; i < 3; i++) {
+			if (i == 2 && out->rtt_size[2] == out->rtt_size[1]) {
+				/* 4 KiB lines: the line round trip is the 4 KiB one */
+				out->rtt_poll_us[2] = out->rtt_poll_us[1];
+				out->rtt_asleep_us[2] = out->rtt_asleep_us[1];
+				break;
+			}
 			out->rtt_poll_us[i] = msg_rtt(&f, o, out->rtt_size[i], false);
 			out->rtt_asleep_us[i] = msg_rtt(&f, o, out->rtt_size[i], true);
 		}

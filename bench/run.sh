@@ -54,8 +54,11 @@ echo "run.sh: $(uptime)"
 
 "$here/plot.sh" "$out" "$out"/*.jsonl || { [ $status -eq 0 ] && status=1; }
 
-# The table: one row per result, median figures with their baseline.
+# The tables: one row per metric and a column per run (medians, p99, [ratio to the
+# baseline]); then every result.
 {
+	jq -s -r -f "$here/summary.jq" "$out"/*.jsonl
+	echo
 	echo "| workload | metric | provider | line | threads | value | unit | baseline | ratio |"
 	echo "| --- | --- | --- | ---: | ---: | ---: | --- | --- | ---: |"
 	cat "$out"/*.jsonl | jq -r 'select(.metric and (.stat // "") != "p99") |
