@@ -6,13 +6,14 @@
 #   make test-long  the long tier: full matrices and soaks (hours)
 #   make asan       the default tier built with AddressSanitizer + UBSan (build-asan/)
 #   make tsan       the default tier built with ThreadSanitizer (build-tsan/)
+#   make bench      the benchmark suite here: JSON, charts and a table in build/bench-results/
 #   make install PREFIX=/opt/libdsm
 BUILD ?= build
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc)
 PREFIX ?= /usr/local
 
-.PHONY: all deps configure build run test test-long asan tsan install format clean
+.PHONY: all deps configure build run test test-long bench asan tsan install format clean
 
 all: build
 
@@ -36,6 +37,12 @@ test: build
 
 test-long: build
 	DSM_TEST_TIER=long ctest --test-dir $(BUILD) --output-on-failure
+
+# The benchmark suite on this machine (BENCHMARKS.md): 2 ranks over shm and tcp, 4 and
+# 64 KiB lines, a few minutes; DSM_BENCH_PROVIDERS, DSM_BENCH_LINE_SIZES, DSM_BENCH_ARGS
+# change what runs (bench/run.sh).
+bench: build
+	bench/run.sh $(BUILD) $(BUILD)/bench-results
 
 asan:
 	$(MAKE) BUILD=build-asan CMAKE_FLAGS="-DDSM_SANITIZE=address $(CMAKE_FLAGS)" test

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dsm-bench's own workloads and the driver: what they share beyond bench.h.
+ */
+#ifndef DSM_BENCH_DRIVER_H
+#define DSM_BENCH_DRIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "bench/bench.h"
+
+/* The floors of a remote miss, measured before dsm_init on a transport of the bench's own
+ * (same provider and settings as libdsm's) and with a raw userfaultfd. 0: not measured. */
+struct bench_floor {
+	bool have;
+	char provider[64];
+	char uffd_mode[32];
+	double uffd_missing_us; /* MISSING fault resolved by UFFDIO_COPY(MODE_WP), one page */
+	double uffd_wp_us;      /* WP fault resolved by UFFDIO_WRITEPROTECT */
+	/* message round trips: [0] 64 B, [1] 4 KiB, [2] one line; peer polling / asleep */
+	size_t rtt_size[3];
+	double rtt_poll_us[3], rtt_asleep_us[3];
+	double rma_poll_us, rma_asleep_us; /* 4 KiB RDMA read, target polling / asleep */
+	int nbw;
+	size_t bw_size[8];
+	double bw_MBps[8]; /* RDMA read bandwidth, 16 in flight */
+};
+
+/* A remote read or write miss cannot be faster than a fault plus one line-size round trip
+ * (the grant carries the line inline); an upgrade, a fault plus a small round trip. */
+static inline double bench_floor_miss(const struct bench_floor *f, bool asleep)
+{
+	return f->uffd_missing_us + (asleep ? f->rtt_asleep_us[2] : f->rtt_poll_us[2]);
+}
+
+static inline double bench_floor_upgrade(const struct bench_floor *f, bool asleep)
+{
+	return f->uffd_wp_us + (asleep ? f->rtt_asleep_us[0] : f->rtt_poll_us[0]);
+}
+
+/* The RDMA read bandwidth measured at @size, 0 if not measured. */
+double bench_floor_bw(const struct bench_floor *f, size_t size);
+
+/* Measures the floors (collective over MPI_COMM_WORLD; MPI up, libdsm not yet). */
+int bench_floor_measure(const struct bench_opts *o, size_t line_size, const char *provider,
+                        struct bench_floor *out);
+void bench_floor_emit(const struct bench_opts *o, const struct bench_floor *f);
+
+/* What a workload gets from the driver. */
+struct bench_ctx {
+	const struct bench_floor *floor;
+	size_t heap_size;
+	bool strict; /* the heap is under strict overcommit (opened as allocated) */
+};
+
+int bench_latency(const struct bench_opts *o, const struct bench_ctx *c);
+int bench_bandwidth(const struct bench_opts *o, const struct bench_ctx *c);
+int bench_pingpong(const struct bench_opts *o, const struct bench_ctx *c);
+int bench_threads(const struct bench_opts *o, const struct bench_ctx *c);
+int bench_scale(const struct bench_opts *o, const struct bench_ctx *c);
+
+/* Checks failed on this rank so far (bench_fail counts them). */
+int bench_failures(void);
+
+/* JSON pieces for lines that are not results. */
+void bench_json_str(FILE *f, const char *s);
+void bench_json_num(FILE *f, double v);
+
+/* MPI_COMM_WORLD barrier that sleeps instead of spinning (MPI busy-polls: TRAPS.md). */
+void bench_mpi_sleepy_barrier(void);
+
+/* Sorts @v and returns its @q quantile (0..1). */
+double bench_quantile(double *v, size_t n, double q);
+
+/* Seconds a measurement may take before it stops with the samples it has: a loaded machine
+ * makes runs slower, not longer than planned. */
+double bench_budget(const struct bench_opts *o);
+
+/* Samples and sizes: @normal scaled by --size, @smoke under --smoke; at least 1. */
+long bench_count(const struct bench_opts *o, long normal, long smoke);
+
+#endif /* DSM_BENCH_DRIVER_H */

@@ -1,0 +1,480 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The micro workloads: latency, bandwidth, pingpong, threads. Each is
+ * collective; rank 0 measures, rank 1 is the home of the lines it touches
+ * (and its peer where one is needed), the other ranks are sharers or wait in
+ * dsm_barrier (asleep). Every result is checked: data read back must be what
+ * was written, including after invalidations.
+ */
+#include <dsm.h>
+#include <errno.h>
+#include <mpi.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench/driver.h"
+
+#define MAX_BYTES (64ul << 20) /* per allocation: bounds memory for large lines */
+
+/* The value written into line @i by a workload, never 0 (fresh lines read as 0). */
+static uint64_t tag(long i)
+{
+	return 0x6473000000000000ull | (uint64_t)(i + 1);
+}
+
+static long cap_lines(const struct bench_opts *o, long n)
+{
+	long max = (long)(MAX_BYTES / o->line_size);
+
+	return n < max ? n : max;
+}
+
+/*
+ * @n lines homed at rank @home, collectively: a block allocation of n lines per rank, of which
+ * the lines dsm_home() names @home are kept. *whole_p is what to free. NULL when fewer than @n
+ * such lines came back (after bench_fail; every rank sees the same).
+ */
+static char **homed_lines(const struct bench_opts *o, const char *wl, long n, int home,
+                          char **whole_p)
+{
+	size_t total = (size_t)n * (size_t)o->nranks;
+	char *a = dsm_all_alloc(total * o->line_size, DSM_DIST_BLOCK);
+	char **lines;
+	long got = 0;
+
+	*whole_p = a;
+	if (a == NULL) {
+		bench_fail(o, wl, "dsm_all_alloc(%zu): %s", total * o->line_size,
+		           dsm_strerror(-errno));
+		return NULL;
+	}
+	lines = calloc((size_t)n, sizeof(*lines));
+	for (size_t i = 0; i < total && got < n; i++)
+		if (dsm_home(a + i * o->line_size) == home)
+			lines[got++] = a + i * o->line_size;
+	if (got < n) {
+		bench_fail(o, wl, "only %ld of %zu block-distributed lines are homed at rank %d",
+		           got, total, home);
+		free(lines);
+		return NULL;
+	}
+	return lines;
+}
+
+static uint64_t rd(const char *p)
+{
+	return *(const volatile uint64_t *)p;
+}
+
+static void wr(char *p, uint64_t v)
+{
+	*(volatile uint64_t *)p = v;
+}
+
+/* ---- latency ------------------------------------------------------------------------------ */
+
+enum lat_kind { LAT_READ, LAT_READ_DIRTY, LAT_WRITE, LAT_UPGRADE, LAT_INV };
+
+static void lat_emit(const struct bench_opts *o, const struct bench_ctx *c, enum lat_kind kind,
+                     int k, double *lat, long n)
+{
+	static const char *const names[] = {"read_miss", "read_miss_dirty", "write_miss", "upgrade",
+	                                    "write_inv"};
+	const struct bench_floor *f = c->floor;
+	double p50 = bench_quantile(lat, (size_t)n, 0.5),
+	       p99 = bench_quantile(lat, (size_t)n, 0.99);
+	bool up = kind == LAT_UPGRADE;
+	char metric[64], extra[256];
+	struct bench_result r = {.workload = "latency", .unit = "us"};
+
+	if (kind == LAT_INV)
+		snprintf(metric, sizeof(metric), "%s%d", names[kind], k);
+	else
+		snprintf(metric, sizeof(metric), "%s", names[kind]);
+	if (f->have) {
+		r.baseline_name = up ? "upgrade_floor_polling" : "miss_floor_polling";
+		snprintf(extra, sizeof(extra),
+		         "\"stat\": \"median\", \"p99_us\": %.6g, \"samples\": %ld, \"home\": 1, "
+		         "\"k\": %d, \"floor_asleep_us\": %.6g",
+		         p99, n, k, up ? bench_floor_upgrade(f, true) : bench_floor_miss(f, true));
+	} else {
+		snprintf(extra, sizeof(extra),
+		         "\"stat\": \"median\", \"p99_us\": %.6g, \"samples\": %ld, \"home\": 1, "
+		         "\"k\": %d",
+		         p99, n, k);
+	}
+	r.baseline = up ? bench_floor_upgrade(f, false) : bench_floor_miss(f, false);
+	r.metric = metric;
+	r.value = p50;
+	r.extra = extra;
+	bench_emit(o, &r);
+	strncat(metric, "_p99", sizeof(metric) - strlen(metric) - 1);
+	r.value = p99;
+	r.extra = "\"stat\": \"p99\"";
+	bench_emit(o, &r);
+}
+
+/* One kind of miss, @n samples, each on a fresh line homed at rank 1; @k sharers for LAT_INV
+ * (ranks 1..k read the lines first). */
+static int lat_kind(const struct bench_opts *o, const struct bench_ctx *c, enum lat_kind kind,
+                    int k)
+{
+	long n = cap_lines(o, bench_count(o, 2000, 100));
+	char *whole, **lines = homed_lines(o, "latency", n, 1, &whole);
+	double *lat = calloc((size_t)n, sizeof(*lat));
+	int bad = 0;
+
+	if (lines == NULL)
+		goto out;
+	/* Set-up, not timed: the lines the kind needs are held read-only where it says. */
+	if ((kind == LAT_UPGRADE && o->rank == 0) ||
+	    (kind == LAT_INV && o->rank >= 1 && o->rank <= k))
+		for (long i = 0; i < n; i++)
+			bad += rd(lines[i]) != 0;
+	/* Dirty: the home has written the line, so a reader's miss takes it from the owner. */
+	if (kind == LAT_READ_DIRTY && o->rank == 1)
+		for (long i = 0; i < n; i++)
+			wr(lines[i], tag(i));
+	dsm_barrier();
+	if (o->rank == 0) {
+		double end = bench_now() + bench_budget(o);
+		long i;
+		for (i = 0; i < n && (i < 10 || bench_now() < end); i++) {
+			double t0 = bench_now();
+			if (kind == LAT_READ)
+				bad += rd(lines[i]) != 0;
+			else if (kind == LAT_READ_DIRTY)
+				bad += rd(lines[i]) != tag(i);
+			else
+				wr(lines[i], tag(i));
+			lat[i] = (bench_now() - t0) * 1e6;
+		}
+		n = i;
+	}
+	dsm_barrier();
+	/* How many samples rank 0 took before its time was up. */
+	MPI_Bcast(&n, 1, MPI_LONG, 0, MPI_COMM_WORLD);
+	/* The writes must be seen by the home, and by every former sharer (whose copy was
+	 * invalidated, or it would still read 0). */
+	if (kind != LAT_READ && kind != LAT_READ_DIRTY &&
+	    (o->rank == 1 || (kind == LAT_INV && o->rank <= k && o->rank > 0)))
+		for (long i = 0; i < n; i++)
+			bad += rd(lines[i]) != tag(i);
+	if (bad)
+		bench_fail(o, "latency", "%d of %ld lines read back wrong data (kind %d, k %d)",
+		           bad, n, (int)kind, k);
+	else
+		lat_emit(o, c, kind, k, lat, n);
+	dsm_barrier();
+	free(lines);
+out:
+	if (whole)
+		dsm_all_free(whole);
+	free(lat);
+	return bad ? -1 : 0;
+}
+
+int bench_latency(const struct bench_opts *o, const struct bench_ctx *c)
+{
+	int ret = 0;
+
+	ret |= lat_kind(o, c, LAT_READ, 0);
+	ret |= lat_kind(o, c, LAT_READ_DIRTY, 0);
+	ret |= lat_kind(o, c, LAT_WRITE, 0);
+	ret |= lat_kind(o, c, LAT_UPGRADE, 0);
+	for (int k = 1; k < o->nranks; k++)
+		ret |= lat_kind(o, c, LAT_INV, k);
+	return ret;
+}
+
+/* ---- bandwidth ---------------------------------------------------------------------------- */
+
+/* Sum of 0 .. n-1 modulo 2^64. */
+static uint64_t sum_to(uint64_t n)
+{
+	return n % 2 == 0 ? (n / 2) * (n - 1) : n * ((n - 1) / 2);
+}
+
+int bench_bandwidth(const struct bench_opts *o, const struct bench_ctx *c)
+{
+	size_t L = o->line_size, words = L / sizeof(uint64_t);
+	long n = (long)(bench_count(o, 64l << 20, 2l << 20) / (long)L);
+	char *whole, **lines;
+	uint64_t sum = 0;
+	double t = 0;
+	int bad = 0;
+
+	if (n < 4)
+		n = 4;
+	n = cap_lines(o, n);
+	lines = homed_lines(o, "bandwidth", n, 1, &whole);
+	if (lines == NULL)
+		goto out;
+	/* The home writes the data: the usual state of remote memory a program reads. */
+	if (o->rank == 1)
+		for (long i = 0; i < n; i++)
+			for (size_t j = 0; j < words; j++)
+				((uint64_t *)lines[i])[j] = (uint64_t)i * words + j;
+	dsm_barrier();
+	if (o->rank == 0) {
+		double t0 = bench_now(), end = t0 + bench_budget(o);
+		long i;
+		for (i = 0; i < n && (i < 4 || bench_now() < end); i++) {
+			const volatile uint64_t *p = (const volatile uint64_t *)lines[i];
+			for (size_t j = 0; j < words; j++)
+				sum += p[j];
+		}
+		t = bench_now() - t0;
+		n = i;
+		if (sum != sum_to((uint64_t)n * words))
+			bad = 1;
+	}
+	if (bad) {
+		bench_fail(o, "bandwidth", "the scan summed %llu, expected %llu",
+		           (unsigned long long)sum,
+		           (unsigned long long)sum_to((uint64_t)n * words));
+	} else {
+		double base = c->floor->have ? bench_floor_bw(c->floor, L) : 0;
+		char extra[128];
+		struct bench_result r = {.workload = "bandwidth",
+		                         .metric = "scan_read",
+		                         .unit = "MB/s",
+		                         .value = (double)n * (double)L / t / 1e6,
+		                         .size = (size_t)n * L,
+		                         .baseline_name = base > 0 ? "rma_read_bw" : NULL,
+		                         .baseline = base,
+		                         .extra = extra};
+		snprintf(extra, sizeof(extra), "\"lines\": %ld, \"home\": 1, \"seconds\": %.6g", n,
+		         t);
+		bench_emit(o, &r);
+	}
+	dsm_barrier();
+	free(lines);
+out:
+	if (whole)
+		dsm_all_free(whole);
+	return bad ? -1 : 0;
+}
+
+/* ---- pingpong ----------------------------------------------------------------------------- */
+
+#define PP_STOP (1ull << 63)
+
+/* Waits for *@p == @want, or the stop bit (returns true then), without starving the event
+ * loops of the cores. */
+static bool spin_until(_Atomic uint64_t *p, uint64_t want)
+{
+	for (unsigned spins = 0;; spins++) {
+		uint64_t v = atomic_load_explicit(p, memory_order_acquire);
+		if (v == want)
+			return false;
+		if (v & PP_STOP)
+			return true;
+		if (spins < 64)
+			__builtin_ia32_pause();
+		else
+			sched_yield();
+	}
+}
+
+static double mpi_pingpong(const struct bench_opts *o, long iters)
+{
+	char *buf = calloc(1, o->line_size);
+	double t0 = bench_now();
+
+	for (long i = 0; i < iters; i++) {
+		if (o->rank == 0) {
+			MPI_Send(buf, (int)o->line_size, MPI_BYTE, 1, 7, MPI_COMM_WORLD);
+			MPI_Recv(buf, (int)o->line_size, MPI_BYTE, 1, 7, MPI_COMM_WORLD,
+			         MPI_STATUS_IGNORE);
+		} else {
+			MPI_Recv(buf, (int)o->line_size, MPI_BYTE, 0, 7, MPI_COMM_WORLD,
+			         MPI_STATUS_IGNORE);
+			MPI_Send(buf, (int)o->line_size, MPI_BYTE, 0, 7, MPI_COMM_WORLD);
+		}
+	}
+	free(buf);
+	return (double)iters / (bench_now() - t0);
+}
+
+int bench_pingpong(const struct bench_opts *o, const struct bench_ctx *c)
+{
+	long iters = bench_count(o, 2000, 100);
+	_Atomic uint64_t *cnt = dsm_all_alloc(o->line_size, DSM_DIST_LOCAL);
+	double t = 0, mpi_rate = 0;
+	uint64_t last;
+	int bad = 0;
+
+	(void)c;
+	if (cnt == NULL) {
+		bench_fail(o, "pingpong", "dsm_all_alloc: %s", dsm_strerror(-errno));
+		return -1;
+	}
+	dsm_barrier();
+	if (o->rank <= 1) {
+		double t0 = bench_now(), end = t0 + bench_budget(o);
+		long i;
+		for (i = 0; i < iters; i++) {
+			uint64_t want = 2 * (uint64_t)i + (uint64_t)o->rank;
+			if (spin_until(cnt, want))
+				break;
+			/* Rank 0 ends the game when its time is up: rank 1 sees the stop bit. */
+			if (o->rank == 0 && i >= 10 && bench_now() > end) {
+				atomic_store_explicit(cnt, want | PP_STOP, memory_order_release);
+				break;
+			}
+			atomic_store_explicit(cnt, want + 1, memory_order_release);
+		}
+		t = bench_now() - t0;
+		iters = i;
+	}
+	dsm_barrier();
+	MPI_Bcast(&iters, 1, MPI_LONG, 0, MPI_COMM_WORLD);
+	last = atomic_load(cnt);
+	if ((last & ~PP_STOP) != 2 * (uint64_t)iters) {
+		bench_fail(o, "pingpong", "the counter ended at %llu after %ld round trips",
+		           (unsigned long long)(last & ~PP_STOP), iters);
+		bad = 1;
+	}
+	dsm_barrier();
+	/* The baseline: what a program would do with messages instead. */
+	if (o->rank <= 1)
+		mpi_rate = mpi_pingpong(o, iters * 4 < 20000 ? iters * 4 : 20000);
+	bench_mpi_sleepy_barrier();
+	if (!bad) {
+		struct bench_result r = {.workload = "pingpong",
+		                         .metric = "round_trips_per_s",
+		                         .unit = "1/s",
+		                         .value = (double)iters / t,
+		                         .size = o->line_size,
+		                         .baseline_name = "mpi_send_recv",
+		                         .baseline = mpi_rate,
+		                         .extra = NULL};
+		char extra[64];
+		snprintf(extra, sizeof(extra), "\"iterations\": %ld, \"home\": 0", iters);
+		r.extra = extra;
+		bench_emit(o, &r);
+	}
+	dsm_all_free(cnt);
+	return bad ? -1 : 0;
+}
+
+/* ---- threads ------------------------------------------------------------------------------ */
+
+struct thr_arg {
+	char **lines;
+	long from, to;
+	pthread_barrier_t *start;
+	double end; /* no more faults after this time */
+	long done;
+	int bad;
+};
+
+static void *thr_main(void *p)
+{
+	struct thr_arg *a = p;
+
+	pthread_barrier_wait(a->start);
+	for (long i = a->from; i < a->to && (a->done < 4 || bench_now() < a->end); i++) {
+		a->bad += rd(a->lines[i]) != tag(i);
+		a->done++;
+	}
+	return NULL;
+}
+
+/* Read faults per second on rank 0 with @nt threads over lines homed at rank 1; -1 on error. */
+static double thr_run(const struct bench_opts *o, int nt)
+{
+	long n = cap_lines(o, bench_count(o, 4096, 256));
+	char *whole, **lines = homed_lines(o, "threads", n, 1, &whole);
+	double rate = 0;
+	int bad = 0;
+
+	if (lines == NULL)
+		goto out;
+	if (o->rank == 1)
+		for (long i = 0; i < n; i++)
+			wr(lines[i], tag(i));
+	dsm_barrier();
+	if (o->rank == 0) {
+		pthread_t th[64];
+		struct thr_arg a[64];
+		pthread_barrier_t start;
+		double t0;
+
+		long done = 0;
+
+		pthread_barrier_init(&start, NULL, (unsigned)nt + 1);
+		for (int t = 0; t < nt; t++) {
+			a[t] = (struct thr_arg){lines,
+			                        n * t / nt,
+			                        n * (t + 1) / nt,
+			                        &start,
+			                        bench_now() + bench_budget(o),
+			                        0,
+			                        0};
+			pthread_create(&th[t], NULL, thr_main, &a[t]);
+		}
+		pthread_barrier_wait(&start);
+		t0 = bench_now();
+		for (int t = 0; t < nt; t++) {
+			pthread_join(th[t], NULL);
+			bad += a[t].bad;
+			done += a[t].done;
+		}
+		rate = (double)done / (bench_now() - t0);
+		pthread_barrier_destroy(&start);
+		if (bad)
+			bench_fail(o, "threads", "%d threads: %d of %ld lines read back wrong", nt,
+			           bad, n);
+	}
+	dsm_barrier();
+	free(lines);
+out:
+	if (whole)
+		dsm_all_free(whole);
+	return bad ? -1 : rate;
+}
+
+int bench_threads(const struct bench_opts *o, const struct bench_ctx *c)
+{
+	static const int counts[] = {1, 2, 4, 8};
+	double one = 0;
+	int ret = 0;
+
+	(void)c;
+	for (int i = 0; i < 4; i++) {
+		int nt = o->threads > 0 ? o->threads : counts[i];
+		double rate;
+		char extra[64];
+
+		if (nt > 64)
+			nt = 64;
+		rate = thr_run(o, nt);
+		if (rate < 0) {
+			ret = -1;
+		} else {
+			struct bench_result r = {.workload = "threads",
+			                         .metric = "faults_per_s",
+			                         .unit = "1/s",
+			                         .value = rate,
+			                         .threads = nt,
+			                         .extra = extra};
+			if (nt == 1)
+				one = rate;
+			if (nt > 1 && one > 0) {
+				r.baseline_name = "one_thread";
+				r.baseline = one;
+			}
+			snprintf(extra, sizeof(extra), "\"fault\": \"read\", \"home\": 1");
+			bench_emit(o, &r);
+		}
+		if (o->threads > 0)
+			break;
+	}
+	return ret;
+}

@@ -1,0 +1,92 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# Runs one dsm-bench workload in smoke mode under mpiexec and checks its JSON lines with jq:
+# every line parses, a meta line comes first, each result has the common members with a
+# positive value, ratio = value / baseline where a baseline is given, no line reports an
+# error, and the metrics the workload promises are there. Times are never asserted.
+#
+#   check.sh <mpiexec> <ranks> <dsm-bench> <workload> [dsm-bench args...]
+# Exit status: 0 pass, 1 fail, 77 skipped (an application workload not built in).
+set -u
+mpiexec=$1 ranks=$2 bench=$3 wl=$4
+shift 4
+out=$(mktemp) err=$(mktemp)
+trap 'rm -f "$out" "$err"' EXIT
+fail() {
+	echo "FAIL ($wl): $*"
+	echo "--- stdout"; cat "$out"; echo "--- stderr"; tail -n 30 "$err"
+	exit 1
+}
+
+echo "running: $mpiexec -n $ranks $bench --smoke $* $wl"
+"$mpiexec" -n "$ranks" "$bench" --smoke "$@" "$wl" >"$out" 2>"$err"
+rc=$?
+if grep -q '"skipped"' "$out"; then
+	echo "skipped: $(jq -r 'select(.skipped) | "\(.workload): \(.skipped)"' "$out")"
+	exit 77
+fi
+[ $rc -eq 0 ] || fail "dsm-bench exited with status $rc"
+jq -e . "$out" >/dev/null 2>&1 || fail "stdout is not JSON lines"
+[ "$(head -n1 "$out" | jq -r .workload)" = meta ] || fail "the first line is not the meta line"
+head -n1 "$out" | jq -e --argjson n "$ranks" '.ranks == $n and .hosts >= 1 and (.kernel | length > 0)
+	and .line_size > 0 and (.provider | length > 0)' >/dev/null || fail "meta line incomplete"
+! jq -e 'select(.error)' "$out" >/dev/null || fail "a check failed: $(jq -c 'select(.error)' "$out")"
+
+results=$(jq -c 'select(.workload != "meta")' "$out")
+[ -n "$results" ] || fail "no results"
+# The common members, a positive finite value, and a consistent ratio.
+bad=$(jq -c --arg wl "$wl" --argjson n "$ranks" 'select(.workload != "meta") | select(
+	(.workload != $wl) or (.ranks != $n) or ((.provider | type) != "string") or
+	((.threads | type) != "number") or .threads < 1 or ((.line_size | type) != "number") or
+	((.metric | type) != "string") or ((.unit | type) != "string") or
+	((.value | type) != "number") or .value <= 0 or
+	(has("baseline_name") and (((.baseline | type) != "number") or .baseline <= 0 or
+		((.ratio | type) != "number") or
+		(((.ratio - .value / .baseline) | fabs) > 1e-4 * .ratio + 1e-9))))' "$out")
+[ -z "$bad" ] || fail "malformed results: $bad"
+
+# What each workload promises.
+has() { # <jq filter selecting the lines that must exist> <what>
+	jq -e -s "map(select($1)) | length > 0" "$out" >/dev/null || fail "missing: $2"
+}
+case $wl in
+floor)
+	for m in uffd_missing uffd_wp msg_rtt_64_polling msg_rtt_64_asleep msg_rtt_4k_polling \
+		msg_rtt_4k_asleep rma_read_4k_polling rma_read_4k_asleep rma_read_bw \
+		miss_floor_polling miss_floor_asleep upgrade_floor_polling upgrade_floor_asleep; do
+		has ".metric == \"$m\"" "$m"
+	done
+	# The floors are the sums of their parts.
+	jq -e -s 'map(select(.metric) | {key: .metric, value: .value}) | from_entries as $m
+		| ($m.msg_rtt_line_polling // $m.msg_rtt_4k_polling) as $rtt
+		| (($m.miss_floor_polling - ($m.uffd_missing + $rtt)) | fabs) < 1e-3 * $m.miss_floor_polling
+		and (($m.upgrade_floor_polling - ($m.uffd_wp + $m.msg_rtt_64_polling)) | fabs)
+			< 1e-3 * $m.upgrade_floor_polling' "$out" >/dev/null ||
+		fail "a floor is not the sum of its parts"
+	;;
+latency)
+	for m in read_miss read_miss_dirty write_miss upgrade; do
+		has ".metric == \"$m\" and .baseline_name and .samples > 0" "$m with its floor"
+		has ".metric == \"${m}_p99\"" "${m}_p99"
+	done
+	for ((k = 1; k < ranks; k++)); do
+		has ".metric == \"write_inv$k\" and .k == $k" "write_inv$k"
+	done
+	jq -e -s 'map(select(.stat == "median")) | all(.p99_us >= .value)' "$out" >/dev/null ||
+		fail "a p99 below its median"
+	;;
+bandwidth) has '.metric == "scan_read" and .unit == "MB/s" and .baseline_name == "rma_read_bw"' "scan_read" ;;
+pingpong) has '.metric == "round_trips_per_s" and .baseline_name == "mpi_send_recv"' "round_trips_per_s" ;;
+threads)
+	for t in 1 2 4 8; do has ".metric == \"faults_per_s\" and .threads == $t" "faults_per_s at $t threads"; done
+	;;
+scale)
+	has '.metric == "rss_growth" and .heap_size >= 17592186044416 and .baseline_name == "touched"' \
+		"rss_growth in a 16 TiB heap"
+	;;
+*) # an application: a DSM time beside the MPI one
+	has ".workload == \"$wl\" and .baseline_name" "a result with its MPI baseline"
+	;;
+esac
+echo "PASS ($wl): $(echo "$results" | wc -l) results"
