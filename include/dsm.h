@@ -112,6 +112,7 @@ typedef struct dsm_stats {
 	uint64_t holds;          /* grants held for their woken threads (DESIGN.md, Progress) */
 	uint64_t holds_early;    /* holds ended as soon as every woken thread had run */
 	uint64_t sleeps;         /* times the event loop slept in epoll */
+	uint64_t naps;           /* short sleeps while the transport could not sleep */
 	uint64_t missed_wakeups; /* sleeps that ended by timeout with work waiting */
 } dsm_stats_t;
 

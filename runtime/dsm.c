@@ -301,6 +301,7 @@ static void fill_stats(struct dsm_rt *rt, dsm_stats_t *s)
 	s->holds = atomic_load(&rt->cnt.holds);
 	s->holds_early = atomic_load(&rt->cnt.holds_early);
 	s->sleeps = atomic_load(&rt->cnt.sleeps);
+	s->naps = atomic_load(&rt->cnt.naps);
 	s->missed_wakeups = atomic_load(&rt->cnt.missed_wakeups);
 }
 
@@ -342,8 +343,8 @@ static void print_stats_table(struct dsm_rt *rt)
 			       (double)s->bytes_sent / 1e6, (double)s->bytes_received / 1e6,
 			       lat_quantile(s, 0.5), lat_quantile(s, 0.99));
 		}
-		printf("%4s %10s %10s %11s %10s %14s  %s\n", "rank", "stale", "holds",
-		       "holds_early", "sleeps", "missed_wakeups",
+		printf("%4s %10s %10s %11s %10s %10s %14s  %s\n", "rank", "stale", "holds",
+		       "holds_early", "sleeps", "naps", "missed_wakeups",
 		       "fault latency histogram (us<: count)");
 		for (int r = 0; r < rt->nranks; r++) {
 			const dsm_stats_t *s = &all[r];
@@ -358,8 +359,8 @@ static void print_stats_table(struct dsm_rt *rt)
 					                " %llu:%" PRIu64, 1ull << i,
 					                s->fault_lat_us[i]);
 			printf("%4d %10" PRIu64 " %10" PRIu64 " %11" PRIu64 " %10" PRIu64
-			       " %14" PRIu64 " %s\n",
-			       r, s->stale_faults, s->holds, s->holds_early, s->sleeps,
+			       " %10" PRIu64 " %14" PRIu64 " %s\n",
+			       r, s->stale_faults, s->holds, s->holds_early, s->sleeps, s->naps,
 			       s->missed_wakeups, hist);
 		}
 		fflush(stdout);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,6 +29,10 @@
 #define BATCH 32
 /* How often to look whether a held line's threads have run, while a request waits for it. */
 #define HOLD_WATCH_NS 20000ull
+/* With nothing to do and a transport that cannot sleep yet: poll this long, then nap this
+ * long at a time. */
+#define NAP_AFTER_NS 5000ull
+#define NAP_NS       50000ull
 
 /*
  * ThreadSanitizer cannot see that an application thread's stores to a line
@@ -776,7 +781,7 @@ static void missed_wakeup_check(struct dsm_rt *rt)
 static void *loop_main(void *arg)
 {
 	struct dsm_rt *rt = arg;
-	uint64_t spin_since = 0;
+	uint64_t idle_since = 0;
 	sigset_t all;
 
 	/* Signals are the application's: deliver them to its threads, not here (but for the
@@ -787,6 +792,9 @@ static void *loop_main(void *arg)
 	sigdelset(&all, SIGFPE);
 	sigdelset(&all, SIGILL);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	/* Hold timers and naps of tens of microseconds mean what they say (the default slack
+	 * is 50 us). */
+	prctl(PR_SET_TIMERSLACK, 1000ul, 0, 0, 0);
 
 	while (!atomic_load_explicit(&rt->stop, memory_order_acquire)) {
 		uint64_t now, next;
@@ -795,25 +803,29 @@ static void *loop_main(void *arg)
 		now = dsm_rt_now_ns();
 		work += expire_holds(rt, now, &next);
 		if (work) {
-			spin_since = 0;
+			idle_since = 0;
 			continue;
 		}
+		if (!idle_since)
+			idle_since = now;
 		/* A reply is due: poll a little while a core is free for it. */
-		if (rt->may_spin && (rt->nfaults || rt->pending)) {
-			if (!spin_since)
-				spin_since = now;
-			if (now - spin_since < rt->spin_ns)
-				continue;
-		}
-		spin_since = 0;
-		if (dsm_tp_sleep_prepare(rt->tp) != 0)
+		if (rt->may_spin && (rt->nfaults || rt->pending) && now - idle_since < rt->spin_ns)
+			continue;
+
+		/* The transport may refuse to sleep while it has operations in flight that only
+		 * its polling completes (shm). Poll it a few turns, then nap: never spin without
+		 * bound, the core may be the one the peer needs to answer. */
+		bool asleep = dsm_tp_sleep_prepare(rt->tp) == 0;
+		if (!asleep && now - idle_since < NAP_AFTER_NS)
 			continue;
 
 		struct epoll_event evs[4];
 		struct timespec ts;
 		/* Bounded sleeps: a wake-up the transport misses costs a delay, not a hang. While a
 		 * reply is due, look again every 10 ms; idle, every second. */
-		uint64_t cap = (rt->nfaults || rt->pending) ? 10000000ull : 1000000000ull;
+		uint64_t cap = !asleep                        ? NAP_NS
+		               : (rt->nfaults || rt->pending) ? 10000000ull
+		                                              : 1000000000ull;
 		uint64_t d = next != UINT64_MAX ? (next > now ? next - now : 0) : cap;
 		int nev;
 
@@ -821,7 +833,8 @@ static void *loop_main(void *arg)
 			d = cap;
 		ts.tv_sec = (time_t)(d / 1000000000ull);
 		ts.tv_nsec = (long)(d % 1000000000ull);
-		atomic_fetch_add_explicit(&rt->cnt.sleeps, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(asleep ? &rt->cnt.sleeps : &rt->cnt.naps, 1,
+		                          memory_order_relaxed);
 		nev = epoll_pwait2(rt->epfd, evs, 4, &ts, NULL);
 		if (nev < 0 && errno != EINTR)
 			loop_fatal(1, "epoll_pwait2 failed: %s", strerror(errno));
@@ -832,6 +845,8 @@ static void *loop_main(void *arg)
 			    errno != EAGAIN)
 				DSM_LOG_ERRNO(DSM_LOG_WARN, "reading the event loop's eventfd");
 		}
+		if (!asleep)
+			continue;
 		if (nev == 0 && d == cap && (rt->nfaults || rt->pending))
 			missed_wakeup_check(rt);
 		dsm_tp_sleep_end(rt->tp);

@@ -138,7 +138,7 @@ struct dsm_rt_counters {
 	atomic_uint_fast64_t read_faults, write_faults, upgrades, inv_sent, inv_received;
 	atomic_uint_fast64_t stale_faults, msgs_dropped, bytes_sent, bytes_received;
 	atomic_uint_fast64_t lat[DSM_STATS_LAT_BUCKETS];
-	atomic_uint_fast64_t holds, holds_early, sleeps, missed_wakeups;
+	atomic_uint_fast64_t holds, holds_early, sleeps, naps, missed_wakeups;
 };
 
 struct dsm_rt {
