@@ -169,11 +169,11 @@ static void waiters_set_runs(struct dsm_rt_waiters *w, int32_t tid, uint64_t run
 }
 
 /*
- * Reads the run count of a thread that faulted on @line, once the engine has sent the
- * request: the read (a few microseconds) overlaps the wait for the reply. The count moves
- * only when the thread is scheduled in, and it cannot be before its wake-up, so a late
- * read is never too low. When the grant was immediate and the thread has already run, the
- * count is only higher: the hold then waits for another run or its timer, never less.
+ * Reads the run count of a thread that faulted on @line. The count moves only when the
+ * thread is scheduled in, which cannot happen between its fault and its wake-up: any read
+ * in between is exact, and a read after the wake-up is only higher (the hold then waits for
+ * another run or its timer, never less). The read costs microseconds, so for a remote home
+ * it is done once the request is out, overlapping the wait for the reply.
  */
 static void fault_sample(struct dsm_rt *rt, uint64_t line, int32_t tid)
 {
@@ -721,9 +721,15 @@ static int drain_faults(struct dsm_rt *rt)
 		                  : "read",
 		        (unsigned long long)f.addr, (long long)line, home);
 		fault_begin(rt, (uint64_t)line, f.tid);
+		/* At the home the grant may come within this call, and the woken thread may run
+		 * before a later read: read its count first there. Elsewhere after the request
+		 * is out, overlapping the wait. */
+		if (home == rt->rank)
+			fault_sample(rt, (uint64_t)line, f.tid);
 		if (engine(rt, &ev, NULL) < 0)
 			loop_fatal(1, "the engine refused a fault on line %lld", (long long)line);
-		fault_sample(rt, (uint64_t)line, f.tid);
+		if (home != rt->rank)
+			fault_sample(rt, (uint64_t)line, f.tid);
 	}
 	return n;
 }
