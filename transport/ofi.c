@@ -79,7 +79,8 @@ struct ofi_op {
 struct ofi_peer {
 	fi_addr_t addr;
 	pid_t pid;
-	int pidfd; /* same host only, else -1 */
+	int pidfd;    /* same host only, else -1 */
+	int inflight; /* our posted operations with it not completed yet */
 	bool dead;
 	atomic_int *flag; /* the peer's sleep flag (doorbell mode) */
 	struct sockaddr_un bell;
@@ -300,7 +301,12 @@ static void ofi_release(dsm_tp_t *tp, void *tok)
 	post_recv(ot(tp), tok);
 }
 
-/* The doorbell: a peer that has announced it sleeps gets one ring. */
+/*
+ * The doorbell: a peer that has announced it sleeps gets one ring. The peer
+ * stores its flag, fences, then polls once more; we change its queues (or
+ * fail to, see try_post), fence, then look at the flag. Either its poll sees
+ * our change or we see its flag (Dekker): no third order exists.
+ */
 static void ring(struct ofi_tp *t, int peer)
 {
 	struct ofi_peer *p = &t->peers[peer];
@@ -319,7 +325,29 @@ static void ring(struct ofi_tp *t, int peer)
 		DSM_LOG_ERRNO(DSM_LOG_DEBUG, "transport: ringing rank %d", peer);
 }
 
-/* Tries to post @op. 0: posted (or finished); -FI_EAGAIN: not now; else an error. */
+static void op_started(struct ofi_tp *t, int peer)
+{
+	t->inflight++;
+	t->peers[peer].inflight++;
+}
+
+/* Operations with a dead peer were written off in peer_died(). */
+static void op_finished(struct ofi_tp *t, int peer)
+{
+	if (t->peers[peer].dead)
+		return;
+	t->inflight--;
+	t->peers[peer].inflight--;
+}
+
+/*
+ * Tries to post @op. 0: posted (or finished); -FI_EAGAIN: not now; else an
+ * error. Either way the peer is rung if it sleeps: shm refuses a post with
+ * -FI_EAGAIN exactly when it waits for the peer's progress (the first
+ * contact, until the peer has mapped our region and taken our name; the
+ * peer's command queue full; a segmented transfer with it under way), so a
+ * refused post must wake the peer as surely as an accepted one.
+ */
 static int try_post(struct ofi_tp *t, struct ofi_op *op)
 {
 	int peer = op->peer; /* @op may be freed below */
@@ -340,7 +368,7 @@ static int try_post(struct ofi_tp *t, struct ofi_op *op)
 			/* Only send_raw makes these (tests): sent from the copy itself. */
 			ret = fi_send(t->ep, op->buf, op->len, NULL, p->addr, op);
 			if (ret == 0)
-				t->inflight++;
+				op_started(t, peer);
 			break;
 		}
 		if (t->tx_free == NULL)
@@ -352,7 +380,7 @@ static int try_post(struct ofi_tp *t, struct ofi_op *op)
 		ret = fi_send(t->ep, tx->buf, tx->len, tx->desc, p->addr, tx);
 		if (ret == 0) {
 			t->tx_free = tx->next;
-			t->inflight++;
+			op_started(t, peer);
 			free(op->buf);
 			free(op);
 		}
@@ -360,24 +388,24 @@ static int try_post(struct ofi_tp *t, struct ofi_op *op)
 	case OP_TX:
 		ret = fi_send(t->ep, op->buf, op->len, op->desc, p->addr, op);
 		if (ret == 0)
-			t->inflight++;
+			op_started(t, peer);
 		break;
 	case OP_READ:
 		ret = fi_read(t->ep, op->local, op->len, op->desc, p->addr, op->raddr, op->rkey,
 		              op);
 		if (ret == 0)
-			t->inflight++;
+			op_started(t, peer);
 		break;
 	case OP_WRITE:
 		ret = fi_write(t->ep, op->local, op->len, op->desc, p->addr, op->raddr, op->rkey,
 		               op);
 		if (ret == 0)
-			t->inflight++;
+			op_started(t, peer);
 		break;
 	default:
 		return -EINVAL;
 	}
-	if (ret == 0)
+	if (ret == 0 || ret == -FI_EAGAIN)
 		ring(t, peer);
 	return (int)ret;
 }
@@ -461,6 +489,8 @@ static void peer_died(struct ofi_tp *t, int peer)
 	if (t->peers[peer].dead)
 		return;
 	t->peers[peer].dead = true;
+	t->inflight -= t->peers[peer].inflight;
+	t->peers[peer].inflight = 0;
 	t->core.st.peers_dead++;
 	DSM_LOG(DSM_LOG_WARN, "transport: rank %d died", peer);
 	dsm_tp_core_push(&t->core, &ev, NULL, NULL);
@@ -546,19 +576,19 @@ static void cq_error(struct ofi_tp *t)
 		post_recv(t, op);
 		return;
 	case OP_TX:
-		t->inflight--;
+		op_finished(t, op->peer);
 		DSM_LOG(DSM_LOG_WARN, "transport: send to rank %d failed: %s", op->peer,
 		        fi_strerror(e.err));
 		op->next = t->tx_free;
 		t->tx_free = op;
 		break;
 	case OP_COPY:
-		t->inflight--;
+		op_finished(t, op->peer);
 		free(op->buf);
 		free(op);
 		return;
 	default:
-		t->inflight--;
+		op_finished(t, op->peer);
 		DSM_LOG(DSM_LOG_WARN, "transport: RMA with rank %d failed: %s", op->peer,
 		        fi_strerror(e.err));
 		rma_done(t, op, -e.err);
@@ -595,18 +625,18 @@ static int progress(struct ofi_tp *t)
 					post_recv(t, op);
 				break;
 			case OP_TX:
-				t->inflight--;
+				op_finished(t, op->peer);
 				op->next = t->tx_free;
 				t->tx_free = op;
 				break;
 			case OP_COPY:
-				t->inflight--;
+				op_finished(t, op->peer);
 				free(op->buf);
 				free(op);
 				break;
 			case OP_READ:
 			case OP_WRITE:
-				t->inflight--;
+				op_finished(t, op->peer);
 				rma_done(t, op, 0);
 				break;
 			default:
@@ -637,6 +667,12 @@ static int ofi_poll(dsm_tp_t *tp, struct dsm_tp_event *ev, int max)
 	drain(t);
 	progress(t);
 	drain(t);
+	/* Multi-step transfers (shm's segmented sends, reads the target serves)
+	 * go on inside our progress without a post: whoever they wait for next
+	 * must not be asleep. */
+	for (int i = 0; t->inflight && t->bell_fd >= 0 && i < t->tp.size; i++)
+		if (t->peers[i].inflight)
+			ring(t, i);
 	if (now_ns() >= t->next_death_check)
 		check_deaths(t);
 	return dsm_tp_core_pop(&t->core, ev, max);
@@ -717,6 +753,7 @@ static int ofi_send(dsm_tp_t *tp, int peer, unsigned type, const void *buf, size
 		}
 	}
 	enqueue(t, op);
+	ring(t, peer); /* what blocks the queue may be waiting for its progress */
 	return 0;
 }
 
@@ -786,6 +823,7 @@ static int rma_post(struct ofi_tp *t, int kind, int peer, void *local, size_t le
 	}
 	DSM_LOG(DSM_LOG_DEBUG, "transport: RMA to rank %d queued", peer);
 	enqueue(t, op);
+	ring(t, peer);
 	return 0;
 }
 
