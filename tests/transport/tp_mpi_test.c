@@ -437,7 +437,32 @@ static void test_segment(void **state)
 		for (int k = 0; k < 100; k++)
 			assert_int_equal(loc[k], 0x40 + (int)i + target);
 	}
+	if (tp->prov_key) {
+		/* Keys the provider chose: a chunk the home never touched is asked for,
+		 * registered there on demand, and reads as zeros. */
+		const size_t untouched = (32ull << 30) + 77;
+		int cookie;
+		double t0 = now_s();
+		memset(loc, 0xff, 100);
+		assert_int_equal(dsm_tp_seg_read(seg, target, untouched, loc, 100, lmr, &cookie),
+		                 0);
+		for (bool got = false; !got;) {
+			struct dsm_tp_event ev[8];
+			int n = tpoll(ev, 8);
+			for (int k = 0; k < n; k++)
+				if (ev[k].type == DSM_TP_EV_RMA) {
+					assert_int_equal(ev[k].status, 0);
+					got = true;
+				}
+			if (now_s() - t0 > 10)
+				fail_msg("read of an unregistered chunk stalled");
+		}
+		for (int k = 0; k < 100; k++)
+			assert_int_equal(loc[k], 0);
+	}
 	assert_int_equal(tp_barrier(), 0);
+	/* with provider keys, the rank before us read one chunk we had not touched */
+	assert_int_equal(dsm_tp_seg_registered(seg), (tp->prov_key ? 4 : 3) * chunk);
 	assert_int_equal(dsm_tp_seg_destroy(seg), 0);
 	assert_int_equal(dsm_tp_mr_dereg(tp, lmr), 0);
 	assert_int_equal(stats().bytes_registered, s0.bytes_registered);
@@ -581,7 +606,10 @@ static void wk_cycle(uint64_t iters, uint64_t *missed_p, struct dsm_tp_stats *st
 
 	assert_non_null(buf);
 	assert_non_null(all);
+	/* The heartbeat timer would wake sleepers every second and hide a lost wake-up. */
+	setenv("DSM_TP_HEARTBEAT_MS", "0", 1);
 	assert_int_equal(dsm_tp_open(NULL, &attr, &t), 0);
+	unsetenv("DSM_TP_HEARTBEAT_MS");
 	for (size_t k = 0; k < len; k++)
 		buf[k] = active ? 0 : pat(me, k);
 	assert_int_equal(dsm_tp_mr_reg(t, buf, len, 4000 + (uint64_t)me, &mr), 0);
