@@ -15,6 +15,22 @@
 
 #define DSM_TP_WIRE_MAGIC   0xd5a1u
 #define DSM_TP_WIRE_VERSION 1
+#define DSM_TP_CTRL_TYPE    255 /* the transport's own messages (seg.c) */
+
+/* Control message: a chunk's key asked for, and the answer. */
+enum {
+	DSM_TP_CTRL_KEY_REQ = 1,
+	DSM_TP_CTRL_KEY_REP = 2,
+	DSM_TP_CTRL_HEARTBEAT = 3, /* to the next live rank on the ring */
+	DSM_TP_CTRL_DEAD = 4,      /* rank @chunk died, says the rank that noticed */
+};
+struct dsm_tp_ctrl {
+	uint32_t op;
+	int32_t status; /* KEY_REP: 0 or why the home could not register */
+	uint64_t seg;
+	uint64_t chunk;
+	uint64_t key;
+};
 
 /* Every protocol message starts with this, little-endian as the host (one architecture). */
 struct dsm_tp_wire_hdr {
@@ -87,5 +103,12 @@ void dsm_tp_core_hdr(struct dsm_tp_core *c, struct dsm_tp_wire_hdr *h, int peer,
                      size_t len);
 /* Checks the arguments of a send. */
 int dsm_tp_core_check_send(struct dsm_tp_core *c, int peer, unsigned type, size_t len);
+
+/* Sends a control message (same per-pair order as the layer above's). */
+int dsm_tp_ctrl_send(dsm_tp_t *tp, int peer, const struct dsm_tp_ctrl *m);
+/* seg.c: a control message from @peer, in its per-pair turn. */
+void dsm_tp_ctrl_recv(dsm_tp_t *tp, int peer, const void *data, size_t len);
+/* seg.c: @peer died; RMA waiting for its keys fails. */
+void dsm_tp_ctrl_peer_dead(dsm_tp_t *tp, int peer);
 
 #endif

@@ -35,6 +35,7 @@ struct loop_tp;
 struct dsm_tp_loop_fabric {
 	int n;
 	int depth;
+	bool prov_key;
 	struct loop_tp **tps;
 	bool *dead;
 };
@@ -47,6 +48,7 @@ struct loop_tp {
 	int wire_len;
 	struct loop_msg *outq, **outq_tail; /* waiting to go */
 	struct loop_mr *mrs;
+	uint64_t next_key; /* prov_key: the keys we choose */
 	bool *seen_dead;
 	atomic_int asleep;
 	int efd;
@@ -83,6 +85,11 @@ void dsm_tp_loop_fabric_destroy(dsm_tp_loop_fabric_t *f)
 void dsm_tp_loop_set_depth(dsm_tp_loop_fabric_t *f, int depth)
 {
 	f->depth = depth;
+}
+
+void dsm_tp_loop_set_prov_key(dsm_tp_loop_fabric_t *f, bool on)
+{
+	f->prov_key = on;
 }
 
 static void ring(struct loop_tp *t)
@@ -128,6 +135,8 @@ static int loop_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 	t->tp.rank = b->rank;
 	t->tp.size = b->size;
 	t->tp.virt_addr = 1;
+	t->tp.prov_key = f->prov_key;
+	t->next_key = 0x1000 + (uint64_t)b->rank * 0x100000; /* no peer can guess them */
 	t->tp.msg_max = attr->msg_max ? attr->msg_max : DSM_TP_MSG_MAX_DEFAULT;
 	t->tp.boot = b;
 	strcpy(t->prov, "loopback");
@@ -249,6 +258,8 @@ static int loop_mr_reg(dsm_tp_t *tp, void *addr, size_t len, uint64_t want_key, 
 	struct loop_tp *t = lt(tp);
 	struct loop_mr *m;
 
+	if (tp->prov_key)
+		want_key = t->next_key++;
 	for (m = t->mrs; m; m = m->next)
 		if (m->pub.key == want_key)
 			return -EEXIST;
@@ -359,6 +370,7 @@ static int loop_poll(dsm_tp_t *tp, struct dsm_tp_event *ev, int max)
 			t->seen_dead[i] = true;
 			t->core.st.peers_dead++;
 			dsm_tp_core_push(&t->core, &e, NULL, NULL);
+			dsm_tp_ctrl_peer_dead(tp, i);
 		}
 	}
 	return dsm_tp_core_pop(&t->core, ev, max);
@@ -402,6 +414,7 @@ static void loop_sleep_end(dsm_tp_t *tp)
 static int loop_stats(dsm_tp_t *tp, struct dsm_tp_stats *out)
 {
 	*out = lt(tp)->core.st;
+	out->pending += tp->key_waits;
 	for (struct loop_msg *m = lt(tp)->outq; m; m = m->next)
 		out->pending++;
 	return 0;

@@ -36,6 +36,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,6 +56,8 @@
 #define OFI_CQ_BATCH    32
 #define OFI_NAME_MAX    256
 #define OFI_DEATH_NS    (20 * 1000 * 1000ull) /* how often poll looks at the pidfds */
+#define OFI_HB_MS       1000                  /* heartbeat period; DSM_TP_HEARTBEAT_MS, 0: none */
+#define OFI_HB_DEAD     6                     /* periods of silence that mean death */
 #define OFI_POOL_KEY_RX 1
 #define OFI_POOL_KEY_TX 2
 
@@ -79,7 +82,10 @@ struct ofi_op {
 struct ofi_peer {
 	fi_addr_t addr;
 	pid_t pid;
-	int pidfd; /* same host only, else -1 */
+	uint64_t last_hb;            /* when its last heartbeat came (our predecessor's matters) */
+	char shm_name[OFI_NAME_MAX]; /* shm: its region in /dev/shm, to unlink if it dies */
+	int pidfd;                   /* same host only, else -1 */
+	int inflight;                /* our posted operations with it not completed yet */
 	bool dead;
 	atomic_int *flag; /* the peer's sleep flag (doorbell mode) */
 	struct sockaddr_un bell;
@@ -116,12 +122,16 @@ struct ofi_tp {
 	struct ofi_op *rma_live;
 	int inflight;
 	struct ofi_peer *peers;
-	int cq_fd;   /* the CQ's wait fd, or -1 */
-	int bell_fd; /* doorbell socket (no CQ wait fd), or -1 */
-	int epfd;    /* what dsm_tp_wait_fd() returns */
+	int cq_fd;         /* the CQ's wait fd, or -1 */
+	int bell_fd;       /* doorbell socket (no CQ wait fd), or -1 */
+	int epfd;          /* what dsm_tp_wait_fd() returns */
+	bool own_keys;     /* DSM_MR_PROV_KEY: keys the peers cannot compute */
+	uint64_t next_key; /* the next of those */
 	atomic_int *my_flag;
 	char flag_name[64];
 	uint64_t next_death_check;
+	uint64_t next_hb, hb_ns;
+	int hb_fd; /* timerfd: a sleeping rank still beats and listens */
 	char prov[64];
 };
 
@@ -300,7 +310,12 @@ static void ofi_release(dsm_tp_t *tp, void *tok)
 	post_recv(ot(tp), tok);
 }
 
-/* The doorbell: a peer that has announced it sleeps gets one ring. */
+/*
+ * The doorbell: a peer that has announced it sleeps gets one ring. The peer
+ * stores its flag, fences, then polls once more; we change its queues (or
+ * fail to, see try_post), fence, then look at the flag. Either its poll sees
+ * our change or we see its flag (Dekker): no third order exists.
+ */
 static void ring(struct ofi_tp *t, int peer)
 {
 	struct ofi_peer *p = &t->peers[peer];
@@ -319,7 +334,29 @@ static void ring(struct ofi_tp *t, int peer)
 		DSM_LOG_ERRNO(DSM_LOG_DEBUG, "transport: ringing rank %d", peer);
 }
 
-/* Tries to post @op. 0: posted (or finished); -FI_EAGAIN: not now; else an error. */
+static void op_started(struct ofi_tp *t, int peer)
+{
+	t->inflight++;
+	t->peers[peer].inflight++;
+}
+
+/* Operations with a dead peer were written off in peer_died(). */
+static void op_finished(struct ofi_tp *t, int peer)
+{
+	if (t->peers[peer].dead)
+		return;
+	t->inflight--;
+	t->peers[peer].inflight--;
+}
+
+/*
+ * Tries to post @op. 0: posted (or finished); -FI_EAGAIN: not now; else an
+ * error. Either way the peer is rung if it sleeps: shm refuses a post with
+ * -FI_EAGAIN exactly when it waits for the peer's progress (the first
+ * contact, until the peer has mapped our region and taken our name; the
+ * peer's command queue full; a segmented transfer with it under way), so a
+ * refused post must wake the peer as surely as an accepted one.
+ */
 static int try_post(struct ofi_tp *t, struct ofi_op *op)
 {
 	int peer = op->peer; /* @op may be freed below */
@@ -340,7 +377,7 @@ static int try_post(struct ofi_tp *t, struct ofi_op *op)
 			/* Only send_raw makes these (tests): sent from the copy itself. */
 			ret = fi_send(t->ep, op->buf, op->len, NULL, p->addr, op);
 			if (ret == 0)
-				t->inflight++;
+				op_started(t, peer);
 			break;
 		}
 		if (t->tx_free == NULL)
@@ -352,7 +389,7 @@ static int try_post(struct ofi_tp *t, struct ofi_op *op)
 		ret = fi_send(t->ep, tx->buf, tx->len, tx->desc, p->addr, tx);
 		if (ret == 0) {
 			t->tx_free = tx->next;
-			t->inflight++;
+			op_started(t, peer);
 			free(op->buf);
 			free(op);
 		}
@@ -360,24 +397,24 @@ static int try_post(struct ofi_tp *t, struct ofi_op *op)
 	case OP_TX:
 		ret = fi_send(t->ep, op->buf, op->len, op->desc, p->addr, op);
 		if (ret == 0)
-			t->inflight++;
+			op_started(t, peer);
 		break;
 	case OP_READ:
 		ret = fi_read(t->ep, op->local, op->len, op->desc, p->addr, op->raddr, op->rkey,
 		              op);
 		if (ret == 0)
-			t->inflight++;
+			op_started(t, peer);
 		break;
 	case OP_WRITE:
 		ret = fi_write(t->ep, op->local, op->len, op->desc, p->addr, op->raddr, op->rkey,
 		               op);
 		if (ret == 0)
-			t->inflight++;
+			op_started(t, peer);
 		break;
 	default:
 		return -EINVAL;
 	}
-	if (ret == 0)
+	if (ret == 0 || ret == -FI_EAGAIN)
 		ring(t, peer);
 	return (int)ret;
 }
@@ -461,9 +498,16 @@ static void peer_died(struct ofi_tp *t, int peer)
 	if (t->peers[peer].dead)
 		return;
 	t->peers[peer].dead = true;
+	/* A SIGKILLed rank leaves shm's region behind; its name is known. */
+	if (t->peers[peer].shm_name[0] && shm_unlink(t->peers[peer].shm_name) == 0)
+		DSM_LOG(DSM_LOG_INFO, "transport: unlinked /dev/shm/%s of dead rank %d",
+		        t->peers[peer].shm_name, peer);
+	t->inflight -= t->peers[peer].inflight;
+	t->peers[peer].inflight = 0;
 	t->core.st.peers_dead++;
 	DSM_LOG(DSM_LOG_WARN, "transport: rank %d died", peer);
 	dsm_tp_core_push(&t->core, &ev, NULL, NULL);
+	dsm_tp_ctrl_peer_dead(&t->tp, peer);
 	/* Nothing queued for it will ever go; RMA waiting on it fails now. */
 	t->q_tail = &t->q_head;
 	while (*pp) {
@@ -521,6 +565,72 @@ static void check_deaths(struct ofi_tp *t)
 	t->next_death_check = now_ns() + OFI_DEATH_NS;
 }
 
+/* The next live rank after (@dir 1) or before (@dir -1) us on the ring, or -1. */
+static int ring_next(struct ofi_tp *t, int dir)
+{
+	int n = t->tp.size;
+
+	for (int k = 1; k < n; k++) {
+		int r = ((t->tp.rank + dir * k) % n + n) % n;
+		if (!t->peers[r].dead)
+			return r;
+	}
+	return -1;
+}
+
+/*
+ * Heartbeats on a ring, for peers no pidfd watches (another host, or
+ * DSM_TP_NO_PIDFD): each rank beats to its successor every period; a
+ * predecessor silent for OFI_HB_DEAD periods is dead, and the rank that noticed
+ * tells everyone. A send to a dead tcp peer also fails, which cq_error()
+ * turns into the same report.
+ */
+static void heartbeat(struct ofi_tp *t, uint64_t now)
+{
+	struct dsm_tp_ctrl hb = {.op = DSM_TP_CTRL_HEARTBEAT};
+	int succ = ring_next(t, 1), pred = ring_next(t, -1);
+
+	if (t->hb_fd < 0)
+		return;
+	if (now >= t->next_hb && succ >= 0) {
+		t->next_hb = now + t->hb_ns;
+		dsm_tp_ctrl_send(&t->tp, succ, &hb);
+	}
+	if (pred >= 0 && t->peers[pred].pidfd < 0 &&
+	    now - t->peers[pred].last_hb > OFI_HB_DEAD * t->hb_ns) {
+		struct dsm_tp_ctrl m = {.op = DSM_TP_CTRL_DEAD, .chunk = (uint64_t)pred};
+
+		DSM_LOG(DSM_LOG_WARN, "transport: no heartbeat from rank %d for %llu ms", pred,
+		        (unsigned long long)((now - t->peers[pred].last_hb) / 1000000));
+		peer_died(t, pred);
+		for (int i = 0; i < t->tp.size; i++)
+			if (i != t->tp.rank && !t->peers[i].dead)
+				dsm_tp_ctrl_send(&t->tp, i, &m);
+		/* our new predecessor gets a full period of grace */
+		if ((pred = ring_next(t, -1)) >= 0)
+			t->peers[pred].last_hb = now;
+	}
+}
+
+static int ofi_ctrl(dsm_tp_t *tp, int peer, const struct dsm_tp_ctrl *m)
+{
+	struct ofi_tp *t = ot(tp);
+
+	if (m->op == DSM_TP_CTRL_HEARTBEAT) {
+		t->peers[peer].last_hb = now_ns();
+		return 0;
+	}
+	if (m->op == DSM_TP_CTRL_DEAD && m->chunk < (uint64_t)tp->size &&
+	    (int)m->chunk != tp->rank) {
+		int pred = ring_next(t, -1);
+		peer_died(t, (int)m->chunk);
+		if (ring_next(t, -1) != pred && ring_next(t, -1) >= 0)
+			t->peers[ring_next(t, -1)].last_hb = now_ns();
+		return 0;
+	}
+	return -EINVAL;
+}
+
 static bool conn_error(int err)
 {
 	return err == FI_ECONNRESET || err == FI_ECONNREFUSED || err == FI_ECONNABORTED ||
@@ -546,19 +656,19 @@ static void cq_error(struct ofi_tp *t)
 		post_recv(t, op);
 		return;
 	case OP_TX:
-		t->inflight--;
+		op_finished(t, op->peer);
 		DSM_LOG(DSM_LOG_WARN, "transport: send to rank %d failed: %s", op->peer,
 		        fi_strerror(e.err));
 		op->next = t->tx_free;
 		t->tx_free = op;
 		break;
 	case OP_COPY:
-		t->inflight--;
+		op_finished(t, op->peer);
 		free(op->buf);
 		free(op);
 		return;
 	default:
-		t->inflight--;
+		op_finished(t, op->peer);
 		DSM_LOG(DSM_LOG_WARN, "transport: RMA with rank %d failed: %s", op->peer,
 		        fi_strerror(e.err));
 		rma_done(t, op, -e.err);
@@ -595,18 +705,18 @@ static int progress(struct ofi_tp *t)
 					post_recv(t, op);
 				break;
 			case OP_TX:
-				t->inflight--;
+				op_finished(t, op->peer);
 				op->next = t->tx_free;
 				t->tx_free = op;
 				break;
 			case OP_COPY:
-				t->inflight--;
+				op_finished(t, op->peer);
 				free(op->buf);
 				free(op);
 				break;
 			case OP_READ:
 			case OP_WRITE:
-				t->inflight--;
+				op_finished(t, op->peer);
 				rma_done(t, op, 0);
 				break;
 			default:
@@ -637,8 +747,15 @@ static int ofi_poll(dsm_tp_t *tp, struct dsm_tp_event *ev, int max)
 	drain(t);
 	progress(t);
 	drain(t);
+	/* Multi-step transfers (shm's segmented sends, reads the target serves)
+	 * go on inside our progress without a post: whoever they wait for next
+	 * must not be asleep. */
+	for (int i = 0; t->inflight && t->bell_fd >= 0 && i < t->tp.size; i++)
+		if (t->peers[i].inflight)
+			ring(t, i);
 	if (now_ns() >= t->next_death_check)
 		check_deaths(t);
+	heartbeat(t, now_ns());
 	return dsm_tp_core_pop(&t->core, ev, max);
 }
 
@@ -717,6 +834,7 @@ static int ofi_send(dsm_tp_t *tp, int peer, unsigned type, const void *buf, size
 		}
 	}
 	enqueue(t, op);
+	ring(t, peer); /* what blocks the queue may be waiting for its progress */
 	return 0;
 }
 
@@ -786,6 +904,7 @@ static int rma_post(struct ofi_tp *t, int kind, int peer, void *local, size_t le
 	}
 	DSM_LOG(DSM_LOG_DEBUG, "transport: RMA to rank %d queued", peer);
 	enqueue(t, op);
+	ring(t, peer);
 	return 0;
 }
 
@@ -809,7 +928,7 @@ static int ofi_mr_reg(dsm_tp_t *tp, void *addr, size_t len, uint64_t want_key, d
 
 	if (m == NULL)
 		return -ENOMEM;
-	ret = reg(t, addr, len, want_key, &m->mr);
+	ret = reg(t, addr, len, t->own_keys ? t->next_key++ : want_key, &m->mr);
 	if (ret) {
 		free(m);
 		return ret;
@@ -888,6 +1007,8 @@ static void ofi_sleep_end(dsm_tp_t *tp)
 	if (t->bell_fd >= 0)
 		while (recv(t->bell_fd, b, sizeof(b), MSG_DONTWAIT) > 0)
 			;
+	if (t->hb_fd >= 0 && read(t->hb_fd, b, 8) < 0 && errno != EAGAIN)
+		DSM_LOG_ERRNO(DSM_LOG_DEBUG, "transport: reading the heartbeat timer");
 	t->next_death_check = 0;
 }
 
@@ -896,7 +1017,7 @@ static int ofi_stats(dsm_tp_t *tp, struct dsm_tp_stats *out)
 	struct ofi_tp *t = ot(tp);
 
 	*out = t->core.st;
-	out->pending = (uint64_t)t->inflight;
+	out->pending = (uint64_t)t->inflight + t->tp.key_waits;
 	for (struct ofi_op *op = t->q_head; op; op = op->next)
 		out->pending++;
 	return 0;
@@ -1068,6 +1189,57 @@ static int epoll_add(int epfd, int fd)
 
 static int ofi_close(dsm_tp_t *tp);
 
+static int open_heartbeat(struct ofi_tp *t)
+{
+	const char *e = getenv("DSM_TP_HEARTBEAT_MS");
+	long ms = e ? atol(e) : OFI_HB_MS;
+	struct itimerspec its;
+	uint64_t now = now_ns();
+
+	if (ms <= 0 || t->tp.size < 2)
+		return 0;
+	t->hb_ns = (uint64_t)ms * 1000000ull;
+	t->hb_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (t->hb_fd < 0) {
+		DSM_LOG_ERRNO(DSM_LOG_ERROR, "transport: timerfd_create");
+		return -errno;
+	}
+	its.it_interval.tv_sec = ms / 1000;
+	its.it_interval.tv_nsec = ms % 1000 * 1000000;
+	its.it_value = its.it_interval;
+	if (timerfd_settime(t->hb_fd, 0, &its, NULL) != 0) {
+		DSM_LOG_ERRNO(DSM_LOG_ERROR, "transport: timerfd_settime");
+		return -errno;
+	}
+	for (int i = 0; i < t->tp.size; i++)
+		t->peers[i].last_hb = now;
+	t->next_hb = now;
+	return epoll_add(t->epfd, t->hb_fd);
+}
+
+/*
+ * DSM_MR_PROV_KEY=1: behave as on verbs or efa, where the provider chooses
+ * keys and (shm only, see below) needs local descriptors, so that those
+ * paths run here. shm takes
+ * FI_MR_PROV_KEY in the domain attributes and chooses keys itself;
+ * tcp;ofi_rxm (1.17) accepts the flag but uses the requested key, so we
+ * request keys from a counter that no peer can compute.
+ */
+static void force_prov_key(struct ofi_tp *t)
+{
+	const char *e = getenv("DSM_MR_PROV_KEY");
+
+	if (e == NULL || atoi(e) == 0)
+		return;
+	t->info->domain_attr->mr_mode |= FI_MR_PROV_KEY;
+	/* rxm 1.17 with a forced FI_MR_LOCAL fails its receives (measured:
+	 * thousands of messages dropped), so local descriptors are forced on shm. */
+	if (strcmp(t->prov, "shm") == 0)
+		t->info->domain_attr->mr_mode |= FI_MR_LOCAL;
+	t->own_keys = true;
+	t->next_key = 1ull << 48; /* above the pools' and any test's keys */
+}
+
 /*
  * A peer that dies leaves sockets (tcp, the doorbell) whose next write raises
  * SIGPIPE, and its default action would kill this rank too: a dead peer must
@@ -1107,7 +1279,8 @@ static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 	t->tp.prov = t->prov;
 	t->bufsz = sizeof(struct dsm_tp_wire_hdr) + t->tp.msg_max;
 	t->q_tail = &t->q_head;
-	t->cq_fd = t->bell_fd = t->epfd = -1;
+	t->cq_fd = t->bell_fd = t->epfd = t->hb_fd = -1;
+	t->tp.ctrl_hook = ofi_ctrl;
 	t->peers = calloc((size_t)b->size, sizeof(*t->peers));
 	cards = calloc((size_t)b->size, sizeof(*cards));
 	if (t->peers == NULL || cards == NULL) {
@@ -1140,6 +1313,7 @@ static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 	ret = choose_provider(t, want, one_host);
 	if (ret == 0) {
 		snprintf(t->prov, sizeof(t->prov), "%s", t->info->fabric_attr->prov_name);
+		force_prov_key(t);
 		t->mr_local = t->info->domain_attr->mr_mode & FI_MR_LOCAL;
 		t->mr_endpoint = t->info->domain_attr->mr_mode & FI_MR_ENDPOINT;
 		t->tp.virt_addr = !!(t->info->domain_attr->mr_mode & FI_MR_VIRT_ADDR);
@@ -1188,7 +1362,11 @@ static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 			goto fail;
 		}
 		p->pid = cards[i].pid;
-		if (i != b->rank && cards[i].hostid == mine.hostid) {
+		if (strcmp(t->prov, "shm") == 0 && cards[i].namelen > 9 &&
+		    cards[i].namelen < OFI_NAME_MAX && memcmp(cards[i].name, "fi_shm://", 9) == 0)
+			memcpy(p->shm_name, cards[i].name + 9, cards[i].namelen - 9);
+		/* DSM_TP_NO_PIDFD: tests the remote path (heartbeats) on one host. */
+		if (i != b->rank && cards[i].hostid == mine.hostid && !getenv("DSM_TP_NO_PIDFD")) {
 			p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
 			if (p->pidfd < 0)
 				DSM_LOG_ERRNO(DSM_LOG_WARN, "transport: pidfd_open(%d) of rank %d",
@@ -1207,6 +1385,8 @@ static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 	for (int i = 0; ret == 0 && i < b->size; i++)
 		if (t->peers[i].pidfd >= 0)
 			ret = epoll_add(t->epfd, t->peers[i].pidfd);
+	if (ret == 0)
+		ret = open_heartbeat(t);
 	if (ret)
 		goto fail;
 	if (t->bell_fd >= 0) {
@@ -1299,6 +1479,8 @@ static int ofi_close(dsm_tp_t *tp)
 		close(t->bell_fd);
 	if (t->epfd >= 0)
 		close(t->epfd);
+	if (t->hb_fd >= 0)
+		close(t->hb_fd);
 	free(t->rx_ops);
 	free(t->tx_ops);
 	free(t->rx_mem);

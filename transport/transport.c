@@ -47,6 +47,7 @@ int dsm_tp_core_init(struct dsm_tp_core *c, dsm_tp_t *tp, unsigned max_type,
 {
 	memset(c, 0, sizeof(*c));
 	c->tp = tp;
+	tp->core = c;
 	c->max_type = max_type;
 	c->release = release;
 	c->rx = calloc((size_t)tp->size, sizeof(*c->rx));
@@ -150,7 +151,8 @@ int dsm_tp_core_pop(struct dsm_tp_core *c, struct dsm_tp_event *ev, int max)
 	return n;
 }
 
-static void deliver(struct dsm_tp_core *c, int src, unsigned type, const void *data, size_t len,
+/* Returns true if the event keeps @tok/@freeme (released after hand-out). */
+static bool deliver(struct dsm_tp_core *c, int src, unsigned type, const void *data, size_t len,
                     void *tok, void *freeme)
 {
 	struct dsm_tp_event ev = {
@@ -161,6 +163,10 @@ static void deliver(struct dsm_tp_core *c, int src, unsigned type, const void *d
 	        .data = data,
 	};
 
+	if (type == DSM_TP_CTRL_TYPE) {
+		dsm_tp_ctrl_recv(c->tp, src, data, len);
+		return false;
+	}
 	c->st.msgs_received++;
 	if (dsm_tp_core_push(c, &ev, tok, freeme) != 0) {
 		/* Out of memory while delivering: the protocol cannot recover a lost message. */
@@ -168,6 +174,7 @@ static void deliver(struct dsm_tp_core *c, int src, unsigned type, const void *d
 		        src);
 		abort();
 	}
+	return true;
 }
 
 bool dsm_tp_core_recv(struct dsm_tp_core *c, const void *buf, size_t n, void *tok)
@@ -179,7 +186,8 @@ bool dsm_tp_core_recv(struct dsm_tp_core *c, const void *buf, size_t n, void *to
 		goto bad;
 	memcpy(&h, buf, sizeof(h));
 	if (h.magic != DSM_TP_WIRE_MAGIC || h.version != DSM_TP_WIRE_VERSION ||
-	    h.len != n - sizeof(h) || h.type == 0 || h.type > c->max_type ||
+	    h.len != n - sizeof(h) || h.type == 0 ||
+	    (h.type > c->max_type && h.type != DSM_TP_CTRL_TYPE) ||
 	    h.src >= (uint32_t)c->tp->size || h.len > c->tp->msg_max)
 		goto bad;
 
@@ -211,16 +219,17 @@ bool dsm_tp_core_recv(struct dsm_tp_core *c, const void *buf, size_t n, void *to
 		c->st.msgs_reordered++;
 		return false;
 	}
-	deliver(c, (int)h.src, h.type, p + sizeof(h), h.len, tok, NULL);
 	rx->expect++;
+	bool kept = deliver(c, (int)h.src, h.type, p + sizeof(h), h.len, tok, NULL);
 	while (rx->held && rx->held->seq == rx->expect) {
 		struct dsm_tp_held *m = rx->held;
 
 		rx->held = m->next;
-		deliver(c, (int)h.src, m->type, m->data, m->len, NULL, m);
 		rx->expect++;
+		if (!deliver(c, (int)h.src, m->type, m->data, m->len, NULL, m))
+			free(m);
 	}
-	return true;
+	return kept;
 bad:
 	c->st.msgs_dropped++;
 	DSM_LOG(DSM_LOG_DEBUG, "transport: dropped a malformed message of %zu bytes", n);
@@ -240,7 +249,8 @@ void dsm_tp_core_hdr(struct dsm_tp_core *c, struct dsm_tp_wire_hdr *h, int peer,
 
 int dsm_tp_core_check_send(struct dsm_tp_core *c, int peer, unsigned type, size_t len)
 {
-	if (peer < 0 || peer >= c->tp->size || type == 0 || type > c->max_type ||
+	if (peer < 0 || peer >= c->tp->size || type == 0 ||
+	    (type > c->max_type && !(type == DSM_TP_CTRL_TYPE && c->tp->ctrl_send)) ||
 	    len > c->tp->msg_max)
 		return -EINVAL;
 	return 0;

@@ -22,6 +22,7 @@
 #ifndef DSM_TRANSPORT_H
 #define DSM_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,8 @@ typedef struct dsm_tp dsm_tp_t;
 typedef struct dsm_tp_mr dsm_tp_mr_t;
 typedef struct dsm_tp_seg dsm_tp_seg_t;
 typedef struct dsm_tp_ops dsm_tp_ops_t;
+struct dsm_tp_core;
+struct dsm_tp_ctrl;
 
 /* What the transport needs from the bootstrap (runtime/bootstrap.c fills it). */
 struct dsm_tp_boot {
@@ -41,7 +44,7 @@ struct dsm_tp_boot {
 };
 
 #define DSM_TP_MSG_MAX_DEFAULT 8192 /* payload bytes; a 4 KiB line inline plus headers */
-#define DSM_TP_MSG_TYPE_MAX    255
+#define DSM_TP_MSG_TYPE_MAX    254  /* 255 carries the transport's own control messages */
 
 struct dsm_tp_attr {
 	size_t struct_size;
@@ -129,7 +132,13 @@ struct dsm_tp {
 	size_t msg_max;   /* largest payload */
 	const char *prov; /* provider name in use */
 	const struct dsm_tp_boot *boot;
-	uint64_t seg_ids; /* segments created so far */
+	uint64_t seg_ids;         /* segments created so far */
+	struct dsm_tp_seg *segs;  /* live segments (key requests name them by id) */
+	struct dsm_tp_core *core; /* the implementation's shared part */
+	uint64_t key_waits;       /* RMA queued until a chunk's key arrives */
+	int ctrl_send;            /* a control message is being sent */
+	/* control messages seg.c does not handle; 0 if taken */
+	int (*ctrl_hook)(dsm_tp_t *tp, int peer, const struct dsm_tp_ctrl *m);
 };
 
 extern const struct dsm_tp_ops dsm_tp_ofi_ops;
@@ -218,7 +227,11 @@ int dsm_tp_sleep(dsm_tp_t *tp, int timeout_ms);
  * is populated, so registered bytes track touched bytes. Created collectively
  * (every rank, same @chunk): the ranks exchange their bases once. Remote
  * accesses name (peer, offset); the chunk's key is computed from the segment
- * id and the chunk index where the provider lets us choose keys.
+ * id and the chunk index where the provider lets us choose keys. Where it
+ * chooses them (FI_MR_PROV_KEY), the first access to a peer's chunk asks the
+ * peer for the key with a transport control message and waits in a queue
+ * until the reply; the peer registers the chunk then if it has not yet, so
+ * in that mode every chunk is reachable, populated or not.
  * dsm_tp_seg_destroy() deregisters everything: call it before releasing the
  * memory. The range gets MADV_DONTFORK.
  */
@@ -243,6 +256,8 @@ void dsm_tp_loop_fabric_destroy(dsm_tp_loop_fabric_t *fab);
 void dsm_tp_loop_kill(dsm_tp_loop_fabric_t *fab, int rank);
 /* Tests: the loopback accepts at most @depth in-flight messages per destination. */
 void dsm_tp_loop_set_depth(dsm_tp_loop_fabric_t *fab, int depth);
+/* Tests: the loopback chooses keys itself, as FI_MR_PROV_KEY providers do. */
+void dsm_tp_loop_set_prov_key(dsm_tp_loop_fabric_t *fab, bool on);
 
 /* Tests only. */
 static inline int dsm_tp_send_raw(dsm_tp_t *tp, int peer, const void *buf, size_t len)

@@ -312,6 +312,133 @@ static void test_segment(void **state)
 	assert_int_equal(stats(1).bytes_registered, 0);
 }
 
+static void pump_none(dsm_tp_t *const *t)
+{
+	for (int q = 0; q < N; q++) {
+		struct dsm_tp_event ev[16];
+		if (t[q])
+			assert_true(dsm_tp_poll(t[q], ev, 16) >= 0);
+	}
+}
+
+/* RMA completions seen by pump_rma but not asked for yet. */
+static struct {
+	void *ctx;
+	int status;
+} rma_seen[16];
+static int nrma_seen;
+
+/* Waits (bounded) for rank @r's RMA event with @ctx; returns its status. */
+static int pump_rma(dsm_tp_t *const *t, int r, void *ctx)
+{
+	for (int round = 0; round < 1000; round++) {
+		for (int i = 0; i < nrma_seen; i++) {
+			if (rma_seen[i].ctx == ctx) {
+				int st = rma_seen[i].status;
+				rma_seen[i] = rma_seen[--nrma_seen];
+				return st;
+			}
+		}
+		for (int q = 0; q < N; q++) {
+			struct dsm_tp_event ev[16];
+			int n = t[q] ? dsm_tp_poll(t[q], ev, 16) : 0;
+			for (int k = 0; k < n; k++) {
+				if (q == r && ev[k].type == DSM_TP_EV_RMA) {
+					assert_true(nrma_seen < 16);
+					rma_seen[nrma_seen].ctx = ev[k].ctx;
+					rma_seen[nrma_seen++].status = ev[k].status;
+				}
+			}
+		}
+	}
+	fail_msg("rank %d: RMA never completed", r);
+	return -1;
+}
+
+/*
+ * Keys chosen by the provider (verbs, efa): the reader does not know a
+ * chunk's key and asks; the home registers the chunk on demand.
+ */
+static void test_segment_prov_key(void **state)
+{
+	const size_t len = 64ull << 30, chunk = 2u << 20, far = (40ull << 30) + 10;
+	struct dsm_tp_attr attr = {.struct_size = sizeof(attr), .max_msg_type = MAX_TYPE};
+	dsm_tp_loop_fabric_t *f;
+	dsm_tp_t *t[N];
+	dsm_tp_seg_t *seg[N];
+	unsigned char *b[N], loc[2][16];
+	int c1, c2;
+
+	(void)state;
+	assert_int_equal(dsm_tp_loop_fabric_create(N, &f), 0);
+	dsm_tp_loop_set_prov_key(f, true);
+	attr.impl_arg = f;
+	for (int i = N - 1; i >= 0; i--) {
+		attr.boot = &boots[i];
+		assert_int_equal(dsm_tp_open(&dsm_tp_loop_ops, &attr, &t[i]), 0);
+		assert_true(t[i]->prov_key);
+		b[i] = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (b[i] == MAP_FAILED)
+			skip();
+		assert_int_equal(dsm_tp_seg_create(t[i], b[i], len, chunk, &seg[i]), 0);
+	}
+	memcpy(b[1] + far, "far away", 8);
+	memcpy(b[1] + far + 8, "and more", 8);
+	/* two reads of a chunk the home never populated: one key request, both wait */
+	uint64_t sent0 = 0;
+	struct dsm_tp_stats s;
+	assert_int_equal(dsm_tp_seg_read(seg[0], 1, far, loc[0], 8, NULL, &c1), 0);
+	assert_int_equal(dsm_tp_seg_read(seg[0], 1, far + 8, loc[1], 8, NULL, &c2), 0);
+	dsm_tp_stats(t[0], &s);
+	assert_int_equal(s.msgs_sent, 1);
+	assert_int_equal(s.pending, 2);
+	assert_int_equal(dsm_tp_seg_registered(seg[1]), 0);
+	assert_int_equal(pump_rma(t, 0, &c1), 0);
+	assert_int_equal(pump_rma(t, 0, &c2), 0);
+	assert_memory_equal(loc[0], "far away", 8);
+	assert_memory_equal(loc[1], "and more", 8);
+	assert_int_equal(dsm_tp_seg_registered(seg[1]), chunk);
+	/* the key is known now: a write goes at once, no second request */
+	dsm_tp_stats(t[0], &s);
+	sent0 = s.msgs_sent;
+	assert_int_equal(dsm_tp_seg_write(seg[0], 1, far, "replaced", 8, NULL, &c1), 0);
+	dsm_tp_stats(t[0], &s);
+	assert_int_equal(s.msgs_sent, sent0);
+	assert_int_equal(pump_rma(t, 0, &c1), 0);
+	assert_memory_equal(b[1] + far, "replaced", 8);
+	/* a request for a chunk past the end is refused by the checks, not sent */
+	assert_int_equal(dsm_tp_seg_read(seg[0], 1, len, loc[0], 8, NULL, &c1), -EINVAL);
+	/* a malformed control message is counted and dropped */
+	struct dsm_tp_wire_hdr h = {
+	        DSM_TP_WIRE_MAGIC,    DSM_TP_WIRE_VERSION, DSM_TP_CTRL_TYPE, 3, 0,
+	        (uint32_t)s.msgs_sent};
+	unsigned char raw[sizeof(h) + 3] = {0};
+	memcpy(raw, &h, sizeof(h));
+	dsm_tp_stats(t[1], &s);
+	uint64_t dropped = s.msgs_dropped;
+	assert_int_equal(dsm_tp_send_raw(t[0], 1, raw, sizeof(raw)), 0);
+	for (int i = 0; i < 4; i++)
+		pump_none(t);
+	dsm_tp_stats(t[1], &s);
+	assert_int_equal(s.msgs_dropped, dropped + 1);
+	/* the home dies while a read waits for its key: the read fails, no hang */
+	assert_int_equal(dsm_tp_seg_read(seg[0], 2, 4096, loc[0], 8, NULL, &c1), 0);
+	dsm_tp_loop_kill(f, 2);
+	t[2] = NULL; /* dead: never polled again */
+	assert_int_equal(pump_rma(t, 0, &c1), DSM_ERR_PEER_DEAD);
+	dsm_tp_stats(t[0], &s);
+	assert_int_equal(s.pending, 0);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(dsm_tp_seg_destroy(seg[i]), 0);
+		munmap(b[i], len);
+	}
+	for (int i = 0; i < N; i++)
+		if (i != 2)
+			dsm_tp_close(t[i]);
+	dsm_tp_loop_fabric_destroy(f);
+}
+
 static void test_sleep_wake(void **state)
 {
 	struct pollfd p = {.fd = dsm_tp_wait_fd(tps[2]), .events = POLLIN};
@@ -371,6 +498,7 @@ int main(void)
 	        cmocka_unit_test(test_malformed),
 	        cmocka_unit_test(test_rma),
 	        cmocka_unit_test(test_segment),
+	        cmocka_unit_test(test_segment_prov_key),
 	        cmocka_unit_test(test_sleep_wake),
 	        cmocka_unit_test(test_peer_death),
 	        cmocka_unit_test(test_unknown_provider_stub),

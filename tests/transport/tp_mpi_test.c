@@ -5,6 +5,7 @@
  * failing rank makes the others fail, never hang.
  */
 #include <errno.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -436,7 +437,32 @@ static void test_segment(void **state)
 		for (int k = 0; k < 100; k++)
 			assert_int_equal(loc[k], 0x40 + (int)i + target);
 	}
+	if (tp->prov_key) {
+		/* Keys the provider chose: a chunk the home never touched is asked for,
+		 * registered there on demand, and reads as zeros. */
+		const size_t untouched = (32ull << 30) + 77;
+		int cookie;
+		double t0 = now_s();
+		memset(loc, 0xff, 100);
+		assert_int_equal(dsm_tp_seg_read(seg, target, untouched, loc, 100, lmr, &cookie),
+		                 0);
+		for (bool got = false; !got;) {
+			struct dsm_tp_event ev[8];
+			int n = tpoll(ev, 8);
+			for (int k = 0; k < n; k++)
+				if (ev[k].type == DSM_TP_EV_RMA) {
+					assert_int_equal(ev[k].status, 0);
+					got = true;
+				}
+			if (now_s() - t0 > 10)
+				fail_msg("read of an unregistered chunk stalled");
+		}
+		for (int k = 0; k < 100; k++)
+			assert_int_equal(loc[k], 0);
+	}
 	assert_int_equal(tp_barrier(), 0);
+	/* with provider keys, the rank before us read one chunk we had not touched */
+	assert_int_equal(dsm_tp_seg_registered(seg), (tp->prov_key ? 4 : 3) * chunk);
 	assert_int_equal(dsm_tp_seg_destroy(seg), 0);
 	assert_int_equal(dsm_tp_mr_dereg(tp, lmr), 0);
 	assert_int_equal(stats().bytes_registered, s0.bytes_registered);
@@ -445,6 +471,216 @@ static void test_segment(void **state)
 	if (me == 0)
 		print_message("rank 0: 64 GiB segment, 3 chunks touched, %zu MiB registered\n",
 		              3 * chunk >> 20);
+}
+
+/* ---- wake-ups: nothing may depend on a timeout ----
+ *
+ * Fresh transports (so the first contact of every pair happens against a
+ * sleeping peer), then thousands of ping-pongs and RMA reads where the
+ * passive rank of each pair sleeps on the wait fd. A sleep has a watchdog of
+ * WATCHDOG_MS only so that a lost wake-up fails instead of hanging: before
+ * DONE the active rank always waits on its partner for something, so a
+ * sleep that the watchdog ends is a wake-up the transport lost.
+ */
+
+#define WATCHDOG_MS 3000
+#define WK_PING     1
+#define WK_PONG     2
+#define WK_DONE     3
+#define WK_LEN      4096
+#define WK_MISS_MAX 3
+
+/* Sleeps on @t until woken; returns 1 if the watchdog ended the sleep. */
+static int sleep_watchdog(dsm_tp_t *t)
+{
+	struct pollfd p = {.fd = dsm_tp_wait_fd(t), .events = POLLIN};
+	int r;
+
+	if (dsm_tp_sleep_prepare(t) != 0)
+		return 0;
+	r = poll(&p, 1, WATCHDOG_MS);
+	dsm_tp_sleep_end(t);
+	return r == 0;
+}
+
+static size_t wk_read_size(uint64_t i)
+{
+	return i % 256 == 255 ? (size_t)1 << 20 : i % 16 == 15 ? (size_t)64 << 10 : 4096;
+}
+
+/* The passive rank: answers pings, serves reads from @home, sleeps otherwise. */
+static uint64_t wk_passive(dsm_tp_t *t, int partner, double deadline)
+{
+	unsigned char pong[WK_LEN] = {0};
+	uint64_t missed = 0;
+	bool done = false;
+
+	while (!done && now_s() < deadline) {
+		struct dsm_tp_event ev[16];
+		int n = dsm_tp_poll(t, ev, 16);
+
+		assert_true(n >= 0);
+		for (int k = 0; k < n; k++) {
+			if (ev[k].type != DSM_TP_EV_MSG || ev[k].peer != partner)
+				continue;
+			if (ev[k].msg_type == WK_DONE) {
+				done = true;
+			} else if (ev[k].msg_type == WK_PING) {
+				uint64_t i;
+				assert_true(ev[k].len >= 8);
+				memcpy(&i, ev[k].data, 8);
+				memcpy(pong, &i, 8);
+				memcpy(pong + 8, &missed, 8);
+				/* every other pong is small: inject and eager paths both */
+				assert_int_equal(
+				        dsm_tp_send(t, partner, WK_PONG, pong, i % 2 ? 16 : WK_LEN),
+				        0);
+			}
+		}
+		if (n == 0 && !done && sleep_watchdog(t)) {
+			missed++;
+			print_error("rank %d: asleep %d ms while rank %d was waiting on us: a "
+			            "lost wake-up\n",
+			            me, WATCHDOG_MS, partner);
+		}
+	}
+	assert_true(done);
+	return missed;
+}
+
+/* Waits for the RMA with @ctx or the pong for @i; @sleep: sleep when idle. */
+static void wk_wait(dsm_tp_t *t, int partner, unsigned type, uint64_t i, void *ctx, bool sleep,
+                    uint64_t *missed, uint64_t *peer_missed)
+{
+	double deadline = now_s() + 30;
+
+	for (;;) {
+		struct dsm_tp_event ev[16];
+		int n = dsm_tp_poll(t, ev, 16);
+		bool got = false;
+
+		assert_true(n >= 0);
+		for (int k = 0; k < n; k++) {
+			if (type == WK_PONG && ev[k].type == DSM_TP_EV_MSG &&
+			    ev[k].msg_type == WK_PONG && ev[k].peer == partner) {
+				uint64_t j;
+				assert_true(ev[k].len >= 16);
+				memcpy(&j, ev[k].data, 8);
+				memcpy(peer_missed, (const unsigned char *)ev[k].data + 8, 8);
+				assert_int_equal(j, i);
+				got = true;
+			} else if (type == 0 && ev[k].type == DSM_TP_EV_RMA) {
+				assert_ptr_equal(ev[k].ctx, ctx);
+				assert_int_equal(ev[k].status, 0);
+				got = true;
+			}
+		}
+		if (got)
+			return;
+		if (now_s() > deadline)
+			fail_msg("rank %d: op %llu with rank %d stalled for 30 s", me,
+			         (unsigned long long)i, partner);
+		if (n == 0 && sleep && sleep_watchdog(t)) {
+			++*missed;
+			print_error("rank %d: asleep %d ms while waiting on rank %d: a lost "
+			            "wake-up\n",
+			            me, WATCHDOG_MS, partner);
+		}
+	}
+}
+
+static void wk_cycle(uint64_t iters, uint64_t *missed_p, struct dsm_tp_stats *st_p)
+{
+	struct dsm_tp_attr attr = {.struct_size = sizeof(attr),
+	                           .boot = dsm_rt_boot_tp(),
+	                           .msg_max = MSG_MAX,
+	                           .max_msg_type = MAX_TYPE + 1};
+	const size_t len = (size_t)1 << 20;
+	bool active = me % 2 == 0;
+	int partner = active ? me + 1 : me - 1;
+	unsigned char *buf = aligned_alloc(4096, len);
+	struct remote mine, *all = calloc((size_t)np, sizeof(*all));
+	dsm_tp_mr_t *mr;
+	dsm_tp_t *t;
+	uint64_t missed = 0, peer_missed = 0;
+
+	assert_non_null(buf);
+	assert_non_null(all);
+	/* The heartbeat timer would wake sleepers every second and hide a lost wake-up. */
+	setenv("DSM_TP_HEARTBEAT_MS", "0", 1);
+	assert_int_equal(dsm_tp_open(NULL, &attr, &t), 0);
+	unsetenv("DSM_TP_HEARTBEAT_MS");
+	for (size_t k = 0; k < len; k++)
+		buf[k] = active ? 0 : pat(me, k);
+	assert_int_equal(dsm_tp_mr_reg(t, buf, len, 4000 + (uint64_t)me, &mr), 0);
+	mine.addr = dsm_tp_remote_addr(t, mr, 0);
+	mine.key = mr->key;
+	assert_int_equal(dsm_rt_boot_allgather(&mine, all, sizeof(mine)), 0);
+	if (partner >= np) {
+		/* an odd rank count: the last rank sits this one out */
+	} else if (!active) {
+		missed = wk_passive(t, partner, now_s() + 300);
+	} else {
+		unsigned char ping[WK_LEN] = {0};
+		struct timespec d = {0, 50 * 1000 * 1000};
+		int cookie;
+
+		nanosleep(&d, NULL); /* the partner is asleep: first contact must wake it */
+		for (uint64_t i = 0; i < iters && missed + peer_missed < WK_MISS_MAX; i++) {
+			size_t rs = wk_read_size(i), off = (i * 4096) % (len - rs + 1) & ~(size_t)7;
+
+			memcpy(ping, &i, 8);
+			assert_int_equal(dsm_tp_send(t, partner, WK_PING, ping, i % 3 ? 8 : WK_LEN),
+			                 0);
+			wk_wait(t, partner, WK_PONG, i, NULL, i % 2, &missed, &peer_missed);
+			assert_int_equal(dsm_tp_read(t, partner, buf, rs, mr,
+			                             all[partner].addr + off, all[partner].key,
+			                             &cookie),
+			                 0);
+			wk_wait(t, partner, 0, i, &cookie, i % 2, &missed, &peer_missed);
+			if (buf[0] != pat(partner, off) ||
+			    buf[rs - 1] != pat(partner, off + rs - 1) ||
+			    buf[rs / 2] != pat(partner, off + rs / 2))
+				fail_msg("rank %d: read %llu of %zu bytes at %zu: wrong data", me,
+				         (unsigned long long)i, rs, off);
+		}
+		assert_int_equal(dsm_tp_send(t, partner, WK_DONE, NULL, 0), 0);
+		missed += peer_missed;
+	}
+	/* Both sides keep polling until the pair is quiet, then close. */
+	for (double dl = now_s() + 10; now_s() < dl;) {
+		struct dsm_tp_event ev[16];
+		struct dsm_tp_stats s;
+		dsm_tp_poll(t, ev, 16);
+		dsm_tp_stats(t, &s);
+		if (s.pending == 0)
+			break;
+	}
+	assert_int_equal(dsm_tp_stats(t, st_p), 0);
+	assert_int_equal(dsm_rt_boot_barrier(), 0);
+	assert_int_equal(dsm_tp_mr_dereg(t, mr), 0);
+	assert_int_equal(dsm_tp_close(t), 0);
+	free(buf);
+	free(all);
+	*missed_p += missed;
+}
+
+static void test_wakeups(void **state)
+{
+	uint64_t missed = 0, iters = long_tier ? 20000 : 4000;
+	int cycles = getenv("TP_WAKE_CYCLES") ? atoi(getenv("TP_WAKE_CYCLES")) : 3;
+	struct dsm_tp_stats st = {0};
+	double t0 = now_s();
+
+	(void)state;
+	for (int c = 0; c < cycles && missed < WK_MISS_MAX; c++)
+		wk_cycle(iters, &missed, &st);
+	print_message("rank %d: %d cycles of %llu ping-pongs + reads, %llu wake-ups lost, "
+	              "%llu sleeps, %llu doorbells rung (last cycle), %.2f s (%s)\n",
+	              me, cycles, (unsigned long long)iters, (unsigned long long)missed,
+	              (unsigned long long)st.sleeps, (unsigned long long)st.doorbells, now_s() - t0,
+	              tp->prov);
+	assert_int_equal(missed, 0);
 }
 
 /* ---- malformed messages ---- */
@@ -518,6 +754,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test_teardown(test_rma_sleeper, sync_all),
 	        cmocka_unit_test_teardown(test_segment, sync_all),
 	        cmocka_unit_test_teardown(test_malformed, sync_all),
+	        cmocka_unit_test_teardown(test_wakeups, sync_all),
 	};
 	struct dsm_tp_attr attr = {
 	        .struct_size = sizeof(attr), .msg_max = MSG_MAX, .max_msg_type = MAX_TYPE + 1};
