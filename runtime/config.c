@@ -127,6 +127,18 @@ int dsm_rt_config_resolve(const dsm_config_t *user, struct dsm_rt_config *out)
 	if (prov)
 		strcpy(c.provider, prov);
 
+	s = getenv("DSM_DATA");
+	if (s == NULL || *s == '\0' || strcmp(s, "auto") == 0) {
+		c.data = DSM_RT_DATA_AUTO;
+	} else if (strcmp(s, "inline") == 0) {
+		c.data = DSM_RT_DATA_INLINE;
+	} else if (strcmp(s, "rdma") == 0) {
+		c.data = DSM_RT_DATA_RDMA;
+	} else {
+		DSM_LOG(DSM_LOG_ERROR, "DSM_DATA='%s' must be auto, inline or rdma", s);
+		return -EINVAL;
+	}
+
 	c.log_level = dsm_rt_log_level();
 	s = getenv("DSM_STATS");
 	c.stats = s && *s && strcmp(s, "0") && strcasecmp(s, "no") && strcasecmp(s, "off");

@@ -22,7 +22,11 @@ struct dsm_rt_config {
 	char provider[64]; /* "" = choose the best available */
 	int log_level;
 	bool stats;
+	int data; /* enum dsm_rt_data: how grants carry a line (DSM_DATA) */
 };
+
+/* DSM_DATA: how a grant carries its line. AUTO picks per provider and line size. */
+enum dsm_rt_data { DSM_RT_DATA_AUTO = 0, DSM_RT_DATA_INLINE, DSM_RT_DATA_RDMA };
 
 /*
  * Fills @out from @user (may be NULL) and the environment. Returns 0, or

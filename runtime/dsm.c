@@ -128,6 +128,16 @@ static bool bool_setting(const char *var, bool dflt)
 
 static void teardown(struct dsm_rt *rt)
 {
+	/* Registrations go before the transport, and before the memory they cover. */
+	if (rt->tpseg)
+		dsm_tp_seg_destroy(rt->tpseg);
+	for (size_t i = 0; i < rt->nstaging; i++) {
+		if (rt->staging_all[i]->mr)
+			dsm_tp_mr_dereg(rt->tp, rt->staging_all[i]->mr);
+		free(rt->staging_all[i]->buf);
+		free(rt->staging_all[i]);
+	}
+	free(rt->staging_all);
 	if (rt->tp)
 		dsm_tp_close(rt->tp);
 	if (rt->node)
@@ -152,9 +162,6 @@ static void teardown(struct dsm_rt *rt)
 static int init_local(struct dsm_rt *rt)
 {
 	struct dsm_rt_heap_agree ag = {rt, rt->nranks, boot_all_true, boot_allgather_u64};
-	dsm_coh_config_t cc = {.rank = (unsigned)rt->rank,
-	                       .nranks = (unsigned)rt->nranks,
-	                       .data_mode = DSM_COH_DATA_INLINE};
 	int ret;
 
 	ret = dsm_rt_heap_reserve(rt->cfg.heap_size, rt->cfg.line_size,
@@ -180,9 +187,6 @@ static int init_local(struct dsm_rt *rt)
 	ret = dsm_rt_region_open(&rt->region, rt->heap.base, rt->heap.size);
 	if (ret < 0)
 		return ret;
-	ret = dsm_coh_node_create(&cc, &rt->node);
-	if (ret < 0)
-		return ret;
 	dsm_coh_actions_init(&rt->acts);
 	rt->scratch = malloc(sizeof(dsm_coh_msg_t) + rt->cfg.line_size);
 	rt->coll_in = calloc((size_t)rt->nranks, sizeof(*rt->coll_in));
@@ -190,6 +194,49 @@ static int init_local(struct dsm_rt *rt)
 	if (rt->scratch == NULL || rt->coll_in == NULL || rt->coll_arrived == NULL)
 		return -ENOMEM;
 	return 0;
+}
+
+/*
+ * How grants carry a line (DSM_DATA): inline in the grant, or by an RDMA read of the home
+ * segment. auto: RDMA where a message carrying a line costs more than a small grant and a
+ * read (every provider but tcp, and tcp from 64 KiB lines; BENCHMARKS.md has the figures).
+ */
+static bool want_rdma(const struct dsm_rt *rt)
+{
+	switch (rt->cfg.data) {
+	case DSM_RT_DATA_INLINE:
+		return false;
+	case DSM_RT_DATA_RDMA:
+		return true;
+	default:
+		return strncmp(rt->tp->prov, "tcp", 3) != 0 || rt->cfg.line_size >= (64u << 10);
+	}
+}
+
+/* Chunks of the home segment registered at a time, as lines are granted from them. */
+#define HOME_REG_CHUNK ((size_t)16 << 20)
+
+/* Every rank makes the same choice (same settings, same provider); the segment is a
+ * collective of the transport. Then the engine, which needs the choice. */
+static int init_data_path(struct dsm_rt *rt)
+{
+	dsm_coh_config_t cc = {.rank = (unsigned)rt->rank, .nranks = (unsigned)rt->nranks};
+	int ret;
+
+	rt->rdma = want_rdma(rt);
+	if (rt->rdma) {
+		size_t chunk =
+		        HOME_REG_CHUNK < rt->homeseg.size ? HOME_REG_CHUNK : rt->homeseg.size;
+
+		ret = dsm_tp_seg_create(rt->tp, rt->home, rt->homeseg.size, chunk, &rt->tpseg);
+		if (ret < 0) {
+			DSM_LOG(DSM_LOG_ERROR, "registering the home segment with %s: %s",
+			        rt->tp->prov, dsm_strerror(ret));
+			return ret;
+		}
+		cc.data_mode = DSM_COH_DATA_RDMA;
+	}
+	return dsm_coh_node_create(&cc, &rt->node);
 }
 
 static int init_common(const MPI_Comm *comm, const dsm_config_t *cfg)
@@ -234,6 +281,9 @@ static int init_common(const MPI_Comm *comm, const dsm_config_t *cfg)
 	ret = agree(rt, ret, "opening the transport");
 	if (ret < 0)
 		goto fail;
+	ret = agree(rt, init_data_path(rt), "setting up the data path and the coherence engine");
+	if (ret < 0)
+		goto fail;
 
 	rt->hold_ns = us_setting_ns("DSM_HOLD_US", DEFAULT_HOLD_US);
 	rt->spin_ns = us_setting_ns("DSM_SPIN_US", DEFAULT_SPIN_US);
@@ -246,9 +296,9 @@ static int init_common(const MPI_Comm *comm, const dsm_config_t *cfg)
 	dsm_rt_g = rt;
 	DSM_LOG(DSM_LOG_INFO,
 	        "libdsm up: %d ranks, heap %zu bytes at %p, %zu-byte lines, provider %s, "
-	        "userfaultfd %s",
+	        "lines %s, userfaultfd %s",
 	        rt->nranks, rt->heap.size, (void *)rt->heap.base, rt->cfg.line_size, rt->tp->prov,
-	        dsm_rt_uffd_mode_name(rt->region.mode));
+	        rt->rdma ? "by RDMA read" : "inline", dsm_rt_uffd_mode_name(rt->region.mode));
 	/* Nobody faults before every loop runs. */
 	dsm_rt_boot_barrier();
 	return 0;
@@ -328,8 +378,9 @@ static void print_stats_table(struct dsm_rt *rt)
 		return;
 	fill_stats(rt, &mine);
 	if (dsm_rt_boot_allgather(&mine, all, sizeof(mine)) == 0 && rt->rank == 0) {
-		printf("libdsm stats (%d ranks, %zu-byte lines, provider %s)\n", rt->nranks,
-		       rt->cfg.line_size, rt->tp->prov);
+		printf("libdsm stats (%d ranks, %zu-byte lines, provider %s, lines %s)\n",
+		       rt->nranks, rt->cfg.line_size, rt->tp->prov,
+		       rt->rdma ? "by RDMA read" : "inline");
 		printf("%4s %10s %10s %9s %9s %9s %10s %10s %7s %10s %10s %8s %8s\n", "rank",
 		       "rd_faults", "wr_faults", "upgrades", "inv_sent", "inv_recv", "msgs_sent",
 		       "msgs_recv", "dropped", "MB_sent", "MB_recv", "p50_us<", "p99_us<");

@@ -284,6 +284,63 @@ static char *home_line(struct dsm_rt *rt, uint64_t line)
 	return p;
 }
 
+/* ---- grants by RDMA read ------------------------------------------------------------------ */
+
+/* A staging buffer for one line's read: from the free list, else a new registered one. */
+static struct dsm_rt_staging *staging_get(struct dsm_rt *rt)
+{
+	size_t ls = (size_t)1 << rt->layout.line_shift;
+	struct dsm_rt_staging *s = rt->staging_free, **all;
+	int ret;
+
+	if (s) {
+		rt->staging_free = s->next;
+		return s;
+	}
+	all = realloc(rt->staging_all, (rt->nstaging + 1) * sizeof(*all));
+	if (all == NULL)
+		loop_fatal(1, "out of memory for RDMA staging buffers");
+	rt->staging_all = all;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL || posix_memalign(&s->buf, (size_t)rt->cfg.page_size, ls) != 0)
+		loop_fatal(1, "out of memory for RDMA staging buffers");
+	ret = dsm_tp_mr_reg(rt->tp, s->buf, ls, 0, &s->mr);
+	if (ret < 0)
+		loop_fatal(1, "registering an RDMA staging buffer of %zu bytes: %s", ls,
+		           dsm_strerror(ret));
+	all[rt->nstaging++] = s;
+	return s;
+}
+
+static void staging_put(struct dsm_rt *rt, struct dsm_rt_staging *s)
+{
+	s->next = rt->staging_free;
+	rt->staging_free = s;
+}
+
+/* The home grants by RDMA: the line's chunk of the home segment must be registered. */
+static int home_expose(struct dsm_rt *rt, uint64_t line)
+{
+	size_t ls = (size_t)1 << rt->layout.line_shift;
+
+	home_line(rt, line); /* opened under strict overcommit */
+	return dsm_tp_seg_populate(rt->tpseg, (size_t)line << rt->layout.line_shift, ls);
+}
+
+static int rdma_read_line(struct dsm_rt *rt, uint64_t line, int home)
+{
+	size_t ls = (size_t)1 << rt->layout.line_shift;
+	struct dsm_rt_staging *s = staging_get(rt);
+	int ret;
+
+	s->line = line;
+	ret = dsm_tp_seg_read(rt->tpseg, home, (size_t)line << rt->layout.line_shift, s->buf, ls,
+	                      s->mr, s);
+	if (ret < 0)
+		staging_put(rt, s);
+	return ret;
+}
+
 static const void *action_src(struct dsm_rt *rt, int src, uint64_t line, const void *msg_data)
 {
 	switch (src) {
@@ -293,6 +350,9 @@ static const void *action_src(struct dsm_rt *rt, int src, uint64_t line, const v
 		return (const void *)dsm_coh_line_addr(&rt->layout, line);
 	case DSM_COH_SRC_HOME:
 		return home_line(rt, line);
+	case DSM_COH_SRC_STAGING:
+		return rt->staging_cur && rt->staging_cur->line == line ? rt->staging_cur->buf
+		                                                        : NULL;
 	default:
 		return NULL;
 	}
@@ -338,11 +398,23 @@ static void run_action(struct dsm_rt *rt, const dsm_coh_action_t *a, const void 
 		DSM_LOG(DSM_LOG_DEBUG, "action %u line %llu peer %u msg %s src %u", a->type,
 		        (unsigned long long)a->line, a->peer,
 		        a->type == DSM_COH_ACT_SEND ? dsm_coh_msg_name(a->msg.type) : "-", a->src);
+	if (a->src != DSM_COH_SRC_NONE && src == NULL)
+		loop_fatal(
+		        1,
+		        "internal error: coherence action %u on line %llu has no data (source %u)",
+		        a->type, (unsigned long long)a->line, a->src);
 	switch (a->type) {
 	case DSM_COH_ACT_SEND: {
 		size_t len = sizeof(a->msg);
 
 		memcpy(rt->scratch, &a->msg, sizeof(a->msg));
+		if ((a->msg.flags & DSM_COH_MSGF_RDMA) &&
+		    (a->msg.type == DSM_COH_MSG_GRANT_S || a->msg.type == DSM_COH_MSG_GRANT_M)) {
+			ret = home_expose(rt, a->line);
+			if (ret < 0)
+				break;
+			atomic_fetch_add_explicit(&rt->cnt.bytes_sent, ls, memory_order_relaxed);
+		}
 		if (a->msg.flags & DSM_COH_MSGF_DATA) {
 			copy_line(rt->scratch + len, src, ls);
 			len += ls;
@@ -378,7 +450,10 @@ static void run_action(struct dsm_rt *rt, const dsm_coh_action_t *a, const void 
 	case DSM_COH_ACT_COUNT:
 		count(rt, a->counter);
 		break;
-	default: /* RDMA_READ: this build grants with the data inline */
+	case DSM_COH_ACT_RDMA_READ:
+		ret = rdma_read_line(rt, a->line, (int)a->peer);
+		break;
+	default: /* RDMA_WRITE: write-backs travel inline */
 		ret = -ENOSYS;
 	}
 	if (ret < 0 && ret != DSM_ERR_PEER_DEAD)
@@ -663,6 +738,31 @@ malformed:
 	        len, src);
 }
 
+/* A line's RDMA read completed: the engine installs it from the staging buffer. */
+static void on_rma(struct dsm_rt *rt, const struct dsm_tp_event *ev)
+{
+	struct dsm_rt_staging *s = ev->ctx;
+	dsm_coh_event_t cev = {.type = DSM_COH_EV_RDMA_DONE};
+
+	if (s == NULL)
+		return;
+	if (ev->status == DSM_ERR_PEER_DEAD)
+		loop_fatal(EXIT_PEER_DEAD,
+		           "rank %d died (killed, or exited without dsm_finalize); rank %d exits",
+		           ev->peer, rt->rank);
+	if (ev->status < 0)
+		loop_fatal(1, "the RDMA read of line %llu from rank %d failed: %s",
+		           (unsigned long long)s->line, ev->peer, dsm_strerror(ev->status));
+	atomic_fetch_add_explicit(&rt->cnt.bytes_received, ev->len, memory_order_relaxed);
+	cev.line = s->line;
+	rt->staging_cur = s;
+	if (engine(rt, &cev, NULL) < 0)
+		loop_fatal(1, "the engine refused the end of the RDMA read of line %llu",
+		           (unsigned long long)s->line);
+	rt->staging_cur = NULL;
+	staging_put(rt, s);
+}
+
 static int drain_transport(struct dsm_rt *rt)
 {
 	struct dsm_tp_event ev[BATCH];
@@ -677,6 +777,9 @@ static int drain_transport(struct dsm_rt *rt)
 				on_coh_msg(rt, ev[i].peer, ev[i].data, ev[i].len);
 			else
 				dispatch(rt, ev[i].peer, ev[i].msg_type, ev[i].data, ev[i].len);
+			break;
+		case DSM_TP_EV_RMA:
+			on_rma(rt, &ev[i]);
 			break;
 		case DSM_TP_EV_PEER_DEAD:
 			loop_fatal(EXIT_PEER_DEAD,

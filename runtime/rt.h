@@ -141,6 +141,14 @@ struct dsm_rt_counters {
 	atomic_uint_fast64_t holds, holds_early, sleeps, naps, missed_wakeups;
 };
 
+/* A registered buffer that an RDMA read of a line fills (grants by RDMA). */
+struct dsm_rt_staging {
+	struct dsm_rt_staging *next; /* on the free list */
+	uint64_t line;
+	void *buf;
+	dsm_tp_mr_t *mr;
+};
+
 struct dsm_rt {
 	struct dsm_rt_config cfg;
 	int rank, nranks;
@@ -156,6 +164,13 @@ struct dsm_rt {
 	dsm_coh_node_t *node;
 	dsm_coh_actions_t acts;
 	dsm_tp_t *tp;
+	/* Grants by RDMA read: the home segment as a transport segment (registered in chunks
+	 * as lines are granted from it), and the staging buffers the reads fill. */
+	bool rdma;
+	dsm_tp_seg_t *tpseg;
+	struct dsm_rt_staging *staging_free, *staging_cur;
+	struct dsm_rt_staging **staging_all;
+	size_t nstaging;
 
 	/* The event loop. */
 	pthread_t loop;

@@ -22,6 +22,7 @@
  */
 #include "transport/internal.h"
 
+#include <dirent.h>
 #include <dsm.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -126,6 +127,7 @@ struct ofi_tp {
 	int bell_fd;       /* doorbell socket (no CQ wait fd), or -1 */
 	int epfd;          /* what dsm_tp_wait_fd() returns */
 	bool own_keys;     /* DSM_MR_PROV_KEY: keys the peers cannot compute */
+	bool shm_counted;  /* counted in shm_open_count */
 	uint64_t next_key; /* the next of those */
 	atomic_int *my_flag;
 	char flag_name[64];
@@ -487,6 +489,32 @@ static void drain(struct ofi_tp *t)
 			free(op);
 		}
 	}
+}
+
+/* shm transports open in this process. */
+static atomic_int shm_open_count;
+
+/*
+ * shm names its region in /dev/shm after the process ("<pid>:<uid>:<n>"). While this
+ * process has no shm transport open, a region named after our pid can only be the leftover
+ * of a dead process that had our pid before us (a killed rank leaves its region, and pids
+ * come round again): remove it, so that ours is not made over it.
+ */
+static void shm_unlink_stale(void)
+{
+	char pre[24];
+	int n = snprintf(pre, sizeof(pre), "%d:", (int)getpid());
+	DIR *d;
+
+	if (atomic_load(&shm_open_count) != 0 || (d = opendir("/dev/shm")) == NULL)
+		return;
+	for (struct dirent *e; (e = readdir(d)) != NULL;)
+		if (strncmp(e->d_name, pre, (size_t)n) == 0 && shm_unlink(e->d_name) == 0)
+			DSM_LOG(DSM_LOG_WARN,
+			        "transport: removed /dev/shm/%s, left by a dead process that had "
+			        "this pid",
+			        e->d_name);
+	closedir(d);
 }
 
 static void peer_died(struct ofi_tp *t, int peer)
@@ -1053,6 +1081,11 @@ static int open_fabric(struct ofi_tp *t)
 		t->cq_fd = -1;
 		ret = fi_cq_open(t->domain, &cqa, &t->cq, NULL);
 	}
+	if (ret == 0 && strcmp(t->prov, "shm") == 0) {
+		shm_unlink_stale();
+		atomic_fetch_add(&shm_open_count, 1);
+		t->shm_counted = true;
+	}
 	if (ret == 0)
 		ret = fi_endpoint(t->domain, t->info, &t->ep, NULL);
 	if (ret == 0)
@@ -1486,6 +1519,8 @@ static int ofi_close(dsm_tp_t *tp)
 	free(t->rx_mem);
 	free(t->tx_mem);
 	free(t->peers);
+	if (t->shm_counted)
+		atomic_fetch_sub(&shm_open_count, 1);
 	free(t);
 	return 0;
 }

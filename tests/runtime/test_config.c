@@ -17,6 +17,7 @@ static int clear_env(void **state)
 	unsetenv("DSM_LINE_SIZE");
 	unsetenv("DSM_PROVIDER");
 	unsetenv("DSM_STATS");
+	unsetenv("DSM_DATA");
 	return 0;
 }
 
@@ -120,6 +121,33 @@ static void test_bad_settings(void **state)
 	       "a-provider-name-that-is-far-too-long-to-be-any-real-libfabric-provider", 1);
 	assert_int_equal(dsm_rt_config_resolve(NULL, &c), -EINVAL);
 	clear_env(NULL);
+	setenv("DSM_DATA", "carrier-pigeon", 1);
+	assert_int_equal(dsm_rt_config_resolve(NULL, &c), -EINVAL);
+	clear_env(NULL);
+}
+
+static void test_data_path(void **state)
+{
+	static const struct {
+		const char *v;
+		int want;
+	} cases[] = {{NULL, DSM_RT_DATA_AUTO},
+	             {"", DSM_RT_DATA_AUTO},
+	             {"auto", DSM_RT_DATA_AUTO},
+	             {"inline", DSM_RT_DATA_INLINE},
+	             {"rdma", DSM_RT_DATA_RDMA}};
+	struct dsm_rt_config c;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (cases[i].v)
+			setenv("DSM_DATA", cases[i].v, 1);
+		else
+			unsetenv("DSM_DATA");
+		assert_int_equal(dsm_rt_config_resolve(NULL, &c), 0);
+		assert_int_equal(c.data, cases[i].want);
+	}
+	clear_env(NULL);
 }
 
 int main(void)
@@ -129,6 +157,7 @@ int main(void)
 	        cmocka_unit_test_setup(test_defaults, clear_env),
 	        cmocka_unit_test_setup(test_env_and_precedence, clear_env),
 	        cmocka_unit_test_setup(test_bad_settings, clear_env),
+	        cmocka_unit_test_setup(test_data_path, clear_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
