@@ -198,8 +198,9 @@ static int init_local(struct dsm_rt *rt)
 
 /*
  * How grants carry a line (DSM_DATA): inline in the grant, or by an RDMA read of the home
- * segment. auto: RDMA where a message carrying a line costs more than a small grant and a
- * read (every provider but tcp, and tcp from 64 KiB lines; BENCHMARKS.md has the figures).
+ * segment. auto: RDMA from 64 KiB lines, where a grant carrying the line costs more than a
+ * small grant and a read (measured here: 64 KiB misses 1.3-2x faster by RDMA on shm and
+ * tcp; at 4 KiB inline is as fast on shm and 1.7x faster on tcp; BENCHMARKS.md).
  */
 static bool want_rdma(const struct dsm_rt *rt)
 {
@@ -209,7 +210,7 @@ static bool want_rdma(const struct dsm_rt *rt)
 	case DSM_RT_DATA_RDMA:
 		return true;
 	default:
-		return strncmp(rt->tp->prov, "tcp", 3) != 0 || rt->cfg.line_size >= (64u << 10);
+		return rt->cfg.line_size >= (64u << 10);
 	}
 }
 

@@ -286,6 +286,8 @@ static char *home_line(struct dsm_rt *rt, uint64_t line)
 
 /* ---- grants by RDMA read ------------------------------------------------------------------ */
 
+#define STAGING_KEY_BASE (1ull << 32)
+
 /* A staging buffer for one line's read: from the free list, else a new registered one. */
 static struct dsm_rt_staging *staging_get(struct dsm_rt *rt)
 {
@@ -304,7 +306,8 @@ static struct dsm_rt_staging *staging_get(struct dsm_rt *rt)
 	s = calloc(1, sizeof(*s));
 	if (s == NULL || posix_memalign(&s->buf, (size_t)rt->cfg.page_size, ls) != 0)
 		loop_fatal(1, "out of memory for RDMA staging buffers");
-	ret = dsm_tp_mr_reg(rt->tp, s->buf, ls, 0, &s->mr);
+	/* Keys below 1 << 40 are no segment's (transport/seg.c): unique within the domain. */
+	ret = dsm_tp_mr_reg(rt->tp, s->buf, ls, STAGING_KEY_BASE + rt->nstaging, &s->mr);
 	if (ret < 0)
 		loop_fatal(1, "registering an RDMA staging buffer of %zu bytes: %s", ls,
 		           dsm_strerror(ret));

@@ -183,8 +183,23 @@ static uint64_t host_id(void)
 
 static int fi_err(int ret)
 {
-	/* libfabric's codes are errno values, negated like ours. */
-	return ret < 0 ? ret : -ret;
+	int e = ret < 0 ? -ret : ret;
+
+	/* libfabric's codes below FI_ERRNO_OFFSET are errno values; its own ones above would
+	 * read as libdsm's codes (which start at 256 too): map them to the nearest errno. */
+	if (e < FI_ERRNO_OFFSET)
+		return -e;
+	switch (e) {
+	case FI_ENOKEY:
+		return -ENOKEY;
+	case FI_ETRUNC:
+	case FI_ETOOSMALL:
+		return -EMSGSIZE;
+	case FI_EAVAIL:
+		return -EAGAIN;
+	default:
+		return -EIO;
+	}
 }
 
 static struct fi_info *make_hints(const char *prov, bool atomics)

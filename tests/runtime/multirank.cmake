@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: MIT
 # Multi-rank tests under mpiexec. The default tier runs each with 2 ranks over
-# shm and 4 KiB lines (lines by RDMA read, DSM_DATA=auto's choice there), plus a
-# smoke run with 4 ranks over tcp and 64 KiB lines carried inline in the grants;
-# the long tier runs the whole matrix, both data paths, with ten times the rounds.
+# shm and 4 KiB lines (carried inline in the grants, DSM_DATA=auto's choice),
+# plus a smoke run with 4 ranks over tcp and 64 KiB lines read by RDMA; the long
+# tier runs the whole matrix, both data paths, with ten times the rounds.
 # ThreadSanitizer's layout has no room for TiB mappings (TRAPS.md).
 set(DSM_MR_HEAP 64G)
 if(DSM_SANITIZE STREQUAL "thread")
@@ -27,7 +27,7 @@ function(dsm_mr_test prog)
   dsm_add_test(NAME ${prog}_4r_tcp_64k LABEL runtime TIMEOUT ${T_TIMEOUT}
     COMMAND ${run} 4 $<TARGET_FILE:${prog}>
     ENVIRONMENT "DSM_PROVIDER=tcp\\;ofi_rxm" DSM_LINE_SIZE=65536 DSM_HEAP_SIZE=${DSM_MR_HEAP}
-      DSM_DATA=inline ${T_SMOKE_ENV})
+      DSM_DATA=rdma ${T_SMOKE_ENV})
   foreach(np 2 3 4)
     foreach(prov shm tcp)
       foreach(line 4096 65536)
