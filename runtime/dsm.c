@@ -156,6 +156,7 @@ static void teardown(struct dsm_rt *rt)
 	free(rt->coll_arrived);
 	pthread_mutex_destroy(&rt->req_lock);
 	pthread_mutex_destroy(&rt->coll_lock);
+	pthread_mutex_destroy(&rt->tp_stats_lock);
 }
 
 /* The steps each rank can fail alone; the caller makes every rank agree on the result. */
@@ -255,6 +256,7 @@ static int init_common(const MPI_Comm *comm, const dsm_config_t *cfg)
 		return -ENOMEM;
 	pthread_mutex_init(&rt->req_lock, NULL);
 	pthread_mutex_init(&rt->coll_lock, NULL);
+	pthread_mutex_init(&rt->tp_stats_lock, NULL);
 	rt->region.uffd = -1;
 
 	/* Settings are checked before MPI starts: a bad one fails every rank alike. */
@@ -335,7 +337,9 @@ static void fill_stats(struct dsm_rt *rt, dsm_stats_t *s)
 
 	memset(s, 0, sizeof(*s));
 	s->struct_size = sizeof(*s);
-	dsm_tp_stats(rt->tp, &ts);
+	pthread_mutex_lock(&rt->tp_stats_lock);
+	ts = rt->tp_stats;
+	pthread_mutex_unlock(&rt->tp_stats_lock);
 	s->read_faults = atomic_load(&rt->cnt.read_faults);
 	s->write_faults = atomic_load(&rt->cnt.write_faults);
 	s->upgrades = atomic_load(&rt->cnt.upgrades);

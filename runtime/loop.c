@@ -892,10 +892,21 @@ static void missed_wakeup_check(struct dsm_rt *rt)
 		        (unsigned long long)n);
 }
 
+static void publish_tp_stats(struct dsm_rt *rt)
+{
+	struct dsm_tp_stats ts = {0};
+
+	dsm_tp_stats(rt->tp, &ts);
+	pthread_mutex_lock(&rt->tp_stats_lock);
+	rt->tp_stats = ts;
+	pthread_mutex_unlock(&rt->tp_stats_lock);
+}
+
 static void *loop_main(void *arg)
 {
 	struct dsm_rt *rt = arg;
 	uint64_t idle_since = 0;
+	unsigned busy = 0;
 	sigset_t all;
 
 	/* Signals are the application's: deliver them to its threads, not here (but for the
@@ -918,10 +929,14 @@ static void *loop_main(void *arg)
 		work += expire_holds(rt, now, &next);
 		if (work) {
 			idle_since = 0;
+			if ((++busy & 255) == 0)
+				publish_tp_stats(rt);
 			continue;
 		}
-		if (!idle_since)
+		if (!idle_since) {
 			idle_since = now;
+			publish_tp_stats(rt);
+		}
 		/* A reply is due: poll a little while a core is free for it. */
 		if (rt->may_spin && (rt->nfaults || rt->pending) && now - idle_since < rt->spin_ns)
 			continue;

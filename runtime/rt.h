@@ -207,6 +207,10 @@ struct dsm_rt {
 	struct dsm_rt_mutex *mutexes; /* the ones homed here */
 
 	struct dsm_rt_counters cnt;
+	/* The transport's counters belong to the loop thread: it copies them here for
+	 * dsm_stats() whenever it goes idle, and every so many busy turns. */
+	pthread_mutex_t tp_stats_lock;
+	struct dsm_tp_stats tp_stats;
 };
 
 extern struct dsm_rt *dsm_rt_g;

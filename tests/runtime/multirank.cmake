@@ -58,10 +58,10 @@ dsm_mr_test(mr_litmus SMOKE_ENV MR_ROUNDS=1000)
 dsm_mr_test(mr_stress SMOKE_ENV MR_SECONDS=5)
 dsm_add_test(NAME mr_kill_2r_shm LABEL runtime TIMEOUT 90
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/kill_rank.sh ${MPIEXEC_EXECUTABLE} 2 $<TARGET_FILE:mr_kill>
-  ENVIRONMENT DSM_PROVIDER=shm)
+  ENVIRONMENT DSM_PROVIDER=shm DSM_HEAP_SIZE=${DSM_MR_HEAP})
 dsm_add_test(NAME mr_kill_3r_tcp LABEL runtime TIMEOUT 90
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/kill_rank.sh ${MPIEXEC_EXECUTABLE} 3 $<TARGET_FILE:mr_kill>
-  ENVIRONMENT "DSM_PROVIDER=tcp\\;ofi_rxm")
+  ENVIRONMENT "DSM_PROVIDER=tcp\\;ofi_rxm" DSM_HEAP_SIZE=${DSM_MR_HEAP})
 # Sanitizers reserve TiBs of shadow memory, which strict overcommit refuses: the
 # script says so and skips.
 dsm_add_test(NAME overcommit_strict_2r_shm LABEL runtime TIMEOUT 150
