@@ -123,8 +123,10 @@ static void waiter_add(struct dsm_rt_waiters *w, int32_t tid, uint64_t runs)
 		return;
 	}
 	for (unsigned i = 0; i < w->n; i++)
-		if (w->tid[i] == tid)
+		if (w->tid[i] == tid) {
+			w->runs[i] = runs; /* a later fault of the same thread: its count now */
 			return;
+		}
 	if (w->n == DSM_RT_WAITERS) {
 		w->unknown = true;
 		return;
@@ -474,9 +476,16 @@ static void run_action(struct dsm_rt *rt, const dsm_coh_action_t *a, const void 
  */
 static bool zapped_earlier(const dsm_coh_actions_t *acts, size_t i)
 {
-	for (size_t j = 0; j < i; j++)
-		if (acts->v[j].line == acts->v[i].line && acts->v[j].type == DSM_COH_ACT_ZAP)
+	for (size_t j = i; j-- > 0;) {
+		const dsm_coh_action_t *a = &acts->v[j];
+
+		if (a->line != acts->v[i].line)
+			continue;
+		if (a->type == DSM_COH_ACT_ZAP)
 			return true;
+		if (a->type == DSM_COH_ACT_INSTALL_RO || a->type == DSM_COH_ACT_INSTALL_RW)
+			return false; /* the mapping holds the line again */
+	}
 	return false;
 }
 
