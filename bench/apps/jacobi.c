@@ -29,10 +29,9 @@
 
 #include <dsm.h>
 
-#include "../bench.h"
+#include "common.h"
 
-#define WL          "jacobi"
-#define MAX_THREADS 64
+#define WL "jacobi"
 /* A serial reference is computed (by every rank, for its own rows) up to this many point updates.
  */
 #define SERIAL_MAX_UPDATES (1UL << 24)
@@ -61,161 +60,6 @@ static void sweep_row(const double *up, const double *mid, const double *down, d
 {
 	for (size_t j = 1; j + 1 < n; j++)
 		out[j] = 0.25 * ((up[j] + down[j]) + (mid[j - 1] + mid[j + 1]));
-}
-
-/* Every rank learns whether every rank passed; the first failing rank's message is printed by
- * rank 0 through bench_fail(). Returns 0 when all passed, -1 otherwise, on every rank. */
-static int agree(const struct bench_opts *o, int ok, const char *msg)
-{
-	int bad = ok ? o->nranks : o->rank, first;
-	char buf[256];
-
-	MPI_Allreduce(&bad, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-	if (first == o->nranks)
-		return 0;
-	if (o->rank == first && first != 0) {
-		snprintf(buf, sizeof(buf), "%s", msg);
-		MPI_Send(buf, sizeof(buf), MPI_CHAR, 0, 0, MPI_COMM_WORLD);
-	}
-	if (o->rank == 0) {
-		if (first != 0)
-			MPI_Recv(buf, sizeof(buf), MPI_CHAR, first, 0, MPI_COMM_WORLD,
-			         MPI_STATUS_IGNORE);
-		else
-			snprintf(buf, sizeof(buf), "%s", msg);
-		bench_fail(o, WL, "rank %d: %s", first, buf);
-	}
-	return -1;
-}
-
-/* Counters summed over the ranks, for the extra members of the DSM result. */
-struct stats_delta {
-	uint64_t v[6]; /* faults, upgrades, invalidations sent, messages, bytes, bytes received */
-};
-
-static void stats_take(struct stats_delta *s)
-{
-	dsm_stats_t st;
-
-	memset(&st, 0, sizeof(st));
-	st.struct_size = sizeof(st);
-	dsm_stats(&st);
-	s->v[0] = st.read_faults + st.write_faults;
-	s->v[1] = st.upgrades;
-	s->v[2] = st.inv_sent;
-	s->v[3] = st.msgs_sent;
-	s->v[4] = st.bytes_sent;
-	s->v[5] = st.bytes_received;
-}
-
-static void stats_sum(const struct stats_delta *before, const struct stats_delta *after,
-                      struct stats_delta *sum)
-{
-	struct stats_delta d;
-
-	for (int k = 0; k < 6; k++)
-		d.v[k] = after->v[k] - before->v[k];
-	MPI_Reduce(d.v, sum->v, 6, MPI_UINT64_T, MPI_SUM, 0, MPI_COMM_WORLD);
-}
-
-/*
- * A team of application threads on this rank: created before the timed part and held at a
- * gate, so that when a rank cannot create its threads every rank learns it (agree()) before any
- * of them waits in a DSM barrier, and the threads already created are sent home.
- */
-struct team {
-	int n;
-	pthread_t th[MAX_THREADS];
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int state; /* 0: wait at the gate, 1: run, -1: quit */
-	int has_bar;
-	pthread_barrier_t bar;
-	void (*fn)(struct team *t, int tid);
-	void *arg;
-	struct team_slot {
-		struct team *t;
-		int tid;
-	} slot[MAX_THREADS];
-};
-
-static void *team_main(void *p)
-{
-	struct team_slot *s = p;
-	struct team *t = s->t;
-	int state;
-
-	pthread_mutex_lock(&t->mu);
-	while (t->state == 0)
-		pthread_cond_wait(&t->cv, &t->mu);
-	state = t->state;
-	pthread_mutex_unlock(&t->mu);
-	if (state > 0)
-		t->fn(t, s->tid);
-	return NULL;
-}
-
-/* Creates threads 1..n-1 waiting at the gate. Returns the number of threads that exist (n on
- * success) and leaves a message in msg when it falls short. */
-static int team_start(struct team *t, int n, void (*fn)(struct team *, int), void *arg, char *msg,
-                      size_t msglen)
-{
-	int ret;
-
-	t->n = 1;
-	t->state = 0;
-	t->has_bar = 0;
-	t->fn = fn;
-	t->arg = arg;
-	pthread_mutex_init(&t->mu, NULL);
-	pthread_cond_init(&t->cv, NULL);
-	if (n > 1 && (ret = pthread_barrier_init(&t->bar, NULL, (unsigned)n))) {
-		snprintf(msg, msglen, "pthread_barrier_init: %s", strerror(ret));
-		return 1;
-	}
-	t->has_bar = n > 1;
-	for (int k = 0; k < n; k++) {
-		t->slot[k].t = t;
-		t->slot[k].tid = k;
-	}
-	for (; t->n < n; t->n++) {
-		ret = pthread_create(&t->th[t->n], NULL, team_main, &t->slot[t->n]);
-		if (ret) {
-			snprintf(msg, msglen, "pthread_create: %s", strerror(ret));
-			break;
-		}
-	}
-	return t->n;
-}
-
-/* Opens the gate (run != 0) or sends the threads home, runs thread 0 here when running, and
- * joins the others. */
-static void team_finish(struct team *t, int run)
-{
-	pthread_mutex_lock(&t->mu);
-	t->state = run ? 1 : -1;
-	pthread_cond_broadcast(&t->cv);
-	pthread_mutex_unlock(&t->mu);
-	if (run)
-		t->fn(t, 0);
-	for (int k = 1; k < t->n; k++)
-		pthread_join(t->th[k], NULL);
-	if (t->has_bar)
-		pthread_barrier_destroy(&t->bar);
-	pthread_cond_destroy(&t->cv);
-	pthread_mutex_destroy(&t->mu);
-}
-
-/* Every thread of the rank waits, then thread 0 alone enters the DSM barrier (collectives are
- * made by one thread per rank). */
-static void team_barrier(struct team *t, int tid)
-{
-	if (t->n > 1)
-		pthread_barrier_wait(&t->bar);
-	if (tid == 0)
-		dsm_barrier();
-	if (t->n > 1)
-		pthread_barrier_wait(&t->bar);
 }
 
 struct dsm_grid {
@@ -272,7 +116,7 @@ static int run_dsm(const struct bench_opts *o, struct dsm_grid *g, int nthreads,
 		snprintf(msg, sizeof(msg),
 		         "the two grids have different homes: [%zu,%zu) [%zu,%zu)", olo, ohi, lo,
 		         hi);
-		return agree(o, 0, msg);
+		return apps_agree(o, WL, 0, msg);
 	}
 	/* Each rank initializes the rows it is home of, boundary rows included, in both grids. */
 	for (size_t i = olo; i < ohi; i++) {
@@ -285,7 +129,7 @@ static int run_dsm(const struct bench_opts *o, struct dsm_grid *g, int nthreads,
 		g->hi = g->lo;
 
 	ok = team_start(&team, nthreads, dsm_sweeps, g, msg, sizeof(msg)) == nthreads;
-	if (agree(o, ok, msg)) {
+	if (apps_agree(o, WL, ok, msg)) {
 		team_finish(&team, 0);
 		return -1;
 	}
@@ -422,7 +266,7 @@ int bench_app_jacobi(const struct bench_opts *o)
 	if (g.grid[1] == NULL)
 		snprintf(msg, sizeof(msg), "dsm_all_alloc(%zu): %s", n * n * sizeof(double),
 		         dsm_strerror(-errno));
-	if (agree(o, g.grid[1] != NULL, msg)) {
+	if (apps_agree(o, WL, g.grid[1] != NULL, msg)) {
 		if (g.grid[0])
 			dsm_all_free(g.grid[0]);
 		return -1;
@@ -434,7 +278,7 @@ int bench_app_jacobi(const struct bench_opts *o)
 	hi = 1 + (n - 2) * (size_t)(o->rank + 1) / (size_t)o->nranks;
 	mpi_rows = ret == 0 ? run_mpi(o, n, iters, lo, hi, &t_mpi, &mpi_mem) : NULL;
 	if (ret == 0 && mpi_rows == NULL) {
-		ret = agree(o, 0, "out of memory for the MPI grids");
+		ret = apps_agree(o, WL, 0, "out of memory for the MPI grids");
 	} else if (ret == 0) {
 		/* The final DSM grid is grid[iters & 1]; reading other ranks' rows here is
 		 * remote misses, outside the timed part. */
@@ -451,7 +295,7 @@ int bench_app_jacobi(const struct bench_opts *o)
 				               sizeof(msg));
 			}
 		}
-		ret = agree(o, ok, msg);
+		ret = apps_agree(o, WL, ok, msg);
 	}
 	free(ref);
 	free(mpi_mem);

@@ -29,10 +29,9 @@
 
 #include <dsm.h>
 
-#include "../bench.h"
+#include "common.h"
 
-#define WL          "matmul"
-#define MAX_THREADS 64
+#define WL "matmul"
 /* Above this size the serial reference would cost as much as the run: skip it. */
 #define SERIAL_MAX_N 256
 
@@ -69,139 +68,6 @@ static void mul_row(const double *a_row, const double *b, double *c, size_t n)
 		for (size_t j = 0; j < n; j++)
 			c[j] += a * b_row[j];
 	}
-}
-
-/* Every rank learns whether every rank passed; the first failing rank's message is printed by
- * rank 0 through bench_fail(). Returns 0 when all passed, -1 otherwise, on every rank. */
-static int agree(const struct bench_opts *o, int ok, const char *msg)
-{
-	int bad = ok ? o->nranks : o->rank, first;
-	char buf[256];
-
-	MPI_Allreduce(&bad, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-	if (first == o->nranks)
-		return 0;
-	if (o->rank == first && first != 0) {
-		snprintf(buf, sizeof(buf), "%s", msg);
-		MPI_Send(buf, sizeof(buf), MPI_CHAR, 0, 0, MPI_COMM_WORLD);
-	}
-	if (o->rank == 0) {
-		if (first != 0)
-			MPI_Recv(buf, sizeof(buf), MPI_CHAR, first, 0, MPI_COMM_WORLD,
-			         MPI_STATUS_IGNORE);
-		else
-			snprintf(buf, sizeof(buf), "%s", msg);
-		bench_fail(o, WL, "rank %d: %s", first, buf);
-	}
-	return -1;
-}
-
-/* Counters summed over the ranks, for the extra members of the DSM result. */
-struct stats_delta {
-	uint64_t v[6]; /* faults, upgrades, invalidations sent, messages, bytes, bytes received */
-};
-
-static void stats_take(struct stats_delta *s)
-{
-	dsm_stats_t st;
-
-	memset(&st, 0, sizeof(st));
-	st.struct_size = sizeof(st);
-	dsm_stats(&st);
-	s->v[0] = st.read_faults + st.write_faults;
-	s->v[1] = st.upgrades;
-	s->v[2] = st.inv_sent;
-	s->v[3] = st.msgs_sent;
-	s->v[4] = st.bytes_sent;
-	s->v[5] = st.bytes_received;
-}
-
-static void stats_sum(const struct stats_delta *before, const struct stats_delta *after,
-                      struct stats_delta *sum)
-{
-	struct stats_delta d;
-
-	for (int k = 0; k < 6; k++)
-		d.v[k] = after->v[k] - before->v[k];
-	MPI_Reduce(d.v, sum->v, 6, MPI_UINT64_T, MPI_SUM, 0, MPI_COMM_WORLD);
-}
-
-/*
- * A team of application threads on this rank: created before the timed part and held at a
- * gate, so that when a rank cannot create its threads every rank learns it (agree()) before any
- * of them waits in a DSM barrier, and the threads already created are sent home.
- */
-struct team {
-	int n;
-	pthread_t th[MAX_THREADS];
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int state; /* 0: wait at the gate, 1: run, -1: quit */
-	void (*fn)(struct team *t, int tid);
-	void *arg;
-	struct team_slot {
-		struct team *t;
-		int tid;
-	} slot[MAX_THREADS];
-};
-
-static void *team_main(void *p)
-{
-	struct team_slot *s = p;
-	struct team *t = s->t;
-	int state;
-
-	pthread_mutex_lock(&t->mu);
-	while (t->state == 0)
-		pthread_cond_wait(&t->cv, &t->mu);
-	state = t->state;
-	pthread_mutex_unlock(&t->mu);
-	if (state > 0)
-		t->fn(t, s->tid);
-	return NULL;
-}
-
-/* Creates threads 1..n-1 waiting at the gate. Returns the number of threads that exist (n on
- * success) and leaves a message in msg when it falls short. */
-static int team_start(struct team *t, int n, void (*fn)(struct team *, int), void *arg, char *msg,
-                      size_t msglen)
-{
-	int ret;
-
-	t->n = 1;
-	t->state = 0;
-	t->fn = fn;
-	t->arg = arg;
-	pthread_mutex_init(&t->mu, NULL);
-	pthread_cond_init(&t->cv, NULL);
-	for (int k = 0; k < n; k++) {
-		t->slot[k].t = t;
-		t->slot[k].tid = k;
-	}
-	for (; t->n < n; t->n++) {
-		ret = pthread_create(&t->th[t->n], NULL, team_main, &t->slot[t->n]);
-		if (ret) {
-			snprintf(msg, msglen, "pthread_create: %s", strerror(ret));
-			break;
-		}
-	}
-	return t->n;
-}
-
-/* Opens the gate (run != 0) or sends the threads home, runs thread 0 here when running, and
- * joins the others. */
-static void team_finish(struct team *t, int run)
-{
-	pthread_mutex_lock(&t->mu);
-	t->state = run ? 1 : -1;
-	pthread_cond_broadcast(&t->cv);
-	pthread_mutex_unlock(&t->mu);
-	if (run)
-		t->fn(t, 0);
-	for (int k = 1; k < t->n; k++)
-		pthread_join(t->th[k], NULL);
-	pthread_cond_destroy(&t->cv);
-	pthread_mutex_destroy(&t->mu);
 }
 
 struct dsm_mm {
@@ -249,7 +115,7 @@ static int run_dsm(const struct bench_opts *o, struct dsm_mm *m, double *a, doub
 	if (lo != m->lo || hi != m->hi) {
 		snprintf(msg, sizeof(msg), "A and C have different homes: [%zu,%zu) [%zu,%zu)",
 		         m->lo, m->hi, lo, hi);
-		return agree(o, 0, msg);
+		return apps_agree(o, WL, 0, msg);
 	}
 	home_rows(b, n, o->rank, &lo, &hi);
 	for (size_t i = m->lo; i < m->hi; i++)
@@ -258,7 +124,7 @@ static int run_dsm(const struct bench_opts *o, struct dsm_mm *m, double *a, doub
 		init_b_row(b + k * n, k, n);
 
 	ok = team_start(&team, nthreads, dsm_rows, m, msg, sizeof(msg)) == nthreads;
-	if (agree(o, ok, msg)) {
+	if (apps_agree(o, WL, ok, msg)) {
 		team_finish(&team, 0);
 		return -1;
 	}
@@ -385,7 +251,7 @@ int bench_app_matmul(const struct bench_opts *o)
 	c = b ? dsm_all_alloc(bytes, DSM_DIST_BLOCK) : NULL;
 	if (c == NULL)
 		snprintf(msg, sizeof(msg), "dsm_all_alloc(%zu): %s", bytes, dsm_strerror(-errno));
-	if (agree(o, c != NULL, msg)) {
+	if (apps_agree(o, WL, c != NULL, msg)) {
 		if (b)
 			dsm_all_free(b);
 		if (a)
@@ -403,7 +269,7 @@ int bench_app_matmul(const struct bench_opts *o)
 	lo = n * (size_t)o->rank / (size_t)o->nranks;
 	hi = n * (size_t)(o->rank + 1) / (size_t)o->nranks;
 	if (ret == 0 && (mpi_c = run_mpi(o, n, lo, hi, &t_mpi)) == NULL) {
-		ret = agree(o, 0, "out of memory for the MPI matrices");
+		ret = apps_agree(o, WL, 0, "out of memory for the MPI matrices");
 	} else if (ret == 0) {
 		/* Rows of C homed elsewhere arrive by read misses here, outside the timed part. */
 		for (size_t i = lo; i < hi && ok; i++) {
@@ -419,7 +285,7 @@ int bench_app_matmul(const struct bench_opts *o)
 		}
 		if (ok && serial)
 			ok = check_serial(mpi_c, n, lo, hi, msg, sizeof(msg));
-		ret = agree(o, ok, msg);
+		ret = apps_agree(o, WL, ok, msg);
 	}
 	free(mpi_c);
 	dsm_barrier();

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/* What the application workloads share (common.c). */
+#ifndef DSM_BENCH_APPS_COMMON_H
+#define DSM_BENCH_APPS_COMMON_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../bench.h"
+
+#define MAX_THREADS 64
+
+/* Every rank learns whether every rank passed; the first failing rank's message is printed by
+ * rank 0 through bench_fail(wl, ...). Returns 0 when all passed, -1 otherwise, on every rank. */
+int apps_agree(const struct bench_opts *o, const char *wl, int ok, const char *msg);
+
+/* Counters summed over the ranks, for the extra members of the DSM result. */
+struct stats_delta {
+	uint64_t v[6]; /* faults, upgrades, invalidations sent, messages, bytes, bytes received */
+};
+
+/*
+ * A team of application threads on this rank: created before the timed part and held at a
+ * gate, so that when a rank cannot create its threads every rank learns it (apps_agree()) before
+ * any of them waits in a DSM barrier, and the threads already created are sent home.
+ */
+struct team {
+	int n;
+	pthread_t th[MAX_THREADS];
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int state; /* 0: wait at the gate, 1: run, -1: quit */
+	int has_bar;
+	pthread_barrier_t bar;
+	void (*fn)(struct team *t, int tid);
+	void *arg;
+	struct team_slot {
+		struct team *t;
+		int tid;
+	} slot[MAX_THREADS];
+};
+
+void stats_take(struct stats_delta *s);
+void stats_sum(const struct stats_delta *before, const struct stats_delta *after,
+               struct stats_delta *sum);
+
+int team_start(struct team *t, int n, void (*fn)(struct team *, int), void *arg, char *msg,
+               size_t msglen);
+void team_finish(struct team *t, int run);
+void team_barrier(struct team *t, int tid);
+
+#endif
