@@ -229,36 +229,57 @@ void dsm_tp_ctrl_peer_dead(dsm_tp_t *tp, int peer)
 			}
 }
 
+/* A base no segment has: what a rank sends when it could not set its segment up. */
+#define SEG_FAILED UINT64_MAX
+
 int dsm_tp_seg_create(dsm_tp_t *tp, void *base, size_t len, size_t chunk, dsm_tp_seg_t **seg_p)
 {
-	struct dsm_tp_seg *s;
+	struct dsm_tp_seg *s = calloc(1, sizeof(*s));
 	uint64_t mine = (uint64_t)(uintptr_t)base;
-	int ret;
+	int ret = 0;
 
-	if (chunk == 0 || (chunk & (chunk - 1)) || len == 0 || ((uintptr_t)base & 4095))
-		return -EINVAL;
-	s = calloc(1, sizeof(*s));
-	if (s == NULL)
-		return -ENOMEM;
+	if (s)
+		s->bases = calloc((size_t)tp->size, sizeof(*s->bases));
+	if (s == NULL || s->bases == NULL) {
+		free(s);
+		return -ENOMEM; /* the one failure that cannot take part in the exchange */
+	}
 	s->tp = tp;
 	s->id = ++tp->seg_ids; /* same on every rank: creation is collective */
 	s->base = base;
 	s->len = len;
 	s->chunk = chunk;
-	s->nchunks = (len + chunk - 1) / chunk;
-	s->mrs = calloc(s->nchunks, sizeof(*s->mrs));
-	s->bases = calloc((size_t)tp->size, sizeof(*s->bases));
-	if (!s->mrs || !s->bases) {
-		ret = -ENOMEM;
-		goto fail;
+	/* From here every rank takes part in the exchange even when its own steps failed (it
+	 * sends SEG_FAILED), so that no rank waits in it for one that gave up. */
+	if (chunk == 0 || (chunk & (chunk - 1)) || len == 0 || ((uintptr_t)base & 4095)) {
+		DSM_LOG(DSM_LOG_ERROR,
+		        "transport: a segment needs a page-aligned base, a length and a "
+		        "power-of-two "
+		        "chunk (%p, %zu, %zu)",
+		        base, len, chunk);
+		ret = -EINVAL;
+	}
+	if (ret == 0) {
+		s->nchunks = (len + chunk - 1) / chunk;
+		s->mrs = calloc(s->nchunks, sizeof(*s->mrs));
+		if (!s->mrs)
+			ret = -ENOMEM;
 	}
 	/* Children must not share the pages the NIC writes into (TRAPS.md). */
-	if (syscall(SYS_madvise, base, len, MADV_DONTFORK) != 0) {
+	if (ret == 0 && syscall(SYS_madvise, base, len, MADV_DONTFORK) != 0) {
 		ret = -errno;
 		DSM_LOG_ERRNO(DSM_LOG_ERROR, "transport: madvise(MADV_DONTFORK) on a segment");
-		goto fail;
 	}
-	ret = tp->boot->allgather(tp->boot->ctx, &mine, s->bases, sizeof(mine));
+	if (ret)
+		mine = SEG_FAILED;
+	if (tp->boot->allgather(tp->boot->ctx, &mine, s->bases, sizeof(mine)))
+		ret = ret ? ret : -EIO;
+	for (int r = 0; ret == 0 && r < tp->size; r++)
+		if (s->bases[r] == SEG_FAILED) {
+			DSM_LOG(DSM_LOG_ERROR, "transport: rank %d could not set up its segment",
+			        r);
+			ret = -EIO;
+		}
 	if (ret)
 		goto fail;
 	s->next = tp->segs;

@@ -389,6 +389,23 @@ static void test_rma_sleeper(void **state)
 
 /* ---- a 64 GiB segment registered as touched ---- */
 
+/* One rank cannot set its segment up (here: a base that is not page-aligned): every rank
+ * gets an error from the collective, none waits in it. */
+static void test_segment_one_fails(void **state)
+{
+	const size_t len = 64u << 20;
+	unsigned char *base = mmap(NULL, len, PROT_READ | PROT_WRITE,
+	                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	dsm_tp_seg_t *seg = NULL;
+
+	(void)state;
+	assert_true(base != MAP_FAILED);
+	assert_int_not_equal(
+	        dsm_tp_seg_create(tp, me == np - 1 ? base + 8 : base, len, 2u << 20, &seg), 0);
+	assert_null(seg);
+	munmap(base, len);
+}
+
 static void test_segment(void **state)
 {
 	const size_t len = 64ull << 30, chunk = 2u << 20;
@@ -753,6 +770,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test_teardown(test_rma, sync_all),
 	        cmocka_unit_test_teardown(test_rma_sleeper, sync_all),
 	        cmocka_unit_test_teardown(test_segment, sync_all),
+	        cmocka_unit_test_teardown(test_segment_one_fails, sync_all),
 	        cmocka_unit_test_teardown(test_malformed, sync_all),
 	        cmocka_unit_test_teardown(test_wakeups, sync_all),
 	};
