@@ -28,12 +28,12 @@ struct bench_result {
 	const char *metric;   /* "read_miss", "time", "faults_per_s", ... */
 	const char *unit;     /* "us", "s", "MB/s", "1/s", "B" */
 	double value;
-	int threads;          /* application threads per rank; 0 means 1 */
-	size_t line_size;     /* 0: the run's line size */
-	size_t size;          /* problem or message size where it applies, else 0 */
+	int threads;               /* application threads per rank; 0 means 1 */
+	size_t line_size;          /* 0: the run's line size */
+	size_t size;               /* problem or message size where it applies, else 0 */
 	const char *baseline_name; /* NULL when there is no baseline */
 	double baseline;
-	const char *extra;    /* a JSON fragment of more members ("\"k\": 1, ..."), or NULL */
+	const char *extra; /* a JSON fragment of more members ("\"k\": 1, ..."), or NULL */
 };
 
 /* Rank 0 prints the result as one JSON line on stdout; the other ranks do nothing. */
@@ -42,7 +42,7 @@ void bench_emit(const struct bench_opts *o, const struct bench_result *r);
 /* A correctness check failed: rank 0 prints {"workload": ..., "error": "..."} and dsm-bench
  * will exit non-zero. Any rank may call it; it is not collective. */
 void bench_fail(const struct bench_opts *o, const char *workload, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 /* Seconds on CLOCK_MONOTONIC. */
 double bench_now(void);
