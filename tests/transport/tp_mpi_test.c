@@ -252,6 +252,25 @@ static unsigned char pat(int owner, size_t k)
 	return (unsigned char)(owner * 31 + (int)(k % 251));
 }
 
+/* Waits for the completion of the RMA posted with @ctx, which must succeed; fails the test
+ * after 10 s from @t0, naming @what. */
+static void wait_rma(const void *ctx, double t0, const char *what)
+{
+	for (bool got = false; !got;) {
+		struct dsm_tp_event ev[8];
+		int n = tpoll(ev, 8);
+
+		for (int k = 0; k < n; k++)
+			if (ev[k].type == DSM_TP_EV_RMA && ev[k].ctx == ctx) {
+				assert_int_equal(ev[k].status, 0);
+				got = true;
+			}
+		if (now_s() - t0 > 10)
+			fail_msg("rank %d: %s stalled (pending %llu)", me, what,
+			         (unsigned long long)stats().pending);
+	}
+}
+
 /* Reads and writes 4 KiB .. 1 MiB at the next rank; @sleeper: the target's loop sleeps. */
 static void rma_round(bool sleeper)
 {
@@ -301,20 +320,7 @@ static void rma_round(bool sleeper)
 			                             all[target].addr + off, all[target].key,
 			                             &cookie),
 			                 0);
-			for (bool got = false; !got;) {
-				struct dsm_tp_event ev[8];
-				int n = tpoll(ev, 8);
-				for (int k = 0; k < n; k++) {
-					if (ev[k].type == DSM_TP_EV_RMA) {
-						assert_ptr_equal(ev[k].ctx, &cookie);
-						assert_int_equal(ev[k].status, 0);
-						got = true;
-					}
-				}
-				if (now_s() - t0 > 10)
-					fail_msg("rank %d: read of %zu bytes from %d stalled", me,
-					         sz, target);
-			}
+			wait_rma(&cookie, t0, "read");
 			if (now_s() - t0 > worst)
 				worst = now_s() - t0;
 			for (size_t k = 0; k < sz; k++)
@@ -331,31 +337,13 @@ static void rma_round(bool sleeper)
 			                              all[target].addr + woff, all[target].key,
 			                              &cookie),
 			                 0);
-			for (bool got = false; !got;) {
-				struct dsm_tp_event ev[8];
-				int n = tpoll(ev, 8);
-				for (int k = 0; k < n; k++)
-					if (ev[k].type == DSM_TP_EV_RMA) {
-						assert_int_equal(ev[k].status, 0);
-						got = true;
-					}
-				if (now_s() - t0 > 10)
-					fail_msg("rank %d: write stalled", me);
-			}
+			wait_rma(&cookie, t0, "write");
 			memset(loc, 0, sz);
 			assert_int_equal(dsm_tp_read(tp, target, loc, sz, lmr,
 			                             all[target].addr + woff, all[target].key,
 			                             &cookie),
 			                 0);
-			for (bool got = false; !got;) {
-				struct dsm_tp_event ev[8];
-				int n = tpoll(ev, 8);
-				for (int k = 0; k < n; k++)
-					got |= ev[k].type == DSM_TP_EV_RMA && ev[k].status == 0;
-				if (now_s() - t0 > 10)
-					fail_msg("rank %d: read-back of %zu stalled (pending %llu)",
-					         me, sz, (unsigned long long)stats().pending);
-			}
+			wait_rma(&cookie, t0, "read-back");
 			for (size_t k = 0; k < sz; k++)
 				if (loc[k] != (unsigned char)(k * 13 + sz + (size_t)me))
 					fail_msg("rank %d: written data did not arrive", me);
@@ -440,17 +428,7 @@ static void test_segment(void **state)
 		double t0 = now_s();
 		memset(loc, 0, 100);
 		assert_int_equal(dsm_tp_seg_read(seg, target, offs[i], loc, 100, lmr, &cookie), 0);
-		for (bool got = false; !got;) {
-			struct dsm_tp_event ev[8];
-			int n = tpoll(ev, 8);
-			for (int k = 0; k < n; k++)
-				if (ev[k].type == DSM_TP_EV_RMA) {
-					assert_int_equal(ev[k].status, 0);
-					got = true;
-				}
-			if (now_s() - t0 > 10)
-				fail_msg("segment read stalled");
-		}
+		wait_rma(&cookie, t0, "segment read");
 		for (int k = 0; k < 100; k++)
 			assert_int_equal(loc[k], 0x40 + (int)i + target);
 	}
@@ -463,17 +441,7 @@ static void test_segment(void **state)
 		memset(loc, 0xff, 100);
 		assert_int_equal(dsm_tp_seg_read(seg, target, untouched, loc, 100, lmr, &cookie),
 		                 0);
-		for (bool got = false; !got;) {
-			struct dsm_tp_event ev[8];
-			int n = tpoll(ev, 8);
-			for (int k = 0; k < n; k++)
-				if (ev[k].type == DSM_TP_EV_RMA) {
-					assert_int_equal(ev[k].status, 0);
-					got = true;
-				}
-			if (now_s() - t0 > 10)
-				fail_msg("read of an unregistered chunk stalled");
-		}
+		wait_rma(&cookie, t0, "read of an unregistered chunk");
 		for (int k = 0; k < 100; k++)
 			assert_int_equal(loc[k], 0);
 	}
