@@ -104,6 +104,9 @@ void dsm_tp_core_hdr(struct dsm_tp_core *c, struct dsm_tp_wire_hdr *h, int peer,
 /* Checks the arguments of a send. */
 int dsm_tp_core_check_send(struct dsm_tp_core *c, int peer, unsigned type, size_t len);
 
+/* Writes the per-peer sequence state and the event queue (describe's common part). */
+void dsm_tp_core_describe(const struct dsm_tp_core *c, FILE *f);
+
 /* Sends a control message (same per-pair order as the layer above's). */
 int dsm_tp_ctrl_send(dsm_tp_t *tp, int peer, const struct dsm_tp_ctrl *m);
 /* seg.c: a control message from @peer, in its per-pair turn. */

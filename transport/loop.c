@@ -420,6 +420,20 @@ static int loop_stats(dsm_tp_t *tp, struct dsm_tp_stats *out)
 	return 0;
 }
 
+static void loop_describe(dsm_tp_t *tp, FILE *f)
+{
+	struct loop_tp *t = lt(tp);
+	size_t out = 0;
+
+	for (struct loop_msg *m = t->outq; m; m = m->next)
+		out++;
+	fprintf(f, "rank %d (loopback): %zu messages waiting to go, %s\n", tp->rank, out,
+	        atomic_load(&t->asleep) ? "asleep" : "awake");
+	if (t->outq)
+		fprintf(f, "  first waits for rank %d\n", t->outq->dst);
+	dsm_tp_core_describe(&t->core, f);
+}
+
 const struct dsm_tp_ops dsm_tp_loop_ops = {
         .size = sizeof(struct dsm_tp_ops),
         .name = "loopback",
@@ -436,4 +450,5 @@ const struct dsm_tp_ops dsm_tp_loop_ops = {
         .sleep_prepare = loop_sleep_prepare,
         .sleep_end = loop_sleep_end,
         .stats = loop_stats,
+        .describe = loop_describe,
 };

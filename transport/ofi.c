@@ -53,7 +53,7 @@
 
 #define OFI_VERSION     FI_VERSION(1, 11)
 #define OFI_NRX         256
-#define OFI_NTX         256
+#define OFI_NTX         256 /* send buffers; DSM_TP_SEND_BUFS */
 #define OFI_CQ_BATCH    32
 #define OFI_NAME_MAX    256
 #define OFI_DEATH_NS    (20 * 1000 * 1000ull) /* how often poll looks at the pidfds */
@@ -118,8 +118,13 @@ struct ofi_tp {
 	struct fid_mr *rx_mr, *tx_mr;
 	struct ofi_op *rx_ops, *tx_ops;
 	struct ofi_op *tx_free;
+	int ntx;               /* send buffers in the pool */
 	struct ofi_op *repost; /* receive buffers waiting for fi_recv */
 	struct ofi_op *q_head, **q_tail;
+	/* Why the queue's head last waited, and since when (0: it moves). */
+	const char *q_why;
+	uint64_t q_stuck_since;
+	bool q_warned;
 	struct ofi_op *rma_live;
 	int inflight;
 	struct ofi_peer *peers;
@@ -397,8 +402,10 @@ static int try_post(struct ofi_tp *t, struct ofi_op *op)
 				op_started(t, peer);
 			break;
 		}
-		if (t->tx_free == NULL)
+		if (t->tx_free == NULL) {
+			t->q_why = "no free send buffer";
 			return -FI_EAGAIN;
+		}
 		struct ofi_op *tx = t->tx_free;
 		memcpy(tx->buf, op->buf, op->len);
 		tx->len = op->len;
@@ -431,6 +438,8 @@ static int try_post(struct ofi_tp *t, struct ofi_op *op)
 	default:
 		return -EINVAL;
 	}
+	if (ret == -FI_EAGAIN)
+		t->q_why = "the provider said -FI_EAGAIN";
 	if (ret == 0 || ret == -FI_EAGAIN)
 		ring(t, peer);
 	return (int)ret;
@@ -478,6 +487,34 @@ static void rma_done(struct ofi_tp *t, struct ofi_op *op, int status)
 	free(op);
 }
 
+static const char *op_name(int kind)
+{
+	static const char *const names[] = {"receive", "send", "send", "RMA read", "RMA write"};
+
+	return kind >= 0 && kind <= OP_WRITE ? names[kind] : "?";
+}
+
+#define OFI_STUCK_NS (5 * 1000000000ull) /* a queue head this old gets one warning */
+
+/* The head of the queue was refused again: warn once if it has waited for long. */
+static void queue_stuck(struct ofi_tp *t)
+{
+	uint64_t now = now_ns();
+
+	if (t->q_stuck_since == 0) {
+		t->q_stuck_since = now;
+		return;
+	}
+	if (t->q_warned || now - t->q_stuck_since < OFI_STUCK_NS)
+		return;
+	t->q_warned = true;
+	DSM_LOG(DSM_LOG_WARN,
+	        "transport: the outgoing queue has not moved for %.1f s: its first %s (%zu bytes, "
+	        "to rank %d) waits, %s; %d operations in flight",
+	        (double)(now - t->q_stuck_since) / 1e9, op_name(t->q_head->kind), t->q_head->len,
+	        t->q_head->peer, t->q_why ? t->q_why : "?", t->inflight);
+}
+
 /* Drains the outgoing queue as far as the provider takes it, in order. */
 static void drain(struct ofi_tp *t)
 {
@@ -485,8 +522,16 @@ static void drain(struct ofi_tp *t)
 		struct ofi_op *op = t->q_head, *next = op->next;
 		int ret = try_post(t, op);
 
-		if (ret == -FI_EAGAIN)
+		if (ret == -FI_EAGAIN) {
+			queue_stuck(t);
 			return;
+		}
+		if (t->q_warned)
+			DSM_LOG(DSM_LOG_WARN,
+			        "transport: the outgoing queue moves again after %.1f s",
+			        (double)(now_ns() - t->q_stuck_since) / 1e9);
+		t->q_stuck_since = 0;
+		t->q_warned = false;
 		t->q_head = next;
 		if (next == NULL)
 			t->q_tail = &t->q_head;
@@ -837,7 +882,10 @@ static int ofi_send(dsm_tp_t *tp, int peer, unsigned type, const void *buf, size
 			return 0;
 		}
 	}
-	if (t->tx_free) {
+	/* A pool buffer only for a send that is posted now. One that waits behind the queue
+	 * gets its own copy and takes a buffer when its turn comes: pool buffers held by sends
+	 * queued behind a head that needs a buffer would never come back. */
+	if (t->q_head == NULL && t->tx_free) {
 		op = t->tx_free;
 		t->tx_free = op->next;
 		op->kind = OP_TX;
@@ -1066,6 +1114,37 @@ static int ofi_stats(dsm_tp_t *tp, struct dsm_tp_stats *out)
 	return 0;
 }
 
+static void ofi_describe(dsm_tp_t *tp, FILE *f)
+{
+	struct ofi_tp *t = ot(tp);
+	size_t queued = 0, free_tx = 0, repost = 0;
+
+	for (struct ofi_op *op = t->q_head; op; op = op->next)
+		queued++;
+	for (struct ofi_op *op = t->tx_free; op; op = op->next)
+		free_tx++;
+	for (struct ofi_op *op = t->repost; op; op = op->next)
+		repost++;
+	fprintf(f,
+	        "rank %d (%s): %zu operations queued, %d in flight, %zu of %d send buffers "
+	        "free, %zu receive buffers not posted, sleep flag %d\n",
+	        tp->rank, t->prov, queued, t->inflight, free_tx, t->ntx, repost,
+	        t->my_flag ? atomic_load(t->my_flag) : -1);
+	if (t->q_head)
+		fprintf(f, "  first queued: %s of %zu bytes to rank %d, waiting %.1f s: %s\n",
+		        op_name(t->q_head->kind), t->q_head->len, t->q_head->peer,
+		        t->q_stuck_since ? (double)(now_ns() - t->q_stuck_since) / 1e9 : 0.0,
+		        t->q_why ? t->q_why : "?");
+	for (int r = 0; r < tp->size; r++)
+		if (r != tp->rank && (t->peers[r].inflight || t->peers[r].dead ||
+		                      (t->peers[r].flag && atomic_load(t->peers[r].flag))))
+			fprintf(f, "  rank %d: %d in flight%s%s\n", r, t->peers[r].inflight,
+			        t->peers[r].dead ? ", dead" : "",
+			        t->peers[r].flag && atomic_load(t->peers[r].flag) ? ", asleep"
+			                                                          : "");
+	dsm_tp_core_describe(&t->core, f);
+}
+
 static int open_fabric(struct ofi_tp *t)
 {
 	struct fi_cq_attr cqa = {.size = 4096, .format = FI_CQ_FORMAT_MSG, .wait_obj = FI_WAIT_FD};
@@ -1119,13 +1198,28 @@ static int open_fabric(struct ofi_tp *t)
 
 static int open_pools(struct ofi_tp *t)
 {
-	size_t rx_bytes = (size_t)OFI_NRX * t->bufsz, tx_bytes = (size_t)OFI_NTX * t->bufsz;
+	const char *e = getenv("DSM_TP_SEND_BUFS");
+	size_t rx_bytes = (size_t)OFI_NRX * t->bufsz, tx_bytes;
 	int ret;
+
+	t->ntx = OFI_NTX;
+	if (e) {
+		char *end;
+		long v = strtol(e, &end, 10);
+
+		if (*e == 0 || *end || v < 1 || v > 65536) {
+			DSM_LOG(DSM_LOG_ERROR, "transport: DSM_TP_SEND_BUFS=%s: want 1 to 65536",
+			        e);
+			return -EINVAL;
+		}
+		t->ntx = (int)v;
+	}
+	tx_bytes = (size_t)t->ntx * t->bufsz;
 
 	t->rx_mem = aligned_alloc(4096, (rx_bytes + 4095) & ~(size_t)4095);
 	t->tx_mem = aligned_alloc(4096, (tx_bytes + 4095) & ~(size_t)4095);
 	t->rx_ops = calloc(OFI_NRX, sizeof(*t->rx_ops));
-	t->tx_ops = calloc(OFI_NTX, sizeof(*t->tx_ops));
+	t->tx_ops = calloc((size_t)t->ntx, sizeof(*t->tx_ops));
 	if (!t->rx_mem || !t->tx_mem || !t->rx_ops || !t->tx_ops)
 		return -ENOMEM;
 	if (t->mr_local) {
@@ -1135,7 +1229,7 @@ static int open_pools(struct ofi_tp *t)
 		if (ret)
 			return ret;
 	}
-	for (int i = 0; i < OFI_NTX; i++) {
+	for (int i = 0; i < t->ntx; i++) {
 		struct ofi_op *op = &t->tx_ops[i];
 		op->kind = OP_TX;
 		op->buf = t->tx_mem + (size_t)i * t->bufsz;
@@ -1556,4 +1650,5 @@ const struct dsm_tp_ops dsm_tp_ofi_ops = {
         .sleep_prepare = ofi_sleep_prepare,
         .sleep_end = ofi_sleep_end,
         .stats = ofi_stats,
+        .describe = ofi_describe,
 };

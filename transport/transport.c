@@ -255,3 +255,22 @@ int dsm_tp_core_check_send(struct dsm_tp_core *c, int peer, unsigned type, size_
 		return -EINVAL;
 	return 0;
 }
+
+void dsm_tp_core_describe(const struct dsm_tp_core *c, FILE *f)
+{
+	fprintf(f, "  events waiting to be polled: %zu\n", c->qlen);
+	for (int r = 0; r < c->tp->size; r++) {
+		const struct dsm_tp_held *h = c->rx[r].held;
+		size_t n = 0;
+
+		if (r == c->tp->rank)
+			continue;
+		for (const struct dsm_tp_held *m = h; m; m = m->next)
+			n++;
+		fprintf(f, "  rank %d: sent seq %u, expect seq %u", r, c->tx_seq[r],
+		        c->rx[r].expect);
+		if (n)
+			fprintf(f, ", %zu held from seq %u", n, h->seq);
+		fputc('\n', f);
+	}
+}

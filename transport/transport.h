@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef struct dsm_tp dsm_tp_t;
 typedef struct dsm_tp_mr dsm_tp_mr_t;
@@ -120,6 +121,9 @@ struct dsm_tp_ops {
 	/* After the sleep (woken or not): clears the announcement, drains the fd. */
 	void (*sleep_end)(dsm_tp_t *tp);
 	int (*stats)(dsm_tp_t *tp, struct dsm_tp_stats *out);
+	/* Writes what the transport is waiting for (queues, operations in flight, per-peer
+	 * sequence state), a few lines, for a stalled run's diagnosis. */
+	void (*describe)(dsm_tp_t *tp, FILE *f);
 };
 
 /* The common head of every implementation's transport object. */
@@ -206,6 +210,11 @@ static inline void dsm_tp_sleep_end(dsm_tp_t *tp)
 static inline int dsm_tp_stats(dsm_tp_t *tp, struct dsm_tp_stats *out)
 {
 	return tp->ops->stats(tp, out);
+}
+
+static inline void dsm_tp_describe(dsm_tp_t *tp, FILE *f)
+{
+	tp->ops->describe(tp, f);
 }
 
 /* The address a peer uses to reach byte @off of @mr (virtual address or offset). */

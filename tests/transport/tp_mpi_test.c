@@ -168,6 +168,8 @@ static void run_stream(uint64_t per_pair, bool burst)
 		poll_into(&s);
 	after = stats();
 	if (!stream_done(&s))
+		dsm_tp_describe(tp, stderr);
+	if (!stream_done(&s))
 		for (int r = 0; r < np; r++)
 			print_error(
 			        "rank %d: got %llu of %llu from rank %d (queued %llu, held %llu, "
@@ -219,9 +221,11 @@ static int tp_barrier(void)
 		for (int k = 0; k < n; k++)
 			seen += ev[k].type == DSM_TP_EV_MSG && ev[k].msg_type == BARRIER_TYPE;
 	}
-	if (seen < np - 1 || stats().pending)
+	if (seen < np - 1 || stats().pending) {
 		print_error("rank %d: transport barrier incomplete (%d of %d, %llu pending)\n", me,
 		            seen, np - 1, (unsigned long long)stats().pending);
+		dsm_tp_describe(tp, stderr);
+	}
 	return dsm_rt_boot_barrier();
 }
 
@@ -236,6 +240,81 @@ static void test_burst(void **state)
 {
 	(void)state;
 	run_stream(long_tier ? 20000 : 5000, true);
+}
+
+/*
+ * Rank 0 streams to rank 1, which first stops polling for 300 ms and then polls with 1 ms
+ * pauses for a second: rank 0's posts are refused, its queue grows, send completions come
+ * back in trickles while posts are still refused. The queue must drain in order once rank 1
+ * keeps up. (With few send buffers, DSM_TP_SEND_BUFS=2, this wedged a queue that let sends
+ * behind its head hold the buffers the head waited for.)
+ */
+static void test_slow_receiver(void **state)
+{
+	uint64_t per = long_tier ? 50000 : 10000, next = 0;
+	double t0 = now_s(), deadline = t0 + (long_tier ? 600 : 120);
+	struct dsm_tp_stats before = stats(), after;
+	bool bad = false;
+
+	(void)state;
+	if (me == 0) {
+		unsigned char *buf = malloc(MSG_MAX);
+
+		assert_non_null(buf);
+		for (uint64_t i = 0; i < per; i++) {
+			size_t n = msg_size(i);
+
+			fill(buf, n, i, me);
+			assert_int_equal(dsm_tp_send(tp, 1, 1 + i % MAX_TYPE, buf, n), 0);
+			if (i % 16 == 15) {
+				struct dsm_tp_event ev[16];
+				assert_true(tpoll(ev, 16) >= 0);
+			}
+		}
+		free(buf);
+		/* The queue must empty: what is still queued goes out only through our polls. */
+		while (stats().pending && now_s() < deadline) {
+			struct dsm_tp_event ev[16];
+			assert_true(tpoll(ev, 16) >= 0);
+		}
+		after = stats();
+		if (after.pending)
+			dsm_tp_describe(tp, stderr);
+		assert_int_equal(after.pending, 0);
+		print_message(
+		        "rank 0: %llu messages to a slow receiver in %.2f s, %llu queued (%s)\n",
+		        (unsigned long long)per, now_s() - t0,
+		        (unsigned long long)(after.msgs_queued - before.msgs_queued), tp->prov);
+		assert_true(after.msgs_queued > before.msgs_queued); /* the queue was used */
+	} else if (me == 1) {
+		struct timespec pause = {0, 1000000};
+
+		nanosleep(&(struct timespec){0, 300000000}, NULL);
+		while (next < per && !bad && now_s() < deadline) {
+			struct dsm_tp_event ev[32];
+			int n = tpoll(ev, 32);
+
+			assert_true(n >= 0);
+			for (int k = 0; k < n; k++) {
+				if (ev[k].type != DSM_TP_EV_MSG || ev[k].peer != 0)
+					continue;
+				bad |= ev[k].msg_type != 1 + next % MAX_TYPE ||
+				       ev[k].len != msg_size(next) ||
+				       !check(ev[k].data, ev[k].len, next, 0);
+				next++;
+			}
+			if (now_s() - t0 < 1.3)
+				nanosleep(&pause, NULL);
+		}
+		if (next < per || bad)
+			dsm_tp_describe(tp, stderr);
+		if (bad)
+			fail_msg("rank 1: message %llu from rank 0 out of order or corrupt",
+			         (unsigned long long)next - 1);
+		if (next < per)
+			fail_msg("rank 1: got %llu of %llu messages from rank 0",
+			         (unsigned long long)next, (unsigned long long)per);
+	}
 }
 
 /* ---- RMA ---- */
@@ -265,9 +344,11 @@ static void wait_rma(const void *ctx, double t0, const char *what)
 				assert_int_equal(ev[k].status, 0);
 				got = true;
 			}
-		if (now_s() - t0 > 10)
+		if (now_s() - t0 > 10) {
+			dsm_tp_describe(tp, stderr);
 			fail_msg("rank %d: %s stalled (pending %llu)", me, what,
 			         (unsigned long long)stats().pending);
+		}
 	}
 }
 
@@ -298,6 +379,7 @@ static void rma_round(bool sleeper)
 		 * progress, so they complete only if the doorbell/wait fd works. */
 		double deadline = now_s() + 60;
 		bool done = false;
+		uint64_t slept0 = stats().sleeps;
 		while (!done && now_s() < deadline) {
 			struct dsm_tp_event ev[8];
 			dsm_tp_sleep(tp, 30000);
@@ -306,14 +388,20 @@ static void rma_round(bool sleeper)
 				done |= ev[k].type == DSM_TP_EV_MSG && ev[k].msg_type == 7;
 		}
 		assert_true(done);
-		struct dsm_tp_stats s = stats();
+		uint64_t slept = stats().sleeps - slept0;
 		print_message("rank 1 slept %llu times while rank 0 read from it\n",
-		              (unsigned long long)s.sleeps);
+		              (unsigned long long)slept);
+		/* Rank 0 waits 20 ms before each read: we were asleep for some of them. */
+		assert_true(slept > 0);
 	} else if (i_read) {
 		for (size_t sz = 4096; sz <= RMA_MAX; sz *= 2) {
 			int cookie = 0;
 			size_t off = sz / 2;
-			double t0 = now_s();
+			double t0;
+
+			if (sleeper) /* let rank 1 fall asleep */
+				nanosleep(&(struct timespec){0, 20000000}, NULL);
+			t0 = now_s();
 			/* read */
 			memset(loc, 0, sz);
 			assert_int_equal(dsm_tp_read(tp, target, loc, sz, lmr,
@@ -735,6 +823,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test_teardown(test_bad_args, sync_all),
 	        cmocka_unit_test_teardown(test_order, sync_all),
 	        cmocka_unit_test_teardown(test_burst, sync_all),
+	        cmocka_unit_test_teardown(test_slow_receiver, sync_all),
 	        cmocka_unit_test_teardown(test_rma, sync_all),
 	        cmocka_unit_test_teardown(test_rma_sleeper, sync_all),
 	        cmocka_unit_test_teardown(test_segment, sync_all),
