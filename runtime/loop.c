@@ -901,6 +901,45 @@ static void missed_wakeup_check(struct dsm_rt *rt)
 		        (unsigned long long)n);
 }
 
+#define STALL_NS (10 * 1000000000ull) /* a fault this old is reported, once */
+
+/*
+ * A fault that waits for seconds means a lost message, a wedged transport or a peer that
+ * stopped answering: say so, with what the transport waits for, instead of a silent hang.
+ * The state goes through a stream of our own: stderr's stdio lock may be held by an
+ * application thread that is blocked in a fault.
+ */
+static void stall_check(struct dsm_rt *rt, uint64_t now)
+{
+	if (now < rt->next_stall_check)
+		return;
+	rt->next_stall_check = now + 1000000000ull;
+	for (size_t i = 0; i < rt->nfaults; i++) {
+		struct dsm_rt_pending_fault *f = &rt->faults[i];
+		char buf[4096] = "";
+		FILE *m;
+
+		if (f->reported || now - f->t0_ns < STALL_NS)
+			continue;
+		f->reported = true;
+		m = fmemopen(buf, sizeof(buf), "w");
+		if (m) {
+			dsm_tp_describe(rt->tp, m);
+			fclose(m);
+		}
+		buf[sizeof(buf) - 1] = 0;
+		DSM_LOG(DSM_LOG_WARN,
+		        "a fault on line %llu (address %p, home rank %d) has waited %.0f s; what "
+		        "the transport waits for follows",
+		        (unsigned long long)f->line,
+		        (void *)dsm_coh_line_addr(&rt->layout, f->line),
+		        dsm_rt_alloc_home(&rt->alloc, f->line, NULL),
+		        (double)(now - f->t0_ns) / 1e9);
+		if (write(STDERR_FILENO, buf, strlen(buf)) < 0)
+			DSM_LOG_ERRNO(DSM_LOG_DEBUG, "writing the transport's state");
+	}
+}
+
 static void publish_tp_stats(struct dsm_rt *rt)
 {
 	struct dsm_tp_stats ts = {0};
@@ -938,14 +977,19 @@ static void *loop_main(void *arg)
 		work += expire_holds(rt, now, &next);
 		if (work) {
 			idle_since = 0;
-			if ((++busy & 255) == 0)
+			if ((++busy & 255) == 0) {
 				publish_tp_stats(rt);
+				if (rt->nfaults)
+					stall_check(rt, now);
+			}
 			continue;
 		}
 		if (!idle_since) {
 			idle_since = now;
 			publish_tp_stats(rt);
 		}
+		if (rt->nfaults)
+			stall_check(rt, now);
 		/* A reply is due: poll a little while a core is free for it. */
 		if (rt->may_spin && (rt->nfaults || rt->pending) && now - idle_since < rt->spin_ns)
 			continue;

@@ -116,6 +116,7 @@ struct dsm_rt_hold {
 struct dsm_rt_pending_fault {
 	uint64_t line;
 	uint64_t t0_ns;
+	bool reported; /* its stall was logged */
 	struct dsm_rt_waiters w;
 };
 
@@ -188,6 +189,7 @@ struct dsm_rt {
 	uint64_t woken_line;
 	struct dsm_rt_waiters woken;
 	bool hold_early; /* DSM_HOLD_EARLY: end holds once the woken threads have run */
+	uint64_t next_stall_check;
 
 	/* Requests from application threads. */
 	pthread_mutex_t req_lock;

@@ -47,7 +47,7 @@ function(dsm_mr_test prog)
   endforeach()
 endfunction()
 
-foreach(p mr_api mr_shared mr_litmus mr_stress mr_kill)
+foreach(p mr_api mr_shared mr_litmus mr_stress mr_kill mr_stall)
   dsm_mr_program(${p})
 endforeach()
 dsm_mr_test(mr_api)
@@ -62,6 +62,9 @@ dsm_add_test(NAME mr_kill_2r_shm LABEL runtime TIMEOUT 90
 dsm_add_test(NAME mr_kill_3r_tcp LABEL runtime TIMEOUT 90
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/kill_rank.sh ${MPIEXEC_EXECUTABLE} 3 $<TARGET_FILE:mr_kill>
   ENVIRONMENT "DSM_PROVIDER=tcp\\;ofi_rxm" DSM_HEAP_SIZE=${DSM_MR_HEAP})
+dsm_add_test(NAME mr_stall_2r_shm LABEL runtime TIMEOUT 90
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/stall_rank.sh ${MPIEXEC_EXECUTABLE} $<TARGET_FILE:mr_stall>
+  ENVIRONMENT DSM_PROVIDER=shm DSM_HEAP_SIZE=${DSM_MR_HEAP})
 # Sanitizers reserve TiBs of shadow memory, which strict overcommit refuses: the
 # script says so and skips.
 dsm_add_test(NAME overcommit_strict_2r_shm LABEL runtime TIMEOUT 150

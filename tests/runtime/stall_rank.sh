@@ -1,0 +1,24 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# mr_stall: rank 1 stops for 12 s while rank 0 waits for a line homed at it. Rank 0 must
+# log the stalled fault once (line, home rank, how long) followed by its transport's state,
+# and the job must then finish normally.
+# usage: stall_rank.sh <mpiexec> <mr_stall>
+set -u
+. "$(dirname "$0")/../lib.sh"
+MPIEXEC=$1
+PROG=$2
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+
+DSM_TP_HEARTBEAT_MS=0 timeout 60 "$MPIEXEC" -n 2 sh -c \
+	"'$PROG' >'$dir/out.'\$PMI_RANK 2>'$dir/err.'\$PMI_RANK"
+rc=$?
+cat "$dir/out.0" "$dir/out.1" "$dir/err.0" "$dir/err.1"
+check_eval "the job finished normally" "[ $rc -eq 0 ]"
+check_eval "rank 0 passed its checks" "grep -q '^[1-9][0-9]* passed, 0 failed' '$dir/out.0'"
+check_eval "rank 0 reported the stalled fault once" \
+	"[ \$(grep -c 'home rank 1) has waited 1[0-9] s' '$dir/err.0') -eq 1 ]"
+check_eval "followed by its transport's state" "grep -q '^rank 0 (' '$dir/err.0'"
+check_eval "rank 1 reported nothing" "! grep -q 'has waited' '$dir/err.1'"
+finish
