@@ -13,7 +13,8 @@
 #   DSM_BENCH_ARGS        dsm-bench arguments (--smoke, --size F, workload names)
 #   DSM_BENCH_LAUNCH      the launcher, before the program   default: "mpiexec -n $DSM_BENCH_RANKS"
 # Output: <out-dir>/<provider>-<line size>.jsonl (';' in a provider becomes '+'), the PNGs
-# of bench/plot.sh, summary.md (the table), and each run's stderr in <...>.err.
+# of bench/plot.sh, summary.md (the table), and each run's stderr in <...>.err; then
+# bench/tp_run.sh's transport floor beside fi_pingpong in transport.ndjson (and a table).
 # Exit status: the first failing run's, else the plot's.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -64,5 +65,21 @@ echo "run.sh: $(uptime)"
 	cat "$out"/*.jsonl | jq -r 'select(.metric and (.stat // "") != "p99") |
 		"| \(.workload) | \(.metric) | \(.provider) | \(.line_size / 1024) KiB | \(.threads) | \(.value * 100 | round / 100)\(if .p99_us then " (p99 \(.p99_us | round))" else "" end) | \(.unit) | \(if .baseline_name then "\(.baseline_name) \(.baseline * 100 | round / 100)" else "" end) | \(if .ratio then (.ratio * 100 | round / 100) else "" end) |"'
 } >"$out/summary.md"
+# The transport floor beside fi_pingpong (its own file: its lines are not dsm-bench's).
+if "$here/tp_run.sh" "$build" "$out/transport.ndjson" >/dev/null; then
+	{
+		echo
+		echo "Transport (tp_bench; fi_pingpong run right after it), 4 KiB, medians (p99):"
+		echo
+		echo "| provider | message round trip, polling | peer asleep | RDMA read, polling | target asleep | fi_pingpong round trip | ours / fi_pingpong |"
+		echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+		jq -s -r 'group_by(.provider)[] | . as $g | def row(b; m): ($g | map(select(.bench == b and .mode == m))[0]) as $r | if $r then "\($r.p50_us) µs (\($r.p99_us))" else "" end;
+			"| \($g[0].provider) | \(row("msg_rtt"; "polling")) | \(row("msg_rtt"; "peer_asleep")) | \(row("rma_read"; "polling")) | \(row("rma_read"; "target_asleep")) | \(($g | map(select(.bench == "fi_pingpong"))[0].rtt_us) // "") µs | \(($g | map(select(.bench == "msg_rtt_vs_fi_pingpong"))[0].ratio) // "") |"' \
+			"$out/transport.ndjson"
+	} >>"$out/summary.md"
+else
+	echo "run.sh: bench/tp_run.sh failed" >&2
+	[ $status -eq 0 ] && status=1
+fi
 echo "run.sh: results, charts and summary.md in $out"
 exit $status
