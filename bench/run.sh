@@ -66,7 +66,9 @@ echo "run.sh: $(uptime)"
 		"| \(.workload) | \(.metric) | \(.provider) | \(.line_size / 1024) KiB | \(.threads) | \(.value * 100 | round / 100)\(if .p99_us then " (p99 \(.p99_us | round))" else "" end) | \(.unit) | \(if .baseline_name then "\(.baseline_name) \(.baseline * 100 | round / 100)" else "" end) | \(if .ratio then (.ratio * 100 | round / 100) else "" end) |"'
 } >"$out/summary.md"
 # The transport floor beside fi_pingpong (its own file: its lines are not dsm-bench's).
-if "$here/tp_run.sh" "$build" "$out/transport.ndjson" >/dev/null; then
+if ! command -v fi_pingpong >/dev/null; then
+	echo "run.sh: fi_pingpong not found (Debian's libfabric-bin): no transport floor" >&2
+elif "$here/tp_run.sh" "$build" "$out/transport.ndjson" >/dev/null; then
 	{
 		echo
 		echo "Transport (tp_bench; fi_pingpong run right after it), 4 KiB, medians (p99):"

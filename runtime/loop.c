@@ -87,6 +87,29 @@ static void loop_fatal(int code, const char *fmt, ...)
 	_exit(code);
 }
 
+/*
+ * Rank @peer died: say so and leave. The transport has told the live ranks already (a
+ * notice each, so that they name @peer, not us, as the cause); give those notices 20 ms of
+ * progress to leave (tcp writes them from the progress of later polls), then exit.
+ */
+__attribute__((noreturn)) static void peer_dead_exit(struct dsm_rt *rt, int peer)
+{
+	uint64_t until = dsm_rt_now_ns() + 20000000ull;
+	struct timespec tick = {0, 200000};
+
+	DSM_LOG(DSM_LOG_ERROR,
+	        "rank %d died (killed, or exited without dsm_finalize); rank %d exits", peer,
+	        rt->rank);
+	while (dsm_rt_now_ns() < until) {
+		struct dsm_tp_event ev[16];
+
+		if (dsm_tp_poll(rt->tp, ev, 16) < 0)
+			break;
+		nanosleep(&tick, NULL);
+	}
+	_exit(EXIT_PEER_DEAD);
+}
+
 /* ---- waiters ------------------------------------------------------------------------------ */
 
 /* How often thread @tid has been scheduled in (the third field of its schedstat), or
@@ -761,9 +784,7 @@ static void on_rma(struct dsm_rt *rt, const struct dsm_tp_event *ev)
 	if (s == NULL)
 		return;
 	if (ev->status == DSM_ERR_PEER_DEAD)
-		loop_fatal(EXIT_PEER_DEAD,
-		           "rank %d died (killed, or exited without dsm_finalize); rank %d exits",
-		           ev->peer, rt->rank);
+		peer_dead_exit(rt, ev->peer);
 	if (ev->status < 0)
 		loop_fatal(1, "the RDMA read of line %llu from rank %d failed: %s",
 		           (unsigned long long)s->line, ev->peer, dsm_strerror(ev->status));
@@ -796,10 +817,7 @@ static int drain_transport(struct dsm_rt *rt)
 			on_rma(rt, &ev[i]);
 			break;
 		case DSM_TP_EV_PEER_DEAD:
-			loop_fatal(EXIT_PEER_DEAD,
-			           "rank %d died (killed, or exited without dsm_finalize); rank %d "
-			           "exits",
-			           ev[i].peer, rt->rank);
+			peer_dead_exit(rt, ev[i].peer);
 		default:
 			break;
 		}
@@ -906,38 +924,47 @@ static void missed_wakeup_check(struct dsm_rt *rt)
 /*
  * A fault that waits for seconds means a lost message, a wedged transport or a peer that
  * stopped answering: say so, with what the transport waits for, instead of a silent hang.
- * The state goes through a stream of our own: stderr's stdio lock may be held by an
- * application thread that is blocked in a fault.
+ * One report per pass, however many faults stalled. The transport's state goes through a
+ * stream of our own: stderr's stdio lock may be held by an application thread that is
+ * blocked in a fault.
  */
 static void stall_check(struct dsm_rt *rt, uint64_t now)
 {
+	struct dsm_rt_pending_fault *first = NULL;
+	size_t n = 0, len = 0;
+	char *buf = NULL;
+	FILE *m;
+	int home;
+
 	if (now < rt->next_stall_check)
 		return;
 	rt->next_stall_check = now + 1000000000ull;
 	for (size_t i = 0; i < rt->nfaults; i++) {
 		struct dsm_rt_pending_fault *f = &rt->faults[i];
-		char buf[4096] = "";
-		FILE *m;
 
 		if (f->reported || now - f->t0_ns < STALL_NS)
 			continue;
 		f->reported = true;
-		m = fmemopen(buf, sizeof(buf), "w");
-		if (m) {
-			dsm_tp_describe(rt->tp, m);
-			fclose(m);
-		}
-		buf[sizeof(buf) - 1] = 0;
-		DSM_LOG(DSM_LOG_WARN,
-		        "a fault on line %llu (address %p, home rank %d) has waited %.0f s; what "
-		        "the transport waits for follows",
-		        (unsigned long long)f->line,
-		        (void *)dsm_coh_line_addr(&rt->layout, f->line),
-		        dsm_rt_alloc_home(&rt->alloc, f->line, NULL),
-		        (double)(now - f->t0_ns) / 1e9);
-		if (write(STDERR_FILENO, buf, strlen(buf)) < 0)
-			DSM_LOG_ERRNO(DSM_LOG_DEBUG, "writing the transport's state");
+		if (first == NULL || f->t0_ns < first->t0_ns)
+			first = f;
+		n++;
 	}
+	if (n == 0 || dsm_rt_log_level() < DSM_LOG_WARN)
+		return;
+	home = dsm_rt_alloc_home(&rt->alloc, first->line, NULL);
+	DSM_LOG(DSM_LOG_WARN,
+	        "a fault on line %llu (address %p, home rank %d) has waited %.0f s (%zu faults "
+	        "passed 10 s since the last report); what the transport waits for follows",
+	        (unsigned long long)first->line,
+	        (void *)dsm_coh_line_addr(&rt->layout, first->line), home,
+	        (double)(now - first->t0_ns) / 1e9, n);
+	m = open_memstream(&buf, &len);
+	if (m == NULL)
+		return;
+	dsm_tp_describe(rt->tp, home, m);
+	if (fclose(m) == 0 && len && write(STDERR_FILENO, buf, len) < 0)
+		DSM_LOG_ERRNO(DSM_LOG_DEBUG, "writing the transport's state");
+	free(buf);
 }
 
 static void publish_tp_stats(struct dsm_rt *rt)

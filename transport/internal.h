@@ -104,8 +104,9 @@ void dsm_tp_core_hdr(struct dsm_tp_core *c, struct dsm_tp_wire_hdr *h, int peer,
 /* Checks the arguments of a send. */
 int dsm_tp_core_check_send(struct dsm_tp_core *c, int peer, unsigned type, size_t len);
 
-/* Writes the per-peer sequence state and the event queue (describe's common part). */
-void dsm_tp_core_describe(const struct dsm_tp_core *c, FILE *f);
+/* Writes the event queue and the per-peer sequence state (describe's common part); beyond
+ * 16 ranks only for @also (or -1) and for the peers we hold messages of. */
+void dsm_tp_core_describe(const struct dsm_tp_core *c, int also, FILE *f);
 
 /* Sends a control message (same per-pair order as the layer above's). */
 int dsm_tp_ctrl_send(dsm_tp_t *tp, int peer, const struct dsm_tp_ctrl *m);

@@ -420,7 +420,7 @@ static int loop_stats(dsm_tp_t *tp, struct dsm_tp_stats *out)
 	return 0;
 }
 
-static void loop_describe(dsm_tp_t *tp, FILE *f)
+static void loop_describe(dsm_tp_t *tp, int peer, FILE *f)
 {
 	struct loop_tp *t = lt(tp);
 	size_t out = 0;
@@ -431,7 +431,7 @@ static void loop_describe(dsm_tp_t *tp, FILE *f)
 	        atomic_load(&t->asleep) ? "asleep" : "awake");
 	if (t->outq)
 		fprintf(f, "  first waits for rank %d\n", t->outq->dst);
-	dsm_tp_core_describe(&t->core, f);
+	dsm_tp_core_describe(&t->core, peer, f);
 }
 
 const struct dsm_tp_ops dsm_tp_loop_ops = {

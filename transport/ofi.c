@@ -577,11 +577,16 @@ static void shm_unlink_stale(void)
 	closedir(d);
 }
 
-static void peer_died(struct ofi_tp *t, int peer)
+/*
+ * @peer is dead. @noticed: we found out ourselves (pidfd, connection error, heartbeats), not
+ * from another rank's notice: tell every live rank, so that a rank that leaves because of
+ * this death (the runtime exits on one) is not taken for its cause by the others.
+ */
+static void peer_died(struct ofi_tp *t, int peer, bool noticed)
 {
 	struct dsm_tp_event ev = {
 	        .type = DSM_TP_EV_PEER_DEAD, .peer = peer, .status = DSM_ERR_PEER_DEAD};
-	struct ofi_op **pp = &t->q_head;
+	struct ofi_op **pp = &t->q_head, *head = t->q_head;
 
 	if (t->peers[peer].dead)
 		return;
@@ -594,6 +599,13 @@ static void peer_died(struct ofi_tp *t, int peer)
 	t->peers[peer].inflight = 0;
 	t->core.st.peers_dead++;
 	DSM_LOG(DSM_LOG_WARN, "transport: rank %d died", peer);
+	if (noticed) {
+		struct dsm_tp_ctrl m = {.op = DSM_TP_CTRL_DEAD, .chunk = (uint64_t)peer};
+
+		for (int i = 0; i < t->tp.size; i++)
+			if (i != t->tp.rank && !t->peers[i].dead)
+				dsm_tp_ctrl_send(&t->tp, i, &m);
+	}
 	dsm_tp_core_push(&t->core, &ev, NULL, NULL);
 	dsm_tp_ctrl_peer_dead(&t->tp, peer);
 	/* Nothing queued for it will ever go; RMA waiting on it fails now. */
@@ -616,6 +628,11 @@ static void peer_died(struct ofi_tp *t, int peer)
 			free(op);
 		}
 	}
+	if (t->q_head != head) { /* a new head: its wait starts now */
+		t->q_stuck_since = 0;
+		t->q_warned = false;
+		t->q_why = NULL;
+	}
 	for (struct ofi_op *op = t->rma_live; op; op = op->rma_next) {
 		if (op->peer == peer && !op->orphan) {
 			struct dsm_tp_event e = {.type = DSM_TP_EV_RMA,
@@ -629,6 +646,8 @@ static void peer_died(struct ofi_tp *t, int peer)
 	}
 }
 
+static int progress(struct ofi_tp *t);
+
 static void check_deaths(struct ofi_tp *t)
 {
 	struct pollfd pf[64];
@@ -637,10 +656,15 @@ static void check_deaths(struct ofi_tp *t)
 
 	for (int i = 0; i <= t->tp.size; i++) {
 		if (n == 64 || (i == t->tp.size && n > 0)) {
-			if (poll(pf, (nfds_t)n, 0) > 0)
+			/* A rank that exits because another died says so first (peer_died):
+			 * take in what has arrived before declaring anyone dead, so that the
+			 * notice of the first death comes before the exit it caused. */
+			if (poll(pf, (nfds_t)n, 0) > 0) {
+				progress(t);
 				for (int j = 0; j < n; j++)
 					if (pf[j].revents)
-						peer_died(t, map[j]);
+						peer_died(t, map[j], true);
+			}
 			n = 0;
 		}
 		if (i < t->tp.size && t->peers[i].pidfd >= 0 && !t->peers[i].dead) {
@@ -686,14 +710,9 @@ static void heartbeat(struct ofi_tp *t, uint64_t now)
 	}
 	if (pred >= 0 && t->peers[pred].pidfd < 0 &&
 	    now - t->peers[pred].last_hb > OFI_HB_DEAD * t->hb_ns) {
-		struct dsm_tp_ctrl m = {.op = DSM_TP_CTRL_DEAD, .chunk = (uint64_t)pred};
-
 		DSM_LOG(DSM_LOG_WARN, "transport: no heartbeat from rank %d for %llu ms", pred,
 		        (unsigned long long)((now - t->peers[pred].last_hb) / 1000000));
-		peer_died(t, pred);
-		for (int i = 0; i < t->tp.size; i++)
-			if (i != t->tp.rank && !t->peers[i].dead)
-				dsm_tp_ctrl_send(&t->tp, i, &m);
+		peer_died(t, pred, true);
 		/* our new predecessor gets a full period of grace */
 		if ((pred = ring_next(t, -1)) >= 0)
 			t->peers[pred].last_hb = now;
@@ -711,7 +730,7 @@ static int ofi_ctrl(dsm_tp_t *tp, int peer, const struct dsm_tp_ctrl *m)
 	if (m->op == DSM_TP_CTRL_DEAD && m->chunk < (uint64_t)tp->size &&
 	    (int)m->chunk != tp->rank) {
 		int pred = ring_next(t, -1);
-		peer_died(t, (int)m->chunk);
+		peer_died(t, (int)m->chunk, false);
 		if (ring_next(t, -1) != pred && ring_next(t, -1) >= 0)
 			t->peers[ring_next(t, -1)].last_hb = now_ns();
 		return 0;
@@ -763,7 +782,7 @@ static void cq_error(struct ofi_tp *t)
 		break;
 	}
 	if (conn_error(e.err))
-		peer_died(t, op->peer);
+		peer_died(t, op->peer, true);
 }
 
 /* Reads the CQ into the event queue. Returns entries handled. */
@@ -1114,7 +1133,7 @@ static int ofi_stats(dsm_tp_t *tp, struct dsm_tp_stats *out)
 	return 0;
 }
 
-static void ofi_describe(dsm_tp_t *tp, FILE *f)
+static void ofi_describe(dsm_tp_t *tp, int peer, FILE *f)
 {
 	struct ofi_tp *t = ot(tp);
 	size_t queued = 0, free_tx = 0, repost = 0;
@@ -1135,14 +1154,25 @@ static void ofi_describe(dsm_tp_t *tp, FILE *f)
 		        op_name(t->q_head->kind), t->q_head->len, t->q_head->peer,
 		        t->q_stuck_since ? (double)(now_ns() - t->q_stuck_since) / 1e9 : 0.0,
 		        t->q_why ? t->q_why : "?");
-	for (int r = 0; r < tp->size; r++)
-		if (r != tp->rank && (t->peers[r].inflight || t->peers[r].dead ||
-		                      (t->peers[r].flag && atomic_load(t->peers[r].flag))))
-			fprintf(f, "  rank %d: %d in flight%s%s\n", r, t->peers[r].inflight,
-			        t->peers[r].dead ? ", dead" : "",
-			        t->peers[r].flag && atomic_load(t->peers[r].flag) ? ", asleep"
-			                                                          : "");
-	dsm_tp_core_describe(&t->core, f);
+	int asleep = 0;
+
+	for (int r = 0; r < tp->size; r++) {
+		struct ofi_peer *p = &t->peers[r];
+		bool sleeps = p->flag && atomic_load(p->flag);
+
+		if (r == tp->rank || (!p->inflight && !p->dead && !sleeps && r != peer))
+			continue;
+		/* At scale, a peer that only sleeps is counted, not listed. */
+		if (tp->size > 16 && !p->inflight && !p->dead && r != peer) {
+			asleep++;
+			continue;
+		}
+		fprintf(f, "  rank %d: %d in flight%s%s\n", r, p->inflight, p->dead ? ", dead" : "",
+		        sleeps ? ", asleep" : "");
+	}
+	if (asleep)
+		fprintf(f, "  %d other ranks asleep, nothing in flight with them\n", asleep);
+	dsm_tp_core_describe(&t->core, peer, f);
 }
 
 static int open_fabric(struct ofi_tp *t)

@@ -122,8 +122,9 @@ struct dsm_tp_ops {
 	void (*sleep_end)(dsm_tp_t *tp);
 	int (*stats)(dsm_tp_t *tp, struct dsm_tp_stats *out);
 	/* Writes what the transport is waiting for (queues, operations in flight, per-peer
-	 * sequence state), a few lines, for a stalled run's diagnosis. */
-	void (*describe)(dsm_tp_t *tp, FILE *f);
+	 * sequence state), a few lines, for a stalled run's diagnosis; @peer (or -1): a rank
+	 * always shown, however many there are. */
+	void (*describe)(dsm_tp_t *tp, int peer, FILE *f);
 };
 
 /* The common head of every implementation's transport object. */
@@ -212,9 +213,9 @@ static inline int dsm_tp_stats(dsm_tp_t *tp, struct dsm_tp_stats *out)
 	return tp->ops->stats(tp, out);
 }
 
-static inline void dsm_tp_describe(dsm_tp_t *tp, FILE *f)
+static inline void dsm_tp_describe(dsm_tp_t *tp, int peer, FILE *f)
 {
-	tp->ops->describe(tp, f);
+	tp->ops->describe(tp, peer, f);
 }
 
 /* The address a peer uses to reach byte @off of @mr (virtual address or offset). */

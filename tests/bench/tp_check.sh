@@ -5,9 +5,9 @@
 # JSON lines with jq: the round trips and RDMA reads in both modes, bandwidth from 4 KiB to
 # 4 MiB both ways, fi_pingpong's round trip and the ratio, all positive. Times are never
 # asserted.
-#   tp_check.sh <source-dir> <build-dir> <provider> ("+" for ";": tcp+ofi_rxm)
+#   tp_check.sh <mpiexec> <source-dir> <build-dir> <provider> ("+" for ";": tcp+ofi_rxm)
 set -u
-src=$1 build=$2 prov=${3//+/;}
+mpiexec=$1 src=$2 build=$3 prov=${4//+/;}
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 fail() {
@@ -15,7 +15,7 @@ fail() {
 	cat "$out"
 	exit 1
 }
-DSM_BENCH_PROVIDERS=$prov DSM_BENCH_ITERS=${DSM_BENCH_ITERS:-0.05} FI_PINGPONG_ITERS=${FI_PINGPONG_ITERS:-2000} \
+DSM_TP_BENCH_LAUNCH="$mpiexec -n 2" DSM_BENCH_PROVIDERS=$prov DSM_BENCH_ITERS=${DSM_BENCH_ITERS:-0.05} FI_PINGPONG_ITERS=${FI_PINGPONG_ITERS:-2000} \
 	"$src/bench/tp_run.sh" "$build" "$out" >/dev/null || fail "tp_run.sh exited with status $?"
 jq -e . "$out" >/dev/null 2>&1 || fail "not JSON lines"
 n=0

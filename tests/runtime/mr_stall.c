@@ -3,14 +3,15 @@
  * A home that stops answering without dying: rank 1 stops itself (SIGSTOP) for 12 s while
  * rank 0 reads a line homed at it. Rank 0 must report the stalled fault once, after 10 s,
  * with what its transport waits for, and finish normally when rank 1 comes back.
- * stall_rank.sh checks the report. Heartbeats must be off (DSM_TP_HEARTBEAT_MS=0): with
- * them, a rank silent for 6 s is declared dead, which is the right answer on a cluster but
- * not what this test is about.
+ * stall_rank.sh checks the report. It turns heartbeats off (DSM_TP_HEARTBEAT_MS=0): on one
+ * host pidfds watch the ranks, but where they are missing a rank silent for 6 heartbeats is
+ * declared dead, which is the right answer on a cluster and not what this test is about.
  */
 #include <signal.h>
 #include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +23,24 @@
 #define STOP_S 12
 
 extern char **environ;
+
+/* The state letter of process @pid ('T': stopped), or 0. */
+static char proc_state(int pid)
+{
+	char path[64], buf[512], *p;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	p = strrchr(buf, ')'); /* "pid (comm) S ..." */
+	return p && p[1] == ' ' ? p[2] : 0;
+}
 
 static double now_s(void)
 {
@@ -35,7 +54,7 @@ int main(int argc, char **argv)
 {
 	volatile long *data;
 	long per_line;
-	int rank;
+	int rank, pid1;
 
 	mr_start(&argc, &argv);
 	if (dsm_init(NULL) != 0)
@@ -47,6 +66,8 @@ int main(int argc, char **argv)
 	CHECK(data != NULL);
 	if (rank == 1)
 		data[per_line] = 42; /* rank 1's line, modified at its home */
+	pid1 = (int)getpid();
+	MPI_Bcast(&pid1, 1, MPI_INT, 1, MPI_COMM_WORLD);
 	dsm_barrier();
 	if (rank == 1) {
 		char cmd[64];
@@ -60,11 +81,14 @@ int main(int argc, char **argv)
 		raise(SIGSTOP);
 		waitpid(waker, NULL, 0);
 	} else {
-		struct timespec settle = {0, 200000000};
-		double t0;
+		struct timespec tick = {0, 1000000};
+		double t0 = now_s();
 		long v;
 
-		nanosleep(&settle, NULL); /* rank 1 is stopped by now */
+		/* Read only once rank 1 is stopped (it may take a while to get there). */
+		while (proc_state(pid1) != 'T' && now_s() - t0 < 10)
+			nanosleep(&tick, NULL);
+		CHECK(proc_state(pid1) == 'T');
 		t0 = now_s();
 		v = data[per_line];
 		printf("rank 0 read %ld after %.1f s\n", v, now_s() - t0);
