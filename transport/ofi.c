@@ -901,9 +901,9 @@ static int ofi_send(dsm_tp_t *tp, int peer, unsigned type, const void *buf, size
 			return 0;
 		}
 	}
-	/* A pool buffer only for a send that is posted now. One that waits behind the queue
-	 * gets its own copy and takes a buffer when its turn comes: pool buffers held by sends
-	 * queued behind a head that needs a buffer would never come back. */
+	/* Pool buffers are only ever free or in flight, never queued: a send that waits gets a
+	 * copy of its own and takes a buffer when its turn comes (buffers held by sends queued
+	 * behind a head that needs one would never come back: the 4-rank shm wedge). */
 	if (t->q_head == NULL && t->tx_free) {
 		op = t->tx_free;
 		t->tx_free = op->next;
@@ -941,6 +941,28 @@ static int ofi_send(dsm_tp_t *tp, int peer, unsigned type, const void *buf, size
 			t->core.tx_seq[peer]--;
 			t->core.st.msgs_sent--;
 			return fi_err(ret);
+		}
+		if (op->kind == OP_TX) {
+			/* Refused: it waits as a copy of its own, and the pool buffer goes back. */
+			struct ofi_op *c = calloc(1, sizeof(*c));
+			unsigned char *b = malloc(n);
+
+			if (c && b)
+				memcpy(b, op->buf, n);
+			op->next = t->tx_free;
+			t->tx_free = op;
+			if (c == NULL || b == NULL) {
+				free(c);
+				free(b);
+				t->core.tx_seq[peer]--;
+				t->core.st.msgs_sent--;
+				return -ENOMEM;
+			}
+			c->kind = OP_COPY;
+			c->peer = peer;
+			c->len = n;
+			c->buf = b;
+			op = c;
 		}
 	}
 	enqueue(t, op);
