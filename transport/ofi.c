@@ -7,8 +7,9 @@
  * host and pid, all choose the same provider and open an endpoint, then the
  * endpoint names are exchanged and every peer inserted into the AV.
  *
- * Sends never return -FI_EAGAIN: what the provider refuses waits in a FIFO
- * outgoing queue that poll drains. Messages carry per-pair sequence numbers
+ * Sends never return -FI_EAGAIN: what the provider refuses waits in the
+ * peer's FIFO outgoing queue, which poll drains (a peer that does not take its
+ * messages holds up only its own queue). Messages carry per-pair sequence numbers
  * (rxm completes a rendezvous send after later eager ones) and the receiver
  * reorders (transport.c).
  *
@@ -88,6 +89,15 @@ struct ofi_peer {
 	int pidfd;                   /* same host only, else -1 */
 	int inflight;                /* our posted operations with it not completed yet */
 	bool dead;
+	/* Operations for it that wait to be posted, in order; why the first waits, and since
+	 * when (0: it moves). */
+	struct ofi_op *q_head, **q_tail;
+	size_t qlen;
+	bool busy;   /* in busyv */
+	int tx_held; /* our pool send buffers in flight to it */
+	bool q_warned;
+	const char *q_why;
+	uint64_t q_stuck_since;
 	atomic_int *flag; /* the peer's sleep flag (doorbell mode) */
 	struct sockaddr_un bell;
 	socklen_t bell_len;
@@ -120,11 +130,10 @@ struct ofi_tp {
 	struct ofi_op *tx_free;
 	int ntx;               /* send buffers in the pool */
 	struct ofi_op *repost; /* receive buffers waiting for fi_recv */
-	struct ofi_op *q_head, **q_tail;
-	/* Why the queue's head last waited, and since when (0: it moves). */
-	const char *q_why;
-	uint64_t q_stuck_since;
-	bool q_warned;
+	size_t queued;         /* operations in the peers' outgoing queues */
+	int *busyv;            /* the peers with a non-empty queue */
+	int nbusy;
+	unsigned busy_rr; /* where the next drain starts, so that none is always first */
 	struct ofi_op *rma_live;
 	int inflight;
 	struct ofi_peer *peers;
@@ -372,6 +381,24 @@ static void op_finished(struct ofi_tp *t, int peer)
 }
 
 /*
+ * Pool send buffers in flight to one peer: at most half of them (one of one), so that a
+ * peer that does not answer (shm completes a send above its inject size only when the
+ * receiver has taken it) cannot hold all of them and stall the sends to everyone else.
+ */
+static bool tx_may_take(const struct ofi_tp *t, int peer)
+{
+	return t->tx_free && t->peers[peer].tx_held < (t->ntx > 1 ? t->ntx / 2 : 1);
+}
+
+/* A pool buffer comes back (its send completed or failed, or never went). */
+static void tx_give(struct ofi_tp *t, struct ofi_op *op)
+{
+	t->peers[op->peer].tx_held--;
+	op->next = t->tx_free;
+	t->tx_free = op;
+}
+
+/*
  * Tries to post @op. 0: posted (or finished); -FI_EAGAIN: not now; else an
  * error. Either way the peer is rung if it sleeps: shm refuses a post with
  * -FI_EAGAIN exactly when it waits for the peer's progress (the first
@@ -402,8 +429,9 @@ static int try_post(struct ofi_tp *t, struct ofi_op *op)
 				op_started(t, peer);
 			break;
 		}
-		if (t->tx_free == NULL) {
-			t->q_why = "no free send buffer";
+		if (!tx_may_take(t, peer)) {
+			p->q_why = t->tx_free ? "its share of the send buffers is in flight"
+			                      : "no free send buffer";
 			return -FI_EAGAIN;
 		}
 		struct ofi_op *tx = t->tx_free;
@@ -413,6 +441,7 @@ static int try_post(struct ofi_tp *t, struct ofi_op *op)
 		ret = fi_send(t->ep, tx->buf, tx->len, tx->desc, p->addr, tx);
 		if (ret == 0) {
 			t->tx_free = tx->next;
+			p->tx_held++;
 			op_started(t, peer);
 			free(op->buf);
 			free(op);
@@ -439,7 +468,7 @@ static int try_post(struct ofi_tp *t, struct ofi_op *op)
 		return -EINVAL;
 	}
 	if (ret == -FI_EAGAIN)
-		t->q_why = "the provider said -FI_EAGAIN";
+		p->q_why = "the provider said -FI_EAGAIN";
 	if (ret == 0 || ret == -FI_EAGAIN)
 		ring(t, peer);
 	return (int)ret;
@@ -447,9 +476,17 @@ static int try_post(struct ofi_tp *t, struct ofi_op *op)
 
 static void enqueue(struct ofi_tp *t, struct ofi_op *op)
 {
+	struct ofi_peer *p = &t->peers[op->peer];
+
 	op->next = NULL;
-	*t->q_tail = op;
-	t->q_tail = &op->next;
+	*p->q_tail = op;
+	p->q_tail = &op->next;
+	p->qlen++;
+	t->queued++;
+	if (!p->busy) {
+		p->busy = true;
+		t->busyv[t->nbusy++] = op->peer;
+	}
 	if (op->kind == OP_TX || op->kind == OP_COPY)
 		t->core.st.msgs_queued++;
 }
@@ -496,45 +533,56 @@ static const char *op_name(int kind)
 
 #define OFI_STUCK_NS (5 * 1000000000ull) /* a queue head this old gets one warning */
 
-/* The head of the queue was refused again: warn once if it has waited for long. */
-static void queue_stuck(struct ofi_tp *t)
+/* The head of @peer's queue was refused again: warn once if it has waited for long. */
+static void queue_stuck(struct ofi_tp *t, int peer)
 {
+	struct ofi_peer *p = &t->peers[peer];
 	uint64_t now = now_ns();
 
-	if (t->q_stuck_since == 0) {
-		t->q_stuck_since = now;
+	if (p->q_stuck_since == 0) {
+		p->q_stuck_since = now;
 		return;
 	}
-	if (t->q_warned || now - t->q_stuck_since < OFI_STUCK_NS)
+	if (p->q_warned || now - p->q_stuck_since < OFI_STUCK_NS)
 		return;
-	t->q_warned = true;
+	p->q_warned = true;
 	DSM_LOG(DSM_LOG_WARN,
-	        "transport: the outgoing queue has not moved for %.1f s: its first %s (%zu bytes, "
-	        "to rank %d) waits, %s; %d operations in flight",
-	        (double)(now - t->q_stuck_since) / 1e9, op_name(t->q_head->kind), t->q_head->len,
-	        t->q_head->peer, t->q_why ? t->q_why : "?", t->inflight);
+	        "transport: the queue to rank %d has not moved for %.1f s: its first %s (%zu "
+	        "bytes) waits, %s; %zu queued for it, %d operations in flight with it",
+	        peer, (double)(now - p->q_stuck_since) / 1e9, op_name(p->q_head->kind),
+	        p->q_head->len, p->q_why ? p->q_why : "?", p->qlen, p->inflight);
 }
 
-/* Drains the outgoing queue as far as the provider takes it, in order. */
-static void drain(struct ofi_tp *t)
+/* The head of @peer's queue moves (posted, failed, or dropped with the peer). */
+static void queue_moves(struct ofi_peer *p, int peer)
 {
-	while (t->q_head) {
-		struct ofi_op *op = t->q_head, *next = op->next;
-		int ret = try_post(t, op);
+	if (p->q_warned)
+		DSM_LOG(DSM_LOG_WARN, "transport: the queue to rank %d moves again after %.1f s",
+		        peer, (double)(now_ns() - p->q_stuck_since) / 1e9);
+	p->q_stuck_since = 0;
+	p->q_warned = false;
+	p->q_why = NULL;
+}
+
+/* Posts from @peer's queue, in order, as far as the provider takes it. */
+static void drain_peer(struct ofi_tp *t, int peer)
+{
+	struct ofi_peer *p = &t->peers[peer];
+
+	while (p->q_head) {
+		struct ofi_op *op = p->q_head, *next = op->next;
+		int ret = try_post(t, op); /* @op may be freed */
 
 		if (ret == -FI_EAGAIN) {
-			queue_stuck(t);
+			queue_stuck(t, peer);
 			return;
 		}
-		if (t->q_warned)
-			DSM_LOG(DSM_LOG_WARN,
-			        "transport: the outgoing queue moves again after %.1f s",
-			        (double)(now_ns() - t->q_stuck_since) / 1e9);
-		t->q_stuck_since = 0;
-		t->q_warned = false;
-		t->q_head = next;
+		queue_moves(p, peer);
+		p->q_head = next;
 		if (next == NULL)
-			t->q_tail = &t->q_head;
+			p->q_tail = &p->q_head;
+		p->qlen--;
+		t->queued--;
 		if (ret == 0)
 			continue;
 		DSM_LOG(DSM_LOG_ERROR, "transport: posting to rank %d: %s", op->peer,
@@ -542,13 +590,34 @@ static void drain(struct ofi_tp *t)
 		if (op->kind == OP_READ || op->kind == OP_WRITE) {
 			rma_done(t, op, fi_err(ret));
 		} else if (op->kind == OP_TX) {
-			op->next = t->tx_free;
-			t->tx_free = op;
+			tx_give(t, op);
 		} else {
 			free(op->buf);
 			free(op);
 		}
 	}
+}
+
+/* Drains every peer's queue, starting with a different peer each time. */
+static void drain(struct ofi_tp *t)
+{
+	int n = t->nbusy, k = 0;
+	unsigned start;
+
+	if (n == 0)
+		return;
+	start = t->busy_rr++;
+	for (int i = 0; i < n; i++)
+		drain_peer(t, t->busyv[(start + (unsigned)i) % (unsigned)n]);
+	for (int i = 0; i < t->nbusy; i++) {
+		struct ofi_peer *p = &t->peers[t->busyv[i]];
+
+		if (p->q_head)
+			t->busyv[k++] = t->busyv[i];
+		else
+			p->busy = false;
+	}
+	t->nbusy = k;
 }
 
 /* shm transports open in this process. */
@@ -586,11 +655,11 @@ static void peer_died(struct ofi_tp *t, int peer, bool noticed)
 {
 	struct dsm_tp_event ev = {
 	        .type = DSM_TP_EV_PEER_DEAD, .peer = peer, .status = DSM_ERR_PEER_DEAD};
-	struct ofi_op **pp = &t->q_head, *head = t->q_head;
+	struct ofi_peer *p = &t->peers[peer];
 
-	if (t->peers[peer].dead)
+	if (p->dead)
 		return;
-	t->peers[peer].dead = true;
+	p->dead = true;
 	/* A SIGKILLed rank leaves shm's region behind; its name is known. */
 	if (t->peers[peer].shm_name[0] && shm_unlink(t->peers[peer].shm_name) == 0)
 		DSM_LOG(DSM_LOG_INFO, "transport: unlinked /dev/shm/%s of dead rank %d",
@@ -609,30 +678,25 @@ static void peer_died(struct ofi_tp *t, int peer, bool noticed)
 	dsm_tp_core_push(&t->core, &ev, NULL, NULL);
 	dsm_tp_ctrl_peer_dead(&t->tp, peer);
 	/* Nothing queued for it will ever go; RMA waiting on it fails now. */
-	t->q_tail = &t->q_head;
-	while (*pp) {
-		struct ofi_op *op = *pp;
-		if (op->peer != peer) {
-			t->q_tail = &op->next;
-			pp = &op->next;
-			continue;
-		}
-		*pp = op->next;
+	p->q_stuck_since = 0;
+	p->q_warned = false;
+	p->q_why = NULL;
+	t->queued -= p->qlen;
+	p->qlen = 0;
+	while (p->q_head) {
+		struct ofi_op *op = p->q_head;
+
+		p->q_head = op->next;
 		if (op->kind == OP_READ || op->kind == OP_WRITE) {
 			rma_done(t, op, DSM_ERR_PEER_DEAD);
 		} else if (op->kind == OP_TX) {
-			op->next = t->tx_free;
-			t->tx_free = op;
+			tx_give(t, op);
 		} else {
 			free(op->buf);
 			free(op);
 		}
 	}
-	if (t->q_head != head) { /* a new head: its wait starts now */
-		t->q_stuck_since = 0;
-		t->q_warned = false;
-		t->q_why = NULL;
-	}
+	p->q_tail = &p->q_head; /* drain() takes it off busyv */
 	for (struct ofi_op *op = t->rma_live; op; op = op->rma_next) {
 		if (op->peer == peer && !op->orphan) {
 			struct dsm_tp_event e = {.type = DSM_TP_EV_RMA,
@@ -766,8 +830,7 @@ static void cq_error(struct ofi_tp *t)
 		op_finished(t, op->peer);
 		DSM_LOG(DSM_LOG_WARN, "transport: send to rank %d failed: %s", op->peer,
 		        fi_strerror(e.err));
-		op->next = t->tx_free;
-		t->tx_free = op;
+		tx_give(t, op);
 		break;
 	case OP_COPY:
 		op_finished(t, op->peer);
@@ -813,8 +876,7 @@ static int progress(struct ofi_tp *t)
 				break;
 			case OP_TX:
 				op_finished(t, op->peer);
-				op->next = t->tx_free;
-				t->tx_free = op;
+				tx_give(t, op);
 				break;
 			case OP_COPY:
 				op_finished(t, op->peer);
@@ -890,7 +952,7 @@ static int ofi_send(dsm_tp_t *tp, int peer, unsigned type, const void *buf, size
 		return ret;
 	dsm_tp_core_hdr(&t->core, &h, peer, type, len);
 	t->core.st.msgs_sent++;
-	if (t->q_head == NULL && n <= t->inject) {
+	if (t->peers[peer].q_head == NULL && n <= t->inject) {
 		unsigned char tmp[n];
 
 		memcpy(tmp, &h, sizeof(h));
@@ -904,9 +966,10 @@ static int ofi_send(dsm_tp_t *tp, int peer, unsigned type, const void *buf, size
 	/* Pool buffers are only ever free or in flight, never queued: a send that waits gets a
 	 * copy of its own and takes a buffer when its turn comes (buffers held by sends queued
 	 * behind a head that needs one would never come back: the 4-rank shm wedge). */
-	if (t->q_head == NULL && t->tx_free) {
+	if (t->peers[peer].q_head == NULL && tx_may_take(t, peer)) {
 		op = t->tx_free;
 		t->tx_free = op->next;
+		t->peers[peer].tx_held++;
 		op->kind = OP_TX;
 	} else {
 		op = calloc(1, sizeof(*op));
@@ -924,7 +987,7 @@ static int ofi_send(dsm_tp_t *tp, int peer, unsigned type, const void *buf, size
 	memcpy(op->buf, &h, sizeof(h));
 	if (len)
 		memcpy(op->buf + sizeof(h), buf, len);
-	if (t->q_head == NULL) {
+	if (t->peers[peer].q_head == NULL) {
 		ret = try_post(t, op);
 		if (ret == 0)
 			return 0;
@@ -932,8 +995,7 @@ static int ofi_send(dsm_tp_t *tp, int peer, unsigned type, const void *buf, size
 			DSM_LOG(DSM_LOG_ERROR, "transport: send to rank %d: %s", peer,
 			        fi_strerror(-ret));
 			if (op->kind == OP_TX) {
-				op->next = t->tx_free;
-				t->tx_free = op;
+				tx_give(t, op);
 			} else {
 				free(op->buf);
 				free(op);
@@ -949,8 +1011,7 @@ static int ofi_send(dsm_tp_t *tp, int peer, unsigned type, const void *buf, size
 
 			if (c && b)
 				memcpy(b, op->buf, n);
-			op->next = t->tx_free;
-			t->tx_free = op;
+			tx_give(t, op);
 			if (c == NULL || b == NULL) {
 				free(c);
 				free(b);
@@ -1022,7 +1083,7 @@ static int rma_post(struct ofi_tp *t, int kind, int peer, void *local, size_t le
 	else
 		t->core.st.rma_writes++;
 	t->core.st.rma_bytes += len;
-	if (t->q_head == NULL) {
+	if (t->peers[peer].q_head == NULL) {
 		ret = try_post(t, op);
 		if (ret == 0)
 			return 0;
@@ -1097,7 +1158,7 @@ static int ofi_sleep_prepare(dsm_tp_t *tp)
 {
 	struct ofi_tp *t = ot(tp);
 
-	if (t->q_head || t->repost || dsm_tp_core_pending(&t->core))
+	if (t->queued || t->repost || dsm_tp_core_pending(&t->core))
 		return -EAGAIN;
 	if (t->cq_fd < 0 && t->bell_fd < 0)
 		return -EAGAIN; /* nothing could wake us: keep polling */
@@ -1150,32 +1211,40 @@ static int ofi_stats(dsm_tp_t *tp, struct dsm_tp_stats *out)
 
 	*out = t->core.st;
 	out->pending = (uint64_t)t->inflight + t->tp.key_waits;
-	for (struct ofi_op *op = t->q_head; op; op = op->next)
-		out->pending++;
+	out->pending += t->queued;
 	return 0;
 }
 
 static void ofi_describe(dsm_tp_t *tp, int peer, FILE *f)
 {
 	struct ofi_tp *t = ot(tp);
-	size_t queued = 0, free_tx = 0, repost = 0;
+	size_t free_tx = 0, repost = 0;
+	int listed = 0;
 
-	for (struct ofi_op *op = t->q_head; op; op = op->next)
-		queued++;
 	for (struct ofi_op *op = t->tx_free; op; op = op->next)
 		free_tx++;
 	for (struct ofi_op *op = t->repost; op; op = op->next)
 		repost++;
 	fprintf(f,
-	        "rank %d (%s): %zu operations queued, %d in flight, %zu of %d send buffers "
-	        "free, %zu receive buffers not posted, sleep flag %d\n",
-	        tp->rank, t->prov, queued, t->inflight, free_tx, t->ntx, repost,
+	        "rank %d (%s): %zu operations queued for %d ranks, %d in flight, %zu of %d send "
+	        "buffers free, %zu receive buffers not posted, sleep flag %d\n",
+	        tp->rank, t->prov, t->queued, t->nbusy, t->inflight, free_tx, t->ntx, repost,
 	        t->my_flag ? atomic_load(t->my_flag) : -1);
-	if (t->q_head)
-		fprintf(f, "  first queued: %s of %zu bytes to rank %d, waiting %.1f s: %s\n",
-		        op_name(t->q_head->kind), t->q_head->len, t->q_head->peer,
-		        t->q_stuck_since ? (double)(now_ns() - t->q_stuck_since) / 1e9 : 0.0,
-		        t->q_why ? t->q_why : "?");
+	/* The queues that wait longest first would need a sort: list up to 8, and @peer's. */
+	for (int i = 0; i < t->nbusy; i++) {
+		int r = t->busyv[i];
+		struct ofi_peer *p = &t->peers[r];
+
+		if (p->q_head == NULL || (listed >= 8 && r != peer))
+			continue;
+		listed++;
+		fprintf(f,
+		        "  queue to rank %d: %zu, the first a %s of %zu bytes, waiting %.1f s: "
+		        "%s\n",
+		        r, p->qlen, op_name(p->q_head->kind), p->q_head->len,
+		        p->q_stuck_since ? (double)(now_ns() - p->q_stuck_since) / 1e9 : 0.0,
+		        p->q_why ? p->q_why : "?");
+	}
 	int asleep = 0;
 
 	for (int r = 0; r < tp->size; r++) {
@@ -1189,8 +1258,8 @@ static void ofi_describe(dsm_tp_t *tp, int peer, FILE *f)
 			asleep++;
 			continue;
 		}
-		fprintf(f, "  rank %d: %d in flight%s%s\n", r, p->inflight, p->dead ? ", dead" : "",
-		        sleeps ? ", asleep" : "");
+		fprintf(f, "  rank %d: %d in flight (%d send buffers)%s%s\n", r, p->inflight,
+		        p->tx_held, p->dead ? ", dead" : "", sleeps ? ", asleep" : "");
 	}
 	if (asleep)
 		fprintf(f, "  %d other ranks asleep, nothing in flight with them\n", asleep);
@@ -1472,22 +1541,26 @@ static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 	t->tp.msg_max = attr->msg_max ? attr->msg_max : DSM_TP_MSG_MAX_DEFAULT;
 	t->tp.prov = t->prov;
 	t->bufsz = sizeof(struct dsm_tp_wire_hdr) + t->tp.msg_max;
-	t->q_tail = &t->q_head;
 	t->cq_fd = t->bell_fd = t->epfd = t->hb_fd = -1;
 	t->tp.ctrl_hook = ofi_ctrl;
 	t->peers = calloc((size_t)b->size, sizeof(*t->peers));
+	t->busyv = calloc((size_t)b->size, sizeof(*t->busyv));
 	cards = calloc((size_t)b->size, sizeof(*cards));
-	if (t->peers == NULL || cards == NULL) {
+	if (t->peers == NULL || t->busyv == NULL || cards == NULL) {
 		free(t->peers);
+		free(t->busyv);
 		free(cards);
 		free(t);
 		return -ENOMEM;
 	}
-	for (int i = 0; i < b->size; i++)
+	for (int i = 0; i < b->size; i++) {
 		t->peers[i].pidfd = -1;
+		t->peers[i].q_tail = &t->peers[i].q_head;
+	}
 	ret = dsm_tp_core_init(&t->core, &t->tp, attr->max_msg_type, ofi_release);
 	if (ret) {
 		free(t->peers);
+		free(t->busyv);
 		free(cards);
 		free(t);
 		return ret;
@@ -1620,22 +1693,25 @@ static int ofi_close(dsm_tp_t *tp)
 	struct timespec pause = {0, 100000};
 
 	/* Let queued and in-flight sends go out, for a bounded time. */
-	while (t->ep && (t->q_head || t->inflight) && now_ns() < deadline) {
+	while (t->ep && (t->queued || t->inflight) && now_ns() < deadline) {
 		dsm_tp_core_release(&t->core);
 		drain(t);
 		progress(t);
 		nanosleep(&pause, NULL);
 	}
 	dsm_tp_core_fini(&t->core);
-	while (t->q_head) {
-		struct ofi_op *op = t->q_head;
-		t->q_head = op->next;
-		if (op->kind == OP_COPY) {
-			free(op->buf);
-			free(op);
-		} else if (op->kind == OP_READ || op->kind == OP_WRITE) {
-			rma_unlink(t, op);
-			free(op);
+	for (int i = 0; t->peers && i < t->tp.size; i++) {
+		while (t->peers[i].q_head) {
+			struct ofi_op *op = t->peers[i].q_head;
+
+			t->peers[i].q_head = op->next;
+			if (op->kind == OP_COPY) {
+				free(op->buf);
+				free(op);
+			} else if (op->kind == OP_READ || op->kind == OP_WRITE) {
+				rma_unlink(t, op);
+				free(op);
+			}
 		}
 	}
 	while (t->rma_live) {
@@ -1680,6 +1756,7 @@ static int ofi_close(dsm_tp_t *tp)
 	free(t->rx_mem);
 	free(t->tx_mem);
 	free(t->peers);
+	free(t->busyv);
 	if (t->shm_counted)
 		atomic_fetch_sub(&shm_open_count, 1);
 	free(t);

@@ -3,7 +3,9 @@
  * The transport: a narrow ops table that the runtime's event loop drives.
  *
  *  - send a small protocol message to a rank (per-pair FIFO, never -EAGAIN:
- *    what cannot go now waits in an outgoing queue that dsm_tp_poll() drains);
+ *    what cannot go now waits in that rank's outgoing queue, which
+ *    dsm_tp_poll() drains; a rank that does not take its messages holds up
+ *    only its own queue);
  *  - RDMA read and write between a local buffer and a remote registered
  *    region (raw: remote address + key; or through a segment, see below);
  *  - register memory;

@@ -242,21 +242,68 @@ static void test_burst(void **state)
 	run_stream(long_tier ? 20000 : 5000, true);
 }
 
+/* The sizes of the stream to rank 2 in test_slow_receiver: 0..256 bytes. */
+static size_t small_size(uint64_t i)
+{
+	return (size_t)(((i * 0x9e3779b97f4a7c15ull) >> 40) % 257);
+}
+
+/* Receives @per messages of the stream from rank 0 in order, their sizes given by @size. */
+static void recv_stream(uint64_t per, size_t (*size)(uint64_t), double deadline, bool slow,
+                        double slow_until)
+{
+	struct timespec pause = {0, 1000000};
+	uint64_t next = 0;
+	bool bad = false;
+
+	while (next < per && !bad && now_s() < deadline) {
+		struct dsm_tp_event ev[32];
+		int n = tpoll(ev, 32);
+
+		assert_true(n >= 0);
+		for (int k = 0; k < n; k++) {
+			if (ev[k].type != DSM_TP_EV_MSG || ev[k].peer != 0)
+				continue;
+			bad |= ev[k].msg_type != 1 + next % MAX_TYPE || ev[k].len != size(next) ||
+			       !check(ev[k].data, ev[k].len, next, 0);
+			next++;
+		}
+		if (slow && now_s() < slow_until)
+			nanosleep(&pause, NULL);
+	}
+	if (next < per || bad)
+		dsm_tp_describe(tp, 0, stderr);
+	if (bad)
+		fail_msg("rank %d: message %llu from rank 0 out of order or corrupt", me,
+		         (unsigned long long)next - 1);
+	if (next < per)
+		fail_msg("rank %d: got %llu of %llu messages from rank 0", me,
+		         (unsigned long long)next, (unsigned long long)per);
+}
+
 /*
- * Rank 0 streams to rank 1, which first stops polling for 300 ms and then polls with 1 ms
- * pauses for a second: rank 0's posts are refused, its queue grows, send completions come
- * back in trickles while posts are still refused. The queue must drain in order once rank 1
- * keeps up. (With few send buffers, DSM_TP_SEND_BUFS=2, this wedged a queue that let sends
- * behind its head hold the buffers the head waited for.)
+ * Rank 0 streams to rank 1, which first stops polling (300 ms; 2 s with 3 ranks or more)
+ * and then polls with 1 ms pauses for a second: rank 0's posts are refused, its queue to
+ * rank 1 grows, send completions come back in trickles while posts are still refused. The
+ * queue must drain in order once rank 1 keeps up. (With few send buffers,
+ * DSM_TP_SEND_BUFS=2, this wedged a queue that let sends behind its head hold the buffers
+ * the head waited for.) With 3 ranks or more, rank 0 also streams to rank 2, a quarter as
+ * many messages, interleaved: rank 2 must have them all before rank 1 starts polling (a
+ * peer that does not take its messages holds up only its own queue). Those are small
+ * (at most 256 bytes): shm 1.17 completes larger sends in order across all peers, so one
+ * to a rank that does not poll holds up the completions of later ones to everybody, and
+ * with them our send buffers; small ones complete when posted.
  */
 static void test_slow_receiver(void **state)
 {
-	uint64_t per = long_tier ? 50000 : 10000, next = 0;
+	uint64_t per = long_tier ? 50000 : 10000, per2 = (per + 3) / 4;
 	double t0 = now_s(), deadline = t0 + (long_tier ? 600 : 120);
+	double stall = np >= 3 ? 2.0 : 0.3, times[2] = {0, 0}, *all;
 	struct dsm_tp_stats before = stats(), after;
-	bool bad = false;
 
 	(void)state;
+	all = calloc((size_t)np * 2, sizeof(*all));
+	assert_non_null(all);
 	if (me == 0) {
 		unsigned char *buf = malloc(MSG_MAX);
 
@@ -266,20 +313,27 @@ static void test_slow_receiver(void **state)
 
 			fill(buf, n, i, me);
 			assert_int_equal(dsm_tp_send(tp, 1, 1 + i % MAX_TYPE, buf, n), 0);
+			if (np >= 3 && i % 4 == 0) {
+				uint64_t j = i / 4;
+
+				n = small_size(j);
+				fill(buf, n, j, me);
+				assert_int_equal(dsm_tp_send(tp, 2, 1 + j % MAX_TYPE, buf, n), 0);
+			}
 			if (i % 16 == 15) {
 				struct dsm_tp_event ev[16];
 				assert_true(tpoll(ev, 16) >= 0);
 			}
 		}
 		free(buf);
-		/* The queue must empty: what is still queued goes out only through our polls. */
+		/* The queues must empty: what is still queued goes out only through our polls. */
 		while (stats().pending && now_s() < deadline) {
 			struct dsm_tp_event ev[16];
 			assert_true(tpoll(ev, 16) >= 0);
 		}
 		after = stats();
 		if (after.pending)
-			dsm_tp_describe(tp, -1, stderr);
+			dsm_tp_describe(tp, 1, stderr);
 		assert_int_equal(after.pending, 0);
 		print_message(
 		        "rank 0: %llu messages to a slow receiver in %.2f s, %llu queued (%s)\n",
@@ -287,34 +341,22 @@ static void test_slow_receiver(void **state)
 		        (unsigned long long)(after.msgs_queued - before.msgs_queued), tp->prov);
 		assert_true(after.msgs_queued > before.msgs_queued); /* the queue was used */
 	} else if (me == 1) {
-		struct timespec pause = {0, 1000000};
-
-		nanosleep(&(struct timespec){0, 300000000}, NULL);
-		while (next < per && !bad && now_s() < deadline) {
-			struct dsm_tp_event ev[32];
-			int n = tpoll(ev, 32);
-
-			assert_true(n >= 0);
-			for (int k = 0; k < n; k++) {
-				if (ev[k].type != DSM_TP_EV_MSG || ev[k].peer != 0)
-					continue;
-				bad |= ev[k].msg_type != 1 + next % MAX_TYPE ||
-				       ev[k].len != msg_size(next) ||
-				       !check(ev[k].data, ev[k].len, next, 0);
-				next++;
-			}
-			if (now_s() - t0 < 1.3)
-				nanosleep(&pause, NULL);
-		}
-		if (next < per || bad)
-			dsm_tp_describe(tp, -1, stderr);
-		if (bad)
-			fail_msg("rank 1: message %llu from rank 0 out of order or corrupt",
-			         (unsigned long long)next - 1);
-		if (next < per)
-			fail_msg("rank 1: got %llu of %llu messages from rank 0",
-			         (unsigned long long)next, (unsigned long long)per);
+		nanosleep(&(struct timespec){(time_t)stall, (long)((stall - (int)stall) * 1e9)},
+		          NULL);
+		times[0] = now_s(); /* our first poll */
+		recv_stream(per, msg_size, deadline, true, times[0] + 1.0);
+	} else if (me == 2) {
+		recv_stream(per2, small_size, deadline, false, 0);
+		times[1] = now_s(); /* all of ours arrived */
 	}
+	/* All ranks run on this host: one clock. */
+	assert_int_equal(dsm_rt_boot_allgather(times, all, sizeof(times)), 0);
+	if (me == 2) {
+		print_message("rank 2: all %llu messages from rank 0 %.3f s before rank 1 polled\n",
+		              (unsigned long long)per2, all[2 * 1 + 0] - times[1]);
+		assert_true(times[1] < all[2 * 1 + 0]);
+	}
+	free(all);
 }
 
 /* ---- RMA ---- */
