@@ -133,7 +133,7 @@ struct ofi_tp {
 	size_t queued;         /* operations in the peers' outgoing queues */
 	int *busyv;            /* the peers with a non-empty queue */
 	int nbusy;
-	unsigned busy_rr; /* where the next drain starts, so that none is always first */
+	unsigned busy_rr; /* where drains start; each poll moves it, so that none is always first */
 	struct ofi_op *rma_live;
 	int inflight;
 	struct ofi_peer *peers;
@@ -381,13 +381,16 @@ static void op_finished(struct ofi_tp *t, int peer)
 }
 
 /*
- * Pool send buffers in flight to one peer: at most half of them (one of one), so that a
+ * Pool send buffers in flight to one peer: at most half of them (one of one; all of them
+ * when there is only one peer), so that a
  * peer that does not answer (shm completes a send above its inject size only when the
  * receiver has taken it) cannot hold all of them and stall the sends to everyone else.
  */
 static bool tx_may_take(const struct ofi_tp *t, int peer)
 {
-	return t->tx_free && t->peers[peer].tx_held < (t->ntx > 1 ? t->ntx / 2 : 1);
+	int share = t->tp.size <= 2 ? t->ntx : t->ntx > 1 ? t->ntx / 2 : 1;
+
+	return t->tx_free && t->peers[peer].tx_held < share;
 }
 
 /* A pool buffer comes back (its send completed or failed, or never went). */
@@ -606,7 +609,7 @@ static void drain(struct ofi_tp *t)
 
 	if (n == 0)
 		return;
-	start = t->busy_rr++;
+	start = t->busy_rr;
 	for (int i = 0; i < n; i++)
 		drain_peer(t, t->busyv[(start + (unsigned)i) % (unsigned)n]);
 	for (int i = 0; i < t->nbusy; i++) {
@@ -819,6 +822,8 @@ static void cq_error(struct ofi_tp *t)
 	op = e.op_context;
 	if (op == NULL)
 		return;
+	int peer = op->peer; /* @op is freed below */
+
 	switch (op->kind) {
 	case OP_RX:
 		/* A message longer than the buffers (FI_ETRUNC) is malformed by definition. */
@@ -845,7 +850,7 @@ static void cq_error(struct ofi_tp *t)
 		break;
 	}
 	if (conn_error(e.err))
-		peer_died(t, op->peer, true);
+		peer_died(t, peer, true);
 }
 
 /* Reads the CQ into the event queue. Returns entries handled. */
@@ -915,6 +920,7 @@ static int ofi_poll(dsm_tp_t *tp, struct dsm_tp_event *ev, int max)
 	}
 	drain(t);
 	progress(t);
+	t->busy_rr++; /* the buffers progress freed go to a different queue first each time */
 	drain(t);
 	/* Multi-step transfers (shm's segmented sends, reads the target serves)
 	 * go on inside our progress without a post: whoever they wait for next
@@ -1219,16 +1225,18 @@ static void ofi_describe(dsm_tp_t *tp, int peer, FILE *f)
 {
 	struct ofi_tp *t = ot(tp);
 	size_t free_tx = 0, repost = 0;
-	int listed = 0;
+	int listed = 0, waiting = 0;
 
 	for (struct ofi_op *op = t->tx_free; op; op = op->next)
 		free_tx++;
 	for (struct ofi_op *op = t->repost; op; op = op->next)
 		repost++;
+	for (int i = 0; i < t->nbusy; i++)
+		waiting += t->peers[t->busyv[i]].q_head != NULL;
 	fprintf(f,
 	        "rank %d (%s): %zu operations queued for %d ranks, %d in flight, %zu of %d send "
 	        "buffers free, %zu receive buffers not posted, sleep flag %d\n",
-	        tp->rank, t->prov, t->queued, t->nbusy, t->inflight, free_tx, t->ntx, repost,
+	        tp->rank, t->prov, t->queued, waiting, t->inflight, free_tx, t->ntx, repost,
 	        t->my_flag ? atomic_load(t->my_flag) : -1);
 	/* The queues that wait longest first would need a sort: list up to 8, and @peer's. */
 	for (int i = 0; i < t->nbusy; i++) {
