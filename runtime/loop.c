@@ -84,6 +84,8 @@ static void loop_fatal(int code, const char *fmt, ...)
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	DSM_LOG(DSM_LOG_ERROR, "%s", buf);
+	if (dsm_rt_g && dsm_rt_g->tp)
+		dsm_tp_abandon(dsm_rt_g->tp);
 	_exit(code);
 }
 
@@ -107,6 +109,7 @@ __attribute__((noreturn)) static void peer_dead_exit(struct dsm_rt *rt, int peer
 			break;
 		nanosleep(&tick, NULL);
 	}
+	dsm_tp_abandon(rt->tp); /* our shm region would outlive us in /dev/shm */
 	_exit(EXIT_PEER_DEAD);
 }
 

@@ -434,6 +434,11 @@ static void loop_describe(dsm_tp_t *tp, int peer, FILE *f)
 	dsm_tp_core_describe(&t->core, peer, f);
 }
 
+static void loop_abandon(dsm_tp_t *tp)
+{
+	(void)tp; /* nothing of ours outlives the process */
+}
+
 const struct dsm_tp_ops dsm_tp_loop_ops = {
         .size = sizeof(struct dsm_tp_ops),
         .name = "loopback",
@@ -451,4 +456,5 @@ const struct dsm_tp_ops dsm_tp_loop_ops = {
         .sleep_end = loop_sleep_end,
         .stats = loop_stats,
         .describe = loop_describe,
+        .abandon = loop_abandon,
 };

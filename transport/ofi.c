@@ -1274,6 +1274,17 @@ static void ofi_describe(dsm_tp_t *tp, int peer, FILE *f)
 	dsm_tp_core_describe(&t->core, peer, f);
 }
 
+/* Exiting without close: shm's region and our sleep flag would stay in /dev/shm. */
+static void ofi_abandon(dsm_tp_t *tp)
+{
+	struct ofi_tp *t = ot(tp);
+
+	if (t->peers && t->peers[tp->rank].shm_name[0])
+		shm_unlink(t->peers[tp->rank].shm_name);
+	if (t->flag_name[0])
+		shm_unlink(t->flag_name);
+}
+
 static int open_fabric(struct ofi_tp *t)
 {
 	struct fi_cq_attr cqa = {.size = 4096, .format = FI_CQ_FORMAT_MSG, .wait_obj = FI_WAIT_FD};
@@ -1788,4 +1799,5 @@ const struct dsm_tp_ops dsm_tp_ofi_ops = {
         .sleep_end = ofi_sleep_end,
         .stats = ofi_stats,
         .describe = ofi_describe,
+        .abandon = ofi_abandon,
 };

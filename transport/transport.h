@@ -127,6 +127,9 @@ struct dsm_tp_ops {
 	 * sequence state), a few lines, for a stalled run's diagnosis; @peer (or -1): a rank
 	 * always shown, however many there are. */
 	void (*describe)(dsm_tp_t *tp, int peer, FILE *f);
+	/* The process is about to exit without close (a fatal error): removes what would
+	 * outlive it, such as shm's region in /dev/shm. Async-signal-safe. */
+	void (*abandon)(dsm_tp_t *tp);
 };
 
 /* The common head of every implementation's transport object. */
@@ -218,6 +221,11 @@ static inline int dsm_tp_stats(dsm_tp_t *tp, struct dsm_tp_stats *out)
 static inline void dsm_tp_describe(dsm_tp_t *tp, int peer, FILE *f)
 {
 	tp->ops->describe(tp, peer, f);
+}
+
+static inline void dsm_tp_abandon(dsm_tp_t *tp)
+{
+	tp->ops->abandon(tp);
 }
 
 /* The address a peer uses to reach byte @off of @mr (virtual address or offset). */

@@ -31,6 +31,17 @@ while [ $r -lt "$victim" ]; do
 	check_eval "rank $r exited non-zero" "[ -s '$dir/rc.$r' ] && [ \$(cat '$dir/rc.$r') -ne 0 ]"
 	r=$((r + 1))
 done
+# Nothing of any rank may stay in /dev/shm: the victim's region is removed by the ranks
+# that saw it die, a survivor's own by the survivor on its way out (shm names its region
+# "<pid>:<uid>:<n>").
+r=0
+while [ $r -lt "$N" ]; do
+	pid=$(sed -n 's/^pid \([0-9]*\)$/\1/p' "$dir/out.$r")
+	check_eval "rank $r said its pid" "[ -n '$pid' ]"
+	[ -n "$pid" ] && check_eval "nothing of rank $r (pid $pid) left in /dev/shm" \
+		"! ls /dev/shm | grep -q '^$pid:'"
+	r=$((r + 1))
+done
 if [ -n "$killed" ]; then
 	ms=$(((end - killed) / 1000000))
 	echo "the others were gone $ms ms after the kill"

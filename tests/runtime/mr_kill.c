@@ -8,6 +8,7 @@
  */
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +42,8 @@ int main(int argc, char **argv)
 		return 2;
 	rank = dsm_rank();
 	n = dsm_nranks();
+	printf("pid %d\n", (int)getpid()); /* kill_rank.sh looks for what it left in /dev/shm */
+	fflush(stdout);
 	victim = n - 1;
 	per_rank = 64 * 512; /* 64 lines of 4 KiB */
 	data = dsm_all_alloc((size_t)n * per_rank * sizeof(long), DSM_DIST_BLOCK);
