@@ -943,6 +943,31 @@ static int check_peer(struct ofi_tp *t, int peer)
 	return 0;
 }
 
+/* A send that waits or goes from a copy of its own: @n bytes of @data (NULL: filled later). */
+static struct ofi_op *copy_op(int peer, const void *data, size_t n)
+{
+	struct ofi_op *op = calloc(1, sizeof(*op));
+
+	if (op == NULL || (op->buf = malloc(n ? n : 1)) == NULL) {
+		free(op);
+		return NULL;
+	}
+	if (data && n)
+		memcpy(op->buf, data, n);
+	op->kind = OP_COPY;
+	op->peer = peer;
+	op->len = n;
+	return op;
+}
+
+/* A send to @peer did not happen: give its sequence number back (a gap would stall the
+ * pair) and uncount it. */
+static void unsend(struct ofi_tp *t, int peer)
+{
+	t->core.tx_seq[peer]--;
+	t->core.st.msgs_sent--;
+}
+
 static int ofi_send(dsm_tp_t *tp, int peer, unsigned type, const void *buf, size_t len)
 {
 	struct ofi_tp *t = ot(tp);
@@ -977,16 +1002,9 @@ static int ofi_send(dsm_tp_t *tp, int peer, unsigned type, const void *buf, size
 		t->tx_free = op->next;
 		t->peers[peer].tx_held++;
 		op->kind = OP_TX;
-	} else {
-		op = calloc(1, sizeof(*op));
-		if (op == NULL || (op->buf = malloc(n)) == NULL) {
-			free(op);
-			/* Give the sequence number back: a gap would stall the pair. */
-			t->core.tx_seq[peer]--;
-			t->core.st.msgs_sent--;
-			return -ENOMEM;
-		}
-		op->kind = OP_COPY;
+	} else if ((op = copy_op(peer, NULL, n)) == NULL) {
+		unsend(t, peer);
+		return -ENOMEM;
 	}
 	op->peer = peer;
 	op->len = n;
@@ -1006,29 +1024,18 @@ static int ofi_send(dsm_tp_t *tp, int peer, unsigned type, const void *buf, size
 				free(op->buf);
 				free(op);
 			}
-			t->core.tx_seq[peer]--;
-			t->core.st.msgs_sent--;
+			unsend(t, peer);
 			return fi_err(ret);
 		}
 		if (op->kind == OP_TX) {
 			/* Refused: it waits as a copy of its own, and the pool buffer goes back. */
-			struct ofi_op *c = calloc(1, sizeof(*c));
-			unsigned char *b = malloc(n);
+			struct ofi_op *c = copy_op(peer, op->buf, n);
 
-			if (c && b)
-				memcpy(b, op->buf, n);
 			tx_give(t, op);
-			if (c == NULL || b == NULL) {
-				free(c);
-				free(b);
-				t->core.tx_seq[peer]--;
-				t->core.st.msgs_sent--;
+			if (c == NULL) {
+				unsend(t, peer);
 				return -ENOMEM;
 			}
-			c->kind = OP_COPY;
-			c->peer = peer;
-			c->len = n;
-			c->buf = b;
 			op = c;
 		}
 	}
@@ -1045,16 +1052,9 @@ static int ofi_send_raw(dsm_tp_t *tp, int peer, const void *buf, size_t len)
 
 	if (ret)
 		return ret;
-	op = calloc(1, sizeof(*op));
-	if (op == NULL || (op->buf = malloc(len ? len : 1)) == NULL) {
-		free(op);
+	op = copy_op(peer, buf, len);
+	if (op == NULL)
 		return -ENOMEM;
-	}
-	if (len)
-		memcpy(op->buf, buf, len);
-	op->kind = OP_COPY;
-	op->peer = peer;
-	op->len = len;
 	enqueue(t, op);
 	drain(t);
 	return 0;
