@@ -7,20 +7,45 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "bench/bench.h"
 #include "bench/driver.h"
+#include "common/time.h"
 
 static atomic_int failures; /* workloads' threads may fail checks too */
 
 double bench_now(void)
 {
-	struct timespec ts;
+	return (double)dsm_now_ns() * 1e-9;
+}
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+long bench_count(const struct bench_opts *o, long normal, long smoke)
+{
+	double v = o->smoke ? (double)smoke : (double)normal * o->size_factor;
+
+	return v < 1 ? 1 : (long)v;
+}
+
+double bench_budget(const struct bench_opts *o)
+{
+	return o->smoke ? 1.0 : 2.0 * (o->size_factor > 1 ? o->size_factor : 1);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+double bench_quantile(double *v, size_t n, double q)
+{
+	if (n == 0)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_double);
+	return v[(size_t)(q * (double)(n - 1) + 0.5)];
 }
 
 void bench_json_str(FILE *f, const char *s)

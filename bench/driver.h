@@ -68,9 +68,6 @@ int bench_failures(void);
 void bench_json_str(FILE *f, const char *s);
 void bench_json_num(FILE *f, double v);
 
-/* MPI_COMM_WORLD barrier that sleeps instead of spinning (MPI busy-polls: TRAPS.md). */
-void bench_mpi_sleepy_barrier(void);
-
 /* Sorts @v and returns its @q quantile (0..1). */
 double bench_quantile(double *v, size_t n, double q);
 

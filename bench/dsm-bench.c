@@ -25,8 +25,7 @@
 #include <unistd.h>
 
 #include "bench/driver.h"
-#include "runtime/config.h"
-#include "runtime/rt.h"
+#include "common/settings.h"
 
 /* The application workloads live in bench/apps/; a dsm-bench built without one says so. */
 #pragma weak bench_app_jacobi
@@ -71,50 +70,6 @@ static struct workload workloads[] = {
 static bool is_app(const struct workload *w)
 {
 	return w->run == NULL && strcmp(w->name, "floor") != 0;
-}
-
-/* ---- helpers shared by the workloads ------------------------------------------------------ */
-
-long bench_count(const struct bench_opts *o, long normal, long smoke)
-{
-	double v = o->smoke ? (double)smoke : (double)normal * o->size_factor;
-
-	return v < 1 ? 1 : (long)v;
-}
-
-double bench_budget(const struct bench_opts *o)
-{
-	return o->smoke ? 1.0 : 2.0 * (o->size_factor > 1 ? o->size_factor : 1);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-double bench_quantile(double *v, size_t n, double q)
-{
-	if (n == 0)
-		return 0;
-	qsort(v, n, sizeof(*v), cmp_double);
-	return v[(size_t)(q * (double)(n - 1) + 0.5)];
-}
-
-void bench_mpi_sleepy_barrier(void)
-{
-	MPI_Request req;
-	int done = 0;
-	struct timespec ts = {0, 50000};
-
-	MPI_Ibarrier(MPI_COMM_WORLD, &req);
-	for (;;) {
-		MPI_Test(&req, &done, MPI_STATUS_IGNORE);
-		if (done)
-			return;
-		nanosleep(&ts, NULL);
-	}
 }
 
 /* ---- the command line --------------------------------------------------------------------- */
@@ -324,13 +279,16 @@ static void emit_meta(const struct bench_opts *o, const struct bench_ctx *c, int
 
 /* ---- running ------------------------------------------------------------------------------ */
 
-/* What the running libdsm uses: the internal state, as the transport names the provider. */
+/* What the running libdsm uses, as it says (the provider as the transport names it). */
 static void from_runtime(struct bench_opts *o, struct bench_ctx *c)
 {
-	o->provider = dsm_rt_g->tp->prov;
-	o->line_size = dsm_rt_g->cfg.line_size;
-	c->heap_size = dsm_rt_g->heap.size;
-	c->strict = dsm_rt_g->heap.strict;
+	static dsm_info_t info = {.struct_size = sizeof(info)};
+
+	dsm_query(&info);
+	o->provider = info.provider;
+	o->line_size = info.line_size;
+	c->heap_size = info.heap_size;
+	c->strict = info.overcommit_strict;
 }
 
 static int start_dsm(const struct bench_opts *o, size_t heap_size)
@@ -373,8 +331,9 @@ int main(int argc, char **argv)
 	struct bench_opts o = {0};
 	struct bench_floor floor = {0};
 	struct bench_ctx ctx = {.floor = &floor};
-	struct dsm_rt_config cfg;
-	bool explicit = false, need_floor = false;
+	const char *provider;
+	uint64_t line_size;
+	bool explicit = false, need_floor = false, set;
 	int provided, ret, status = 0, hosts;
 
 	ret = parse_args(argc, argv, &o, &explicit);
@@ -396,18 +355,22 @@ int main(int argc, char **argv)
 			fprintf(stderr, "dsm-bench: ignoring DSM_STATS (stdout is for JSON)\n");
 		unsetenv("DSM_STATS");
 	}
-	/* The settings libdsm will use, to measure the floors for the same line and provider. */
-	if (dsm_rt_config_resolve(NULL, &cfg) < 0) {
+	/* The settings libdsm will use, read from its registry, to measure the floors for the
+	 * same line size and provider before it starts. */
+	if (dsm_settings_check() < 0 || dsm_setting_u64(DSM_SETTING_LINE_SIZE, &line_size, &set)) {
 		status = 2;
 		goto out_mpi;
 	}
-	o.line_size = cfg.line_size;
-	o.provider = cfg.provider[0] ? cfg.provider : "default";
+	if (!set)
+		line_size = (uint64_t)sysconf(_SC_PAGESIZE);
+	provider = dsm_setting_string(DSM_SETTING_PROVIDER);
+	o.line_size = line_size;
+	o.provider = provider ? provider : "default";
 	for (size_t i = 0; i < NWORKLOADS; i++)
 		need_floor |= workloads[i].selected && workloads[i].needs_floor;
 	hosts = count_hosts();
 	if (need_floor)
-		bench_floor_measure(&o, cfg.line_size, cfg.provider, &floor);
+		bench_floor_measure(&o, line_size, provider ? provider : "", &floor);
 
 	if (start_dsm(&o, 0) < 0) {
 		status = 1;

@@ -26,7 +26,8 @@
 #include <string.h>
 
 #include "bench/driver.h"
-#include "runtime/uffd.h"
+#include "bench/mpiboot.h"
+#include "common/uffd.h"
 #include "transport/transport.h"
 
 enum { T_PING = 1, T_PONG, T_STOP, T_SYNC, T_MAX = 8 };
@@ -36,21 +37,6 @@ struct floor_tp {
 	int me;
 	int arrived[T_MAX]; /* messages seen per type and not yet waited for */
 };
-
-/* ---- a bootstrap over MPI for the bench's own transport ----------------------------------- */
-
-static int boot_allgather(void *ctx, const void *mine, void *all, size_t len)
-{
-	return MPI_Allgather(mine, (int)len, MPI_BYTE, all, (int)len, MPI_BYTE, *(MPI_Comm *)ctx) ==
-	                       MPI_SUCCESS
-	               ? 0
-	               : -EIO;
-}
-
-static int boot_barrier(void *ctx)
-{
-	return MPI_Barrier(*(MPI_Comm *)ctx) == MPI_SUCCESS ? 0 : -EIO;
-}
 
 /* ---- transport helpers -------------------------------------------------------------------- */
 
@@ -278,7 +264,7 @@ static void *uffd_handler(void *arg)
 	return NULL;
 }
 
-static int uffd_round_trips(const struct bench_opts *o, enum dsm_rt_uffd_mode mode, double *miss_p,
+static int uffd_round_trips(const struct bench_opts *o, enum dsm_uffd_mode mode, double *miss_p,
                             double *wp_p)
 {
 	struct uffd_ctx c = {.uffd = -1, .stop = -1, .psz = (size_t)sysconf(_SC_PAGESIZE)};
@@ -290,9 +276,9 @@ static int uffd_round_trips(const struct bench_opts *o, enum dsm_rt_uffd_mode mo
 	int ret;
 	long i;
 
-	ret = dsm_rt_uffd_open(mode, &c.uffd);
+	ret = dsm_uffd_open(mode, &c.uffd);
 	if (ret == 0)
-		ret = dsm_rt_uffd_handshake(c.uffd, UFFD_FEATURE_PAGEFAULT_FLAG_WP, NULL, NULL);
+		ret = dsm_uffd_handshake(c.uffd, UFFD_FEATURE_PAGEFAULT_FLAG_WP, NULL, NULL);
 	if (ret < 0)
 		goto out;
 	area = mmap(NULL, (size_t)n * c.psz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
@@ -343,16 +329,16 @@ out:
 
 static void uffd_floor(const struct bench_opts *o, struct bench_floor *out)
 {
-	struct dsm_rt_uffd_access acc;
+	struct dsm_uffd_access acc;
 
 	if (o->rank == 0) {
-		dsm_rt_uffd_access_probe(&acc);
+		dsm_uffd_access_probe(&acc);
 		snprintf(out->uffd_mode, sizeof(out->uffd_mode), "%s",
-		         dsm_rt_uffd_mode_name(acc.mode));
+		         dsm_uffd_mode_name(acc.mode));
 		int ret = uffd_round_trips(o, acc.mode, &out->uffd_missing_us, &out->uffd_wp_us);
 		if (ret < 0)
 			bench_fail(o, "floor", "userfaultfd round trips (%s mode): %s",
-			           dsm_rt_uffd_mode_name(acc.mode), strerror(-ret));
+			           dsm_uffd_mode_name(acc.mode), strerror(-ret));
 	}
 	/* The other ranks sleep meanwhile: the faulting and the handler thread want the cores. */
 	bench_mpi_sleepy_barrier();
@@ -372,7 +358,7 @@ static int tp_floor(const struct bench_opts *o, size_t line_size, const char *pr
 	int ret;
 
 	MPI_Comm_dup(MPI_COMM_WORLD, &comm);
-	boot = (struct dsm_tp_boot){&comm, o->rank, o->nranks, boot_allgather, boot_barrier};
+	bench_tp_boot(&comm, &boot);
 	attr.boot = &boot;
 	attr.provider = provider && provider[0] ? provider : NULL;
 	attr.msg_max =
@@ -395,9 +381,9 @@ static int tp_floor(const struct bench_opts *o, size_t line_size, const char *pr
 	m.loc = aligned_alloc(4096, m.len);
 	memset(m.home, 0x5a, m.len);
 	memset(m.loc, 0, m.len);
-	ret = dsm_tp_mr_reg(f.tp, m.home, m.len, 100 + (uint64_t)o->rank, &m.hmr);
+	ret = dsm_tp_mr_reg(f.tp, m.home, m.len, &m.hmr);
 	if (ret == 0)
-		ret = dsm_tp_mr_reg(f.tp, m.loc, m.len, 200 + (uint64_t)o->rank, &m.lmr);
+		ret = dsm_tp_mr_reg(f.tp, m.loc, m.len, &m.lmr);
 	MPI_Allreduce(MPI_IN_PLACE, &ret, 1, MPI_INT, MPI_MIN, comm);
 	if (ret < 0) {
 		bench_fail(o, "floor", "registering memory: %s", dsm_strerror(ret));

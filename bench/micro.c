@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "bench/driver.h"
+#include "bench/mpiboot.h"
 
 #define MAX_BYTES (64ul << 20) /* per allocation: bounds memory for large lines */
 

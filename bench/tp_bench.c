@@ -8,14 +8,15 @@
  *   rma_bw    RDMA write and read bandwidth 4 KiB .. 4 MiB, 16 in flight
  * DSM_BENCH_ITERS scales the iteration counts (default 1.0).
  */
-#include <dsm.h>
+#include <mpi.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "runtime/bootstrap.h"
+#include "bench/mpiboot.h"
+#include "common/error.h"
+#include "common/time.h"
 #include "transport/transport.h"
 
 enum { T_PING = 1, T_PONG = 2, T_STOP = 3, T_SYNC = 4 };
@@ -26,10 +27,7 @@ static double scale = 1.0;
 
 static double now_us(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec * 1e-3;
+	return (double)dsm_now_ns() * 1e-3;
 }
 
 static int cmp(const void *a, const void *b)
@@ -79,7 +77,7 @@ static void wait_rma(int want)
 			if (ev[k].type == DSM_TP_EV_RMA) {
 				if (ev[k].status) {
 					fprintf(stderr, "RMA failed: %s\n",
-					        dsm_strerror(ev[k].status));
+					        dsm_err_str(ev[k].status));
 					exit(1);
 				}
 				want--;
@@ -189,7 +187,7 @@ static void rma_bw(bool write)
 					                            peer_home.addr, peer_home.key,
 					                            NULL);
 					if (r) {
-						fprintf(stderr, "RMA: %s\n", dsm_strerror(r));
+						fprintf(stderr, "RMA: %s\n", dsm_err_str(r));
 						exit(1);
 					}
 					posted++;
@@ -212,36 +210,42 @@ static void rma_bw(bool write)
 	}
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	struct dsm_tp_attr attr = {.struct_size = sizeof(attr), .max_msg_type = 8};
+	struct dsm_tp_boot boot;
 	struct remote mine, all[2];
 	const size_t hsz = 4u << 20;
-	int ret;
+	MPI_Comm comm;
+	int ret, provided, size;
 
 	if (getenv("DSM_BENCH_ITERS"))
 		scale = atof(getenv("DSM_BENCH_ITERS"));
-	if (dsm_rt_boot_init(NULL) || dsm_rt_boot_size() != 2) {
+	MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
+	MPI_Comm_dup(MPI_COMM_WORLD, &comm);
+	MPI_Comm_size(comm, &size);
+	if (size != 2) {
 		fprintf(stderr, "run with mpiexec -n 2\n");
+		MPI_Finalize();
 		return 1;
 	}
-	me = dsm_rt_boot_rank();
-	attr.boot = dsm_rt_boot_tp();
+	bench_tp_boot(&comm, &boot);
+	me = boot.rank;
+	attr.boot = &boot;
 	ret = dsm_tp_open(NULL, &attr, &tp);
 	if (ret) {
-		fprintf(stderr, "dsm_tp_open: %s\n", dsm_strerror(ret));
-		return 1;
+		fprintf(stderr, "dsm_tp_open: %s\n", dsm_err_str(ret));
+		MPI_Abort(comm, 1);
 	}
 	home = aligned_alloc(4096, hsz);
 	loc = aligned_alloc(4096, hsz);
 	memset(home, me + 1, hsz);
 	memset(loc, 0, hsz);
-	if (dsm_tp_mr_reg(tp, home, hsz, 10 + (uint64_t)me, &hmr) ||
-	    dsm_tp_mr_reg(tp, loc, hsz, 20 + (uint64_t)me, &lmr))
-		return 1;
+	if (dsm_tp_mr_reg(tp, home, hsz, &hmr) || dsm_tp_mr_reg(tp, loc, hsz, &lmr))
+		MPI_Abort(comm, 1);
 	mine.addr = dsm_tp_remote_addr(tp, hmr, 0);
 	mine.key = hmr->key;
-	dsm_rt_boot_allgather(&mine, all, sizeof(mine));
+	MPI_Allgather(&mine, sizeof(mine), MPI_BYTE, all, sizeof(mine), MPI_BYTE, comm);
 	peer_home = all[1 - me];
 
 	msg_rtt(false);
@@ -270,10 +274,11 @@ int main(void)
 		if (s.pending == 0)
 			break;
 	}
-	dsm_rt_boot_barrier();
+	MPI_Barrier(comm);
 	dsm_tp_mr_dereg(tp, hmr);
 	dsm_tp_mr_dereg(tp, lmr);
 	dsm_tp_close(tp);
-	dsm_rt_boot_fini();
+	MPI_Comm_free(&comm);
+	MPI_Finalize();
 	return 0;
 }

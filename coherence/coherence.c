@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "coherence/internal.h"
+#include "common/vec.h"
 
 /* The wire format is the struct itself: every rank runs the same build on the
  * same architecture (one job, one binary). */
@@ -97,15 +98,8 @@ static dsm_coh_action_t *act(dsm_coh_actions_t *a, int type, uint64_t line)
 {
 	dsm_coh_action_t *x;
 
-	if (a->n == a->cap) {
-		size_t cap = a->cap ? a->cap * 2 : 16;
-		dsm_coh_action_t *v = realloc(a->v, cap * sizeof(*v));
-
-		if (!v)
-			return NULL;
-		a->v = v;
-		a->cap = cap;
-	}
+	if (DSM_VEC_RESERVE(a->v, a->cap, a->n + 1) < 0)
+		return NULL;
 	x = &a->v[a->n++];
 	memset(x, 0, sizeof(*x));
 	x->type = (uint8_t)type;
@@ -153,15 +147,8 @@ static int send(dsm_coh_node_t *n, dsm_coh_actions_t *a, unsigned dst, int type,
 		/* Delivered after the rest of this call's actions are listed, so
 		 * its data must not come from the mapping (write_back() copies
 		 * it out first). */
-		if (n->selfq_n == n->selfq_cap) {
-			size_t cap = n->selfq_cap ? n->selfq_cap * 2 : 8;
-			struct self_msg *q = realloc(n->selfq, cap * sizeof(*q));
-
-			if (!q)
-				return -ENOMEM;
-			n->selfq = q;
-			n->selfq_cap = cap;
-		}
+		if (DSM_VEC_RESERVE(n->selfq, n->selfq_cap, n->selfq_n + 1) < 0)
+			return -ENOMEM;
 		n->selfq[n->selfq_n].msg = m;
 		n->selfq[n->selfq_n].dsrc = (uint8_t)src;
 		n->selfq_n++;

@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dsm.h"
+#include "common/error.h"
 
 /* The name of the protocol this build carries (shown by dsm-info). */
 const char *dsm_coh_protocol_name(void);
@@ -29,9 +29,15 @@ const char *dsm_coh_protocol_name(void);
 
 /* ---- Layout: line ids and homes, shared with the runtime ---- */
 
-/* A distribution that dsm.h does not name: every line of the span is homed on
- * span->rank (memory from dsm_alloc(), homed on its caller). */
-#define DSM_COH_DIST_RANK ((dsm_dist_t)100)
+/* How the homes of a span's lines are spread (the runtime maps the public
+ * dsm_dist_t onto the first three; the values agree). */
+typedef enum dsm_coh_dist {
+	DSM_COH_DIST_BLOCK = 0,  /* contiguous 1/N of the lines per rank */
+	DSM_COH_DIST_CYCLIC = 1, /* line by line, round robin */
+	DSM_COH_DIST_ZERO = 2,   /* every line on rank 0 */
+	DSM_COH_DIST_RANK =
+	        3, /* every line on span->rank (dsm_alloc memory, homed on its caller) */
+} dsm_coh_dist_t;
 
 typedef struct dsm_coh_layout {
 	uintptr_t base;      /* first byte of the heap */
@@ -44,7 +50,7 @@ typedef struct dsm_coh_layout {
 typedef struct dsm_coh_span {
 	uint64_t first_line;
 	uint64_t nlines;
-	dsm_dist_t dist;
+	dsm_coh_dist_t dist;
 	unsigned rank; /* for DSM_COH_DIST_RANK */
 } dsm_coh_span_t;
 

@@ -67,14 +67,14 @@ int dsm_coh_home_of(const dsm_coh_span_t *span, unsigned nranks, uint64_t line)
 	if (nranks == 0 || line < span->first_line || line - span->first_line >= span->nlines)
 		return -EINVAL;
 	i = line - span->first_line;
-	switch ((int)span->dist) {
-	case DSM_DIST_BLOCK:
+	switch (span->dist) {
+	case DSM_COH_DIST_BLOCK:
 		return home_block(i, span->nlines, nranks);
-	case DSM_DIST_CYCLIC:
+	case DSM_COH_DIST_CYCLIC:
 		return (int)(i % nranks);
-	case DSM_DIST_LOCAL:
+	case DSM_COH_DIST_ZERO:
 		return 0;
-	case (int)DSM_COH_DIST_RANK:
+	case DSM_COH_DIST_RANK:
 		return span->rank < nranks ? (int)span->rank : -EINVAL;
 	default:
 		return -EINVAL;

@@ -40,7 +40,10 @@ extern "C" {
 #define DSM_VERSION_MINOR 1
 #define DSM_VERSION_PATCH 0
 
-/* libdsm's own error codes, returned negated like errno values. */
+/* libdsm's own error codes, returned negated like errno values. (libdsm's lower layers
+ * carry the same enum, under the same guard.) */
+#ifndef DSM_ERROR_CODES
+#define DSM_ERROR_CODES
 enum dsm_error {
 	DSM_ERR_NOT_INIT = -256,     /* called before dsm_init() or after dsm_finalize() */
 	DSM_ERR_ALREADY_INIT = -257, /* dsm_init() called twice */
@@ -53,6 +56,7 @@ enum dsm_error {
 	DSM_ERR_FOREIGN = -264,      /* a pointer that libdsm did not hand out */
 	DSM_ERR_LAST = -265,
 };
+#endif
 
 /* How dsm_all_alloc() spreads the homes of an allocation's lines. */
 typedef enum dsm_dist {
@@ -116,6 +120,22 @@ typedef struct dsm_stats {
 	uint64_t missed_wakeups; /* sleeps that ended by timeout with work waiting */
 } dsm_stats_t;
 
+/* What dsm_query() says about the running libdsm. Set struct_size before the call. */
+typedef struct dsm_info {
+	size_t struct_size;
+	int rank;
+	int nranks;
+	size_t line_size;      /* bytes per coherence line */
+	size_t page_size;      /* the system page size */
+	size_t heap_size;      /* bytes of the heap's reservation */
+	void *heap_base;       /* where the heap starts, the same address on every rank */
+	char provider[64];     /* the libfabric provider in use, as it names itself ("shm") */
+	char uffd_mode[16];    /* userfaultfd: "full" or "user-mode-only" (README, Requirements) */
+	char data_path[16];    /* how grants carry a line: "inline" or "rdma" (DSM_DATA) */
+	int overcommit_strict; /* 1: the heap is opened in chunks as allocated
+	                          (vm.overcommit_memory=2) */
+} dsm_info_t;
+
 /**
  * dsm_init() - start libdsm on every rank of MPI_COMM_WORLD. Collective.
  * @cfg: settings, or NULL for the defaults and the DSM_* environment.
@@ -135,6 +155,13 @@ DSM_EXPORT int dsm_init(const dsm_config_t *cfg);
  * unmapped: pointers into it are invalid afterwards.
  */
 DSM_EXPORT int dsm_finalize(void);
+
+/**
+ * dsm_query() - what the running libdsm uses: ranks, line and heap sizes, provider,
+ * userfaultfd mode. @out: set out->struct_size = sizeof(*out) first; fields beyond it are
+ * left alone. 0, DSM_ERR_NOT_INIT, or -EINVAL for a NULL @out or a struct_size too small.
+ */
+DSM_EXPORT int dsm_query(dsm_info_t *out);
 
 /** dsm_rank() - this rank (0 .. dsm_nranks()-1), or DSM_ERR_NOT_INIT. */
 DSM_EXPORT int dsm_rank(void);

@@ -7,7 +7,7 @@
 
 #include <dsm.h>
 
-#include "runtime/log.h"
+#include "common/log.h"
 
 #define MIN_OBJ_SHIFT 4     /* the smallest object: 16 bytes */
 #define MAX_SLAB_OBJS 4096u /* a slab of a huge line uses only its first 4096 objects */
@@ -201,14 +201,29 @@ static uint64_t lines_for(const struct dsm_rt_alloc *a, size_t size)
 
 /* ---- collective ----------------------------------------------------------------------------- */
 
+/* The engine's distribution for the public one, or -EINVAL. */
+static int coh_dist(dsm_dist_t dist)
+{
+	switch (dist) {
+	case DSM_DIST_BLOCK:
+		return DSM_COH_DIST_BLOCK;
+	case DSM_DIST_CYCLIC:
+		return DSM_COH_DIST_CYCLIC;
+	case DSM_DIST_LOCAL:
+		return DSM_COH_DIST_ZERO;
+	default:
+		return -EINVAL;
+	}
+}
+
 int dsm_rt_alloc_collective(struct dsm_rt_alloc *a, size_t size, dsm_dist_t dist, void **out_p)
 {
-	struct dsm_rt_extent e = {.kind = EXT_COLL, .dist = (uint8_t)dist};
-	int ret;
+	struct dsm_rt_extent e = {.kind = EXT_COLL};
+	int cd = coh_dist(dist), ret;
 
-	if (size == 0 ||
-	    (dist != DSM_DIST_BLOCK && dist != DSM_DIST_CYCLIC && dist != DSM_DIST_LOCAL))
+	if (size == 0 || cd < 0)
 		return -EINVAL;
+	e.dist = (uint8_t)cd;
 	if (size > a->coll_lines * a->line_size)
 		return -ENOMEM;
 	e.nlines = lines_for(a, size);
@@ -446,7 +461,7 @@ int dsm_rt_alloc_home(struct dsm_rt_alloc *a, uint64_t line, dsm_coh_span_t *spa
 		if (i >= 0)
 			span = (dsm_coh_span_t){.first_line = a->ext[i].first,
 			                        .nlines = a->ext[i].nlines,
-			                        .dist = (dsm_dist_t)a->ext[i].dist};
+			                        .dist = (dsm_coh_dist_t)a->ext[i].dist};
 		pthread_mutex_unlock(&a->lock);
 		if (i < 0)
 			return -EINVAL;
@@ -454,4 +469,11 @@ int dsm_rt_alloc_home(struct dsm_rt_alloc *a, uint64_t line, dsm_coh_span_t *spa
 	if (span_p)
 		*span_p = span;
 	return dsm_coh_home_of(&span, a->nranks, line);
+}
+
+int dsm_rt_alloc_home_of(struct dsm_rt_alloc *a, const void *addr)
+{
+	int64_t line = dsm_coh_line_of(&a->layout, (uintptr_t)addr);
+
+	return line < 0 ? -EINVAL : dsm_rt_alloc_home(a, (uint64_t)line, NULL);
 }

@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <dsm.h>
+
 #include "coherence/coherence.h"
 
 struct dsm_rt_extent;
@@ -72,6 +74,9 @@ int dsm_rt_free_local(struct dsm_rt_alloc *a, void *p);
 /* The rank whose slice holds @p (the rank to send its dsm_free to), or -1 for
  * the collective region, or DSM_ERR_FOREIGN outside the heap. */
 int dsm_rt_alloc_owner(const struct dsm_rt_alloc *a, const void *p);
+
+/* The home of the line holding @addr, or -EINVAL outside the heap or allocated memory. */
+int dsm_rt_alloc_home_of(struct dsm_rt_alloc *a, const void *addr);
 
 /*
  * The home of @line and the span it belongs to. -EINVAL for a line of the

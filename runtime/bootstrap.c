@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#include "runtime/log.h"
+#include "common/log.h"
 
 static struct {
 	bool up;
@@ -76,7 +76,7 @@ int dsm_rt_boot_init(const MPI_Comm *comm)
 	        .barrier = tp_barrier,
 	};
 	boot.up = true;
-	dsm_rt_log_set_rank(boot.rank);
+	dsm_log_set_rank(boot.rank);
 	return 0;
 fail:
 	if (boot.we_initialized) {

@@ -2,64 +2,14 @@
 #include "runtime/config.h"
 
 #include <errno.h>
-#include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
-#include "runtime/log.h"
+#include "common/log.h"
+#include "common/settings.h"
 
 /* The size of the first published dsm_config_t: older programs pass no less. */
 #define CONFIG_V0_SIZE (offsetof(dsm_config_t, provider) + sizeof(const char *))
-
-int dsm_rt_parse_size(const char *s, size_t *out_p)
-{
-	static const char units[] = "KMGTP";
-	unsigned long long v;
-	char *end;
-	unsigned shift = 0;
-
-	if (s == NULL || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || v == 0)
-		return -EINVAL;
-	if (*end) {
-		const char *u = strchr(units, end[0] & ~0x20);
-		if (u == NULL)
-			return -EINVAL;
-		shift = 10 * (unsigned)(u - units + 1);
-		end++;
-		/* Accept K, KB, KiB (all binary: these are address-space sizes). */
-		if (strcasecmp(end, "") && strcasecmp(end, "b") && strcasecmp(end, "ib"))
-			return -EINVAL;
-	}
-	if (shift && v > (UINT64_MAX >> shift))
-		return -EINVAL;
-	*out_p = (size_t)(v << shift);
-	return 0;
-}
-
-static int size_setting(size_t field, const char *var, size_t def, size_t *out_p)
-{
-	const char *s = getenv(var);
-
-	if (field) {
-		*out_p = field;
-		return 0;
-	}
-	if (s == NULL || *s == '\0') {
-		*out_p = def;
-		return 0;
-	}
-	if (dsm_rt_parse_size(s, out_p) < 0) {
-		DSM_LOG(DSM_LOG_ERROR, "%s='%s' is not a size (examples: 65536, 64K, 16T)", var, s);
-		return -EINVAL;
-	}
-	return 0;
-}
 
 static bool struct_tail_is_zero(const dsm_config_t *user)
 {
@@ -71,11 +21,31 @@ static bool struct_tail_is_zero(const dsm_config_t *user)
 	return true;
 }
 
+/* A size from the program's field if it set one, else from the registry. */
+static int size_setting(size_t field, enum dsm_setting_id id, size_t dflt, size_t *out_p)
+{
+	uint64_t v;
+	bool set;
+	int ret;
+
+	if (field) {
+		*out_p = field;
+		return 0;
+	}
+	ret = dsm_setting_u64(id, &v, &set);
+	if (ret < 0)
+		return ret;
+	*out_p = set || dflt == 0 ? (size_t)v : dflt;
+	return 0;
+}
+
 int dsm_rt_config_resolve(const dsm_config_t *user, struct dsm_rt_config *out)
 {
 	struct dsm_rt_config c = {0};
 	dsm_config_t none = DSM_CONFIG_INIT;
-	const char *prov, *s;
+	uint64_t v;
+	const char *prov;
+	int ret;
 
 	if (user == NULL)
 		user = &none;
@@ -94,13 +64,16 @@ int dsm_rt_config_resolve(const dsm_config_t *user, struct dsm_rt_config *out)
 		        user->struct_size, sizeof(*user));
 		return -EINVAL;
 	}
+	/* Every setting, so that a bad one is named even where a field overrides it. */
+	ret = dsm_settings_check();
+	if (ret < 0)
+		return ret;
 
 	c.page_size = (size_t)sysconf(_SC_PAGESIZE);
-	if (size_setting(user->heap_size, "DSM_HEAP_SIZE", DSM_RT_DEFAULT_HEAP_SIZE,
-	                 &c.heap_size) ||
-	    size_setting(user->line_size, "DSM_LINE_SIZE", c.page_size, &c.line_size))
+	if (size_setting(user->heap_size, DSM_SETTING_HEAP_SIZE, 0, &c.heap_size) ||
+	    size_setting(user->line_size, DSM_SETTING_LINE_SIZE, c.page_size, &c.line_size))
 		return -EINVAL;
-
+	/* The fields are checked as the environment is. */
 	if (c.line_size < c.page_size || (c.line_size & (c.line_size - 1)) ||
 	    c.line_size > DSM_RT_MAX_LINE_SIZE) {
 		DSM_LOG(DSM_LOG_ERROR,
@@ -119,7 +92,7 @@ int dsm_rt_config_resolve(const dsm_config_t *user, struct dsm_rt_config *out)
 
 	prov = user->provider;
 	if (prov == NULL || *prov == '\0')
-		prov = getenv("DSM_PROVIDER");
+		prov = dsm_setting_string(DSM_SETTING_PROVIDER);
 	if (prov && strlen(prov) >= sizeof(c.provider)) {
 		DSM_LOG(DSM_LOG_ERROR, "provider name '%.32s...' is too long", prov);
 		return -EINVAL;
@@ -127,21 +100,18 @@ int dsm_rt_config_resolve(const dsm_config_t *user, struct dsm_rt_config *out)
 	if (prov)
 		strcpy(c.provider, prov);
 
-	s = getenv("DSM_DATA");
-	if (s == NULL || *s == '\0' || strcmp(s, "auto") == 0) {
-		c.data = DSM_RT_DATA_AUTO;
-	} else if (strcmp(s, "inline") == 0) {
-		c.data = DSM_RT_DATA_INLINE;
-	} else if (strcmp(s, "rdma") == 0) {
-		c.data = DSM_RT_DATA_RDMA;
-	} else {
-		DSM_LOG(DSM_LOG_ERROR, "DSM_DATA='%s' must be auto, inline or rdma", s);
-		return -EINVAL;
-	}
-
-	c.log_level = dsm_rt_log_level();
-	s = getenv("DSM_STATS");
-	c.stats = s && *s && strcmp(s, "0") && strcasecmp(s, "no") && strcasecmp(s, "off");
+	/* The check above passed: these reads cannot fail. */
+	dsm_setting_u64(DSM_SETTING_DATA, &v, NULL);
+	c.data = (int)v;
+	dsm_setting_bool(DSM_SETTING_STATS, &c.stats);
+	dsm_setting_u64(DSM_SETTING_OVERCOMMIT, &v, NULL);
+	c.overcommit = v == 1 ? 1 : v == 2 ? 0 : -1; /* read, strict, lazy */
+	dsm_setting_u64(DSM_SETTING_HOLD_US, &v, NULL);
+	c.hold_ns = v * 1000;
+	dsm_setting_u64(DSM_SETTING_SPIN_US, &v, NULL);
+	c.spin_ns = v * 1000;
+	dsm_setting_bool(DSM_SETTING_HOLD_EARLY, &c.hold_early);
+	c.log_level = dsm_log_level();
 
 	*out = c;
 	return 0;

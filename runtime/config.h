@@ -1,19 +1,24 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Settings: dsm_config_t fields, else DSM_* environment variables, else
- * defaults; validated once, with one log line naming the bad setting.
+ * The runtime's settings: dsm_config_t fields, else the DSM_* environment
+ * (through the registry, common/settings.h), else defaults; validated once,
+ * with one log line naming the bad setting.
  */
 #ifndef DSM_RT_CONFIG_H
 #define DSM_RT_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <dsm.h>
 
 #define DSM_RT_DEFAULT_HEAP_SIZE (16ull << 40) /* 16 TiB of address space */
 #define DSM_RT_MAX_HEAP_SIZE     (64ull << 40) /* half of x86-64's 47-bit user space */
 #define DSM_RT_MAX_LINE_SIZE     (1ull << 30)
+
+/* DSM_DATA: how a grant carries its line (the registry's order). AUTO picks per line size. */
+enum dsm_rt_data { DSM_RT_DATA_AUTO = 0, DSM_RT_DATA_INLINE, DSM_RT_DATA_RDMA };
 
 struct dsm_rt_config {
 	size_t heap_size;
@@ -22,19 +27,18 @@ struct dsm_rt_config {
 	char provider[64]; /* "" = choose the best available */
 	int log_level;
 	bool stats;
-	int data; /* enum dsm_rt_data: how grants carry a line (DSM_DATA) */
+	int data;         /* enum dsm_rt_data (DSM_DATA) */
+	int overcommit;   /* DSM_OVERCOMMIT: -1 read vm.overcommit_memory, 1 strict, 0 lazy */
+	uint64_t hold_ns; /* DSM_HOLD_US */
+	uint64_t spin_ns; /* DSM_SPIN_US */
+	bool hold_early;  /* DSM_HOLD_EARLY */
 };
 
-/* DSM_DATA: how a grant carries its line. AUTO picks per provider and line size. */
-enum dsm_rt_data { DSM_RT_DATA_AUTO = 0, DSM_RT_DATA_INLINE, DSM_RT_DATA_RDMA };
-
 /*
- * Fills @out from @user (may be NULL) and the environment. Returns 0, or
- * -EINVAL with one log line that names the setting and what is wrong with it.
+ * Fills @out from @user (may be NULL) and the environment, after checking every DSM_*
+ * setting. Returns 0, or -EINVAL with one log line per bad setting that names it and what
+ * is wrong with it.
  */
 int dsm_rt_config_resolve(const dsm_config_t *user, struct dsm_rt_config *out);
-
-/* "64K", "16T", "4096", "2GiB" -> bytes. 0 or -EINVAL (garbage, zero, overflow). */
-int dsm_rt_parse_size(const char *s, size_t *out_p);
 
 #endif

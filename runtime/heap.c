@@ -7,12 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "runtime/log.h"
+#include "common/log.h"
 
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
@@ -290,17 +289,6 @@ void dsm_rt_heap_release_segv(void)
 		sigaction(SIGSEGV, &segv_old, NULL);
 	segv_installed = false;
 	segv_heaps[0] = segv_heaps[1] = NULL;
-}
-
-int dsm_rt_heap_strict_setting(void)
-{
-	const char *s = getenv("DSM_OVERCOMMIT");
-
-	if (s && strcasecmp(s, "strict") == 0)
-		return 1;
-	if (s && strcasecmp(s, "lazy") == 0)
-		return 0;
-	return -1;
 }
 
 bool dsm_rt_heap_contains(const struct dsm_rt_heap *h, const void *addr)

@@ -67,9 +67,6 @@ int dsm_rt_heap_reserve_local(size_t size, int strict, struct dsm_rt_heap *out);
 int dsm_rt_heap_catch_segv(struct dsm_rt_heap *h);
 void dsm_rt_heap_release_segv(void);
 
-/* -1: read vm.overcommit_memory; DSM_OVERCOMMIT=strict|lazy forces it (tests, odd kernels). */
-int dsm_rt_heap_strict_setting(void);
-
 bool dsm_rt_heap_contains(const struct dsm_rt_heap *h, const void *addr);
 
 void dsm_rt_heap_release(struct dsm_rt_heap *h);

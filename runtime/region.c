@@ -9,7 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "runtime/log.h"
+#include "common/log.h"
 
 enum uffd_verdict {
 	UFFD_DONE,  /* the operation took effect */
@@ -36,7 +36,7 @@ static enum uffd_verdict uffd_verdict(int err)
 
 int dsm_rt_region_open(struct dsm_rt_region *r, void *base, size_t size)
 {
-	struct dsm_rt_uffd_access a;
+	struct dsm_uffd_access a;
 	struct uffdio_register reg = {.range = {(uint64_t)base, size},
 	                              .mode = UFFDIO_REGISTER_MODE_MISSING |
 	                                      UFFDIO_REGISTER_MODE_WP};
@@ -47,17 +47,17 @@ int dsm_rt_region_open(struct dsm_rt_region *r, void *base, size_t size)
 	memset(r, 0, sizeof(*r));
 	r->uffd = -1;
 	r->page_size = (size_t)sysconf(_SC_PAGESIZE);
-	dsm_rt_uffd_access_probe(&a);
-	if (a.mode == DSM_RT_UFFD_NONE) {
+	dsm_uffd_access_probe(&a);
+	if (a.mode == DSM_UFFD_NONE) {
 		DSM_LOG(DSM_LOG_ERROR, "userfaultfd: %s; fix: %s", a.reason, a.fix);
 		return DSM_ERR_NO_UFFD;
 	}
-	if (a.mode == DSM_RT_UFFD_USER_ONLY)
+	if (a.mode == DSM_UFFD_USER_ONLY)
 		DSM_LOG(DSM_LOG_WARN, "userfaultfd is %s; fix: %s", a.reason, a.fix);
-	ret = dsm_rt_uffd_open(a.mode, &r->uffd);
+	ret = dsm_uffd_open(a.mode, &r->uffd);
 	if (ret < 0) {
-		DSM_LOG(DSM_LOG_ERROR, "opening userfaultfd (%s): %s",
-		        dsm_rt_uffd_mode_name(a.mode), strerror(-ret));
+		DSM_LOG(DSM_LOG_ERROR, "opening userfaultfd (%s): %s", dsm_uffd_mode_name(a.mode),
+		        strerror(-ret));
 		return DSM_ERR_NO_UFFD;
 	}
 	r->mode = a.mode;
@@ -65,9 +65,9 @@ int dsm_rt_region_open(struct dsm_rt_region *r, void *base, size_t size)
 	 * early once that thread has run). Nothing else: EVENT_REMOVE/UNMAP/FORK would make our
 	 * own zaps wait on us. */
 	uint64_t kernel = 0, want = UFFD_FEATURE_PAGEFAULT_FLAG_WP;
-	if (dsm_rt_uffd_kernel_features(a.mode, &kernel) == 0 && (kernel & UFFD_FEATURE_THREAD_ID))
+	if (dsm_uffd_kernel_features(a.mode, &kernel) == 0 && (kernel & UFFD_FEATURE_THREAD_ID))
 		want |= UFFD_FEATURE_THREAD_ID;
-	ret = dsm_rt_uffd_handshake(r->uffd, want, NULL, NULL);
+	ret = dsm_uffd_handshake(r->uffd, want, NULL, NULL);
 	if (ret < 0) {
 		DSM_LOG(DSM_LOG_ERROR, "userfaultfd lacks write-protect faults: %s",
 		        strerror(-ret));

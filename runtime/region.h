@@ -13,11 +13,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runtime/uffd.h"
+#include "common/uffd.h"
 
 struct dsm_rt_region {
 	int uffd;
-	enum dsm_rt_uffd_mode mode;
+	enum dsm_uffd_mode mode;
 	char *base;
 	size_t size;
 	size_t page_size;

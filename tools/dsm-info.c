@@ -3,11 +3,13 @@
  * dsm-info: the doctor. Run it first on a new machine or cluster: it says
  * whether libdsm can run here, and if not, why and what to change.
  *
- *   dsm-info           human-readable report
- *   dsm-info --json    the same as one JSON object
+ *   dsm-info                   human-readable report
+ *   dsm-info --json            the same as one JSON object
+ *   dsm-info --settings [--json]  every DSM_* setting: its value here, default, help
  *
- * Exit status: 0 libdsm can run, 1 it cannot (one line on stderr says why and
- * how to fix it), 2 usage error.
+ * Exit status: 0 libdsm can run (--settings: every setting in the environment
+ * is valid), 1 it cannot (one line on stderr says why and how to fix it), 2
+ * usage error.
  */
 #include <getopt.h>
 #include <stdbool.h>
@@ -18,6 +20,7 @@
 #include <dsm.h>
 
 #include "coherence/coherence.h"
+#include "common/settings.h"
 #include "tools/probe.h"
 
 #define PROBE_PAGES      256
@@ -25,7 +28,7 @@
 
 struct report {
 	struct dsm_probe_kernel kernel;
-	struct dsm_rt_uffd_access access;
+	struct dsm_uffd_access access;
 	uint64_t features;
 	int features_err;
 	struct dsm_probe_vm vm;
@@ -33,6 +36,8 @@ struct report {
 	struct dsm_probe_fabric fabric;
 	struct dsm_probe_hwloc hwloc;
 	struct dsm_probe_mpi mpi;
+	int settings_set;      /* DSM_* settings the environment sets */
+	char bad_setting[512]; /* the first malformed one, "" if none */
 	bool ok;
 	char reason[512];
 	char fix[512];
@@ -44,22 +49,39 @@ static void collect(struct report *r)
 {
 	memset(r, 0, sizeof(*r));
 	dsm_probe_kernel(&r->kernel);
-	dsm_rt_uffd_access_probe(&r->access);
-	r->features_err = r->access.mode == DSM_RT_UFFD_NONE
+	dsm_uffd_access_probe(&r->access);
+	r->features_err = r->access.mode == DSM_UFFD_NONE
 	                          ? -1
-	                          : dsm_rt_uffd_kernel_features(r->access.mode, &r->features);
+	                          : dsm_uffd_kernel_features(r->access.mode, &r->features);
 	dsm_probe_vm(&r->vm);
 	dsm_probe_fault(r->access.mode, PROBE_PAGES, PROBE_TIMEOUT_MS, &r->fault);
 	dsm_probe_fabric(&r->fabric);
 	dsm_probe_hwloc(&r->hwloc);
 	dsm_probe_mpi(&r->mpi);
+	for (unsigned i = 0; i < DSM_SETTING_COUNT; i++) {
+		const struct dsm_setting *st = dsm_setting_info((enum dsm_setting_id)i);
+		struct dsm_setting_value v;
+		char why[256];
+		int ret = dsm_setting_lookup((enum dsm_setting_id)i, &v, why, sizeof(why));
+
+		r->settings_set += ret != 0;
+		if (ret < 0 && r->bad_setting[0] == '\0')
+			snprintf(r->bad_setting, sizeof(r->bad_setting), "%s='%s' is not valid: %s",
+			         st->name, getenv(st->name), why);
+	}
 }
 
 /* The verdict: the first fatal problem decides; the rest are warnings. */
 static void judge(struct report *r)
 {
 	r->ok = false;
-	if (r->access.mode == DSM_RT_UFFD_NONE) {
+	if (r->bad_setting[0]) {
+		snprintf(r->reason, sizeof(r->reason), "%s", r->bad_setting);
+		snprintf(r->fix, sizeof(r->fix),
+		         "correct or unset it (dsm-info --settings lists every setting)");
+		return;
+	}
+	if (r->access.mode == DSM_UFFD_NONE) {
 		snprintf(r->reason, sizeof(r->reason), "%s", r->access.reason);
 		snprintf(r->fix, sizeof(r->fix), "%s", r->access.fix);
 		return;
@@ -90,7 +112,7 @@ static void judge(struct report *r)
 		return;
 	}
 	r->ok = true;
-	if (r->access.mode == DSM_RT_UFFD_USER_ONLY)
+	if (r->access.mode == DSM_UFFD_USER_ONLY)
 		snprintf(r->warnings[r->nwarnings++], sizeof(r->warnings[0]), "%s. Fix: %s",
 		         r->access.reason, r->access.fix);
 	if (r->vm.overcommit_memory == 2)
@@ -111,7 +133,7 @@ static void print_text(const struct report *r, FILE *f)
 	        DSM_VERSION_PATCH, dsm_coh_protocol_name());
 	fprintf(f, "kernel            %s %s\n", r->kernel.release, r->kernel.machine);
 
-	fprintf(f, "userfaultfd       %s via %s\n", dsm_rt_uffd_mode_name(r->access.mode),
+	fprintf(f, "userfaultfd       %s via %s\n", dsm_uffd_mode_name(r->access.mode),
 	        r->access.via);
 	fprintf(f, "  why             %s\n", r->access.reason);
 	fprintf(f,
@@ -130,7 +152,7 @@ static void print_text(const struct report *r, FILE *f)
 	for (unsigned b = 0; b < 64; b++) {
 		if (!(r->features & (1ull << b)))
 			continue;
-		const char *n = dsm_rt_uffd_feature_name(b);
+		const char *n = dsm_uffd_feature_name(b);
 		if (n)
 			fprintf(f, " %s", n);
 		else
@@ -172,6 +194,8 @@ static void print_text(const struct report *r, FILE *f)
 
 	fprintf(f, "MPI               %s (MPI %d.%d)\n", r->mpi.version, r->mpi.major,
 	        r->mpi.minor);
+	fprintf(f, "settings          %d DSM_* set in the environment%s%s (dsm-info --settings)\n",
+	        r->settings_set, r->bad_setting[0] ? "; " : ", all valid", r->bad_setting);
 
 	for (int i = 0; i < r->nwarnings; i++)
 		fprintf(f, "\nwarning: %s\n", r->warnings[i]);
@@ -276,7 +300,7 @@ static void print_json(const struct report *r, FILE *f)
 	j_close(&j, '}');
 
 	j_open(&j, "userfaultfd", '{');
-	j_str(&j, "mode", dsm_rt_uffd_mode_name(r->access.mode));
+	j_str(&j, "mode", dsm_uffd_mode_name(r->access.mode));
 	j_str(&j, "via", r->access.via);
 	j_str(&j, "reason", r->access.reason);
 	j_str(&j, "fix", r->access.fix);
@@ -290,7 +314,7 @@ static void print_json(const struct report *r, FILE *f)
 		if (!(r->features & (1ull << b)))
 			continue;
 		char other[16];
-		const char *n = dsm_rt_uffd_feature_name(b);
+		const char *n = dsm_uffd_feature_name(b);
 		if (n == NULL) {
 			snprintf(other, sizeof(other), "bit%u", b);
 			n = other;
@@ -353,33 +377,135 @@ static void print_json(const struct report *r, FILE *f)
 	j_int(&j, "standard_major", r->mpi.major);
 	j_int(&j, "standard_minor", r->mpi.minor);
 	j_close(&j, '}');
+
+	j_open(&j, "settings", '{');
+	j_int(&j, "set", r->settings_set);
+	j_str(&j, "error", r->bad_setting);
+	j_close(&j, '}');
 	j_close(&j, '}');
 	fputc('\n', f);
 }
 
+/* ---- --settings --------------------------------------------------------------------------- */
+
+static const char *const type_names[] = {
+        [DSM_SETTING_SIZE] = "size",     [DSM_SETTING_INT] = "integer",
+        [DSM_SETTING_ENUM] = "enum",     [DSM_SETTING_BOOL] = "boolean",
+        [DSM_SETTING_STRING] = "string",
+};
+
+/* What a setting accepts, in a few words. */
+static void accepts(const struct dsm_setting *s, char *buf, size_t n)
+{
+	size_t used = 0;
+
+	switch (s->type) {
+	case DSM_SETTING_SIZE:
+		snprintf(buf, n, "%s",
+		         s->flags & DSM_SETTING_F_POW2_PAGES ? "a power of two, page size to 1G"
+		                                             : "bytes, 4K to 64T (K, M, G, T)");
+		break;
+	case DSM_SETTING_INT:
+		snprintf(buf, n, "%llu to %llu%s%s", (unsigned long long)s->min,
+		         (unsigned long long)s->max, s->unit ? " " : "", s->unit ? s->unit : "");
+		break;
+	case DSM_SETTING_ENUM:
+		buf[0] = '\0';
+		for (const char *const *c = s->choices; *c && used < n; c++)
+			used += (size_t)snprintf(buf + used, n - used, "%s%s", used ? "|" : "", *c);
+		break;
+	case DSM_SETTING_BOOL:
+		snprintf(buf, n, "0|1");
+		break;
+	default:
+		snprintf(buf, n, "text");
+	}
+}
+
+/* Lists the registry with what the environment says; 1 if a value there is malformed. */
+static int print_settings(bool json, FILE *f)
+{
+	struct json j = {.f = f, .first = {true}};
+	int bad = 0;
+
+	if (json) {
+		j_open(&j, NULL, '{');
+		j_open(&j, "settings", '[');
+	} else {
+		fprintf(f, "%-20s %-18s %-18s %-30s %s\n", "setting", "value here", "default",
+		        "accepts", "what it does");
+	}
+	for (unsigned i = 0; i < DSM_SETTING_COUNT; i++) {
+		const struct dsm_setting *s = dsm_setting_info((enum dsm_setting_id)i);
+		struct dsm_setting_value v;
+		char why[256] = "", acc[128], value[96];
+		int ret = dsm_setting_lookup((enum dsm_setting_id)i, &v, why, sizeof(why));
+		const char *env = getenv(s->name);
+
+		accepts(s, acc, sizeof(acc));
+		if (ret < 0) {
+			bad = 1;
+			fprintf(stderr, "dsm-info: %s='%s' is not valid: %s\n", s->name, env, why);
+		}
+		snprintf(value, sizeof(value), "%s", ret == 0 ? "(default)" : env);
+		if (!json) {
+			fprintf(f, "%-20s %-18s %-18s %-30s %s%s%s\n", s->name, value, s->def_doc,
+			        acc, s->help, ret < 0 ? " -- INVALID: " : "", ret < 0 ? why : "");
+			continue;
+		}
+		j_open(&j, NULL, '{');
+		j_str(&j, "name", s->name);
+		j_str(&j, "type", type_names[s->type]);
+		j_str(&j, "layer", s->layer);
+		j_str(&j, "config_field", s->config_field ? s->config_field : "");
+		j_bool(&j, "set", ret != 0);
+		j_str(&j, "value", ret != 0 ? env : "");
+		j_bool(&j, "valid", ret >= 0);
+		j_str(&j, "error", ret < 0 ? why : "");
+		j_str(&j, "default", s->def_doc);
+		j_str(&j, "accepts", acc);
+		j_str(&j, "help", s->help);
+		j_close(&j, '}');
+	}
+	if (json) {
+		j_close(&j, ']');
+		j_close(&j, '}');
+		fputc('\n', f);
+	}
+	return bad;
+}
+
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: dsm-info [--json] [--help]\n"
-	           "Checks whether libdsm can run on this machine: kernel, userfaultfd mode and\n"
-	           "features (with a real fault probe), vm sysctls, libfabric providers, hwloc\n"
-	           "topology and MPI. Exit status: 0 it can, 1 it cannot, 2 usage error.\n");
+	fprintf(f,
+	        "usage: dsm-info [--json] [--settings] [--help]\n"
+	        "Checks whether libdsm can run on this machine: kernel, userfaultfd mode and\n"
+	        "features (with a real fault probe), vm sysctls, libfabric providers, hwloc\n"
+	        "topology, MPI and the DSM_* settings in the environment. Exit status: 0 it\n"
+	        "can, 1 it cannot, 2 usage error.\n"
+	        "  --settings  list every DSM_* setting libdsm reads: its value here, its\n"
+	        "              default, what it accepts and does (exit 1 if one is malformed)\n");
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	        {"json", no_argument, NULL, 'j'},
+	        {"settings", no_argument, NULL, 's'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
-	bool json = false;
+	bool json = false, settings = false;
 	struct report *r;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "jsh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			json = true;
+			break;
+		case 's':
+			settings = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -394,6 +520,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (settings)
+		return print_settings(json, stdout);
 
 	r = calloc(1, sizeof(*r));
 	if (r == NULL) {

@@ -44,8 +44,8 @@ void dsm_probe_kernel(struct dsm_probe_kernel *out)
 void dsm_probe_vm(struct dsm_probe_vm *out)
 {
 	memset(out, 0, sizeof(*out));
-	out->overcommit_memory = dsm_rt_read_int_file("/proc/sys/vm/overcommit_memory");
-	out->max_map_count = dsm_rt_read_int_file("/proc/sys/vm/max_map_count");
+	out->overcommit_memory = dsm_read_int_file("/proc/sys/vm/overcommit_memory");
+	out->max_map_count = dsm_read_int_file("/proc/sys/vm/max_map_count");
 
 	switch (out->overcommit_memory) {
 	case 0:
@@ -157,7 +157,7 @@ static void *fault_handler(void *arg)
 	}
 }
 
-static void fault_probe_run(enum dsm_rt_uffd_mode mode, unsigned pages, struct dsm_probe_fault *r)
+static void fault_probe_run(enum dsm_uffd_mode mode, unsigned pages, struct dsm_probe_fault *r)
 {
 	struct fault_ctx c = {.uffd = -1, .stop_pipe = {-1, -1}};
 	struct uffdio_register reg;
@@ -167,13 +167,13 @@ static void fault_probe_run(enum dsm_rt_uffd_mode mode, unsigned pages, struct d
 	int ret;
 
 	c.psz = (size_t)sysconf(_SC_PAGESIZE);
-	ret = dsm_rt_uffd_open(mode, &c.uffd);
+	ret = dsm_uffd_open(mode, &c.uffd);
 	if (ret < 0) {
 		snprintf(r->error, sizeof(r->error), "opening userfaultfd (%s): %s",
-		         dsm_rt_uffd_mode_name(mode), strerror(-ret));
+		         dsm_uffd_mode_name(mode), strerror(-ret));
 		return;
 	}
-	ret = dsm_rt_uffd_handshake(c.uffd, UFFD_FEATURE_PAGEFAULT_FLAG_WP, NULL, &ioctls);
+	ret = dsm_uffd_handshake(c.uffd, UFFD_FEATURE_PAGEFAULT_FLAG_WP, NULL, &ioctls);
 	if (ret < 0) {
 		snprintf(r->error, sizeof(r->error), "UFFDIO_API with PAGEFAULT_FLAG_WP: %s",
 		         strerror(-ret));
@@ -246,7 +246,7 @@ out_close:
 	close(c.uffd);
 }
 
-void dsm_probe_fault(enum dsm_rt_uffd_mode mode, unsigned pages, int timeout_ms,
+void dsm_probe_fault(enum dsm_uffd_mode mode, unsigned pages, int timeout_ms,
                      struct dsm_probe_fault *out)
 {
 	int fds[2];
@@ -258,7 +258,7 @@ void dsm_probe_fault(enum dsm_rt_uffd_mode mode, unsigned pages, int timeout_ms,
 	memset(out, 0, sizeof(*out));
 	out->mode = mode;
 	out->pages = pages;
-	if (mode == DSM_RT_UFFD_NONE) {
+	if (mode == DSM_UFFD_NONE) {
 		snprintf(out->error, sizeof(out->error), "userfaultfd cannot be opened");
 		return;
 	}

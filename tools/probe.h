@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "runtime/uffd.h"
+#include "common/uffd.h"
 
 struct dsm_probe_kernel {
 	char release[128];
@@ -27,7 +27,7 @@ struct dsm_probe_vm {
 /* The real fault probe: a page registered MISSING|WP, faults resolved by a second thread. */
 struct dsm_probe_fault {
 	bool ok;
-	enum dsm_rt_uffd_mode mode;
+	enum dsm_uffd_mode mode;
 	unsigned pages;          /* pages touched */
 	unsigned missing_faults; /* MISSING faults resolved with UFFDIO_COPY(MODE_WP) */
 	unsigned wp_faults;      /* write-protect faults resolved with UFFDIO_WRITEPROTECT */
@@ -74,7 +74,7 @@ struct dsm_probe_mpi {
 void dsm_probe_kernel(struct dsm_probe_kernel *out);
 void dsm_probe_vm(struct dsm_probe_vm *out);
 /* Runs in a child process (so a broken kernel cannot hang the caller), at most @timeout_ms. */
-void dsm_probe_fault(enum dsm_rt_uffd_mode mode, unsigned pages, int timeout_ms,
+void dsm_probe_fault(enum dsm_uffd_mode mode, unsigned pages, int timeout_ms,
                      struct dsm_probe_fault *out);
 void dsm_probe_fabric(struct dsm_probe_fabric *out);
 void dsm_probe_hwloc(struct dsm_probe_hwloc *out);

@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * What the implementations share: the wire header, the receive side's
- * validation and per-pair reordering, and the event queue that dsm_tp_poll()
- * hands out from.
+ * What the implementations share (core.c): the wire header, the receive
+ * side's validation and per-pair reordering, the event queue that
+ * dsm_tp_poll() hands out from, the transport's own control messages and
+ * the memory-region key space.
+ *
+ * Inside the layer, files depend downward only: core.c at the bottom; seg.c
+ * and the implementations (ofi/, loopback.c) on it, registering the control
+ * messages and death notices they handle; open.c on top.
  */
 #ifndef DSM_TP_INTERNAL_H
 #define DSM_TP_INTERNAL_H
@@ -11,18 +16,29 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/ring.h"
 #include "transport/transport.h"
 
 #define DSM_TP_WIRE_MAGIC   0xd5a1u
 #define DSM_TP_WIRE_VERSION 1
-#define DSM_TP_CTRL_TYPE    255 /* the transport's own messages (seg.c) */
+#define DSM_TP_CTRL_TYPE    255 /* the transport's own messages */
 
-/* Control message: a chunk's key asked for, and the answer. */
+/*
+ * Memory-region keys where the transport chooses them (the provider lets us):
+ *   [1, 2^32)    an implementation's own (ofi's send and receive pools)
+ *   [2^32, 2^40) dsm_tp_mr_reg(): one per registration, from tp->mr_keys
+ *   [2^40, ...)  segments: id << 40 | chunk index, which a peer computes (seg.c)
+ */
+#define DSM_TP_KEY_MR_BASE   (1ull << 32)
+#define DSM_TP_KEY_SEG_SHIFT 40
+
+/* Control messages, each handled by the part of the layer that registered it. */
 enum {
-	DSM_TP_CTRL_KEY_REQ = 1,
-	DSM_TP_CTRL_KEY_REP = 2,
-	DSM_TP_CTRL_HEARTBEAT = 3, /* to the next live rank on the ring */
-	DSM_TP_CTRL_DEAD = 4,      /* rank @chunk died, says the rank that noticed */
+	DSM_TP_CTRL_KEY_REQ = 1,   /* seg.c: a chunk's key asked for */
+	DSM_TP_CTRL_KEY_REP = 2,   /* seg.c: and the answer */
+	DSM_TP_CTRL_HEARTBEAT = 3, /* ofi: to the next live rank on the ring */
+	DSM_TP_CTRL_DEAD = 4,      /* ofi: rank @chunk died, says the rank that noticed */
+	DSM_TP_CTRL_NOPS,
 };
 struct dsm_tp_ctrl {
 	uint32_t op;
@@ -64,6 +80,11 @@ struct dsm_tp_evitem {
 	void *freeme; /* a held copy to free, or NULL */
 };
 
+typedef void dsm_tp_ctrl_fn(dsm_tp_t *tp, int peer, const struct dsm_tp_ctrl *m);
+typedef void dsm_tp_dead_fn(dsm_tp_t *tp, int peer);
+
+#define DSM_TP_DEAD_HOOKS 4
+
 struct dsm_tp_core {
 	dsm_tp_t *tp;
 	unsigned max_type;
@@ -71,11 +92,13 @@ struct dsm_tp_core {
 	void (*release)(dsm_tp_t *tp, void *tok);
 	struct dsm_tp_peer_rx *rx; /* [size] */
 	uint32_t *tx_seq;          /* [size] */
-	struct dsm_tp_evitem *q;   /* ring of pending events */
-	size_t qcap, qhead, qlen;
+	struct dsm_ring q;         /* of struct dsm_tp_evitem: events not yet polled */
 	struct dsm_tp_evitem *out; /* handed out by the last poll, released by the next */
 	size_t outcap, outlen;
 	struct dsm_tp_stats st;
+	bool ctrl_send;                          /* a control message is being sent */
+	dsm_tp_ctrl_fn *ctrl[DSM_TP_CTRL_NOPS];  /* by op; NULL: dropped */
+	dsm_tp_dead_fn *dead[DSM_TP_DEAD_HOOKS]; /* told when a peer dies */
 };
 
 int dsm_tp_core_init(struct dsm_tp_core *c, dsm_tp_t *tp, unsigned max_type,
@@ -89,7 +112,7 @@ int dsm_tp_core_push(struct dsm_tp_core *c, const struct dsm_tp_event *ev, void 
 int dsm_tp_core_pop(struct dsm_tp_core *c, struct dsm_tp_event *ev, int max);
 static inline bool dsm_tp_core_pending(const struct dsm_tp_core *c)
 {
-	return c->qlen > 0;
+	return dsm_ring_len(&c->q) > 0;
 }
 /*
  * A message of @n bytes arrived in @buf (a receive buffer identified by @tok).
@@ -110,9 +133,11 @@ void dsm_tp_core_describe(const struct dsm_tp_core *c, int also, FILE *f);
 
 /* Sends a control message (same per-pair order as the layer above's). */
 int dsm_tp_ctrl_send(dsm_tp_t *tp, int peer, const struct dsm_tp_ctrl *m);
-/* seg.c: a control message from @peer, in its per-pair turn. */
-void dsm_tp_ctrl_recv(dsm_tp_t *tp, int peer, const void *data, size_t len);
-/* seg.c: @peer died; RMA waiting for its keys fails. */
-void dsm_tp_ctrl_peer_dead(dsm_tp_t *tp, int peer);
+/* @fn handles control messages of @op from now on (registering twice is harmless). */
+void dsm_tp_ctrl_on(dsm_tp_t *tp, unsigned op, dsm_tp_ctrl_fn *fn);
+/* @fn is told of every peer death from now on (registering twice is harmless). */
+int dsm_tp_on_peer_dead(dsm_tp_t *tp, dsm_tp_dead_fn *fn);
+/* The implementation found @peer dead: tells the hooks (RMA waiting for its keys fails). */
+void dsm_tp_core_peer_dead(struct dsm_tp_core *c, int peer);
 
 #endif

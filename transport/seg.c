@@ -2,8 +2,8 @@
 /*
  * Segments: registered in chunks as they are populated, so a TiB reservation
  * costs nothing until touched (and verbs without on-demand paging pins only
- * what is used). A chunk's key is (segment id << 40 | chunk index), so a peer
- * computes it from the offset alone.
+ * what is used). A chunk's key is (segment id << DSM_TP_KEY_SEG_SHIFT | chunk
+ * index), so a peer computes it from the offset alone.
  *
  * Where the provider chooses keys (FI_MR_PROV_KEY: verbs, efa), a reader
  * learns the key of each (peer, chunk) once, by a control message: the first
@@ -12,9 +12,6 @@
  * it runs inside the transport's poll: the layer above only sees the RMA
  * complete later (or fail, if the home cannot register or dies).
  */
-#include "transport/internal.h"
-
-#include <dsm.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +19,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "runtime/log.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "transport/internal.h"
 
 /* An RMA waiting for the key of its chunk. */
 struct seg_wait {
@@ -38,7 +37,7 @@ enum { KEY_NONE, KEY_ASKED, KEY_KNOWN };
 
 /* What a reader knows of one (peer, chunk); open addressing on @id. */
 struct seg_key {
-	uint64_t id; /* (peer << 40 | chunk) + 1; 0: empty slot */
+	uint64_t id; /* (peer << DSM_TP_KEY_SEG_SHIFT | chunk) + 1; 0: empty slot */
 	uint64_t key;
 	int state;
 	struct seg_wait *wait, **wait_tail;
@@ -61,7 +60,7 @@ struct dsm_tp_seg {
 
 static uint64_t chunk_key(const struct dsm_tp_seg *s, size_t idx)
 {
-	return s->id << 40 | (uint64_t)idx;
+	return s->id << DSM_TP_KEY_SEG_SHIFT | (uint64_t)idx;
 }
 
 static void rma_event(dsm_tp_t *tp, int peer, const struct seg_wait *w, int status)
@@ -77,7 +76,7 @@ static void rma_event(dsm_tp_t *tp, int peer, const struct seg_wait *w, int stat
 
 static void fail_waits(struct dsm_tp_seg *s, struct seg_key *k, int status)
 {
-	int peer = (int)((k->id - 1) >> 40);
+	int peer = (int)((k->id - 1) >> DSM_TP_KEY_SEG_SHIFT);
 
 	while (k->wait) {
 		struct seg_wait *w = k->wait;
@@ -131,16 +130,6 @@ static struct seg_key *key_find(struct dsm_tp_seg *s, uint64_t id, bool add)
 	}
 }
 
-int dsm_tp_ctrl_send(dsm_tp_t *tp, int peer, const struct dsm_tp_ctrl *m)
-{
-	int ret;
-
-	tp->ctrl_send = 1;
-	ret = dsm_tp_send(tp, peer, DSM_TP_CTRL_TYPE, m, sizeof(*m));
-	tp->ctrl_send = 0;
-	return ret;
-}
-
 static struct dsm_tp_seg *seg_by_id(dsm_tp_t *tp, uint64_t id)
 {
 	for (struct dsm_tp_seg *s = tp->segs; s; s = s->next)
@@ -164,21 +153,23 @@ static void key_request(dsm_tp_t *tp, int peer, const struct dsm_tp_ctrl *m)
 	if (r.status == 0)
 		r.key = s->mrs[m->chunk]->key;
 	if (dsm_tp_ctrl_send(tp, peer, &r) != 0)
-		DSM_LOG(DSM_LOG_WARN, "transport: cannot answer rank %d's key request", peer);
+		DSM_LOG(DSM_LOG_WARN, "cannot answer rank %d's key request", peer);
 }
 
 /* The reader: the key came; what waited for it goes now. */
 static void key_reply(dsm_tp_t *tp, int peer, const struct dsm_tp_ctrl *m)
 {
 	struct dsm_tp_seg *s = seg_by_id(tp, m->seg);
-	struct seg_key *k = s ? key_find(s, ((uint64_t)peer << 40 | m->chunk) + 1, false) : NULL;
+	struct seg_key *k =
+	        s ? key_find(s, ((uint64_t)peer << DSM_TP_KEY_SEG_SHIFT | m->chunk) + 1, false)
+	          : NULL;
 
 	if (k == NULL || k->state != KEY_ASKED) {
 		tp->core->st.msgs_dropped++;
 		return;
 	}
 	if (m->status) {
-		DSM_LOG(DSM_LOG_WARN, "transport: rank %d cannot open chunk %llu: %d", peer,
+		DSM_LOG(DSM_LOG_WARN, "rank %d cannot open chunk %llu: %d", peer,
 		        (unsigned long long)m->chunk, m->status);
 		k->state = KEY_NONE; /* a later access asks again */
 		fail_waits(s, k, m->status);
@@ -200,30 +191,13 @@ static void key_reply(dsm_tp_t *tp, int peer, const struct dsm_tp_ctrl *m)
 	k->wait_tail = &k->wait;
 }
 
-void dsm_tp_ctrl_recv(dsm_tp_t *tp, int peer, const void *data, size_t len)
-{
-	struct dsm_tp_ctrl m;
-
-	if (len != sizeof(m)) {
-		tp->core->st.msgs_dropped++;
-		return;
-	}
-	memcpy(&m, data, sizeof(m));
-	if (m.op == DSM_TP_CTRL_KEY_REQ)
-		key_request(tp, peer, &m);
-	else if (m.op == DSM_TP_CTRL_KEY_REP)
-		key_reply(tp, peer, &m);
-	else if (tp->ctrl_hook && tp->ctrl_hook(tp, peer, &m) == 0)
-		;
-	else
-		tp->core->st.msgs_dropped++;
-}
-
-void dsm_tp_ctrl_peer_dead(dsm_tp_t *tp, int peer)
+/* @peer died: RMA waiting for its keys fails. */
+static void seg_peer_dead(dsm_tp_t *tp, int peer)
 {
 	for (struct dsm_tp_seg *s = tp->segs; s; s = s->next)
 		for (size_t i = 0; i < s->keycap; i++)
-			if (s->keys[i].id && (int)((s->keys[i].id - 1) >> 40) == peer) {
+			if (s->keys[i].id &&
+			    (int)((s->keys[i].id - 1) >> DSM_TP_KEY_SEG_SHIFT) == peer) {
 				s->keys[i].state = KEY_NONE;
 				fail_waits(s, &s->keys[i], DSM_ERR_PEER_DEAD);
 			}
@@ -246,6 +220,11 @@ int dsm_tp_seg_create(dsm_tp_t *tp, void *base, size_t len, size_t chunk, dsm_tp
 	}
 	s->tp = tp;
 	s->id = ++tp->seg_ids; /* same on every rank: creation is collective */
+	/* Before the exchange: no peer asks for a key before every rank is past it. */
+	dsm_tp_ctrl_on(tp, DSM_TP_CTRL_KEY_REQ, key_request);
+	dsm_tp_ctrl_on(tp, DSM_TP_CTRL_KEY_REP, key_reply);
+	if (dsm_tp_on_peer_dead(tp, seg_peer_dead) < 0)
+		ret = -ENOSPC;
 	s->base = base;
 	s->len = len;
 	s->chunk = chunk;
@@ -253,9 +232,8 @@ int dsm_tp_seg_create(dsm_tp_t *tp, void *base, size_t len, size_t chunk, dsm_tp
 	 * sends SEG_FAILED), so that no rank waits in it for one that gave up. */
 	if (chunk == 0 || (chunk & (chunk - 1)) || len == 0 || ((uintptr_t)base & 4095)) {
 		DSM_LOG(DSM_LOG_ERROR,
-		        "transport: a segment needs a page-aligned base, a length and a "
-		        "power-of-two "
-		        "chunk (%p, %zu, %zu)",
+		        "a segment needs a page-aligned base, a length and a power-of-two chunk "
+		        "(%p, %zu, %zu)",
 		        base, len, chunk);
 		ret = -EINVAL;
 	}
@@ -268,7 +246,7 @@ int dsm_tp_seg_create(dsm_tp_t *tp, void *base, size_t len, size_t chunk, dsm_tp
 	/* Children must not share the pages the NIC writes into (TRAPS.md). */
 	if (ret == 0 && syscall(SYS_madvise, base, len, MADV_DONTFORK) != 0) {
 		ret = -errno;
-		DSM_LOG_ERRNO(DSM_LOG_ERROR, "transport: madvise(MADV_DONTFORK) on a segment");
+		DSM_LOG_ERRNO(DSM_LOG_ERROR, "madvise(MADV_DONTFORK) on a segment");
 	}
 	if (ret)
 		mine = SEG_FAILED;
@@ -276,8 +254,7 @@ int dsm_tp_seg_create(dsm_tp_t *tp, void *base, size_t len, size_t chunk, dsm_tp
 		ret = ret ? ret : -EIO;
 	for (int r = 0; ret == 0 && r < tp->size; r++)
 		if (s->bases[r] == SEG_FAILED) {
-			DSM_LOG(DSM_LOG_ERROR, "transport: rank %d could not set up its segment",
-			        r);
+			DSM_LOG(DSM_LOG_ERROR, "rank %d could not set up its segment", r);
 			ret = -EIO;
 		}
 	if (ret)
@@ -335,7 +312,7 @@ int dsm_tp_seg_populate(dsm_tp_seg_t *s, size_t off, size_t len)
 
 		if (s->mrs[i])
 			continue;
-		ret = dsm_tp_mr_reg(s->tp, s->base + start, n, chunk_key(s, i), &s->mrs[i]);
+		ret = s->tp->ops->mr_reg(s->tp, s->base + start, n, chunk_key(s, i), &s->mrs[i]);
 		if (ret)
 			return ret;
 		s->registered += n;
@@ -386,7 +363,7 @@ static int seg_rma(struct dsm_tp_seg *s, int peer, const struct seg_wait *w)
 		ret = dsm_tp_seg_populate(s, w->off, w->len);
 		return ret ? ret : post(s, peer, w, s->mrs[idx]->key);
 	}
-	k = key_find(s, ((uint64_t)peer << 40 | idx) + 1, true);
+	k = key_find(s, ((uint64_t)peer << DSM_TP_KEY_SEG_SHIFT | idx) + 1, true);
 	if (k == NULL)
 		return -ENOMEM;
 	if (k->state == KEY_KNOWN)

@@ -13,10 +13,9 @@
  *    file descriptor for epoll that becomes readable when polling has work,
  *    after dsm_tp_sleep_prepare() said it is safe to sleep.
  *
- * Two implementations: libfabric (ofi.c) and an in-process loopback
- * (loop.c) for unit tests. The layer never includes the runtime's headers
- * except the leaf logger; what it needs from the bootstrap comes in
- * struct dsm_tp_boot.
+ * Two implementations: libfabric (ofi/) and an in-process loopback
+ * (loopback.c, loopback.h) for unit tests. The layer uses only common/;
+ * what it needs from the bootstrap comes in struct dsm_tp_boot.
  *
  * Threading: one thread (the event loop) drives a transport; nothing here is
  * thread-safe.
@@ -34,7 +33,6 @@ typedef struct dsm_tp_mr dsm_tp_mr_t;
 typedef struct dsm_tp_seg dsm_tp_seg_t;
 typedef struct dsm_tp_ops dsm_tp_ops_t;
 struct dsm_tp_core;
-struct dsm_tp_ctrl;
 
 /* What the transport needs from the bootstrap (runtime/bootstrap.c fills it). */
 struct dsm_tp_boot {
@@ -90,7 +88,7 @@ struct dsm_tp_stats {
 	uint64_t pending; /* now: operations queued or in flight (0: quiescent) */
 };
 
-/* A registered local region. key/desc are the provider's. */
+/* A registered local region. key/desc are the provider's: a peer reaches it with @key. */
 struct dsm_tp_mr {
 	void *addr;
 	size_t len;
@@ -105,10 +103,9 @@ struct dsm_tp_ops {
 	int (*open)(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p);
 	int (*close)(dsm_tp_t *tp);
 	int (*send)(dsm_tp_t *tp, int peer, unsigned type, const void *buf, size_t len);
-	/* Tests only: puts @len raw bytes on the wire, no header, no sequence number. */
-	int (*send_raw)(dsm_tp_t *tp, int peer, const void *buf, size_t len);
-	/* @want_key: the key asked for where the provider lets us choose */
-	int (*mr_reg)(dsm_tp_t *tp, void *addr, size_t len, uint64_t want_key, dsm_tp_mr_t **mr_p);
+	/* @key: the key to use where the provider lets us choose (internal.h has the key
+	 * space; callers use dsm_tp_mr_reg(), which picks one) */
+	int (*mr_reg)(dsm_tp_t *tp, void *addr, size_t len, uint64_t key, dsm_tp_mr_t **mr_p);
 	int (*mr_dereg)(dsm_tp_t *tp, dsm_tp_mr_t *mr);
 	/* @raddr: the address in the peer's registration, as dsm_tp_remote_addr() gives it */
 	int (*read)(dsm_tp_t *tp, int peer, void *local, size_t len, dsm_tp_mr_t *lmr,
@@ -146,18 +143,14 @@ struct dsm_tp {
 	struct dsm_tp_seg *segs;  /* live segments (key requests name them by id) */
 	struct dsm_tp_core *core; /* the implementation's shared part */
 	uint64_t key_waits;       /* RMA queued until a chunk's key arrives */
-	int ctrl_send;            /* a control message is being sent */
-	/* control messages seg.c does not handle; 0 if taken */
-	int (*ctrl_hook)(dsm_tp_t *tp, int peer, const struct dsm_tp_ctrl *m);
+	uint64_t mr_keys;         /* keys dsm_tp_mr_reg() has handed out */
+	/* Tests (testing.h): puts raw bytes on the wire, no header, no sequence number. */
+	int (*send_raw)(dsm_tp_t *tp, int peer, const void *buf, size_t len);
 };
 
 extern const struct dsm_tp_ops dsm_tp_ofi_ops;
-extern const struct dsm_tp_ops dsm_tp_loop_ops;
 
-/* Shared stub for unsupported ops slots: never NULL. */
-int dsm_tp_enosys(void);
-
-/* Opens @ops (NULL: libfabric) with @attr. */
+/* Opens @ops (NULL: libfabric) with @attr; an ops table with an empty slot is refused. */
 int dsm_tp_open(const struct dsm_tp_ops *ops, const struct dsm_tp_attr *attr, dsm_tp_t **tp_p);
 
 static inline int dsm_tp_close(dsm_tp_t *tp)
@@ -170,11 +163,9 @@ static inline int dsm_tp_send(dsm_tp_t *tp, int peer, unsigned type, const void 
 	return tp->ops->send(tp, peer, type, buf, len);
 }
 
-static inline int dsm_tp_mr_reg(dsm_tp_t *tp, void *addr, size_t len, uint64_t want_key,
-                                dsm_tp_mr_t **mr_p)
-{
-	return tp->ops->mr_reg(tp, addr, len, want_key, mr_p);
-}
+/* Registers [addr, addr + len) for RMA under a key of the transport's choosing, unique in
+ * the domain; a peer needs mr->key (and dsm_tp_remote_addr()) to reach it. */
+int dsm_tp_mr_reg(dsm_tp_t *tp, void *addr, size_t len, dsm_tp_mr_t **mr_p);
 
 static inline int dsm_tp_mr_dereg(dsm_tp_t *tp, dsm_tp_mr_t *mr)
 {
@@ -267,22 +258,5 @@ int dsm_tp_seg_read(dsm_tp_seg_t *seg, int peer, size_t off, void *local, size_t
                     dsm_tp_mr_t *lmr, void *ctx);
 int dsm_tp_seg_write(dsm_tp_seg_t *seg, int peer, size_t off, const void *local, size_t len,
                      dsm_tp_mr_t *lmr, void *ctx);
-
-/* The loopback fabric: @n transports opened in one process with impl_arg = it. */
-typedef struct dsm_tp_loop_fabric dsm_tp_loop_fabric_t;
-int dsm_tp_loop_fabric_create(int n, dsm_tp_loop_fabric_t **fab_p);
-void dsm_tp_loop_fabric_destroy(dsm_tp_loop_fabric_t *fab);
-/* Tests: peer @rank of the fabric dies (the others get DSM_TP_EV_PEER_DEAD). */
-void dsm_tp_loop_kill(dsm_tp_loop_fabric_t *fab, int rank);
-/* Tests: the loopback accepts at most @depth in-flight messages per destination. */
-void dsm_tp_loop_set_depth(dsm_tp_loop_fabric_t *fab, int depth);
-/* Tests: the loopback chooses keys itself, as FI_MR_PROV_KEY providers do. */
-void dsm_tp_loop_set_prov_key(dsm_tp_loop_fabric_t *fab, bool on);
-
-/* Tests only. */
-static inline int dsm_tp_send_raw(dsm_tp_t *tp, int peer, const void *buf, size_t len)
-{
-	return tp->ops->send_raw(tp, peer, buf, len);
-}
 
 #endif

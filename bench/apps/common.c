@@ -3,6 +3,7 @@
  * What the application workloads share: agreeing on a failure across ranks, the libdsm
  * counters a run moved, and a team of application threads held at a gate.
  */
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -139,4 +140,57 @@ void team_barrier(struct team *t, int tid)
 		dsm_barrier();
 	if (t->n > 1)
 		pthread_barrier_wait(&t->bar);
+}
+
+int apps_timed_team(const struct bench_opts *o, const char *wl, int nthreads,
+                    void (*fn)(struct team *, int), void *arg, bool end_barrier, double *t,
+                    struct stats_delta *sum)
+{
+	struct stats_delta before, after;
+	struct team team;
+	char msg[160] = "";
+	int ok = team_start(&team, nthreads, fn, arg, msg, sizeof(msg)) == nthreads;
+
+	if (apps_agree(o, wl, ok, msg)) {
+		team_finish(&team, 0);
+		return -1;
+	}
+	dsm_barrier();
+	stats_take(&before);
+	*t = bench_now();
+	team_finish(&team, 1);
+	if (end_barrier)
+		dsm_barrier();
+	*t = bench_now() - *t;
+	stats_take(&after);
+	stats_sum(&before, &after, sum);
+	return 0;
+}
+
+void apps_emit(const struct bench_opts *o, const char *wl, size_t size, int nthreads, double t_mpi,
+               const char *mpi_extra, double t_dsm, const char *dsm_extra,
+               const struct stats_delta *sum)
+{
+	char extra[512];
+
+	snprintf(extra, sizeof(extra), "\"version\": \"mpi\", %s", mpi_extra);
+	bench_emit(o, &(struct bench_result){.workload = wl,
+	                                     .metric = "time",
+	                                     .unit = "s",
+	                                     .value = t_mpi,
+	                                     .size = size,
+	                                     .extra = extra});
+	snprintf(extra, sizeof(extra),
+	         "\"version\": \"dsm\", %s, \"faults\": %" PRIu64 ", \"upgrades\": %" PRIu64
+	         ", \"invalidations\": %" PRIu64 ", \"messages\": %" PRIu64 ", \"bytes\": %" PRIu64,
+	         dsm_extra, sum->v[0], sum->v[1], sum->v[2], sum->v[3], sum->v[4]);
+	bench_emit(o, &(struct bench_result){.workload = wl,
+	                                     .metric = "time",
+	                                     .unit = "s",
+	                                     .value = t_dsm,
+	                                     .threads = nthreads,
+	                                     .size = size,
+	                                     .baseline_name = "mpi",
+	                                     .baseline = t_mpi,
+	                                     .extra = extra});
 }

@@ -4,10 +4,11 @@
 #define DSM_BENCH_APPS_COMMON_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../bench.h"
+#include "bench/bench.h"
 
 #define MAX_THREADS 64
 
@@ -49,5 +50,25 @@ int team_start(struct team *t, int n, void (*fn)(struct team *, int), void *arg,
                size_t msglen);
 void team_finish(struct team *t, int run);
 void team_barrier(struct team *t, int tid);
+
+/*
+ * The timed part of a DSM version: @fn runs on a team of @nthreads threads of every rank.
+ * The teams are started and agreed on first; then the clock runs from a barrier to the end
+ * of the team (and a second barrier with @end_barrier: workloads whose threads end in one
+ * of their own go without). *t: seconds; *sum: libdsm's counters over every rank. 0, or -1
+ * on every rank when one could not start its team (after bench_fail).
+ */
+int apps_timed_team(const struct bench_opts *o, const char *wl, int nthreads,
+                    void (*fn)(struct team *, int), void *arg, bool end_barrier, double *t,
+                    struct stats_delta *sum);
+
+/*
+ * The two results of an application workload: the MPI version's time, then the DSM
+ * version's with the MPI one as its baseline. @mpi_extra and @dsm_extra are JSON members
+ * of each ("\"n\": 512"); the DSM line adds the counters of @sum.
+ */
+void apps_emit(const struct bench_opts *o, const char *wl, size_t size, int nthreads, double t_mpi,
+               const char *mpi_extra, double t_dsm, const char *dsm_extra,
+               const struct stats_delta *sum);
 
 #endif

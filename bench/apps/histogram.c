@@ -70,30 +70,12 @@ static void dsm_draws(struct team *t, int tid)
 static int run_dsm(const struct bench_opts *o, struct dsm_hist *h, int nthreads, double *t,
                    struct stats_delta *sum)
 {
-	struct stats_delta before, after;
-	struct team team;
-	char msg[160] = "";
-	int ok;
-
 	/* Each rank clears the bins it is home of. */
 	for (unsigned b = 0; b < NBINS; b++)
 		if (dsm_home((const void *)&h->bins[b]) == o->rank)
 			atomic_store_explicit(&h->bins[b], 0, memory_order_relaxed);
 
-	ok = team_start(&team, nthreads, dsm_draws, h, msg, sizeof(msg)) == nthreads;
-	if (apps_agree(o, WL, ok, msg)) {
-		team_finish(&team, 0);
-		return -1;
-	}
-	dsm_barrier();
-	stats_take(&before);
-	*t = bench_now();
-	team_finish(&team, 1);
-	dsm_barrier();
-	*t = bench_now() - *t;
-	stats_take(&after);
-	stats_sum(&before, &after, sum);
-	return 0;
+	return apps_timed_team(o, WL, nthreads, dsm_draws, h, true, t, sum);
 }
 
 /* The MPI version: the same draws into a private histogram, reduced into total on rank 0. */
@@ -161,7 +143,7 @@ int bench_app_histogram(const struct bench_opts *o)
 	struct stats_delta sum = {{0}};
 	uint64_t *local = malloc(3 * NBINS * sizeof(uint64_t)), *total, *dsm_copy;
 	double t_dsm = 0, t_mpi = 0;
-	char msg[200] = "", extra[400];
+	char msg[200] = "", mx[256], dx[256];
 	int ok = 1, ret;
 
 	/* --size scales the draws per thread. */
@@ -204,29 +186,10 @@ int bench_app_histogram(const struct bench_opts *o)
 	if (ret)
 		return ret;
 
-	snprintf(extra, sizeof(extra),
-	         "\"version\": \"mpi\", \"bins\": %d, \"draws_per_thread\": %" PRIu64
-	         ", \"serial_checked\": %s",
-	         NBINS, draws, o->smoke ? "true" : "false");
-	bench_emit(o, &(struct bench_result){.workload = WL,
-	                                     .metric = "time",
-	                                     .unit = "s",
-	                                     .value = t_mpi,
-	                                     .size = (size_t)draws,
-	                                     .extra = extra});
-	snprintf(extra, sizeof(extra),
-	         "\"version\": \"dsm\", \"bins\": %d, \"draws_per_thread\": %" PRIu64
-	         ", \"faults\": %" PRIu64 ", \"upgrades\": %" PRIu64 ", \"invalidations\": %" PRIu64
-	         ", \"messages\": %" PRIu64 ", \"bytes\": %" PRIu64,
-	         NBINS, draws, sum.v[0], sum.v[1], sum.v[2], sum.v[3], sum.v[4]);
-	bench_emit(o, &(struct bench_result){.workload = WL,
-	                                     .metric = "time",
-	                                     .unit = "s",
-	                                     .value = t_dsm,
-	                                     .threads = nthreads,
-	                                     .size = (size_t)draws,
-	                                     .baseline_name = "mpi",
-	                                     .baseline = t_mpi,
-	                                     .extra = extra});
+	snprintf(mx, sizeof(mx),
+	         "\"bins\": %d, \"draws_per_thread\": %" PRIu64 ", \"serial_checked\": %s", NBINS,
+	         draws, o->smoke ? "true" : "false");
+	snprintf(dx, sizeof(dx), "\"bins\": %d, \"draws_per_thread\": %" PRIu64, NBINS, draws);
+	apps_emit(o, WL, (size_t)draws, nthreads, t_mpi, mx, t_dsm, dx, &sum);
 	return 0;
 }

@@ -104,11 +104,8 @@ static void home_rows(const double *grid, size_t n, int rank, size_t *lo, size_t
 static int run_dsm(const struct bench_opts *o, struct dsm_grid *g, int nthreads, double *t,
                    struct stats_delta *sum)
 {
-	struct stats_delta before, after;
 	size_t n = g->n, olo, ohi, lo, hi;
-	struct team team;
 	char msg[160] = "";
-	int ok;
 
 	home_rows(g->grid[0], n, o->rank, &olo, &ohi);
 	home_rows(g->grid[1], n, o->rank, &lo, &hi);
@@ -128,19 +125,7 @@ static int run_dsm(const struct bench_opts *o, struct dsm_grid *g, int nthreads,
 	if (g->hi < g->lo)
 		g->hi = g->lo;
 
-	ok = team_start(&team, nthreads, dsm_sweeps, g, msg, sizeof(msg)) == nthreads;
-	if (apps_agree(o, WL, ok, msg)) {
-		team_finish(&team, 0);
-		return -1;
-	}
-	dsm_barrier();
-	stats_take(&before);
-	*t = bench_now();
-	team_finish(&team, 1);
-	*t = bench_now() - *t;
-	stats_take(&after);
-	stats_sum(&before, &after, sum);
-	return 0;
+	return apps_timed_team(o, WL, nthreads, dsm_sweeps, g, false, t, sum);
 }
 
 /* The MPI version: rows [lo, hi) of the interior in a[1..], halos in a[0] and a[hi-lo+1].
@@ -245,7 +230,7 @@ int bench_app_jacobi(const struct bench_opts *o)
 	struct stats_delta sum = {{0}};
 	double t_dsm = 0, t_mpi = 0, *mpi_rows, *mpi_mem = NULL, *ref = NULL;
 	size_t lo, hi;
-	char msg[200] = "", extra[400];
+	char msg[200] = "", mx[256], dx[256];
 	int ok = 1, ret;
 
 	/* --size scales the side of the grid, kept a multiple of 64 and at least 4 rows per
@@ -306,28 +291,9 @@ int bench_app_jacobi(const struct bench_opts *o)
 		return ret;
 
 	/* Report what rank 0 measured (every timed part ends in a barrier). */
-	snprintf(extra, sizeof(extra),
-	         "\"version\": \"mpi\", \"n\": %zu, \"iterations\": %d, \"serial_checked\": %s", n,
-	         iters, o->smoke && (size_t)iters * n * n <= SERIAL_MAX_UPDATES ? "true" : "false");
-	bench_emit(o, &(struct bench_result){.workload = WL,
-	                                     .metric = "time",
-	                                     .unit = "s",
-	                                     .value = t_mpi,
-	                                     .size = n,
-	                                     .extra = extra});
-	snprintf(extra, sizeof(extra),
-	         "\"version\": \"dsm\", \"n\": %zu, \"iterations\": %d, \"faults\": %" PRIu64
-	         ", \"upgrades\": %" PRIu64 ", \"invalidations\": %" PRIu64
-	         ", \"messages\": %" PRIu64 ", \"bytes\": %" PRIu64,
-	         n, iters, sum.v[0], sum.v[1], sum.v[2], sum.v[3], sum.v[4]);
-	bench_emit(o, &(struct bench_result){.workload = WL,
-	                                     .metric = "time",
-	                                     .unit = "s",
-	                                     .value = t_dsm,
-	                                     .threads = nthreads,
-	                                     .size = n,
-	                                     .baseline_name = "mpi",
-	                                     .baseline = t_mpi,
-	                                     .extra = extra});
+	snprintf(mx, sizeof(mx), "\"n\": %zu, \"iterations\": %d, \"serial_checked\": %s", n, iters,
+	         o->smoke && (size_t)iters * n * n <= SERIAL_MAX_UPDATES ? "true" : "false");
+	snprintf(dx, sizeof(dx), "\"n\": %zu, \"iterations\": %d", n, iters);
+	apps_emit(o, WL, n, nthreads, t_mpi, mx, t_dsm, dx, &sum);
 	return 0;
 }

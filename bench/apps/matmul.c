@@ -104,11 +104,8 @@ static void home_rows(const double *x, size_t n, int rank, size_t *lo, size_t *h
 static int run_dsm(const struct bench_opts *o, struct dsm_mm *m, double *a, double *b, int nthreads,
                    double *t, struct stats_delta *sum)
 {
-	struct stats_delta before, after;
 	size_t n = m->n, lo, hi;
-	struct team team;
 	char msg[160] = "";
-	int ok;
 
 	home_rows(a, n, o->rank, &m->lo, &m->hi);
 	home_rows(m->c, n, o->rank, &lo, &hi);
@@ -123,20 +120,7 @@ static int run_dsm(const struct bench_opts *o, struct dsm_mm *m, double *a, doub
 	for (size_t k = lo; k < hi; k++)
 		init_b_row(b + k * n, k, n);
 
-	ok = team_start(&team, nthreads, dsm_rows, m, msg, sizeof(msg)) == nthreads;
-	if (apps_agree(o, WL, ok, msg)) {
-		team_finish(&team, 0);
-		return -1;
-	}
-	dsm_barrier();
-	stats_take(&before);
-	*t = bench_now();
-	team_finish(&team, 1);
-	dsm_barrier();
-	*t = bench_now() - *t;
-	stats_take(&after);
-	stats_sum(&before, &after, sum);
-	return 0;
+	return apps_timed_team(o, WL, nthreads, dsm_rows, m, true, t, sum);
 }
 
 /* The MPI version: returns this rank's rows [lo, hi) of C, or NULL when out of memory (on
@@ -232,7 +216,7 @@ int bench_app_matmul(const struct bench_opts *o)
 	double t_dsm = 0, t_mpi = 0, *a, *b, *c, *mpi_c = NULL;
 	unsigned long long rows_max = 0, rows_min = 0, my_rows;
 	size_t lo, hi, bytes;
-	char msg[200] = "", extra[400];
+	char msg[200] = "", mx[256], dx[256];
 	int ok = 1, ret, serial;
 
 	/* --size scales n, kept a multiple of 64. */
@@ -295,29 +279,12 @@ int bench_app_matmul(const struct bench_opts *o)
 	if (ret)
 		return ret;
 
-	snprintf(extra, sizeof(extra), "\"version\": \"mpi\", \"n\": %zu, \"serial_checked\": %s",
-	         n, serial ? "true" : "false");
-	bench_emit(o, &(struct bench_result){.workload = WL,
-	                                     .metric = "time",
-	                                     .unit = "s",
-	                                     .value = t_mpi,
-	                                     .size = n,
-	                                     .extra = extra});
+	snprintf(mx, sizeof(mx), "\"n\": %zu, \"serial_checked\": %s", n,
+	         serial ? "true" : "false");
 	/* rows_min/rows_max: the DSM rows follow the homes of whole lines, so with few rows
 	 * per line they are less balanced than the MPI blocks. */
-	snprintf(extra, sizeof(extra),
-	         "\"version\": \"dsm\", \"n\": %zu, \"rows_min\": %llu, \"rows_max\": %llu, "
-	         "\"faults\": %" PRIu64 ", \"upgrades\": %" PRIu64 ", \"invalidations\": %" PRIu64
-	         ", \"messages\": %" PRIu64 ", \"bytes\": %" PRIu64,
-	         n, rows_min, rows_max, sum.v[0], sum.v[1], sum.v[2], sum.v[3], sum.v[4]);
-	bench_emit(o, &(struct bench_result){.workload = WL,
-	                                     .metric = "time",
-	                                     .unit = "s",
-	                                     .value = t_dsm,
-	                                     .threads = nthreads,
-	                                     .size = n,
-	                                     .baseline_name = "mpi",
-	                                     .baseline = t_mpi,
-	                                     .extra = extra});
+	snprintf(dx, sizeof(dx), "\"n\": %zu, \"rows_min\": %llu, \"rows_max\": %llu", n, rows_min,
+	         rows_max);
+	apps_emit(o, WL, n, nthreads, t_mpi, mx, t_dsm, dx, &sum);
 	return 0;
 }

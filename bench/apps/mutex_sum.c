@@ -70,8 +70,6 @@ static void dsm_adds(struct team *t, int tid)
 static int run_dsm(const struct bench_opts *o, struct dsm_sum *d, int nthreads, double *t,
                    struct stats_delta *sum)
 {
-	struct stats_delta before, after;
-	struct team team;
 	char msg[160] = "";
 	int ok = 1, ret;
 
@@ -85,20 +83,10 @@ static int run_dsm(const struct bench_opts *o, struct dsm_sum *d, int nthreads, 
 	}
 	if (apps_agree(o, WL, ok, msg))
 		return -1;
-	ok = team_start(&team, nthreads, dsm_adds, d, msg, sizeof(msg)) == nthreads;
-	if (apps_agree(o, WL, ok, msg)) {
-		team_finish(&team, 0);
+	/* dsm_mutex_init() has returned on rank 0: after the barrier that starts the timed
+	 * part any rank may lock. */
+	if (apps_timed_team(o, WL, nthreads, dsm_adds, d, true, t, sum) < 0)
 		return -1;
-	}
-	/* dsm_mutex_init() has returned on rank 0: after this barrier any rank may lock. */
-	dsm_barrier();
-	stats_take(&before);
-	*t = bench_now();
-	team_finish(&team, 1);
-	dsm_barrier();
-	*t = bench_now() - *t;
-	stats_take(&after);
-	stats_sum(&before, &after, sum);
 	if (d->err)
 		snprintf(msg, sizeof(msg), "dsm_mutex_lock/unlock: %s", dsm_strerror(d->err));
 	return apps_agree(o, WL, d->err == 0, msg);
@@ -129,7 +117,7 @@ int bench_app_mutex_sum(const struct bench_opts *o)
 	struct stats_delta sum = {{0}};
 	uint64_t mpi_total = 0, dsm_total = 0, serial = 0;
 	double t_dsm = 0, t_mpi = 0;
-	char msg[200] = "", extra[400];
+	char msg[200] = "", mx[256], dx[256];
 	int ok = 1, ret, dret;
 
 	/* --size scales the additions per thread. */
@@ -178,29 +166,10 @@ int bench_app_mutex_sum(const struct bench_opts *o)
 	if (ret)
 		return ret;
 
-	snprintf(extra, sizeof(extra),
-	         "\"version\": \"mpi\", \"adds_per_thread\": %" PRIu64 ", \"sum\": %" PRIu64, adds,
+	snprintf(mx, sizeof(mx), "\"adds_per_thread\": %" PRIu64 ", \"sum\": %" PRIu64, adds,
 	         mpi_total);
-	bench_emit(o, &(struct bench_result){.workload = WL,
-	                                     .metric = "time",
-	                                     .unit = "s",
-	                                     .value = t_mpi,
-	                                     .size = (size_t)adds,
-	                                     .extra = extra});
-	snprintf(extra, sizeof(extra),
-	         "\"version\": \"dsm\", \"adds_per_thread\": %" PRIu64
-	         ", \"us_per_add\": %.2f, \"faults\": %" PRIu64 ", \"upgrades\": %" PRIu64
-	         ", \"invalidations\": %" PRIu64 ", \"messages\": %" PRIu64 ", \"bytes\": %" PRIu64,
-	         adds, t_dsm * 1e6 / (double)(adds * (uint64_t)nthreads * (uint64_t)o->nranks),
-	         sum.v[0], sum.v[1], sum.v[2], sum.v[3], sum.v[4]);
-	bench_emit(o, &(struct bench_result){.workload = WL,
-	                                     .metric = "time",
-	                                     .unit = "s",
-	                                     .value = t_dsm,
-	                                     .threads = nthreads,
-	                                     .size = (size_t)adds,
-	                                     .baseline_name = "mpi",
-	                                     .baseline = t_mpi,
-	                                     .extra = extra});
+	snprintf(dx, sizeof(dx), "\"adds_per_thread\": %" PRIu64 ", \"us_per_add\": %.2f", adds,
+	         t_dsm * 1e6 / (double)(adds * (uint64_t)nthreads * (uint64_t)o->nranks));
+	apps_emit(o, WL, (size_t)adds, nthreads, t_mpi, mx, t_dsm, dx, &sum);
 	return 0;
 }

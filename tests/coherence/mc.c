@@ -1029,8 +1029,8 @@ static unsigned rnd_below(uint64_t *x, unsigned n)
 
 void mc_random_config(uint64_t *rng, const mc_random_opts_t *o, mc_config_t *cfg)
 {
-	static const dsm_dist_t dists[] = {DSM_DIST_BLOCK, DSM_DIST_CYCLIC, DSM_DIST_LOCAL,
-	                                   DSM_COH_DIST_RANK};
+	static const dsm_coh_dist_t dists[] = {DSM_COH_DIST_BLOCK, DSM_COH_DIST_CYCLIC,
+	                                       DSM_COH_DIST_ZERO, DSM_COH_DIST_RANK};
 	unsigned n, t, i, hot;
 
 	memset(cfg, 0, sizeof(*cfg));

@@ -44,7 +44,7 @@ typedef struct mc_config {
 	 * between ranks, so cycles and long waits are allowed, but every read
 	 * must still be right and single-writer must still hold. */
 	int early_hold;
-	dsm_dist_t dist;
+	dsm_coh_dist_t dist;
 	unsigned nops[MC_MAX_NODES][MC_MAX_THREADS];
 	mc_op_t ops[MC_MAX_NODES][MC_MAX_THREADS][MC_MAX_OPS];
 } mc_config_t;

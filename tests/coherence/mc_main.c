@@ -107,7 +107,7 @@ static int run_early_hold(int big)
 				c.nlines = 1;
 				c.data_mode = (dsm_coh_data_mode_t)m;
 				c.wb_mode = c.data_mode;
-				c.dist = DSM_DIST_LOCAL;
+				c.dist = DSM_COH_DIST_ZERO;
 				c.early_hold = 1;
 				program(&c, (int)p, 3);
 				if (mc_exhaustive(&c, 200000000, &r) < 0)
@@ -153,7 +153,7 @@ static int run_exhaustive(int big)
 	             {3, 1, 4, 1, 0, 7},
 	             {4, 1, 3, 1, 0, 1 << PROG_WRITERS},
 	             {4, 1, 2, 1, 0, 7}};
-	static const dsm_dist_t dists[] = {DSM_DIST_LOCAL, DSM_COH_DIST_RANK};
+	static const dsm_coh_dist_t dists[] = {DSM_COH_DIST_ZERO, DSM_COH_DIST_RANK};
 	uint64_t cov[MC_NCOV] = {0};
 	unsigned si, p, m, di, k;
 	int bad = 0;

@@ -30,7 +30,7 @@ static void small_config(mc_config_t *c, unsigned bugs, dsm_coh_data_mode_t mode
 	c->data_mode = mode;
 	c->wb_mode = mode;
 	c->bugs = bugs;
-	c->dist = DSM_DIST_LOCAL;
+	c->dist = DSM_COH_DIST_ZERO;
 	for (n = 0; n < 3; n++) {
 		c->nops[n][0] = 3;
 		for (i = 0; i < 3; i++) {

@@ -777,7 +777,7 @@ static void layout_lines(void **st)
 
 static void layout_homes(void **st)
 {
-	dsm_coh_span_t s = {.first_line = 1000, .dist = DSM_DIST_BLOCK};
+	dsm_coh_span_t s = {.first_line = 1000, .dist = DSM_COH_DIST_BLOCK};
 	uint64_t nl, i;
 	unsigned nr;
 
@@ -805,17 +805,17 @@ static void layout_homes(void **st)
 	assert_int_equal(dsm_coh_home_of(&s, 4, 999), -EINVAL);
 	assert_int_equal(dsm_coh_home_of(&s, 4, 1010), -EINVAL);
 	assert_int_equal(dsm_coh_home_of(&s, 0, 1000), -EINVAL);
-	s.dist = DSM_DIST_CYCLIC;
+	s.dist = DSM_COH_DIST_CYCLIC;
 	for (i = 0; i < 10; i++)
 		assert_int_equal(dsm_coh_home_of(&s, 4, 1000 + i), (int)(i % 4));
-	s.dist = DSM_DIST_LOCAL;
+	s.dist = DSM_COH_DIST_ZERO;
 	for (i = 0; i < 10; i++)
 		assert_int_equal(dsm_coh_home_of(&s, 4, 1000 + i), 0);
 	s.dist = DSM_COH_DIST_RANK;
 	s.rank = 3;
 	assert_int_equal(dsm_coh_home_of(&s, 4, 1005), 3);
 	assert_int_equal(dsm_coh_home_of(&s, 3, 1005), -EINVAL);
-	s.dist = (dsm_dist_t)42;
+	s.dist = (dsm_coh_dist_t)42;
 	assert_int_equal(dsm_coh_home_of(&s, 4, 1005), -EINVAL);
 }
 

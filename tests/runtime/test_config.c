@@ -21,34 +21,6 @@ static int clear_env(void **state)
 	return 0;
 }
 
-static void test_parse_size(void **state)
-{
-	size_t v;
-
-	(void)state;
-	assert_int_equal(dsm_rt_parse_size("4096", &v), 0);
-	assert_int_equal(v, 4096);
-	assert_int_equal(dsm_rt_parse_size("64K", &v), 0);
-	assert_int_equal(v, 65536);
-	assert_int_equal(dsm_rt_parse_size("64k", &v), 0);
-	assert_int_equal(v, 65536);
-	assert_int_equal(dsm_rt_parse_size("2GiB", &v), 0);
-	assert_int_equal(v, 2ull << 30);
-	assert_int_equal(dsm_rt_parse_size("16T", &v), 0);
-	assert_int_equal(v, 16ull << 40);
-	assert_int_equal(dsm_rt_parse_size("1MB", &v), 0);
-	assert_int_equal(v, 1ull << 20);
-	v = 7;
-	assert_int_equal(dsm_rt_parse_size("", &v), -EINVAL);
-	assert_int_equal(dsm_rt_parse_size("0", &v), -EINVAL);
-	assert_int_equal(dsm_rt_parse_size("-4K", &v), -EINVAL);
-	assert_int_equal(dsm_rt_parse_size("12Q", &v), -EINVAL);
-	assert_int_equal(dsm_rt_parse_size("12KX", &v), -EINVAL);
-	assert_int_equal(dsm_rt_parse_size("99999999999999999999", &v), -EINVAL);
-	assert_int_equal(dsm_rt_parse_size("16777216P", &v), -EINVAL); /* 2^24 PiB overflows */
-	assert_int_equal(v, 7); /* outputs are set only on success */
-}
-
 static void test_defaults(void **state)
 {
 	struct dsm_rt_config c;
@@ -153,7 +125,6 @@ static void test_data_path(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_setup(test_parse_size, clear_env),
 	        cmocka_unit_test_setup(test_defaults, clear_env),
 	        cmocka_unit_test_setup(test_env_and_precedence, clear_env),
 	        cmocka_unit_test_setup(test_bad_settings, clear_env),

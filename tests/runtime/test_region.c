@@ -77,10 +77,10 @@ static void *handler(void *arg)
 static int setup(void **state)
 {
 	static struct fixture f;
-	struct dsm_rt_uffd_access a;
+	struct dsm_uffd_access a;
 
-	dsm_rt_uffd_access_probe(&a);
-	if (a.mode == DSM_RT_UFFD_NONE) {
+	dsm_uffd_access_probe(&a);
+	if (a.mode == DSM_UFFD_NONE) {
 		print_message("skipped: userfaultfd unavailable: %s\n", a.reason);
 		return -1;
 	}
@@ -277,8 +277,8 @@ static void test_user_mode_only(void **state)
 			_exit(3);
 		area = mmap(NULL, 4 * psz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
 		            0);
-		result[0] = dsm_rt_region_open(&r, area, 4 * psz) == 0 &&
-		            r.mode == DSM_RT_UFFD_USER_ONLY;
+		result[0] =
+		        dsm_rt_region_open(&r, area, 4 * psz) == 0 && r.mode == DSM_UFFD_USER_ONLY;
 		memset(src, 'u', psz);
 		result[1] = dsm_rt_region_install(&r, (uint64_t)area, src, psz, true) == 0 &&
 		            area[7] == 'u';

@@ -23,6 +23,7 @@
 
 #include "runtime/bootstrap.h"
 #include "transport/internal.h"
+#include "transport/testing.h"
 #include "transport/transport.h"
 
 #define BARRIER_TYPE (MAX_TYPE + 1)
@@ -431,8 +432,8 @@ static void rma_round(bool sleeper)
 	assert_non_null(loc);
 	for (size_t k = 0; k < 2 * RMA_MAX; k++)
 		home[k] = pat(me, k);
-	assert_int_equal(dsm_tp_mr_reg(tp, home, 2 * RMA_MAX, 1000 + (uint64_t)me, &hmr), 0);
-	assert_int_equal(dsm_tp_mr_reg(tp, loc, RMA_MAX, 2000 + (uint64_t)me, &lmr), 0);
+	assert_int_equal(dsm_tp_mr_reg(tp, home, 2 * RMA_MAX, &hmr), 0);
+	assert_int_equal(dsm_tp_mr_reg(tp, loc, RMA_MAX, &lmr), 0);
 	mine.addr = dsm_tp_remote_addr(tp, hmr, 0);
 	mine.key = hmr->key;
 	assert_int_equal(dsm_rt_boot_allgather(&mine, all, sizeof(mine)), 0);
@@ -577,7 +578,7 @@ static void test_segment(void **state)
 		skip(); /* vm.overcommit_memory=2 refuses it */
 	assert_int_equal(dsm_tp_seg_create(tp, base, len, chunk, &seg), 0);
 	assert_int_equal(dsm_tp_seg_registered(seg), 0);
-	assert_int_equal(dsm_tp_mr_reg(tp, loc, 4096, 3000 + (uint64_t)me, &lmr), 0);
+	assert_int_equal(dsm_tp_mr_reg(tp, loc, 4096, &lmr), 0);
 	for (size_t i = 0; i < 3; i++) {
 		memset(base + offs[i], 0x40 + (int)i + me, 100);
 		assert_int_equal(dsm_tp_seg_populate(seg, offs[i], 100), 0);
@@ -762,7 +763,7 @@ static void wk_cycle(uint64_t iters, uint64_t *missed_p, struct dsm_tp_stats *st
 	unsetenv("DSM_TP_HEARTBEAT_MS");
 	for (size_t k = 0; k < len; k++)
 		buf[k] = active ? 0 : pat(me, k);
-	assert_int_equal(dsm_tp_mr_reg(t, buf, len, 4000 + (uint64_t)me, &mr), 0);
+	assert_int_equal(dsm_tp_mr_reg(t, buf, len, &mr), 0);
 	mine.addr = dsm_tp_remote_addr(t, mr, 0);
 	mine.key = mr->key;
 	assert_int_equal(dsm_rt_boot_allgather(&mine, all, sizeof(mine)), 0);

@@ -19,7 +19,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "runtime/uffd.h"
+#include "common/uffd.h"
 #include "tools/probe.h"
 
 #define NOBODY        65534
@@ -52,54 +52,54 @@ static int write_int(const char *path, int v)
 static void test_feature_names(void **state)
 {
 	(void)state;
-	assert_string_equal(dsm_rt_uffd_feature_name(0), "PAGEFAULT_FLAG_WP");
-	assert_string_equal(dsm_rt_uffd_feature_name(5), "MISSING_SHMEM");
-	assert_string_equal(dsm_rt_uffd_feature_name(6), "EVENT_UNMAP");
+	assert_string_equal(dsm_uffd_feature_name(0), "PAGEFAULT_FLAG_WP");
+	assert_string_equal(dsm_uffd_feature_name(5), "MISSING_SHMEM");
+	assert_string_equal(dsm_uffd_feature_name(6), "EVENT_UNMAP");
 	/* The ones Debian 12's header lacks. */
-	assert_string_equal(dsm_rt_uffd_feature_name(13), "WP_UNPOPULATED");
-	assert_string_equal(dsm_rt_uffd_feature_name(14), "POISON");
-	assert_string_equal(dsm_rt_uffd_feature_name(15), "WP_ASYNC");
-	assert_string_equal(dsm_rt_uffd_feature_name(16), "MOVE");
-	assert_null(dsm_rt_uffd_feature_name(17));
-	assert_null(dsm_rt_uffd_feature_name(63));
+	assert_string_equal(dsm_uffd_feature_name(13), "WP_UNPOPULATED");
+	assert_string_equal(dsm_uffd_feature_name(14), "POISON");
+	assert_string_equal(dsm_uffd_feature_name(15), "WP_ASYNC");
+	assert_string_equal(dsm_uffd_feature_name(16), "MOVE");
+	assert_null(dsm_uffd_feature_name(17));
+	assert_null(dsm_uffd_feature_name(63));
 }
 
 static void test_kernel_features_have_wp(void **state)
 {
-	struct dsm_rt_uffd_access a;
+	struct dsm_uffd_access a;
 	uint64_t features = 0;
 
 	(void)state;
-	dsm_rt_uffd_access_probe(&a);
-	if (a.mode == DSM_RT_UFFD_NONE)
+	dsm_uffd_access_probe(&a);
+	if (a.mode == DSM_UFFD_NONE)
 		skip();
-	assert_int_equal(dsm_rt_uffd_kernel_features(a.mode, &features), 0);
+	assert_int_equal(dsm_uffd_kernel_features(a.mode, &features), 0);
 	/* libdsm cannot work without write-protect faults; every kernel this runs on has them. */
 	assert_true(features & UFFD_FEATURE_PAGEFAULT_FLAG_WP);
 	/* A fresh fd must refuse a feature bit the kernel does not know. */
 	int fd;
-	assert_int_equal(dsm_rt_uffd_open(a.mode, &fd), 0);
-	assert_int_not_equal(dsm_rt_uffd_handshake(fd, 1ull << 62, NULL, NULL), 0);
+	assert_int_equal(dsm_uffd_open(a.mode, &fd), 0);
+	assert_int_not_equal(dsm_uffd_handshake(fd, 1ull << 62, NULL, NULL), 0);
 	close(fd);
 }
 
 static void test_access_privileged(void **state)
 {
-	struct dsm_rt_uffd_access a;
+	struct dsm_uffd_access a;
 
 	(void)state;
-	dsm_rt_uffd_access_probe(&a);
+	dsm_uffd_access_probe(&a);
 	if (!a.cap_sys_ptrace) {
 		print_message("skipped: this process lacks CAP_SYS_PTRACE\n");
 		skip();
 	}
-	assert_int_equal(a.mode, DSM_RT_UFFD_FULL);
+	assert_int_equal(a.mode, DSM_UFFD_FULL);
 	assert_non_null(strstr(a.reason, "CAP_SYS_PTRACE"));
 	assert_string_equal(a.fix, "");
 }
 
 struct child_report {
-	struct dsm_rt_uffd_access access;
+	struct dsm_uffd_access access;
 	struct dsm_probe_fault fault;
 	int drop_err;
 };
@@ -142,7 +142,7 @@ static void test_access_refused_as_nobody(void **state)
 		if (setgroups(0, NULL) || setgid(NOBODY) || setuid(NOBODY))
 			rep.drop_err = errno;
 		else {
-			dsm_rt_uffd_access_probe(&rep.access);
+			dsm_uffd_access_probe(&rep.access);
 			dsm_probe_fault(rep.access.mode, 8, 5000, &rep.fault);
 		}
 		_exit(write(fds[1], &rep, sizeof(rep)) == sizeof(rep) ? 0 : 1);
@@ -163,7 +163,7 @@ static void test_access_refused_as_nobody(void **state)
 	assert_false(rep.access.cap_sys_ptrace);
 	assert_false(rep.access.dev_accessible);
 	assert_int_equal(rep.access.unprivileged_sysctl, 0);
-	assert_int_equal(rep.access.mode, DSM_RT_UFFD_USER_ONLY);
+	assert_int_equal(rep.access.mode, DSM_UFFD_USER_ONLY);
 	assert_int_equal(rep.access.full_errno, EPERM);
 	print_message("nobody: %s\n", rep.access.reason);
 	assert_non_null(strstr(rep.access.reason, "user-mode-only"));
@@ -180,12 +180,12 @@ static void test_access_refused_as_nobody(void **state)
 
 static void test_fault_probe(void **state)
 {
-	struct dsm_rt_uffd_access a;
+	struct dsm_uffd_access a;
 	struct dsm_probe_fault f;
 
 	(void)state;
-	dsm_rt_uffd_access_probe(&a);
-	if (a.mode == DSM_RT_UFFD_NONE)
+	dsm_uffd_access_probe(&a);
+	if (a.mode == DSM_UFFD_NONE)
 		skip();
 	dsm_probe_fault(a.mode, 64, 10000, &f);
 	if (!f.ok)
@@ -197,7 +197,7 @@ static void test_fault_probe(void **state)
 	assert_true(f.missing_us > 0 && f.wp_us > 0);
 	print_message("MISSING+COPY %.1f us, WP %.1f us per fault\n", f.missing_us, f.wp_us);
 
-	dsm_probe_fault(DSM_RT_UFFD_NONE, 4, 1000, &f);
+	dsm_probe_fault(DSM_UFFD_NONE, 4, 1000, &f);
 	assert_false(f.ok);
 	assert_true(strlen(f.error) > 0);
 }

@@ -2,10 +2,11 @@
 /*
  * userfaultfd: how this process may open one (full or user-mode-only, and
  * why), the handshake, and the names of the features the kernel reports.
- * Shared by the runtime and by dsm-info.
+ * Shared by the runtime (the heap region), dsm-info (the probes) and
+ * dsm-bench (the raw fault floor).
  */
-#ifndef DSM_RT_UFFD_H
-#define DSM_RT_UFFD_H
+#ifndef DSM_COMMON_UFFD_H
+#define DSM_COMMON_UFFD_H
 
 #include <linux/userfaultfd.h>
 #include <stdbool.h>
@@ -31,14 +32,14 @@
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
 #endif
 
-enum dsm_rt_uffd_mode {
-	DSM_RT_UFFD_NONE = 0,      /* userfaultfd cannot be opened at all */
-	DSM_RT_UFFD_USER_ONLY = 1, /* only faults from user space are caught */
-	DSM_RT_UFFD_FULL = 2,      /* kernel accesses (read(2), MPI receives) are caught too */
+enum dsm_uffd_mode {
+	DSM_UFFD_NONE = 0,      /* userfaultfd cannot be opened at all */
+	DSM_UFFD_USER_ONLY = 1, /* only faults from user space are caught */
+	DSM_UFFD_FULL = 2,      /* kernel accesses (read(2), MPI receives) are caught too */
 };
 
-struct dsm_rt_uffd_access {
-	enum dsm_rt_uffd_mode mode;
+struct dsm_uffd_access {
+	enum dsm_uffd_mode mode;
 	const char *via; /* how the fd of that mode is opened */
 	unsigned euid;
 	bool cap_sys_ptrace;     /* in the effective set */
@@ -51,26 +52,26 @@ struct dsm_rt_uffd_access {
 };
 
 /* Works out the mode this process gets, and why, by really opening the fds. */
-void dsm_rt_uffd_access_probe(struct dsm_rt_uffd_access *out);
+void dsm_uffd_access_probe(struct dsm_uffd_access *out);
 
 /* Opens a userfaultfd of @mode, O_CLOEXEC|O_NONBLOCK. 0 or -errno. */
-int dsm_rt_uffd_open(enum dsm_rt_uffd_mode mode, int *fd_p);
+int dsm_uffd_open(enum dsm_uffd_mode mode, int *fd_p);
 
 /*
  * The UFFDIO_API handshake asking for exactly @want. On success the kernel's
  * answer is in *features_p (all it supports when @want is 0) and *ioctls_p.
  */
-int dsm_rt_uffd_handshake(int fd, uint64_t want, uint64_t *features_p, uint64_t *ioctls_p);
+int dsm_uffd_handshake(int fd, uint64_t want, uint64_t *features_p, uint64_t *ioctls_p);
 
 /* All features the kernel offers to a fd of @mode (a fresh fd, closed again). */
-int dsm_rt_uffd_kernel_features(enum dsm_rt_uffd_mode mode, uint64_t *features_p);
+int dsm_uffd_kernel_features(enum dsm_uffd_mode mode, uint64_t *features_p);
 
 /* The name of feature bit @bit ("PAGEFAULT_FLAG_WP", "MOVE", ...), or NULL. */
-const char *dsm_rt_uffd_feature_name(unsigned bit);
+const char *dsm_uffd_feature_name(unsigned bit);
 
-const char *dsm_rt_uffd_mode_name(enum dsm_rt_uffd_mode mode);
+const char *dsm_uffd_mode_name(enum dsm_uffd_mode mode);
 
 /* The integer a /proc or /sys file starts with, or -1. */
-int dsm_rt_read_int_file(const char *path);
+int dsm_read_int_file(const char *path);
 
 #endif

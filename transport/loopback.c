@@ -6,9 +6,6 @@
  * memcpy checked against the target's registrations, the wait fd is an
  * eventfd rung only when the target announced it sleeps.
  */
-#include "transport/internal.h"
-
-#include <dsm.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -16,7 +13,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "runtime/log.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "transport/internal.h"
+#include "transport/loopback.h"
 
 struct loop_msg {
 	struct loop_msg *next;
@@ -97,7 +97,7 @@ static void ring(struct loop_tp *t)
 	uint64_t one = 1;
 
 	if (atomic_exchange(&t->asleep, 0) && write(t->efd, &one, sizeof(one)) < 0)
-		DSM_LOG_ERRNO(DSM_LOG_WARN, "loopback: eventfd write");
+		DSM_LOG_ERRNO(DSM_LOG_WARN, "loopback eventfd write");
 }
 
 void dsm_tp_loop_kill(dsm_tp_loop_fabric_t *f, int rank)
@@ -119,6 +119,8 @@ static void loop_release(dsm_tp_t *tp, void *tok)
 	free(tok);
 }
 
+static int loop_send_raw(dsm_tp_t *tp, int peer, const void *buf, size_t len);
+
 static int loop_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 {
 	struct dsm_tp_loop_fabric *f = attr->impl_arg;
@@ -132,6 +134,7 @@ static int loop_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 	if (t == NULL)
 		return -ENOMEM;
 	t->tp.ops = &dsm_tp_loop_ops;
+	t->tp.send_raw = loop_send_raw;
 	t->tp.rank = b->rank;
 	t->tp.size = b->size;
 	t->tp.virt_addr = 1;
@@ -253,22 +256,22 @@ static int loop_send_raw(dsm_tp_t *tp, int peer, const void *buf, size_t len)
 	return post(lt(tp), peer, NULL, buf, len);
 }
 
-static int loop_mr_reg(dsm_tp_t *tp, void *addr, size_t len, uint64_t want_key, dsm_tp_mr_t **mr_p)
+static int loop_mr_reg(dsm_tp_t *tp, void *addr, size_t len, uint64_t key, dsm_tp_mr_t **mr_p)
 {
 	struct loop_tp *t = lt(tp);
 	struct loop_mr *m;
 
 	if (tp->prov_key)
-		want_key = t->next_key++;
+		key = t->next_key++;
 	for (m = t->mrs; m; m = m->next)
-		if (m->pub.key == want_key)
+		if (m->pub.key == key)
 			return -EEXIST;
 	m = calloc(1, sizeof(*m));
 	if (m == NULL)
 		return -ENOMEM;
 	m->pub.addr = addr;
 	m->pub.len = len;
-	m->pub.key = want_key;
+	m->pub.key = key;
 	m->pub.impl = m;
 	m->next = t->mrs;
 	t->mrs = m;
@@ -370,7 +373,7 @@ static int loop_poll(dsm_tp_t *tp, struct dsm_tp_event *ev, int max)
 			t->seen_dead[i] = true;
 			t->core.st.peers_dead++;
 			dsm_tp_core_push(&t->core, &e, NULL, NULL);
-			dsm_tp_ctrl_peer_dead(tp, i);
+			dsm_tp_core_peer_dead(&t->core, i);
 		}
 	}
 	return dsm_tp_core_pop(&t->core, ev, max);
@@ -408,7 +411,7 @@ static void loop_sleep_end(dsm_tp_t *tp)
 
 	atomic_store(&t->asleep, 0);
 	if (read(t->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		DSM_LOG_ERRNO(DSM_LOG_WARN, "loopback: eventfd read");
+		DSM_LOG_ERRNO(DSM_LOG_WARN, "loopback eventfd read");
 }
 
 static int loop_stats(dsm_tp_t *tp, struct dsm_tp_stats *out)
@@ -445,7 +448,6 @@ const struct dsm_tp_ops dsm_tp_loop_ops = {
         .open = loop_open,
         .close = loop_close,
         .send = loop_send,
-        .send_raw = loop_send_raw,
         .mr_reg = loop_mr_reg,
         .mr_dereg = loop_mr_dereg,
         .read = loop_read,

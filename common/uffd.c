@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "runtime/uffd.h"
+#include "common/uffd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,19 +31,19 @@ static const char *const feature_names[] = {
         "MOVE",
 };
 
-const char *dsm_rt_uffd_feature_name(unsigned bit)
+const char *dsm_uffd_feature_name(unsigned bit)
 {
 	if (bit >= sizeof(feature_names) / sizeof(feature_names[0]))
 		return NULL;
 	return feature_names[bit];
 }
 
-const char *dsm_rt_uffd_mode_name(enum dsm_rt_uffd_mode mode)
+const char *dsm_uffd_mode_name(enum dsm_uffd_mode mode)
 {
 	switch (mode) {
-	case DSM_RT_UFFD_FULL:
+	case DSM_UFFD_FULL:
 		return "full";
-	case DSM_RT_UFFD_USER_ONLY:
+	case DSM_UFFD_USER_ONLY:
 		return "user-mode-only";
 	default:
 		return "unavailable";
@@ -70,12 +70,12 @@ static int uffd_dev_open(void)
 	return fd;
 }
 
-int dsm_rt_uffd_open(enum dsm_rt_uffd_mode mode, int *fd_p)
+int dsm_uffd_open(enum dsm_uffd_mode mode, int *fd_p)
 {
 	int fd;
 
 	switch (mode) {
-	case DSM_RT_UFFD_FULL:
+	case DSM_UFFD_FULL:
 		fd = uffd_syscall(0);
 		if (fd < 0) {
 			int dev_fd = uffd_dev_open();
@@ -83,7 +83,7 @@ int dsm_rt_uffd_open(enum dsm_rt_uffd_mode mode, int *fd_p)
 				fd = dev_fd;
 		}
 		break;
-	case DSM_RT_UFFD_USER_ONLY:
+	case DSM_UFFD_USER_ONLY:
 		fd = uffd_syscall(UFFD_USER_MODE_ONLY);
 		break;
 	default:
@@ -95,7 +95,7 @@ int dsm_rt_uffd_open(enum dsm_rt_uffd_mode mode, int *fd_p)
 	return 0;
 }
 
-int dsm_rt_uffd_handshake(int fd, uint64_t want, uint64_t *features_p, uint64_t *ioctls_p)
+int dsm_uffd_handshake(int fd, uint64_t want, uint64_t *features_p, uint64_t *ioctls_p)
 {
 	struct uffdio_api api = {.api = UFFD_API, .features = want};
 
@@ -110,14 +110,14 @@ int dsm_rt_uffd_handshake(int fd, uint64_t want, uint64_t *features_p, uint64_t 
 	return 0;
 }
 
-int dsm_rt_uffd_kernel_features(enum dsm_rt_uffd_mode mode, uint64_t *features_p)
+int dsm_uffd_kernel_features(enum dsm_uffd_mode mode, uint64_t *features_p)
 {
 	int fd, ret;
 
-	ret = dsm_rt_uffd_open(mode, &fd);
+	ret = dsm_uffd_open(mode, &fd);
 	if (ret < 0)
 		return ret;
-	ret = dsm_rt_uffd_handshake(fd, 0, features_p, NULL);
+	ret = dsm_uffd_handshake(fd, 0, features_p, NULL);
 	close(fd);
 	return ret;
 }
@@ -137,7 +137,7 @@ static bool has_cap_sys_ptrace(void)
 	return (caps >> CAP_SYS_PTRACE_BIT) & 1;
 }
 
-int dsm_rt_read_int_file(const char *path)
+int dsm_read_int_file(const char *path)
 {
 	int v = -1;
 	FILE *f = fopen(path, "re");
@@ -150,7 +150,7 @@ int dsm_rt_read_int_file(const char *path)
 	return v;
 }
 
-static const char *full_grant(const struct dsm_rt_uffd_access *a)
+static const char *full_grant(const struct dsm_uffd_access *a)
 {
 	if (a->cap_sys_ptrace)
 		return a->euid == 0 ? "running as root (CAP_SYS_PTRACE)"
@@ -160,14 +160,14 @@ static const char *full_grant(const struct dsm_rt_uffd_access *a)
 	return "userfaultfd(2) allowed it";
 }
 
-void dsm_rt_uffd_access_probe(struct dsm_rt_uffd_access *a)
+void dsm_uffd_access_probe(struct dsm_uffd_access *a)
 {
 	int fd;
 
 	memset(a, 0, sizeof(*a));
 	a->euid = (unsigned)geteuid();
 	a->cap_sys_ptrace = has_cap_sys_ptrace();
-	a->unprivileged_sysctl = dsm_rt_read_int_file("/proc/sys/vm/unprivileged_userfaultfd");
+	a->unprivileged_sysctl = dsm_read_int_file("/proc/sys/vm/unprivileged_userfaultfd");
 	a->dev_exists = access("/dev/userfaultfd", F_OK) == 0;
 
 	fd = uffd_dev_open();
@@ -178,14 +178,14 @@ void dsm_rt_uffd_access_probe(struct dsm_rt_uffd_access *a)
 	fd = uffd_syscall(0);
 	if (fd >= 0) {
 		close(fd);
-		a->mode = DSM_RT_UFFD_FULL;
+		a->mode = DSM_UFFD_FULL;
 		a->via = "userfaultfd(2)";
 		snprintf(a->reason, sizeof(a->reason), "full mode: %s", full_grant(a));
 		return;
 	}
 	a->full_errno = -fd;
 	if (a->dev_accessible) {
-		a->mode = DSM_RT_UFFD_FULL;
+		a->mode = DSM_UFFD_FULL;
 		a->via = "/dev/userfaultfd";
 		snprintf(a->reason, sizeof(a->reason),
 		         "full mode: /dev/userfaultfd is readable and writable by uid %u", a->euid);
@@ -195,7 +195,7 @@ void dsm_rt_uffd_access_probe(struct dsm_rt_uffd_access *a)
 	fd = uffd_syscall(UFFD_USER_MODE_ONLY);
 	if (fd >= 0) {
 		close(fd);
-		a->mode = DSM_RT_UFFD_USER_ONLY;
+		a->mode = DSM_UFFD_USER_ONLY;
 		a->via = "userfaultfd(2) with UFFD_USER_MODE_ONLY";
 		snprintf(a->reason, sizeof(a->reason),
 		         "user-mode-only: uid %u lacks CAP_SYS_PTRACE, "
@@ -211,7 +211,7 @@ void dsm_rt_uffd_access_probe(struct dsm_rt_uffd_access *a)
 		return;
 	}
 
-	a->mode = DSM_RT_UFFD_NONE;
+	a->mode = DSM_UFFD_NONE;
 	a->via = "none";
 	if (-fd == ENOSYS) {
 		snprintf(a->reason, sizeof(a->reason),

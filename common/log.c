@@ -1,50 +1,41 @@
 /* SPDX-License-Identifier: MIT */
-#include "runtime/log.h"
+#include "common/log.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
+
+#include "common/settings.h"
 
 static atomic_int log_level = -1; /* -1: not read from the environment yet */
 static atomic_int log_rank = -1;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
-static int log_level_from_env(void)
-{
-	const char *s = getenv("DSM_LOG");
-
-	if (s == NULL || *s == '\0')
-		return DSM_LOG_WARN;
-	for (int i = 0; i < 4; i++)
-		if (strcasecmp(s, level_names[i]) == 0)
-			return i;
-	if (s[0] >= '0' && s[0] <= '3' && s[1] == '\0')
-		return s[0] - '0';
-	return DSM_LOG_WARN;
-}
-
-int dsm_rt_log_level(void)
+int dsm_log_level(void)
 {
 	int l = atomic_load_explicit(&log_level, memory_order_relaxed);
 
 	if (l < 0) {
-		l = log_level_from_env();
+		struct dsm_setting_value v;
+
+		/* A malformed DSM_LOG reads as the default here: dsm_init refuses it. */
+		dsm_setting_lookup(DSM_SETTING_LOG, &v, NULL, 0);
+		l = (int)v.v;
 		atomic_store_explicit(&log_level, l, memory_order_relaxed);
 	}
 	return l;
 }
 
-void dsm_rt_log_set_rank(int rank)
+void dsm_log_set_rank(int rank)
 {
 	atomic_store(&log_rank, rank);
 }
 
-void dsm_rt_log(int level, int err, const char *file, int line, const char *fmt, ...)
+void dsm_log_write(int level, int err, const char *component, const char *file, int line,
+                   const char *fmt, ...)
 {
 	char buf[1024];
 	const char *base = strrchr(file, '/');
@@ -55,11 +46,13 @@ void dsm_rt_log(int level, int err, const char *file, int line, const char *fmt,
 
 	base = base ? base + 1 : file;
 	if (rank >= 0)
-		r = snprintf(buf, sizeof(buf), "libdsm [%d] %s:%d %s: ", rank, base, line,
-		             level_names[level & 3]);
+		r = snprintf(buf, sizeof(buf), "libdsm [%d] %s:%d %s: %s%s", rank, base, line,
+		             level_names[level & 3], component ? component : "",
+		             component ? ": " : "");
 	else
-		r = snprintf(buf, sizeof(buf), "libdsm %s:%d %s: ", base, line,
-		             level_names[level & 3]);
+		r = snprintf(buf, sizeof(buf), "libdsm %s:%d %s: %s%s", base, line,
+		             level_names[level & 3], component ? component : "",
+		             component ? ": " : "");
 	n = r > 0 ? (size_t)r : 0;
 	va_start(ap, fmt);
 	r = vsnprintf(buf + n, sizeof(buf) - n, fmt, ap);

@@ -1,46 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The transport's shared part: open, the wire checks, per-pair reordering and
- * the event queue.
+ * The transport's shared part, under every implementation: the wire checks,
+ * per-pair reordering, the event queue, control messages and keys.
  */
 #include "transport/internal.h"
 
-#include <dsm.h>
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/log.h"
-
-int dsm_tp_enosys(void)
-{
-	return -ENOSYS;
-}
-
-int dsm_tp_open(const struct dsm_tp_ops *ops, const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
-{
-	if (ops == NULL)
-		ops = &dsm_tp_ofi_ops;
-	if (attr == NULL || attr->struct_size < sizeof(*attr) || attr->boot == NULL ||
-	    attr->max_msg_type == 0 || attr->max_msg_type > DSM_TP_MSG_TYPE_MAX) {
-		DSM_LOG(DSM_LOG_ERROR, "transport: bad attributes");
-		return -EINVAL;
-	}
-	return ops->open(attr, tp_p);
-}
-
-int dsm_tp_sleep(dsm_tp_t *tp, int timeout_ms)
-{
-	struct pollfd p = {.fd = dsm_tp_wait_fd(tp), .events = POLLIN};
-
-	if (dsm_tp_sleep_prepare(tp) != 0)
-		return 0;
-	if (poll(&p, 1, timeout_ms) < 0 && errno != EINTR)
-		DSM_LOG_ERRNO(DSM_LOG_WARN, "transport: poll on the wait fd");
-	dsm_tp_sleep_end(tp);
-	return 1;
-}
+#include "common/error.h"
+#include "common/log.h"
+#include "common/vec.h"
 
 int dsm_tp_core_init(struct dsm_tp_core *c, dsm_tp_t *tp, unsigned max_type,
                      void (*release)(dsm_tp_t *, void *))
@@ -52,11 +23,10 @@ int dsm_tp_core_init(struct dsm_tp_core *c, dsm_tp_t *tp, unsigned max_type,
 	c->release = release;
 	c->rx = calloc((size_t)tp->size, sizeof(*c->rx));
 	c->tx_seq = calloc((size_t)tp->size, sizeof(*c->tx_seq));
-	c->qcap = 256;
-	c->q = calloc(c->qcap, sizeof(*c->q));
+	dsm_ring_init(&c->q, sizeof(struct dsm_tp_evitem));
 	c->outcap = 64;
 	c->out = calloc(c->outcap, sizeof(*c->out));
-	if (!c->rx || !c->tx_seq || !c->q || !c->out) {
+	if (!c->rx || !c->tx_seq || !c->out) {
 		dsm_tp_core_fini(c);
 		return -ENOMEM;
 	}
@@ -66,14 +36,13 @@ int dsm_tp_core_init(struct dsm_tp_core *c, dsm_tp_t *tp, unsigned max_type,
 void dsm_tp_core_fini(struct dsm_tp_core *c)
 {
 	dsm_tp_core_release(c);
-	while (c->q && c->qlen) {
-		struct dsm_tp_evitem *it = &c->q[c->qhead];
+	while (dsm_ring_len(&c->q)) {
+		struct dsm_tp_evitem *it = dsm_ring_at(&c->q, 0);
 
 		if (it->tok)
 			c->release(c->tp, it->tok);
 		free(it->freeme);
-		c->qhead = (c->qhead + 1) % c->qcap;
-		c->qlen--;
+		dsm_ring_pop(&c->q);
 	}
 	if (c->rx) {
 		for (int i = 0; i < c->tp->size; i++) {
@@ -86,11 +55,10 @@ void dsm_tp_core_fini(struct dsm_tp_core *c)
 	}
 	free(c->rx);
 	free(c->tx_seq);
-	free(c->q);
+	dsm_ring_fini(&c->q);
 	free(c->out);
 	c->rx = NULL;
 	c->tx_seq = NULL;
-	c->q = NULL;
 	c->out = NULL;
 }
 
@@ -106,25 +74,9 @@ void dsm_tp_core_release(struct dsm_tp_core *c)
 
 int dsm_tp_core_push(struct dsm_tp_core *c, const struct dsm_tp_event *ev, void *tok, void *freeme)
 {
-	if (c->qlen == c->qcap) {
-		size_t ncap = c->qcap * 2;
-		struct dsm_tp_evitem *nq = calloc(ncap, sizeof(*nq));
+	struct dsm_tp_evitem it = {.ev = *ev, .tok = tok, .freeme = freeme};
 
-		if (nq == NULL)
-			return -ENOMEM;
-		for (size_t i = 0; i < c->qlen; i++)
-			nq[i] = c->q[(c->qhead + i) % c->qcap];
-		free(c->q);
-		c->q = nq;
-		c->qcap = ncap;
-		c->qhead = 0;
-	}
-	struct dsm_tp_evitem *it = &c->q[(c->qhead + c->qlen) % c->qcap];
-	it->ev = *ev;
-	it->tok = tok;
-	it->freeme = freeme;
-	c->qlen++;
-	return 0;
+	return dsm_ring_push(&c->q, &it);
 }
 
 int dsm_tp_core_pop(struct dsm_tp_core *c, struct dsm_tp_event *ev, int max)
@@ -133,22 +85,33 @@ int dsm_tp_core_pop(struct dsm_tp_core *c, struct dsm_tp_event *ev, int max)
 
 	if (max <= 0)
 		return 0;
-	if ((size_t)max > c->outcap) {
-		struct dsm_tp_evitem *no = realloc(c->out, (size_t)max * sizeof(*no));
-		if (no == NULL)
-			return -ENOMEM;
-		c->out = no;
-		c->outcap = (size_t)max;
-	}
-	while (n < max && c->qlen) {
-		struct dsm_tp_evitem *it = &c->q[c->qhead];
+	if (DSM_VEC_RESERVE(c->out, c->outcap, (size_t)max) < 0)
+		return -ENOMEM;
+	while (n < max && dsm_ring_len(&c->q)) {
+		struct dsm_tp_evitem *it = dsm_ring_at(&c->q, 0);
 
 		ev[n++] = it->ev;
 		c->out[c->outlen++] = *it;
-		c->qhead = (c->qhead + 1) % c->qcap;
-		c->qlen--;
+		dsm_ring_pop(&c->q);
 	}
 	return n;
+}
+
+/* A control message from @peer, in its per-pair turn, to whoever registered its op. */
+static void ctrl_recv(struct dsm_tp_core *c, int peer, const void *data, size_t len)
+{
+	struct dsm_tp_ctrl m;
+
+	if (len != sizeof(m)) {
+		c->st.msgs_dropped++;
+		return;
+	}
+	memcpy(&m, data, sizeof(m));
+	if (m.op >= DSM_TP_CTRL_NOPS || c->ctrl[m.op] == NULL) {
+		c->st.msgs_dropped++;
+		return;
+	}
+	c->ctrl[m.op](c->tp, peer, &m);
 }
 
 /* Returns true if the event keeps @tok/@freeme (released after hand-out). */
@@ -164,14 +127,13 @@ static bool deliver(struct dsm_tp_core *c, int src, unsigned type, const void *d
 	};
 
 	if (type == DSM_TP_CTRL_TYPE) {
-		dsm_tp_ctrl_recv(c->tp, src, data, len);
+		ctrl_recv(c, src, data, len);
 		return false;
 	}
 	c->st.msgs_received++;
 	if (dsm_tp_core_push(c, &ev, tok, freeme) != 0) {
 		/* Out of memory while delivering: the protocol cannot recover a lost message. */
-		DSM_LOG(DSM_LOG_ERROR, "transport: out of memory delivering a message from %d",
-		        src);
+		DSM_LOG(DSM_LOG_ERROR, "out of memory delivering a message from %d", src);
 		abort();
 	}
 	return true;
@@ -201,7 +163,7 @@ bool dsm_tp_core_recv(struct dsm_tp_core *c, const void *buf, size_t n, void *to
 		struct dsm_tp_held *m = malloc(sizeof(*m) + h.len), **pp;
 
 		if (m == NULL) {
-			DSM_LOG(DSM_LOG_ERROR, "transport: out of memory holding a message");
+			DSM_LOG(DSM_LOG_ERROR, "out of memory holding a message");
 			abort();
 		}
 		m->seq = h.seq;
@@ -232,7 +194,7 @@ bool dsm_tp_core_recv(struct dsm_tp_core *c, const void *buf, size_t n, void *to
 	return kept;
 bad:
 	c->st.msgs_dropped++;
-	DSM_LOG(DSM_LOG_DEBUG, "transport: dropped a malformed message of %zu bytes", n);
+	DSM_LOG(DSM_LOG_DEBUG, "dropped a malformed message of %zu bytes", n);
 	return false;
 }
 
@@ -250,7 +212,7 @@ void dsm_tp_core_hdr(struct dsm_tp_core *c, struct dsm_tp_wire_hdr *h, int peer,
 int dsm_tp_core_check_send(struct dsm_tp_core *c, int peer, unsigned type, size_t len)
 {
 	if (peer < 0 || peer >= c->tp->size || type == 0 ||
-	    (type > c->max_type && !(type == DSM_TP_CTRL_TYPE && c->tp->ctrl_send)) ||
+	    (type > c->max_type && !(type == DSM_TP_CTRL_TYPE && c->ctrl_send)) ||
 	    len > c->tp->msg_max)
 		return -EINVAL;
 	return 0;
@@ -260,7 +222,7 @@ void dsm_tp_core_describe(const struct dsm_tp_core *c, int also, FILE *f)
 {
 	int quiet = 0;
 
-	fprintf(f, "  events waiting to be polled: %zu\n", c->qlen);
+	fprintf(f, "  events waiting to be polled: %zu\n", dsm_ring_len(&c->q));
 	for (int r = 0; r < c->tp->size; r++) {
 		const struct dsm_tp_held *h = c->rx[r].held;
 		size_t n = 0;
@@ -282,4 +244,50 @@ void dsm_tp_core_describe(const struct dsm_tp_core *c, int also, FILE *f)
 	}
 	if (quiet)
 		fprintf(f, "  %d other ranks: nothing held back\n", quiet);
+}
+
+/* ---- control messages, peer deaths, keys ------------------------------------------------- */
+
+int dsm_tp_ctrl_send(dsm_tp_t *tp, int peer, const struct dsm_tp_ctrl *m)
+{
+	int ret;
+
+	tp->core->ctrl_send = true;
+	ret = dsm_tp_send(tp, peer, DSM_TP_CTRL_TYPE, m, sizeof(*m));
+	tp->core->ctrl_send = false;
+	return ret;
+}
+
+void dsm_tp_ctrl_on(dsm_tp_t *tp, unsigned op, dsm_tp_ctrl_fn *fn)
+{
+	if (op < DSM_TP_CTRL_NOPS)
+		tp->core->ctrl[op] = fn;
+}
+
+int dsm_tp_on_peer_dead(dsm_tp_t *tp, dsm_tp_dead_fn *fn)
+{
+	struct dsm_tp_core *c = tp->core;
+
+	for (unsigned i = 0; i < DSM_TP_DEAD_HOOKS; i++) {
+		if (c->dead[i] == fn)
+			return 0;
+		if (c->dead[i] == NULL) {
+			c->dead[i] = fn;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+void dsm_tp_core_peer_dead(struct dsm_tp_core *c, int peer)
+{
+	for (unsigned i = 0; i < DSM_TP_DEAD_HOOKS && c->dead[i]; i++)
+		c->dead[i](c->tp, peer);
+}
+
+int dsm_tp_mr_reg(dsm_tp_t *tp, void *addr, size_t len, dsm_tp_mr_t **mr_p)
+{
+	if (tp->mr_keys >= (1ull << DSM_TP_KEY_SEG_SHIFT) - DSM_TP_KEY_MR_BASE)
+		return -ENOSPC;
+	return tp->ops->mr_reg(tp, addr, len, DSM_TP_KEY_MR_BASE + tp->mr_keys++, mr_p);
 }

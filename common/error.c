@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include <dsm.h>
+#include "common/error.h"
 
 #include <string.h>
 
@@ -16,7 +16,7 @@ static const char *const dsm_errors[] = {
         [-DSM_ERR_FOREIGN - 256] = "pointer not allocated by libdsm",
 };
 
-DSM_EXPORT const char *dsm_strerror(int err)
+const char *dsm_err_str(int err)
 {
 	int e = err < 0 ? -err : err;
 

@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: MIT */
+#include "runtime/api.h"
+
+#include <dsm.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "runtime/rt.h"
+
+DSM_EXPORT const char *dsm_strerror(int err)
+{
+	return dsm_err_str(err);
+}
+
+DSM_EXPORT int dsm_query(dsm_info_t *out)
+{
+	struct dsm_rt *rt = dsm_rt_get("dsm_query");
+	dsm_info_t i = {.struct_size = sizeof(i)};
+	size_t n;
+
+	if (rt == NULL)
+		return DSM_ERR_NOT_INIT;
+	if (out == NULL || out->struct_size < offsetof(dsm_info_t, provider)) {
+		DSM_LOG(DSM_LOG_ERROR,
+		        "dsm_query: set out->struct_size = sizeof(dsm_info_t) first");
+		return -EINVAL;
+	}
+	i.rank = rt->rank;
+	i.nranks = rt->nranks;
+	i.line_size = rt->cfg.line_size;
+	i.page_size = rt->cfg.page_size;
+	i.heap_size = rt->heap.size;
+	i.heap_base = rt->heap.base;
+	snprintf(i.provider, sizeof(i.provider), "%s", rt->tp->prov);
+	snprintf(i.uffd_mode, sizeof(i.uffd_mode), "%s", dsm_uffd_mode_name(rt->region.mode));
+	snprintf(i.data_path, sizeof(i.data_path), "%s", rt->rdma.on ? "rdma" : "inline");
+	i.overcommit_strict = rt->heap.strict;
+	n = out->struct_size < sizeof(i) ? out->struct_size : sizeof(i);
+	memcpy((char *)out + sizeof(size_t), (char *)&i + sizeof(size_t), n - sizeof(size_t));
+	return 0;
+}
+
+DSM_EXPORT int dsm_rank(void)
+{
+	struct dsm_rt *rt = dsm_rt_get("dsm_rank");
+
+	return rt ? rt->rank : DSM_ERR_NOT_INIT;
+}
+
+DSM_EXPORT int dsm_nranks(void)
+{
+	struct dsm_rt *rt = dsm_rt_get("dsm_nranks");
+
+	return rt ? rt->nranks : DSM_ERR_NOT_INIT;
+}
+
+/* ---- allocation --------------------------------------------------------------------------- */
+
+static void *fail_errno(int err)
+{
+	errno = err < 0 ? -err : err;
+	return NULL;
+}
+
+DSM_EXPORT void *dsm_all_alloc(size_t size, dsm_dist_t dist)
+{
+	struct dsm_rt *rt = dsm_rt_get("dsm_all_alloc");
+	void *p = NULL;
+	int ret;
+
+	if (rt == NULL)
+		return fail_errno(DSM_ERR_NOT_INIT);
+	/* The arguments are checked together first: a rank that failed alone would leave the
+	 * others waiting. */
+	ret = dsm_rt_collective(rt, DSM_RT_COLL_ALL_ALLOC, size, (uint64_t)dist);
+	if (ret < 0)
+		return fail_errno(ret);
+	ret = dsm_rt_alloc_collective(&rt->alloc, size, dist, &p);
+	if (ret == 0 && rt->heap.strict)
+		ret = dsm_rt_heap_open(&rt->heap, (size_t)((char *)p - rt->heap.base), size);
+	if (ret < 0) {
+		DSM_LOG(DSM_LOG_ERROR, "dsm_all_alloc(%zu, %d): %s", size, (int)dist,
+		        ret == -EINVAL   ? "a size of 0 or an unknown distribution"
+		        : ret == -ENOMEM ? "the heap has no room (raise DSM_HEAP_SIZE)"
+		                         : dsm_strerror(ret));
+		return fail_errno(ret);
+	}
+	return p;
+}
+
+DSM_EXPORT int dsm_all_free(void *p)
+{
+	struct dsm_rt *rt = dsm_rt_get("dsm_all_free");
+	int ret;
+
+	if (rt == NULL)
+		return DSM_ERR_NOT_INIT;
+	ret = dsm_rt_collective(rt, DSM_RT_COLL_ALL_FREE, (uint64_t)(uintptr_t)p, 0);
+	if (ret < 0)
+		return ret;
+	ret = dsm_rt_free_collective(&rt->alloc, p);
+	if (ret < 0)
+		DSM_LOG(DSM_LOG_ERROR, "dsm_all_free(%p): %s", p,
+		        ret == -EINVAL ? "not the start of a live dsm_all_alloc allocation"
+		                       : dsm_strerror(ret));
+	return ret;
+}
+
+DSM_EXPORT void *dsm_alloc(size_t size)
+{
+	struct dsm_rt *rt = dsm_rt_get("dsm_alloc");
+	void *p = NULL;
+	int ret;
+
+	if (rt == NULL)
+		return fail_errno(DSM_ERR_NOT_INIT);
+	ret = dsm_rt_alloc_local(&rt->alloc, size, &p);
+	if (ret == 0 && rt->heap.strict)
+		ret = dsm_rt_heap_open(&rt->heap, (size_t)((char *)p - rt->heap.base), size);
+	if (ret < 0) {
+		DSM_LOG(DSM_LOG_ERROR, "dsm_alloc(%zu): %s", size,
+		        ret == -EINVAL   ? "a size of 0"
+		        : ret == -ENOMEM ? "this rank's slice of the heap is full"
+		                         : dsm_strerror(ret));
+		return fail_errno(ret);
+	}
+	return p;
+}
+
+DSM_EXPORT int dsm_free(void *p)
+{
+	struct dsm_rt *rt = dsm_rt_get("dsm_free");
+	struct dsm_rt_req req = {.type = DSM_RT_MSG_FREE,
+	                         .len = sizeof(req.u.free),
+	                         .token = &req.u.free.token,
+	                         .answer = DSM_RT_MSG_REPLY};
+	int owner, ret;
+
+	if (rt == NULL)
+		return DSM_ERR_NOT_INIT;
+	owner = dsm_rt_alloc_owner(&rt->alloc, p);
+	if (owner == DSM_ERR_FOREIGN || owner == -1) {
+		DSM_LOG(DSM_LOG_ERROR, "dsm_free(%p): %s", p,
+		        owner == -1 ? "memory from dsm_all_alloc (use dsm_all_free)"
+		                    : "not libdsm heap memory");
+		return owner == -1 ? -EINVAL : DSM_ERR_FOREIGN;
+	}
+	if (owner == rt->rank) {
+		ret = dsm_rt_free_local(&rt->alloc, p);
+		if (ret < 0)
+			DSM_LOG(DSM_LOG_ERROR, "dsm_free(%p): not allocated, or freed twice", p);
+		return ret;
+	}
+	req.target = owner;
+	req.u.free.addr = (uint64_t)(uintptr_t)p;
+	return dsm_rt_submit(rt, &req); /* the owner logs a bad free */
+}
+
+DSM_EXPORT int dsm_home(const void *addr)
+{
+	struct dsm_rt *rt = dsm_rt_get("dsm_home");
+
+	if (rt == NULL)
+		return DSM_ERR_NOT_INIT;
+	return dsm_rt_alloc_home_of(&rt->alloc, addr);
+}
+
+/* ---- remote frees ------------------------------------------------------------------------- */
+
+/* The owner of a slice: a dsm_free from @src of memory in it. */
+static void on_free(struct dsm_rt *rt, int src, const void *data, size_t len)
+{
+	struct dsm_rt_free_msg m;
+	int ret;
+
+	(void)len;
+	memcpy(&m, data, sizeof(m));
+	ret = dsm_rt_free_local(&rt->alloc, (void *)(uintptr_t)m.addr);
+	if (ret < 0)
+		DSM_LOG(DSM_LOG_ERROR, "dsm_free(%#" PRIx64 ") from rank %d: %s", m.addr, src,
+		        ret == -EINVAL ? "not allocated, or freed twice" : dsm_strerror(ret));
+	dsm_rt_reply(rt, src, m.token, ret);
+}
+
+void dsm_rt_api_init(struct dsm_rt *rt)
+{
+	dsm_rt_msg_on(rt, DSM_RT_MSG_FREE, sizeof(struct dsm_rt_free_msg), on_free);
+}

@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: MIT */
+#include "runtime/engine.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "runtime/fatal.h"
+#include "runtime/rt.h"
+
+/*
+ * ThreadSanitizer cannot see that an application thread's stores to a line
+ * happen before the loop copies it out: the order goes through the kernel's
+ * write-protect and its TLB flush (TRAPS.md). The loop's reads of the heap
+ * mapping are hidden from it.
+ */
+#if defined(__SANITIZE_THREAD__)
+void AnnotateIgnoreReadsBegin(const char *file, int line);
+void AnnotateIgnoreReadsEnd(const char *file, int line);
+#define HEAP_READS_BEGIN() AnnotateIgnoreReadsBegin(__FILE__, __LINE__)
+#define HEAP_READS_END()   AnnotateIgnoreReadsEnd(__FILE__, __LINE__)
+#else
+#define HEAP_READS_BEGIN() ((void)0)
+#define HEAP_READS_END()   ((void)0)
+#endif
+
+/* memcpy for copies that may read the heap mapping (a line this rank holds). */
+static void copy_line(void *dst, const void *src, size_t len)
+{
+	HEAP_READS_BEGIN();
+	memcpy(dst, src, len);
+	HEAP_READS_END();
+}
+static const void *action_src(struct dsm_rt *rt, int src, uint64_t line, const void *msg_data)
+{
+	switch (src) {
+	case DSM_COH_SRC_MSG:
+		return msg_data;
+	case DSM_COH_SRC_MAP:
+		return (const void *)dsm_coh_line_addr(&rt->layout, line);
+	case DSM_COH_SRC_HOME:
+		return dsm_rt_home_line(rt, line);
+	case DSM_COH_SRC_STAGING:
+		return rt->rdma.cur && rt->rdma.cur->line == line ? rt->rdma.cur->buf : NULL;
+	default:
+		return NULL;
+	}
+}
+
+static void run_action(struct dsm_rt *rt, const dsm_coh_action_t *a, const void *msg_data)
+{
+	size_t ls = (size_t)1 << rt->layout.line_shift;
+	uint64_t addr = dsm_coh_line_addr(&rt->layout, a->line);
+	const void *src = action_src(rt, a->src, a->line, msg_data);
+	int ret = 0;
+
+	if (dsm_log_level() >= DSM_LOG_DEBUG)
+		DSM_LOG(DSM_LOG_DEBUG, "action %u line %llu peer %u msg %s src %u", a->type,
+		        (unsigned long long)a->line, a->peer,
+		        a->type == DSM_COH_ACT_SEND ? dsm_coh_msg_name(a->msg.type) : "-", a->src);
+	if (a->src != DSM_COH_SRC_NONE && src == NULL)
+		dsm_rt_fatal(rt,
+		             "internal error: coherence action %u on line %llu has no data (source "
+		             "%u)",
+		             a->type, (unsigned long long)a->line, a->src);
+	switch (a->type) {
+	case DSM_COH_ACT_SEND: {
+		size_t len = sizeof(a->msg);
+
+		memcpy(rt->scratch, &a->msg, sizeof(a->msg));
+		if ((a->msg.flags & DSM_COH_MSGF_RDMA) &&
+		    (a->msg.type == DSM_COH_MSG_GRANT_S || a->msg.type == DSM_COH_MSG_GRANT_M)) {
+			ret = dsm_rt_rdma_expose(rt, a->line);
+			if (ret < 0)
+				break;
+			DSM_RT_COUNT(rt, bytes_sent, ls);
+		}
+		if (a->msg.flags & DSM_COH_MSGF_DATA) {
+			copy_line(rt->scratch + len, src, ls);
+			len += ls;
+			DSM_RT_COUNT(rt, bytes_sent, ls);
+		}
+		ret = dsm_tp_send(rt->tp, (int)a->peer, DSM_RT_MSG_COH, rt->scratch, len);
+		break;
+	}
+	case DSM_COH_ACT_INSTALL_RO:
+	case DSM_COH_ACT_INSTALL_RW:
+		if (a->src == DSM_COH_SRC_NONE)
+			ret = dsm_rt_region_protect(&rt->region, addr, ls, false);
+		else
+			ret = dsm_rt_region_install(&rt->region, addr, src, ls,
+			                            a->type == DSM_COH_ACT_INSTALL_RW);
+		dsm_rt_fault_end(rt, a->line);
+		break;
+	case DSM_COH_ACT_WRITE_PROTECT:
+		ret = dsm_rt_region_protect(&rt->region, addr, ls, true);
+		break;
+	case DSM_COH_ACT_ZAP:
+		ret = dsm_rt_region_zap(&rt->region, addr, ls);
+		break;
+	case DSM_COH_ACT_STORE_HOME:
+		copy_line(dsm_rt_home_line(rt, a->line), src, ls);
+		break;
+	case DSM_COH_ACT_WAKE:
+		ret = dsm_rt_region_wake(&rt->region, addr, ls);
+		break;
+	case DSM_COH_ACT_HOLD:
+		dsm_rt_hold_add(rt, a->line);
+		break;
+	case DSM_COH_ACT_COUNT:
+		dsm_rt_count_coh(rt, a->counter);
+		break;
+	case DSM_COH_ACT_RDMA_READ:
+		ret = dsm_rt_rdma_read(rt, a->line, (int)a->peer);
+		break;
+	default: /* RDMA_WRITE: write-backs travel inline */
+		ret = -ENOSYS;
+	}
+	if (ret < 0 && ret != DSM_ERR_PEER_DEAD)
+		dsm_rt_fatal(rt, "internal error: coherence action %u on line %llu failed: %s",
+		             a->type, (unsigned long long)a->line, dsm_strerror(ret));
+}
+
+/*
+ * The engine lists the one action that reads a line's mapping (the copy out of a give-up)
+ * after its write-protect and before its zap (coherence/PROTOCOL.md, "Giving up a line").
+ * Were it ever otherwise the loop would fault on its own userfaultfd and hang the rank:
+ * check it, and fail loudly instead.
+ */
+static bool zapped_earlier(const dsm_coh_actions_t *acts, size_t i)
+{
+	for (size_t j = i; j-- > 0;) {
+		const dsm_coh_action_t *a = &acts->v[j];
+
+		if (a->line != acts->v[i].line)
+			continue;
+		if (a->type == DSM_COH_ACT_ZAP)
+			return true;
+		if (a->type == DSM_COH_ACT_INSTALL_RO || a->type == DSM_COH_ACT_INSTALL_RW)
+			return false; /* the mapping holds the line again */
+	}
+	return false;
+}
+
+int dsm_rt_engine(struct dsm_rt *rt, const dsm_coh_event_t *ev, const void *msg_data)
+{
+	int ret;
+
+	rt->acts.n = 0;
+	ret = dsm_coh_handle(rt->node, ev, &rt->acts);
+	if (ret == DSM_ERR_PROTOCOL)
+		return ret;
+	if (ret < 0)
+		dsm_rt_fatal(rt, "internal error: the coherence engine failed: %s",
+		             dsm_strerror(ret));
+	for (size_t i = 0; i < rt->acts.n; i++) {
+		const dsm_coh_action_t *a = &rt->acts.v[i];
+
+		if (a->src == DSM_COH_SRC_MAP && zapped_earlier(&rt->acts, i))
+			dsm_rt_fatal(rt,
+			             "internal error: the engine reads line %llu after zapping it",
+			             (unsigned long long)a->line);
+		run_action(rt, a, msg_data);
+	}
+	return 0;
+}
+
+static void on_coh_msg(struct dsm_rt *rt, int src, const void *data, size_t len)
+{
+	size_t ls = (size_t)1 << rt->layout.line_shift;
+	dsm_coh_event_t ev = {.type = DSM_COH_EV_MSG};
+	const void *line_data = NULL;
+
+	if (len < sizeof(ev.msg))
+		goto malformed;
+	memcpy(&ev.msg, data, sizeof(ev.msg));
+	if (ev.msg.src != src || ev.msg.type == 0 || ev.msg.type >= DSM_COH_MSG_NTYPES)
+		goto malformed;
+	if (ev.msg.flags & DSM_COH_MSGF_DATA) {
+		if (len != sizeof(ev.msg) + ls)
+			goto malformed;
+		line_data = (const char *)data + sizeof(ev.msg);
+		DSM_RT_COUNT(rt, bytes_received, ls);
+	} else if (len != sizeof(ev.msg)) {
+		goto malformed;
+	}
+	if (ev.msg.line >= (rt->layout.size >> rt->layout.line_shift))
+		goto malformed;
+	DSM_LOG(DSM_LOG_DEBUG, "received %s line %llu from rank %d", dsm_coh_msg_name(ev.msg.type),
+	        (unsigned long long)ev.msg.line, src);
+	if (dsm_rt_engine(rt, &ev, line_data) == 0)
+		return;
+malformed:
+	DSM_RT_COUNT(rt, msgs_dropped, 1);
+	DSM_LOG(DSM_LOG_WARN,
+	        "dropped a protocol message (%zu bytes) from rank %d that the line's "
+	        "state cannot take",
+	        len, src);
+}
+
+void dsm_rt_engine_rma_done(struct dsm_rt *rt, const struct dsm_tp_event *ev)
+{
+	struct dsm_rt_staging *s = ev->ctx;
+	dsm_coh_event_t cev = {.type = DSM_COH_EV_RDMA_DONE};
+
+	if (s == NULL)
+		return;
+	if (ev->status == DSM_ERR_PEER_DEAD)
+		dsm_rt_peer_dead_exit(rt, ev->peer);
+	if (ev->status < 0)
+		dsm_rt_fatal(rt, "the RDMA read of line %llu from rank %d failed: %s",
+		             (unsigned long long)s->line, ev->peer, dsm_strerror(ev->status));
+	DSM_RT_COUNT(rt, bytes_received, ev->len);
+	cev.line = s->line;
+	rt->rdma.cur = s;
+	if (dsm_rt_engine(rt, &cev, NULL) < 0)
+		dsm_rt_fatal(rt, "the engine refused the end of the RDMA read of line %llu",
+		             (unsigned long long)s->line);
+	rt->rdma.cur = NULL;
+	dsm_rt_rdma_done(rt, s);
+}
+
+int dsm_rt_engine_init(struct dsm_rt *rt)
+{
+	dsm_coh_config_t cc = {.rank = (unsigned)rt->rank,
+	                       .nranks = (unsigned)rt->nranks,
+	                       .data_mode = rt->rdma.on ? DSM_COH_DATA_RDMA : DSM_COH_DATA_INLINE};
+
+	dsm_coh_actions_init(&rt->acts);
+	rt->scratch = malloc(sizeof(dsm_coh_msg_t) + rt->cfg.line_size);
+	if (rt->scratch == NULL)
+		return -ENOMEM;
+	dsm_rt_msg_on(rt, DSM_RT_MSG_COH, 0, on_coh_msg);
+	return dsm_coh_node_create(&cc, &rt->node);
+}
+
+void dsm_rt_engine_fini(struct dsm_rt *rt)
+{
+	if (rt->node)
+		dsm_coh_node_destroy(rt->node);
+	rt->node = NULL;
+	dsm_coh_actions_fini(&rt->acts);
+	free(rt->scratch);
+	rt->scratch = NULL;
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+#include "runtime/fatal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/time.h"
+#include "runtime/rt.h"
+
+void dsm_rt_fatal(struct dsm_rt *rt, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	DSM_LOG(DSM_LOG_ERROR, "%s", buf);
+	if (rt && rt->tp)
+		dsm_tp_abandon(rt->tp);
+	_exit(DSM_RT_EXIT_FATAL);
+}
+
+void dsm_rt_peer_dead_exit(struct dsm_rt *rt, int peer)
+{
+	uint64_t until = dsm_now_ns() + 20000000ull;
+	struct timespec tick = {0, 200000};
+
+	DSM_LOG(DSM_LOG_ERROR,
+	        "rank %d died (killed, or exited without dsm_finalize); rank %d exits", peer,
+	        rt->rank);
+	/* tcp writes the notices from the progress of later polls. */
+	while (dsm_now_ns() < until) {
+		struct dsm_tp_event ev[16];
+
+		if (dsm_tp_poll(rt->tp, ev, 16) < 0)
+			break;
+		nanosleep(&tick, NULL);
+	}
+	dsm_tp_abandon(rt->tp); /* our shm region would outlive us in /dev/shm */
+	_exit(DSM_RT_EXIT_PEER_DEAD);
+}

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+#include "runtime/fault.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "runtime/engine.h"
+#include "runtime/fatal.h"
+#include "runtime/rt.h"
+
+#define BATCH 32
+
+int dsm_rt_fault_drain(struct dsm_rt *rt)
+{
+	int n = 0;
+
+	for (; n < BATCH; n++) {
+		struct dsm_rt_fault f;
+		dsm_coh_event_t ev;
+		int64_t line;
+		int home, ret = dsm_rt_region_read_fault(&rt->region, &f);
+
+		if (ret == -EAGAIN)
+			break;
+		if (ret < 0)
+			dsm_rt_fatal(rt, "reading the userfaultfd failed: %s", dsm_strerror(ret));
+		line = dsm_coh_line_of(&rt->layout, f.addr);
+		home = line < 0 ? line : dsm_rt_alloc_home(&rt->alloc, (uint64_t)line, NULL);
+		if (home < 0)
+			dsm_rt_fatal(rt,
+			             "a thread accessed %#llx, heap memory that is not allocated "
+			             "(freed, or never handed out)",
+			             (unsigned long long)f.addr);
+		ev = (dsm_coh_event_t){.type = f.write ? DSM_COH_EV_WRITE_FAULT
+		                                       : DSM_COH_EV_READ_FAULT,
+		                       .home = (unsigned)home,
+		                       .line = (uint64_t)line};
+		DSM_LOG(DSM_LOG_DEBUG, "%s fault at %#llx: line %lld, home %d",
+		        f.wp      ? "WP"
+		        : f.write ? "write"
+		                  : "read",
+		        (unsigned long long)f.addr, (long long)line, home);
+		dsm_rt_fault_begin(rt, (uint64_t)line, f.tid);
+		/* At the home the grant may come within this call, and the woken thread may run
+		 * before a later read: read its count first there. Elsewhere after the request
+		 * is out, overlapping the wait. */
+		if (home == rt->rank)
+			dsm_rt_fault_sample(rt, (uint64_t)line, f.tid);
+		if (dsm_rt_engine(rt, &ev, NULL) < 0)
+			dsm_rt_fatal(rt, "the engine refused a fault on line %lld",
+			             (long long)line);
+		if (home != rt->rank)
+			dsm_rt_fault_sample(rt, (uint64_t)line, f.tid);
+	}
+	return n;
+}
+
+#define STALL_NS (10 * 1000000000ull) /* a fault this old is reported, once */
+
+/*
+ * A fault that waits for seconds means a lost message, a wedged transport or a peer that
+ * stopped answering: say so, with what the transport waits for, instead of a silent hang.
+ * One report per pass, however many faults stalled. The transport's state goes through a
+ * stream of our own: stderr's stdio lock may be held by an application thread that is
+ * blocked in a fault.
+ */
+void dsm_rt_fault_stall_check(struct dsm_rt *rt, uint64_t now)
+{
+	struct dsm_rt_pending_fault *first = NULL;
+	size_t n = 0, len = 0;
+	char *buf = NULL;
+	FILE *m;
+	int home;
+
+	if (now < rt->holds.next_stall_check)
+		return;
+	rt->holds.next_stall_check = now + 1000000000ull;
+	for (size_t i = 0; i < rt->holds.nfaults; i++) {
+		struct dsm_rt_pending_fault *f = &rt->holds.faults[i];
+
+		if (f->reported || now - f->t0_ns < STALL_NS)
+			continue;
+		f->reported = true;
+		if (first == NULL || f->t0_ns < first->t0_ns)
+			first = f;
+		n++;
+	}
+	if (n == 0 || dsm_log_level() < DSM_LOG_WARN)
+		return;
+	home = dsm_rt_alloc_home(&rt->alloc, first->line, NULL);
+	DSM_LOG(DSM_LOG_WARN,
+	        "a fault on line %llu (address %p, home rank %d) has waited %.0f s (%zu faults "
+	        "passed 10 s since the last report); what the transport waits for follows",
+	        (unsigned long long)first->line,
+	        (void *)dsm_coh_line_addr(&rt->layout, first->line), home,
+	        (double)(now - first->t0_ns) / 1e9, n);
+	m = open_memstream(&buf, &len);
+	if (m == NULL)
+		return;
+	dsm_tp_describe(rt->tp, home, m);
+	if (fclose(m) == 0 && len && write(STDERR_FILENO, buf, len) < 0)
+		DSM_LOG_ERRNO(DSM_LOG_DEBUG, "writing the transport's state");
+	free(buf);
+}

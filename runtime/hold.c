@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: MIT */
+#include "runtime/hold.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "coherence/coherence.h"
+#include "common/time.h"
+#include "common/vec.h"
+#include "runtime/fatal.h"
+#include "runtime/rt.h"
+
+/* How often to look whether a held line's threads have run, while a request waits for it. */
+#define HOLD_WATCH_NS 20000ull
+
+void dsm_rt_holds_init(struct dsm_rt *rt)
+{
+	rt->holds.hold_ns = rt->cfg.hold_ns;
+	rt->holds.early = rt->cfg.hold_early;
+	rt->holds.woken_line = UINT64_MAX;
+}
+
+void dsm_rt_holds_fini(struct dsm_rt *rt)
+{
+	free(rt->holds.v);
+	free(rt->holds.faults);
+}
+
+/* ---- waiters ------------------------------------------------------------------------------ */
+
+/* How often thread @tid has been scheduled in (the third field of its schedstat), or
+ * UINT64_MAX when it is gone or the kernel does not say. Parsed by hand: no stdio here. */
+static uint64_t thread_runs(int32_t tid)
+{
+	char path[64], buf[128], *p = buf, *end;
+	uint64_t v = UINT64_MAX;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/schedstat", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return UINT64_MAX;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return UINT64_MAX;
+	buf[n] = '\0';
+	for (int field = 0; field < 3; field++, p = end) {
+		v = strtoull(p, &end, 10);
+		if (end == p)
+			return UINT64_MAX;
+	}
+	return v;
+}
+
+/* Adds a thread that faulted, with its count of runs taken while it is blocked in the fault. */
+static void waiter_add(struct dsm_rt_waiters *w, int32_t tid, uint64_t runs)
+{
+	if (tid == 0 || runs == UINT64_MAX) {
+		w->unknown = true;
+		return;
+	}
+	for (unsigned i = 0; i < w->n; i++)
+		if (w->tid[i] == tid) {
+			w->runs[i] = runs; /* a later fault of the same thread: its count now */
+			return;
+		}
+	if (w->n == DSM_RT_WAITERS) {
+		w->unknown = true;
+		return;
+	}
+	w->tid[w->n] = tid;
+	w->runs[w->n++] = runs;
+}
+
+/* ---- fault latency ------------------------------------------------------------------------ */
+
+/* A waiter's run count not read yet (see fault_sample). */
+#define RUNS_PENDING (UINT64_MAX - 1)
+
+void dsm_rt_fault_begin(struct dsm_rt *rt, uint64_t line, int32_t tid)
+{
+	uint64_t runs = rt->holds.early && tid ? RUNS_PENDING : UINT64_MAX;
+
+	for (size_t i = 0; i < rt->holds.nfaults; i++)
+		if (rt->holds.faults[i].line == line) {
+			waiter_add(&rt->holds.faults[i].w, tid, runs);
+			return;
+		}
+	if (DSM_VEC_RESERVE(rt->holds.faults, rt->holds.faults_cap, rt->holds.nfaults + 1) < 0)
+		return; /* a statistic is lost, and the hold will run its full time */
+	rt->holds.faults[rt->holds.nfaults] =
+	        (struct dsm_rt_pending_fault){.line = line, .t0_ns = dsm_now_ns()};
+	waiter_add(&rt->holds.faults[rt->holds.nfaults++].w, tid, runs);
+}
+
+static void waiters_set_runs(struct dsm_rt_waiters *w, int32_t tid, uint64_t runs)
+{
+	for (unsigned i = 0; i < w->n; i++)
+		if (w->tid[i] == tid && w->runs[i] == RUNS_PENDING) {
+			w->runs[i] = runs;
+			if (runs == UINT64_MAX)
+				w->unknown = true;
+		}
+}
+
+/*
+ * Reads the run count of a thread that faulted on @line. The count moves only when the
+ * thread is scheduled in, which cannot happen between its fault and its wake-up: any read
+ * in between is exact, and a read after the wake-up is only higher (the hold then waits for
+ * another run or its timer, never less). The read costs microseconds, so for a remote home
+ * it is done once the request is out, overlapping the wait for the reply.
+ */
+void dsm_rt_fault_sample(struct dsm_rt *rt, uint64_t line, int32_t tid)
+{
+	uint64_t runs;
+
+	if (!rt->holds.early || tid == 0)
+		return;
+	runs = thread_runs(tid);
+	for (size_t i = 0; i < rt->holds.nfaults; i++)
+		if (rt->holds.faults[i].line == line)
+			waiters_set_runs(&rt->holds.faults[i].w, tid, runs);
+	for (size_t i = 0; i < rt->holds.n; i++)
+		if (rt->holds.v[i].line == line)
+			waiters_set_runs(&rt->holds.v[i].w, tid, runs);
+}
+
+/* The line is installed: count the latency, and keep its waiters for the hold. */
+void dsm_rt_fault_end(struct dsm_rt *rt, uint64_t line)
+{
+	rt->holds.woken_line = line;
+	rt->holds.woken = (struct dsm_rt_waiters){.unknown = true};
+	for (size_t i = 0; i < rt->holds.nfaults; i++) {
+		if (rt->holds.faults[i].line != line)
+			continue;
+		dsm_rt_count_latency(rt, dsm_now_ns() - rt->holds.faults[i].t0_ns);
+		rt->holds.woken = rt->holds.faults[i].w;
+		rt->holds.faults[i] = rt->holds.faults[--rt->holds.nfaults];
+		return;
+	}
+}
+
+/* ---- holds -------------------------------------------------------------------------------- */
+
+/* One timer per line: a grant during a hold (an upgrade) extends it and adds its waiters,
+ * since the engine's hold is a flag that a single HOLD_DONE ends. */
+void dsm_rt_hold_add(struct dsm_rt *rt, uint64_t line)
+{
+	struct dsm_rt_waiters w = {.unknown = true};
+
+	if (rt->holds.woken_line == line)
+		w = rt->holds.woken;
+	rt->holds.woken_line = UINT64_MAX;
+	for (size_t i = 0; i < rt->holds.n; i++)
+		if (rt->holds.v[i].line == line) {
+			struct dsm_rt_hold *h = &rt->holds.v[i];
+
+			h->deadline_ns = dsm_now_ns() + rt->holds.hold_ns;
+			h->w.unknown |= w.unknown;
+			for (unsigned k = 0; k < w.n; k++)
+				waiter_add(&h->w, w.tid[k], w.runs[k]);
+			return;
+		}
+	if (DSM_VEC_RESERVE(rt->holds.v, rt->holds.cap, rt->holds.n + 1) < 0)
+		dsm_rt_fatal(rt, "out of memory for hold timers");
+	DSM_RT_COUNT(rt, holds, 1);
+	rt->holds.v[rt->holds.n++] = (struct dsm_rt_hold){
+	        .line = line, .deadline_ns = dsm_now_ns() + rt->holds.hold_ns, .w = w};
+}
+
+enum hold_verdict { HOLD_KEEP, HOLD_WATCH, HOLD_END };
+
+/*
+ * A hold need not run its full time once every thread it was for has been scheduled in
+ * again: a thread woken from a fault retries its access first thing. Asked only while a
+ * message waits for the hold to end (keeping a line nobody asks for costs nothing).
+ * HOLD_WATCH: someone waits and a thread has not run yet; ask again soon.
+ */
+static enum hold_verdict hold_check(struct dsm_rt *rt, const struct dsm_rt_hold *h)
+{
+	dsm_coh_line_info_t info;
+
+	if (!rt->holds.early || h->w.unknown)
+		return HOLD_KEEP;
+	dsm_coh_line_info(rt->node, h->line, &info);
+	if (!info.deferred)
+		return HOLD_KEEP;
+	for (unsigned i = 0; i < h->w.n; i++) {
+		uint64_t r = h->w.runs[i] == RUNS_PENDING ? RUNS_PENDING : thread_runs(h->w.tid[i]);
+
+		if (r == h->w.runs[i])
+			return HOLD_WATCH; /* not read yet, or not run since */
+	}
+	return HOLD_END;
+}
+
+bool dsm_rt_hold_next_due(struct dsm_rt *rt, uint64_t now, size_t *i, uint64_t *line_p,
+                          uint64_t *next_p)
+{
+	while (*i < rt->holds.n) {
+		struct dsm_rt_hold *h = &rt->holds.v[*i];
+
+		if (h->deadline_ns > now) {
+			enum hold_verdict v = hold_check(rt, h);
+
+			if (v != HOLD_END) {
+				uint64_t t = v == HOLD_WATCH ? now + HOLD_WATCH_NS : h->deadline_ns;
+
+				if (t > h->deadline_ns)
+					t = h->deadline_ns;
+				if (t < *next_p)
+					*next_p = t;
+				(*i)++;
+				continue;
+			}
+			DSM_RT_COUNT(rt, holds_early, 1);
+		}
+		*line_p = h->line;
+		/* The last one takes its slot, and is looked at next. */
+		rt->holds.v[*i] = rt->holds.v[--rt->holds.n];
+		return true;
+	}
+	return false;
+}

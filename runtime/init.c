@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dsm_init and dsm_finalize: the settings, the bootstrap, the heap, the
+ * userfaultfd region, the transport, the data path and the engine, and the
+ * event loop, in that order, each agreed on by every rank; undone in reverse.
+ */
+#include <dsm.h>
+#include <dsm_mpi.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "runtime/bootstrap.h"
+#include "runtime/engine.h"
+#include "runtime/api.h"
+#include "runtime/rt.h"
+
+/* ---- the heap agreement through the bootstrap --------------------------------------------- */
+
+static int boot_all_true(void *ctx, bool mine, bool *all_p)
+{
+	struct dsm_rt *rt = ctx;
+	uint8_t m = mine, *all = calloc((size_t)rt->nranks, 1);
+	int ret;
+
+	if (all == NULL)
+		return -ENOMEM;
+	ret = dsm_rt_boot_allgather(&m, all, 1);
+	*all_p = true;
+	for (int r = 0; r < rt->nranks; r++)
+		*all_p = *all_p && all[r];
+	free(all);
+	return ret;
+}
+
+static int boot_allgather_u64(void *ctx, uint64_t mine, uint64_t *all)
+{
+	(void)ctx;
+	return dsm_rt_boot_allgather(&mine, all, sizeof(mine));
+}
+
+/* Every rank learns whether every rank succeeded, so a local failure fails everyone. */
+static int agree(struct dsm_rt *rt, int mine, const char *what)
+{
+	int32_t m = mine, *all = calloc((size_t)rt->nranks, sizeof(*all));
+	int ret;
+
+	if (all == NULL)
+		return -ENOMEM;
+	ret = dsm_rt_boot_allgather(&m, all, sizeof(m));
+	for (int r = 0; ret == 0 && r < rt->nranks; r++)
+		if (all[r] < 0) {
+			if (mine >= 0)
+				DSM_LOG(DSM_LOG_ERROR, "%s failed on rank %d: %s", what, r,
+				        dsm_strerror(all[r]));
+			ret = all[r];
+		}
+	free(all);
+	return ret;
+}
+
+/* Ranks on this node <= cores: the loop may spin briefly for a due reply (TRAPS.md). */
+static bool node_has_spare_cores(struct dsm_rt *rt)
+{
+	char me[64] = {0}, *all = calloc((size_t)rt->nranks, sizeof(me));
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	int local = 0;
+
+	if (all == NULL)
+		return false;
+	gethostname(me, sizeof(me) - 1);
+	if (dsm_rt_boot_allgather(me, all, sizeof(me)) == 0)
+		for (int r = 0; r < rt->nranks; r++)
+			local += strncmp(all + (size_t)r * sizeof(me), me, sizeof(me)) == 0;
+	free(all);
+	return local > 0 && local <= cores;
+}
+
+/* ---- init and finalize -------------------------------------------------------------------- */
+
+/* Undoes init in reverse; every step copes with a part that never came up. */
+static void teardown(struct dsm_rt *rt)
+{
+	/* Registrations go before the transport, and before the memory they cover. */
+	dsm_rt_rdma_fini(rt);
+	if (rt->tp)
+		dsm_tp_close(rt->tp);
+	dsm_rt_engine_fini(rt);
+	dsm_rt_region_close(&rt->region);
+	dsm_rt_alloc_fini(&rt->alloc);
+	dsm_rt_heap_release_segv();
+	dsm_rt_heap_release(&rt->homeseg);
+	dsm_rt_heap_release(&rt->heap);
+	dsm_rt_mutex_fini(rt);
+	dsm_rt_coll_fini(rt);
+	dsm_rt_holds_fini(rt);
+	dsm_rt_msg_fini(rt);
+	dsm_rt_stats_fini(rt);
+}
+
+/* The steps each rank can fail alone; the caller makes every rank agree on the result. */
+static int init_local(struct dsm_rt *rt)
+{
+	struct dsm_rt_heap_agree ag = {rt, rt->nranks, boot_all_true, boot_allgather_u64};
+	int ret;
+
+	ret = dsm_rt_heap_reserve(rt->cfg.heap_size, rt->cfg.line_size, rt->cfg.overcommit, &ag,
+	                          &rt->heap);
+	if (ret < 0)
+		return ret;
+	/* The home segment, indexed like the heap: memory only for lines homed here and used. */
+	ret = dsm_rt_heap_reserve_local(rt->cfg.heap_size, rt->heap.strict, &rt->homeseg);
+	if (ret < 0)
+		return ret;
+	rt->home = rt->homeseg.base;
+	/* Under strict overcommit another rank's dsm_alloc memory is closed here until touched. */
+	ret = dsm_rt_heap_catch_segv(&rt->heap);
+	if (ret < 0)
+		return ret;
+
+	ret = dsm_coh_layout_init(&rt->layout, (uintptr_t)rt->heap.base, rt->heap.size,
+	                          rt->cfg.line_size, rt->cfg.page_size, (unsigned)rt->nranks);
+	if (ret == 0)
+		ret = dsm_rt_alloc_init(&rt->alloc, &rt->layout, (unsigned)rt->rank);
+	if (ret < 0)
+		return ret;
+	ret = dsm_rt_region_open(&rt->region, rt->heap.base, rt->heap.size);
+	if (ret < 0)
+		return ret;
+	ret = dsm_rt_msg_init(rt);
+	if (ret == 0)
+		ret = dsm_rt_coll_init(rt);
+	if (ret < 0)
+		return ret;
+	dsm_rt_mutex_init(rt);
+	dsm_rt_api_init(rt);
+	dsm_rt_holds_init(rt);
+	return 0;
+}
+
+/* The transport, collectively: the provider, the largest message, our message types. */
+static int open_transport(struct dsm_rt *rt)
+{
+	struct dsm_tp_attr attr = {.struct_size = sizeof(attr)};
+
+	attr.boot = dsm_rt_boot_tp();
+	attr.provider = rt->cfg.provider[0] ? rt->cfg.provider : NULL;
+	attr.msg_max = sizeof(dsm_coh_msg_t) + rt->cfg.line_size;
+	if (attr.msg_max < sizeof(struct dsm_rt_coll_done))
+		attr.msg_max = sizeof(struct dsm_rt_coll_done);
+	attr.max_msg_type = DSM_RT_MSG_MAX;
+	return dsm_tp_open(NULL, &attr, &rt->tp);
+}
+
+/* The data path decides how the engine grants; then the engine. */
+static int init_protocol(struct dsm_rt *rt)
+{
+	int ret = dsm_rt_rdma_init(rt);
+
+	return ret < 0 ? ret : dsm_rt_engine_init(rt);
+}
+
+static int init_common(const MPI_Comm *comm, const dsm_config_t *cfg)
+{
+	struct dsm_rt *rt;
+	int ret;
+
+	if (dsm_rt_g) {
+		DSM_LOG(DSM_LOG_ERROR, "dsm_init called twice");
+		return DSM_ERR_ALREADY_INIT;
+	}
+	rt = calloc(1, sizeof(*rt));
+	if (rt == NULL)
+		return -ENOMEM;
+	rt->region.uffd = -1;
+	rt->msg.evfd = -1;
+	dsm_rt_stats_init(rt);
+
+	/* Settings are checked before MPI starts: a bad one fails every rank alike. */
+	ret = dsm_rt_config_resolve(cfg, &rt->cfg);
+	if (ret < 0)
+		goto fail_free;
+	ret = dsm_rt_boot_init(comm);
+	if (ret < 0)
+		goto fail_free;
+	rt->rank = dsm_rt_boot_rank();
+	rt->nranks = dsm_rt_boot_size();
+	dsm_log_set_rank(rt->rank);
+
+	ret = agree(rt, init_local(rt), "setting up the heap and userfaultfd");
+	if (ret < 0)
+		goto fail;
+	ret = agree(rt, open_transport(rt), "opening the transport");
+	if (ret < 0)
+		goto fail;
+	ret = agree(rt, init_protocol(rt), "setting up the data path and the coherence engine");
+	if (ret < 0)
+		goto fail;
+
+	rt->loop.spin_ns = rt->cfg.spin_ns;
+	rt->loop.may_spin = node_has_spare_cores(rt);
+	ret = agree(rt, dsm_rt_loop_start(rt), "starting the event loop");
+	if (ret < 0)
+		goto fail;
+	dsm_rt_g = rt;
+	DSM_LOG(DSM_LOG_INFO,
+	        "libdsm up: %d ranks, heap %zu bytes at %p, %zu-byte lines, provider %s, "
+	        "lines %s, userfaultfd %s",
+	        rt->nranks, rt->heap.size, (void *)rt->heap.base, rt->cfg.line_size, rt->tp->prov,
+	        rt->rdma.on ? "by RDMA read" : "inline", dsm_uffd_mode_name(rt->region.mode));
+	/* Nobody faults before every loop runs. */
+	dsm_rt_boot_barrier();
+	return 0;
+
+fail:
+	teardown(rt);
+	dsm_rt_boot_fini();
+	free(rt);
+	return ret;
+fail_free:
+	dsm_rt_stats_fini(rt);
+	free(rt);
+	return ret;
+}
+
+DSM_EXPORT int dsm_init(const dsm_config_t *cfg)
+{
+	return init_common(NULL, cfg);
+}
+
+DSM_EXPORT int dsm_init_comm(MPI_Comm comm, const dsm_config_t *cfg)
+{
+	int inited = 0;
+
+	MPI_Initialized(&inited);
+	if (!inited) {
+		DSM_LOG(DSM_LOG_ERROR, "dsm_init_comm needs MPI initialized (or call dsm_init)");
+		return -EINVAL;
+	}
+	return init_common(&comm, cfg);
+}
+
+DSM_EXPORT int dsm_finalize(void)
+{
+	struct dsm_rt *rt = dsm_rt_get("dsm_finalize");
+	int ret;
+
+	if (rt == NULL)
+		return DSM_ERR_NOT_INIT;
+	/* Every rank is here, so every write anywhere is complete and visible. */
+	ret = dsm_rt_collective(rt, DSM_RT_COLL_FINALIZE, 0, 0);
+	if (ret < 0)
+		return ret;
+	if (rt->cfg.stats)
+		dsm_rt_stats_print(rt);
+	/* Keep serving until every rank has passed the collective, then stop. */
+	dsm_rt_boot_barrier();
+	dsm_rt_loop_stop(rt);
+	dsm_rt_boot_barrier();
+	dsm_rt_g = NULL;
+	teardown(rt);
+	dsm_log_set_rank(-1);
+	ret = dsm_rt_boot_fini();
+	free(rt);
+	return ret;
+}

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: MIT */
+#include "runtime/msg.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "runtime/rt.h"
+
+static void on_reply(struct dsm_rt *rt, int src, const void *data, size_t len)
+{
+	struct dsm_rt_reply m;
+	struct dsm_rt_req *r;
+
+	(void)src;
+	(void)len;
+	memcpy(&m, data, sizeof(m));
+	r = dsm_rt_req_take(rt, DSM_RT_MSG_REPLY, m.token);
+	if (r == NULL) {
+		DSM_RT_COUNT(rt, msgs_dropped, 1);
+		DSM_LOG(DSM_LOG_WARN, "dropped a reply for unknown request %llu",
+		        (unsigned long long)m.token);
+		return;
+	}
+	dsm_rt_req_complete(r, m.status);
+}
+
+int dsm_rt_msg_init(struct dsm_rt *rt)
+{
+	struct dsm_rt_msgs *m = &rt->msg;
+
+	pthread_mutex_init(&m->lock, NULL);
+	m->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (m->evfd < 0) {
+		DSM_LOG_ERRNO(DSM_LOG_ERROR, "creating the event loop's eventfd");
+		return -errno;
+	}
+	dsm_rt_msg_on(rt, DSM_RT_MSG_REPLY, sizeof(struct dsm_rt_reply), on_reply);
+	return 0;
+}
+
+void dsm_rt_msg_fini(struct dsm_rt *rt)
+{
+	if (rt->msg.evfd > 0)
+		close(rt->msg.evfd);
+	pthread_mutex_destroy(&rt->msg.lock);
+}
+
+void dsm_rt_msg_on(struct dsm_rt *rt, enum dsm_rt_msg_type type, size_t len, dsm_rt_msg_fn *fn)
+{
+	rt->msg.on[type].fn = fn;
+	rt->msg.on[type].len = len;
+}
+
+void dsm_rt_msg_malformed(struct dsm_rt *rt, int src, unsigned type, size_t len)
+{
+	DSM_RT_COUNT(rt, msgs_dropped, 1);
+	DSM_LOG(DSM_LOG_WARN, "dropped a malformed message (type %u, %zu bytes) from rank %d", type,
+	        len, src);
+}
+
+void dsm_rt_msg_dispatch(struct dsm_rt *rt, int src, unsigned type, const void *data, size_t len)
+{
+	if (type == 0 || type > DSM_RT_MSG_MAX || rt->msg.on[type].fn == NULL ||
+	    (rt->msg.on[type].len && len != rt->msg.on[type].len)) {
+		dsm_rt_msg_malformed(rt, src, type, len);
+		return;
+	}
+	rt->msg.on[type].fn(rt, src, data, len);
+}
+
+int dsm_rt_send(struct dsm_rt *rt, int peer, enum dsm_rt_msg_type type, const void *buf, size_t len)
+{
+	if (peer == rt->rank) {
+		dsm_rt_msg_dispatch(rt, peer, type, buf, len);
+		return 0;
+	}
+	return dsm_tp_send(rt->tp, peer, type, buf, len);
+}
+
+void dsm_rt_reply(struct dsm_rt *rt, int rank, uint64_t token, int status)
+{
+	struct dsm_rt_reply m = {.token = token, .status = status};
+
+	dsm_rt_send(rt, rank, DSM_RT_MSG_REPLY, &m, sizeof(m));
+}
+
+/* ---- requests ----------------------------------------------------------------------------- */
+
+void dsm_rt_msg_wake(struct dsm_rt *rt)
+{
+	uint64_t one = 1;
+
+	if (write(rt->msg.evfd, &one, sizeof(one)) != sizeof(one))
+		DSM_LOG_ERRNO(DSM_LOG_ERROR, "waking the event loop");
+}
+
+int dsm_rt_submit(struct dsm_rt *rt, struct dsm_rt_req *req)
+{
+	struct dsm_rt_msgs *m = &rt->msg;
+
+	req->finished = false;
+	req->status = 0;
+	pthread_mutex_init(&req->lock, NULL);
+	pthread_cond_init(&req->cond, NULL);
+	pthread_mutex_lock(&m->lock);
+	req->next = m->submit;
+	m->submit = req;
+	atomic_store_explicit(&m->submitted, true, memory_order_release);
+	pthread_mutex_unlock(&m->lock);
+	dsm_rt_msg_wake(rt);
+
+	pthread_mutex_lock(&req->lock);
+	while (!req->finished)
+		pthread_cond_wait(&req->cond, &req->lock);
+	pthread_mutex_unlock(&req->lock);
+	pthread_mutex_destroy(&req->lock);
+	pthread_cond_destroy(&req->cond);
+	return req->status;
+}
+
+void dsm_rt_req_complete(struct dsm_rt_req *req, int status)
+{
+	pthread_mutex_lock(&req->lock);
+	req->status = status;
+	req->finished = true;
+	pthread_cond_signal(&req->cond);
+	pthread_mutex_unlock(&req->lock); /* the caller may return now: req is gone */
+}
+
+struct dsm_rt_req *dsm_rt_req_take(struct dsm_rt *rt, enum dsm_rt_msg_type answer, uint64_t key)
+{
+	for (struct dsm_rt_req **pp = &rt->msg.pending; *pp; pp = &(*pp)->next) {
+		struct dsm_rt_req *r = *pp;
+
+		if (r->answer == answer && r->key == key) {
+			*pp = r->next;
+			return r;
+		}
+	}
+	return NULL;
+}
+
+int dsm_rt_msg_drain_requests(struct dsm_rt *rt)
+{
+	struct dsm_rt_msgs *m = &rt->msg;
+	struct dsm_rt_req *list;
+	int n = 0;
+
+	/* No lock and no system call on the loop's hot path: the eventfd is read only after
+	 * epoll reports it. */
+	if (!atomic_exchange_explicit(&m->submitted, false, memory_order_acquire))
+		return 0;
+	pthread_mutex_lock(&m->lock);
+	list = m->submit;
+	m->submit = NULL;
+	pthread_mutex_unlock(&m->lock);
+
+	while (list) {
+		struct dsm_rt_req *r = list;
+		int ret;
+
+		list = r->next;
+		if (r->token) {
+			r->key = ++m->next_token;
+			*r->token = r->key;
+		}
+		/* Pending before sending: a message to ourselves is answered at once. */
+		r->next = m->pending;
+		m->pending = r;
+		ret = dsm_rt_send(rt, r->target, r->type, &r->u, r->len);
+		if (ret < 0) {
+			struct dsm_rt_req *t = dsm_rt_req_take(rt, r->answer, r->key);
+
+			if (t)
+				dsm_rt_req_complete(t, ret);
+		}
+		n++;
+	}
+	return n;
+}

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Runtime messages and requests, under everything that talks to other ranks.
+ *
+ * Messages: each type has one handler, registered at init by the file that
+ * owns it (the engine: COH; coll.c: COLL and COLL_DONE; mutex.c: MUTEX;
+ * api.c: FREE; this file: REPLY). The loop hands every message in, and a
+ * message a rank sends itself goes the same way without the transport.
+ *
+ * Requests: an application thread that needs the loop (a collective, a mutex
+ * operation, a remote free) hands it a request and sleeps until its answer
+ * comes back: a REPLY naming its token, or COLL_DONE naming its sequence.
+ */
+#ifndef DSM_RT_MSG_H
+#define DSM_RT_MSG_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/wire.h"
+
+struct dsm_rt;
+
+/* A handler; @len matches the size registered for the type (any, where that is 0). */
+typedef void dsm_rt_msg_fn(struct dsm_rt *rt, int src, const void *data, size_t len);
+
+/* A request, on the calling thread's stack while it sleeps. */
+struct dsm_rt_req {
+	enum dsm_rt_msg_type type; /* what it sends: COLL, MUTEX or FREE */
+	int target;                /* the rank it goes to */
+	union {
+		struct dsm_rt_coll_msg coll;
+		struct dsm_rt_mutex_msg mutex;
+		struct dsm_rt_free_msg free;
+	} u;
+	size_t len;      /* bytes of u that go */
+	uint64_t *token; /* where in u the loop writes the token a REPLY names; NULL: none */
+	enum dsm_rt_msg_type answer; /* REPLY or COLL_DONE */
+	uint64_t key;                /* what the answer names: the token, or COLL's seq */
+	void *ctx;                   /* the answer's handler may leave more here */
+	int status;
+	bool finished;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct dsm_rt_req *next;
+};
+
+struct dsm_rt_msgs {
+	struct {
+		dsm_rt_msg_fn *fn;
+		size_t len; /* 0: any */
+	} on[DSM_RT_MSG_MAX + 1];
+	int evfd; /* rung by a thread that submits: the loop polls it */
+	pthread_mutex_t lock;
+	struct dsm_rt_req *submit;  /* not yet seen by the loop */
+	atomic_bool submitted;      /* set with submit: the loop looks at the list only then */
+	struct dsm_rt_req *pending; /* sent, waiting for an answer (loop only) */
+	uint64_t next_token;
+};
+
+int dsm_rt_msg_init(struct dsm_rt *rt);
+void dsm_rt_msg_fini(struct dsm_rt *rt);
+/* @fn handles messages of @type, which are @len bytes (0: any length). */
+void dsm_rt_msg_on(struct dsm_rt *rt, enum dsm_rt_msg_type type, size_t len, dsm_rt_msg_fn *fn);
+/* A message from @src (or this rank) to its handler; a malformed one is counted and dropped. */
+void dsm_rt_msg_dispatch(struct dsm_rt *rt, int src, unsigned type, const void *data, size_t len);
+/* For a handler that finds its message malformed: counted, and one warning. */
+void dsm_rt_msg_malformed(struct dsm_rt *rt, int src, unsigned type, size_t len);
+/* Sends one runtime message, or hands it to this rank's own handler. */
+int dsm_rt_send(struct dsm_rt *rt, int peer, enum dsm_rt_msg_type type, const void *buf,
+                size_t len);
+/* Answers request @token of @rank: a REPLY, or a local completion. */
+void dsm_rt_reply(struct dsm_rt *rt, int rank, uint64_t token, int status);
+
+/* Application threads: hands @req to the loop and sleeps until it is answered. */
+int dsm_rt_submit(struct dsm_rt *rt, struct dsm_rt_req *req);
+/* The loop: sends what was submitted since last time; returns how many. */
+int dsm_rt_msg_drain_requests(struct dsm_rt *rt);
+/* The loop: the pending request that @answer with @key names, unlinked; NULL if none. */
+struct dsm_rt_req *dsm_rt_req_take(struct dsm_rt *rt, enum dsm_rt_msg_type answer, uint64_t key);
+/* Wakes the request's thread with @status (req is gone once this returns). */
+void dsm_rt_req_complete(struct dsm_rt_req *req, int status);
+/* Wakes the loop (a request waits, or it is to stop). */
+void dsm_rt_msg_wake(struct dsm_rt *rt);
+
+#endif

@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: MIT */
+#include "runtime/stats.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coherence/coherence.h"
+#include "runtime/bootstrap.h"
+#include "runtime/rt.h"
+
+void dsm_rt_stats_init(struct dsm_rt *rt)
+{
+	pthread_mutex_init(&rt->stats.tp_lock, NULL);
+}
+
+void dsm_rt_stats_fini(struct dsm_rt *rt)
+{
+	pthread_mutex_destroy(&rt->stats.tp_lock);
+}
+
+void dsm_rt_count_coh(struct dsm_rt *rt, unsigned counter)
+{
+	atomic_uint_fast64_t *c = NULL;
+
+	switch (counter) {
+	case DSM_COH_CNT_READ_FAULT:
+		c = &rt->stats.cnt.read_faults;
+		break;
+	case DSM_COH_CNT_WRITE_FAULT:
+		c = &rt->stats.cnt.write_faults;
+		break;
+	case DSM_COH_CNT_UPGRADE:
+		c = &rt->stats.cnt.upgrades;
+		break;
+	case DSM_COH_CNT_STALE_FAULT:
+		c = &rt->stats.cnt.stale_faults;
+		break;
+	case DSM_COH_CNT_INV_SENT:
+		c = &rt->stats.cnt.inv_sent;
+		break;
+	case DSM_COH_CNT_INV_RECEIVED:
+		c = &rt->stats.cnt.inv_received;
+		break;
+	default:
+		return;
+	}
+	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+void dsm_rt_count_latency(struct dsm_rt *rt, uint64_t ns)
+{
+	uint64_t us = ns / 1000;
+	unsigned b = us ? 64 - (unsigned)__builtin_clzll(us) : 0;
+
+	if (b >= DSM_STATS_LAT_BUCKETS)
+		b = DSM_STATS_LAT_BUCKETS - 1;
+	DSM_RT_COUNT(rt, lat[b], 1);
+}
+
+void dsm_rt_stats_publish(struct dsm_rt *rt)
+{
+	struct dsm_tp_stats ts = {0};
+
+	dsm_tp_stats(rt->tp, &ts);
+	pthread_mutex_lock(&rt->stats.tp_lock);
+	rt->stats.tp = ts;
+	pthread_mutex_unlock(&rt->stats.tp_lock);
+}
+
+static void fill_stats(struct dsm_rt *rt, dsm_stats_t *s)
+{
+	struct dsm_tp_stats ts = {0};
+
+	memset(s, 0, sizeof(*s));
+	s->struct_size = sizeof(*s);
+	pthread_mutex_lock(&rt->stats.tp_lock);
+	ts = rt->stats.tp;
+	pthread_mutex_unlock(&rt->stats.tp_lock);
+	s->read_faults = atomic_load(&rt->stats.cnt.read_faults);
+	s->write_faults = atomic_load(&rt->stats.cnt.write_faults);
+	s->upgrades = atomic_load(&rt->stats.cnt.upgrades);
+	s->inv_sent = atomic_load(&rt->stats.cnt.inv_sent);
+	s->inv_received = atomic_load(&rt->stats.cnt.inv_received);
+	s->msgs_sent = ts.msgs_sent;
+	s->msgs_received = ts.msgs_received;
+	s->msgs_dropped = ts.msgs_dropped + atomic_load(&rt->stats.cnt.msgs_dropped);
+	s->bytes_sent = atomic_load(&rt->stats.cnt.bytes_sent);
+	s->bytes_received = atomic_load(&rt->stats.cnt.bytes_received);
+	for (int i = 0; i < DSM_STATS_LAT_BUCKETS; i++)
+		s->fault_lat_us[i] = atomic_load(&rt->stats.cnt.lat[i]);
+	s->stale_faults = atomic_load(&rt->stats.cnt.stale_faults);
+	s->holds = atomic_load(&rt->stats.cnt.holds);
+	s->holds_early = atomic_load(&rt->stats.cnt.holds_early);
+	s->sleeps = atomic_load(&rt->stats.cnt.sleeps);
+	s->naps = atomic_load(&rt->stats.cnt.naps);
+	s->missed_wakeups = atomic_load(&rt->stats.cnt.missed_wakeups);
+}
+
+/* The smallest latency bound (µs) below which @q of the faults fall. */
+static uint64_t lat_quantile(const dsm_stats_t *s, double q)
+{
+	uint64_t total = 0, seen = 0;
+
+	for (int i = 0; i < DSM_STATS_LAT_BUCKETS; i++)
+		total += s->fault_lat_us[i];
+	for (int i = 0; i < DSM_STATS_LAT_BUCKETS; i++) {
+		seen += s->fault_lat_us[i];
+		if (total && seen >= q * (double)total)
+			return 1ull << i;
+	}
+	return 0;
+}
+
+void dsm_rt_stats_print(struct dsm_rt *rt)
+{
+	dsm_stats_t mine, *all = calloc((size_t)rt->nranks, sizeof(*all));
+
+	if (all == NULL)
+		return;
+	fill_stats(rt, &mine);
+	if (dsm_rt_boot_allgather(&mine, all, sizeof(mine)) == 0 && rt->rank == 0) {
+		printf("libdsm stats (%d ranks, %zu-byte lines, provider %s, lines %s)\n",
+		       rt->nranks, rt->cfg.line_size, rt->tp->prov,
+		       rt->rdma.on ? "by RDMA read" : "inline");
+		printf("%4s %10s %10s %9s %9s %9s %10s %10s %7s %10s %10s %8s %8s\n", "rank",
+		       "rd_faults", "wr_faults", "upgrades", "inv_sent", "inv_recv", "msgs_sent",
+		       "msgs_recv", "dropped", "MB_sent", "MB_recv", "p50_us<", "p99_us<");
+		for (int r = 0; r < rt->nranks; r++) {
+			const dsm_stats_t *s = &all[r];
+			printf("%4d %10" PRIu64 " %10" PRIu64 " %9" PRIu64 " %9" PRIu64 " %9" PRIu64
+			       " %10" PRIu64 " %10" PRIu64 " %7" PRIu64 " %10.2f %10.2f %8" PRIu64
+			       " %8" PRIu64 "\n",
+			       r, s->read_faults, s->write_faults, s->upgrades, s->inv_sent,
+			       s->inv_received, s->msgs_sent, s->msgs_received, s->msgs_dropped,
+			       (double)s->bytes_sent / 1e6, (double)s->bytes_received / 1e6,
+			       lat_quantile(s, 0.5), lat_quantile(s, 0.99));
+		}
+		printf("%4s %10s %10s %11s %10s %10s %14s  %s\n", "rank", "stale", "holds",
+		       "holds_early", "sleeps", "naps", "missed_wakeups",
+		       "fault latency histogram (us<: count)");
+		for (int r = 0; r < rt->nranks; r++) {
+			const dsm_stats_t *s = &all[r];
+			char hist[512];
+			int len = 0;
+
+			hist[0] = '\0';
+			for (int i = 0; i < DSM_STATS_LAT_BUCKETS && len < (int)sizeof(hist) - 32;
+			     i++)
+				if (s->fault_lat_us[i])
+					len += snprintf(hist + len, sizeof(hist) - (size_t)len,
+					                " %llu:%" PRIu64, 1ull << i,
+					                s->fault_lat_us[i]);
+			printf("%4d %10" PRIu64 " %10" PRIu64 " %11" PRIu64 " %10" PRIu64
+			       " %10" PRIu64 " %14" PRIu64 " %s\n",
+			       r, s->stale_faults, s->holds, s->holds_early, s->sleeps, s->naps,
+			       s->missed_wakeups, hist);
+		}
+		fflush(stdout);
+	}
+	free(all);
+}
+
+DSM_EXPORT int dsm_stats(dsm_stats_t *out)
+{
+	struct dsm_rt *rt = dsm_rt_get("dsm_stats");
+	dsm_stats_t s;
+	size_t n;
+
+	if (rt == NULL)
+		return DSM_ERR_NOT_INIT;
+	if (out == NULL || out->struct_size < offsetof(dsm_stats_t, fault_lat_us))
+		return -EINVAL;
+	fill_stats(rt, &s);
+	n = out->struct_size < sizeof(s) ? out->struct_size : sizeof(s);
+	memcpy((char *)out + sizeof(size_t), (char *)&s + sizeof(size_t), n - sizeof(size_t));
+	return 0;
+}

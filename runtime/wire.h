@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The runtime's messages on the transport (types 1..DSM_RT_MSG_MAX), beside
+ * the coherence engine's (DSM_RT_MSG_COH carries a dsm_coh_msg_t).
+ */
+#ifndef DSM_RT_WIRE_H
+#define DSM_RT_WIRE_H
+
+#include <stdint.h>
+
+enum dsm_rt_msg_type {
+	DSM_RT_MSG_COH = 1,   /* dsm_coh_msg_t, then the line's data if it carries any */
+	DSM_RT_MSG_COLL,      /* struct dsm_rt_coll_msg: a rank entered a collective (to rank 0) */
+	DSM_RT_MSG_COLL_DONE, /* struct dsm_rt_coll_done: every rank is in; the verdict */
+	DSM_RT_MSG_MUTEX,     /* struct dsm_rt_mutex_msg: to the home of the mutex */
+	DSM_RT_MSG_FREE,      /* struct dsm_rt_free_msg: a dsm_free for the slice's owner */
+	DSM_RT_MSG_REPLY,     /* struct dsm_rt_reply: the answer to a MUTEX or FREE */
+	DSM_RT_MSG_MAX = DSM_RT_MSG_REPLY,
+};
+
+enum dsm_rt_coll_kind {
+	DSM_RT_COLL_BARRIER = 1,
+	DSM_RT_COLL_ALL_ALLOC,
+	DSM_RT_COLL_ALL_FREE,
+	DSM_RT_COLL_FINALIZE,
+};
+
+enum dsm_rt_mutex_op {
+	DSM_RT_MUTEX_INIT = 1,
+	DSM_RT_MUTEX_LOCK,
+	DSM_RT_MUTEX_TRYLOCK,
+	DSM_RT_MUTEX_UNLOCK,
+	DSM_RT_MUTEX_DESTROY,
+};
+
+struct dsm_rt_coll_msg {
+	uint64_t seq;
+	uint32_t kind;
+	uint32_t reserved;
+	uint64_t args[2];
+};
+
+struct dsm_rt_coll_done {
+	uint64_t seq;
+	int32_t status;    /* 0 or DSM_ERR_MISMATCH */
+	uint32_t bad_rank; /* the first rank that differs from rank 0 */
+	struct dsm_rt_coll_msg ref, bad;
+};
+
+struct dsm_rt_mutex_msg {
+	uint32_t op;
+	uint32_t reserved;
+	uint64_t addr;
+	uint64_t token;
+};
+
+struct dsm_rt_free_msg {
+	uint64_t addr;
+	uint64_t token;
+};
+
+struct dsm_rt_reply {
+	uint64_t token;
+	int32_t status;
+	uint32_t reserved;
+};
+
+#endif
