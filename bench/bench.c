@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "bench/bench.h"
-#include "bench/driver.h"
 #include "common/time.h"
 
 static atomic_int failures; /* workloads' threads may fail checks too */

@@ -11,6 +11,7 @@
 #define DSM_BENCH_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 struct bench_opts {
 	int rank, nranks;
@@ -46,6 +47,23 @@ void bench_fail(const struct bench_opts *o, const char *workload, const char *fm
 
 /* Seconds on CLOCK_MONOTONIC. */
 double bench_now(void);
+
+/* Checks failed on this rank so far (bench_fail counts them). */
+int bench_failures(void);
+
+/* JSON pieces for lines that are not results. */
+void bench_json_str(FILE *f, const char *s);
+void bench_json_num(FILE *f, double v);
+
+/* Sorts @v and returns its @q quantile (0..1). */
+double bench_quantile(double *v, size_t n, double q);
+
+/* Seconds a measurement may take before it stops with the samples it has: a loaded machine
+ * makes runs slower, not longer than planned. */
+double bench_budget(const struct bench_opts *o);
+
+/* Samples and sizes: @normal scaled by --size, @smoke under --smoke; at least 1. */
+long bench_count(const struct bench_opts *o, long normal, long smoke);
 
 /* The application workloads (bench/apps/), each beside a plain MPI version of the same
  * algorithm run in the same job on MPI_COMM_WORLD, with the results checked equal.

@@ -61,21 +61,4 @@ int bench_pingpong(const struct bench_opts *o, const struct bench_ctx *c);
 int bench_threads(const struct bench_opts *o, const struct bench_ctx *c);
 int bench_scale(const struct bench_opts *o, const struct bench_ctx *c);
 
-/* Checks failed on this rank so far (bench_fail counts them). */
-int bench_failures(void);
-
-/* JSON pieces for lines that are not results. */
-void bench_json_str(FILE *f, const char *s);
-void bench_json_num(FILE *f, double v);
-
-/* Sorts @v and returns its @q quantile (0..1). */
-double bench_quantile(double *v, size_t n, double q);
-
-/* Seconds a measurement may take before it stops with the samples it has: a loaded machine
- * makes runs slower, not longer than planned. */
-double bench_budget(const struct bench_opts *o);
-
-/* Samples and sizes: @normal scaled by --size, @smoke under --smoke; at least 1. */
-long bench_count(const struct bench_opts *o, long normal, long smoke);
-
 #endif /* DSM_BENCH_DRIVER_H */

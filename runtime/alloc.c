@@ -8,6 +8,7 @@
 #include <dsm.h>
 
 #include "common/log.h"
+#include "common/vec.h"
 
 #define MIN_OBJ_SHIFT 4     /* the smallest object: 16 bytes */
 #define MAX_SLAB_OBJS 4096u /* a slab of a huge line uses only its first 4096 objects */
@@ -33,14 +34,8 @@ struct dsm_rt_extent {
 
 static int fl_insert_at(struct dsm_rt_freelist *fl, size_t i, uint64_t start, uint64_t len)
 {
-	if (fl->n == fl->cap) {
-		size_t cap = fl->cap ? 2 * fl->cap : 16;
-		void *v = realloc(fl->v, cap * sizeof(*fl->v));
-		if (v == NULL)
-			return -ENOMEM;
-		fl->v = v;
-		fl->cap = cap;
-	}
+	if (DSM_VEC_RESERVE(fl->v, fl->cap, fl->n + 1) < 0)
+		return -ENOMEM;
 	memmove(&fl->v[i + 1], &fl->v[i], (fl->n - i) * sizeof(*fl->v));
 	fl->v[i].start = start;
 	fl->v[i].len = len;
@@ -118,14 +113,8 @@ static int ext_add(struct dsm_rt_alloc *a, const struct dsm_rt_extent *e)
 {
 	size_t i = 0, lo = 0, hi = a->next;
 
-	if (a->next == a->next_cap) {
-		size_t cap = a->next_cap ? 2 * a->next_cap : 64;
-		void *v = realloc(a->ext, cap * sizeof(*a->ext));
-		if (v == NULL)
-			return -ENOMEM;
-		a->ext = v;
-		a->next_cap = cap;
-	}
+	if (DSM_VEC_RESERVE(a->ext, a->next_cap, a->next + 1) < 0)
+		return -ENOMEM;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 		if (a->ext[mid].first < e->first)

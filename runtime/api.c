@@ -9,6 +9,8 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "runtime/coll.h"
+#include "runtime/msg.h"
 #include "runtime/rt.h"
 
 DSM_EXPORT const char *dsm_strerror(int err)
@@ -86,7 +88,7 @@ DSM_EXPORT void *dsm_all_alloc(size_t size, dsm_dist_t dist)
 		DSM_LOG(DSM_LOG_ERROR, "dsm_all_alloc(%zu, %d): %s", size, (int)dist,
 		        ret == -EINVAL   ? "a size of 0 or an unknown distribution"
 		        : ret == -ENOMEM ? "the heap has no room (raise DSM_HEAP_SIZE)"
-		                         : dsm_strerror(ret));
+		                         : dsm_err_str(ret));
 		return fail_errno(ret);
 	}
 	return p;
@@ -106,7 +108,7 @@ DSM_EXPORT int dsm_all_free(void *p)
 	if (ret < 0)
 		DSM_LOG(DSM_LOG_ERROR, "dsm_all_free(%p): %s", p,
 		        ret == -EINVAL ? "not the start of a live dsm_all_alloc allocation"
-		                       : dsm_strerror(ret));
+		                       : dsm_err_str(ret));
 	return ret;
 }
 
@@ -125,7 +127,7 @@ DSM_EXPORT void *dsm_alloc(size_t size)
 		DSM_LOG(DSM_LOG_ERROR, "dsm_alloc(%zu): %s", size,
 		        ret == -EINVAL   ? "a size of 0"
 		        : ret == -ENOMEM ? "this rank's slice of the heap is full"
-		                         : dsm_strerror(ret));
+		                         : dsm_err_str(ret));
 		return fail_errno(ret);
 	}
 	return p;
@@ -182,7 +184,7 @@ static void on_free(struct dsm_rt *rt, int src, const void *data, size_t len)
 	ret = dsm_rt_free_local(&rt->alloc, (void *)(uintptr_t)m.addr);
 	if (ret < 0)
 		DSM_LOG(DSM_LOG_ERROR, "dsm_free(%#" PRIx64 ") from rank %d: %s", m.addr, src,
-		        ret == -EINVAL ? "not allocated, or freed twice" : dsm_strerror(ret));
+		        ret == -EINVAL ? "not allocated, or freed twice" : dsm_err_str(ret));
 	dsm_rt_reply(rt, src, m.token, ret);
 }
 

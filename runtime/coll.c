@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/error.h"
 #include "common/log.h"
+#include "runtime/msg.h"
 #include "runtime/rt.h"
 
 static const char *coll_name(uint32_t kind)
@@ -161,7 +163,7 @@ int dsm_rt_collective(struct dsm_rt *rt, enum dsm_rt_coll_kind kind, uint64_t a0
 		        "rank %u called %s (this rank: %s); every rank fails it",
 		        req.u.coll.seq, ref, done.bad_rank, bad, mine);
 	} else if (ret < 0) {
-		DSM_LOG(DSM_LOG_ERROR, "%s failed: %s", coll_name(kind), dsm_strerror(ret));
+		DSM_LOG(DSM_LOG_ERROR, "%s failed: %s", coll_name(kind), dsm_err_str(ret));
 	}
 	return ret;
 }

@@ -8,22 +8,11 @@
 #ifndef DSM_RT_COLL_H
 #define DSM_RT_COLL_H
 
-#include <pthread.h>
 #include <stdint.h>
 
 #include "runtime/wire.h"
 
 struct dsm_rt;
-
-struct dsm_rt_coll {
-	pthread_mutex_t lock; /* one collective at a time per rank: numbered in call order */
-	uint64_t seq;
-	/* rank 0: what each rank sent for the collective being gathered */
-	struct dsm_rt_coll_msg *in;
-	uint8_t *arrived;
-	int count;
-	uint64_t cur;
-};
 
 int dsm_rt_coll_init(struct dsm_rt *rt);
 void dsm_rt_coll_fini(struct dsm_rt *rt);

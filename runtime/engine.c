@@ -5,9 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/error.h"
 #include "common/log.h"
 #include "runtime/fatal.h"
+#include "runtime/hold.h"
+#include "runtime/msg.h"
+#include "runtime/rdma.h"
 #include "runtime/rt.h"
+#include "runtime/stats.h"
 
 /*
  * ThreadSanitizer cannot see that an application thread's stores to a line
@@ -119,7 +124,7 @@ static void run_action(struct dsm_rt *rt, const dsm_coh_action_t *a, const void 
 	}
 	if (ret < 0 && ret != DSM_ERR_PEER_DEAD)
 		dsm_rt_fatal(rt, "internal error: coherence action %u on line %llu failed: %s",
-		             a->type, (unsigned long long)a->line, dsm_strerror(ret));
+		             a->type, (unsigned long long)a->line, dsm_err_str(ret));
 }
 
 /*
@@ -153,7 +158,7 @@ int dsm_rt_engine(struct dsm_rt *rt, const dsm_coh_event_t *ev, const void *msg_
 		return ret;
 	if (ret < 0)
 		dsm_rt_fatal(rt, "internal error: the coherence engine failed: %s",
-		             dsm_strerror(ret));
+		             dsm_err_str(ret));
 	for (size_t i = 0; i < rt->acts.n; i++) {
 		const dsm_coh_action_t *a = &rt->acts.v[i];
 
@@ -210,7 +215,7 @@ void dsm_rt_engine_rma_done(struct dsm_rt *rt, const struct dsm_tp_event *ev)
 		dsm_rt_peer_dead_exit(rt, ev->peer);
 	if (ev->status < 0)
 		dsm_rt_fatal(rt, "the RDMA read of line %llu from rank %d failed: %s",
-		             (unsigned long long)s->line, ev->peer, dsm_strerror(ev->status));
+		             (unsigned long long)s->line, ev->peer, dsm_err_str(ev->status));
 	DSM_RT_COUNT(rt, bytes_received, ev->len);
 	cev.line = s->line;
 	rt->rdma.cur = s;

@@ -6,9 +6,11 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "common/error.h"
 #include "common/log.h"
 #include "runtime/engine.h"
 #include "runtime/fatal.h"
+#include "runtime/hold.h"
 #include "runtime/rt.h"
 
 #define BATCH 32
@@ -26,7 +28,7 @@ int dsm_rt_fault_drain(struct dsm_rt *rt)
 		if (ret == -EAGAIN)
 			break;
 		if (ret < 0)
-			dsm_rt_fatal(rt, "reading the userfaultfd failed: %s", dsm_strerror(ret));
+			dsm_rt_fatal(rt, "reading the userfaultfd failed: %s", dsm_err_str(ret));
 		line = dsm_coh_line_of(&rt->layout, f.addr);
 		home = line < 0 ? line : dsm_rt_alloc_home(&rt->alloc, (uint64_t)line, NULL);
 		if (home < 0)

@@ -11,6 +11,7 @@
 #include "common/vec.h"
 #include "runtime/fatal.h"
 #include "runtime/rt.h"
+#include "runtime/stats.h"
 
 /* How often to look whether a held line's threads have run, while a request waits for it. */
 #define HOLD_WATCH_NS 20000ull

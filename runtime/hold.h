@@ -16,45 +16,6 @@
 
 struct dsm_rt;
 
-/* The threads waiting on one line's fault, each with how often it had been scheduled in when
- * it faulted (the third field of /proc/self/task/TID/schedstat). A thread blocked in a fault
- * does not run, so once that count moves it has retried its access. */
-#define DSM_RT_WAITERS 8
-struct dsm_rt_waiters {
-	unsigned n;
-	bool unknown; /* a thread without an id, or more than DSM_RT_WAITERS */
-	int32_t tid[DSM_RT_WAITERS];
-	uint64_t runs[DSM_RT_WAITERS];
-};
-
-/* A granted line kept until its woken threads have run, or until deadline_ns. */
-struct dsm_rt_hold {
-	uint64_t line;
-	uint64_t deadline_ns;
-	struct dsm_rt_waiters w;
-};
-
-/* A fault sent to the engine and not installed yet. */
-struct dsm_rt_pending_fault {
-	uint64_t line;
-	uint64_t t0_ns;
-	bool reported; /* its stall was logged */
-	struct dsm_rt_waiters w;
-};
-
-struct dsm_rt_holds {
-	uint64_t hold_ns; /* DSM_HOLD_US */
-	bool early;       /* DSM_HOLD_EARLY: end holds once the woken threads have run */
-	struct dsm_rt_hold *v;
-	size_t n, cap;
-	struct dsm_rt_pending_fault *faults;
-	size_t nfaults, faults_cap;
-	/* The waiters of the line installed last, for the hold that follows its wake-up. */
-	uint64_t woken_line;
-	struct dsm_rt_waiters woken;
-	uint64_t next_stall_check; /* when fault.c looks for stalled faults next */
-};
-
 void dsm_rt_holds_init(struct dsm_rt *rt);
 void dsm_rt_holds_fini(struct dsm_rt *rt);
 

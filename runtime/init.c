@@ -12,11 +12,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/error.h"
 #include "common/log.h"
-#include "runtime/bootstrap.h"
-#include "runtime/engine.h"
 #include "runtime/api.h"
+#include "runtime/bootstrap.h"
+#include "runtime/coll.h"
+#include "runtime/engine.h"
+#include "runtime/hold.h"
+#include "runtime/loop.h"
+#include "runtime/msg.h"
+#include "runtime/mutex.h"
+#include "runtime/rdma.h"
 #include "runtime/rt.h"
+#include "runtime/stats.h"
 
 /* ---- the heap agreement through the bootstrap --------------------------------------------- */
 
@@ -55,7 +63,7 @@ static int agree(struct dsm_rt *rt, int mine, const char *what)
 		if (all[r] < 0) {
 			if (mine >= 0)
 				DSM_LOG(DSM_LOG_ERROR, "%s failed on rank %d: %s", what, r,
-				        dsm_strerror(all[r]));
+				        dsm_err_str(all[r]));
 			ret = all[r];
 		}
 	free(all);

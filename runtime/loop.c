@@ -14,6 +14,8 @@
  * The loop never touches a heap page it may not hold (it would fault on
  * itself), never calls MPI, and logs only through write(2).
  */
+#include "runtime/loop.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
@@ -22,12 +24,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/error.h"
 #include "common/log.h"
 #include "common/time.h"
 #include "runtime/engine.h"
 #include "runtime/fatal.h"
 #include "runtime/fault.h"
+#include "runtime/hold.h"
+#include "runtime/msg.h"
 #include "runtime/rt.h"
+#include "runtime/stats.h"
 
 #define BATCH 32
 /* With nothing to do and a transport that cannot sleep yet: poll this long, then nap this
@@ -44,7 +50,7 @@ static int drain_transport(struct dsm_rt *rt)
 	int n = dsm_tp_poll(rt->tp, ev, BATCH);
 
 	if (n < 0)
-		dsm_rt_fatal(rt, "the transport failed: %s", dsm_strerror(n));
+		dsm_rt_fatal(rt, "the transport failed: %s", dsm_err_str(n));
 	for (int i = 0; i < n; i++) {
 		switch (ev[i].type) {
 		case DSM_TP_EV_MSG:

@@ -20,12 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "runtime/rt.h"
 #include "runtime/wire.h"
-
-struct dsm_rt;
-
-/* A handler; @len matches the size registered for the type (any, where that is 0). */
-typedef void dsm_rt_msg_fn(struct dsm_rt *rt, int src, const void *data, size_t len);
 
 /* A request, on the calling thread's stack while it sleeps. */
 struct dsm_rt_req {
@@ -46,19 +42,6 @@ struct dsm_rt_req {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct dsm_rt_req *next;
-};
-
-struct dsm_rt_msgs {
-	struct {
-		dsm_rt_msg_fn *fn;
-		size_t len; /* 0: any */
-	} on[DSM_RT_MSG_MAX + 1];
-	int evfd; /* rung by a thread that submits: the loop polls it */
-	pthread_mutex_t lock;
-	struct dsm_rt_req *submit;  /* not yet seen by the loop */
-	atomic_bool submitted;      /* set with submit: the loop looks at the list only then */
-	struct dsm_rt_req *pending; /* sent, waiting for an answer (loop only) */
-	uint64_t next_token;
 };
 
 int dsm_rt_msg_init(struct dsm_rt *rt);

@@ -7,7 +7,23 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/ring.h"
+#include "runtime/msg.h"
 #include "runtime/rt.h"
+
+struct dsm_rt_mutex_waiter {
+	uint32_t rank;
+	uint64_t token;
+};
+
+/* A mutex this rank is home of, keyed by its address. */
+struct dsm_rt_mutex {
+	uint64_t addr;
+	bool held;
+	struct dsm_rt_mutex_waiter holder;
+	struct dsm_ring q; /* of struct dsm_rt_mutex_waiter, in arrival order */
+	struct dsm_rt_mutex *next;
+};
 
 /* ---- the home ----------------------------------------------------------------------------- */
 

@@ -25,15 +25,6 @@ struct dsm_rt_staging {
 	dsm_tp_mr_t *mr;
 };
 
-struct dsm_rt_rdma {
-	bool on; /* grants carry no data: the requester reads the home segment */
-	dsm_tp_seg_t *seg;
-	struct dsm_rt_staging *free;
-	struct dsm_rt_staging *cur; /* the one being installed from (DSM_COH_SRC_STAGING) */
-	struct dsm_rt_staging **all;
-	size_t n, cap;
-};
-
 /* Decides the data path and, for RDMA, makes the home segment a transport segment
  * (collective). */
 int dsm_rt_rdma_init(struct dsm_rt *rt);

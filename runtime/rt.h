@@ -1,28 +1,150 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * One rank's runtime: the state of every part, each declared in its own
- * header with the functions that own it. docs/ARCHITECTURE.md shows which
- * file calls which; the flow of a miss is fault.c -> engine.c -> region.c
- * on the faulting rank, and msg.c -> engine.c at the home.
+ * One rank's runtime: the state of every part, each in a struct of its own
+ * named for the file that owns it (holds: hold.c, msg: msg.c, ...). The
+ * parts' headers say what each part does; this one says what each keeps, so
+ * that every file includes downward. docs/ARCHITECTURE.md has the picture;
+ * the flow of a miss is fault.c -> engine.c -> region.c on the faulting rank,
+ * msg.c -> engine.c at the home.
  */
 #ifndef DSM_RT_H
 #define DSM_RT_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <dsm.h>
 
 #include "coherence/coherence.h"
 #include "runtime/alloc.h"
-#include "runtime/coll.h"
 #include "runtime/config.h"
 #include "runtime/heap.h"
-#include "runtime/hold.h"
-#include "runtime/loop.h"
-#include "runtime/msg.h"
-#include "runtime/mutex.h"
-#include "runtime/rdma.h"
 #include "runtime/region.h"
-#include "runtime/stats.h"
+#include "runtime/wire.h"
 #include "transport/transport.h"
+
+struct dsm_rt;
+struct dsm_rt_mutex;   /* mutex.c */
+struct dsm_rt_req;     /* msg.h */
+struct dsm_rt_staging; /* rdma.h */
+
+/* ---- hold.c: the progress guarantee ---------------------------------------------------- */
+
+/* The threads waiting on one line's fault, each with how often it had been scheduled in when
+ * it faulted (the third field of /proc/self/task/TID/schedstat). A thread blocked in a fault
+ * does not run, so once that count moves it has retried its access. */
+#define DSM_RT_WAITERS 8
+struct dsm_rt_waiters {
+	unsigned n;
+	bool unknown; /* a thread without an id, or more than DSM_RT_WAITERS */
+	int32_t tid[DSM_RT_WAITERS];
+	uint64_t runs[DSM_RT_WAITERS];
+};
+
+/* A granted line kept until its woken threads have run, or until deadline_ns. */
+struct dsm_rt_hold {
+	uint64_t line;
+	uint64_t deadline_ns;
+	struct dsm_rt_waiters w;
+};
+
+/* A fault sent to the engine and not installed yet. */
+struct dsm_rt_pending_fault {
+	uint64_t line;
+	uint64_t t0_ns;
+	bool reported; /* its stall was logged */
+	struct dsm_rt_waiters w;
+};
+
+struct dsm_rt_holds {
+	uint64_t hold_ns; /* DSM_HOLD_US */
+	bool early;       /* DSM_HOLD_EARLY: end holds once the woken threads have run */
+	struct dsm_rt_hold *v;
+	size_t n, cap;
+	struct dsm_rt_pending_fault *faults;
+	size_t nfaults, faults_cap;
+	/* The waiters of the line installed last, for the hold that follows its wake-up. */
+	uint64_t woken_line;
+	struct dsm_rt_waiters woken;
+	uint64_t next_stall_check; /* when fault.c looks for stalled faults next */
+};
+
+/* ---- loop.c --------------------------------------------------------------------------- */
+
+struct dsm_rt_loop {
+	pthread_t thread;
+	int epfd;
+	atomic_bool stop;
+	uint64_t spin_ns; /* how long to poll for a due reply before sleeping */
+	bool may_spin;    /* ranks on this node <= cores: spin briefly while a reply is due */
+};
+
+/* ---- msg.c: the handlers by message type, and the requests of application threads ---- */
+
+/* A handler; @len matches the size registered for the type (any, where that is 0). */
+typedef void dsm_rt_msg_fn(struct dsm_rt *rt, int src, const void *data, size_t len);
+
+struct dsm_rt_msgs {
+	struct {
+		dsm_rt_msg_fn *fn;
+		size_t len; /* 0: any */
+	} on[DSM_RT_MSG_MAX + 1];
+	int evfd; /* rung by a thread that submits: the loop polls it */
+	pthread_mutex_t lock;
+	struct dsm_rt_req *submit;  /* not yet seen by the loop */
+	atomic_bool submitted;      /* set with submit: the loop looks at the list only then */
+	struct dsm_rt_req *pending; /* sent, waiting for an answer (loop only) */
+	uint64_t next_token;
+};
+
+/* ---- coll.c --------------------------------------------------------------------------- */
+
+struct dsm_rt_coll {
+	pthread_mutex_t lock; /* one collective at a time per rank: numbered in call order */
+	uint64_t seq;
+	/* rank 0: what each rank sent for the collective being gathered */
+	struct dsm_rt_coll_msg *in;
+	uint8_t *arrived;
+	int count;
+	uint64_t cur;
+};
+
+/* ---- rdma.c: the home segment and grants by RDMA read --------------------------------- */
+
+struct dsm_rt_rdma {
+	bool on; /* grants carry no data: the requester reads the home segment */
+	dsm_tp_seg_t *seg;
+	struct dsm_rt_staging *free;
+	struct dsm_rt_staging *cur; /* the one being installed from (DSM_COH_SRC_STAGING) */
+	struct dsm_rt_staging **all;
+	size_t n, cap;
+};
+
+/* ---- stats.c -------------------------------------------------------------------------- */
+
+struct dsm_rt_counters {
+	atomic_uint_fast64_t read_faults, write_faults, upgrades, inv_sent, inv_received;
+	atomic_uint_fast64_t stale_faults, msgs_dropped, bytes_sent, bytes_received;
+	atomic_uint_fast64_t lat[DSM_STATS_LAT_BUCKETS];
+	atomic_uint_fast64_t holds, holds_early, sleeps, naps, missed_wakeups;
+};
+
+struct dsm_rt_stats {
+	struct dsm_rt_counters cnt;
+	/* The loop copies the transport's here whenever it goes idle, and every so many busy
+	 * turns. */
+	pthread_mutex_t tp_lock;
+	struct dsm_tp_stats tp;
+};
+
+/* Adds @n to counter @field of @rt. */
+#define DSM_RT_COUNT(rt, field, n)                                                                 \
+	atomic_fetch_add_explicit(&(rt)->stats.cnt.field, (n), memory_order_relaxed)
+
+/* ---- the rank ------------------------------------------------------------------------- */
 
 struct dsm_rt {
 	struct dsm_rt_config cfg;

@@ -7,34 +7,9 @@
 #ifndef DSM_RT_STATS_H
 #define DSM_RT_STATS_H
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 
-#include <dsm.h>
-
-#include "transport/transport.h"
-
 struct dsm_rt;
-
-struct dsm_rt_counters {
-	atomic_uint_fast64_t read_faults, write_faults, upgrades, inv_sent, inv_received;
-	atomic_uint_fast64_t stale_faults, msgs_dropped, bytes_sent, bytes_received;
-	atomic_uint_fast64_t lat[DSM_STATS_LAT_BUCKETS];
-	atomic_uint_fast64_t holds, holds_early, sleeps, naps, missed_wakeups;
-};
-
-struct dsm_rt_stats {
-	struct dsm_rt_counters cnt;
-	/* The loop copies the transport's here whenever it goes idle, and every so many busy
-	 * turns. */
-	pthread_mutex_t tp_lock;
-	struct dsm_tp_stats tp;
-};
-
-/* Adds @n to counter @field of @rt. */
-#define DSM_RT_COUNT(rt, field, n)                                                                 \
-	atomic_fetch_add_explicit(&(rt)->stats.cnt.field, (n), memory_order_relaxed)
 
 void dsm_rt_stats_init(struct dsm_rt *rt);
 void dsm_rt_stats_fini(struct dsm_rt *rt);

@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/time.h"
+
 /* Copies @s into @d of @n bytes, cutting it short if needed. */
 static void str_copy(char *d, size_t n, const char *s)
 {
@@ -92,10 +94,7 @@ static uint64_t pattern(unsigned page)
 
 static double now_us(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+	return (double)dsm_now_ns() / 1e3;
 }
 
 static int resolve_fault(struct fault_ctx *c, const struct uffd_msg *m)

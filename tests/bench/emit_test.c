@@ -7,7 +7,6 @@
 #include <stdio.h>
 
 #include "bench/bench.h"
-#include "bench/driver.h"
 
 int main(void)
 {

@@ -36,4 +36,19 @@ check "no provider: one line with the reason and the fix" sh -c \
 FI_PROVIDER=no_such_provider "$INFO" --json >"$tmp/json" 2>/dev/null
 check "no provider: --json says ok=false with a fix" jq -e '.ok == false and (.fix | length > 0)' "$tmp/json"
 
+# The settings: listed with defaults; a malformed one fails the listing and the verdict.
+"$INFO" --settings >"$tmp/out" 2>"$tmp/err"
+check "--settings exits 0" test $? -eq 0
+check "--settings lists DSM_LINE_SIZE with its default" grep -Eq "^DSM_LINE_SIZE +\(default\) +the page size" "$tmp/out"
+DSM_HOLD_US=350 "$INFO" --settings --json >"$tmp/json" 2>"$tmp/err"
+check "--settings --json shows a value set" jq -e >/dev/null \
+	'.settings[] | select(.name == "DSM_HOLD_US") | .set and .valid and .value == "350"' "$tmp/json"
+DSM_HOLD_US=abc "$INFO" --settings >"$tmp/out" 2>"$tmp/err"
+check "a malformed setting: --settings exits 1" test $? -eq 1
+check "a malformed setting: named, with what is allowed" grep -q \
+	"DSM_HOLD_US='abc' is not valid: want an integer from 0 to 10000000 (us)" "$tmp/err"
+DSM_HOLD_US=abc "$INFO" >"$tmp/out" 2>"$tmp/err"
+check "a malformed setting: the report exits 1" test $? -eq 1
+check "a malformed setting: the verdict names it" grep -q "cannot run here: DSM_HOLD_US='abc'" "$tmp/err"
+
 finish
