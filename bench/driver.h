@@ -60,5 +60,7 @@ int bench_bandwidth(const struct bench_opts *o, const struct bench_ctx *c);
 int bench_pingpong(const struct bench_opts *o, const struct bench_ctx *c);
 int bench_threads(const struct bench_opts *o, const struct bench_ctx *c);
 int bench_scale(const struct bench_opts *o, const struct bench_ctx *c);
+int bench_sync(const struct bench_opts *o, const struct bench_ctx *c);
+int bench_hotword(const struct bench_opts *o, const struct bench_ctx *c);
 
 #endif /* DSM_BENCH_DRIVER_H */

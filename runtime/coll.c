@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "runtime/loop.h"
 #include "runtime/msg.h"
 #include "runtime/rt.h"
 

@@ -17,6 +17,7 @@
 #include "runtime/loop.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -112,6 +113,15 @@ static bool idle(struct dsm_rt *rt, uint64_t now, uint64_t idle_since, uint64_t 
 
 	if (!asleep && now - idle_since < NAP_AFTER_NS)
 		return false;
+	/* Announce, fence, look once more: a request submitted before it sees the announcement
+	 * is found here, one after it rings the eventfd (msg.c, dsm_rt_submit). */
+	atomic_store_explicit(&rt->loop.asleep, true, memory_order_seq_cst);
+	if (atomic_load_explicit(&rt->msg.submitted, memory_order_seq_cst)) {
+		atomic_store_explicit(&rt->loop.asleep, false, memory_order_relaxed);
+		if (asleep)
+			dsm_tp_sleep_end(rt->tp);
+		return false;
+	}
 
 	struct epoll_event evs[4];
 	struct timespec ts;
@@ -130,7 +140,11 @@ static bool idle(struct dsm_rt *rt, uint64_t now, uint64_t idle_since, uint64_t 
 		DSM_RT_COUNT(rt, sleeps, 1);
 	else
 		DSM_RT_COUNT(rt, naps, 1);
+	/* Asleep, the loop lends the baton to a thread that waits for an answer. */
+	pthread_mutex_unlock(&rt->loop.baton);
 	nev = epoll_pwait2(rt->loop.epfd, evs, 4, &ts, NULL);
+	pthread_mutex_lock(&rt->loop.baton);
+	atomic_store_explicit(&rt->loop.asleep, false, memory_order_relaxed);
 	if (nev < 0 && errno != EINTR)
 		dsm_rt_fatal(rt, "epoll_pwait2 failed: %s", strerror(errno));
 	for (int i = 0; i < nev; i++) {
@@ -148,53 +162,135 @@ static bool idle(struct dsm_rt *rt, uint64_t now, uint64_t idle_since, uint64_t 
 	return true;
 }
 
+/* One turn, by whichever thread holds the baton: the four phases. Returns the work done;
+ * *next_p is when a hold is due next. */
+static int turn(struct dsm_rt *rt, uint64_t *next_p)
+{
+	int work = drain_transport(rt) + dsm_rt_fault_drain(rt) + dsm_rt_msg_drain_requests(rt);
+	uint64_t now = dsm_now_ns();
+
+	work += expire_holds(rt, now, next_p);
+	if (work) {
+		rt->loop.last_work_ns = now;
+		if ((++rt->loop.busy & 255) == 0) {
+			dsm_rt_stats_publish(rt);
+			if (rt->holds.nfaults)
+				dsm_rt_fault_stall_check(rt, now);
+		}
+	}
+	return work;
+}
+
+/* The signals an application's thread blocks while it runs turns (and the loop thread
+ * always): a handler that touched the heap would fault with nobody left to serve it. The
+ * synchronous ones stay, since blocking them would turn them into a silent kill. */
+static void loop_signals(sigset_t *set)
+{
+	sigfillset(set);
+	sigdelset(set, SIGSEGV);
+	sigdelset(set, SIGBUS);
+	sigdelset(set, SIGFPE);
+	sigdelset(set, SIGILL);
+}
+
+/*
+ * An application thread that waits for @ev (the answer to its request) runs the loop's
+ * turns itself, for up to @budget_ns, while the loop thread sleeps: one thread a rank
+ * polls, and the answer needs no hand-off between threads. The loop thread is woken for
+ * what is left. Returns true once @ev is posted.
+ */
+static bool drive(struct dsm_rt *rt, struct dsm_event *ev, uint64_t budget_ns)
+{
+	uint64_t until = dsm_now_ns() + budget_ns, next;
+	sigset_t block, old;
+	bool got = false, need_loop;
+	int work = 0;
+
+	atomic_fetch_add_explicit(&rt->loop.drivers, 1, memory_order_relaxed);
+	while (!(got = pthread_mutex_trylock(&rt->loop.baton) == 0)) {
+		if (dsm_event_posted(ev) || dsm_now_ns() > until)
+			break;
+		sched_yield(); /* the baton's holder may want this core */
+	}
+	atomic_fetch_sub_explicit(&rt->loop.drivers, 1, memory_order_relaxed);
+	if (!got)
+		return dsm_event_posted(ev);
+	loop_signals(&block);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	while (!dsm_event_posted(ev) && dsm_now_ns() <= until)
+		work = turn(rt, &next);
+	/* What we leave behind, the loop thread must see to: it may be asleep until long
+	 * after a hold we armed is due, or with transport work we took the wake-up of. */
+	need_loop = work || rt->holds.n || rt->holds.nfaults || rt->msg.pending;
+	pthread_mutex_unlock(&rt->loop.baton);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (need_loop && atomic_load_explicit(&rt->loop.asleep, memory_order_seq_cst))
+		dsm_rt_msg_wake(rt);
+	return dsm_event_posted(ev);
+}
+
+int dsm_rt_submit(struct dsm_rt *rt, struct dsm_rt_req *req)
+{
+	struct dsm_rt_msgs *m = &rt->msg;
+
+	req->status = 0;
+	dsm_event_init(&req->done);
+	pthread_mutex_lock(&m->lock);
+	req->next = m->submit;
+	m->submit = req;
+	pthread_mutex_unlock(&m->lock);
+	atomic_store_explicit(&m->submitted, true, memory_order_seq_cst);
+	/* Where a core is free for it, this thread runs the loop's turns until the answer
+	 * comes, for DSM_SPIN_US at most. */
+	if (rt->loop.may_spin && drive(rt, &req->done, rt->loop.spin_ns))
+		return req->status;
+	/* The loop's sleep announcement and ours are a Dekker pair (loop.c, idle): either it
+	 * sees the request before it sleeps, or we see it asleep and ring. */
+	if (atomic_load_explicit(&rt->loop.asleep, memory_order_seq_cst))
+		dsm_rt_msg_wake(rt);
+	dsm_event_wait(&req->done, 0);
+	return req->status;
+}
+
 static void *loop_main(void *arg)
 {
 	struct dsm_rt *rt = arg;
 	uint64_t idle_since = 0;
-	unsigned busy = 0;
-	sigset_t all;
+	sigset_t block;
 
-	/* Signals are the application's: deliver them to its threads, not here (but for the
-	 * synchronous ones, which blocking would turn into a silent kill). */
-	sigfillset(&all);
-	sigdelset(&all, SIGSEGV);
-	sigdelset(&all, SIGBUS);
-	sigdelset(&all, SIGFPE);
-	sigdelset(&all, SIGILL);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	/* Signals are the application's: deliver them to its threads, not here. */
+	loop_signals(&block);
+	pthread_sigmask(SIG_BLOCK, &block, NULL);
 	/* Hold timers and naps of tens of microseconds mean what they say (the default slack
 	 * is 50 us). */
 	prctl(PR_SET_TIMERSLACK, 1000ul, 0, 0, 0);
 
+	pthread_mutex_lock(&rt->loop.baton);
 	while (!atomic_load_explicit(&rt->loop.stop, memory_order_acquire)) {
 		uint64_t now, next;
-		int work = drain_transport(rt) + dsm_rt_fault_drain(rt) +
-		           dsm_rt_msg_drain_requests(rt);
 
-		now = dsm_now_ns();
-		work += expire_holds(rt, now, &next);
-		if (work) {
+		if (turn(rt, &next)) {
 			idle_since = 0;
-			if ((++busy & 255) == 0) {
-				dsm_rt_stats_publish(rt);
-				if (rt->holds.nfaults)
-					dsm_rt_fault_stall_check(rt, now);
-			}
 			continue;
 		}
+		now = dsm_now_ns();
 		if (!idle_since) {
 			idle_since = now;
 			dsm_rt_stats_publish(rt);
 		}
 		if (rt->holds.nfaults)
 			dsm_rt_fault_stall_check(rt, now);
-		/* A reply is due: poll a little while a core is free for it. */
-		if (rt->loop.may_spin && (rt->holds.nfaults || rt->msg.pending) &&
-		    now - idle_since < rt->loop.spin_ns)
+		/* Poll a little after the last work while a core is free for it: a reply is due,
+		 * or, at a home, the next request of a burst comes within microseconds (a lock
+		 * after an unlock, the next round of a barrier), where sleeping costs a doorbell
+		 * (TRAPS.md: 13-16 us a round trip). Not while an application thread waits to
+		 * poll for its own answer: one poller a rank is enough. */
+		if (rt->loop.may_spin && now - rt->loop.last_work_ns < rt->loop.spin_ns &&
+		    atomic_load_explicit(&rt->loop.drivers, memory_order_relaxed) == 0)
 			continue;
 		idle(rt, now, idle_since, next);
 	}
+	pthread_mutex_unlock(&rt->loop.baton);
 	return NULL;
 }
 
@@ -221,6 +317,7 @@ int dsm_rt_loop_start(struct dsm_rt *rt)
 		}
 	}
 	atomic_store(&rt->loop.stop, false);
+	pthread_mutex_init(&rt->loop.baton, NULL);
 	ret = pthread_create(&rt->loop.thread, NULL, loop_main, rt);
 	if (ret) {
 		DSM_LOG(DSM_LOG_ERROR, "starting the event loop thread: %s", strerror(ret));
@@ -235,5 +332,6 @@ void dsm_rt_loop_stop(struct dsm_rt *rt)
 	atomic_store_explicit(&rt->loop.stop, true, memory_order_release);
 	dsm_rt_msg_wake(rt);
 	pthread_join(rt->loop.thread, NULL);
+	pthread_mutex_destroy(&rt->loop.baton);
 	close(rt->loop.epfd);
 }

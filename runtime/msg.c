@@ -97,37 +97,10 @@ void dsm_rt_msg_wake(struct dsm_rt *rt)
 		DSM_LOG_ERRNO(DSM_LOG_ERROR, "waking the event loop");
 }
 
-int dsm_rt_submit(struct dsm_rt *rt, struct dsm_rt_req *req)
-{
-	struct dsm_rt_msgs *m = &rt->msg;
-
-	req->finished = false;
-	req->status = 0;
-	pthread_mutex_init(&req->lock, NULL);
-	pthread_cond_init(&req->cond, NULL);
-	pthread_mutex_lock(&m->lock);
-	req->next = m->submit;
-	m->submit = req;
-	atomic_store_explicit(&m->submitted, true, memory_order_release);
-	pthread_mutex_unlock(&m->lock);
-	dsm_rt_msg_wake(rt);
-
-	pthread_mutex_lock(&req->lock);
-	while (!req->finished)
-		pthread_cond_wait(&req->cond, &req->lock);
-	pthread_mutex_unlock(&req->lock);
-	pthread_mutex_destroy(&req->lock);
-	pthread_cond_destroy(&req->cond);
-	return req->status;
-}
-
 void dsm_rt_req_complete(struct dsm_rt_req *req, int status)
 {
-	pthread_mutex_lock(&req->lock);
 	req->status = status;
-	req->finished = true;
-	pthread_cond_signal(&req->cond);
-	pthread_mutex_unlock(&req->lock); /* the caller may return now: req is gone */
+	dsm_event_post(&req->done); /* the caller may return now: req is gone */
 }
 
 struct dsm_rt_req *dsm_rt_req_take(struct dsm_rt *rt, enum dsm_rt_msg_type answer, uint64_t key)

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/event.h"
 #include "runtime/rt.h"
 #include "runtime/wire.h"
 
@@ -38,9 +39,7 @@ struct dsm_rt_req {
 	uint64_t key;                /* what the answer names: the token, or COLL's seq */
 	void *ctx;                   /* the answer's handler may leave more here */
 	int status;
-	bool finished;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	struct dsm_event done; /* posted by the loop with the answer */
 	struct dsm_rt_req *next;
 };
 
@@ -58,8 +57,6 @@ int dsm_rt_send(struct dsm_rt *rt, int peer, enum dsm_rt_msg_type type, const vo
 /* Answers request @token of @rank: a REPLY, or a local completion. */
 void dsm_rt_reply(struct dsm_rt *rt, int rank, uint64_t token, int status);
 
-/* Application threads: hands @req to the loop and sleeps until it is answered. */
-int dsm_rt_submit(struct dsm_rt *rt, struct dsm_rt_req *req);
 /* The loop: sends what was submitted since last time; returns how many. */
 int dsm_rt_msg_drain_requests(struct dsm_rt *rt);
 /* The loop: the pending request that @answer with @key names, unlinked; NULL if none. */

@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "common/ring.h"
+#include "runtime/loop.h"
 #include "runtime/msg.h"
 #include "runtime/rt.h"
 

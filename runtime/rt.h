@@ -78,8 +78,15 @@ struct dsm_rt_loop {
 	pthread_t thread;
 	int epfd;
 	atomic_bool stop;
-	uint64_t spin_ns; /* how long to poll for a due reply before sleeping */
-	bool may_spin;    /* ranks on this node <= cores: spin briefly while a reply is due */
+	atomic_bool asleep; /* in epoll: a submitter must ring msg.evfd (msg.c) */
+	/* Held by whoever runs the loop's turns: the loop thread, but while it sleeps an
+	 * application thread that waits for an answer (dsm_rt_loop_drive). */
+	pthread_mutex_t baton;
+	atomic_int drivers;    /* application threads that want the baton */
+	uint64_t last_work_ns; /* the last turn that did something */
+	unsigned busy;         /* turns with work, for the periodic stats and stall checks */
+	uint64_t spin_ns;      /* how long to poll for a due reply before sleeping */
+	bool may_spin;         /* ranks on this node <= cores: spin briefly while a reply is due */
 };
 
 /* ---- msg.c: the handlers by message type, and the requests of application threads ---- */

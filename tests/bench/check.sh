@@ -81,6 +81,17 @@ pingpong) has '.metric == "round_trips_per_s" and .baseline_name == "mpi_send_re
 threads)
 	for t in 1 2 4 8; do has ".metric == \"faults_per_s\" and .threads == $t" "faults_per_s at $t threads"; done
 	;;
+sync)
+	for m in barrier mutex_pair_home mutex_pair_remote; do
+		has ".metric == \"$m\" and .baseline_name == \"msg_rtt_64_polling\" and .samples > 0 and .p99_us >= .value" "$m with its floor"
+	done
+	has '.metric == "mutex_contended_per_acquisition" and .acquisitions > 0' "the contended mutex"
+	;;
+hotword)
+	has '.metric == "increments_per_s" and .total > 0 and (.per_rank | length) == '"$ranks"' and
+		(.per_rank | add) == .total and .share_min_over_max > 0 and .max_gap_us > 0' \
+		"every rank's share of the hot word"
+	;;
 scale)
 	has '.metric == "rss_growth" and .heap_size >= 17592186044416 and .baseline_name == "touched"' \
 		"rss_growth in a 16 TiB heap"
