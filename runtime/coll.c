@@ -1,4 +1,14 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * Collectives by dissemination: in round k each rank sends to rank + 2^k and
+ * waits for rank - 2^k, ceil(log2(ranks)) rounds, so a rank is through once
+ * every rank has entered, having sent one message per round (one each way for
+ * two ranks). Each message carries what its sender knows of the calls: the
+ * lowest rank it has heard of with that rank's call, and the lowest whose
+ * call differs from it. After the last round every rank has heard of every
+ * rank, so all of them reach the same verdict: DSM_ERR_MISMATCH naming rank
+ * 0's call and the first rank that made another, or 0.
+ */
 #include "runtime/coll.h"
 
 #include <dsm.h>
@@ -10,9 +20,16 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/time.h"
 #include "runtime/loop.h"
 #include "runtime/msg.h"
 #include "runtime/rt.h"
+
+/* The answer a collective's caller gets. */
+struct verdict {
+	int status; /* 0 or DSM_ERR_MISMATCH */
+	struct dsm_rt_coll_sum sum;
+};
 
 static const char *coll_name(uint32_t kind)
 {
@@ -30,7 +47,7 @@ static const char *coll_name(uint32_t kind)
 	}
 }
 
-static void coll_describe(const struct dsm_rt_coll_msg *m, char *buf, size_t n)
+static void coll_describe(const struct dsm_rt_coll_call *m, char *buf, size_t n)
 {
 	switch (m->kind) {
 	case DSM_RT_COLL_ALL_ALLOC:
@@ -45,110 +62,176 @@ static void coll_describe(const struct dsm_rt_coll_msg *m, char *buf, size_t n)
 	}
 }
 
-/* Rank 0: rank @src entered a collective. */
-static void on_coll(struct dsm_rt *rt, int src, const void *data, size_t len)
+static bool same_call(const struct dsm_rt_coll_call *a, const struct dsm_rt_coll_call *b)
 {
-	struct dsm_rt_coll_msg mm, *m = &mm;
-	struct dsm_rt_coll_done d = {0};
-	struct dsm_rt_coll *c = &rt->coll;
-
-	(void)len;
-	memcpy(&mm, data, sizeof(mm));
-	if (rt->rank != 0 || src < 0 || src >= rt->nranks) {
-		DSM_RT_COUNT(rt, msgs_dropped, 1);
-		return;
-	}
-	if (c->count == 0)
-		c->cur = m->seq;
-	if (m->seq != c->cur || c->arrived[src]) {
-		/* Every rank waits for the verdict of its call before the next: this is a bug. */
-		DSM_RT_COUNT(rt, msgs_dropped, 1);
-		DSM_LOG(DSM_LOG_ERROR,
-		        "rank %d sent collective #%" PRIu64 " while #%" PRIu64 " is open; dropped",
-		        src, m->seq, c->cur);
-		return;
-	}
-	DSM_LOG(DSM_LOG_DEBUG, "collective #%" PRIu64 " (%s) from rank %d", m->seq,
-	        coll_name(m->kind), src);
-	c->in[src] = *m;
-	c->arrived[src] = 1;
-	if (++c->count < rt->nranks)
-		return;
-
-	d.seq = m->seq;
-	d.ref = c->in[0];
-	for (int r = 1; r < rt->nranks; r++) {
-		const struct dsm_rt_coll_msg *x = &c->in[r];
-
-		if (x->kind != d.ref.kind || x->args[0] != d.ref.args[0] ||
-		    x->args[1] != d.ref.args[1]) {
-			d.status = DSM_ERR_MISMATCH;
-			d.bad_rank = (uint32_t)r;
-			d.bad = *x;
-			break;
-		}
-	}
-	memset(c->arrived, 0, (size_t)rt->nranks);
-	c->count = 0;
-	for (int r = 0; r < rt->nranks; r++)
-		dsm_rt_send(rt, r, DSM_RT_MSG_COLL_DONE, &d, sizeof(d));
+	return a->kind == b->kind && a->args[0] == b->args[0] && a->args[1] == b->args[1];
 }
 
-/* Rank 0's verdict on a collective of ours. */
-static void on_coll_done(struct dsm_rt *rt, int src, const void *data, size_t len)
+static void take_bad(struct dsm_rt_coll_sum *s, uint32_t rank, const struct dsm_rt_coll_call *c)
 {
-	struct dsm_rt_coll_done d;
-	struct dsm_rt_req *r;
+	if (rank != DSM_RT_COLL_NO_RANK &&
+	    (s->bad_rank == DSM_RT_COLL_NO_RANK || rank < s->bad_rank)) {
+		s->bad_rank = rank;
+		s->bad = *c;
+	}
+}
 
-	if (src != 0) {
-		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_COLL_DONE, len);
-		return;
-	}
-	memcpy(&d, data, sizeof(d));
-	r = dsm_rt_req_take(rt, DSM_RT_MSG_COLL_DONE, d.seq);
+/*
+ * What @s and @t know together: the lower reference, and the lowest rank of either whose
+ * call differs from it. On @t's side that is its reference if the references differ (the
+ * lowest rank @t has heard of), else its own first differing rank. Exact for overlapping
+ * sets of ranks too, which the dissemination's are.
+ */
+static void sum_merge(struct dsm_rt_coll_sum *s, const struct dsm_rt_coll_sum *t)
+{
+	const struct dsm_rt_coll_sum *lo = t->ref_rank < s->ref_rank ? t : s;
+	const struct dsm_rt_coll_sum *hi = lo == t ? s : t;
+	struct dsm_rt_coll_sum r = {
+	        .ref_rank = lo->ref_rank, .ref = lo->ref, .bad_rank = DSM_RT_COLL_NO_RANK};
+
+	take_bad(&r, lo->bad_rank, &lo->bad);
+	if (!same_call(&hi->ref, &r.ref))
+		take_bad(&r, hi->ref_rank, &hi->ref);
+	else
+		take_bad(&r, hi->bad_rank, &hi->bad);
+	*s = r;
+}
+
+static void send_round(struct dsm_rt *rt)
+{
+	struct dsm_rt_coll *c = &rt->coll;
+	struct dsm_rt_coll_round m = {.seq = c->done + 1, .round = c->round, .sum = c->sum};
+	int to = (int)(((unsigned)rt->rank + (1u << c->round)) % (unsigned)rt->nranks);
+
+	/* A dead peer ends the rank through the transport's event; nothing to do here. */
+	dsm_rt_send(rt, to, DSM_RT_MSG_COLL_ROUND, &m, sizeof(m));
+}
+
+/* This rank is through collective done + 1: its caller gets the verdict. */
+static void finish(struct dsm_rt *rt)
+{
+	struct dsm_rt_coll *c = &rt->coll;
+	uint64_t seq = ++c->done;
+	struct dsm_rt_req *r = dsm_rt_req_take(rt, DSM_RT_MSG_COLL, seq);
+	struct verdict v = {.status = c->sum.bad_rank == DSM_RT_COLL_NO_RANK ? 0 : DSM_ERR_MISMATCH,
+	                    .sum = c->sum};
+
+	c->active = false;
 	if (r == NULL) {
-		DSM_RT_COUNT(rt, msgs_dropped, 1);
-		DSM_LOG(DSM_LOG_WARN, "dropped the verdict of unknown collective #%llu",
-		        (unsigned long long)d.seq);
+		DSM_LOG(DSM_LOG_ERROR, "internal error: collective #%" PRIu64 " has no caller",
+		        seq);
 		return;
 	}
-	memcpy(r->ctx, &d, sizeof(d));
-	dsm_rt_req_complete(r, d.status);
+	memcpy(r->ctx, &v, sizeof(v));
+	dsm_rt_req_complete(r, v.status);
+}
+
+/* Takes in the rounds that have come, in order, sending each next one. */
+static void advance(struct dsm_rt *rt)
+{
+	struct dsm_rt_coll *c = &rt->coll;
+
+	while (c->active) {
+		uint64_t seq = c->done + 1;
+		__typeof__(c->early[0]) *e = &c->early[seq & 1];
+
+		if (c->round == c->rounds) {
+			finish(rt);
+			return;
+		}
+		if (e->seq != seq || !(e->got & (1u << c->round)))
+			return;
+		e->got &= ~(1u << c->round);
+		sum_merge(&c->sum, &e->sum[c->round]);
+		if (++c->round < c->rounds)
+			send_round(rt);
+	}
+}
+
+/* This rank enters a collective (a request of its own thread, through msg.c). */
+static void on_enter(struct dsm_rt *rt, int src, const void *data, size_t len)
+{
+	struct dsm_rt_coll *c = &rt->coll;
+	struct dsm_rt_coll_msg m;
+
+	memcpy(&m, data, sizeof(m));
+	if (src != rt->rank || c->active || m.seq != c->done + 1) {
+		/* Another rank cannot send this, and this rank numbers its own calls. */
+		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_COLL, len);
+		return;
+	}
+	DSM_LOG(DSM_LOG_DEBUG, "collective #%" PRIu64 " (%s) entered", m.seq,
+	        coll_name(m.call.kind));
+	c->active = true;
+	c->round = 0;
+	c->sum = (struct dsm_rt_coll_sum){
+	        .ref_rank = (uint32_t)rt->rank, .ref = m.call, .bad_rank = DSM_RT_COLL_NO_RANK};
+	if (c->rounds > 0)
+		send_round(rt);
+	advance(rt);
+}
+
+/* Round @round of a collective from @src, which must be this rank's partner in it. */
+static void on_round(struct dsm_rt *rt, int src, const void *data, size_t len)
+{
+	struct dsm_rt_coll *c = &rt->coll;
+	struct dsm_rt_coll_round m;
+	unsigned from;
+	__typeof__(c->early[0]) *e;
+
+	memcpy(&m, data, sizeof(m));
+	from = (unsigned)(((uint64_t)rt->rank + (uint64_t)rt->nranks -
+	                   ((1ull << (m.round < 32 ? m.round : 31)) % (uint64_t)rt->nranks)) %
+	                  (uint64_t)rt->nranks);
+	if (m.round >= c->rounds || (unsigned)src != from ||
+	    (m.seq != c->done + 1 && m.seq != c->done + 2) ||
+	    m.sum.ref_rank >= (uint32_t)rt->nranks) {
+		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_COLL_ROUND, len);
+		return;
+	}
+	e = &c->early[m.seq & 1];
+	if (e->seq != m.seq) {
+		e->seq = m.seq;
+		e->got = 0;
+	}
+	if (e->got & (1u << m.round)) {
+		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_COLL_ROUND, len); /* a duplicate */
+		return;
+	}
+	e->sum[m.round] = m.sum;
+	e->got |= 1u << m.round;
+	advance(rt);
 }
 
 int dsm_rt_coll_init(struct dsm_rt *rt)
 {
 	pthread_mutex_init(&rt->coll.lock, NULL);
-	rt->coll.in = calloc((size_t)rt->nranks, sizeof(*rt->coll.in));
-	rt->coll.arrived = calloc((size_t)rt->nranks, 1);
-	if (rt->coll.in == NULL || rt->coll.arrived == NULL)
-		return -ENOMEM;
-	dsm_rt_msg_on(rt, DSM_RT_MSG_COLL, sizeof(struct dsm_rt_coll_msg), on_coll);
-	dsm_rt_msg_on(rt, DSM_RT_MSG_COLL_DONE, sizeof(struct dsm_rt_coll_done), on_coll_done);
+	while ((1u << rt->coll.rounds) < (unsigned)rt->nranks)
+		rt->coll.rounds++;
+	dsm_rt_msg_on(rt, DSM_RT_MSG_COLL, sizeof(struct dsm_rt_coll_msg), on_enter);
+	dsm_rt_msg_on(rt, DSM_RT_MSG_COLL_ROUND, sizeof(struct dsm_rt_coll_round), on_round);
 	return 0;
 }
 
 void dsm_rt_coll_fini(struct dsm_rt *rt)
 {
-	free(rt->coll.in);
-	free(rt->coll.arrived);
 	pthread_mutex_destroy(&rt->coll.lock);
 }
 
 int dsm_rt_collective(struct dsm_rt *rt, enum dsm_rt_coll_kind kind, uint64_t a0, uint64_t a1)
 {
-	struct dsm_rt_coll_done done = {0};
+	struct verdict v = {0};
 	struct dsm_rt_req req = {.type = DSM_RT_MSG_COLL,
-	                         .target = 0,
+	                         .target = rt->rank,
 	                         .len = sizeof(req.u.coll),
-	                         .answer = DSM_RT_MSG_COLL_DONE,
-	                         .ctx = &done};
+	                         .answer = DSM_RT_MSG_COLL,
+	                         .ctx = &v};
 	int ret;
 
 	/* One collective at a time per rank: they are numbered in call order. */
 	pthread_mutex_lock(&rt->coll.lock);
-	req.u.coll =
-	        (struct dsm_rt_coll_msg){.seq = ++rt->coll.seq, .kind = kind, .args = {a0, a1}};
+	req.u.coll = (struct dsm_rt_coll_msg){.seq = ++rt->coll.seq,
+	                                      .call = {.kind = kind, .args = {a0, a1}}};
 	req.key = req.u.coll.seq;
 	ret = dsm_rt_submit(rt, &req);
 	pthread_mutex_unlock(&rt->coll.lock);
@@ -156,13 +239,13 @@ int dsm_rt_collective(struct dsm_rt *rt, enum dsm_rt_coll_kind kind, uint64_t a0
 	if (ret == DSM_ERR_MISMATCH) {
 		char mine[96], ref[96], bad[96];
 
-		coll_describe(&req.u.coll, mine, sizeof(mine));
-		coll_describe(&done.ref, ref, sizeof(ref));
-		coll_describe(&done.bad, bad, sizeof(bad));
+		coll_describe(&req.u.coll.call, mine, sizeof(mine));
+		coll_describe(&v.sum.ref, ref, sizeof(ref));
+		coll_describe(&v.sum.bad, bad, sizeof(bad));
 		DSM_LOG(DSM_LOG_ERROR,
-		        "collective #%" PRIu64 " does not match across ranks: rank 0 called %s, "
+		        "collective #%" PRIu64 " does not match across ranks: rank %u called %s, "
 		        "rank %u called %s (this rank: %s); every rank fails it",
-		        req.u.coll.seq, ref, done.bad_rank, bad, mine);
+		        req.u.coll.seq, v.sum.ref_rank, ref, v.sum.bad_rank, bad, mine);
 	} else if (ret < 0) {
 		DSM_LOG(DSM_LOG_ERROR, "%s failed: %s", coll_name(kind), dsm_err_str(ret));
 	}
@@ -172,7 +255,20 @@ int dsm_rt_collective(struct dsm_rt *rt, enum dsm_rt_coll_kind kind, uint64_t a0
 DSM_EXPORT void dsm_barrier(void)
 {
 	struct dsm_rt *rt = dsm_rt_get("dsm_barrier");
+	uint64_t t0, us;
 
-	if (rt)
-		dsm_rt_collective(rt, DSM_RT_COLL_BARRIER, 0, 0);
+	if (rt == NULL)
+		return;
+	t0 = dsm_now_ns();
+	dsm_rt_collective(rt, DSM_RT_COLL_BARRIER, 0, 0);
+	us = (dsm_now_ns() - t0) / 1000;
+	DSM_RT_COUNT(rt, barriers, 1);
+	DSM_RT_COUNT(rt, barrier_us, us);
+	/* The longest: a maximum kept with compare-and-swap. */
+	for (uint_fast64_t m =
+	             atomic_load_explicit(&rt->stats.cnt.barrier_us_max, memory_order_relaxed);
+	     us > m &&
+	     !atomic_compare_exchange_weak_explicit(&rt->stats.cnt.barrier_us_max, &m, us,
+	                                            memory_order_relaxed, memory_order_relaxed);)
+		;
 }

@@ -109,14 +109,25 @@ struct dsm_rt_msgs {
 
 /* ---- coll.c --------------------------------------------------------------------------- */
 
+/* 2^16 ranks are more than the engine takes (DSM_COH_MAX_RANKS). */
+#define DSM_RT_COLL_ROUNDS_MAX 16
+
 struct dsm_rt_coll {
 	pthread_mutex_t lock; /* one collective at a time per rank: numbered in call order */
-	uint64_t seq;
-	/* rank 0: what each rank sent for the collective being gathered */
-	struct dsm_rt_coll_msg *in;
-	uint8_t *arrived;
-	int count;
-	uint64_t cur;
+	uint64_t seq;         /* the application side's last collective */
+	/* The loop's side: the dissemination of collective done + 1. */
+	unsigned rounds; /* ceil(log2(nranks)) */
+	uint64_t done;   /* collectives completed here */
+	bool active;     /* this rank has entered done + 1 */
+	unsigned round;  /* the round whose message it waits for */
+	struct dsm_rt_coll_sum sum;
+	/* Rounds that came ahead of this rank, for done + 1 and done + 2 (a rank is never
+	 * further ahead: it cannot finish a collective this one has not entered). */
+	struct {
+		uint64_t seq;
+		uint32_t got; /* rounds held */
+		struct dsm_rt_coll_sum sum[DSM_RT_COLL_ROUNDS_MAX];
+	} early[2];
 };
 
 /* ---- rdma.c: the home segment and grants by RDMA read --------------------------------- */
@@ -137,6 +148,8 @@ struct dsm_rt_counters {
 	atomic_uint_fast64_t stale_faults, msgs_dropped, bytes_sent, bytes_received;
 	atomic_uint_fast64_t lat[DSM_STATS_LAT_BUCKETS];
 	atomic_uint_fast64_t holds, holds_early, sleeps, naps, missed_wakeups;
+	atomic_uint_fast64_t lock_local, lock_remote, lock_handoffs;
+	atomic_uint_fast64_t barriers, barrier_us, barrier_us_max;
 };
 
 struct dsm_rt_stats {

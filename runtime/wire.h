@@ -9,12 +9,12 @@
 #include <stdint.h>
 
 enum dsm_rt_msg_type {
-	DSM_RT_MSG_COH = 1,   /* dsm_coh_msg_t, then the line's data if it carries any */
-	DSM_RT_MSG_COLL,      /* struct dsm_rt_coll_msg: a rank entered a collective (to rank 0) */
-	DSM_RT_MSG_COLL_DONE, /* struct dsm_rt_coll_done: every rank is in; the verdict */
-	DSM_RT_MSG_MUTEX,     /* struct dsm_rt_mutex_msg: to the home of the mutex */
-	DSM_RT_MSG_FREE,      /* struct dsm_rt_free_msg: a dsm_free for the slice's owner */
-	DSM_RT_MSG_REPLY,     /* struct dsm_rt_reply: the answer to a MUTEX or FREE */
+	DSM_RT_MSG_COH = 1, /* dsm_coh_msg_t, then the line's data if it carries any */
+	DSM_RT_MSG_COLL,    /* struct dsm_rt_coll_msg: this rank enters a collective (to itself) */
+	DSM_RT_MSG_COLL_ROUND, /* struct dsm_rt_coll_round: a round of the dissemination (coll.c) */
+	DSM_RT_MSG_MUTEX,      /* struct dsm_rt_mutex_msg: to the home of the mutex */
+	DSM_RT_MSG_FREE,       /* struct dsm_rt_free_msg: a dsm_free for the slice's owner */
+	DSM_RT_MSG_REPLY,      /* struct dsm_rt_reply: the answer to a MUTEX or FREE */
 	DSM_RT_MSG_MAX = DSM_RT_MSG_REPLY,
 };
 
@@ -33,18 +33,37 @@ enum dsm_rt_mutex_op {
 	DSM_RT_MUTEX_DESTROY,
 };
 
-struct dsm_rt_coll_msg {
-	uint64_t seq;
-	uint32_t kind;
+/* A collective call as the ranks compare them. */
+struct dsm_rt_coll_call {
+	uint32_t kind; /* enum dsm_rt_coll_kind */
 	uint32_t reserved;
 	uint64_t args[2];
 };
 
-struct dsm_rt_coll_done {
+/* The @seq-th collective of a rank (every rank numbers its collectives in call order). */
+struct dsm_rt_coll_msg {
 	uint64_t seq;
-	int32_t status;    /* 0 or DSM_ERR_MISMATCH */
-	uint32_t bad_rank; /* the first rank that differs from rank 0 */
-	struct dsm_rt_coll_msg ref, bad;
+	struct dsm_rt_coll_call call;
+};
+
+#define DSM_RT_COLL_NO_RANK UINT32_MAX
+
+/*
+ * What a rank knows of the calls of collective @seq after @round rounds: the lowest rank
+ * it has heard of (itself included) and that rank's call, and the lowest of those ranks
+ * whose call differs from it (bad_rank DSM_RT_COLL_NO_RANK: none yet).
+ */
+struct dsm_rt_coll_sum {
+	uint32_t ref_rank;
+	uint32_t bad_rank;
+	struct dsm_rt_coll_call ref, bad;
+};
+
+struct dsm_rt_coll_round {
+	uint64_t seq;
+	uint32_t round;
+	uint32_t reserved;
+	struct dsm_rt_coll_sum sum;
 };
 
 struct dsm_rt_mutex_msg {
