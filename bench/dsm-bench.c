@@ -337,7 +337,7 @@ int main(int argc, char **argv)
 	struct bench_ctx ctx = {.floor = &floor};
 	const char *provider;
 	uint64_t line_size;
-	bool explicit = false, need_floor = false, set;
+	bool explicit = false, need_floor = false, set, stats;
 	int provided, ret, status = 0, hosts;
 
 	ret = parse_args(argc, argv, &o, &explicit);
@@ -354,7 +354,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	/* Only JSON on stdout: libdsm's counter table at finalize would land in it. */
-	if (getenv("DSM_STATS") && strcmp(getenv("DSM_STATS"), "0") != 0) {
+	if (dsm_setting_bool(DSM_SETTING_STATS, &stats) == 0 && stats) {
 		if (o.rank == 0)
 			fprintf(stderr, "dsm-bench: ignoring DSM_STATS (stdout is for JSON)\n");
 		unsetenv("DSM_STATS");

@@ -105,9 +105,10 @@ int dsm_parse_size(const char *s, uint64_t *out_p)
 	if (errno || v == 0)
 		return -EINVAL;
 	if (*end) {
+		/* strchr finds the terminator too: ' ' & ~0x20 is '\0' */
 		const char *u = strchr(units, end[0] & ~0x20);
 
-		if (u == NULL || end[0] == '\0')
+		if (u == NULL || *u == '\0')
 			return -EINVAL;
 		shift = 10 * (unsigned)(u - units + 1);
 		end++;

@@ -174,7 +174,7 @@ static int init_protocol(struct dsm_rt *rt)
 static int init_common(const MPI_Comm *comm, const dsm_config_t *cfg)
 {
 	struct dsm_rt *rt;
-	int ret;
+	int ret, started;
 
 	if (dsm_rt_g) {
 		DSM_LOG(DSM_LOG_ERROR, "dsm_init called twice");
@@ -210,9 +210,14 @@ static int init_common(const MPI_Comm *comm, const dsm_config_t *cfg)
 
 	rt->loop.spin_ns = rt->cfg.spin_ns;
 	rt->loop.may_spin = node_has_spare_cores(rt);
-	ret = agree(rt, dsm_rt_loop_start(rt), "starting the event loop");
-	if (ret < 0)
+	started = dsm_rt_loop_start(rt);
+	ret = agree(rt, started, "starting the event loop");
+	if (ret < 0) {
+		/* Another rank's loop failed: ours must not run on what teardown frees. */
+		if (started == 0)
+			dsm_rt_loop_stop(rt);
 		goto fail;
+	}
 	dsm_rt_g = rt;
 	DSM_LOG(DSM_LOG_INFO,
 	        "libdsm up: %d ranks, heap %zu bytes at %p, %zu-byte lines, provider %s, "

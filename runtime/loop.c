@@ -312,8 +312,10 @@ int dsm_rt_loop_start(struct dsm_rt *rt)
 			continue;
 		ev.data.fd = fds[i];
 		if (epoll_ctl(rt->loop.epfd, EPOLL_CTL_ADD, fds[i], &ev) < 0) {
+			ret = -errno;
 			DSM_LOG_ERRNO(DSM_LOG_ERROR, "epoll_ctl");
-			return -errno;
+			close(rt->loop.epfd);
+			return ret;
 		}
 	}
 	atomic_store(&rt->loop.stop, false);
@@ -321,6 +323,8 @@ int dsm_rt_loop_start(struct dsm_rt *rt)
 	ret = pthread_create(&rt->loop.thread, NULL, loop_main, rt);
 	if (ret) {
 		DSM_LOG(DSM_LOG_ERROR, "starting the event loop thread: %s", strerror(ret));
+		pthread_mutex_destroy(&rt->loop.baton);
+		close(rt->loop.epfd);
 		return -ret;
 	}
 	pthread_setname_np(rt->loop.thread, "dsm-loop");

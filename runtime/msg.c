@@ -43,7 +43,7 @@ int dsm_rt_msg_init(struct dsm_rt *rt)
 
 void dsm_rt_msg_fini(struct dsm_rt *rt)
 {
-	if (rt->msg.evfd > 0)
+	if (rt->msg.evfd >= 0)
 		close(rt->msg.evfd);
 	pthread_mutex_destroy(&rt->msg.lock);
 }

@@ -64,10 +64,13 @@ check_file() { # file, layer (or "" for a test), test's layer
 				say "$f: the $layer layer includes the public API $inc"
 			fi
 			continue ;;
-		'<'*) continue ;; # the system's
+		'<'*) # the system's, unless it names one of our folders
+			case ${inc#<} in common/* | coherence/* | transport/* | runtime/* | tools/* | bench/*) ;;
+			*) continue ;;
+			esac ;;
 		esac
-		inc=${inc#\"}
-		inc=${inc%\"}
+		inc=${inc#[\"<]}
+		inc=${inc%[\">]}
 		case $inc in */*) ;; *) continue ;; esac # a file beside it (bench apps, tests)
 		owner=$(private_owner "$inc")
 		if [ -n "$owner" ]; then

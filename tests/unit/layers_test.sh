@@ -30,6 +30,7 @@ cases=(
 	'coherence/layout.c|#include <dsm.h>|coherence/layout.c: the coherence layer includes the public API <dsm.h>'
 	'tests/runtime/test_heap.c|#include "transport/internal.h"|tests/runtime/test_heap.c: includes transport/internal.h, private to the transport layer'
 	'bench/floor.c|#include "runtime/rt.h"|bench/floor.c: the bench layer includes runtime/rt.h'
+	'tests/runtime/test_alloc.c|#include <coherence/internal.h>|tests/runtime/test_alloc.c: includes coherence/internal.h, private to the coherence layer'
 )
 for c in "${cases[@]}"; do
 	IFS='|' read -r file line says <<<"$c"

@@ -8,10 +8,15 @@
 #     instead of a copy of its own.
 #
 #   link_test.sh <dsm-bench> <coherence binary>...
-set -u
+set -u -o pipefail
 bench=${1:?usage: link_test.sh <dsm-bench> <coherence binary>...}
 shift
 fail=0
+for bin in "$bench" "$@"; do
+	[ -x "$bin" ] || { echo "link_test: FAILED: $bin is not built"; exit 1; }
+	readelf -d "$bin" >/dev/null && nm -u "$bin" >/dev/null ||
+		{ echo "link_test: FAILED: cannot read $bin"; exit 1; }
+done
 for bin in "$@"; do
 	needed=$(readelf -d "$bin" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | tr '\n' ' ')
 	foreign=$(nm -u "$bin" | awk '{print $NF}' | grep -E '^(P?MPI_|fi_|ofi_|hwloc_)' | head -5 | tr '\n' ' ')

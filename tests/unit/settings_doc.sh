@@ -23,7 +23,7 @@ registry=$("$info" --settings --json | jq -r '.settings[].name' | sort)
 [ "$(wc -l <<<"$registry")" -ge 10 ] || { echo "settings_doc: FAILED: dsm-info listed: $registry"; exit 1; }
 
 # 1. getenv of a DSM_ name outside the registry
-bad=$(grep -rnE 'getenv\("DSM_' $dirs --include='*.[ch]' | grep -v '^common/settings')
+bad=$(grep -rnE '(secure_)?getenv[[:space:]]*\([[:space:]]*"DSM_' $dirs --include='*.[ch]' | grep -v '^common/settings')
 if [ -n "$bad" ]; then
 	echo "settings_doc: FAILED: DSM_* read outside the registry:"
 	echo "$bad" | sed 's/^/  /'

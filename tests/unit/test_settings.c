@@ -63,9 +63,11 @@ static void test_registry_well_formed(void **state)
 			assert_non_null(s->choices);
 		if (s->type == DSM_SETTING_INT || s->type == DSM_SETTING_SIZE)
 			assert_true(s->min <= s->max);
-		/* The default is a value like any other... */
-		if (s->def)
+		/* The default is a value like any other, and the docs say that one... */
+		if (s->def) {
 			assert_int_equal(dsm_setting_parse(s, s->def, &v, NULL, 0), 0);
+			assert_string_equal(s->def, s->def_doc);
+		}
 		/* ...and what an unset variable reads as. */
 		assert_int_equal(dsm_setting_lookup((enum dsm_setting_id)i, &v, NULL, 0), 0);
 	}
@@ -96,6 +98,8 @@ static void test_parse_size(void **state)
 	assert_int_equal(dsm_parse_size("-4K", &v), -EINVAL);
 	assert_int_equal(dsm_parse_size("12Q", &v), -EINVAL);
 	assert_int_equal(dsm_parse_size("12KX", &v), -EINVAL);
+	assert_int_equal(dsm_parse_size("64 ", &v), -EINVAL); /* ' ' & ~0x20 is the terminator */
+	assert_int_equal(dsm_parse_size("4096 ", &v), -EINVAL);
 	assert_int_equal(dsm_parse_size("99999999999999999999", &v), -EINVAL);
 	assert_int_equal(dsm_parse_size("16777216P", &v), -EINVAL); /* 2^24 PiB overflows */
 	assert_int_equal(v, 7); /* outputs are set only on success */

@@ -200,7 +200,7 @@ void ofi_drain(struct ofi_tp *t);
 void ofi_peer_died(struct ofi_tp *t, int peer, bool noticed);
 int ofi_peers_exited(struct ofi_tp *t, int *peers, int max);
 void ofi_heartbeat(struct ofi_tp *t, uint64_t now);
-int ofi_peers_open(struct ofi_tp *t);
+int ofi_peers_open(struct ofi_tp *t, uint64_t hb_ms);
 
 /* ofi_cq.c */
 int ofi_progress(struct ofi_tp *t);

@@ -236,6 +236,7 @@ static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 	struct ofi_tp *t;
 	const char *want =
 	        attr->provider ? attr->provider : dsm_setting_string(DSM_SETTING_PROVIDER);
+	uint64_t hb_ms;
 	bool no_pidfd;
 	bool one_host = true;
 	uint64_t jobkey;
@@ -290,6 +291,8 @@ static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 		one_host &= cards[i].hostid == mine.hostid;
 	/* From here a failing rank still takes part in the second exchange, so none hangs. */
 	ret = dsm_setting_bool(DSM_SETTING_TP_NO_PIDFD, &no_pidfd);
+	if (ret == 0)
+		ret = dsm_setting_u64(DSM_SETTING_TP_HEARTBEAT_MS, &hb_ms, NULL);
 	if (ret == 0)
 		ret = ofi_choose_provider(t, want, one_host);
 	if (ret == 0) {
@@ -367,7 +370,7 @@ static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 		if (t->peers[i].pidfd >= 0)
 			ret = epoll_add(t->epfd, t->peers[i].pidfd);
 	if (ret == 0)
-		ret = ofi_peers_open(t);
+		ret = ofi_peers_open(t, hb_ms);
 	if (ret == 0 && t->hb_fd >= 0)
 		ret = epoll_add(t->epfd, t->hb_fd);
 	if (ret)

@@ -14,7 +14,6 @@
 
 #include "common/error.h"
 #include "common/log.h"
-#include "common/settings.h"
 #include "common/time.h"
 #include "transport/ofi/ofi.h"
 
@@ -166,20 +165,17 @@ static void on_dead(dsm_tp_t *tp, int peer, const struct dsm_tp_ctrl *m)
 }
 
 /*
- * Liveness at open: the notices are taken from now on, and with DSM_TP_HEARTBEAT_MS (0:
- * none) a timerfd beats even while the loop sleeps (the caller adds hb_fd to its epoll).
+ * Liveness at open: the notices are taken from now on, and with a heartbeat period of @ms
+ * (DSM_TP_HEARTBEAT_MS; 0: none) a timerfd beats even while the loop sleeps (the caller
+ * adds hb_fd to its epoll).
  */
-int ofi_peers_open(struct ofi_tp *t)
+int ofi_peers_open(struct ofi_tp *t, uint64_t ms)
 {
 	struct itimerspec its;
-	uint64_t now = dsm_now_coarse_ns(), ms;
-	int ret;
+	uint64_t now = dsm_now_coarse_ns();
 
 	dsm_tp_ctrl_on(&t->tp, DSM_TP_CTRL_HEARTBEAT, on_heartbeat);
 	dsm_tp_ctrl_on(&t->tp, DSM_TP_CTRL_DEAD, on_dead);
-	ret = dsm_setting_u64(DSM_SETTING_TP_HEARTBEAT_MS, &ms, NULL);
-	if (ret < 0)
-		return ret;
 	if (ms == 0 || t->tp.size < 2)
 		return 0;
 	t->hb_ns = (uint64_t)ms * 1000000ull;
