@@ -43,8 +43,12 @@ static const struct dsm_setting settings[DSM_SETTING_COUNT] = {
                               "(RDMA from 64 KiB lines)"},
         [DSM_SETTING_SPIN_US] = {"DSM_SPIN_US", DSM_SETTING_INT, 0, "runtime", NULL, "20", "20", 0,
                                  10000000, NULL, "us",
-                                 "how long the loop polls after its last work, and a waiting "
-                                 "thread runs it, before sleeping"},
+                                 "how long the event loop polls after its last work before it "
+                                 "sleeps"},
+        [DSM_SETTING_WAIT_US] = {"DSM_WAIT_US", DSM_SETTING_INT, 0, "runtime", NULL, "200", "200",
+                                 0, 10000000, NULL, "us",
+                                 "how long a thread waiting for an answer (a barrier, a lock) "
+                                 "polls before it sleeps"},
         [DSM_SETTING_OVERCOMMIT] = {"DSM_OVERCOMMIT", DSM_SETTING_ENUM, 0, "runtime", NULL, "read",
                                     "read", 0, 0, overcommit_modes, NULL,
                                     "strict or lazy: treat the machine as under "

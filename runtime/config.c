@@ -110,6 +110,8 @@ int dsm_rt_config_resolve(const dsm_config_t *user, struct dsm_rt_config *out)
 	c.hold_ns = v * 1000;
 	dsm_setting_u64(DSM_SETTING_SPIN_US, &v, NULL);
 	c.spin_ns = v * 1000;
+	dsm_setting_u64(DSM_SETTING_WAIT_US, &v, NULL);
+	c.wait_ns = v * 1000;
 	dsm_setting_bool(DSM_SETTING_HOLD_EARLY, &c.hold_early);
 	c.log_level = dsm_log_level();
 

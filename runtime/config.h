@@ -31,6 +31,7 @@ struct dsm_rt_config {
 	int overcommit;   /* DSM_OVERCOMMIT: -1 read vm.overcommit_memory, 1 strict, 0 lazy */
 	uint64_t hold_ns; /* DSM_HOLD_US */
 	uint64_t spin_ns; /* DSM_SPIN_US */
+	uint64_t wait_ns; /* DSM_WAIT_US */
 	bool hold_early;  /* DSM_HOLD_EARLY */
 };
 

@@ -209,6 +209,7 @@ static int init_common(const MPI_Comm *comm, const dsm_config_t *cfg)
 		goto fail;
 
 	rt->loop.spin_ns = rt->cfg.spin_ns;
+	rt->loop.wait_ns = rt->cfg.wait_ns;
 	rt->loop.may_spin = node_has_spare_cores(rt);
 	started = dsm_rt_loop_start(rt);
 	ret = agree(rt, started, "starting the event loop");

@@ -141,9 +141,11 @@ static bool idle(struct dsm_rt *rt, uint64_t now, uint64_t idle_since, uint64_t 
 	else
 		DSM_RT_COUNT(rt, naps, 1);
 	/* Asleep, the loop lends the baton to a thread that waits for an answer. */
+	rt->loop.tp_asleep = asleep;
 	pthread_mutex_unlock(&rt->loop.baton);
 	nev = epoll_pwait2(rt->loop.epfd, evs, 4, &ts, NULL);
 	pthread_mutex_lock(&rt->loop.baton);
+	rt->loop.tp_asleep = false;
 	atomic_store_explicit(&rt->loop.asleep, false, memory_order_relaxed);
 	if (nev < 0 && errno != EINTR)
 		dsm_rt_fatal(rt, "epoll_pwait2 failed: %s", strerror(errno));
@@ -171,7 +173,6 @@ static int turn(struct dsm_rt *rt, uint64_t *next_p)
 
 	work += expire_holds(rt, now, next_p);
 	if (work) {
-		rt->loop.last_work_ns = now;
 		if ((++rt->loop.busy & 255) == 0) {
 			dsm_rt_stats_publish(rt);
 			if (rt->holds.nfaults)
@@ -203,8 +204,7 @@ static bool drive(struct dsm_rt *rt, struct dsm_event *ev, uint64_t budget_ns)
 {
 	uint64_t until = dsm_now_ns() + budget_ns, next;
 	sigset_t block, old;
-	bool got = false, need_loop;
-	int work = 0;
+	bool got = false, need_loop, lent;
 
 	atomic_fetch_add_explicit(&rt->loop.drivers, 1, memory_order_relaxed);
 	while (!(got = pthread_mutex_trylock(&rt->loop.baton) == 0)) {
@@ -217,11 +217,20 @@ static bool drive(struct dsm_rt *rt, struct dsm_event *ev, uint64_t budget_ns)
 		return dsm_event_posted(ev);
 	loop_signals(&block);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
+	/* The loop thread sleeps with the transport announced asleep: while we poll, peers
+	 * need not wake it (on shm a doorbell, a syscall on their side, for a thread that
+	 * would only wait for the baton). Announced again when we leave. */
+	lent = atomic_load_explicit(&rt->loop.asleep, memory_order_relaxed) && rt->loop.tp_asleep;
+	if (lent)
+		dsm_tp_sleep_pause(rt->tp);
 	while (!dsm_event_posted(ev) && dsm_now_ns() <= until)
-		work = turn(rt, &next);
+		turn(rt, &next);
 	/* What we leave behind, the loop thread must see to: it may be asleep until long
-	 * after a hold we armed is due, or with transport work we took the wake-up of. */
-	need_loop = work || rt->holds.n || rt->holds.nfaults || rt->msg.pending;
+	 * after a hold we armed is due, with a fault or a request still waiting, or with
+	 * transport work we took the wake-up of (resume says). */
+	need_loop = rt->holds.n || rt->holds.nfaults || rt->msg.pending;
+	if (lent && dsm_tp_sleep_resume(rt->tp) != 0)
+		need_loop = true; /* work came that the loop thread must poll for */
 	pthread_mutex_unlock(&rt->loop.baton);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (need_loop && atomic_load_explicit(&rt->loop.asleep, memory_order_seq_cst))
@@ -241,8 +250,9 @@ int dsm_rt_submit(struct dsm_rt *rt, struct dsm_rt_req *req)
 	pthread_mutex_unlock(&m->lock);
 	atomic_store_explicit(&m->submitted, true, memory_order_seq_cst);
 	/* Where a core is free for it, this thread runs the loop's turns until the answer
-	 * comes, for DSM_SPIN_US at most. */
-	if (rt->loop.may_spin && drive(rt, &req->done, rt->loop.spin_ns))
+	 * comes, for DSM_WAIT_US at most: a sleep and its wake-up cost tens of microseconds
+	 * here (TRAPS.md), and a thread that waits longer should sleep. */
+	if (rt->loop.may_spin && drive(rt, &req->done, rt->loop.wait_ns))
 		return req->status;
 	/* The loop's sleep announcement and ours are a Dekker pair (loop.c, idle): either it
 	 * sees the request before it sleeps, or we see it asleep and ring. */
@@ -255,7 +265,8 @@ int dsm_rt_submit(struct dsm_rt *rt, struct dsm_rt_req *req)
 static void *loop_main(void *arg)
 {
 	struct dsm_rt *rt = arg;
-	uint64_t idle_since = 0;
+	/* Its own work: what a driving thread did makes the loop thread spin no longer. */
+	uint64_t idle_since = 0, last_work = 0;
 	sigset_t block;
 
 	/* Signals are the application's: deliver them to its threads, not here. */
@@ -271,6 +282,7 @@ static void *loop_main(void *arg)
 
 		if (turn(rt, &next)) {
 			idle_since = 0;
+			last_work = dsm_now_ns();
 			continue;
 		}
 		now = dsm_now_ns();
@@ -285,7 +297,7 @@ static void *loop_main(void *arg)
 		 * after an unlock, the next round of a barrier), where sleeping costs a doorbell
 		 * (TRAPS.md: 13-16 us a round trip). Not while an application thread waits to
 		 * poll for its own answer: one poller a rank is enough. */
-		if (rt->loop.may_spin && now - rt->loop.last_work_ns < rt->loop.spin_ns &&
+		if (rt->loop.may_spin && now - last_work < rt->loop.spin_ns &&
 		    atomic_load_explicit(&rt->loop.drivers, memory_order_relaxed) == 0)
 			continue;
 		idle(rt, now, idle_since, next);

@@ -16,7 +16,7 @@ void dsm_rt_loop_stop(struct dsm_rt *rt);
 /*
  * Application threads: hands @req (msg.h) to the loop and waits for its answer. Where the
  * node has a core per rank the caller runs the loop's turns itself meanwhile, for
- * DSM_SPIN_US at most, while the loop thread sleeps: one thread a rank polls and the answer
+ * DSM_WAIT_US at most, while the loop thread sleeps: one thread a rank polls and the answer
  * needs no hand-off between threads. Then it sleeps until the loop thread answers.
  */
 int dsm_rt_submit(struct dsm_rt *rt, struct dsm_rt_req *req);

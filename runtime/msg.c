@@ -144,7 +144,7 @@ int dsm_rt_msg_drain_requests(struct dsm_rt *rt)
 		r->next = m->pending;
 		m->pending = r;
 		ret = dsm_rt_send(rt, r->target, r->type, &r->u, r->len);
-		if (ret < 0) {
+		if (ret < 0 || r->answer == DSM_RT_MSG_NONE) {
 			struct dsm_rt_req *t = dsm_rt_req_take(rt, r->answer, r->key);
 
 			if (t)

@@ -35,7 +35,7 @@ struct dsm_rt_req {
 	} u;
 	size_t len;      /* bytes of u that go */
 	uint64_t *token; /* where in u the loop writes the token a REPLY names; NULL: none */
-	enum dsm_rt_msg_type answer; /* REPLY or COLL_DONE */
+	enum dsm_rt_msg_type answer; /* REPLY, COLL, or NONE: done once sent */
 	uint64_t key;                /* what the answer names: the token, or COLL's seq */
 	void *ctx;                   /* the answer's handler may leave more here */
 	int status;

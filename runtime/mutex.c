@@ -1,147 +1,339 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * dsm_mutex_t. A mutex lives at the home of its address: a lock word there
+ * says who holds it (a rank) and whether anyone waits, and a FIFO queue holds
+ * the waiters. The word is an atomic in the home's table, not in the heap, so
+ * locking never moves the page that holds the dsm_mutex_t.
+ *
+ * A thread of the home rank takes and gives a free mutex with one
+ * compare-and-swap on the word (no message, no loop turn); anyone else, and
+ * anyone who finds it held, asks the home's loop, which grants it or queues.
+ * The loop respects the word: it grants only a free one, and marks a held one
+ * as waited for, which sends the holder's unlock through the loop too. An
+ * unlock with waiters hands the mutex straight to the first one, in one
+ * message; a rank that does not hold a mutex cannot unlock it (-EPERM), and a
+ * remote unlock is one message with no answer, since the unlocking rank knows
+ * from its own books that it holds the mutex.
+ */
 #include "runtime/mutex.h"
 
 #include <dsm.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
 #include "common/ring.h"
+#include "common/vec.h"
 #include "runtime/loop.h"
 #include "runtime/msg.h"
 #include "runtime/rt.h"
+
+/* The lock word: the holder's rank + 1 in the low half (0: free), and WAITERS while the
+ * queue is not empty (the loop alone sets and clears it). */
+#define WAITERS       (1ull << 32)
+#define HOLDER(w)     ((uint32_t)(w))
+#define HELD_BY(rank) ((uint64_t)(rank) + 1)
 
 struct dsm_rt_mutex_waiter {
 	uint32_t rank;
 	uint64_t token;
 };
 
-/* A mutex this rank is home of, keyed by its address. */
+/* A mutex this rank is home of. */
 struct dsm_rt_mutex {
 	uint64_t addr;
-	bool held;
-	struct dsm_rt_mutex_waiter holder;
-	struct dsm_ring q; /* of struct dsm_rt_mutex_waiter, in arrival order */
-	struct dsm_rt_mutex *next;
+	_Atomic uint64_t word;
+	struct dsm_ring q;         /* of struct dsm_rt_mutex_waiter, in arrival order */
+	struct dsm_rt_mutex *next; /* in its bucket */
 };
 
-/* ---- the home ----------------------------------------------------------------------------- */
+/* ---- the home's table: the loop changes it, the home's threads look in it ---------------- */
 
-static struct dsm_rt_mutex **mutex_find(struct dsm_rt *rt, uint64_t addr)
+static size_t bucket(const struct dsm_rt_mutexes *t, uint64_t addr)
 {
-	struct dsm_rt_mutex **pp = &rt->mutexes;
-
-	while (*pp && (*pp)->addr != addr)
-		pp = &(*pp)->next;
-	return pp;
+	return (size_t)((addr >> 3) * 0x9e3779b97f4a7c15ull >> 40) & (t->nbuckets - 1);
 }
 
-/* The home: an operation on a mutex it is home of. */
+/* The caller holds t->lock (either way) or is the loop. */
+static struct dsm_rt_mutex *find(const struct dsm_rt_mutexes *t, uint64_t addr)
+{
+	if (t->nbuckets == 0)
+		return NULL;
+	for (struct dsm_rt_mutex *mx = t->buckets[bucket(t, addr)]; mx; mx = mx->next)
+		if (mx->addr == addr)
+			return mx;
+	return NULL;
+}
+
+/* The loop: adds @mx, doubling the buckets past two entries each. */
+static int insert(struct dsm_rt_mutexes *t, struct dsm_rt_mutex *mx)
+{
+	int ret = 0;
+
+	pthread_rwlock_wrlock(&t->lock);
+	if (t->count + 1 > 2 * t->nbuckets) {
+		size_t n = t->nbuckets ? 2 * t->nbuckets : 64;
+		struct dsm_rt_mutex **nb = calloc(n, sizeof(*nb));
+		struct dsm_rt_mutexes nt = {.buckets = nb, .nbuckets = n};
+
+		if (nb == NULL) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < t->nbuckets; i++)
+			while (t->buckets[i]) {
+				struct dsm_rt_mutex *m = t->buckets[i];
+
+				t->buckets[i] = m->next;
+				m->next = nb[bucket(&nt, m->addr)];
+				nb[bucket(&nt, m->addr)] = m;
+			}
+		free(t->buckets);
+		t->buckets = nb;
+		t->nbuckets = n;
+	}
+	mx->next = t->buckets[bucket(t, mx->addr)];
+	t->buckets[bucket(t, mx->addr)] = mx;
+	t->count++;
+out:
+	pthread_rwlock_unlock(&t->lock);
+	return ret;
+}
+
+static void mutex_free(struct dsm_rt_mutex *mx)
+{
+	dsm_ring_fini(&mx->q);
+	free(mx);
+}
+
+static void remove_and_free(struct dsm_rt_mutexes *t, struct dsm_rt_mutex *mx)
+{
+	pthread_rwlock_wrlock(&t->lock);
+	for (struct dsm_rt_mutex **pp = &t->buckets[bucket(t, mx->addr)]; *pp; pp = &(*pp)->next)
+		if (*pp == mx) {
+			*pp = mx->next;
+			t->count--;
+			break;
+		}
+	pthread_rwlock_unlock(&t->lock);
+	mutex_free(mx);
+}
+
+/* ---- the home's loop ---------------------------------------------------------------------- */
+
+static void lock_or_queue(struct dsm_rt *rt, struct dsm_rt_mutex *mx, int src, uint64_t token)
+{
+	struct dsm_rt_mutex_waiter w = {(uint32_t)src, token};
+	uint64_t v = atomic_load(&mx->word);
+
+	for (;;) {
+		if (v == 0) {
+			if (atomic_compare_exchange_weak(&mx->word, &v, HELD_BY(src))) {
+				dsm_rt_reply(rt, src, token, 0);
+				return;
+			}
+			continue;
+		}
+		/* Held: from now on its holder's unlock comes through here. */
+		if (atomic_compare_exchange_weak(&mx->word, &v, v | WAITERS))
+			break;
+	}
+	if (dsm_ring_push(&mx->q, &w) < 0) {
+		if (dsm_ring_len(&mx->q) == 0)
+			atomic_fetch_and(&mx->word, ~WAITERS);
+		dsm_rt_reply(rt, src, token, -ENOMEM);
+	}
+}
+
+/* @src, which holds @mx, gives it up: to the first waiter if there is one. */
+static int unlock(struct dsm_rt *rt, struct dsm_rt_mutex *mx, int src)
+{
+	uint64_t v = atomic_load(&mx->word);
+	struct dsm_rt_mutex_waiter w;
+
+	if (HOLDER(v) != HELD_BY(src))
+		return -EPERM;
+	if (dsm_ring_len(&mx->q) == 0) {
+		/* No waiter: nobody else changes a held word without WAITERS. */
+		atomic_store(&mx->word, 0);
+		return 0;
+	}
+	/* Hand over in arrival order: every waiter gets its turn. */
+	w = *(struct dsm_rt_mutex_waiter *)dsm_ring_at(&mx->q, 0);
+	dsm_ring_pop(&mx->q);
+	atomic_store(&mx->word, HELD_BY(w.rank) | (dsm_ring_len(&mx->q) ? WAITERS : 0));
+	dsm_rt_reply(rt, (int)w.rank, w.token, DSM_RT_MUTEX_HANDED_OFF);
+	return 0;
+}
+
+/* An operation on a mutex this rank is home of, from @src (this rank included). */
 static void on_mutex(struct dsm_rt *rt, int src, const void *data, size_t len)
 {
-	struct dsm_rt_mutex_msg mm, *m = &mm;
-	struct dsm_rt_mutex **pp, *mx;
-	struct dsm_rt_mutex_waiter me;
+	struct dsm_rt_mutexes *t = &rt->mutexes;
+	struct dsm_rt_mutex_msg m;
+	struct dsm_rt_mutex *mx;
+	uint64_t v = 0;
 	int status = 0;
 
 	(void)len;
-	memcpy(&mm, data, sizeof(mm));
-	pp = mutex_find(rt, m->addr);
-	mx = *pp;
-	me = (struct dsm_rt_mutex_waiter){(uint32_t)src, m->token};
-
-	if (mx == NULL && m->op != DSM_RT_MUTEX_INIT) {
-		dsm_rt_reply(rt, src, m->token, -EINVAL);
-		return;
+	memcpy(&m, data, sizeof(m));
+	mx = find(t, m.addr);
+	if (mx == NULL && m.op != DSM_RT_MUTEX_INIT) {
+		status = -EINVAL;
+		goto reply;
 	}
-	switch (m->op) {
+	switch (m.op) {
 	case DSM_RT_MUTEX_INIT:
-		if (mx == NULL) {
-			mx = calloc(1, sizeof(*mx));
-			if (mx == NULL) {
-				status = -ENOMEM;
-				break;
-			}
-			mx->addr = m->addr;
-			dsm_ring_init(&mx->q, sizeof(struct dsm_rt_mutex_waiter));
-			mx->next = rt->mutexes;
-			rt->mutexes = mx;
-		} else if (mx->held || dsm_ring_len(&mx->q)) {
-			status = -EBUSY;
+		if (mx) {
+			status = atomic_load(&mx->word) ? -EBUSY : 0;
+			break;
 		}
+		mx = calloc(1, sizeof(*mx));
+		if (mx == NULL) {
+			status = -ENOMEM;
+			break;
+		}
+		mx->addr = m.addr;
+		dsm_ring_init(&mx->q, sizeof(struct dsm_rt_mutex_waiter));
+		status = insert(t, mx);
+		if (status < 0)
+			mutex_free(mx);
 		break;
 	case DSM_RT_MUTEX_LOCK:
-		if (!mx->held) {
-			mx->held = true;
-			mx->holder = me;
-		} else if ((status = dsm_ring_push(&mx->q, &me)) == 0) {
-			return; /* answered when the lock comes its way */
-		}
-		break;
+		lock_or_queue(rt, mx, src, m.token);
+		return; /* answered when the mutex comes its way */
 	case DSM_RT_MUTEX_TRYLOCK:
-		if (mx->held) {
-			status = -EBUSY;
-		} else {
-			mx->held = true;
-			mx->holder = me;
-		}
+		status = atomic_compare_exchange_strong(&mx->word, &v, HELD_BY(src)) ? 0 : -EBUSY;
 		break;
 	case DSM_RT_MUTEX_UNLOCK:
-		if (!mx->held || mx->holder.rank != (uint32_t)src) {
-			status = -EPERM;
-			break;
-		}
-		if (dsm_ring_len(&mx->q)) {
-			/* Hand over in arrival order: every waiter gets its turn. */
-			mx->holder = *(struct dsm_rt_mutex_waiter *)dsm_ring_at(&mx->q, 0);
-			dsm_ring_pop(&mx->q);
-			dsm_rt_reply(rt, (int)mx->holder.rank, mx->holder.token, 0);
-		} else {
-			mx->held = false;
-		}
+		status = unlock(rt, mx, src);
+		if (status < 0 && m.token == 0)
+			DSM_LOG(DSM_LOG_ERROR,
+			        "rank %d unlocked the dsm_mutex_t at %#llx, which it does not hold",
+			        src, (unsigned long long)m.addr);
 		break;
 	case DSM_RT_MUTEX_DESTROY:
-		if (mx->held || dsm_ring_len(&mx->q)) {
+		if (atomic_load(&mx->word)) {
 			status = -EBUSY;
 			break;
 		}
-		*pp = mx->next;
-		dsm_ring_fini(&mx->q);
-		free(mx);
+		remove_and_free(t, mx);
 		break;
 	default:
 		status = -EINVAL;
 	}
-	dsm_rt_reply(rt, src, m->token, status);
+reply:
+	if (m.token)
+		dsm_rt_reply(rt, src, m.token, status);
 }
 
 void dsm_rt_mutex_init(struct dsm_rt *rt)
 {
+	pthread_rwlock_init(&rt->mutexes.lock, NULL);
+	pthread_mutex_init(&rt->mutexes.held_lock, NULL);
 	dsm_rt_msg_on(rt, DSM_RT_MSG_MUTEX, sizeof(struct dsm_rt_mutex_msg), on_mutex);
 }
 
 void dsm_rt_mutex_fini(struct dsm_rt *rt)
 {
-	while (rt->mutexes) {
-		struct dsm_rt_mutex *mx = rt->mutexes;
+	struct dsm_rt_mutexes *t = &rt->mutexes;
 
-		rt->mutexes = mx->next;
-		dsm_ring_fini(&mx->q);
-		free(mx);
-	}
+	for (size_t i = 0; i < t->nbuckets; i++)
+		while (t->buckets[i]) {
+			struct dsm_rt_mutex *mx = t->buckets[i];
+
+			t->buckets[i] = mx->next;
+			mutex_free(mx);
+		}
+	free(t->buckets);
+	free(t->held);
+	pthread_rwlock_destroy(&t->lock);
+	pthread_mutex_destroy(&t->held_lock);
+	*t = (struct dsm_rt_mutexes){0};
+}
+
+/* ---- this rank's books of the remote mutexes it holds ------------------------------------- */
+
+static void held_add(struct dsm_rt_mutexes *t, uint64_t addr)
+{
+	pthread_mutex_lock(&t->held_lock);
+	if (DSM_VEC_RESERVE(t->held, t->held_cap, t->nheld + 1) == 0)
+		t->held[t->nheld++] = addr;
+	pthread_mutex_unlock(&t->held_lock);
+}
+
+/* Removes @addr; false if this rank does not hold it. */
+static bool held_take(struct dsm_rt_mutexes *t, uint64_t addr)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&t->held_lock);
+	for (size_t i = 0; i < t->nheld; i++)
+		if (t->held[i] == addr) {
+			t->held[i] = t->held[--t->nheld];
+			found = true;
+			break;
+		}
+	pthread_mutex_unlock(&t->held_lock);
+	return found;
 }
 
 /* ---- the API ------------------------------------------------------------------------------ */
 
+/* The home's own threads: one compare-and-swap on the word. 1: done with *ret_p; 0: the
+ * loop must decide (the mutex is held, or waited for). */
+static int fast_path(struct dsm_rt *rt, uint64_t addr, enum dsm_rt_mutex_op op, int *ret_p)
+{
+	struct dsm_rt_mutexes *t = &rt->mutexes;
+	uint64_t me = HELD_BY(rt->rank), v;
+	struct dsm_rt_mutex *mx;
+	int done = 1;
+
+	pthread_rwlock_rdlock(&t->lock);
+	mx = find(t, addr);
+	if (mx == NULL) {
+		*ret_p = -EINVAL;
+		goto out;
+	}
+	switch (op) {
+	case DSM_RT_MUTEX_LOCK:
+	case DSM_RT_MUTEX_TRYLOCK:
+		v = 0;
+		if (atomic_compare_exchange_strong(&mx->word, &v, me))
+			*ret_p = 0;
+		else if (op == DSM_RT_MUTEX_TRYLOCK)
+			*ret_p = -EBUSY;
+		else
+			done = 0; /* held: the queue */
+		break;
+	case DSM_RT_MUTEX_UNLOCK:
+		v = me;
+		if (atomic_compare_exchange_strong(&mx->word, &v, 0))
+			*ret_p = 0;
+		else if (HOLDER(v) != me)
+			*ret_p = -EPERM;
+		else
+			done = 0; /* waited for: the loop hands it over */
+		break;
+	default:
+		done = 0;
+	}
+out:
+	pthread_rwlock_unlock(&t->lock);
+	return done;
+}
+
 static int mutex_op(const char *call, dsm_mutex_t *m, enum dsm_rt_mutex_op op)
 {
 	struct dsm_rt *rt = dsm_rt_get(call);
+	uint64_t addr = (uint64_t)(uintptr_t)m;
 	struct dsm_rt_req req = {.type = DSM_RT_MSG_MUTEX,
 	                         .len = sizeof(req.u.mutex),
 	                         .token = &req.u.mutex.token,
 	                         .answer = DSM_RT_MSG_REPLY};
-	int home;
+	int home, ret;
 
 	if (rt == NULL)
 		return DSM_ERR_NOT_INIT;
@@ -151,10 +343,37 @@ static int mutex_op(const char *call, dsm_mutex_t *m, enum dsm_rt_mutex_op op)
 		        call, (void *)m);
 		return -EINVAL;
 	}
+	if (home == rt->rank && op != DSM_RT_MUTEX_INIT && op != DSM_RT_MUTEX_DESTROY &&
+	    fast_path(rt, addr, op, &ret)) {
+		if (ret == 0 && op == DSM_RT_MUTEX_LOCK)
+			DSM_RT_COUNT(rt, lock_local, 1);
+		goto out;
+	}
+	if (op == DSM_RT_MUTEX_UNLOCK && home != rt->rank) {
+		if (!held_take(&rt->mutexes, addr)) {
+			ret = -EPERM;
+			goto out;
+		}
+		/* We hold it, so the home takes it: one message, no answer to wait for. */
+		req.token = NULL;
+		req.answer = DSM_RT_MSG_NONE;
+	}
 	req.target = home;
 	req.u.mutex.op = op;
-	req.u.mutex.addr = (uint64_t)(uintptr_t)m;
-	return dsm_rt_submit(rt, &req);
+	req.u.mutex.addr = addr;
+	ret = dsm_rt_submit(rt, &req);
+	if (ret == DSM_RT_MUTEX_HANDED_OFF) {
+		DSM_RT_COUNT(rt, lock_handoffs, 1);
+		ret = 0;
+	} else if (ret == 0 && op == DSM_RT_MUTEX_LOCK) {
+		DSM_RT_COUNT(rt, lock_remote, 1);
+	}
+	if (ret == 0 && home != rt->rank && (op == DSM_RT_MUTEX_LOCK || op == DSM_RT_MUTEX_TRYLOCK))
+		held_add(&rt->mutexes, addr);
+out:
+	if (ret == -EPERM)
+		DSM_LOG(DSM_LOG_ERROR, "%s(%p): this rank does not hold it", call, (void *)m);
+	return ret;
 }
 
 DSM_EXPORT int dsm_mutex_init(dsm_mutex_t *m)

@@ -82,11 +82,12 @@ struct dsm_rt_loop {
 	/* Held by whoever runs the loop's turns: the loop thread, but while it sleeps an
 	 * application thread that waits for an answer (dsm_rt_loop_drive). */
 	pthread_mutex_t baton;
-	atomic_int drivers;    /* application threads that want the baton */
-	uint64_t last_work_ns; /* the last turn that did something */
-	unsigned busy;         /* turns with work, for the periodic stats and stall checks */
-	uint64_t spin_ns;      /* how long to poll for a due reply before sleeping */
-	bool may_spin;         /* ranks on this node <= cores: spin briefly while a reply is due */
+	atomic_int drivers; /* application threads that want the baton */
+	bool tp_asleep;     /* the loop thread sleeps with the transport prepared (baton's) */
+	unsigned busy;      /* turns with work, for the periodic stats and stall checks */
+	uint64_t spin_ns;   /* DSM_SPIN_US: how long the loop thread polls after its work */
+	uint64_t wait_ns;   /* DSM_WAIT_US: how long a waiting thread runs the turns */
+	bool may_spin;      /* ranks on this node <= cores: spin briefly while a reply is due */
 };
 
 /* ---- msg.c: the handlers by message type, and the requests of application threads ---- */
@@ -128,6 +129,20 @@ struct dsm_rt_coll {
 		uint32_t got; /* rounds held */
 		struct dsm_rt_coll_sum sum[DSM_RT_COLL_ROUNDS_MAX];
 	} early[2];
+};
+
+/* ---- mutex.c ------------------------------------------------------------------------- */
+
+struct dsm_rt_mutexes {
+	/* The mutexes homed here, hashed by address: the loop changes the table under the
+	 * write lock, the home's own threads look in it under the read lock. */
+	pthread_rwlock_t lock;
+	struct dsm_rt_mutex **buckets;
+	size_t nbuckets, count;
+	/* The mutexes homed elsewhere that this rank holds (it checks its own unlocks). */
+	pthread_mutex_t held_lock;
+	uint64_t *held;
+	size_t nheld, held_cap;
 };
 
 /* ---- rdma.c: the home segment and grants by RDMA read --------------------------------- */
@@ -190,7 +205,7 @@ struct dsm_rt {
 	struct dsm_rt_holds holds;
 	struct dsm_rt_msgs msg;
 	struct dsm_rt_coll coll;
-	struct dsm_rt_mutex *mutexes; /* the ones homed here */
+	struct dsm_rt_mutexes mutexes;
 	struct dsm_rt_stats stats;
 };
 

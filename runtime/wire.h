@@ -9,8 +9,9 @@
 #include <stdint.h>
 
 enum dsm_rt_msg_type {
-	DSM_RT_MSG_COH = 1, /* dsm_coh_msg_t, then the line's data if it carries any */
-	DSM_RT_MSG_COLL,    /* struct dsm_rt_coll_msg: this rank enters a collective (to itself) */
+	DSM_RT_MSG_NONE = 0, /* never on the wire: a request that expects no answer (msg.h) */
+	DSM_RT_MSG_COH = 1,  /* dsm_coh_msg_t, then the line's data if it carries any */
+	DSM_RT_MSG_COLL,     /* struct dsm_rt_coll_msg: this rank enters a collective (to itself) */
 	DSM_RT_MSG_COLL_ROUND, /* struct dsm_rt_coll_round: a round of the dissemination (coll.c) */
 	DSM_RT_MSG_MUTEX,      /* struct dsm_rt_mutex_msg: to the home of the mutex */
 	DSM_RT_MSG_FREE,       /* struct dsm_rt_free_msg: a dsm_free for the slice's owner */
@@ -70,8 +71,11 @@ struct dsm_rt_mutex_msg {
 	uint32_t op;
 	uint32_t reserved;
 	uint64_t addr;
-	uint64_t token;
+	uint64_t token; /* 0: no reply (an UNLOCK, which the unlocking rank has checked) */
 };
+
+/* The status of a REPLY that grants a LOCK after it waited in the queue (a hand-off). */
+#define DSM_RT_MUTEX_HANDED_OFF 1
 
 struct dsm_rt_free_msg {
 	uint64_t addr;

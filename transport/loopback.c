@@ -404,6 +404,24 @@ static int loop_sleep_prepare(dsm_tp_t *tp)
 	return 0;
 }
 
+static void loop_sleep_pause(dsm_tp_t *tp)
+{
+	atomic_store(&lt(tp)->asleep, 0);
+}
+
+static int loop_sleep_resume(dsm_tp_t *tp)
+{
+	struct loop_tp *t = lt(tp);
+
+	atomic_store(&t->asleep, 1);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (t->wire || t->outq || dsm_tp_core_pending(&t->core)) {
+		atomic_store(&t->asleep, 0);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
 static void loop_sleep_end(dsm_tp_t *tp)
 {
 	struct loop_tp *t = lt(tp);
@@ -456,6 +474,8 @@ const struct dsm_tp_ops dsm_tp_loop_ops = {
         .wait_fd = loop_wait_fd,
         .sleep_prepare = loop_sleep_prepare,
         .sleep_end = loop_sleep_end,
+        .sleep_pause = loop_sleep_pause,
+        .sleep_resume = loop_sleep_resume,
         .stats = loop_stats,
         .describe = loop_describe,
         .abandon = loop_abandon,

@@ -11,7 +11,8 @@ static bool ops_complete(const struct dsm_tp_ops *o)
 {
 	return o->size == sizeof(*o) && o->name && o->open && o->close && o->send && o->mr_reg &&
 	       o->mr_dereg && o->read && o->write && o->poll && o->wait_fd && o->sleep_prepare &&
-	       o->sleep_end && o->stats && o->describe && o->abandon;
+	       o->sleep_end && o->sleep_pause && o->sleep_resume && o->stats && o->describe &&
+	       o->abandon;
 }
 
 int dsm_tp_open(const struct dsm_tp_ops *ops, const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)

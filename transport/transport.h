@@ -119,6 +119,12 @@ struct dsm_tp_ops {
 	int (*sleep_prepare)(dsm_tp_t *tp);
 	/* After the sleep (woken or not): clears the announcement, drains the fd. */
 	void (*sleep_end)(dsm_tp_t *tp);
+	/* Between sleep_prepare and sleep_end, another thread polls for a while (with the
+	 * sleeper's lock): pause lets peers stop waking the sleeper; resume announces the
+	 * sleep again, 0, or -EAGAIN when there is work to poll first. Cheap: no syscall
+	 * where the provider needs none. */
+	void (*sleep_pause)(dsm_tp_t *tp);
+	int (*sleep_resume)(dsm_tp_t *tp);
 	int (*stats)(dsm_tp_t *tp, struct dsm_tp_stats *out);
 	/* Writes what the transport is waiting for (queues, operations in flight, per-peer
 	 * sequence state), a few lines, for a stalled run's diagnosis; @peer (or -1): a rank
@@ -202,6 +208,16 @@ static inline int dsm_tp_sleep_prepare(dsm_tp_t *tp)
 static inline void dsm_tp_sleep_end(dsm_tp_t *tp)
 {
 	tp->ops->sleep_end(tp);
+}
+
+static inline void dsm_tp_sleep_pause(dsm_tp_t *tp)
+{
+	tp->ops->sleep_pause(tp);
+}
+
+static inline int dsm_tp_sleep_resume(dsm_tp_t *tp)
+{
+	return tp->ops->sleep_resume(tp);
 }
 
 static inline int dsm_tp_stats(dsm_tp_t *tp, struct dsm_tp_stats *out)

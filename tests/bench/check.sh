@@ -83,7 +83,7 @@ threads)
 	;;
 sync)
 	for m in barrier mutex_pair_home mutex_pair_remote; do
-		has ".metric == \"$m\" and .baseline_name == \"msg_rtt_64_polling\" and .samples > 0 and .p99_us >= .value" "$m with its floor"
+		has ".metric == \"$m\" and .baseline_name == \"msg_rtt_64_polling\" and .samples > 0 and .p99_us >= .value and .mean_us > 0" "$m with its floor"
 	done
 	has '.metric == "mutex_contended_per_acquisition" and .acquisitions > 0' "the contended mutex"
 	;;

@@ -218,6 +218,8 @@ int ofi_poll(dsm_tp_t *tp, struct dsm_tp_event *ev, int max);
 int ofi_wait_fd(dsm_tp_t *tp);
 int ofi_sleep_prepare(dsm_tp_t *tp);
 void ofi_sleep_end(dsm_tp_t *tp);
+void ofi_sleep_pause(dsm_tp_t *tp);
+int ofi_sleep_resume(dsm_tp_t *tp);
 
 /* ofi_describe.c */
 int ofi_stats(dsm_tp_t *tp, struct dsm_tp_stats *out);

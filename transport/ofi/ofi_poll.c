@@ -97,6 +97,34 @@ int ofi_sleep_prepare(dsm_tp_t *tp)
 	return 0;
 }
 
+void ofi_sleep_pause(dsm_tp_t *tp)
+{
+	ofi_bell_withdraw(ot(tp));
+}
+
+int ofi_sleep_resume(dsm_tp_t *tp)
+{
+	struct ofi_tp *t = ot(tp);
+
+	if (t->queued || t->repost || dsm_tp_core_pending(&t->core))
+		return -EAGAIN;
+	if (t->cq_fd >= 0) {
+		struct fid *f = &t->cq->fid;
+
+		return fi_trywait(t->fabric, &f, 1) == 0 ? 0 : -EAGAIN;
+	}
+	if (t->bell_fd < 0 || t->inflight)
+		return -EAGAIN;
+	/* As in sleep_prepare: announce, fence, look once more. */
+	ofi_bell_announce(t);
+	ofi_progress(t);
+	if (dsm_tp_core_pending(&t->core)) {
+		ofi_bell_withdraw(t);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
 void ofi_sleep_end(dsm_tp_t *tp)
 {
 	struct ofi_tp *t = ot(tp);
