@@ -90,7 +90,7 @@ static int expire_holds(struct dsm_rt *rt, uint64_t now, uint64_t *next_p)
 /* Slept the whole cap: if the transport has work now, it missed a wake-up. */
 static void missed_wakeup_check(struct dsm_rt *rt)
 {
-	if (dsm_tp_sleep_prepare(rt->tp) == 0) {
+	if (dsm_tp_sleep_prepare(rt->tp) >= 0) {
 		dsm_tp_sleep_end(rt->tp);
 		return;
 	}
@@ -109,10 +109,16 @@ static void missed_wakeup_check(struct dsm_rt *rt)
  */
 static bool idle(struct dsm_rt *rt, uint64_t now, uint64_t idle_since, uint64_t next)
 {
-	bool asleep = dsm_tp_sleep_prepare(rt->tp) == 0;
+	int how = dsm_tp_sleep_prepare(rt->tp);
+	bool asleep = how >= 0, brief = how == DSM_TP_SLEEP_BRIEF;
 
-	if (!asleep && now - idle_since < NAP_AFTER_NS)
+	/* The transport has work, or operations in flight only our polling completes: poll a
+	 * few turns first. */
+	if (how != 0 && now - idle_since < NAP_AFTER_NS) {
+		if (asleep)
+			dsm_tp_sleep_end(rt->tp);
 		return false;
+	}
 	/* Announce, fence, look once more: a request submitted before it sees the announcement
 	 * is found here, one after it rings the eventfd (msg.c, dsm_rt_submit). */
 	atomic_store_explicit(&rt->loop.asleep, true, memory_order_seq_cst);
@@ -128,7 +134,7 @@ static bool idle(struct dsm_rt *rt, uint64_t now, uint64_t idle_since, uint64_t 
 	/* Bounded sleeps: a wake-up the transport misses costs at most 10 ms, not a hang, and
 	 * is counted (missed_wakeups). A home is idle while it owes an answer, so the bound
 	 * holds idle too: a hundred wake-ups a second cost nothing. */
-	uint64_t cap = !asleep ? NAP_NS : SLEEP_CAP_NS;
+	uint64_t cap = !asleep || brief ? NAP_NS : SLEEP_CAP_NS;
 	uint64_t d = next != UINT64_MAX ? (next > now ? next - now : 0) : cap;
 	int nev;
 
@@ -136,7 +142,7 @@ static bool idle(struct dsm_rt *rt, uint64_t now, uint64_t idle_since, uint64_t 
 		d = cap;
 	ts.tv_sec = (time_t)(d / 1000000000ull);
 	ts.tv_nsec = (long)(d % 1000000000ull);
-	if (asleep)
+	if (asleep && !brief)
 		DSM_RT_COUNT(rt, sleeps, 1);
 	else
 		DSM_RT_COUNT(rt, naps, 1);
@@ -157,7 +163,7 @@ static bool idle(struct dsm_rt *rt, uint64_t now, uint64_t idle_since, uint64_t 
 			DSM_LOG_ERRNO(DSM_LOG_WARN, "reading the event loop's eventfd");
 	}
 	if (asleep) {
-		if (nev == 0 && d == cap)
+		if (nev == 0 && d == cap && !brief)
 			missed_wakeup_check(rt);
 		dsm_tp_sleep_end(rt->tp);
 	}
@@ -298,8 +304,14 @@ static void *loop_main(void *arg)
 		 * (TRAPS.md: 13-16 us a round trip). Not while an application thread waits to
 		 * poll for its own answer: one poller a rank is enough. */
 		if (rt->loop.may_spin && now - last_work < rt->loop.spin_ns &&
-		    atomic_load_explicit(&rt->loop.drivers, memory_order_relaxed) == 0)
+		    atomic_load_explicit(&rt->loop.drivers, memory_order_relaxed) == 0) {
+			/* Politely: the node's cores are counted per rank, but a rank's
+			 * application threads may be spinning too, and a woken loop of another
+			 * rank must get a core at once (measured: doorbells answered 30-57 us
+			 * late behind a spinning loop). */
+			sched_yield();
 			continue;
+		}
 		idle(rt, now, idle_since, next);
 	}
 	pthread_mutex_unlock(&rt->loop.baton);

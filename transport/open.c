@@ -35,9 +35,12 @@ int dsm_tp_open(const struct dsm_tp_ops *ops, const struct dsm_tp_attr *attr, ds
 int dsm_tp_sleep(dsm_tp_t *tp, int timeout_ms)
 {
 	struct pollfd p = {.fd = dsm_tp_wait_fd(tp), .events = POLLIN};
+	int how = dsm_tp_sleep_prepare(tp);
 
-	if (dsm_tp_sleep_prepare(tp) != 0)
+	if (how < 0)
 		return 0;
+	if (how == DSM_TP_SLEEP_BRIEF && (timeout_ms < 0 || timeout_ms > 1))
+		timeout_ms = 1; /* our own operations need our polling soon */
 	if (poll(&p, 1, timeout_ms) < 0 && errno != EINTR)
 		DSM_LOG_ERRNO(DSM_LOG_WARN, "poll on the wait fd");
 	dsm_tp_sleep_end(tp);

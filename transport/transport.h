@@ -97,6 +97,8 @@ struct dsm_tp_mr {
 	void *impl;
 };
 
+#define DSM_TP_SLEEP_BRIEF 1
+
 struct dsm_tp_ops {
 	size_t size; /* sizeof(struct dsm_tp_ops) */
 	const char *name;
@@ -115,7 +117,9 @@ struct dsm_tp_ops {
 	/* Returns the number of events (0..max) or a negative code. */
 	int (*poll)(dsm_tp_t *tp, struct dsm_tp_event *ev, int max);
 	int (*wait_fd)(dsm_tp_t *tp);
-	/* 0: nothing is due, sleep on wait_fd now; -EAGAIN: poll first. */
+	/* 0: nothing is due, sleep on wait_fd now; DSM_TP_SLEEP_BRIEF: sleep too (peers will
+	 * wake us for what they send), but not for long: operations of ours are in flight that
+	 * only our own polling completes; -EAGAIN: poll first. sleep_end follows 0 and BRIEF. */
 	int (*sleep_prepare)(dsm_tp_t *tp);
 	/* After the sleep (woken or not): clears the announcement, drains the fd. */
 	void (*sleep_end)(dsm_tp_t *tp);

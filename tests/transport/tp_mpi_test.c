@@ -647,8 +647,13 @@ static int sleep_watchdog(dsm_tp_t *t)
 	struct pollfd p = {.fd = dsm_tp_wait_fd(t), .events = POLLIN};
 	int r;
 
-	if (dsm_tp_sleep_prepare(t) != 0)
+	r = dsm_tp_sleep_prepare(t);
+	if (r < 0)
 		return 0;
+	if (r == DSM_TP_SLEEP_BRIEF) { /* not a sleep the watchdog may judge */
+		dsm_tp_sleep_end(t);
+		return 0;
+	}
 	r = poll(&p, 1, WATCHDOG_MS);
 	dsm_tp_sleep_end(t);
 	return r == 0;
