@@ -118,6 +118,14 @@ typedef struct dsm_stats {
 	uint64_t sleeps;         /* times the event loop slept in epoll */
 	uint64_t naps;           /* short sleeps while the transport could not sleep */
 	uint64_t missed_wakeups; /* sleeps that ended by timeout with work waiting */
+	/* Synchronization (appended in 0.2). A successful lock or trylock counts once, in one of
+	 * the three: their sum is this rank's acquisitions. */
+	uint64_t lock_local;     /* taken at its home with no message (a free mutex) */
+	uint64_t lock_remote;    /* granted in answer to a request (to another rank or the loop) */
+	uint64_t lock_handoffs;  /* handed over by the previous holder's unlock (it waited) */
+	uint64_t barriers;       /* dsm_barrier() calls completed */
+	uint64_t barrier_ns;     /* their time, summed (ns) */
+	uint64_t barrier_ns_max; /* the longest one (ns) */
 } dsm_stats_t;
 
 /* What dsm_query() says about the running libdsm. Set struct_size before the call. */

@@ -255,20 +255,20 @@ int dsm_rt_collective(struct dsm_rt *rt, enum dsm_rt_coll_kind kind, uint64_t a0
 DSM_EXPORT void dsm_barrier(void)
 {
 	struct dsm_rt *rt = dsm_rt_get("dsm_barrier");
-	uint64_t t0, us;
+	uint64_t t0, ns;
 
 	if (rt == NULL)
 		return;
 	t0 = dsm_now_ns();
 	dsm_rt_collective(rt, DSM_RT_COLL_BARRIER, 0, 0);
-	us = (dsm_now_ns() - t0) / 1000;
+	ns = dsm_now_ns() - t0;
 	DSM_RT_COUNT(rt, barriers, 1);
-	DSM_RT_COUNT(rt, barrier_us, us);
+	DSM_RT_COUNT(rt, barrier_ns, ns);
 	/* The longest: a maximum kept with compare-and-swap. */
 	for (uint_fast64_t m =
-	             atomic_load_explicit(&rt->stats.cnt.barrier_us_max, memory_order_relaxed);
-	     us > m &&
-	     !atomic_compare_exchange_weak_explicit(&rt->stats.cnt.barrier_us_max, &m, us,
+	             atomic_load_explicit(&rt->stats.cnt.barrier_ns_max, memory_order_relaxed);
+	     ns > m &&
+	     !atomic_compare_exchange_weak_explicit(&rt->stats.cnt.barrier_ns_max, &m, ns,
 	                                            memory_order_relaxed, memory_order_relaxed);)
 		;
 }

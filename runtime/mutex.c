@@ -345,7 +345,7 @@ static int mutex_op(const char *call, dsm_mutex_t *m, enum dsm_rt_mutex_op op)
 	}
 	if (home == rt->rank && op != DSM_RT_MUTEX_INIT && op != DSM_RT_MUTEX_DESTROY &&
 	    fast_path(rt, addr, op, &ret)) {
-		if (ret == 0 && op == DSM_RT_MUTEX_LOCK)
+		if (ret == 0 && (op == DSM_RT_MUTEX_LOCK || op == DSM_RT_MUTEX_TRYLOCK))
 			DSM_RT_COUNT(rt, lock_local, 1);
 		goto out;
 	}
@@ -365,7 +365,7 @@ static int mutex_op(const char *call, dsm_mutex_t *m, enum dsm_rt_mutex_op op)
 	if (ret == DSM_RT_MUTEX_HANDED_OFF) {
 		DSM_RT_COUNT(rt, lock_handoffs, 1);
 		ret = 0;
-	} else if (ret == 0 && op == DSM_RT_MUTEX_LOCK) {
+	} else if (ret == 0 && (op == DSM_RT_MUTEX_LOCK || op == DSM_RT_MUTEX_TRYLOCK)) {
 		DSM_RT_COUNT(rt, lock_remote, 1);
 	}
 	if (ret == 0 && home != rt->rank && (op == DSM_RT_MUTEX_LOCK || op == DSM_RT_MUTEX_TRYLOCK))

@@ -164,7 +164,7 @@ struct dsm_rt_counters {
 	atomic_uint_fast64_t lat[DSM_STATS_LAT_BUCKETS];
 	atomic_uint_fast64_t holds, holds_early, sleeps, naps, missed_wakeups;
 	atomic_uint_fast64_t lock_local, lock_remote, lock_handoffs;
-	atomic_uint_fast64_t barriers, barrier_us, barrier_us_max;
+	atomic_uint_fast64_t barriers, barrier_ns, barrier_ns_max;
 };
 
 struct dsm_rt_stats {

@@ -97,6 +97,12 @@ static void fill_stats(struct dsm_rt *rt, dsm_stats_t *s)
 	s->sleeps = atomic_load(&rt->stats.cnt.sleeps);
 	s->naps = atomic_load(&rt->stats.cnt.naps);
 	s->missed_wakeups = atomic_load(&rt->stats.cnt.missed_wakeups);
+	s->lock_local = atomic_load(&rt->stats.cnt.lock_local);
+	s->lock_remote = atomic_load(&rt->stats.cnt.lock_remote);
+	s->lock_handoffs = atomic_load(&rt->stats.cnt.lock_handoffs);
+	s->barriers = atomic_load(&rt->stats.cnt.barriers);
+	s->barrier_ns = atomic_load(&rt->stats.cnt.barrier_ns);
+	s->barrier_ns_max = atomic_load(&rt->stats.cnt.barrier_ns_max);
 }
 
 /* The smallest latency bound (µs) below which @q of the faults fall. */
@@ -157,6 +163,17 @@ void dsm_rt_stats_print(struct dsm_rt *rt)
 			       " %10" PRIu64 " %14" PRIu64 " %s\n",
 			       r, s->stale_faults, s->holds, s->holds_early, s->sleeps, s->naps,
 			       s->missed_wakeups, hist);
+		}
+		printf("%4s %10s %11s %13s %10s %14s %14s\n", "rank", "lock_local", "lock_remote",
+		       "lock_handoffs", "barriers", "barrier_avg_us", "barrier_max_us");
+		for (int r = 0; r < rt->nranks; r++) {
+			const dsm_stats_t *s = &all[r];
+
+			printf("%4d %10" PRIu64 " %11" PRIu64 " %13" PRIu64 " %10" PRIu64
+			       " %14.1f %14.1f\n",
+			       r, s->lock_local, s->lock_remote, s->lock_handoffs, s->barriers,
+			       s->barriers ? (double)s->barrier_ns / (double)s->barriers / 1e3 : 0.0,
+			       (double)s->barrier_ns_max / 1e3);
 		}
 		fflush(stdout);
 	}

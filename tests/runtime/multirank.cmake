@@ -47,7 +47,7 @@ function(dsm_mr_test prog)
   endforeach()
 endfunction()
 
-foreach(p mr_api mr_shared mr_litmus mr_stress mr_kill mr_stall)
+foreach(p mr_api mr_shared mr_litmus mr_stress mr_kill mr_stall mr_sync)
   dsm_mr_program(${p})
 endforeach()
 dsm_mr_test(mr_api)
@@ -56,6 +56,14 @@ dsm_mr_test(mr_shared SMOKE_ENV MR_ROUNDS=2000)
 # smoke run; the long tier runs 100,000.
 dsm_mr_test(mr_litmus SMOKE_ENV MR_ROUNDS=1000)
 dsm_mr_test(mr_stress SMOKE_ENV MR_SECONDS=5)
+# 100,000 barriers with 2 ranks (the program's default), 10,000 in the 4-rank tcp run.
+dsm_mr_test(mr_sync SMOKE_ENV MR_ROUNDS=10000)
+# The barrier check catches a rank whose write lands after the barrier (an early pass).
+dsm_add_test(NAME mr_sync_inject_2r_shm LABEL runtime TIMEOUT 120
+  COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 $<TARGET_FILE:mr_sync>
+  ENVIRONMENT DSM_PROVIDER=shm DSM_HEAP_SIZE=${DSM_MR_HEAP} MR_ROUNDS=1000 MR_SYNC_INJECT=late)
+set_tests_properties(mr_sync_inject_2r_shm PROPERTIES
+  PASS_REGULAR_EXPRESSION "barrier [0-9]+: rank 1.s line reads [0-9]+: passed before it arrived")
 dsm_add_test(NAME mr_kill_2r_shm LABEL runtime TIMEOUT 90
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/kill_rank.sh ${MPIEXEC_EXECUTABLE} 2 $<TARGET_FILE:mr_kill>
   ENVIRONMENT DSM_PROVIDER=shm DSM_HEAP_SIZE=${DSM_MR_HEAP})
