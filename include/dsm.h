@@ -118,8 +118,9 @@ typedef struct dsm_stats {
 	uint64_t sleeps;         /* times the event loop slept in epoll */
 	uint64_t naps;           /* short sleeps while the transport could not sleep */
 	uint64_t missed_wakeups; /* sleeps that ended by timeout with work waiting */
-	/* Synchronization (appended in 0.2). A successful lock or trylock counts once, in one of
-	 * the three: their sum is this rank's acquisitions. */
+	/* Synchronization (appended after 0.1.0; an older struct_size gets the above). A
+	 * successful lock or trylock counts once, in one of the three: their sum is this
+	 * rank's acquisitions. */
 	uint64_t lock_local;     /* taken at its home with no message (a free mutex) */
 	uint64_t lock_remote;    /* granted in answer to a request (to another rank or the loop) */
 	uint64_t lock_handoffs;  /* handed over by the previous holder's unlock (it waited) */

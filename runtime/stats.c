@@ -172,7 +172,8 @@ void dsm_rt_stats_print(struct dsm_rt *rt)
 			printf("%4d %10" PRIu64 " %11" PRIu64 " %13" PRIu64 " %10" PRIu64
 			       " %14.1f %14.1f\n",
 			       r, s->lock_local, s->lock_remote, s->lock_handoffs, s->barriers,
-			       s->barriers ? (double)s->barrier_ns / (double)s->barriers / 1e3 : 0.0,
+			       s->barriers ? (double)s->barrier_ns / (double)s->barriers / 1e3
+			                   : 0.0,
 			       (double)s->barrier_ns_max / 1e3);
 		}
 		fflush(stdout);

@@ -33,9 +33,9 @@
 
 #include "mr.h"
 
-#define THREADS 4
+#define THREADS     4
 #define FAIR_GAP_MS 1000
-#define FAIR_SHARE 20
+#define FAIR_SHARE  20
 
 static int rank, nranks;
 static size_t line;
@@ -70,7 +70,7 @@ static void barrier_stress(long rounds)
 	CHECK(base != NULL);
 	if (base == NULL)
 		return;
-#define SLOT(r) (*(volatile long *)(base + (size_t)(r) * line))
+#define SLOT(r) (*(volatile long *)(base + (size_t)(r)*line))
 	SLOT(rank) = -1;
 	dsm_barrier();
 	st0 = stats();
@@ -117,12 +117,12 @@ static void barrier_stress(long rounds)
 
 struct race {
 	dsm_mutex_t m;
-	long guarded;                       /* protected by m */
-	long served[64][THREADS];           /* acquisitions by each thread, protected by m */
+	long guarded;             /* protected by m */
+	long served[64][THREADS]; /* acquisitions by each thread, protected by m */
 	char pad[4096];
-	atomic_int inside;                  /* threads between lock and unlock: 0 or 1 */
+	atomic_int inside; /* threads between lock and unlock: 0 or 1 */
 	char pad2[4096];
-	_Atomic long busy;                  /* trylocks that found it held */
+	_Atomic long busy; /* trylocks that found it held */
 };
 
 static struct race *rc;
@@ -257,7 +257,8 @@ static void hotword(double seconds)
 	CHECK(gap * 1e3 <= FAIR_GAP_MS);
 	CHECK(lo * FAIR_SHARE >= hi);
 	if (rank == 0)
-		printf("hotword: %ld increments in %.1f s by %d ranks, fewest/most %ld/%ld, longest "
+		printf("hotword: %ld increments in %.1f s by %d ranks, fewest/most %ld/%ld, "
+		       "longest "
 		       "wait %.1f ms (bounds: %d ms, 1/%d)\n",
 		       total, seconds, nranks, lo, hi, gap_max * 1e3, FAIR_GAP_MS, FAIR_SHARE);
 	dsm_barrier();
