@@ -384,16 +384,26 @@ static int loop_wait_fd(dsm_tp_t *tp)
 	return lt(tp)->efd;
 }
 
-static int loop_sleep_prepare(dsm_tp_t *tp)
+/* Announce, fence, look once more: a sender that came before the announcement left work
+ * that this finds, one after it rings. Returns false (and takes the announcement back)
+ * when there is work. */
+static bool announce_idle(struct loop_tp *t)
 {
-	struct loop_tp *t = lt(tp);
-
 	atomic_store(&t->asleep, 1);
 	atomic_thread_fence(memory_order_seq_cst);
 	if (t->wire || t->outq || dsm_tp_core_pending(&t->core)) {
 		atomic_store(&t->asleep, 0);
-		return -EAGAIN;
+		return false;
 	}
+	return true;
+}
+
+static int loop_sleep_prepare(dsm_tp_t *tp)
+{
+	struct loop_tp *t = lt(tp);
+
+	if (!announce_idle(t))
+		return -EAGAIN;
 	for (int i = 0; i < tp->size; i++) {
 		if (t->fab->dead[i] && !t->seen_dead[i]) {
 			atomic_store(&t->asleep, 0);
@@ -411,15 +421,7 @@ static void loop_sleep_pause(dsm_tp_t *tp)
 
 static int loop_sleep_resume(dsm_tp_t *tp)
 {
-	struct loop_tp *t = lt(tp);
-
-	atomic_store(&t->asleep, 1);
-	atomic_thread_fence(memory_order_seq_cst);
-	if (t->wire || t->outq || dsm_tp_core_pending(&t->core)) {
-		atomic_store(&t->asleep, 0);
-		return -EAGAIN;
-	}
-	return 0;
+	return announce_idle(lt(tp)) ? 0 : -EAGAIN;
 }
 
 static void loop_sleep_end(dsm_tp_t *tp)
