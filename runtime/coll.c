@@ -23,6 +23,7 @@
 #include "common/time.h"
 #include "runtime/loop.h"
 #include "runtime/msg.h"
+#include "runtime/mutex.h"
 #include "runtime/rt.h"
 
 /* The answer a collective's caller gets. */
@@ -228,6 +229,11 @@ int dsm_rt_collective(struct dsm_rt *rt, enum dsm_rt_coll_kind kind, uint64_t a0
 	                         .ctx = &v};
 	int ret;
 
+	/* Our one-way unlocks done first: after a barrier their mutexes are free. */
+	ret = dsm_rt_mutex_fence(rt);
+	if (ret < 0)
+		DSM_LOG(DSM_LOG_WARN, "%s: a home did not confirm an earlier unlock: %s",
+		        coll_name(kind), dsm_err_str(ret));
 	/* One collective at a time per rank: they are numbered in call order. */
 	pthread_mutex_lock(&rt->coll.lock);
 	req.u.coll = (struct dsm_rt_coll_msg){.seq = ++rt->coll.seq,
@@ -260,7 +266,8 @@ DSM_EXPORT void dsm_barrier(void)
 	if (rt == NULL)
 		return;
 	t0 = dsm_now_ns();
-	dsm_rt_collective(rt, DSM_RT_COLL_BARRIER, 0, 0);
+	if (dsm_rt_collective(rt, DSM_RT_COLL_BARRIER, 0, 0) < 0)
+		return; /* said by dsm_rt_collective; not counted */
 	ns = dsm_now_ns() - t0;
 	DSM_RT_COUNT(rt, barriers, 1);
 	DSM_RT_COUNT(rt, barrier_ns, ns);

@@ -143,7 +143,9 @@ static int init_local(struct dsm_rt *rt)
 		ret = dsm_rt_coll_init(rt);
 	if (ret < 0)
 		return ret;
-	dsm_rt_mutex_init(rt);
+	ret = dsm_rt_mutex_init(rt);
+	if (ret < 0)
+		return ret;
 	dsm_rt_api_init(rt);
 	dsm_rt_holds_init(rt);
 	return 0;

@@ -13,7 +13,10 @@
  * unlock with waiters hands the mutex straight to the first one, in one
  * message; a rank that does not hold a mutex cannot unlock it (-EPERM), and a
  * remote unlock is one message with no answer, since the unlocking rank knows
- * from its own books that it holds the mutex.
+ * from its own books that it holds the mutex. Since nobody waits for it, the
+ * rank notes the home, and its next collective first asks each noted home for
+ * an answer (a fence: a pair's messages keep their order), so that after a
+ * barrier the mutexes unlocked before it are free at their homes.
  */
 #include "runtime/mutex.h"
 
@@ -179,6 +182,8 @@ static void on_mutex(struct dsm_rt *rt, int src, const void *data, size_t len)
 
 	(void)len;
 	memcpy(&m, data, sizeof(m));
+	if (m.op == DSM_RT_MUTEX_FENCE)
+		goto reply; /* what src sent before it is done: messages of a pair keep order */
 	mx = find(t, m.addr);
 	if (mx == NULL && m.op != DSM_RT_MUTEX_INIT) {
 		status = -EINVAL;
@@ -229,11 +234,15 @@ reply:
 		dsm_rt_reply(rt, src, m.token, status);
 }
 
-void dsm_rt_mutex_init(struct dsm_rt *rt)
+int dsm_rt_mutex_init(struct dsm_rt *rt)
 {
+	rt->mutexes.unfenced = calloc(((size_t)rt->nranks + 63) / 64, sizeof(uint64_t));
+	if (rt->mutexes.unfenced == NULL)
+		return -ENOMEM;
 	pthread_rwlock_init(&rt->mutexes.lock, NULL);
 	pthread_mutex_init(&rt->mutexes.held_lock, NULL);
 	dsm_rt_msg_on(rt, DSM_RT_MSG_MUTEX, sizeof(struct dsm_rt_mutex_msg), on_mutex);
+	return 0;
 }
 
 void dsm_rt_mutex_fini(struct dsm_rt *rt)
@@ -249,6 +258,7 @@ void dsm_rt_mutex_fini(struct dsm_rt *rt)
 		}
 	free(t->buckets);
 	free(t->held);
+	free(t->unfenced);
 	pthread_rwlock_destroy(&t->lock);
 	pthread_mutex_destroy(&t->held_lock);
 	*t = (struct dsm_rt_mutexes){0};
@@ -256,12 +266,16 @@ void dsm_rt_mutex_fini(struct dsm_rt *rt)
 
 /* ---- this rank's books of the remote mutexes it holds ------------------------------------- */
 
-static void held_add(struct dsm_rt_mutexes *t, uint64_t addr)
+static int held_add(struct dsm_rt_mutexes *t, uint64_t addr)
 {
+	int ret;
+
 	pthread_mutex_lock(&t->held_lock);
-	if (DSM_VEC_RESERVE(t->held, t->held_cap, t->nheld + 1) == 0)
+	ret = DSM_VEC_RESERVE(t->held, t->held_cap, t->nheld + 1);
+	if (ret == 0)
 		t->held[t->nheld++] = addr;
 	pthread_mutex_unlock(&t->held_lock);
+	return ret;
 }
 
 /* Removes @addr; false if this rank does not hold it. */
@@ -278,6 +292,45 @@ static bool held_take(struct dsm_rt_mutexes *t, uint64_t addr)
 		}
 	pthread_mutex_unlock(&t->held_lock);
 	return found;
+}
+
+/* @home was sent a one-way unlock: the next fence asks it. Marked after the send, so
+ * that a fence which finds the mark is sent after the unlock. */
+static void unfenced_mark(struct dsm_rt_mutexes *t, int home)
+{
+	pthread_mutex_lock(&t->held_lock);
+	t->unfenced[home / 64] |= 1ull << (home % 64);
+	pthread_mutex_unlock(&t->held_lock);
+}
+
+int dsm_rt_mutex_fence(struct dsm_rt *rt)
+{
+	struct dsm_rt_mutexes *t = &rt->mutexes;
+	size_t words = ((size_t)rt->nranks + 63) / 64;
+	int ret = 0;
+
+	for (size_t w = 0; w < words; w++) {
+		uint64_t bits;
+
+		pthread_mutex_lock(&t->held_lock);
+		bits = t->unfenced[w];
+		t->unfenced[w] = 0;
+		pthread_mutex_unlock(&t->held_lock);
+		for (; bits; bits &= bits - 1) {
+			struct dsm_rt_req req = {.type = DSM_RT_MSG_MUTEX,
+			                         .target = (int)(w * 64) + __builtin_ctzll(bits),
+			                         .len = sizeof(req.u.mutex),
+			                         .token = &req.u.mutex.token,
+			                         .answer = DSM_RT_MSG_REPLY};
+			int r;
+
+			req.u.mutex.op = DSM_RT_MUTEX_FENCE;
+			r = dsm_rt_submit(rt, &req);
+			if (r < 0 && ret == 0)
+				ret = r;
+		}
+	}
+	return ret;
 }
 
 /* ---- the API ------------------------------------------------------------------------------ */
@@ -354,7 +407,8 @@ static int mutex_op(const char *call, dsm_mutex_t *m, enum dsm_rt_mutex_op op)
 			ret = -EPERM;
 			goto out;
 		}
-		/* We hold it, so the home takes it: one message, no answer to wait for. */
+		/* We hold it, so the home takes it: one message, no answer to wait for. The
+		 * next collective waits for it (dsm_rt_mutex_fence). */
 		req.token = NULL;
 		req.answer = DSM_RT_MSG_NONE;
 	}
@@ -368,8 +422,23 @@ static int mutex_op(const char *call, dsm_mutex_t *m, enum dsm_rt_mutex_op op)
 	} else if (ret == 0 && (op == DSM_RT_MUTEX_LOCK || op == DSM_RT_MUTEX_TRYLOCK)) {
 		DSM_RT_COUNT(rt, lock_remote, 1);
 	}
-	if (ret == 0 && home != rt->rank && (op == DSM_RT_MUTEX_LOCK || op == DSM_RT_MUTEX_TRYLOCK))
-		held_add(&rt->mutexes, addr);
+	if (op == DSM_RT_MUTEX_UNLOCK && home != rt->rank) {
+		if (ret == 0)
+			unfenced_mark(&rt->mutexes, home);
+		else
+			held_add(&rt->mutexes,
+			         addr); /* not sent: still ours, the caller may retry */
+	}
+	if (ret == 0 && home != rt->rank &&
+	    (op == DSM_RT_MUTEX_LOCK || op == DSM_RT_MUTEX_TRYLOCK) &&
+	    held_add(&rt->mutexes, addr) < 0) {
+		/* Without our books we could not unlock it later: give it back at once. */
+		req.token = &req.u.mutex.token;
+		req.answer = DSM_RT_MSG_REPLY;
+		req.u.mutex.op = DSM_RT_MUTEX_UNLOCK;
+		dsm_rt_submit(rt, &req);
+		ret = -ENOMEM;
+	}
 out:
 	if (ret == -EPERM)
 		DSM_LOG(DSM_LOG_ERROR, "%s(%p): this rank does not hold it", call, (void *)m);

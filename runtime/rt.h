@@ -139,10 +139,12 @@ struct dsm_rt_mutexes {
 	pthread_rwlock_t lock;
 	struct dsm_rt_mutex **buckets;
 	size_t nbuckets, count;
-	/* The mutexes homed elsewhere that this rank holds (it checks its own unlocks). */
+	/* The mutexes homed elsewhere that this rank holds (it checks its own unlocks), and
+	 * the homes sent a one-way unlock since the last fence (a bit per rank). */
 	pthread_mutex_t held_lock;
 	uint64_t *held;
 	size_t nheld, held_cap;
+	uint64_t *unfenced;
 };
 
 /* ---- rdma.c: the home segment and grants by RDMA read --------------------------------- */

@@ -32,6 +32,7 @@ enum dsm_rt_mutex_op {
 	DSM_RT_MUTEX_TRYLOCK,
 	DSM_RT_MUTEX_UNLOCK,
 	DSM_RT_MUTEX_DESTROY,
+	DSM_RT_MUTEX_FENCE, /* no mutex: answered after what the sender sent before it */
 };
 
 /* A collective call as the ranks compare them. */

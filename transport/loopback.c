@@ -386,16 +386,18 @@ static int loop_wait_fd(dsm_tp_t *tp)
 
 /* Announce, fence, look once more: a sender that came before the announcement left work
  * that this finds, one after it rings. Returns false (and takes the announcement back)
- * when there is work. */
+ * when there is work, a peer's death not yet reported included. */
 static bool announce_idle(struct loop_tp *t)
 {
 	atomic_store(&t->asleep, 1);
 	atomic_thread_fence(memory_order_seq_cst);
-	if (t->wire || t->outq || dsm_tp_core_pending(&t->core)) {
+	bool work = t->wire || t->outq || dsm_tp_core_pending(&t->core);
+
+	for (int i = 0; !work && i < t->tp.size; i++)
+		work = t->fab->dead[i] && !t->seen_dead[i];
+	if (work)
 		atomic_store(&t->asleep, 0);
-		return false;
-	}
-	return true;
+	return !work;
 }
 
 static int loop_sleep_prepare(dsm_tp_t *tp)
@@ -404,12 +406,6 @@ static int loop_sleep_prepare(dsm_tp_t *tp)
 
 	if (!announce_idle(t))
 		return -EAGAIN;
-	for (int i = 0; i < tp->size; i++) {
-		if (t->fab->dead[i] && !t->seen_dead[i]) {
-			atomic_store(&t->asleep, 0);
-			return -EAGAIN;
-		}
-	}
 	t->core.st.sleeps++;
 	return 0;
 }

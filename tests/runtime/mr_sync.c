@@ -8,9 +8,18 @@
  *             written the next round), never i - 1: nobody passes early.
  *   home      a mutex locked and unlocked by its home rank with nobody else locking:
  *             every acquisition on the path with no message (dsm_stats' lock_local).
+ *   fence     ranks other than the home lock and unlock (the unlock is a message nobody
+ *             waits for), then a barrier: the home must find the mutex free, every round.
+ *   fifo      the home holds the mutex while rank 1, a second thread of the home, then
+ *             ranks 2.. ask for it in turn (100 ms apart): it must go to them in that
+ *             order, each a hand-off.
  *   race      every thread of every rank takes one mutex, half the time with lock and
- *             half with trylock, and checks inside that nobody else is: the exact
- *             total, every thread served, and the acquisitions dsm_stats counted.
+ *             half with trylock (a lock after a trylock that failed), until they have
+ *             taken it a set number of times in all and every thread has had it at
+ *             least once, and checks inside that nobody else is: the exact total and
+ *             the acquisitions dsm_stats counted. The home's own threads take a free
+ *             mutex without a message, but must not keep it from those in line: a
+ *             thread never served keeps the race going, and RACE_LIMIT_S fails it.
  *   hotword   every rank increments one C11 atomic for MR_SECONDS (1 by default):
  *             the exact total, and every rank makes progress. The bound: no rank
  *             waits more than FAIR_GAP_MS between two of its increments, and none
@@ -33,9 +42,10 @@
 
 #include "mr.h"
 
-#define THREADS     4
-#define FAIR_GAP_MS 1000
-#define FAIR_SHARE  20
+#define THREADS      4
+#define FAIR_GAP_MS  1000
+#define FAIR_SHARE   20
+#define RACE_LIMIT_S 120
 
 static int rank, nranks;
 static size_t line;
@@ -102,8 +112,10 @@ static void barrier_stress(long rounds)
 	st1 = stats();
 	CHECK(early == 0);
 	CHECK(st1.barriers - st0.barriers == (uint64_t)rounds);
+	/* The time is counted: more than nothing, and no more than rounds x the longest. */
 	CHECK(st1.barrier_ns > st0.barrier_ns);
-	CHECK(st1.barrier_ns_max * st1.barriers >= st1.barrier_ns);
+	CHECK(st1.barrier_ns_max > 0);
+	CHECK(st1.barrier_ns - st0.barrier_ns <= (uint64_t)rounds * st1.barrier_ns_max);
 	dsm_barrier();
 	if (rank == 0)
 		printf("barrier: %ld rounds, %d ranks, mean %.1f us on rank 0 (max %.1f us)\n",
@@ -122,11 +134,13 @@ struct race {
 	char pad[4096];
 	atomic_int inside; /* threads between lock and unlock: 0 or 1 */
 	char pad2[4096];
-	_Atomic long busy; /* trylocks that found it held */
+	_Atomic long busy;      /* trylocks that found it held */
+	long order[65], norder; /* fifo: who took it, in turn; protected by m */
+	long unserved;          /* race: threads not yet served; protected by m */
 };
 
 static struct race *rc;
-static long race_rounds;
+static long race_target; /* acquisitions by all threads of all ranks together */
 
 static void home_path(long rounds)
 {
@@ -159,23 +173,131 @@ static void home_path(long rounds)
 	dsm_barrier();
 }
 
+/* ---- fence: unlocks before a barrier are done after it ------------------------------------ */
+
+static void fence(long rounds)
+{
+	int home = dsm_home(&rc->m);
+	long busy = 0;
+
+	for (long i = 0; i < rounds; i++) {
+		/* One rank a round, all of them at once every fourth round. */
+		if (rank != home && (i % 4 == 3 || rank == 1 + i % (nranks - 1))) {
+			CHECK(dsm_mutex_lock(&rc->m) == 0);
+			CHECK(dsm_mutex_unlock(&rc->m) == 0);
+		}
+		dsm_barrier();
+		if (rank == home) {
+			int ret = dsm_mutex_trylock(&rc->m);
+
+			busy += ret == -EBUSY;
+			if (ret == 0)
+				CHECK(dsm_mutex_unlock(&rc->m) == 0);
+		}
+		dsm_barrier();
+	}
+	CHECK(busy == 0);
+	if (rank == home)
+		printf("fence: %ld rounds of unlock, barrier, trylock at the home: %ld found it "
+		       "held\n",
+		       rounds, busy);
+}
+
+/* ---- fifo: waiters served in the order they came ------------------------------------------ */
+
+#define FIFO_GAP_US 100000
+
+static void fifo_take(int who)
+{
+	CHECK(dsm_mutex_lock(&rc->m) == 0);
+	rc->order[rc->norder++] = who;
+	CHECK(dsm_mutex_unlock(&rc->m) == 0);
+}
+
+static void *fifo_home_thread(void *arg)
+{
+	(void)arg;
+	usleep(2 * FIFO_GAP_US);
+	fifo_take(0);
+	return NULL;
+}
+
+static void fifo(void)
+{
+	int home = dsm_home(&rc->m);
+	dsm_stats_t st0, st1;
+	pthread_t th;
+
+	CHECK(home == 0);
+	rc->norder = 0;
+	dsm_barrier();
+	st0 = stats();
+	if (rank == 0) {
+		/* Rank 1 asks at 1 gap, our second thread at 2, rank r >= 2 at r + 1. */
+		CHECK(dsm_mutex_lock(&rc->m) == 0);
+		pthread_create(&th, NULL, fifo_home_thread, NULL);
+		usleep((useconds_t)(nranks + 1) * FIFO_GAP_US);
+		CHECK(dsm_mutex_unlock(&rc->m) == 0);
+		pthread_join(th, NULL);
+	} else {
+		usleep((useconds_t)(rank == 1 ? 1 : rank + 1) * FIFO_GAP_US);
+		fifo_take(rank);
+	}
+	st1 = stats();
+	if (rank != 0)
+		CHECK(st1.lock_handoffs - st0.lock_handoffs == 1);
+	dsm_barrier();
+	CHECK(rc->norder == nranks);
+	for (long i = 0; i < rc->norder && i < nranks; i++) {
+		long want = i == 0 ? 1 : i == 1 ? 0 : i;
+
+		if (rc->order[i] != want)
+			fprintf(stderr, "[rank %d] fifo: turn %ld went to rank %ld, not %ld\n",
+			        rank, i, rc->order[i], want);
+		CHECK(rc->order[i] == want);
+	}
+	if (rank == 0)
+		printf("fifo: %d waiters served in arrival order\n", nranks);
+	dsm_barrier();
+}
+
 /* ---- lock and trylock race ---------------------------------------------------------------- */
+
+static pthread_barrier_t race_start;
+static atomic_long race_idle; /* this rank's acquisitions that counted nothing */
 
 static void *racer(void *arg)
 {
 	long t = (long)arg, got = 0, bad = 0;
 
-	while (got < race_rounds) {
+	pthread_barrier_wait(&race_start);
+	for (;;) {
 		bool try = (got + t) % 2 == 1;
 		int ret = try ? dsm_mutex_trylock(&rc->m) : dsm_mutex_lock(&rc->m);
 
+		/* A trylock may fail for as long as others keep the mutex busy: then wait in
+		 * line, where every waiter's turn comes. */
 		if (try && ret == -EBUSY) {
 			atomic_fetch_add(&rc->busy, 1);
-			continue;
+			ret = dsm_mutex_lock(&rc->m);
 		}
 		if (ret != 0)
 			return (void *)1;
 		bad += atomic_exchange(&rc->inside, 1) != 0;
+		if (got == 0) {
+			rc->unserved--;
+		} else if (rc->guarded >= race_target) {
+			/* Target reached: count no more, and stay until every thread had a turn. */
+			bool done = rc->unserved == 0;
+
+			atomic_fetch_add(&race_idle, 1);
+			atomic_store(&rc->inside, 0);
+			if (dsm_mutex_unlock(&rc->m) != 0)
+				return (void *)1;
+			if (done)
+				break;
+			continue;
+		}
 		rc->guarded++;
 		rc->served[rank][t]++;
 		got++;
@@ -190,36 +312,58 @@ static void lock_race(long rounds)
 {
 	pthread_t th[THREADS];
 	dsm_stats_t st0, st1;
-	unsigned long long mine, all;
+	unsigned long long mine, all, served = 0;
+	long least = 0, most = 0;
 	void *ret;
 
-	race_rounds = rounds;
+	race_target = (long)nranks * THREADS * rounds;
+	atomic_store(&race_idle, 0);
+	if (rank == 0)
+		rc->unserved = (long)nranks * THREADS;
 	dsm_barrier();
 	st0 = stats();
+	pthread_barrier_init(&race_start, NULL, THREADS + 1);
 	for (long t = 0; t < THREADS; t++)
 		pthread_create(&th[t], NULL, racer, (void *)t);
+	/* A thread that never gets its turn hangs the race: fail instead. */
+	alarm(RACE_LIMIT_S);
+	dsm_barrier();
+	pthread_barrier_wait(&race_start);
 	for (int t = 0; t < THREADS; t++) {
 		pthread_join(th[t], &ret);
 		CHECK(ret == NULL);
 	}
+	alarm(0);
+	pthread_barrier_destroy(&race_start);
 	st1 = stats();
+	/* Acquisitions after the target was reached added nothing. */
 	mine = (st1.lock_local - st0.lock_local) + (st1.lock_remote - st0.lock_remote) +
 	       (st1.lock_handoffs - st0.lock_handoffs);
-	CHECK(mine == (unsigned long long)THREADS * (unsigned long long)rounds);
-	MPI_Allreduce(&mine, &all, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
+	for (int t = 0; t < THREADS; t++)
+		served += (unsigned long long)rc->served[rank][t];
+	CHECK(mine == served + (unsigned long long)atomic_load(&race_idle));
+	MPI_Allreduce(&served, &all, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
 	dsm_barrier();
-	CHECK(rc->guarded == (long)nranks * THREADS * rounds);
-	CHECK(all == (unsigned long long)nranks * THREADS * (unsigned long long)rounds);
+	/* Threads still unserved when the target is reached take one more turn each. */
+	CHECK(rc->unserved == 0);
+	CHECK(rc->guarded >= race_target && rc->guarded <= race_target + nranks * THREADS);
+	CHECK(all == (unsigned long long)rc->guarded);
 	for (int r = 0; r < nranks; r++)
-		for (int t = 0; t < THREADS; t++)
-			CHECK(rc->served[r][t] == rounds);
+		for (int t = 0; t < THREADS; t++) {
+			long n = rc->served[r][t];
+
+			least = r + t == 0 || n < least ? n : least;
+			most = n > most ? n : most;
+		}
+	CHECK(least > 0);
 	if (rank == 0)
-		printf("race: %d ranks x %d threads x %ld acquisitions (lock and trylock), "
-		       "%ld trylocks found it held; rank 0: %" PRIu64 " local, %" PRIu64
-		       " remote, %" PRIu64 " handed off\n",
-		       nranks, THREADS, rounds, atomic_load(&rc->busy),
-		       st1.lock_local - st0.lock_local, st1.lock_remote - st0.lock_remote,
-		       st1.lock_handoffs - st0.lock_handoffs);
+		printf("race: %d ranks x %d threads, %ld acquisitions in all (lock and trylock; "
+		       "target %ld), fewest/most by one thread %ld/%ld, %ld trylocks found it "
+		       "held; rank 0: %" PRIu64 " local, %" PRIu64 " remote, %" PRIu64
+		       " handed off\n",
+		       nranks, THREADS, rc->guarded, race_target, least, most,
+		       atomic_load(&rc->busy), st1.lock_local - st0.lock_local,
+		       st1.lock_remote - st0.lock_remote, st1.lock_handoffs - st0.lock_handoffs);
 	dsm_barrier();
 }
 
@@ -292,6 +436,8 @@ int main(int argc, char **argv)
 		CHECK(dsm_mutex_init(&rc->m) == 0);
 	dsm_barrier();
 	home_path(mr_rounds(100000) / 10);
+	fence(mr_rounds(100000) / 100);
+	fifo();
 	lock_race(mr_rounds(100000) / 100);
 	hotword(secs ? atof(secs) : 1.0);
 	dsm_barrier();
