@@ -66,6 +66,34 @@ static char **homed_lines(const struct bench_opts *o, const char *wl, long n, in
 	return lines;
 }
 
+/*
+ * A step through @n lines (the k-th read is line k * step % n) that read-ahead does not
+ * follow: coprime with n, and keeping each of the next 9 reads more than 16 lines from
+ * this one (libdsm looks for streams within 16 lines), so each read is a miss of its own.
+ * 1 where n is too small to have one (smoke sizes).
+ */
+static long scatter_step(long n)
+{
+	long step = 1;
+
+	for (long st = n / 3; st > 16 && n - st > 16 && step == 1; st++) {
+		long a = n, b = st, ok = 1;
+
+		while (b) { /* a = gcd(n, st) */
+			long t = a % b;
+			a = b;
+			b = t;
+		}
+		for (long j = 1; j <= 9 && ok; j++) {
+			long r = j * st % n;
+			ok = a == 1 && r > 16 && n - r > 16;
+		}
+		if (ok)
+			step = st;
+	}
+	return step;
+}
+
 static uint64_t rd(const char *p)
 {
 	return *(const volatile uint64_t *)p;
@@ -144,14 +172,18 @@ static int lat_kind(const struct bench_opts *o, const struct bench_ctx *c, enum 
 	if (o->rank == 0) {
 		double end = bench_now() + bench_budget(o);
 		long i;
+		long step = scatter_step(n);
+
+		/* Reads in scattered order: a miss each, not a stream read ahead. */
 		for (i = 0; i < n && (i < 10 || bench_now() < end); i++) {
+			long x = kind == LAT_READ || kind == LAT_READ_DIRTY ? i * step % n : i;
 			double t0 = bench_now();
 			if (kind == LAT_READ)
-				bad += rd(lines[i]) != 0;
+				bad += rd(lines[x]) != 0;
 			else if (kind == LAT_READ_DIRTY)
-				bad += rd(lines[i]) != tag(i);
+				bad += rd(lines[x]) != tag(x);
 			else
-				wr(lines[i], tag(i));
+				wr(lines[x], tag(x));
 			lat[i] = (bench_now() - t0) * 1e6;
 		}
 		n = i;
@@ -194,19 +226,24 @@ int bench_latency(const struct bench_opts *o, const struct bench_ctx *c)
 
 /* ---- bandwidth ---------------------------------------------------------------------------- */
 
-/* Sum of 0 .. n-1 modulo 2^64. */
-static uint64_t sum_to(uint64_t n)
+/* What line @i of the bandwidth array sums to: its words hold i * words + j. */
+static uint64_t line_sum(uint64_t i, uint64_t words)
 {
-	return n % 2 == 0 ? (n / 2) * (n - 1) : n * ((n - 1) / 2);
+	return i * words * words +
+	       (words % 2 == 0 ? (words / 2) * (words - 1) : words * ((words - 1) / 2));
 }
+
+/* The scans: forward, backward, and every 4th line (read-ahead follows all three). */
+static const struct {
+	const char *metric;
+	int dir, stride;
+} scans[] = {{"scan_read", 1, 1}, {"scan_read_backward", -1, 1}, {"scan_read_stride4", 1, 4}};
 
 int bench_bandwidth(const struct bench_opts *o, const struct bench_ctx *c)
 {
 	size_t L = o->line_size, words = L / sizeof(uint64_t);
 	long n = (long)(bench_count(o, 64l << 20, 2l << 20) / (long)L);
 	char *whole, **lines;
-	uint64_t sum = 0;
-	double t = 0;
 	int bad = 0;
 
 	if (n < 4)
@@ -215,45 +252,57 @@ int bench_bandwidth(const struct bench_opts *o, const struct bench_ctx *c)
 	lines = homed_lines(o, "bandwidth", n, 1, &whole);
 	if (lines == NULL)
 		goto out;
-	/* The home writes the data: the usual state of remote memory a program reads. */
-	if (o->rank == 1)
-		for (long i = 0; i < n; i++)
-			for (size_t j = 0; j < words; j++)
-				((uint64_t *)lines[i])[j] = (uint64_t)i * words + j;
-	dsm_barrier();
-	if (o->rank == 0) {
-		double t0 = bench_now(), end = t0 + bench_budget(o);
-		long i;
-		for (i = 0; i < n && (i < 4 || bench_now() < end); i++) {
-			const volatile uint64_t *p = (const volatile uint64_t *)lines[i];
-			for (size_t j = 0; j < words; j++)
-				sum += p[j];
+	for (size_t k = 0; k < sizeof(scans) / sizeof(scans[0]) && !bad; k++) {
+		uint64_t sum = 0, want = 0;
+		long done = 0;
+		double t = 0;
+
+		/* The home writes the data (again: that takes the lines back from the last scan),
+		 * the usual state of remote memory a program reads. */
+		if (o->rank == 1)
+			for (long i = 0; i < n; i++)
+				for (size_t j = 0; j < words; j++)
+					((uint64_t *)lines[i])[j] = (uint64_t)i * words + j;
+		dsm_barrier();
+		if (o->rank == 0) {
+			double t0 = bench_now(), end = t0 + bench_budget(o);
+
+			for (long m = 0; m * scans[k].stride < n && (m < 4 || bench_now() < end);
+			     m++) {
+				long i = scans[k].dir > 0 ? m * scans[k].stride : n - 1 - m;
+				const volatile uint64_t *p = (const volatile uint64_t *)lines[i];
+
+				for (size_t j = 0; j < words; j++)
+					sum += p[j];
+				want += line_sum((uint64_t)i, words);
+				done++;
+			}
+			t = bench_now() - t0;
+			bad = sum != want;
 		}
-		t = bench_now() - t0;
-		n = i;
-		if (sum != sum_to((uint64_t)n * words))
-			bad = 1;
+		if (bad) {
+			bench_fail(o, "bandwidth", "%s summed %llu, expected %llu", scans[k].metric,
+			           (unsigned long long)sum, (unsigned long long)want);
+		} else if (o->rank == 0) {
+			double base = c->floor->have ? bench_floor_bw(c->floor, L) : 0;
+			char extra[128];
+			struct bench_result r = {.workload = "bandwidth",
+			                         .metric = scans[k].metric,
+			                         .unit = "MB/s",
+			                         .value = (double)done * (double)L / t / 1e6,
+			                         .size = (size_t)done * L,
+			                         .baseline_name = base > 0 ? "rma_read_bw" : NULL,
+			                         .baseline = base,
+			                         .extra = extra};
+			snprintf(extra, sizeof(extra),
+			         "\"lines\": %ld, \"stride\": %d, \"home\": 1, \"seconds\": %.6g",
+			         done, scans[k].dir * scans[k].stride, t);
+			bench_emit(o, &r);
+		}
+		/* The others wait asleep in the barrier, not polling in MPI, while rank 0 scans. */
+		dsm_barrier();
+		MPI_Bcast(&bad, 1, MPI_INT, 0, MPI_COMM_WORLD);
 	}
-	if (bad) {
-		bench_fail(o, "bandwidth", "the scan summed %llu, expected %llu",
-		           (unsigned long long)sum,
-		           (unsigned long long)sum_to((uint64_t)n * words));
-	} else {
-		double base = c->floor->have ? bench_floor_bw(c->floor, L) : 0;
-		char extra[128];
-		struct bench_result r = {.workload = "bandwidth",
-		                         .metric = "scan_read",
-		                         .unit = "MB/s",
-		                         .value = (double)n * (double)L / t / 1e6,
-		                         .size = (size_t)n * L,
-		                         .baseline_name = base > 0 ? "rma_read_bw" : NULL,
-		                         .baseline = base,
-		                         .extra = extra};
-		snprintf(extra, sizeof(extra), "\"lines\": %ld, \"home\": 1, \"seconds\": %.6g", n,
-		         t);
-		bench_emit(o, &r);
-	}
-	dsm_barrier();
 	free(lines);
 out:
 	if (whole)
@@ -368,7 +417,7 @@ int bench_pingpong(const struct bench_opts *o, const struct bench_ctx *c)
 
 struct thr_arg {
 	char **lines;
-	long from, to;
+	long from, to, step; /* lines from + k * step % (to - from) */
 	pthread_barrier_t *start;
 	double end; /* no more faults after this time */
 	long done;
@@ -380,7 +429,10 @@ static void *thr_main(void *p)
 	struct thr_arg *a = p;
 
 	pthread_barrier_wait(a->start);
-	for (long i = a->from; i < a->to && (a->done < 4 || bench_now() < a->end); i++) {
+	/* Scattered: each read a fault of its own, not a stream read ahead. */
+	for (long k = 0; k < a->to - a->from && (a->done < 4 || bench_now() < a->end); k++) {
+		long i = a->from + k * a->step % (a->to - a->from);
+
 		a->bad += rd(a->lines[i]) != tag(i);
 		a->done++;
 	}
@@ -411,13 +463,12 @@ static double thr_run(const struct bench_opts *o, int nt)
 
 		pthread_barrier_init(&start, NULL, (unsigned)nt + 1);
 		for (int t = 0; t < nt; t++) {
-			a[t] = (struct thr_arg){lines,
-			                        n * t / nt,
-			                        n * (t + 1) / nt,
-			                        &start,
-			                        bench_now() + bench_budget(o),
-			                        0,
-			                        0};
+			a[t] = (struct thr_arg){.lines = lines,
+			                        .from = n * t / nt,
+			                        .to = n * (t + 1) / nt,
+			                        .start = &start,
+			                        .end = bench_now() + bench_budget(o)};
+			a[t].step = scatter_step(a[t].to - a[t].from);
 			pthread_create(&th[t], NULL, thr_main, &a[t]);
 		}
 		pthread_barrier_wait(&start);

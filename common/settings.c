@@ -21,6 +21,7 @@
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const data_paths[] = {"auto", "inline", "rdma", NULL};
 static const char *const overcommit_modes[] = {"read", "strict", "lazy", NULL};
+static const char *const prefetch_modes[] = {"off", "auto", NULL};
 
 static const struct dsm_setting settings[DSM_SETTING_COUNT] = {
         [DSM_SETTING_HEAP_SIZE] = {"DSM_HEAP_SIZE", DSM_SETTING_SIZE, 0, "runtime", "heap_size",
@@ -49,6 +50,11 @@ static const struct dsm_setting settings[DSM_SETTING_COUNT] = {
                                  0, 10000000, NULL, "us",
                                  "how long a thread waiting for an answer (a barrier, a lock) "
                                  "polls before it sleeps"},
+        [DSM_SETTING_PREFETCH] = {"DSM_PREFETCH", DSM_SETTING_ENUM, DSM_SETTING_F_OR_INT, "runtime",
+                                  NULL, "auto", "auto", 1, 1024, prefetch_modes, NULL,
+                                  "read-ahead on sequential and strided read misses: off, auto "
+                                  "(a window of up to 256 KiB), or the most lines a window "
+                                  "holds"},
         [DSM_SETTING_OVERCOMMIT] = {"DSM_OVERCOMMIT", DSM_SETTING_ENUM, 0, "runtime", NULL, "read",
                                     "read", 0, 0, overcommit_modes, NULL,
                                     "strict or lazy: treat the machine as under "
@@ -195,6 +201,9 @@ static void allowed(const struct dsm_setting *s, uint64_t min, char *why, size_t
 		used = (size_t)snprintf(why, n, "want one of:");
 		for (const char *const *c = s->choices; *c && used < n; c++)
 			used += (size_t)snprintf(why + used, n - used, " %s", *c);
+		if ((s->flags & DSM_SETTING_F_OR_INT) && used < n)
+			snprintf(why + used, n - used,
+			         ", or an integer from %" PRIu64 " to %" PRIu64, s->min, s->max);
 		break;
 	case DSM_SETTING_BOOL:
 		snprintf(why, n, "want 1 or 0 (also yes/no, on/off, true/false)");
@@ -237,6 +246,11 @@ int dsm_setting_parse(const struct dsm_setting *s, const char *text, struct dsm_
 				ret = 0;
 				break;
 			}
+		if (ret && (s->flags & DSM_SETTING_F_OR_INT) && parse_int(text, &v) == 0 &&
+		    v >= s->min && v <= s->max) {
+			v += DSM_SETTING_NUMBER;
+			ret = 0;
+		}
 		break;
 	case DSM_SETTING_BOOL:
 		ret = parse_bool(text, &v);

@@ -32,6 +32,7 @@ enum dsm_setting_id {
 	DSM_SETTING_DATA,
 	DSM_SETTING_SPIN_US,
 	DSM_SETTING_WAIT_US,
+	DSM_SETTING_PREFETCH,
 	DSM_SETTING_OVERCOMMIT,
 	DSM_SETTING_HOLD_US,
 	DSM_SETTING_HOLD_EARLY,
@@ -45,6 +46,9 @@ enum dsm_setting_id {
 
 /* SIZE: a power of two, at least the page size (the line size). */
 #define DSM_SETTING_F_POW2_PAGES 0x1
+/* ENUM: an integer in [min, max] is taken too, as DSM_SETTING_NUMBER + the integer. */
+#define DSM_SETTING_F_OR_INT 0x2
+#define DSM_SETTING_NUMBER   (1ull << 32)
 
 struct dsm_setting {
 	const char *name; /* "DSM_HOLD_US" */

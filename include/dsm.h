@@ -127,6 +127,13 @@ typedef struct dsm_stats {
 	uint64_t barriers;       /* dsm_barrier() calls completed */
 	uint64_t barrier_ns;     /* their time, summed (ns) */
 	uint64_t barrier_ns_max; /* the longest one (ns) */
+	/* Prefetch (appended after 0.1.0; an older struct_size gets the above). A line read
+	 * ahead is used once a thread reaches it, wasted when it is invalidated first or its
+	 * stream stops short of it; prefetched - used - wasted are hinted lines (whose use is
+	 * not seen: they cause no fault) and lines still ahead of their stream. */
+	uint64_t prefetched;      /* lines requested ahead of a fault (read-ahead and hints) */
+	uint64_t prefetch_used;   /* read-ahead lines reached by their stream */
+	uint64_t prefetch_wasted; /* read-ahead lines invalidated before, or never reached */
 } dsm_stats_t;
 
 /* What dsm_query() says about the running libdsm. Set struct_size before the call. */
@@ -204,6 +211,16 @@ DSM_EXPORT int dsm_free(void *p);
 
 /** dsm_home() - home rank of @addr, or -EINVAL outside the heap. */
 DSM_EXPORT int dsm_home(const void *addr);
+
+/**
+ * dsm_prefetch() - ask for [@addr, @addr + @len) ahead of use. Local, thread-safe,
+ * asynchronous: it returns at once, and the event loop requests the lines in the
+ * background as read-only copies (coherent like any other: a write anywhere invalidates
+ * them). Lines this rank holds already are skipped. Works whatever DSM_PREFETCH says.
+ * Return: 0 (also for @len 0), -EINVAL for a range outside the heap or not allocated,
+ * -EAGAIN when 64 ranges wait already (this one is dropped), DSM_ERR_NOT_INIT.
+ */
+DSM_EXPORT int dsm_prefetch(const void *addr, size_t len);
 
 /**
  * dsm_barrier() - wait until every rank has called it. Collective.

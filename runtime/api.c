@@ -12,6 +12,7 @@
 #include "runtime/coll.h"
 #include "runtime/loop.h"
 #include "runtime/msg.h"
+#include "runtime/prefetch.h"
 #include "runtime/rt.h"
 
 DSM_EXPORT const char *dsm_strerror(int err)
@@ -170,6 +171,32 @@ DSM_EXPORT int dsm_home(const void *addr)
 	if (rt == NULL)
 		return DSM_ERR_NOT_INIT;
 	return dsm_rt_alloc_home_of(&rt->alloc, addr);
+}
+
+DSM_EXPORT int dsm_prefetch(const void *addr, size_t len)
+{
+	struct dsm_rt *rt = dsm_rt_get("dsm_prefetch");
+	uintptr_t a = (uintptr_t)addr;
+	int64_t first, last;
+
+	if (rt == NULL)
+		return DSM_ERR_NOT_INIT;
+	if (len == 0)
+		return 0;
+	first = dsm_coh_line_of(&rt->layout, a);
+	last = a + len - 1 < a ? -1 : dsm_coh_line_of(&rt->layout, a + len - 1);
+	if (first < 0 || last < 0) {
+		DSM_LOG(DSM_LOG_ERROR, "dsm_prefetch(%p, %zu): the range is not inside the heap",
+		        addr, len);
+		return -EINVAL;
+	}
+	if (dsm_rt_alloc_home(&rt->alloc, (uint64_t)first, NULL) < 0 ||
+	    dsm_rt_alloc_home(&rt->alloc, (uint64_t)last, NULL) < 0) {
+		DSM_LOG(DSM_LOG_ERROR, "dsm_prefetch(%p, %zu): the range is not allocated memory",
+		        addr, len);
+		return -EINVAL;
+	}
+	return dsm_rt_prefetch_hint(rt, (uint64_t)first, (uint64_t)(last - first + 1));
 }
 
 /* ---- remote frees ------------------------------------------------------------------------- */

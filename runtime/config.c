@@ -113,6 +113,18 @@ int dsm_rt_config_resolve(const dsm_config_t *user, struct dsm_rt_config *out)
 	dsm_setting_u64(DSM_SETTING_WAIT_US, &v, NULL);
 	c.wait_ns = v * 1000;
 	dsm_setting_bool(DSM_SETTING_HOLD_EARLY, &c.hold_early);
+	dsm_setting_u64(DSM_SETTING_PREFETCH, &v, NULL);
+	if (v >= DSM_SETTING_NUMBER) {
+		c.prefetch_lines = (unsigned)(v - DSM_SETTING_NUMBER);
+	} else if (v == 1) { /* auto */
+		size_t n = DSM_RT_PREFETCH_AUTO_BYTES / c.line_size;
+
+		c.prefetch_lines = n < 1                            ? 1
+		                   : n > DSM_RT_PREFETCH_AUTO_LINES ? DSM_RT_PREFETCH_AUTO_LINES
+		                                                    : (unsigned)n;
+	} else {
+		c.prefetch_lines = 0;
+	}
 	c.log_level = dsm_log_level();
 
 	*out = c;

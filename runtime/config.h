@@ -16,6 +16,9 @@
 #define DSM_RT_DEFAULT_HEAP_SIZE (16ull << 40) /* 16 TiB of address space */
 #define DSM_RT_MAX_HEAP_SIZE     (64ull << 40) /* half of x86-64's 47-bit user space */
 #define DSM_RT_MAX_LINE_SIZE     (1ull << 30)
+/* DSM_PREFETCH=auto: windows of up to this many bytes, and at most this many lines. */
+#define DSM_RT_PREFETCH_AUTO_BYTES (256u << 10)
+#define DSM_RT_PREFETCH_AUTO_LINES 64u
 
 /* DSM_DATA: how a grant carries its line (the registry's order). AUTO picks per line size. */
 enum dsm_rt_data { DSM_RT_DATA_AUTO = 0, DSM_RT_DATA_INLINE, DSM_RT_DATA_RDMA };
@@ -33,6 +36,7 @@ struct dsm_rt_config {
 	uint64_t spin_ns; /* DSM_SPIN_US */
 	uint64_t wait_ns; /* DSM_WAIT_US */
 	bool hold_early;  /* DSM_HOLD_EARLY */
+	unsigned prefetch_lines; /* DSM_PREFETCH: most lines a read-ahead window holds; 0: off */
 };
 
 /*

@@ -11,6 +11,7 @@
 #include "runtime/engine.h"
 #include "runtime/fatal.h"
 #include "runtime/hold.h"
+#include "runtime/prefetch.h"
 #include "runtime/rt.h"
 
 #define BATCH 32
@@ -22,6 +23,7 @@ int dsm_rt_fault_drain(struct dsm_rt *rt)
 	for (; n < BATCH; n++) {
 		struct dsm_rt_fault f;
 		dsm_coh_event_t ev;
+		dsm_coh_span_t span;
 		int64_t line;
 		int home, ret = dsm_rt_region_read_fault(&rt->region, &f);
 
@@ -30,7 +32,7 @@ int dsm_rt_fault_drain(struct dsm_rt *rt)
 		if (ret < 0)
 			dsm_rt_fatal(rt, "reading the userfaultfd failed: %s", dsm_err_str(ret));
 		line = dsm_coh_line_of(&rt->layout, f.addr);
-		home = line < 0 ? line : dsm_rt_alloc_home(&rt->alloc, (uint64_t)line, NULL);
+		home = line < 0 ? line : dsm_rt_alloc_home(&rt->alloc, (uint64_t)line, &span);
 		if (home < 0)
 			dsm_rt_fatal(rt,
 			             "a thread accessed %#llx, heap memory that is not allocated "
@@ -56,6 +58,8 @@ int dsm_rt_fault_drain(struct dsm_rt *rt)
 			             (long long)line);
 		if (home != rt->rank)
 			dsm_rt_fault_sample(rt, (uint64_t)line, f.tid);
+		/* After the fault's own request: read-ahead never delays the miss it follows. */
+		dsm_rt_prefetch_fault(rt, (uint64_t)line, &span, f.write);
 	}
 	return n;
 }

@@ -10,6 +10,7 @@
 #include "common/time.h"
 #include "common/vec.h"
 #include "runtime/fatal.h"
+#include "runtime/prefetch.h"
 #include "runtime/rt.h"
 #include "runtime/stats.h"
 
@@ -27,25 +28,70 @@ void dsm_rt_holds_fini(struct dsm_rt *rt)
 {
 	free(rt->holds.v);
 	free(rt->holds.faults);
+	for (unsigned i = 0; i < DSM_RT_STAT_FDS; i++)
+		if (rt->holds.stat_fd[i].tid != 0)
+			close(rt->holds.stat_fd[i].fd);
 }
 
 /* ---- waiters ------------------------------------------------------------------------------ */
 
-/* How often thread @tid has been scheduled in (the third field of its schedstat), or
- * UINT64_MAX when it is gone or the kernel does not say. Parsed by hand: no stdio here. */
-static uint64_t thread_runs(int32_t tid)
+/* The open schedstat file of thread @tid, opened now if it is not; -1 if it is gone. */
+static int stat_fd(struct dsm_rt_holds *h, int32_t tid)
 {
-	char path[64], buf[128], *p = buf, *end;
-	uint64_t v = UINT64_MAX;
-	ssize_t n;
+	char path[64];
+	unsigned slot;
 	int fd;
 
+	for (unsigned i = 0; i < DSM_RT_STAT_FDS; i++)
+		if (h->stat_fd[i].tid == tid)
+			return h->stat_fd[i].fd;
 	snprintf(path, sizeof(path), "/proc/self/task/%d/schedstat", (int)tid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return UINT64_MAX;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
+		return -1;
+	slot = h->stat_next++ % DSM_RT_STAT_FDS;
+	for (unsigned i = 0; i < DSM_RT_STAT_FDS; i++)
+		if (h->stat_fd[i].tid == 0) {
+			slot = i;
+			break;
+		}
+	if (h->stat_fd[slot].tid != 0)
+		close(h->stat_fd[slot].fd);
+	h->stat_fd[slot].tid = tid;
+	h->stat_fd[slot].fd = fd;
+	return fd;
+}
+
+static void stat_fd_drop(struct dsm_rt_holds *h, int fd)
+{
+	for (unsigned i = 0; i < DSM_RT_STAT_FDS; i++)
+		if (h->stat_fd[i].tid != 0 && h->stat_fd[i].fd == fd) {
+			close(fd);
+			h->stat_fd[i].tid = 0;
+		}
+}
+
+/*
+ * How often thread @tid has been scheduled in (the third field of its schedstat), or
+ * UINT64_MAX when it is gone or the kernel does not say. Parsed by hand: no stdio here.
+ * The file stays open: a thread that exits makes its reads fail (ESRCH), and a new thread
+ * that gets the same id then gets a file of its own.
+ */
+static uint64_t thread_runs(struct dsm_rt_holds *h, int32_t tid)
+{
+	char buf[128], *p = buf, *end;
+	uint64_t v = UINT64_MAX;
+	ssize_t n = -1;
+
+	for (int attempt = 0; attempt < 2 && n <= 0; attempt++) {
+		int fd = stat_fd(h, tid);
+
+		if (fd < 0)
+			return UINT64_MAX;
+		n = pread(fd, buf, sizeof(buf) - 1, 0);
+		if (n <= 0)
+			stat_fd_drop(h, fd); /* its thread is gone: the id may be another's now */
+	}
 	if (n <= 0)
 		return UINT64_MAX;
 	buf[n] = '\0';
@@ -121,7 +167,7 @@ void dsm_rt_fault_sample(struct dsm_rt *rt, uint64_t line, int32_t tid)
 
 	if (!rt->holds.early || tid == 0)
 		return;
-	runs = thread_runs(tid);
+	runs = thread_runs(&rt->holds, tid);
 	for (size_t i = 0; i < rt->holds.nfaults; i++)
 		if (rt->holds.faults[i].line == line)
 			waiters_set_runs(&rt->holds.faults[i].w, tid, runs);
@@ -133,8 +179,11 @@ void dsm_rt_fault_sample(struct dsm_rt *rt, uint64_t line, int32_t tid)
 /* The line is installed: count the latency, and keep its waiters for the hold. */
 void dsm_rt_fault_end(struct dsm_rt *rt, uint64_t line)
 {
+	/* A prefetched line that no thread faulted on has no waiters, and says so. */
+	bool prefetched = dsm_rt_prefetch_arrived(rt, line);
+
 	rt->holds.woken_line = line;
-	rt->holds.woken = (struct dsm_rt_waiters){.unknown = true};
+	rt->holds.woken = (struct dsm_rt_waiters){.unknown = !prefetched};
 	for (size_t i = 0; i < rt->holds.nfaults; i++) {
 		if (rt->holds.faults[i].line != line)
 			continue;
@@ -169,8 +218,11 @@ void dsm_rt_hold_add(struct dsm_rt *rt, uint64_t line)
 	if (DSM_VEC_RESERVE(rt->holds.v, rt->holds.cap, rt->holds.n + 1) < 0)
 		dsm_rt_fatal(rt, "out of memory for hold timers");
 	DSM_RT_COUNT(rt, holds, 1);
+	/* Nobody to wait for (a prefetch no thread faulted on): due at once. */
 	rt->holds.v[rt->holds.n++] = (struct dsm_rt_hold){
-	        .line = line, .deadline_ns = dsm_now_ns() + rt->holds.hold_ns, .w = w};
+	        .line = line,
+	        .deadline_ns = dsm_now_ns() + (w.unknown || w.n ? rt->holds.hold_ns : 0),
+	        .w = w};
 }
 
 enum hold_verdict { HOLD_KEEP, HOLD_WATCH, HOLD_END };
@@ -191,7 +243,8 @@ static enum hold_verdict hold_check(struct dsm_rt *rt, const struct dsm_rt_hold 
 	if (!info.deferred)
 		return HOLD_KEEP;
 	for (unsigned i = 0; i < h->w.n; i++) {
-		uint64_t r = h->w.runs[i] == RUNS_PENDING ? RUNS_PENDING : thread_runs(h->w.tid[i]);
+		uint64_t r = h->w.runs[i] == RUNS_PENDING ? RUNS_PENDING
+		                                          : thread_runs(&rt->holds, h->w.tid[i]);
 
 		if (r == h->w.runs[i])
 			return HOLD_WATCH; /* not read yet, or not run since */

@@ -22,6 +22,7 @@
 #include "runtime/loop.h"
 #include "runtime/msg.h"
 #include "runtime/mutex.h"
+#include "runtime/prefetch.h"
 #include "runtime/rdma.h"
 #include "runtime/rt.h"
 #include "runtime/stats.h"
@@ -104,6 +105,7 @@ static void teardown(struct dsm_rt *rt)
 	dsm_rt_heap_release(&rt->heap);
 	dsm_rt_mutex_fini(rt);
 	dsm_rt_coll_fini(rt);
+	dsm_rt_prefetch_fini(rt);
 	dsm_rt_holds_fini(rt);
 	dsm_rt_msg_fini(rt);
 	dsm_rt_stats_fini(rt);
@@ -148,7 +150,7 @@ static int init_local(struct dsm_rt *rt)
 		return ret;
 	dsm_rt_api_init(rt);
 	dsm_rt_holds_init(rt);
-	return 0;
+	return dsm_rt_prefetch_init(rt, rt->cfg.prefetch_lines);
 }
 
 /* The transport, collectively: the provider, the largest message, our message types. */
@@ -266,6 +268,8 @@ DSM_EXPORT int dsm_finalize(void)
 
 	if (rt == NULL)
 		return DSM_ERR_NOT_INIT;
+	/* No grant may come after the loops stop: what was prefetched arrives first. */
+	dsm_rt_prefetch_quiesce(rt);
 	/* Every rank is here, so every write anywhere is complete and visible. */
 	ret = dsm_rt_collective(rt, DSM_RT_COLL_FINALIZE, 0, 0);
 	if (ret < 0)

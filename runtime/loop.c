@@ -33,6 +33,7 @@
 #include "runtime/fault.h"
 #include "runtime/hold.h"
 #include "runtime/msg.h"
+#include "runtime/prefetch.h"
 #include "runtime/rt.h"
 #include "runtime/stats.h"
 
@@ -122,7 +123,8 @@ static bool idle(struct dsm_rt *rt, uint64_t now, uint64_t idle_since, uint64_t 
 	/* Announce, fence, look once more: a request submitted before it sees the announcement
 	 * is found here, one after it rings the eventfd (msg.c, dsm_rt_submit). */
 	atomic_store_explicit(&rt->loop.asleep, true, memory_order_seq_cst);
-	if (atomic_load_explicit(&rt->msg.submitted, memory_order_seq_cst)) {
+	if (atomic_load_explicit(&rt->msg.submitted, memory_order_seq_cst) ||
+	    dsm_rt_prefetch_pending(rt)) {
 		atomic_store_explicit(&rt->loop.asleep, false, memory_order_relaxed);
 		if (asleep)
 			dsm_tp_sleep_end(rt->tp);
@@ -174,7 +176,8 @@ static bool idle(struct dsm_rt *rt, uint64_t now, uint64_t idle_since, uint64_t 
  * *next_p is when a hold is due next. */
 static int turn(struct dsm_rt *rt, uint64_t *next_p)
 {
-	int work = drain_transport(rt) + dsm_rt_fault_drain(rt) + dsm_rt_msg_drain_requests(rt);
+	int work = drain_transport(rt) + dsm_rt_fault_drain(rt) + dsm_rt_msg_drain_requests(rt) +
+	           dsm_rt_prefetch_drain(rt);
 	uint64_t now = dsm_now_ns();
 
 	work += expire_holds(rt, now, next_p);

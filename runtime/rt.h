@@ -44,6 +44,8 @@ struct dsm_rt_waiters {
 	uint64_t runs[DSM_RT_WAITERS];
 };
 
+#define DSM_RT_STAT_FDS 16
+
 /* A granted line kept until its woken threads have run, or until deadline_ns. */
 struct dsm_rt_hold {
 	uint64_t line;
@@ -70,6 +72,13 @@ struct dsm_rt_holds {
 	uint64_t woken_line;
 	struct dsm_rt_waiters woken;
 	uint64_t next_stall_check; /* when fault.c looks for stalled faults next */
+	/* Open schedstat files of the threads that faulted lately: a read is then one pread,
+	 * not an open, a read and a close (tid 0: a free slot). */
+	struct {
+		int32_t tid;
+		int fd;
+	} stat_fd[DSM_RT_STAT_FDS];
+	unsigned stat_next; /* the slot a new thread takes when none is free */
 };
 
 /* ---- loop.c --------------------------------------------------------------------------- */
@@ -158,6 +167,50 @@ struct dsm_rt_rdma {
 	size_t n, cap;
 };
 
+/* ---- prefetch.c: read-ahead streams and prefetch hints ------------------------------- */
+
+#define DSM_RT_PF_STREAMS  8   /* read-ahead streams followed at once */
+#define DSM_RT_PF_HINTS    64  /* dsm_prefetch ranges queued at once */
+#define DSM_RT_PF_INFLIGHT 256 /* prefetched lines on their way at once */
+
+struct dsm_rt_stream {
+	uint64_t last;       /* the line of its latest miss */
+	int64_t stride;      /* lines from one miss to the next (0: one miss so far) */
+	uint64_t ahead;      /* the next line it asks for */
+	uint64_t lo, hi;     /* it asks for lines in [lo, hi) only: its allocation */
+	dsm_coh_span_t span; /* the allocation, for the homes */
+	unsigned window;     /* lines it keeps asked for ahead of last; 0: not started */
+	unsigned seen;       /* misses at this stride in a row */
+	unsigned wasted;     /* its lines zapped before it reached them, since its last miss */
+	uint64_t lru;        /* the miss clock when it last moved; 0: a free slot */
+};
+
+struct dsm_rt_pf_slot {
+	uint64_t key; /* line + 1; 0: empty */
+	uint8_t flags;
+};
+
+struct dsm_rt_hint {
+	uint64_t line, n;
+};
+
+struct dsm_rt_prefetch {
+	unsigned max; /* DSM_PREFETCH: most lines in a window; 0: no read-ahead */
+	struct dsm_rt_stream s[DSM_RT_PF_STREAMS];
+	uint64_t clock;
+	bool issuing; /* the engine's read fault is a prefetch: not counted as a fault */
+	/* Lines asked for and not arrived, and read-ahead lines not judged (used or wasted). */
+	struct dsm_rt_pf_slot *set;
+	size_t set_mask, set_n;
+	atomic_uint inflight; /* lines asked for and not arrived */
+	atomic_bool stop;     /* finalizing: no new prefetches */
+	/* The hints: application threads queue, the loop requests. */
+	pthread_mutex_t lock;
+	struct dsm_rt_hint hint[DSM_RT_PF_HINTS];
+	unsigned hint_head, hint_n;
+	atomic_bool hinted; /* hint_n > 0, read without the lock */
+};
+
 /* ---- stats.c -------------------------------------------------------------------------- */
 
 struct dsm_rt_counters {
@@ -167,6 +220,7 @@ struct dsm_rt_counters {
 	atomic_uint_fast64_t holds, holds_early, sleeps, naps, missed_wakeups;
 	atomic_uint_fast64_t lock_local, lock_remote, lock_handoffs;
 	atomic_uint_fast64_t barriers, barrier_ns, barrier_ns_max;
+	atomic_uint_fast64_t prefetched, prefetch_used, prefetch_wasted;
 };
 
 struct dsm_rt_stats {
@@ -208,6 +262,7 @@ struct dsm_rt {
 	struct dsm_rt_msgs msg;
 	struct dsm_rt_coll coll;
 	struct dsm_rt_mutexes mutexes;
+	struct dsm_rt_prefetch pf;
 	struct dsm_rt_stats stats;
 };
 

@@ -27,6 +27,8 @@ void dsm_rt_count_coh(struct dsm_rt *rt, unsigned counter)
 
 	switch (counter) {
 	case DSM_COH_CNT_READ_FAULT:
+		if (rt->pf.issuing)
+			return; /* a prefetch, counted as one */
 		c = &rt->stats.cnt.read_faults;
 		break;
 	case DSM_COH_CNT_WRITE_FAULT:
@@ -103,6 +105,9 @@ static void fill_stats(struct dsm_rt *rt, dsm_stats_t *s)
 	s->barriers = atomic_load(&rt->stats.cnt.barriers);
 	s->barrier_ns = atomic_load(&rt->stats.cnt.barrier_ns);
 	s->barrier_ns_max = atomic_load(&rt->stats.cnt.barrier_ns_max);
+	s->prefetched = atomic_load(&rt->stats.cnt.prefetched);
+	s->prefetch_used = atomic_load(&rt->stats.cnt.prefetch_used);
+	s->prefetch_wasted = atomic_load(&rt->stats.cnt.prefetch_wasted);
 }
 
 /* The smallest latency bound (µs) below which @q of the faults fall. */
@@ -176,6 +181,10 @@ void dsm_rt_stats_print(struct dsm_rt *rt)
 			                   : 0.0,
 			       (double)s->barrier_ns_max / 1e3);
 		}
+		printf("%4s %10s %10s %10s\n", "rank", "prefetched", "pf_used", "pf_wasted");
+		for (int r = 0; r < rt->nranks; r++)
+			printf("%4d %10" PRIu64 " %10" PRIu64 " %10" PRIu64 "\n", r,
+			       all[r].prefetched, all[r].prefetch_used, all[r].prefetch_wasted);
 		fflush(stdout);
 	}
 	free(all);

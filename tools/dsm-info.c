@@ -413,6 +413,9 @@ static void accepts(const struct dsm_setting *s, char *buf, size_t n)
 		buf[0] = '\0';
 		for (const char *const *c = s->choices; *c && used < n; c++)
 			used += (size_t)snprintf(buf + used, n - used, "%s%s", used ? "|" : "", *c);
+		if ((s->flags & DSM_SETTING_F_OR_INT) && used < n)
+			snprintf(buf + used, n - used, "|%llu..%llu", (unsigned long long)s->min,
+			         (unsigned long long)s->max);
 		break;
 	case DSM_SETTING_BOOL:
 		snprintf(buf, n, "0|1");

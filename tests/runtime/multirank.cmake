@@ -47,10 +47,15 @@ function(dsm_mr_test prog)
   endforeach()
 endfunction()
 
-foreach(p mr_api mr_shared mr_litmus mr_stress mr_kill mr_stall mr_sync)
+foreach(p mr_api mr_shared mr_litmus mr_stress mr_kill mr_stall mr_sync mr_prefetch)
   dsm_mr_program(${p})
 endforeach()
 dsm_mr_test(mr_api)
+# Read-ahead on (the default) in the matrix; off once, where nothing may be read ahead.
+dsm_mr_test(mr_prefetch)
+dsm_add_test(NAME mr_prefetch_off_2r_shm LABEL runtime TIMEOUT 120
+  COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 $<TARGET_FILE:mr_prefetch>
+  ENVIRONMENT DSM_PROVIDER=shm DSM_HEAP_SIZE=${DSM_MR_HEAP} DSM_PREFETCH=off)
 dsm_mr_test(mr_shared SMOKE_ENV MR_ROUNDS=2000)
 # 10,000 rounds per shape by default (the program's own default), 1,000 in the 4-rank tcp
 # smoke run; the long tier runs 100,000.
