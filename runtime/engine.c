@@ -86,8 +86,10 @@ static void run_action(struct dsm_rt *rt, const dsm_coh_action_t *a, const void 
 			copy_line(rt->scratch + len, src, ls);
 			len += ls;
 			DSM_RT_COUNT(rt, bytes_sent, ls);
+			ret = dsm_rt_send(rt, (int)a->peer, DSM_RT_MSG_COH, rt->scratch, len);
+		} else {
+			ret = dsm_rt_send_gathered(rt, (int)a->peer, &a->msg);
 		}
-		ret = dsm_tp_send(rt->tp, (int)a->peer, DSM_RT_MSG_COH, rt->scratch, len);
 		break;
 	}
 	case DSM_COH_ACT_INSTALL_RO:
@@ -227,6 +229,19 @@ malformed:
 	        len, src);
 }
 
+/* Messages gathered for one peer (msg.c): each as if it had come alone, in order. */
+static void on_coh_batch(struct dsm_rt *rt, int src, const void *data, size_t len)
+{
+	size_t one = sizeof(dsm_coh_msg_t);
+
+	if (len < 2 * one || len % one) {
+		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_COH_BATCH, len);
+		return;
+	}
+	for (size_t off = 0; off < len; off += one)
+		on_coh_msg(rt, src, (const char *)data + off, one);
+}
+
 void dsm_rt_engine_rma_done(struct dsm_rt *rt, const struct dsm_tp_event *ev)
 {
 	struct dsm_rt_staging *s = ev->ctx;
@@ -260,6 +275,7 @@ int dsm_rt_engine_init(struct dsm_rt *rt)
 	if (rt->scratch == NULL)
 		return -ENOMEM;
 	dsm_rt_msg_on(rt, DSM_RT_MSG_COH, 0, on_coh_msg);
+	dsm_rt_msg_on(rt, DSM_RT_MSG_COH_BATCH, 0, on_coh_batch);
 	return dsm_coh_node_create(&cc, &rt->node);
 }
 

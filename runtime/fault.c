@@ -11,6 +11,7 @@
 #include "runtime/engine.h"
 #include "runtime/fatal.h"
 #include "runtime/hold.h"
+#include "runtime/msg.h"
 #include "runtime/prefetch.h"
 #include "runtime/rt.h"
 
@@ -56,10 +57,16 @@ int dsm_rt_fault_drain(struct dsm_rt *rt)
 		if (dsm_rt_engine(rt, &ev, NULL) < 0)
 			dsm_rt_fatal(rt, "the engine refused a fault on line %lld",
 			             (long long)line);
-		if (home != rt->rank)
-			dsm_rt_fault_sample(rt, (uint64_t)line, f.tid);
-		/* After the fault's own request: read-ahead never delays the miss it follows. */
+		/* The read-ahead's requests to the same home go with the fault's, in one
+		 * message (msg.c, gathering), which leaves before the count is read. */
 		dsm_rt_prefetch_fault(rt, (uint64_t)line, &span, f.write);
+		if (home != rt->rank) {
+			int err = dsm_rt_msg_flush(rt, home);
+
+			if (err < 0 && err != DSM_ERR_PEER_DEAD)
+				dsm_rt_fatal(rt, "sending a request failed: %s", dsm_err_str(err));
+			dsm_rt_fault_sample(rt, (uint64_t)line, f.tid);
+		}
 	}
 	return n;
 }

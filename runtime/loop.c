@@ -179,8 +179,13 @@ static int turn(struct dsm_rt *rt, uint64_t *next_p)
 	int work = drain_transport(rt) + dsm_rt_fault_drain(rt) + dsm_rt_msg_drain_requests(rt) +
 	           dsm_rt_prefetch_drain(rt);
 	uint64_t now = dsm_now_ns();
+	int ret;
 
 	work += expire_holds(rt, now, next_p);
+	/* What the turn gathered leaves now (msg.c): nothing waits past its turn. */
+	ret = dsm_rt_msg_flush(rt, -1);
+	if (ret < 0 && ret != DSM_ERR_PEER_DEAD)
+		dsm_rt_fatal(rt, "sending gathered protocol messages failed: %s", dsm_err_str(ret));
 	if (work) {
 		if ((++rt->loop.busy & 255) == 0) {
 			dsm_rt_stats_publish(rt);

@@ -32,6 +32,8 @@ int dsm_rt_msg_init(struct dsm_rt *rt)
 	struct dsm_rt_msgs *m = &rt->msg;
 
 	pthread_mutex_init(&m->lock, NULL);
+	for (unsigned i = 0; i < DSM_RT_GATHER_PEERS; i++)
+		m->gather[i].peer = -1;
 	m->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (m->evfd < 0) {
 		DSM_LOG_ERRNO(DSM_LOG_ERROR, "creating the event loop's eventfd");
@@ -71,12 +73,84 @@ void dsm_rt_msg_dispatch(struct dsm_rt *rt, int src, unsigned type, const void *
 	rt->msg.on[type].fn(rt, src, data, len);
 }
 
+/* ---- gathering ------------------------------------------------------------------------ */
+
+static int gather_send(struct dsm_rt *rt, struct dsm_rt_gather *g)
+{
+	int ret;
+
+	if (g->n == 1)
+		ret = dsm_tp_send(rt->tp, g->peer, DSM_RT_MSG_COH, g->v, sizeof(g->v[0]));
+	else
+		ret = dsm_tp_send(rt->tp, g->peer, DSM_RT_MSG_COH_BATCH, g->v,
+		                  g->n * sizeof(g->v[0]));
+	g->peer = -1;
+	g->n = 0;
+	rt->msg.gathering--;
+	return ret;
+}
+
+int dsm_rt_msg_flush(struct dsm_rt *rt, int peer)
+{
+	struct dsm_rt_msgs *m = &rt->msg;
+	int ret = 0;
+
+	for (unsigned i = 0; m->gathering && i < DSM_RT_GATHER_PEERS; i++) {
+		int r;
+
+		if (m->gather[i].n == 0 || (peer >= 0 && m->gather[i].peer != peer))
+			continue;
+		r = gather_send(rt, &m->gather[i]);
+		if (r < 0 && ret == 0)
+			ret = r;
+	}
+	return ret;
+}
+
+int dsm_rt_send_gathered(struct dsm_rt *rt, int peer, const dsm_coh_msg_t *msg)
+{
+	struct dsm_rt_msgs *m = &rt->msg;
+	struct dsm_rt_gather *g = NULL, *oldest = NULL;
+	int ret = 0;
+
+	for (unsigned i = 0; i < DSM_RT_GATHER_PEERS && g == NULL; i++) {
+		struct dsm_rt_gather *s = &m->gather[i];
+
+		if (s->n && s->peer == peer)
+			g = s;
+		else if (oldest == NULL || s->n == 0 || (oldest->n && s->opened < oldest->opened))
+			oldest = s;
+	}
+	if (g == NULL) {
+		/* A slot for this peer: a free one, or the oldest peer's goes now. */
+		g = oldest;
+		if (g->n)
+			ret = gather_send(rt, g);
+		g->peer = peer;
+		g->opened = ++m->gather_clock;
+		m->gathering++;
+	}
+	g->v[g->n++] = *msg;
+	if (g->n == DSM_RT_GATHER_MSGS) {
+		int r = gather_send(rt, g);
+
+		if (ret == 0)
+			ret = r;
+	}
+	return ret;
+}
+
 int dsm_rt_send(struct dsm_rt *rt, int peer, enum dsm_rt_msg_type type, const void *buf, size_t len)
 {
+	int ret;
+
 	if (peer == rt->rank) {
 		dsm_rt_msg_dispatch(rt, peer, type, buf, len);
 		return 0;
 	}
+	ret = dsm_rt_msg_flush(rt, peer);
+	if (ret < 0)
+		return ret;
 	return dsm_tp_send(rt->tp, peer, type, buf, len);
 }
 

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "coherence/coherence.h"
 #include "common/event.h"
 #include "runtime/rt.h"
 #include "runtime/wire.h"
@@ -51,9 +52,20 @@ void dsm_rt_msg_on(struct dsm_rt *rt, enum dsm_rt_msg_type type, size_t len, dsm
 void dsm_rt_msg_dispatch(struct dsm_rt *rt, int src, unsigned type, const void *data, size_t len);
 /* For a handler that finds its message malformed: counted, and one warning. */
 void dsm_rt_msg_malformed(struct dsm_rt *rt, int src, unsigned type, size_t len);
-/* Sends one runtime message, or hands it to this rank's own handler. */
+/* Sends one runtime message, or hands it to this rank's own handler. Messages gathered for
+ * @peer leave first. */
 int dsm_rt_send(struct dsm_rt *rt, int peer, enum dsm_rt_msg_type type, const void *buf,
                 size_t len);
+/*
+ * Gathering: a protocol message without data to another rank waits, with the others for
+ * that peer, until anything else is sent to the peer or the loop's turn ends (or 128
+ * wait), then they leave as one message (COH_BATCH; COH for a lone one). Per pair the
+ * order of everything sent stays the order of the calls, and no message waits past the
+ * turn that made it: to the engine this is a network that delays a message a little.
+ */
+int dsm_rt_send_gathered(struct dsm_rt *rt, int peer, const dsm_coh_msg_t *m);
+/* Sends what waits for @peer now (-1: for every peer). */
+int dsm_rt_msg_flush(struct dsm_rt *rt, int peer);
 /* Answers request @token of @rank: a REPLY, or a local completion. */
 void dsm_rt_reply(struct dsm_rt *rt, int rank, uint64_t token, int status);
 

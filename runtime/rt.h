@@ -104,6 +104,18 @@ struct dsm_rt_loop {
 /* A handler; @len matches the size registered for the type (any, where that is 0). */
 typedef void dsm_rt_msg_fn(struct dsm_rt *rt, int src, const void *data, size_t len);
 
+/* Protocol messages without data wait here for their peer's next send or the end of the
+ * turn, and travel together (msg.c, "Gathering"). */
+#define DSM_RT_GATHER_PEERS 4
+#define DSM_RT_GATHER_MSGS  128
+
+struct dsm_rt_gather {
+	int peer; /* -1: a free slot */
+	unsigned n;
+	uint64_t opened; /* gather_clock when its first message came: the oldest goes first */
+	dsm_coh_msg_t v[DSM_RT_GATHER_MSGS];
+};
+
 struct dsm_rt_msgs {
 	struct {
 		dsm_rt_msg_fn *fn;
@@ -115,6 +127,9 @@ struct dsm_rt_msgs {
 	atomic_bool submitted;      /* set with submit: the loop looks at the list only then */
 	struct dsm_rt_req *pending; /* sent, waiting for an answer (loop only) */
 	uint64_t next_token;
+	struct dsm_rt_gather gather[DSM_RT_GATHER_PEERS]; /* the loop's only */
+	unsigned gathering;                               /* slots in use */
+	uint64_t gather_clock;
 };
 
 /* ---- coll.c --------------------------------------------------------------------------- */

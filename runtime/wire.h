@@ -16,7 +16,8 @@ enum dsm_rt_msg_type {
 	DSM_RT_MSG_MUTEX,      /* struct dsm_rt_mutex_msg: to the home of the mutex */
 	DSM_RT_MSG_FREE,       /* struct dsm_rt_free_msg: a dsm_free for the slice's owner */
 	DSM_RT_MSG_REPLY,      /* struct dsm_rt_reply: the answer to a MUTEX or FREE */
-	DSM_RT_MSG_MAX = DSM_RT_MSG_REPLY,
+	DSM_RT_MSG_COH_BATCH,  /* 2 or more dsm_coh_msg_t without data, in the order sent (msg.c) */
+	DSM_RT_MSG_MAX = DSM_RT_MSG_COH_BATCH,
 };
 
 enum dsm_rt_coll_kind {
