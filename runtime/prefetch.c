@@ -82,6 +82,40 @@ static void set_clear(struct dsm_rt_prefetch *pf, struct dsm_rt_pf_slot *s, uint
 
 /* ---- requests -------------------------------------------------------------------------- */
 
+/*
+ * The lines read ahead in vain: a direct-mapped table of (line + 1) << 2 | strikes. A line
+ * invalidated before its stream reached it takes a strike, one the stream reached loses
+ * one, and at two strikes read-ahead leaves it alone: some other rank keeps writing it
+ * (the rows next to a neighbour's edge rows in a stencil), and taking it from that rank
+ * would only make it fault again. A miss of this rank's own on the line clears it.
+ */
+#define SHUN_STRIKES 2
+
+static uint64_t *shun_entry(struct dsm_rt_prefetch *pf, uint64_t line)
+{
+	return &pf->shunned[(size_t)((line * 0x9e3779b97f4a7c15ull) >> 52) &
+	                    (DSM_RT_PF_SHUNNED - 1)];
+}
+
+static unsigned strikes(struct dsm_rt_prefetch *pf, uint64_t line)
+{
+	uint64_t e = *shun_entry(pf, line);
+
+	return e >> 2 == line + 1 ? (unsigned)(e & 3) : 0;
+}
+
+/* Adds @d (+1 or -1) strikes to @line, within 0..3. */
+static void strike(struct dsm_rt_prefetch *pf, uint64_t line, int d)
+{
+	uint64_t *e = shun_entry(pf, line);
+	int n = (int)strikes(pf, line) + d;
+
+	if (n <= 0)
+		*e = *e >> 2 == line + 1 ? 0 : *e;
+	else
+		*e = (line + 1) << 2 | (uint64_t)(n > 3 ? 3 : n);
+}
+
 enum req_result { REQ_SENT, REQ_SKIPPED, REQ_FULL };
 
 /* Asks for @line (home @home) as a read fault would, if this rank has no copy and none is
@@ -96,6 +130,9 @@ static enum req_result request(struct dsm_rt *rt, uint64_t line, unsigned home, 
 		return REQ_FULL;
 	dsm_coh_line_info(rt->node, line, &info);
 	if (info.state != DSM_COH_I || set_find(pf, line) != NULL)
+		return REQ_SKIPPED;
+	/* Taking a line that another rank writes would only slow that rank down. */
+	if ((flags & PF_MARK) && strikes(pf, line) >= SHUN_STRIKES)
 		return REQ_SKIPPED;
 	if (!set_add(pf, line, PF_FLY | flags))
 		return REQ_FULL;
@@ -127,10 +164,12 @@ static void judge(struct dsm_rt *rt, struct dsm_rt_stream *s, uint64_t to, bool 
 
 		if (e == NULL || !(e->flags & PF_MARK))
 			continue;
-		if (used)
+		if (used) {
 			DSM_RT_COUNT(rt, prefetch_used, 1);
-		else
+			strike(&rt->pf, l, -1);
+		} else {
 			DSM_RT_COUNT(rt, prefetch_wasted, 1);
+		}
 		set_clear(&rt->pf, e, PF_MARK);
 	}
 }
@@ -212,8 +251,11 @@ void dsm_rt_prefetch_fault(struct dsm_rt *rt, uint64_t line, const dsm_coh_span_
 	/* A thread came to a line read ahead that has not arrived yet, or wants to write it. */
 	if (e && (e->flags & PF_MARK)) {
 		DSM_RT_COUNT(rt, prefetch_used, 1);
+		strike(pf, line, -1);
 		set_clear(pf, e, PF_MARK);
 	}
+	/* This rank wants the line after all: it may be read ahead again. */
+	strike(pf, line, -SHUN_STRIKES);
 	if (pf->max == 0 || write || atomic_load_explicit(&pf->stop, memory_order_relaxed))
 		return;
 	pf->clock++;
@@ -285,6 +327,7 @@ void dsm_rt_prefetch_zapped(struct dsm_rt *rt, uint64_t line)
 		return;
 	DSM_RT_COUNT(rt, prefetch_wasted, 1);
 	set_clear(pf, e, PF_MARK);
+	strike(pf, line, +1);
 	/* The stream that asked for it reads ahead too far for this data: it shrinks. */
 	for (unsigned i = 0; i < DSM_RT_PF_STREAMS; i++) {
 		struct dsm_rt_stream *s = &pf->s[i];
@@ -392,7 +435,8 @@ int dsm_rt_prefetch_init(struct dsm_rt *rt, unsigned max_lines)
 	while (cap < need)
 		cap *= 2;
 	pf->set = calloc(cap, sizeof(*pf->set));
-	if (pf->set == NULL)
+	pf->shunned = calloc(DSM_RT_PF_SHUNNED, sizeof(*pf->shunned));
+	if (pf->set == NULL || pf->shunned == NULL)
 		return -ENOMEM;
 	pf->set_mask = cap - 1;
 	pf->max = max_lines;
@@ -403,6 +447,8 @@ int dsm_rt_prefetch_init(struct dsm_rt *rt, unsigned max_lines)
 void dsm_rt_prefetch_fini(struct dsm_rt *rt)
 {
 	free(rt->pf.set);
+	free(rt->pf.shunned);
 	rt->pf.set = NULL;
+	rt->pf.shunned = NULL;
 	pthread_mutex_destroy(&rt->pf.lock);
 }

@@ -14,7 +14,9 @@
  * ahead of its latest miss, never past the allocation (nor, in another rank's dsm_alloc
  * slice, past the 1 GiB chunk of the miss); the window doubles while the stream reaches
  * its lines and halves when they were invalidated before it got there (the kernel's
- * readahead does the same with pages).
+ * readahead does the same with pages). A line invalidated unused more often than used
+ * (two strikes) is skipped: another rank writes it, and taking it would only slow that
+ * rank down (prefetch.c, the shunned table).
  *
  * Hints (dsm_prefetch): ranges queued by application threads, requested by the loop in
  * the background, at most DSM_RT_PF_INFLIGHT lines in flight at once.

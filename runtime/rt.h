@@ -184,9 +184,10 @@ struct dsm_rt_rdma {
 
 /* ---- prefetch.c: read-ahead streams and prefetch hints ------------------------------- */
 
-#define DSM_RT_PF_STREAMS  8   /* read-ahead streams followed at once */
-#define DSM_RT_PF_HINTS    64  /* dsm_prefetch ranges queued at once */
-#define DSM_RT_PF_INFLIGHT 256 /* prefetched lines on their way at once */
+#define DSM_RT_PF_STREAMS  8    /* read-ahead streams followed at once */
+#define DSM_RT_PF_HINTS    64   /* dsm_prefetch ranges queued at once */
+#define DSM_RT_PF_INFLIGHT 256  /* prefetched lines on their way at once */
+#define DSM_RT_PF_SHUNNED  4096 /* lines remembered as wasted (direct-mapped) */
 
 struct dsm_rt_stream {
 	uint64_t last;       /* the line of its latest miss */
@@ -217,6 +218,8 @@ struct dsm_rt_prefetch {
 	/* Lines asked for and not arrived, and read-ahead lines not judged (used or wasted). */
 	struct dsm_rt_pf_slot *set;
 	size_t set_mask, set_n;
+	/* Lines read ahead and invalidated unused, with their strikes (prefetch.c). */
+	uint64_t *shunned;
 	atomic_uint inflight; /* lines asked for and not arrived */
 	atomic_bool stop;     /* finalizing: no new prefetches */
 	/* The hints: application threads queue, the loop requests. */

@@ -8,7 +8,8 @@
  * allocation; dsm_prefetch brings a range without a fault and the range stays coherent;
  * bad ranges are refused. The counters must agree: read-ahead saves faults and its lines
  * are used (or, once rewritten, wasted) with DSM_PREFETCH on; nothing is read ahead with
- * it off.
+ * it off. Lines that another rank rewrites every time they were read ahead (the rows
+ * beyond a stencil's edge) stop being read ahead.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -182,6 +183,34 @@ int main(int argc, char **argv)
 			CHECK(bad == 0);
 		}
 		dsm_barrier();
+	}
+
+	/* ---- lines another rank keeps writing are not read ahead for long ---- */
+	char *nb = dsm_all_alloc(16 * L, DSM_DIST_LOCAL);
+	uint64_t late = 0;
+
+	CHECK(nb != NULL);
+	for (long r = 0; nb && r < 10; r++) {
+		/* A stencil's edge: the reader needs lines 0 and 1, rank 0 rewrites them and the
+		 * lines after them, which read-ahead would take from it every time. */
+		if (rank == 0)
+			for (long i = 0; i < 16; i++)
+				*word(nb, i) = val(r, i, 5);
+		dsm_barrier();
+		if (rank != 0) {
+			stats(&s0);
+			bad += wrong("edge", r, 0, *word(nb, 0), val(r, 0, 5));
+			bad += wrong("edge", r, 1, *word(nb, 1), val(r, 1, 5));
+			stats(&s1);
+			if (r >= 5)
+				late += s1.prefetched - s0.prefetched;
+		}
+		dsm_barrier();
+	}
+	if (rank != 0) {
+		CHECK(bad == 0);
+		/* Two strikes each, then left alone. */
+		CHECK(late == 0);
 	}
 
 	/* ---- dsm_prefetch: the range arrives without a fault, and stays coherent ---- */
