@@ -104,7 +104,7 @@ static unsigned strikes(struct dsm_rt_prefetch *pf, uint64_t line)
 	return e >> 2 == line + 1 ? (unsigned)(e & 3) : 0;
 }
 
-/* Adds @d (+1 or -1) strikes to @line, within 0..3. */
+/* Adds @d strikes to @line (a negative @d takes them away), within 0..3. */
 static void strike(struct dsm_rt_prefetch *pf, uint64_t line, int d)
 {
 	uint64_t *e = shun_entry(pf, line);
