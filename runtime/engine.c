@@ -132,15 +132,9 @@ static void run_action(struct dsm_rt *rt, const dsm_coh_action_t *a, const void 
 }
 
 /*
- * The engine lists the one action that reads a line's mapping (the copy out of a give-up)
- * after its write-protect and before its zap (coherence/PROTOCOL.md, "Giving up a line").
- * Were it ever otherwise the loop would fault on its own userfaultfd and hang the rank:
- * check it, and fail loudly instead.
- */
-/*
  * UFFDIO_COPY and the lift of a write-protect (UFFDIO_WRITEPROTECT without MODE_WP) wake
  * the threads that wait on their range unless told not to, so the engine's WAKE right after
- * an install of the same line has nothing left to do: skip its ioctl (about 1-10 us here).
+ * an install of the same line has nothing left to do: skip its ioctl.
  */
 static bool woken_by_install(const dsm_coh_actions_t *acts, size_t i)
 {
@@ -156,6 +150,12 @@ static bool woken_by_install(const dsm_coh_actions_t *acts, size_t i)
 	return false;
 }
 
+/*
+ * The engine lists the one action that reads a line's mapping (the copy out of a give-up)
+ * after its write-protect and before its zap (coherence/PROTOCOL.md, "Giving up a line").
+ * Were it ever otherwise the loop would fault on its own userfaultfd and hang the rank:
+ * check it, and fail loudly instead.
+ */
 static bool zapped_earlier(const dsm_coh_actions_t *acts, size_t i)
 {
 	for (size_t j = i; j-- > 0;) {

@@ -32,8 +32,6 @@ int dsm_rt_msg_init(struct dsm_rt *rt)
 	struct dsm_rt_msgs *m = &rt->msg;
 
 	pthread_mutex_init(&m->lock, NULL);
-	for (unsigned i = 0; i < DSM_RT_GATHER_PEERS; i++)
-		m->gather[i].peer = -1;
 	m->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (m->evfd < 0) {
 		DSM_LOG_ERRNO(DSM_LOG_ERROR, "creating the event loop's eventfd");
@@ -84,7 +82,6 @@ static int gather_send(struct dsm_rt *rt, struct dsm_rt_gather *g)
 	else
 		ret = dsm_tp_send(rt->tp, g->peer, DSM_RT_MSG_COH_BATCH, g->v,
 		                  g->n * sizeof(g->v[0]));
-	g->peer = -1;
 	g->n = 0;
 	rt->msg.gathering--;
 	return ret;

@@ -349,8 +349,7 @@ int dsm_rt_prefetch_drain(struct dsm_rt *rt)
 	pthread_mutex_lock(&pf->lock);
 	while (pf->hint_n && done < DRAIN_BUDGET && !atomic_load(&pf->stop)) {
 		struct dsm_rt_hint *h = &pf->hint[pf->hint_head];
-		dsm_coh_span_t span;
-		int home = dsm_rt_alloc_home(&rt->alloc, h->line, &span);
+		int home = dsm_rt_alloc_home(&rt->alloc, h->line, NULL);
 
 		if (home >= 0 && request(rt, h->line, (unsigned)home, 0) == REQ_FULL)
 			break; /* the grants in flight wake the loop: on from here then */

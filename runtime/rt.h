@@ -110,8 +110,8 @@ typedef void dsm_rt_msg_fn(struct dsm_rt *rt, int src, const void *data, size_t 
 #define DSM_RT_GATHER_MSGS  128
 
 struct dsm_rt_gather {
-	int peer; /* -1: a free slot */
-	unsigned n;
+	int peer;
+	unsigned n;      /* 0: a free slot */
 	uint64_t opened; /* gather_clock when its first message came: the oldest goes first */
 	dsm_coh_msg_t v[DSM_RT_GATHER_MSGS];
 };

@@ -240,9 +240,10 @@ int main(int argc, char **argv)
 			stats(&s1);
 			CHECK(bad == 0);
 			CHECK(s1.read_faults == s0.read_faults);
-			printf("[rank %d] dsm_prefetch: 32 lines in %d ms, %llu read faults "
-			       "after\n",
-			       rank, waited, (unsigned long long)(s1.read_faults - s0.read_faults));
+			printf("[rank %d] dsm_prefetch: 32 lines asked for within %d ms, %llu read "
+			       "faults after\n",
+			       rank, waited + 1,
+			       (unsigned long long)(s1.read_faults - s0.read_faults));
 		}
 		dsm_barrier();
 		if (rank == 0)
