@@ -134,6 +134,10 @@ typedef struct dsm_stats {
 	uint64_t prefetched;      /* lines requested ahead of a fault (read-ahead and hints) */
 	uint64_t prefetch_used;   /* read-ahead lines reached by their stream */
 	uint64_t prefetch_wasted; /* read-ahead lines invalidated before, or never reached */
+	/* Lines granted together (appended after 0.1.0): the grants of one batch of messages
+	 * whose lines follow each other in the heap go in with one UFFDIO_COPY. */
+	uint64_t install_runs;      /* UFFDIO_COPYs that installed more than one line */
+	uint64_t install_run_lines; /* the lines they installed */
 } dsm_stats_t;
 
 /* What dsm_query() says about the running libdsm. Set struct_size before the call. */

@@ -54,6 +54,67 @@ static const void *action_src(struct dsm_rt *rt, int src, uint64_t line, const v
 	}
 }
 
+/* ---- installs of a batch ------------------------------------------------------------------ */
+
+/* The run waiting in rt->installs goes in now (rt.h, struct dsm_rt_installs). */
+static void flush_installs(struct dsm_rt *rt)
+{
+	struct dsm_rt_installs *in = &rt->installs;
+	size_t ls = (size_t)1 << rt->layout.line_shift;
+	int ret;
+
+	if (in->len == 0)
+		return;
+	ret = dsm_rt_region_install(&rt->region, in->addr, in->src, in->len, in->writable);
+	if (ret < 0 && ret != DSM_ERR_PEER_DEAD)
+		dsm_rt_fatal(rt, "internal error: installing %zu bytes at %#llx failed: %s",
+		             in->len, (unsigned long long)in->addr, dsm_err_str(ret));
+	if (in->len > ls) {
+		DSM_RT_COUNT(rt, install_runs, 1);
+		DSM_RT_COUNT(rt, install_run_lines, in->len / ls);
+	}
+	in->len = 0;
+}
+
+/* A line whose data is in the batch being handled: it joins the run, or starts one. */
+static void install_later(struct dsm_rt *rt, uint64_t addr, const void *src, size_t len,
+                          bool writable)
+{
+	struct dsm_rt_installs *in = &rt->installs;
+
+	if (in->len && in->addr + in->len == addr && in->src + in->len == (const char *)src &&
+	    in->writable == writable) {
+		in->len += len;
+		return;
+	}
+	flush_installs(rt);
+	*in = (struct dsm_rt_installs){
+	        .batching = true, .addr = addr, .len = len, .src = src, .writable = writable};
+}
+
+/*
+ * Whether @a may run while lines wait to go in: it leaves every mapping alone. Anything
+ * else (a write-protect, a zap, a wake, a read of the mapping, an RDMA read, a lift of a
+ * write-protect) finds the run installed first, as if each line had gone in on its own.
+ */
+static bool leaves_mappings_alone(const dsm_coh_action_t *a)
+{
+	switch (a->type) {
+	case DSM_COH_ACT_INSTALL_RO:
+	case DSM_COH_ACT_INSTALL_RW:
+		return a->src == DSM_COH_SRC_MSG;
+	case DSM_COH_ACT_SEND:
+		return a->src != DSM_COH_SRC_MAP;
+	case DSM_COH_ACT_HOLD:
+	case DSM_COH_ACT_COUNT:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* ---- actions ------------------------------------------------------------------------------ */
+
 static void run_action(struct dsm_rt *rt, const dsm_coh_action_t *a, const void *msg_data)
 {
 	size_t ls = (size_t)1 << rt->layout.line_shift;
@@ -72,9 +133,8 @@ static void run_action(struct dsm_rt *rt, const dsm_coh_action_t *a, const void 
 		             a->type, (unsigned long long)a->line, a->src);
 	switch (a->type) {
 	case DSM_COH_ACT_SEND: {
-		size_t len = sizeof(a->msg);
+		void *data = NULL;
 
-		memcpy(rt->scratch, &a->msg, sizeof(a->msg));
 		if ((a->msg.flags & DSM_COH_MSGF_RDMA) &&
 		    (a->msg.type == DSM_COH_MSG_GRANT_S || a->msg.type == DSM_COH_MSG_GRANT_M)) {
 			ret = dsm_rt_rdma_expose(rt, a->line);
@@ -82,13 +142,10 @@ static void run_action(struct dsm_rt *rt, const dsm_coh_action_t *a, const void 
 				break;
 			DSM_RT_COUNT(rt, bytes_sent, ls);
 		}
+		ret = dsm_rt_send_gathered(rt, (int)a->peer, &a->msg, &data);
 		if (a->msg.flags & DSM_COH_MSGF_DATA) {
-			copy_line(rt->scratch + len, src, ls);
-			len += ls;
+			copy_line(data, src, ls);
 			DSM_RT_COUNT(rt, bytes_sent, ls);
-			ret = dsm_rt_send(rt, (int)a->peer, DSM_RT_MSG_COH, rt->scratch, len);
-		} else {
-			ret = dsm_rt_send_gathered(rt, (int)a->peer, &a->msg);
 		}
 		break;
 	}
@@ -96,6 +153,8 @@ static void run_action(struct dsm_rt *rt, const dsm_coh_action_t *a, const void 
 	case DSM_COH_ACT_INSTALL_RW:
 		if (a->src == DSM_COH_SRC_NONE)
 			ret = dsm_rt_region_protect(&rt->region, addr, ls, false);
+		else if (a->src == DSM_COH_SRC_MSG && rt->installs.batching)
+			install_later(rt, addr, src, ls, a->type == DSM_COH_ACT_INSTALL_RW);
 		else
 			ret = dsm_rt_region_install(&rt->region, addr, src, ls,
 			                            a->type == DSM_COH_ACT_INSTALL_RW);
@@ -191,55 +250,94 @@ int dsm_rt_engine(struct dsm_rt *rt, const dsm_coh_event_t *ev, const void *msg_
 			             (unsigned long long)a->line);
 		if (a->type == DSM_COH_ACT_WAKE && woken_by_install(&rt->acts, i))
 			continue;
+		if (rt->installs.len && !leaves_mappings_alone(a))
+			flush_installs(rt);
 		run_action(rt, a, msg_data);
 	}
 	return 0;
 }
 
-static void on_coh_msg(struct dsm_rt *rt, int src, const void *data, size_t len)
+/* One protocol message from @src, with its line's data at @line_data where it has one. */
+static void on_coh_one(struct dsm_rt *rt, int src, const dsm_coh_msg_t *m, const void *line_data)
 {
-	size_t ls = (size_t)1 << rt->layout.line_shift;
-	dsm_coh_event_t ev = {.type = DSM_COH_EV_MSG};
-	const void *line_data = NULL;
+	dsm_coh_event_t ev = {.type = DSM_COH_EV_MSG, .msg = *m};
 
-	if (len < sizeof(ev.msg))
-		goto malformed;
-	memcpy(&ev.msg, data, sizeof(ev.msg));
-	if (ev.msg.src != src || ev.msg.type == 0 || ev.msg.type >= DSM_COH_MSG_NTYPES)
-		goto malformed;
-	if (ev.msg.flags & DSM_COH_MSGF_DATA) {
-		if (len != sizeof(ev.msg) + ls)
-			goto malformed;
-		line_data = (const char *)data + sizeof(ev.msg);
-		DSM_RT_COUNT(rt, bytes_received, ls);
-	} else if (len != sizeof(ev.msg)) {
-		goto malformed;
-	}
-	if (ev.msg.line >= (rt->layout.size >> rt->layout.line_shift))
-		goto malformed;
+	if (ev.msg.src != src || ev.msg.type == 0 || ev.msg.type >= DSM_COH_MSG_NTYPES ||
+	    ev.msg.line >= (rt->layout.size >> rt->layout.line_shift))
+		goto dropped;
+	if (line_data)
+		DSM_RT_COUNT(rt, bytes_received, (size_t)1 << rt->layout.line_shift);
 	DSM_LOG(DSM_LOG_DEBUG, "received %s line %llu from rank %d", dsm_coh_msg_name(ev.msg.type),
 	        (unsigned long long)ev.msg.line, src);
 	if (dsm_rt_engine(rt, &ev, line_data) == 0)
 		return;
-malformed:
+dropped:
 	DSM_RT_COUNT(rt, msgs_dropped, 1);
 	DSM_LOG(DSM_LOG_WARN,
-	        "dropped a protocol message (%zu bytes) from rank %d that the line's "
-	        "state cannot take",
-	        len, src);
+	        "dropped a protocol message (%s, line %llu) from rank %d that the line's state "
+	        "cannot take",
+	        ev.msg.type && ev.msg.type < DSM_COH_MSG_NTYPES ? dsm_coh_msg_name(ev.msg.type)
+	                                                        : "unknown type",
+	        (unsigned long long)ev.msg.line, src);
 }
 
-/* Messages gathered for one peer (msg.c): each as if it had come alone, in order. */
+static void on_coh_msg(struct dsm_rt *rt, int src, const void *data, size_t len)
+{
+	size_t ls = (size_t)1 << rt->layout.line_shift;
+	dsm_coh_msg_t m;
+
+	if (len < sizeof(m))
+		goto malformed;
+	memcpy(&m, data, sizeof(m));
+	if (len != sizeof(m) + ((m.flags & DSM_COH_MSGF_DATA) ? ls : 0))
+		goto malformed;
+	on_coh_one(rt, src, &m,
+	           (m.flags & DSM_COH_MSGF_DATA) ? (const char *)data + sizeof(m) : NULL);
+	return;
+malformed:
+	dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_COH, len);
+}
+
+/*
+ * Messages gathered for one peer (msg.c, wire.h): each as if it had come alone, in order,
+ * except that the lines they install wait for the end of the batch to go in by runs. The
+ * whole batch is checked before any of it is handled: a malformed one is dropped entire.
+ */
 static void on_coh_batch(struct dsm_rt *rt, int src, const void *data, size_t len)
 {
-	size_t one = sizeof(dsm_coh_msg_t);
+	size_t ls = (size_t)1 << rt->layout.line_shift, one = sizeof(dsm_coh_msg_t);
+	const char *lines = (const char *)data + sizeof(struct dsm_rt_coh_batch), *hdrs;
+	struct dsm_rt_coh_batch b;
+	unsigned ndata = 0;
 
-	if (len < 2 * one || len % one) {
-		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_COH_BATCH, len);
-		return;
+	if (len < sizeof(b))
+		goto malformed;
+	memcpy(&b, data, sizeof(b));
+	if (b.n == 0 || b.ndata > b.n || len != sizeof(b) + (size_t)b.ndata * ls + b.n * one)
+		goto malformed;
+	hdrs = lines + (size_t)b.ndata * ls;
+	for (unsigned i = 0; i < b.n; i++) {
+		dsm_coh_msg_t m;
+
+		memcpy(&m, hdrs + i * one, one);
+		ndata += (m.flags & DSM_COH_MSGF_DATA) != 0;
 	}
-	for (size_t off = 0; off < len; off += one)
-		on_coh_msg(rt, src, (const char *)data + off, one);
+	if (ndata != b.ndata)
+		goto malformed;
+	rt->installs.batching = true;
+	ndata = 0;
+	for (unsigned i = 0; i < b.n; i++) {
+		dsm_coh_msg_t m;
+
+		memcpy(&m, hdrs + i * one, one);
+		on_coh_one(rt, src, &m,
+		           (m.flags & DSM_COH_MSGF_DATA) ? lines + (size_t)ndata++ * ls : NULL);
+	}
+	flush_installs(rt);
+	rt->installs.batching = false;
+	return;
+malformed:
+	dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_COH_BATCH, len);
 }
 
 void dsm_rt_engine_rma_done(struct dsm_rt *rt, const struct dsm_tp_event *ev)
@@ -271,9 +369,6 @@ int dsm_rt_engine_init(struct dsm_rt *rt)
 	                       .data_mode = rt->rdma.on ? DSM_COH_DATA_RDMA : DSM_COH_DATA_INLINE};
 
 	dsm_coh_actions_init(&rt->acts);
-	rt->scratch = malloc(sizeof(dsm_coh_msg_t) + rt->cfg.line_size);
-	if (rt->scratch == NULL)
-		return -ENOMEM;
 	dsm_rt_msg_on(rt, DSM_RT_MSG_COH, 0, on_coh_msg);
 	dsm_rt_msg_on(rt, DSM_RT_MSG_COH_BATCH, 0, on_coh_batch);
 	return dsm_coh_node_create(&cc, &rt->node);
@@ -285,6 +380,4 @@ void dsm_rt_engine_fini(struct dsm_rt *rt)
 		dsm_coh_node_destroy(rt->node);
 	rt->node = NULL;
 	dsm_coh_actions_fini(&rt->acts);
-	free(rt->scratch);
-	rt->scratch = NULL;
 }

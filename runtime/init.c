@@ -160,7 +160,7 @@ static int open_transport(struct dsm_rt *rt)
 
 	attr.boot = dsm_rt_boot_tp();
 	attr.provider = rt->cfg.provider[0] ? rt->cfg.provider : NULL;
-	attr.msg_max = sizeof(dsm_coh_msg_t) + rt->cfg.line_size;
+	attr.msg_max = dsm_rt_msg_max(rt->cfg.line_size);
 	if (attr.msg_max < sizeof(struct dsm_rt_coll_round))
 		attr.msg_max = sizeof(struct dsm_rt_coll_round);
 	attr.max_msg_type = DSM_RT_MSG_MAX;

@@ -2,6 +2,7 @@
 #include "runtime/msg.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -27,6 +28,20 @@ static void on_reply(struct dsm_rt *rt, int src, const void *data, size_t len)
 	dsm_rt_req_complete(r, m.status);
 }
 
+/* Line bytes one batch carries: whole lines up to DSM_RT_GATHER_BYTES, and at least one. */
+static size_t gather_cap(size_t line_size)
+{
+	if (line_size >= DSM_RT_GATHER_BYTES)
+		return line_size;
+	return DSM_RT_GATHER_BYTES / line_size * line_size;
+}
+
+size_t dsm_rt_msg_max(size_t line_size)
+{
+	return sizeof(struct dsm_rt_coh_batch) + gather_cap(line_size) +
+	       DSM_RT_GATHER_MSGS * sizeof(dsm_coh_msg_t);
+}
+
 int dsm_rt_msg_init(struct dsm_rt *rt)
 {
 	struct dsm_rt_msgs *m = &rt->msg;
@@ -37,6 +52,13 @@ int dsm_rt_msg_init(struct dsm_rt *rt)
 		DSM_LOG_ERRNO(DSM_LOG_ERROR, "creating the event loop's eventfd");
 		return -errno;
 	}
+	m->line_size = rt->cfg.line_size;
+	m->gather_cap = gather_cap(m->line_size);
+	for (unsigned i = 0; i < DSM_RT_GATHER_PEERS; i++) {
+		m->gather[i].buf = malloc(dsm_rt_msg_max(m->line_size));
+		if (m->gather[i].buf == NULL)
+			return -ENOMEM;
+	}
 	dsm_rt_msg_on(rt, DSM_RT_MSG_REPLY, sizeof(struct dsm_rt_reply), on_reply);
 	return 0;
 }
@@ -45,6 +67,10 @@ void dsm_rt_msg_fini(struct dsm_rt *rt)
 {
 	if (rt->msg.evfd >= 0)
 		close(rt->msg.evfd);
+	for (unsigned i = 0; i < DSM_RT_GATHER_PEERS; i++) {
+		free(rt->msg.gather[i].buf);
+		rt->msg.gather[i].buf = NULL;
+	}
 	pthread_mutex_destroy(&rt->msg.lock);
 }
 
@@ -73,16 +99,24 @@ void dsm_rt_msg_dispatch(struct dsm_rt *rt, int src, unsigned type, const void *
 
 /* ---- gathering ------------------------------------------------------------------------ */
 
+/* A lone message without data goes as COH, anything else as COH_BATCH: the lines are in
+ * buf already, the headers go after them. */
 static int gather_send(struct dsm_rt *rt, struct dsm_rt_gather *g)
 {
+	struct dsm_rt_coh_batch b = {.n = (uint16_t)g->n, .ndata = (uint16_t)g->ndata};
+	size_t data = (size_t)g->ndata * rt->msg.line_size;
 	int ret;
 
-	if (g->n == 1)
+	if (g->n == 1 && g->ndata == 0) {
 		ret = dsm_tp_send(rt->tp, g->peer, DSM_RT_MSG_COH, g->v, sizeof(g->v[0]));
-	else
-		ret = dsm_tp_send(rt->tp, g->peer, DSM_RT_MSG_COH_BATCH, g->v,
-		                  g->n * sizeof(g->v[0]));
+	} else {
+		memcpy(g->buf, &b, sizeof(b));
+		memcpy(g->buf + sizeof(b) + data, g->v, g->n * sizeof(g->v[0]));
+		ret = dsm_tp_send(rt->tp, g->peer, DSM_RT_MSG_COH_BATCH, g->buf,
+		                  sizeof(b) + data + g->n * sizeof(g->v[0]));
+	}
 	g->n = 0;
+	g->ndata = 0;
 	rt->msg.gathering--;
 	return ret;
 }
@@ -104,10 +138,11 @@ int dsm_rt_msg_flush(struct dsm_rt *rt, int peer)
 	return ret;
 }
 
-int dsm_rt_send_gathered(struct dsm_rt *rt, int peer, const dsm_coh_msg_t *msg)
+int dsm_rt_send_gathered(struct dsm_rt *rt, int peer, const dsm_coh_msg_t *msg, void **data_p)
 {
 	struct dsm_rt_msgs *m = &rt->msg;
 	struct dsm_rt_gather *g = NULL, *oldest = NULL;
+	bool data = msg->flags & DSM_COH_MSGF_DATA;
 	int ret = 0;
 
 	for (unsigned i = 0; i < DSM_RT_GATHER_PEERS && g == NULL; i++) {
@@ -118,22 +153,30 @@ int dsm_rt_send_gathered(struct dsm_rt *rt, int peer, const dsm_coh_msg_t *msg)
 		else if (oldest == NULL || s->n == 0 || (oldest->n && s->opened < oldest->opened))
 			oldest = s;
 	}
+	if (g && (g->n == DSM_RT_GATHER_MSGS ||
+	          (data && (g->ndata + 1) * m->line_size > m->gather_cap))) {
+		/* No room: what waits goes now, and this message opens the slot again. */
+		ret = gather_send(rt, g);
+		oldest = g;
+		g = NULL;
+	}
 	if (g == NULL) {
 		/* A slot for this peer: a free one, or the oldest peer's goes now. */
 		g = oldest;
-		if (g->n)
-			ret = gather_send(rt, g);
+		if (g->n) {
+			int r = gather_send(rt, g);
+
+			if (ret == 0)
+				ret = r;
+		}
 		g->peer = peer;
 		g->opened = ++m->gather_clock;
 		m->gathering++;
 	}
-	g->v[g->n++] = *msg;
-	if (g->n == DSM_RT_GATHER_MSGS) {
-		int r = gather_send(rt, g);
-
-		if (ret == 0)
-			ret = r;
-	}
+	if (data)
+		*data_p = g->buf + sizeof(struct dsm_rt_coh_batch) + g->ndata++ * m->line_size;
+	g->v[g->n++] =
+	        *msg; /* a full slot goes at the next call or flush: the line is not in yet */
 	return ret;
 }
 

@@ -57,13 +57,18 @@ void dsm_rt_msg_malformed(struct dsm_rt *rt, int src, unsigned type, size_t len)
 int dsm_rt_send(struct dsm_rt *rt, int peer, enum dsm_rt_msg_type type, const void *buf,
                 size_t len);
 /*
- * Gathering: a protocol message without data to another rank waits, with the others for
- * that peer, until anything else is sent to the peer or the loop's turn ends (or 128
- * wait), then they leave as one message (COH_BATCH; COH for a lone one). Per pair the
- * order of everything sent stays the order of the calls, and no message waits past the
- * turn that made it: to the engine this is a network that delays a message a little.
+ * Gathering: a protocol message to another rank waits, with the others for that peer, until
+ * anything else is sent to the peer or the loop's turn ends (or the batch is full: 128
+ * messages, or DSM_RT_GATHER_BYTES of lines), then they leave as one message (COH_BATCH;
+ * COH for a lone one without data). Per pair the order of everything sent stays the order
+ * of the calls, and no message waits past the turn that made it: to the engine this is a
+ * network that delays a message a little. A message that carries a line (DSM_COH_MSGF_DATA)
+ * gets in *@data_p where the caller puts the line's bytes, before any other call here.
+ * Returns 0, or the error of a batch that had to leave first (the message is taken anyway).
  */
-int dsm_rt_send_gathered(struct dsm_rt *rt, int peer, const dsm_coh_msg_t *m);
+int dsm_rt_send_gathered(struct dsm_rt *rt, int peer, const dsm_coh_msg_t *m, void **data_p);
+/* The largest message gathering makes, for lines of @line_size bytes: the transport's. */
+size_t dsm_rt_msg_max(size_t line_size);
 /* Sends what waits for @peer now (-1: for every peer). */
 int dsm_rt_msg_flush(struct dsm_rt *rt, int peer);
 /* Answers request @token of @rank: a REPLY, or a local completion. */

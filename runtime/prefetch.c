@@ -179,21 +179,44 @@ static bool in_bounds(const struct dsm_rt_stream *s, uint64_t line)
 	return line >= s->lo && line < s->hi;
 }
 
+static unsigned home_of(const struct dsm_rt *rt, const struct dsm_rt_stream *s, uint64_t line)
+{
+	return (unsigned)dsm_coh_home_of(&s->span, (unsigned)rt->nranks, line);
+}
+
 /* Keeps the stream's window requested ahead of its latest miss, inside its bounds. */
 static void extend(struct dsm_rt *rt, struct dsm_rt_stream *s)
 {
-	uint64_t reach = (uint64_t)(s->stride > 0 ? s->stride : -s->stride) * s->window;
+	uint64_t step = (uint64_t)(s->stride > 0 ? s->stride : -s->stride);
+	uint64_t reach = step * s->window;
 	uint64_t target = s->stride > 0 ? s->last + reach : s->last > reach ? s->last - reach : 0;
+	uint64_t low;
 
-	/* Up to target inclusive; a line below 0 wraps and fails the bounds. */
-	while ((s->stride > 0 ? s->ahead <= target : s->ahead >= target) &&
-	       in_bounds(s, s->ahead)) {
-		unsigned home = (unsigned)dsm_coh_home_of(&s->span, (unsigned)rt->nranks, s->ahead);
-
-		if (request(rt, s->ahead, home, PF_MARK) == REQ_FULL)
-			return; /* taken up again at its next miss */
-		s->ahead += (uint64_t)s->stride;
+	if (s->stride > 0) {
+		/* Up to target inclusive. */
+		while (s->ahead <= target && in_bounds(s, s->ahead)) {
+			if (request(rt, s->ahead, home_of(rt, s, s->ahead), PF_MARK) == REQ_FULL)
+				return; /* taken up again at its next miss */
+			s->ahead += step;
+		}
+		return;
 	}
+	/*
+	 * Backward: the same lines, asked for in address order, so that their grants come
+	 * back in the order the heap has them and go in by runs (engine.c). A line below 0
+	 * wraps and fails the bounds.
+	 */
+	if (!in_bounds(s, s->ahead) || s->ahead < target)
+		return;
+	low = s->ahead - (s->ahead - (target > s->lo ? target : s->lo)) / step * step;
+	for (uint64_t l = low; l <= s->ahead; l += step)
+		if (request(rt, l, home_of(rt, s, l), PF_MARK) == REQ_FULL) {
+			/* Lines from l up are not asked for: the stream goes on from there (what
+			 * lies below is asked for already, and is skipped then). */
+			s->ahead = l;
+			return;
+		}
+	s->ahead = low >= step ? low - step : UINT64_MAX;
 }
 
 static void stream_drop(struct dsm_rt *rt, struct dsm_rt_stream *s)

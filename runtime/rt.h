@@ -104,16 +104,20 @@ struct dsm_rt_loop {
 /* A handler; @len matches the size registered for the type (any, where that is 0). */
 typedef void dsm_rt_msg_fn(struct dsm_rt *rt, int src, const void *data, size_t len);
 
-/* Protocol messages without data wait here for their peer's next send or the end of the
- * turn, and travel together (msg.c, "Gathering"). */
+/* Protocol messages wait here for their peer's next send or the end of the turn, and
+ * travel together (msg.c, "Gathering"): up to 128, with up to DSM_RT_GATHER_BYTES of line
+ * data (or one line, where lines are larger). */
 #define DSM_RT_GATHER_PEERS 4
 #define DSM_RT_GATHER_MSGS  128
+#define DSM_RT_GATHER_BYTES ((size_t)32 << 10)
 
 struct dsm_rt_gather {
 	int peer;
 	unsigned n;      /* 0: a free slot */
+	unsigned ndata;  /* messages among them that carry a line */
 	uint64_t opened; /* gather_clock when its first message came: the oldest goes first */
 	dsm_coh_msg_t v[DSM_RT_GATHER_MSGS];
+	char *buf; /* the COH_BATCH being built: its header, the lines, then room for v */
 };
 
 struct dsm_rt_msgs {
@@ -130,6 +134,8 @@ struct dsm_rt_msgs {
 	struct dsm_rt_gather gather[DSM_RT_GATHER_PEERS]; /* the loop's only */
 	unsigned gathering;                               /* slots in use */
 	uint64_t gather_clock;
+	size_t line_size;  /* of the lines that messages carry */
+	size_t gather_cap; /* line bytes a batch carries: whole lines, at least one */
 };
 
 /* ---- coll.c --------------------------------------------------------------------------- */
@@ -239,6 +245,7 @@ struct dsm_rt_counters {
 	atomic_uint_fast64_t lock_local, lock_remote, lock_handoffs;
 	atomic_uint_fast64_t barriers, barrier_ns, barrier_ns_max;
 	atomic_uint_fast64_t prefetched, prefetch_used, prefetch_wasted;
+	atomic_uint_fast64_t install_runs, install_run_lines;
 };
 
 struct dsm_rt_stats {
@@ -252,6 +259,24 @@ struct dsm_rt_stats {
 /* Adds @n to counter @field of @rt. */
 #define DSM_RT_COUNT(rt, field, n)                                                                 \
 	atomic_fetch_add_explicit(&(rt)->stats.cnt.field, (n), memory_order_relaxed)
+
+/* ---- engine.c: lines of a batch installed together ---------------------------------------- */
+
+/*
+ * While a batch of messages is handled, the lines it grants with their data wait here, so
+ * that lines next to each other in the heap whose data is next to each other in the batch
+ * go in with one UFFDIO_COPY (a run). Before anything else touches a line's mapping the run
+ * goes in (engine.c, flush_installs): to the engine and to the threads it is as if each line
+ * had been installed as its grant was handled, since no thread runs through a line before
+ * its UFFDIO_COPY and no other event is handled before the end of the batch.
+ */
+struct dsm_rt_installs {
+	bool batching; /* inside a COH_BATCH: installs wait */
+	uint64_t addr; /* the run: [addr, addr + len) from src, */
+	size_t len;    /* 0: none */
+	const char *src;
+	bool writable; /* all of it read-write, or all read-only */
+};
 
 /* ---- the rank ------------------------------------------------------------------------- */
 
@@ -271,7 +296,7 @@ struct dsm_rt {
 	/* The protocol and the wire. */
 	dsm_coh_node_t *node;
 	dsm_coh_actions_t acts;
-	char *scratch; /* a protocol message being built: header + one line */
+	struct dsm_rt_installs installs; /* engine.c: installs waiting for the end of a batch */
 	dsm_tp_t *tp;
 	struct dsm_rt_rdma rdma;
 

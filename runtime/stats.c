@@ -108,6 +108,8 @@ static void fill_stats(struct dsm_rt *rt, dsm_stats_t *s)
 	s->prefetched = atomic_load(&rt->stats.cnt.prefetched);
 	s->prefetch_used = atomic_load(&rt->stats.cnt.prefetch_used);
 	s->prefetch_wasted = atomic_load(&rt->stats.cnt.prefetch_wasted);
+	s->install_runs = atomic_load(&rt->stats.cnt.install_runs);
+	s->install_run_lines = atomic_load(&rt->stats.cnt.install_run_lines);
 }
 
 /* The smallest latency bound (µs) below which @q of the faults fall. */
@@ -181,10 +183,13 @@ void dsm_rt_stats_print(struct dsm_rt *rt)
 			                   : 0.0,
 			       (double)s->barrier_ns_max / 1e3);
 		}
-		printf("%4s %10s %10s %10s\n", "rank", "prefetched", "pf_used", "pf_wasted");
+		printf("%4s %10s %10s %10s %12s %12s\n", "rank", "prefetched", "pf_used",
+		       "pf_wasted", "install_runs", "run_lines");
 		for (int r = 0; r < rt->nranks; r++)
-			printf("%4d %10" PRIu64 " %10" PRIu64 " %10" PRIu64 "\n", r,
-			       all[r].prefetched, all[r].prefetch_used, all[r].prefetch_wasted);
+			printf("%4d %10" PRIu64 " %10" PRIu64 " %10" PRIu64 " %12" PRIu64
+			       " %12" PRIu64 "\n",
+			       r, all[r].prefetched, all[r].prefetch_used, all[r].prefetch_wasted,
+			       all[r].install_runs, all[r].install_run_lines);
 		fflush(stdout);
 	}
 	free(all);

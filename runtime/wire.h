@@ -16,8 +16,20 @@ enum dsm_rt_msg_type {
 	DSM_RT_MSG_MUTEX,      /* struct dsm_rt_mutex_msg: to the home of the mutex */
 	DSM_RT_MSG_FREE,       /* struct dsm_rt_free_msg: a dsm_free for the slice's owner */
 	DSM_RT_MSG_REPLY,      /* struct dsm_rt_reply: the answer to a MUTEX or FREE */
-	DSM_RT_MSG_COH_BATCH,  /* 2 or more dsm_coh_msg_t without data, in the order sent (msg.c) */
+	DSM_RT_MSG_COH_BATCH,  /* struct dsm_rt_coh_batch: protocol messages in the order sent */
 	DSM_RT_MSG_MAX = DSM_RT_MSG_COH_BATCH,
+};
+
+/*
+ * A batch of protocol messages for one peer (msg.c, "Gathering"), in the order they were
+ * sent: this header, the data of the @ndata messages that carry a line (in their order,
+ * line after line, so lines that follow each other in the heap arrive as one run), then
+ * the @n dsm_coh_msg_t.
+ */
+struct dsm_rt_coh_batch {
+	uint16_t n;
+	uint16_t ndata;
+	uint32_t reserved;
 };
 
 enum dsm_rt_coll_kind {
