@@ -16,6 +16,7 @@
 #ifndef DSM_COHERENCE_H
 #define DSM_COHERENCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -194,6 +195,17 @@ typedef struct dsm_coh_actions {
 
 void dsm_coh_actions_init(dsm_coh_actions_t *a);
 void dsm_coh_actions_fini(dsm_coh_actions_t *a);
+
+/*
+ * Installs by runs (PROTOCOL.md, "Batches"): a runtime that handles a batch of messages may
+ * let the installs of lines whose data came in the batch wait, to put lines that follow
+ * each other in with one call, as long as no thread can get past a waiting line and every
+ * action for which this says false finds the waiting lines installed first. True for the
+ * actions that leave every mapping alone: another such install, a send whose data is not
+ * read from the mapping, a hold, a count. (A WAKE of a waiting line may run too: its
+ * install will wake the line's threads anyway.) The model checker checks the rule.
+ */
+bool dsm_coh_action_keeps_mappings(const dsm_coh_action_t *a);
 
 /* ---- The engine ---- */
 

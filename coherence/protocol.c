@@ -94,6 +94,22 @@ void dsm_coh_actions_fini(dsm_coh_actions_t *a)
 	dsm_coh_actions_init(a);
 }
 
+bool dsm_coh_action_keeps_mappings(const dsm_coh_action_t *a)
+{
+	switch (a->type) {
+	case DSM_COH_ACT_INSTALL_RO:
+	case DSM_COH_ACT_INSTALL_RW:
+		return a->src == DSM_COH_SRC_MSG;
+	case DSM_COH_ACT_SEND:
+		return a->src != DSM_COH_SRC_MAP;
+	case DSM_COH_ACT_HOLD:
+	case DSM_COH_ACT_COUNT:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static dsm_coh_action_t *act(dsm_coh_actions_t *a, int type, uint64_t line)
 {
 	dsm_coh_action_t *x;

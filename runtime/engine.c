@@ -92,27 +92,6 @@ static void install_later(struct dsm_rt *rt, uint64_t addr, const void *src, siz
 	        .batching = true, .addr = addr, .len = len, .src = src, .writable = writable};
 }
 
-/*
- * Whether @a may run while lines wait to go in: it leaves every mapping alone. Anything
- * else (a write-protect, a zap, a wake, a read of the mapping, an RDMA read, a lift of a
- * write-protect) finds the run installed first, as if each line had gone in on its own.
- */
-static bool leaves_mappings_alone(const dsm_coh_action_t *a)
-{
-	switch (a->type) {
-	case DSM_COH_ACT_INSTALL_RO:
-	case DSM_COH_ACT_INSTALL_RW:
-		return a->src == DSM_COH_SRC_MSG;
-	case DSM_COH_ACT_SEND:
-		return a->src != DSM_COH_SRC_MAP;
-	case DSM_COH_ACT_HOLD:
-	case DSM_COH_ACT_COUNT:
-		return true;
-	default:
-		return false;
-	}
-}
-
 /* ---- actions ------------------------------------------------------------------------------ */
 
 static void run_action(struct dsm_rt *rt, const dsm_coh_action_t *a, const void *msg_data)
@@ -250,7 +229,7 @@ int dsm_rt_engine(struct dsm_rt *rt, const dsm_coh_event_t *ev, const void *msg_
 			             (unsigned long long)a->line);
 		if (a->type == DSM_COH_ACT_WAKE && woken_by_install(&rt->acts, i))
 			continue;
-		if (rt->installs.len && !leaves_mappings_alone(a))
+		if (rt->installs.len && !dsm_coh_action_keeps_mappings(a))
 			flush_installs(rt);
 		run_action(rt, a, msg_data);
 	}

@@ -48,6 +48,12 @@ typedef struct mc_node {
 	mc_thread_t th[MC_MAX_THREADS];
 } mc_node_t;
 
+/* An install waiting for the end of its batch (or for an action that needs it in). */
+typedef struct mc_pending {
+	uint8_t line, prot;
+	uint32_t w[MC_WORDS];
+} mc_pending_t;
+
 typedef struct mc_sim {
 	const mc_config_t *cfg;
 	dsm_coh_node_t *eng[MC_MAX_NODES];
@@ -65,10 +71,15 @@ typedef struct mc_sim {
 	mc_fail_t fail;
 	char what[512];
 	dsm_coh_actions_t acts;
+	/* A batch being delivered (empty between steps: not part of the state). */
+	int batching;
+	unsigned npend;
+	mc_pending_t pend[MC_MAX_MSGS];
+	uint64_t batches, batched_installs;
 } mc_sim_t;
 
 /* A step the scheduler can choose. */
-enum { C_THREAD, C_UFFD, C_MSG, C_RDMA, C_HOLD, C_WB };
+enum { C_THREAD, C_UFFD, C_MSG, C_RDMA, C_HOLD, C_WB, C_BATCH };
 typedef struct mc_choice {
 	uint8_t kind, node, idx; /* idx: thread, message slot or line */
 } mc_choice_t;
@@ -252,6 +263,36 @@ static void count_races(mc_sim_t *s, unsigned n, int l, unsigned counter)
 	}
 }
 
+static int pending_of(const mc_sim_t *s, int l)
+{
+	unsigned i;
+
+	for (i = 0; i < s->npend; i++)
+		if (s->pend[i].line == l)
+			return (int)i;
+	return -1;
+}
+
+/* The installs of the batch go in, in the order they came (the runtime's runs). */
+static void flush_pending(mc_sim_t *s, unsigned n)
+{
+	unsigned i;
+
+	for (i = 0; i < s->npend && !s->fail; i++) {
+		mc_page_t *pg = &s->node[n].map[s->pend[i].line];
+
+		if (pg->prot != PROT_NONE_) {
+			failf(s, MC_BAD_ACTION, "node %u line %u: batched install over a page", n,
+			      s->pend[i].line);
+			return;
+		}
+		memcpy(pg->w, s->pend[i].w, sizeof(pg->w));
+		pg->prot = s->pend[i].prot;
+		check_swmr(s, s->pend[i].line);
+	}
+	s->npend = 0;
+}
+
 static void apply(mc_sim_t *s, unsigned n, const uint32_t *payload)
 {
 	mc_node_t *nd = &s->node[n];
@@ -272,6 +313,14 @@ static void apply(mc_sim_t *s, unsigned n, const uint32_t *payload)
 			return;
 		}
 		pg = &nd->map[l];
+		/* The runtime's rule for a batch: what touches a mapping finds the lines
+		 * waiting installed first (a WAKE of a waiting line excepted: its
+		 * install wakes the threads). */
+		if (s->npend && !dsm_coh_action_keeps_mappings(a) &&
+		    !(a->type == DSM_COH_ACT_WAKE && pending_of(s, l) >= 0))
+			flush_pending(s, n);
+		if (s->fail)
+			return;
 		switch (a->src) {
 		case DSM_COH_SRC_MSG:
 			from = payload;
@@ -350,10 +399,21 @@ static void apply(mc_sim_t *s, unsigned n, const uint32_t *payload)
 				}
 			} else {
 				/* UFFDIO_COPY onto a present page fails with EEXIST. */
-				if (pg->prot != PROT_NONE_) {
+				if (pg->prot != PROT_NONE_ || pending_of(s, l) >= 0) {
 					failf(s, MC_BAD_ACTION,
 					      "node %u line %d: install over a page", n, l);
 					return;
+				}
+				if (s->batching && a->src == DSM_COH_SRC_MSG) {
+					mc_pending_t *p = &s->pend[s->npend++];
+
+					p->line = (uint8_t)l;
+					p->prot = a->type == DSM_COH_ACT_INSTALL_RW ? PROT_RW
+					                                            : PROT_RO;
+					memcpy(p->w, from, sizeof(p->w));
+					installed = p->prot;
+					s->batched_installs++;
+					break;
 				}
 				memcpy(pg->w, from, sizeof(pg->w));
 			}
@@ -462,7 +522,7 @@ static void feed(mc_sim_t *s, unsigned n, const dsm_coh_event_t *ev, const uint3
 		return;
 	}
 	apply(s, n, payload);
-	if (!s->fail)
+	if (!s->fail && !s->batching)
 		check_agree(s, n,
 		            line_index(s, ev->type == DSM_COH_EV_MSG ? ev->msg.line : ev->line));
 }
@@ -521,10 +581,23 @@ static unsigned choices(const mc_sim_t *s, mc_choice_t *c)
 	for (i = 0; i < s->nnet; i++)
 		if (msg_deliverable(s, i))
 			c[k++] = (mc_choice_t){C_MSG, s->net[i].dst, (uint8_t)i};
+	/* A batch: everything the pair of the pair's first message has in flight, when
+	 * that is two messages or more. */
+	for (i = 0; s->cfg->batch && i < s->nnet; i++) {
+		unsigned j, first = 1, more = 0;
+
+		for (j = 0; j < s->nnet; j++)
+			if (s->net[j].src == s->net[i].src && s->net[j].dst == s->net[i].dst) {
+				first &= j >= i;
+				more += j > i;
+			}
+		if (first && more)
+			c[k++] = (mc_choice_t){C_BATCH, s->net[i].dst, (uint8_t)i};
+	}
 	return k;
 }
 
-#define MAX_CHOICES (MC_MAX_NODES * (MC_MAX_THREADS + 1 + 3 * MC_MAX_LINES) + MC_MAX_MSGS)
+#define MAX_CHOICES (MC_MAX_NODES * (MC_MAX_THREADS + 1 + 3 * MC_MAX_LINES) + 2 * MC_MAX_MSGS)
 
 static void thread_step(mc_sim_t *s, unsigned n, unsigned t)
 {
@@ -617,6 +690,33 @@ static void do_step(mc_sim_t *s, const mc_choice_t *c)
 		ev.type = DSM_COH_EV_MSG;
 		ev.msg = m.m;
 		feed(s, c->node, &ev, (m.m.flags & DSM_COH_MSGF_DATA) ? m.data : NULL);
+		break;
+	}
+	case C_BATCH: {
+		mc_msg_t batch[MC_MAX_MSGS];
+		unsigned nb = 0, j, kept = 0, l;
+		uint8_t src = s->net[c->idx].src, dst = s->net[c->idx].dst;
+
+		/* Out of the network first: what the batch sends goes behind it. */
+		for (j = 0; j < s->nnet; j++)
+			if (s->net[j].src == src && s->net[j].dst == dst)
+				batch[nb++] = s->net[j];
+			else
+				s->net[kept++] = s->net[j];
+		s->nnet = (uint16_t)kept;
+		s->batching = 1;
+		s->batches++;
+		for (j = 0; j < nb && !s->fail; j++) {
+			ev.type = DSM_COH_EV_MSG;
+			ev.msg = batch[j].m;
+			feed(s, c->node, &ev,
+			     (batch[j].m.flags & DSM_COH_MSGF_DATA) ? batch[j].data : NULL);
+		}
+		if (!s->fail && !s->cfg->batch_keep_open)
+			flush_pending(s, c->node);
+		s->batching = 0;
+		for (l = 0; l < s->cfg->nlines && !s->fail; l++)
+			check_agree(s, c->node, (int)l);
 		break;
 	}
 	case C_RDMA:
@@ -872,11 +972,13 @@ static void report(mc_sim_t *s, mc_result_t *res)
 
 static const char *choice_str(const mc_sim_t *s, const mc_choice_t *c, char *b, size_t n)
 {
-	static const char *const kinds[] = {"thread", "uffd", "msg", "rdma", "hold", "rdma-write"};
+	static const char *const kinds[] = {"thread", "uffd",       "msg",  "rdma",
+	                                    "hold",   "rdma-write", "batch"};
 
-	if (c->kind == C_MSG && c->idx < s->nnet)
-		snprintf(b, n, "deliver %s %u->%u", dsm_coh_msg_name(s->net[c->idx].m.type),
-		         s->net[c->idx].src, s->net[c->idx].dst);
+	if ((c->kind == C_MSG || c->kind == C_BATCH) && c->idx < s->nnet)
+		snprintf(b, n, "deliver %s%s %u->%u", c->kind == C_BATCH ? "a batch from " : "",
+		         dsm_coh_msg_name(s->net[c->idx].m.type), s->net[c->idx].src,
+		         s->net[c->idx].dst);
 	else
 		snprintf(b, n, "%s node %u idx %u", kinds[c->kind], c->node, c->idx);
 	return b;
@@ -935,7 +1037,10 @@ static int dfs_visit(dfs_t *d, mc_sim_t *s, unsigned depth, double *paths_p)
 		/* Count what this one transition does (each is taken once). */
 		memset(child->counters, 0, sizeof(child->counters));
 		memset(child->cov, 0, sizeof(child->cov));
+		child->batches = child->batched_installs = 0;
 		do_step(child, &c[i]);
+		d->res->batches += child->batches;
+		d->res->batched_installs += child->batched_installs;
 		for (j = 0; j < DSM_COH_CNT_NCOUNTERS; j++)
 			d->res->counters[j] += child->counters[j];
 		for (j = 0; j < MC_NCOV; j++)
@@ -1043,6 +1148,8 @@ void mc_random_config(uint64_t *rng, const mc_random_opts_t *o, mc_config_t *cfg
 	cfg->fifo = o->fifo;
 	cfg->dist = dists[rnd_below(rng, 4)];
 	cfg->early_hold = o->early_holds && rnd_below(rng, 4) == 0;
+	cfg->batch = o->batches && rnd_below(rng, 2) == 0;
+	cfg->batch_keep_open = o->batch_keep_open;
 	/* Contention is where the bugs are: most accesses go to a few lines. */
 	hot = 1 + rnd_below(rng, cfg->nlines);
 	for (n = 0; n < cfg->nnodes; n++)
@@ -1133,6 +1240,9 @@ int mc_random(const mc_random_opts_t *o, mc_result_t *res)
 		res->schedules++;
 		res->steps += s->step;
 		res->early_hold_schedules += cfg->early_hold != 0;
+		res->batch_schedules += cfg->batch != 0;
+		res->batches += s->batches;
+		res->batched_installs += s->batched_installs;
 		/* A bounced line may wait long by design there: no bound to report. */
 		if (!cfg->early_hold && s->max_fault_steps > res->max_fault_steps)
 			res->max_fault_steps = s->max_fault_steps;

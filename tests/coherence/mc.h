@@ -7,6 +7,12 @@
  * happen (a thread's access, the event loop reading a fault, the delivery of
  * any message in flight, an RDMA completion, the end of a hold), and after
  * every step the invariants are checked.
+ *
+ * With batches on, a rank may also take every message one peer has in flight
+ * to it at once, as the runtime handles a COH_BATCH: the lines those messages
+ * install with their data wait and go in together, before any action that
+ * dsm_coh_action_keeps_mappings() does not allow beside them and at the end
+ * of the batch; no thread runs in between.
  */
 #ifndef DSM_TEST_MC_H
 #define DSM_TEST_MC_H
@@ -44,6 +50,10 @@ typedef struct mc_config {
 	 * between ranks, so cycles and long waits are allowed, but every read
 	 * must still be right and single-writer must still hold. */
 	int early_hold;
+	int batch; /* deliveries may take a pair's messages in flight as one batch */
+	/* Test only: the installs of a batch stay waiting after its end, to make
+	 * a longer run with the next batch (the end-of-batch flush, left out). */
+	int batch_keep_open;
 	dsm_coh_dist_t dist;
 	unsigned nops[MC_MAX_NODES][MC_MAX_THREADS];
 	mc_op_t ops[MC_MAX_NODES][MC_MAX_THREADS][MC_MAX_OPS];
@@ -92,6 +102,9 @@ typedef struct mc_result {
 	uint64_t states;    /* distinct states (exhaustive: exact; random: estimated) */
 	uint64_t steps;
 	uint64_t early_hold_schedules; /* random: schedules whose holds could end early */
+	uint64_t batch_schedules;      /* random: schedules with batches */
+	uint64_t batches;              /* batches delivered (exhaustive: transitions) */
+	uint64_t batched_installs;     /* installs that waited in a batch */
 	uint64_t max_fault_steps;      /* longest time a fault waited, in steps */
 	uint64_t max_depth;            /* exhaustive: longest path */
 	uint64_t counters[DSM_COH_CNT_NCOUNTERS];
@@ -114,6 +127,8 @@ typedef struct mc_random_opts {
 	unsigned bugs;
 	int fifo;
 	int early_holds; /* one schedule in four lets holds end early */
+	int batches;     /* one schedule in two delivers batches too */
+	int batch_keep_open;
 	int verbose;
 	uint8_t *hll; /* MC_HLL_SIZE registers to add the states to, or NULL */
 } mc_random_opts_t;

@@ -257,6 +257,67 @@ static void done_stands_in_for_fifo(void **state)
 	assert_int_equal(r.fail, MC_PROTOCOL);
 }
 
+/* Two nodes, two threads each, two lines homed on node 0: node 1's threads miss on both
+ * lines at once, so the home's grants (with their data) can travel in one batch. */
+static void batch_config(mc_config_t *c, int keep_open)
+{
+	unsigned n, t, i;
+
+	memset(c, 0, sizeof(*c));
+	c->nnodes = 2;
+	c->nlines = 2;
+	c->nthreads = 2;
+	c->data_mode = DSM_COH_DATA_INLINE;
+	c->wb_mode = DSM_COH_DATA_INLINE;
+	c->dist = DSM_COH_DIST_ZERO;
+	c->batch = 1;
+	c->batch_keep_open = keep_open;
+	for (n = 0; n < 2; n++)
+		for (t = 0; t < 2; t++) {
+			c->nops[n][t] = 2;
+			for (i = 0; i < 2; i++) {
+				mc_op_t *op = &c->ops[n][t][i];
+
+				op->line = (uint8_t)((t + i) % 2);
+				op->word = (uint8_t)(i % MC_WORDS);
+				op->write = (uint8_t)(n == 0 || i == 1);
+				op->value = 1 + (n << 16 | t << 8 | i);
+			}
+		}
+}
+
+static void batch_left_open(void **state)
+{
+	/* The installs of a batch kept waiting past its end (to join the next batch's run):
+	 * the engine says the line is there while the page is not. */
+	mc_random_opts_t o = {.schedules = 200000,
+	                      .seed = 42,
+	                      .max_nodes = 4,
+	                      .max_lines = 4,
+	                      .max_threads = 2,
+	                      .max_ops = 4,
+	                      .batches = 1,
+	                      .batch_keep_open = 1};
+	mc_config_t c;
+	mc_result_t r;
+
+	(void)state;
+	batch_config(&c, 0);
+	assert_int_equal(mc_exhaustive(&c, 10000000, &r), 0);
+	print_message("batches: %s, %llu states, %llu batches holding %llu installs back\n",
+	              r.fail ? r.what : "ok", (unsigned long long)r.states,
+	              (unsigned long long)r.batches, (unsigned long long)r.batched_installs);
+	assert_int_equal(r.fail, MC_OK);
+	assert_true(r.batched_installs > 0);
+	batch_config(&c, 1);
+	assert_int_equal(mc_exhaustive(&c, 10000000, &r), 0);
+	print_message("exhaustive: %s (after %llu states)\n", r.what, (unsigned long long)r.states);
+	assert_int_equal(r.fail, MC_MISMATCH);
+	assert_int_equal(mc_random(&o, &r), 0);
+	print_message("random: %s (schedule %llu)\n", r.what, (unsigned long long)r.schedules);
+	assert_int_equal(r.fail, MC_MISMATCH);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -272,6 +333,7 @@ int main(void)
 	        cmocka_unit_test(zap_before_write_back_remote),
 	        cmocka_unit_test(write_back_before_protect),
 	        cmocka_unit_test(done_stands_in_for_fifo),
+	        cmocka_unit_test(batch_left_open),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -749,6 +749,39 @@ static void sharers_inline_then_bitmap(void **st)
 
 /* ---- Layout ---- */
 
+/* Which actions may run while the installs of a batch wait (PROTOCOL.md, "Batches"). */
+static void batch_rule(void **st)
+{
+	static const struct {
+		uint8_t type, src;
+		bool keeps;
+	} cases[] = {
+	        {DSM_COH_ACT_INSTALL_RO, DSM_COH_SRC_MSG, true},
+	        {DSM_COH_ACT_INSTALL_RW, DSM_COH_SRC_MSG, true},
+	        {DSM_COH_ACT_INSTALL_RO, DSM_COH_SRC_STAGING, false}, /* a buffer reused */
+	        {DSM_COH_ACT_INSTALL_RW, DSM_COH_SRC_HOME, false},
+	        {DSM_COH_ACT_INSTALL_RW, DSM_COH_SRC_NONE, false}, /* lifts a write-protect */
+	        {DSM_COH_ACT_SEND, DSM_COH_SRC_NONE, true},
+	        {DSM_COH_ACT_SEND, DSM_COH_SRC_HOME, true},
+	        {DSM_COH_ACT_SEND, DSM_COH_SRC_MAP, false}, /* reads a mapping */
+	        {DSM_COH_ACT_WRITE_PROTECT, DSM_COH_SRC_NONE, false},
+	        {DSM_COH_ACT_ZAP, DSM_COH_SRC_NONE, false},
+	        {DSM_COH_ACT_WAKE, DSM_COH_SRC_NONE, false},
+	        {DSM_COH_ACT_STORE_HOME, DSM_COH_SRC_MAP, false},
+	        {DSM_COH_ACT_RDMA_READ, DSM_COH_SRC_NONE, false},
+	        {DSM_COH_ACT_RDMA_WRITE, DSM_COH_SRC_MAP, false},
+	        {DSM_COH_ACT_HOLD, DSM_COH_SRC_NONE, true},
+	        {DSM_COH_ACT_COUNT, DSM_COH_SRC_NONE, true},
+	};
+
+	(void)st;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		dsm_coh_action_t a = {.type = cases[i].type, .src = cases[i].src, .line = L0};
+
+		assert_int_equal(dsm_coh_action_keeps_mappings(&a), cases[i].keeps);
+	}
+}
+
 static void layout_lines(void **st)
 {
 	dsm_coh_layout_t l;
@@ -853,6 +886,7 @@ int main(void)
 	        cmocka_unit_test(create_checks),
 	        cmocka_unit_test(names),
 	        cmocka_unit_test(sharers_inline_then_bitmap),
+	        cmocka_unit_test(batch_rule),
 	        cmocka_unit_test(layout_lines),
 	        cmocka_unit_test(layout_homes),
 	};
