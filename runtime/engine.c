@@ -125,6 +125,15 @@ static void run_action(struct dsm_rt *rt, const dsm_coh_action_t *a, const void 
 		if (a->msg.flags & DSM_COH_MSGF_DATA) {
 			copy_line(data, src, ls);
 			DSM_RT_COUNT(rt, bytes_sent, ls);
+			/* A line answers a request that came alone: it goes now, so that the
+			 * requester installs it while this loop goes on. The lines answering a
+			 * batch go together at its end (on_coh_batch). */
+			if (!rt->installs.batching) {
+				int r = dsm_rt_msg_flush(rt, (int)a->peer);
+
+				if (ret == 0)
+					ret = r;
+			}
 		}
 		break;
 	}
@@ -288,6 +297,7 @@ static void on_coh_batch(struct dsm_rt *rt, int src, const void *data, size_t le
 	const char *lines = (const char *)data + sizeof(struct dsm_rt_coh_batch), *hdrs;
 	struct dsm_rt_coh_batch b;
 	unsigned ndata = 0;
+	int ret;
 
 	if (len < sizeof(b))
 		goto malformed;
@@ -314,6 +324,10 @@ static void on_coh_batch(struct dsm_rt *rt, int src, const void *data, size_t le
 	}
 	flush_installs(rt);
 	rt->installs.batching = false;
+	/* The lines this batch's requests were granted (a read-ahead window) go back as one. */
+	ret = dsm_rt_msg_flush_lines(rt);
+	if (ret < 0 && ret != DSM_ERR_PEER_DEAD)
+		dsm_rt_fatal(rt, "sending the grants of a batch failed: %s", dsm_err_str(ret));
 	return;
 malformed:
 	dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_COH_BATCH, len);

@@ -138,6 +138,23 @@ int dsm_rt_msg_flush(struct dsm_rt *rt, int peer)
 	return ret;
 }
 
+int dsm_rt_msg_flush_lines(struct dsm_rt *rt)
+{
+	struct dsm_rt_msgs *m = &rt->msg;
+	int ret = 0;
+
+	for (unsigned i = 0; m->gathering && i < DSM_RT_GATHER_PEERS; i++) {
+		int r;
+
+		if (m->gather[i].ndata == 0)
+			continue;
+		r = gather_send(rt, &m->gather[i]);
+		if (r < 0 && ret == 0)
+			ret = r;
+	}
+	return ret;
+}
+
 int dsm_rt_send_gathered(struct dsm_rt *rt, int peer, const dsm_coh_msg_t *msg, void **data_p)
 {
 	struct dsm_rt_msgs *m = &rt->msg;
@@ -175,8 +192,8 @@ int dsm_rt_send_gathered(struct dsm_rt *rt, int peer, const dsm_coh_msg_t *msg, 
 	}
 	if (data)
 		*data_p = g->buf + sizeof(struct dsm_rt_coh_batch) + g->ndata++ * m->line_size;
-	g->v[g->n++] =
-	        *msg; /* a full slot goes at the next call or flush: the line is not in yet */
+	/* A full slot goes at the next call or flush: the caller has not put the line in. */
+	g->v[g->n++] = *msg;
 	return ret;
 }
 

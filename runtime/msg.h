@@ -71,6 +71,8 @@ int dsm_rt_send_gathered(struct dsm_rt *rt, int peer, const dsm_coh_msg_t *m, vo
 size_t dsm_rt_msg_max(size_t line_size);
 /* Sends what waits for @peer now (-1: for every peer). */
 int dsm_rt_msg_flush(struct dsm_rt *rt, int peer);
+/* Sends what waits for every peer whose batch carries a line. */
+int dsm_rt_msg_flush_lines(struct dsm_rt *rt);
 /* Answers request @token of @rank: a REPLY, or a local completion. */
 void dsm_rt_reply(struct dsm_rt *rt, int rank, uint64_t token, int status);
 
