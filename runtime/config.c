@@ -39,6 +39,23 @@ static int size_setting(size_t field, enum dsm_setting_id id, size_t dflt, size_
 	return 0;
 }
 
+/*
+ * auto: RDMA from 64 KiB lines, where a grant carrying the line costs more than a small
+ * grant and a read (measured here: 64 KiB misses 1.3-2x faster by RDMA on shm and tcp; at
+ * 4 KiB inline is as fast on shm and 1.7x faster on tcp; BENCHMARKS.md).
+ */
+bool dsm_rt_config_data_rdma(const struct dsm_rt_config *c)
+{
+	switch (c->data) {
+	case DSM_RT_DATA_INLINE:
+		return false;
+	case DSM_RT_DATA_RDMA:
+		return true;
+	default:
+		return c->line_size >= (64u << 10);
+	}
+}
+
 int dsm_rt_config_resolve(const dsm_config_t *user, struct dsm_rt_config *out)
 {
 	struct dsm_rt_config c = {0};

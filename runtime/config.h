@@ -46,4 +46,7 @@ struct dsm_rt_config {
  */
 int dsm_rt_config_resolve(const dsm_config_t *user, struct dsm_rt_config *out);
 
+/* Whether grants carry lines by RDMA read (DSM_DATA, and for auto the line size). */
+bool dsm_rt_config_data_rdma(const struct dsm_rt_config *c);
+
 #endif

@@ -8,6 +8,7 @@
 #include <dsm_mpi.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -86,6 +87,167 @@ static bool node_has_spare_cores(struct dsm_rt *rt)
 			local += strncmp(all + (size_t)r * sizeof(me), me, sizeof(me)) == 0;
 	free(all);
 	return local > 0 && local <= cores;
+}
+
+/* ---- settings every rank must share -------------------------------------------------------- */
+
+/* What must be the same on every rank (the heap's layout, the wire), as each resolved it. */
+struct shared_settings {
+	uint64_t heap_size, line_size, page_size;
+	uint32_t data_rdma;
+	char build[48]; /* libdsm's version and protocol */
+};
+
+static void shared_settings_of(const struct dsm_rt *rt, struct shared_settings *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->heap_size = rt->cfg.heap_size;
+	s->line_size = rt->cfg.line_size;
+	s->page_size = rt->cfg.page_size;
+	s->data_rdma = dsm_rt_config_data_rdma(&rt->cfg);
+	snprintf(s->build, sizeof(s->build), "%d.%d.%d, %s", DSM_VERSION_MAJOR, DSM_VERSION_MINOR,
+	         DSM_VERSION_PATCH, dsm_coh_protocol_name());
+}
+
+static void show_heap(const struct shared_settings *s, char *b, size_t n)
+{
+	unsigned long long v = s->heap_size;
+
+	if (v && v % (1ull << 30) == 0)
+		snprintf(b, n, "%llu GiB", v >> 30);
+	else if (v && v % (1ull << 20) == 0)
+		snprintf(b, n, "%llu MiB", v >> 20);
+	else
+		snprintf(b, n, "%llu bytes", v);
+}
+
+static void show_line(const struct shared_settings *s, char *b, size_t n)
+{
+	snprintf(b, n, "%llu", (unsigned long long)s->line_size);
+}
+
+static void show_page(const struct shared_settings *s, char *b, size_t n)
+{
+	snprintf(b, n, "%llu", (unsigned long long)s->page_size);
+}
+
+static void show_data(const struct shared_settings *s, char *b, size_t n)
+{
+	snprintf(b, n, "%s", s->data_rdma ? "rdma" : "inline");
+}
+
+static void show_build(const struct shared_settings *s, char *b, size_t n)
+{
+	snprintf(b, n, "%s", s->build);
+}
+
+static const struct {
+	const char *name;
+	void (*show)(const struct shared_settings *s, char *b, size_t n);
+} shared_views[] = {
+        {"the heap size (DSM_HEAP_SIZE, dsm_config_t.heap_size)", show_heap},
+        {"the line size (DSM_LINE_SIZE, dsm_config_t.line_size)", show_line},
+        {"the page size", show_page},
+        {"the data path (DSM_DATA, whose auto depends on the line size)", show_data},
+        {"libdsm (version, protocol)", show_build},
+};
+
+/* Appends the ranks in @all whose value of view @v is @val to @out, as "0, 2-5". */
+static void ranks_with(const struct shared_settings *all, int nranks, unsigned v, const char *val,
+                       char *out, size_t n)
+{
+	size_t len = strlen(out);
+
+	for (int r = 0; r < nranks && len + 24 < n; r++) {
+		char b[64];
+		int last = r;
+
+		shared_views[v].show(&all[r], b, sizeof(b));
+		if (strcmp(b, val) != 0)
+			continue;
+		while (last + 1 < nranks) {
+			char c[64];
+
+			shared_views[v].show(&all[last + 1], c, sizeof(c));
+			if (strcmp(c, val) != 0)
+				break;
+			last++;
+		}
+		len += (size_t)snprintf(out + len, n - len, last > r ? "%s%d-%d" : "%s%d",
+		                        out[0] ? ", " : "", r, last);
+		r = last;
+	}
+	if (len + 24 >= n)
+		snprintf(out + len, n - len, ", ...");
+}
+
+/*
+ * Every rank compares what must be shared with every other rank's, before anything
+ * depends on it: a difference would give ranks different heaps, or a wire one side cannot
+ * read. Each difference fails dsm_init on every rank; rank 0 says which ranks have which
+ * value, a rank that differs from rank 0 says its own.
+ */
+static int settings_agree(struct dsm_rt *rt)
+{
+	struct shared_settings mine, *all = calloc((size_t)rt->nranks, sizeof(*all));
+	int ret;
+
+	if (all == NULL)
+		return -ENOMEM;
+	shared_settings_of(rt, &mine);
+	ret = dsm_rt_boot_allgather(&mine, all, sizeof(mine));
+	for (unsigned v = 0; ret == 0 && v < sizeof(shared_views) / sizeof(shared_views[0]); v++) {
+		char v0[64], b[64], says[512] = "";
+		bool same = true;
+
+		shared_views[v].show(&all[0], v0, sizeof(v0));
+		for (int r = 1; r < rt->nranks && same; r++) {
+			shared_views[v].show(&all[r], b, sizeof(b));
+			same = strcmp(b, v0) == 0;
+		}
+		if (same)
+			continue;
+		ret = -EINVAL;
+		shared_views[v].show(&mine, b, sizeof(b));
+		if (rt->rank == 0) {
+			/* The values in order of their first rank: rank 0's, then the others. */
+			for (int r = 0; r < rt->nranks; r++) {
+				char val[64], ranks[256] = "";
+				bool seen = false;
+
+				shared_views[v].show(&all[r], val, sizeof(val));
+				for (int q = 0; q < r && !seen; q++) {
+					char c[64];
+
+					shared_views[v].show(&all[q], c, sizeof(c));
+					seen = strcmp(c, val) == 0;
+				}
+				if (seen)
+					continue;
+				if (strlen(says) + 64 >= sizeof(says)) {
+					snprintf(says + strlen(says), sizeof(says) - strlen(says),
+					         "; and more");
+					break;
+				}
+				ranks_with(all, rt->nranks, v, val, ranks, sizeof(ranks));
+				snprintf(says + strlen(says), sizeof(says) - strlen(says),
+				         "%s%s on rank%s %s", says[0] ? "; " : "", val,
+				         strchr(ranks, ',') || strchr(ranks, '-') ? "s" : "",
+				         ranks);
+			}
+			DSM_LOG(DSM_LOG_ERROR,
+			        "%s differs between ranks: %s. Every rank must use the same: look "
+			        "for an -env of mpiexec or an srun --export given to some ranks "
+			        "only, a dsm_config_t set differently, or another libdsm",
+			        shared_views[v].name, says);
+		} else if (strcmp(b, v0) != 0) {
+			DSM_LOG(DSM_LOG_ERROR,
+			        "%s is %s here and %s on rank 0, which lists every rank's",
+			        shared_views[v].name, b, v0);
+		}
+	}
+	free(all);
+	return ret;
 }
 
 /* ---- init and finalize -------------------------------------------------------------------- */
@@ -202,6 +364,9 @@ static int init_common(const MPI_Comm *comm, const dsm_config_t *cfg)
 	rt->nranks = dsm_rt_boot_size();
 	dsm_log_set_rank(rt->rank);
 
+	ret = settings_agree(rt);
+	if (ret < 0)
+		goto fail;
 	ret = agree(rt, init_local(rt), "setting up the heap and userfaultfd");
 	if (ret < 0)
 		goto fail;

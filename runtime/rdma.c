@@ -8,24 +8,6 @@
 #include "runtime/fatal.h"
 #include "runtime/rt.h"
 
-/*
- * How grants carry a line (DSM_DATA): inline in the grant, or by an RDMA read of the home
- * segment. auto: RDMA from 64 KiB lines, where a grant carrying the line costs more than a
- * small grant and a read (measured here: 64 KiB misses 1.3-2x faster by RDMA on shm and
- * tcp; at 4 KiB inline is as fast on shm and 1.7x faster on tcp; BENCHMARKS.md).
- */
-static bool want_rdma(const struct dsm_rt *rt)
-{
-	switch (rt->cfg.data) {
-	case DSM_RT_DATA_INLINE:
-		return false;
-	case DSM_RT_DATA_RDMA:
-		return true;
-	default:
-		return rt->cfg.line_size >= (64u << 10);
-	}
-}
-
 /* Chunks of the home segment registered at a time, as lines are granted from them. */
 #define HOME_REG_CHUNK ((size_t)16 << 20)
 
@@ -35,7 +17,7 @@ int dsm_rt_rdma_init(struct dsm_rt *rt)
 {
 	size_t chunk = HOME_REG_CHUNK < rt->homeseg.size ? HOME_REG_CHUNK : rt->homeseg.size;
 
-	rt->rdma.on = want_rdma(rt);
+	rt->rdma.on = dsm_rt_config_data_rdma(&rt->cfg);
 	if (!rt->rdma.on)
 		return 0;
 	return dsm_tp_seg_create(rt->tp, rt->home, rt->homeseg.size, chunk, &rt->rdma.seg);
