@@ -5,6 +5,7 @@
 # the program sees -EINVAL (dsm-demo exits 1) within seconds, and stderr has the line that
 # names the variable, the value and what is allowed. Before MPI, a rank has no number yet:
 # the line comes without the "libdsm [N]" prefix that every line after the bootstrap has.
+# Then a line size this machine cannot give transport buffers for: refused with the reason.
 #
 #   settings_refused.sh <mpiexec> <dsm-demo>
 set -u
@@ -34,4 +35,16 @@ for c in "${cases[@]}"; do
 		echo "settings_refused: $setting: refused on both ranks in $ms ms: $(grep -m1 -oF "$says" <<<"$err")"
 	fi
 done
+# A valid line size too large for this machine's transport buffers: refused with the reason
+# on every rank, not a bare "Cannot allocate memory".
+err=$(env DSM_LINE_SIZE=1G timeout 60 "$mpiexec" -n 2 "$demo" 64 2>&1 >/dev/null)
+rc=$?
+lines=$(grep -c 'no memory for .* buffers of .*lower DSM_LINE_SIZE or DSM_TP_SEND_BUFS' <<<"$err")
+if [ $rc -ne 1 ] || [ "$lines" -ne 2 ]; then
+	echo "settings_refused: FAILED: DSM_LINE_SIZE=1G: status $rc, $lines of 2 ranks said why:"
+	echo "$err" | sed 's/^/  /'
+	fail=1
+else
+	echo "settings_refused: DSM_LINE_SIZE=1G: refused on both ranks: $(grep -m1 -o 'no memory for [^:]*' <<<"$err")"
+fi
 exit $fail

@@ -146,8 +146,14 @@ static int open_pools(struct ofi_tp *t)
 	t->tx_mem = aligned_alloc(4096, (tx_bytes + 4095) & ~(size_t)4095);
 	t->rx_ops = calloc(OFI_NRX, sizeof(*t->rx_ops));
 	t->tx_ops = calloc((size_t)t->ntx, sizeof(*t->tx_ops));
-	if (!t->rx_mem || !t->tx_mem || !t->rx_ops || !t->tx_ops)
+	if (!t->rx_mem || !t->tx_mem || !t->rx_ops || !t->tx_ops) {
+		DSM_LOG(DSM_LOG_ERROR,
+		        "no memory for %d receive and %d send buffers of %zu bytes "
+		        "(%zu MiB): each holds the largest message, which carries a line; lower "
+		        "DSM_LINE_SIZE or DSM_TP_SEND_BUFS",
+		        OFI_NRX, t->ntx, t->bufsz, (rx_bytes + tx_bytes) >> 20);
 		return -ENOMEM;
+	}
 	if (t->mr_local) {
 		ret = ofi_reg(t, t->rx_mem, rx_bytes, OFI_POOL_KEY_RX, &t->rx_mr);
 		if (ret == 0)
