@@ -62,8 +62,10 @@ int dsm_rt_send(struct dsm_rt *rt, int peer, enum dsm_rt_msg_type type, const vo
  * messages, or DSM_RT_GATHER_BYTES of lines), then they leave as one message (COH_BATCH;
  * COH for a lone one without data). Per pair the order of everything sent stays the order
  * of the calls, and no message waits past the turn that made it: to the engine this is a
- * network that delays a message a little. A message that carries a line (DSM_COH_MSGF_DATA)
- * gets in *@data_p where the caller puts the line's bytes, before any other call here.
+ * network that delays a message a little (the engine sends a batch that carries lines
+ * sooner: dsm_rt_msg_flush, dsm_rt_msg_flush_lines). A message that carries a line
+ * (DSM_COH_MSGF_DATA) gets in *@data_p where the caller puts the line's bytes, before any
+ * other call here.
  * Returns 0, or the error of a batch that had to leave first (the message is taken anyway).
  */
 int dsm_rt_send_gathered(struct dsm_rt *rt, int peer, const dsm_coh_msg_t *m, void **data_p);
