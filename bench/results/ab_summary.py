@@ -1,10 +1,19 @@
 #!/usr/bin/env python3
-"""Medians [min-max] of the batching runs: summary.py [DIR] (default: this folder)."""
-import glob, json, os, statistics as st, sys
+"""Medians [min-max] of interleaved runs, one column per build or setting.
 
-d = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
-labs = ['before', 'after']
-for cfg in ['shm4k', 'tcp4k', 'shm64k']:
+usage: ab_summary.py DIR LABELS CONFIGS
+  DIR holds LABEL.CONFIG.ROUND.json files of dsm-bench lines (as bench/results/*/run.sh
+  write them); LABELS and CONFIGS are comma-separated, in the order of the columns and of
+  the tables, e.g.
+    ab_summary.py bench/results/bulk before,off,auto shm4k,shm64k,tcp4k
+    ab_summary.py bench/results/batch before,after shm4k,tcp4k,shm64k
+"""
+import glob, json, statistics as st, sys
+
+if len(sys.argv) != 4:
+    sys.exit(__doc__)
+d, labs, cfgs = sys.argv[1], sys.argv[2].split(','), sys.argv[3].split(',')
+for cfg in cfgs:
     print('##', cfg, '|', ' | '.join(labs))
     data = {}
     for lab in labs:
