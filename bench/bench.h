@@ -66,11 +66,28 @@ double bench_budget(const struct bench_opts *o);
 long bench_count(const struct bench_opts *o, long normal, long smoke);
 
 /* The application workloads (bench/apps/), each beside a plain MPI version of the same
- * algorithm run in the same job on MPI_COMM_WORLD, with the results checked equal.
+ * algorithm run in the same job on MPI_COMM_WORLD and a pthreads version of the DSM kernel
+ * run in rank 0's process alone, with the results checked equal.
  * Return 0, or -1 when a check failed (after bench_fail()). */
 int bench_app_jacobi(const struct bench_opts *o);
 int bench_app_matmul(const struct bench_opts *o);
 int bench_app_histogram(const struct bench_opts *o);
 int bench_app_mutex_sum(const struct bench_opts *o);
+int bench_app_radix(const struct bench_opts *o);
+int bench_app_fft(const struct bench_opts *o);
+
+/*
+ * The driver's (dsm-bench.c), for workloads that compare libdsm's settings: restarts libdsm
+ * (collective: dsm_finalize, then dsm_init with a heap of @heap_size, as for the scale
+ * workload) with DSM_PREFETCH=@prefetch, or as the run's environment had it for NULL; nothing
+ * when libdsm already runs so (it reads its settings at dsm_init). 0, or a negative code after
+ * bench_fail(): libdsm is down then, and the driver stops after the workload.
+ */
+int bench_restart_prefetch(const struct bench_opts *o, size_t heap_size, const char *prefetch);
+
+/* random (bench/micro.c): remote reads in a random order, read-ahead on and off. A driver
+ * workload like those of bench/driver.h; declared here beside the restart it needs. */
+struct bench_ctx;
+int bench_random(const struct bench_opts *o, const struct bench_ctx *c);
 
 #endif /* DSM_BENCH_H */

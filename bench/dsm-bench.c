@@ -6,17 +6,19 @@
  *   dsm-bench [--smoke] [--size F] [-t N] [--list] [workload ...]
  *
  * It measures the floors first (before dsm_init, on a transport of its own),
- * calls dsm_init once, runs each chosen workload collectively, and prints one
- * JSON object per result on rank 0's stdout, after a first "meta" line that
- * says where it ran. Exit status: 0, 1 when a check failed, 2 for a usage
- * error. Line size and provider come from libdsm's settings (DSM_LINE_SIZE,
- * DSM_PROVIDER): run it once per line size to compare them.
+ * calls dsm_init once (and again where a workload needs other settings: the
+ * heap of scale, DSM_PREFETCH for random), runs each chosen workload
+ * collectively, and prints one JSON object per result on rank 0's stdout,
+ * after a first "meta" line that says where it ran. Exit status: 0, 1 when a check failed, 2 for a
+ * usage error. Line size and provider come from libdsm's settings (DSM_LINE_SIZE, DSM_PROVIDER):
+ * run it once per line size to compare them.
  */
 #include <dsm.h>
 #include <errno.h>
 #include <getopt.h>
 #include <mpi.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +34,8 @@
 #pragma weak bench_app_matmul
 #pragma weak bench_app_histogram
 #pragma weak bench_app_mutex_sum
+#pragma weak bench_app_radix
+#pragma weak bench_app_fft
 
 #define SCALE_HEAP (16ull << 40)
 
@@ -49,6 +53,8 @@ static struct workload workloads[] = {
          NULL, true, false},
         {"latency", "remote read miss, write miss, upgrade, write miss invalidating k sharers",
          bench_latency, NULL, true, false},
+        {"random", "remote reads in a random order, read-ahead on and off", bench_random, NULL,
+         true, false},
         {"bandwidth", "sequential scan of remote memory against RDMA read bandwidth",
          bench_bandwidth, NULL, true, false},
         {"pingpong", "two ranks alternately writing one line, against MPI send/recv",
@@ -59,13 +65,18 @@ static struct workload workloads[] = {
          NULL, true, false},
         {"hotword", "every rank increments one atomic word: total, shares, longest wait",
          bench_hotword, NULL, false, false},
-        {"jacobi", "2D Jacobi stencil, against plain MPI", NULL, bench_app_jacobi, false, false},
-        {"matmul", "dense matrix multiply, against plain MPI", NULL, bench_app_matmul, false,
-         false},
-        {"histogram", "histogram with atomic increments, against plain MPI", NULL,
-         bench_app_histogram, false, false},
-        {"mutex_sum", "parallel sum under dsm_mutex, against plain MPI", NULL, bench_app_mutex_sum,
+        {"jacobi", "2D Jacobi stencil, against plain MPI and pthreads", NULL, bench_app_jacobi,
          false, false},
+        {"matmul", "dense matrix multiply, against plain MPI and pthreads", NULL, bench_app_matmul,
+         false, false},
+        {"histogram", "histogram with atomic increments, against plain MPI and pthreads", NULL,
+         bench_app_histogram, false, false},
+        {"mutex_sum", "parallel sum under dsm_mutex, against plain MPI and pthreads", NULL,
+         bench_app_mutex_sum, false, false},
+        {"radix", "LSD radix sort of 64-bit keys, against plain MPI and pthreads", NULL,
+         bench_app_radix, false, false},
+        {"fft", "2D complex FFT by rows and transposes, against plain MPI and pthreads", NULL,
+         bench_app_fft, false, false},
         {"scale", "16 TiB heap, sparse touches: resident against touched memory", bench_scale, NULL,
          false, false},
 };
@@ -307,6 +318,35 @@ static int start_dsm(const struct bench_opts *o, size_t heap_size)
 	return ret;
 }
 
+/* DSM_PREFETCH as the run's environment had it (NULL: unset), and whether a restart failed. */
+static char *env_prefetch;
+static bool dsm_down;
+
+int bench_restart_prefetch(const struct bench_opts *o, size_t heap_size, const char *prefetch)
+{
+	const char *want = prefetch ? prefetch : env_prefetch;
+	uint64_t before, after;
+	int ret;
+
+	/* Compared as libdsm reads them: unset and "auto" are the same. */
+	if (dsm_setting_u64(DSM_SETTING_PREFETCH, &before, NULL) < 0)
+		before = UINT64_MAX;
+	if (want)
+		setenv("DSM_PREFETCH", want, 1);
+	else
+		unsetenv("DSM_PREFETCH");
+	if (dsm_setting_u64(DSM_SETTING_PREFETCH, &after, NULL) < 0) {
+		bench_fail(o, "init", "DSM_PREFETCH=%s is not a setting libdsm takes", want);
+		return -EINVAL;
+	}
+	if (after == before)
+		return 0;
+	dsm_finalize();
+	ret = start_dsm(o, heap_size);
+	dsm_down = ret < 0;
+	return ret;
+}
+
 static int run_one(struct bench_opts *o, struct bench_ctx *c, const struct workload *w,
                    bool explicit)
 {
@@ -335,7 +375,7 @@ int main(int argc, char **argv)
 	struct bench_opts o = {0};
 	struct bench_floor floor = {0};
 	struct bench_ctx ctx = {.floor = &floor};
-	const char *provider;
+	const char *provider, *prefetch;
 	uint64_t line_size;
 	bool explicit = false, need_floor = false, set, stats;
 	int provided, ret, status = 0, hosts;
@@ -343,6 +383,8 @@ int main(int argc, char **argv)
 	ret = parse_args(argc, argv, &o, &explicit);
 	if (ret)
 		return ret < 0 ? 0 : ret;
+	prefetch = getenv("DSM_PREFETCH");
+	env_prefetch = prefetch && *prefetch ? strdup(prefetch) : NULL;
 
 	MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
 	MPI_Comm_rank(MPI_COMM_WORLD, &o.rank);
@@ -404,6 +446,10 @@ int main(int argc, char **argv)
 			from_runtime(&o, &ctx);
 		}
 		ret = run_one(&o, &ctx, w, explicit);
+		if (dsm_down) {
+			status = 1;
+			goto out_mpi;
+		}
 		if (ret < 0 && ret != -2 && bench_failures() == before)
 			bench_fail(&o, w->name, "failed (%d) without saying why", ret);
 		mine = bench_failures() - before + (ret == -2);
@@ -423,5 +469,6 @@ int main(int argc, char **argv)
 	dsm_finalize();
 out_mpi:
 	MPI_Finalize();
+	free(env_prefetch);
 	return status;
 }

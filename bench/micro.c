@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The micro workloads: latency, bandwidth, pingpong, threads. Each is
+ * The micro workloads: latency, random, bandwidth, pingpong, threads. Each is
  * collective; rank 0 measures, rank 1 is the home of the lines it touches
  * (and its peer where one is needed), the other ranks are sharers or wait in
  * dsm_barrier (asleep). Every result is checked: data read back must be what
@@ -8,6 +8,7 @@
  */
 #include <dsm.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <mpi.h>
 #include <pthread.h>
 #include <sched.h>
@@ -221,6 +222,175 @@ int bench_latency(const struct bench_opts *o, const struct bench_ctx *c)
 	ret |= lat_kind(o, c, LAT_UPGRADE, 0);
 	for (int k = 1; k < o->nranks; k++)
 		ret |= lat_kind(o, c, LAT_INV, k);
+	return ret;
+}
+
+/* ---- random ------------------------------------------------------------------------------- */
+
+/* A permutation of 0 .. n-1 (Fisher-Yates on a fixed splitmix64 sequence): the same every run.
+ * NULL when out of memory. */
+static long *random_order(long n)
+{
+	long *p = malloc((size_t)n * sizeof(*p));
+	uint64_t s = 0x72616e646f6dull;
+
+	for (long i = 0; p && i < n; i++)
+		p[i] = i;
+	for (long i = n - 1; p && i > 0; i--) {
+		uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+		long j, t;
+
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+		z ^= z >> 31;
+		j = (long)(z % (uint64_t)(i + 1));
+		t = p[i];
+		p[i] = p[j];
+		p[j] = t;
+	}
+	return p;
+}
+
+/* What one run of the random reads gave on rank 0. */
+struct rnd_result {
+	double p50, p99;
+	long samples;
+	dsm_stats_t d; /* the counters the reads moved (prefetched, faults, ...) */
+};
+
+static void stats_now(dsm_stats_t *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->struct_size = sizeof(*s);
+	dsm_stats(s);
+}
+
+static void rnd_emit(const struct bench_opts *o, const struct bench_ctx *c, const char *mode,
+                     const struct rnd_result *res)
+{
+	const struct bench_floor *f = c->floor;
+	char extra[512], floor[64] = "";
+	struct bench_result r = {.workload = "random",
+	                         .metric = "read_random",
+	                         .unit = "us",
+	                         .value = res->p50,
+	                         .extra = extra};
+
+	if (f->have) {
+		r.baseline_name = "miss_floor_polling";
+		r.baseline = bench_floor_miss(f, false);
+		snprintf(floor, sizeof(floor), ", \"floor_asleep_us\": %.6g",
+		         bench_floor_miss(f, true));
+	}
+	snprintf(extra, sizeof(extra),
+	         "\"prefetch\": \"%s\", \"stat\": \"median\", \"p99_us\": %.6g, \"samples\": %ld, "
+	         "\"home\": 1, \"read_faults\": %" PRIu64 ", \"prefetched\": %" PRIu64
+	         ", \"prefetch_used\": %" PRIu64 ", \"prefetch_wasted\": %" PRIu64 "%s",
+	         mode, res->p99, res->samples, res->d.read_faults, res->d.prefetched,
+	         res->d.prefetch_used, res->d.prefetch_wasted, floor);
+	bench_emit(o, &r);
+	r.metric = "read_random_p99";
+	r.value = res->p99;
+	snprintf(extra, sizeof(extra), "\"prefetch\": \"%s\", \"stat\": \"p99\"", mode);
+	bench_emit(o, &r);
+}
+
+/*
+ * Rank 0 reads one word of each of n lines homed at rank 1 (which wrote them first), in the
+ * order of random_order(); libdsm runs with whatever DSM_PREFETCH it was started with (@mode).
+ */
+static int rnd_run(const struct bench_opts *o, const struct bench_ctx *c, const char *mode,
+                   struct rnd_result *res)
+{
+	long n = cap_lines(o, bench_count(o, 2000, 100));
+	char *whole, **lines = homed_lines(o, "random", n, 1, &whole);
+	long *order = random_order(n);
+	double *lat = calloc((size_t)n, sizeof(*lat));
+	int bad = 0;
+
+	if (lines == NULL)
+		goto out;
+	if (o->rank == 1)
+		for (long i = 0; i < n; i++)
+			wr(lines[i], tag(i));
+	dsm_barrier();
+	if (o->rank == 0 && (order == NULL || lat == NULL)) {
+		bench_fail(o, "random", "out of memory for %ld samples", n);
+		bad = 1;
+	} else if (o->rank == 0) {
+		double end = bench_now() + bench_budget(o);
+		dsm_stats_t before, after;
+		long i;
+
+		stats_now(&before);
+		for (i = 0; i < n && (i < 10 || bench_now() < end); i++) {
+			long x = order[i];
+			double t0 = bench_now();
+
+			bad += rd(lines[x]) != tag(x);
+			lat[i] = (bench_now() - t0) * 1e6;
+		}
+		stats_now(&after);
+		res->samples = i;
+		res->d.read_faults = after.read_faults - before.read_faults;
+		res->d.prefetched = after.prefetched - before.prefetched;
+		res->d.prefetch_used = after.prefetch_used - before.prefetch_used;
+		res->d.prefetch_wasted = after.prefetch_wasted - before.prefetch_wasted;
+		res->p50 = bench_quantile(lat, (size_t)i, 0.5);
+		res->p99 = bench_quantile(lat, (size_t)i, 0.99);
+		if (bad)
+			bench_fail(o, "random", "%d of %ld lines read back wrong (prefetch %s)",
+			           bad, i, mode);
+		/* Off means off: a line requested ahead would say the restart was not honoured. */
+		if (!bad && strcmp(mode, "off") == 0 && res->d.prefetched != 0) {
+			bench_fail(o, "random",
+			           "%" PRIu64 " lines prefetched with DSM_PREFETCH=off",
+			           res->d.prefetched);
+			bad = 1;
+		}
+		if (!bad)
+			rnd_emit(o, c, mode, res);
+	}
+	dsm_barrier();
+	/* Every rank stops when rank 0 failed: the next mode's restart is collective. */
+	MPI_Bcast(&bad, 1, MPI_INT, 0, MPI_COMM_WORLD);
+	free(lines);
+out:
+	if (whole)
+		dsm_all_free(whole);
+	free(lat);
+	free(order);
+	return bad || lines == NULL ? -1 : 0;
+}
+
+int bench_random(const struct bench_opts *o, const struct bench_ctx *c)
+{
+	static const char *const modes[] = {"auto", "off"};
+	struct rnd_result res[2] = {{0}};
+	int ret = 0;
+
+	for (int m = 0; m < 2 && ret == 0; m++) {
+		/* libdsm reads DSM_PREFETCH at dsm_init: restarted for each mode. */
+		ret = bench_restart_prefetch(o, c->heap_size, modes[m]);
+		if (ret == 0)
+			ret = rnd_run(o, c, modes[m], &res[m]);
+	}
+	/* Back to the run's own settings for the workloads after this one. */
+	if (bench_restart_prefetch(o, c->heap_size, NULL) < 0)
+		return -1;
+	if (ret == 0 && res[1].p50 > 0) {
+		char extra[128];
+		struct bench_result r = {.workload = "random",
+		                         .metric = "read_random_prefetch_ratio",
+		                         .unit = "x",
+		                         .value = res[0].p50 / res[1].p50,
+		                         .extra = extra};
+
+		snprintf(extra, sizeof(extra),
+		         "\"stat\": \"median\", \"auto_us\": %.6g, \"off_us\": %.6g", res[0].p50,
+		         res[1].p50);
+		bench_emit(o, &r);
+	}
 	return ret;
 }
 

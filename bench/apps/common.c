@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What the application workloads share: agreeing on a failure across ranks, the libdsm
- * counters a run moved, and a team of application threads held at a gate.
+ * counters a run moved, a team of application threads held at a gate, the timed parts of the
+ * DSM and pthreads versions, and their result lines.
  */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <mpi.h>
 
@@ -81,12 +83,13 @@ static void *team_main(void *p)
 
 /* Creates threads 1..n-1 waiting at the gate. Returns the number of threads that exist (n on
  * success) and leaves a message in msg when it falls short. */
-int team_start(struct team *t, int n, void (*fn)(struct team *, int), void *arg, char *msg,
-               size_t msglen)
+int team_start(struct team *t, int n, bool local, void (*fn)(struct team *, int), void *arg,
+               char *msg, size_t msglen)
 {
 	int ret;
 
 	t->n = 1;
+	t->local = local;
 	t->state = 0;
 	t->has_bar = 0;
 	t->fn = fn;
@@ -131,11 +134,13 @@ void team_finish(struct team *t, int run)
 }
 
 /* Every thread of the rank waits, then thread 0 alone enters the DSM barrier (collectives are
- * made by one thread per rank). */
+ * made by one thread per rank). A local team has no other ranks to wait for. */
 void team_barrier(struct team *t, int tid)
 {
 	if (t->n > 1)
 		pthread_barrier_wait(&t->bar);
+	if (t->local)
+		return;
 	if (tid == 0)
 		dsm_barrier();
 	if (t->n > 1)
@@ -149,7 +154,7 @@ int apps_timed_team(const struct bench_opts *o, const char *wl, int nthreads,
 	struct stats_delta before, after;
 	struct team team;
 	char msg[160] = "";
-	int ok = team_start(&team, nthreads, fn, arg, msg, sizeof(msg)) == nthreads;
+	int ok = team_start(&team, nthreads, false, fn, arg, msg, sizeof(msg)) == nthreads;
 
 	if (apps_agree(o, wl, ok, msg)) {
 		team_finish(&team, 0);
@@ -167,30 +172,82 @@ int apps_timed_team(const struct bench_opts *o, const char *wl, int nthreads,
 	return 0;
 }
 
-void apps_emit(const struct bench_opts *o, const char *wl, size_t size, int nthreads, double t_mpi,
-               const char *mpi_extra, double t_dsm, const char *dsm_extra,
-               const struct stats_delta *sum)
+int apps_pthreads_count(const struct bench_opts *o, int nthreads)
 {
-	char extra[512];
+	long n = (long)o->nranks * nthreads;
 
-	snprintf(extra, sizeof(extra), "\"version\": \"mpi\", %s", mpi_extra);
-	bench_emit(o, &(struct bench_result){.workload = wl,
+	return n < MAX_THREADS ? (int)n : MAX_THREADS;
+}
+
+void apps_sleepy_barrier(void)
+{
+	const struct timespec ms = {0, 1000000};
+	MPI_Request req;
+	int done = 0;
+
+	MPI_Ibarrier(MPI_COMM_WORLD, &req);
+	for (;;) {
+		MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+		if (done)
+			return;
+		nanosleep(&ms, NULL);
+	}
+}
+
+int apps_timed_pthreads(const struct bench_opts *o, const char *wl, int nthreads,
+                        void (*fn)(struct team *, int), void *arg, bool ready, const char *why,
+                        double *t)
+{
+	struct team team;
+	char msg[160] = "";
+	int ok = 1;
+
+	if (o->rank == 0 && !ready) {
+		snprintf(msg, sizeof(msg), "pthreads version: %s", why);
+		ok = 0;
+	} else if (o->rank == 0) {
+		ok = team_start(&team, nthreads, true, fn, arg, msg, sizeof(msg)) == nthreads;
+		*t = bench_now();
+		team_finish(&team, ok);
+		*t = bench_now() - *t;
+	}
+	apps_sleepy_barrier();
+	return apps_agree(o, wl, ok, msg);
+}
+
+void apps_emit(const struct bench_opts *o, const struct apps_result *r)
+{
+	char extra[640];
+
+	snprintf(extra, sizeof(extra), "\"version\": \"mpi\", %s", r->mpi_extra);
+	bench_emit(o, &(struct bench_result){.workload = r->wl,
 	                                     .metric = "time",
 	                                     .unit = "s",
-	                                     .value = t_mpi,
-	                                     .size = size,
+	                                     .value = r->t_mpi,
+	                                     .size = r->size,
+	                                     .extra = extra});
+	snprintf(extra, sizeof(extra), "\"version\": \"pthreads\", \"processes\": 1, %s",
+	         r->pth_extra);
+	bench_emit(o, &(struct bench_result){.workload = r->wl,
+	                                     .metric = "time",
+	                                     .unit = "s",
+	                                     .value = r->t_pth,
+	                                     .threads = r->pth_threads,
+	                                     .size = r->size,
 	                                     .extra = extra});
 	snprintf(extra, sizeof(extra),
 	         "\"version\": \"dsm\", %s, \"faults\": %" PRIu64 ", \"upgrades\": %" PRIu64
-	         ", \"invalidations\": %" PRIu64 ", \"messages\": %" PRIu64 ", \"bytes\": %" PRIu64,
-	         dsm_extra, sum->v[0], sum->v[1], sum->v[2], sum->v[3], sum->v[4]);
-	bench_emit(o, &(struct bench_result){.workload = wl,
+	         ", \"invalidations\": %" PRIu64 ", \"messages\": %" PRIu64 ", \"bytes\": %" PRIu64
+	         ", \"pthreads\": %.6g, \"ratio_pthreads\": %.6g",
+	         r->dsm_extra, r->sum->v[0], r->sum->v[1], r->sum->v[2], r->sum->v[3], r->sum->v[4],
+	         r->t_pth, r->t_pth > 0 ? r->t_dsm / r->t_pth : 0);
+	bench_emit(o, &(struct bench_result){.workload = r->wl,
 	                                     .metric = "time",
 	                                     .unit = "s",
-	                                     .value = t_dsm,
-	                                     .threads = nthreads,
-	                                     .size = size,
+	                                     .value = r->t_dsm,
+	                                     .threads = r->nthreads,
+	                                     .size = r->size,
 	                                     .baseline_name = "mpi",
-	                                     .baseline = t_mpi,
+	                                     .baseline = r->t_mpi,
 	                                     .extra = extra});
 }

@@ -24,10 +24,12 @@ struct stats_delta {
 /*
  * A team of application threads on this rank: created before the timed part and held at a
  * gate, so that when a rank cannot create its threads every rank learns it (apps_agree()) before
- * any of them waits in a DSM barrier, and the threads already created are sent home.
+ * any of them waits in a DSM barrier, and the threads already created are sent home. A local
+ * team (the pthreads versions) is the whole program: its barrier is the pthread one alone.
  */
 struct team {
 	int n;
+	bool local;
 	pthread_t th[MAX_THREADS];
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -46,8 +48,8 @@ void stats_take(struct stats_delta *s);
 void stats_sum(const struct stats_delta *before, const struct stats_delta *after,
                struct stats_delta *sum);
 
-int team_start(struct team *t, int n, void (*fn)(struct team *, int), void *arg, char *msg,
-               size_t msglen);
+int team_start(struct team *t, int n, bool local, void (*fn)(struct team *, int), void *arg,
+               char *msg, size_t msglen);
 void team_finish(struct team *t, int run);
 void team_barrier(struct team *t, int tid);
 
@@ -62,13 +64,41 @@ int apps_timed_team(const struct bench_opts *o, const char *wl, int nthreads,
                     void (*fn)(struct team *, int), void *arg, bool end_barrier, double *t,
                     struct stats_delta *sum);
 
+/* Threads of the pthreads version: one per DSM thread of every rank, at most MAX_THREADS. */
+int apps_pthreads_count(const struct bench_opts *o, int nthreads);
+
+/* An MPI_COMM_WORLD barrier that sleeps 1 ms between tests: MPICH polls in MPI_Barrier, and
+ * a waiting rank would take a core from rank 0's threads. */
+void apps_sleepy_barrier(void);
+
 /*
- * The two results of an application workload: the MPI version's time, then the DSM
- * version's with the MPI one as its baseline. @mpi_extra and @dsm_extra are JSON members
- * of each ("\"n\": 512"); the DSM line adds the counters of @sum.
+ * The timed part of a pthreads version, the same kernel as the DSM one in one process: on rank
+ * 0, @fn runs on a local team of @nthreads threads over the memory the caller prepared (@ready:
+ * it could; else @why says what failed); the clock runs from the gate to the last join, as for
+ * the DSM team. The other ranks wait meanwhile in apps_sleepy_barrier(). *t: seconds, on rank
+ * 0. 0, or -1 on every rank when rank 0 could not run (after bench_fail).
  */
-void apps_emit(const struct bench_opts *o, const char *wl, size_t size, int nthreads, double t_mpi,
-               const char *mpi_extra, double t_dsm, const char *dsm_extra,
-               const struct stats_delta *sum);
+int apps_timed_pthreads(const struct bench_opts *o, const char *wl, int nthreads,
+                        void (*fn)(struct team *, int), void *arg, bool ready, const char *why,
+                        double *t);
+
+/* What an application workload reports. The *_extra are JSON members of each line
+ * ("\"n\": 512"). */
+struct apps_result {
+	const char *wl;
+	size_t size;
+	int nthreads;    /* DSM threads per rank */
+	int pth_threads; /* threads of the pthreads version */
+	double t_mpi, t_pth, t_dsm;
+	const char *mpi_extra, *pth_extra, *dsm_extra;
+	const struct stats_delta *sum; /* the DSM run's counters over every rank */
+};
+
+/*
+ * The three results of an application workload: the MPI version's time, the pthreads
+ * version's, then the DSM version's with the MPI one as its baseline, the pthreads time and
+ * its ratio to it, and the counters of r->sum.
+ */
+void apps_emit(const struct bench_opts *o, const struct apps_result *r);
 
 #endif

@@ -10,6 +10,9 @@
  * MPI version, as a user would write it: a private histogram per rank, summed on rank 0 with
  * MPI_Reduce. It draws the same sequences (one per DSM thread, in turn).
  *
+ * pthreads version: the DSM kernel itself on rank 0 alone, on malloc'ed bins, one thread per
+ * DSM thread of every rank drawing that thread's sequence (with atomic_fetch_add as there).
+ *
  * Counts are integers: rank 0 checks the bins exactly, the total against the number of draws
  * and, in smoke runs, against a serial reference that draws every sequence itself.
  */
@@ -52,22 +55,28 @@ static unsigned bin_of(uint64_t x)
 	return (unsigned)(x >> 40) & (NBINS - 1);
 }
 
-struct dsm_hist {
+/* The kernel of the DSM and pthreads versions: sequences [first, first + nseq) of the DSM
+ * run's threads, numbered rank * per_rank + tid, spread over the team. */
+struct hist_job {
 	_Atomic uint64_t *bins;
-	uint64_t draws; /* per thread */
-	int rank;
+	uint64_t draws; /* per sequence */
+	int first, nseq, per_rank;
 };
 
-static void dsm_draws(struct team *t, int tid)
+static void team_draws(struct team *t, int tid)
 {
-	struct dsm_hist *h = t->arg;
-	uint64_t s = seed(h->rank, tid);
+	struct hist_job *h = t->arg;
 
-	for (uint64_t k = 0; k < h->draws; k++)
-		atomic_fetch_add(&h->bins[bin_of(next_draw(&s))], 1);
+	for (int w = tid; w < h->nseq; w += t->n) {
+		int q = h->first + w;
+		uint64_t s = seed(q / h->per_rank, q % h->per_rank);
+
+		for (uint64_t k = 0; k < h->draws; k++)
+			atomic_fetch_add(&h->bins[bin_of(next_draw(&s))], 1);
+	}
 }
 
-static int run_dsm(const struct bench_opts *o, struct dsm_hist *h, int nthreads, double *t,
+static int run_dsm(const struct bench_opts *o, struct hist_job *h, int nthreads, double *t,
                    struct stats_delta *sum)
 {
 	/* Each rank clears the bins it is home of. */
@@ -75,7 +84,22 @@ static int run_dsm(const struct bench_opts *o, struct dsm_hist *h, int nthreads,
 		if (dsm_home((const void *)&h->bins[b]) == o->rank)
 			atomic_store_explicit(&h->bins[b], 0, memory_order_relaxed);
 
-	return apps_timed_team(o, WL, nthreads, dsm_draws, h, true, t, sum);
+	return apps_timed_team(o, WL, nthreads, team_draws, h, true, t, sum);
+}
+
+/* The pthreads version: rank 0's bins in *bins_p (to free; NULL elsewhere). */
+static int run_pthreads(const struct bench_opts *o, uint64_t draws, int nthreads, int pth_threads,
+                        double *t, _Atomic uint64_t **bins_p)
+{
+	struct hist_job h = {
+	        .draws = draws, .first = 0, .nseq = o->nranks * nthreads, .per_rank = nthreads};
+
+	if (o->rank == 0 && (h.bins = malloc(NBINS * sizeof(*h.bins))) != NULL)
+		for (unsigned b = 0; b < NBINS; b++)
+			atomic_init(&h.bins[b], 0);
+	*bins_p = h.bins;
+	return apps_timed_pthreads(o, WL, pth_threads, team_draws, &h, h.bins != NULL,
+	                           "out of memory for the bins", t);
 }
 
 /* The MPI version: the same draws into a private histogram, reduced into total on rank 0. */
@@ -138,11 +162,12 @@ static int check(const struct bench_opts *o, const uint64_t *dsm, const uint64_t
 int bench_app_histogram(const struct bench_opts *o)
 {
 	uint64_t draws = o->smoke ? 1000 : 50000;
-	int nthreads = o->threads > 0 ? o->threads : 1;
-	struct dsm_hist h = {0};
+	int nthreads = o->threads > 0 ? o->threads : 1, pth_threads;
+	struct hist_job h = {0};
 	struct stats_delta sum = {{0}};
 	uint64_t *local = malloc(3 * NBINS * sizeof(uint64_t)), *total, *dsm_copy;
-	double t_dsm = 0, t_mpi = 0;
+	_Atomic uint64_t *pth_bins = NULL;
+	double t_dsm = 0, t_mpi = 0, t_pth = 0;
 	char msg[200] = "", mx[256], dx[256];
 	int ok = 1, ret;
 
@@ -153,8 +178,11 @@ int bench_app_histogram(const struct bench_opts *o)
 		draws = 1;
 	if (nthreads > MAX_THREADS)
 		nthreads = MAX_THREADS;
+	pth_threads = apps_pthreads_count(o, nthreads);
 	h.draws = draws;
-	h.rank = o->rank;
+	h.first = o->rank * nthreads;
+	h.nseq = nthreads;
+	h.per_rank = nthreads;
 
 	h.bins = dsm_all_alloc(NBINS * sizeof(uint64_t), DSM_DIST_CYCLIC);
 	if (h.bins == NULL)
@@ -173,13 +201,25 @@ int bench_app_histogram(const struct bench_opts *o)
 	ret = run_dsm(o, &h, nthreads, &t_dsm, &sum);
 	if (ret == 0) {
 		run_mpi(o, draws, nthreads, local, total, &t_mpi);
+		ret = run_pthreads(o, draws, nthreads, pth_threads, &t_pth, &pth_bins);
+	}
+	if (ret == 0) {
 		if (o->rank == 0) {
 			for (unsigned b = 0; b < NBINS; b++)
 				dsm_copy[b] = atomic_load(&h.bins[b]);
 			ok = check(o, dsm_copy, total, local, draws, nthreads, msg, sizeof(msg));
+			for (unsigned b = 0; b < NBINS && ok; b++) {
+				if (atomic_load(&pth_bins[b]) == total[b])
+					continue;
+				snprintf(msg, sizeof(msg),
+				         "bin %u: pthreads %" PRIu64 ", mpi %" PRIu64, b,
+				         atomic_load(&pth_bins[b]), total[b]);
+				ok = 0;
+			}
 		}
 		ret = apps_agree(o, WL, ok, msg);
 	}
+	free((void *)pth_bins);
 	free(local);
 	dsm_barrier();
 	dsm_all_free((void *)h.bins);
@@ -190,6 +230,16 @@ int bench_app_histogram(const struct bench_opts *o)
 	         "\"bins\": %d, \"draws_per_thread\": %" PRIu64 ", \"serial_checked\": %s", NBINS,
 	         draws, o->smoke ? "true" : "false");
 	snprintf(dx, sizeof(dx), "\"bins\": %d, \"draws_per_thread\": %" PRIu64, NBINS, draws);
-	apps_emit(o, WL, (size_t)draws, nthreads, t_mpi, mx, t_dsm, dx, &sum);
+	apps_emit(o, &(struct apps_result){.wl = WL,
+	                                   .size = (size_t)draws,
+	                                   .nthreads = nthreads,
+	                                   .pth_threads = pth_threads,
+	                                   .t_mpi = t_mpi,
+	                                   .t_pth = t_pth,
+	                                   .t_dsm = t_dsm,
+	                                   .mpi_extra = mx,
+	                                   .pth_extra = dx,
+	                                   .dsm_extra = dx,
+	                                   .sum = &sum});
 	return 0;
 }

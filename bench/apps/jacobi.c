@@ -13,7 +13,11 @@
  * memory with one halo row on each side, exchanged with MPI_Sendrecv before
  * every sweep.
  *
- * Both versions (and the serial reference of small runs) compute each point
+ * pthreads version: the DSM kernel itself on rank 0 alone, on two malloc'ed
+ * grids, the interior rows split between ranks x threads threads that meet in
+ * a pthread barrier after every sweep.
+ *
+ * Every version (and the serial reference of small runs) computes each point
  * with the same function, in the same operation order, so the grids must be
  * bit-identical: they are compared with memcmp, not a tolerance.
  */
@@ -62,15 +66,16 @@ static void sweep_row(const double *up, const double *mid, const double *down, d
 		out[j] = 0.25 * ((up[j] + down[j]) + (mid[j - 1] + mid[j + 1]));
 }
 
-struct dsm_grid {
+/* The kernel of the DSM and pthreads versions: the team sweeps rows [lo, hi) of the grids. */
+struct grid_job {
 	double *grid[2];
-	size_t n, lo, hi; /* rows [lo, hi) are swept by this rank */
+	size_t n, lo, hi; /* rows [lo, hi) are swept by this rank (by this process: pthreads) */
 	int iters;
 };
 
-static void dsm_sweeps(struct team *t, int tid)
+static void team_sweeps(struct team *t, int tid)
 {
-	struct dsm_grid *g = t->arg;
+	struct grid_job *g = t->arg;
 	size_t rows = g->hi - g->lo, n = g->n;
 	size_t lo = g->lo + rows * (size_t)tid / (size_t)t->n;
 	size_t hi = g->lo + rows * (size_t)(tid + 1) / (size_t)t->n;
@@ -101,7 +106,7 @@ static void home_rows(const double *grid, size_t n, int rank, size_t *lo, size_t
 }
 
 /* The DSM version; the final grid is g->grid[iters & 1]. */
-static int run_dsm(const struct bench_opts *o, struct dsm_grid *g, int nthreads, double *t,
+static int run_dsm(const struct bench_opts *o, struct grid_job *g, int nthreads, double *t,
                    struct stats_delta *sum)
 {
 	size_t n = g->n, olo, ohi, lo, hi;
@@ -125,7 +130,28 @@ static int run_dsm(const struct bench_opts *o, struct dsm_grid *g, int nthreads,
 	if (g->hi < g->lo)
 		g->hi = g->lo;
 
-	return apps_timed_team(o, WL, nthreads, dsm_sweeps, g, false, t, sum);
+	return apps_timed_team(o, WL, nthreads, team_sweeps, g, false, t, sum);
+}
+
+/* The pthreads version: the final grid of rank 0's run is (*mem)[(iters & 1) * n * n]; *mem is
+ * what to free (NULL elsewhere). */
+static int run_pthreads(const struct bench_opts *o, size_t n, int iters, int nthreads, double *t,
+                        double **mem)
+{
+	struct grid_job g = {.n = n, .lo = 1, .hi = n - 1, .iters = iters};
+	double *a = NULL;
+
+	if (o->rank == 0 && (a = malloc(2 * n * n * sizeof(*a))) != NULL) {
+		g.grid[0] = a;
+		g.grid[1] = a + n * n;
+		for (size_t i = 0; i < n; i++) {
+			init_row(g.grid[0] + i * n, i, n);
+			init_row(g.grid[1] + i * n, i, n);
+		}
+	}
+	*mem = a;
+	return apps_timed_pthreads(o, WL, nthreads, team_sweeps, &g, a != NULL,
+	                           "out of memory for the grids", t);
 }
 
 /* The MPI version: rows [lo, hi) of the interior in a[1..], halos in a[0] and a[hi-lo+1].
@@ -225,10 +251,11 @@ int bench_app_jacobi(const struct bench_opts *o)
 {
 	size_t n = o->smoke ? 256 : 1024;
 	int iters = o->smoke ? 20 : 100;
-	int nthreads = o->threads > 0 ? o->threads : 1;
-	struct dsm_grid g = {0};
+	int nthreads = o->threads > 0 ? o->threads : 1, pth_threads;
+	struct grid_job g = {0};
 	struct stats_delta sum = {{0}};
-	double t_dsm = 0, t_mpi = 0, *mpi_rows, *mpi_mem = NULL, *ref = NULL;
+	double t_dsm = 0, t_mpi = 0, t_pth = 0, *mpi_rows, *mpi_mem = NULL, *ref = NULL;
+	double *pth_mem = NULL;
 	size_t lo, hi;
 	char msg[200] = "", mx[256], dx[256];
 	int ok = 1, ret;
@@ -243,6 +270,7 @@ int bench_app_jacobi(const struct bench_opts *o)
 		n = (4 * (size_t)o->nranks + 2 + 63) / 64 * 64;
 	if (nthreads > MAX_THREADS)
 		nthreads = MAX_THREADS;
+	pth_threads = apps_pthreads_count(o, nthreads);
 	g.n = n;
 	g.iters = iters;
 
@@ -262,9 +290,11 @@ int bench_app_jacobi(const struct bench_opts *o)
 	lo = 1 + (n - 2) * (size_t)o->rank / (size_t)o->nranks;
 	hi = 1 + (n - 2) * (size_t)(o->rank + 1) / (size_t)o->nranks;
 	mpi_rows = ret == 0 ? run_mpi(o, n, iters, lo, hi, &t_mpi, &mpi_mem) : NULL;
-	if (ret == 0 && mpi_rows == NULL) {
+	if (ret == 0 && mpi_rows == NULL)
 		ret = apps_agree(o, WL, 0, "out of memory for the MPI grids");
-	} else if (ret == 0) {
+	if (ret == 0)
+		ret = run_pthreads(o, n, iters, pth_threads, &t_pth, &pth_mem);
+	if (ret == 0) {
 		/* The final DSM grid is grid[iters & 1]; reading other ranks' rows here is
 		 * remote misses, outside the timed part. */
 		ok = same_rows(g.grid[iters & 1] + lo * n, mpi_rows, n, lo, hi, "dsm and mpi", msg,
@@ -280,8 +310,13 @@ int bench_app_jacobi(const struct bench_opts *o)
 				               sizeof(msg));
 			}
 		}
+		/* Rank 0 reads the whole DSM grid for it: misses, outside the timed parts. */
+		if (ok && o->rank == 0)
+			ok = same_rows(g.grid[iters & 1], pth_mem + (size_t)(iters & 1) * n * n, n,
+			               0, n, "dsm and pthreads", msg, sizeof(msg));
 		ret = apps_agree(o, WL, ok, msg);
 	}
+	free(pth_mem);
 	free(ref);
 	free(mpi_mem);
 	dsm_barrier();
@@ -294,6 +329,16 @@ int bench_app_jacobi(const struct bench_opts *o)
 	snprintf(mx, sizeof(mx), "\"n\": %zu, \"iterations\": %d, \"serial_checked\": %s", n, iters,
 	         o->smoke && (size_t)iters * n * n <= SERIAL_MAX_UPDATES ? "true" : "false");
 	snprintf(dx, sizeof(dx), "\"n\": %zu, \"iterations\": %d", n, iters);
-	apps_emit(o, WL, n, nthreads, t_mpi, mx, t_dsm, dx, &sum);
+	apps_emit(o, &(struct apps_result){.wl = WL,
+	                                   .size = n,
+	                                   .nthreads = nthreads,
+	                                   .pth_threads = pth_threads,
+	                                   .t_mpi = t_mpi,
+	                                   .t_pth = t_pth,
+	                                   .t_dsm = t_dsm,
+	                                   .mpi_extra = mx,
+	                                   .pth_extra = dx,
+	                                   .dsm_extra = dx,
+	                                   .sum = &sum});
 	return 0;
 }

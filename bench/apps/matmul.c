@@ -12,6 +12,10 @@
  * rows of A and B, gathers all of B with MPI_Allgatherv (timed: it is the communication the
  * DSM version does with misses) and computes its rows of C.
  *
+ * pthreads version: the DSM kernel itself on rank 0 alone, on malloc'ed matrices initialized
+ * before the clock starts (as the DSM ones are), the rows of C split between ranks x threads
+ * threads.
+ *
  * The entries of A and B are multiples of 1/4 in [-2, 2), so every product is a multiple of
  * 1/16 below 4 in magnitude and every partial sum of up to 2^40 of them is an exact double:
  * C is exact whatever the order of the additions, and the versions are compared exactly (==).
@@ -70,15 +74,17 @@ static void mul_row(const double *a_row, const double *b, double *c, size_t n)
 	}
 }
 
-struct dsm_mm {
+/* The kernel of the DSM and pthreads versions: the team computes rows [lo, hi) of C. */
+struct mm_job {
 	const double *a, *b;
 	double *c;
-	size_t n, lo, hi; /* rows [lo, hi) of C are computed by this rank */
+	size_t n, lo,
+	        hi; /* rows [lo, hi) of C are computed by this rank (by this process: pthreads) */
 };
 
-static void dsm_rows(struct team *t, int tid)
+static void team_rows(struct team *t, int tid)
 {
-	struct dsm_mm *m = t->arg;
+	struct mm_job *m = t->arg;
 	size_t rows = m->hi - m->lo, n = m->n;
 	size_t lo = m->lo + rows * (size_t)tid / (size_t)t->n;
 	size_t hi = m->lo + rows * (size_t)(tid + 1) / (size_t)t->n;
@@ -101,7 +107,7 @@ static void home_rows(const double *x, size_t n, int rank, size_t *lo, size_t *h
 	}
 }
 
-static int run_dsm(const struct bench_opts *o, struct dsm_mm *m, double *a, double *b, int nthreads,
+static int run_dsm(const struct bench_opts *o, struct mm_job *m, double *a, double *b, int nthreads,
                    double *t, struct stats_delta *sum)
 {
 	size_t n = m->n, lo, hi;
@@ -120,7 +126,27 @@ static int run_dsm(const struct bench_opts *o, struct dsm_mm *m, double *a, doub
 	for (size_t k = lo; k < hi; k++)
 		init_b_row(b + k * n, k, n);
 
-	return apps_timed_team(o, WL, nthreads, dsm_rows, m, true, t, sum);
+	return apps_timed_team(o, WL, nthreads, team_rows, m, true, t, sum);
+}
+
+/* The pthreads version: rank 0's C is (*mem)[2 * n * n]; *mem is what to free (NULL elsewhere). */
+static int run_pthreads(const struct bench_opts *o, size_t n, int nthreads, double *t, double **mem)
+{
+	struct mm_job m = {.n = n, .lo = 0, .hi = n};
+	double *a = NULL;
+
+	if (o->rank == 0 && (a = malloc(3 * n * n * sizeof(*a))) != NULL) {
+		for (size_t i = 0; i < n; i++) {
+			init_a_row(a + i * n, i, n);
+			init_b_row(a + (n + i) * n, i, n);
+		}
+		m.a = a;
+		m.b = a + n * n;
+		m.c = a + 2 * n * n;
+	}
+	*mem = a;
+	return apps_timed_pthreads(o, WL, nthreads, team_rows, &m, a != NULL,
+	                           "out of memory for the matrices", t);
 }
 
 /* The MPI version: returns this rank's rows [lo, hi) of C, or NULL when out of memory (on
@@ -210,13 +236,13 @@ out:
 int bench_app_matmul(const struct bench_opts *o)
 {
 	size_t n = o->smoke ? 128 : 512;
-	int nthreads = o->threads > 0 ? o->threads : 1;
-	struct dsm_mm m = {0};
+	int nthreads = o->threads > 0 ? o->threads : 1, pth_threads;
+	struct mm_job m = {0};
 	struct stats_delta sum = {{0}};
-	double t_dsm = 0, t_mpi = 0, *a, *b, *c, *mpi_c = NULL;
+	double t_dsm = 0, t_mpi = 0, t_pth = 0, *a, *b, *c, *mpi_c = NULL, *pth_mem = NULL;
 	unsigned long long rows_max = 0, rows_min = 0, my_rows;
 	size_t lo, hi, bytes;
-	char msg[200] = "", mx[256], dx[256];
+	char msg[200] = "", mx[256], dx[256], px[64];
 	int ok = 1, ret, serial;
 
 	/* --size scales n, kept a multiple of 64. */
@@ -226,6 +252,7 @@ int bench_app_matmul(const struct bench_opts *o)
 		n = 64;
 	if (nthreads > MAX_THREADS)
 		nthreads = MAX_THREADS;
+	pth_threads = apps_pthreads_count(o, nthreads);
 	serial = n <= SERIAL_MAX_N;
 	bytes = n * n * sizeof(double);
 	m.n = n;
@@ -252,9 +279,11 @@ int bench_app_matmul(const struct bench_opts *o)
 
 	lo = n * (size_t)o->rank / (size_t)o->nranks;
 	hi = n * (size_t)(o->rank + 1) / (size_t)o->nranks;
-	if (ret == 0 && (mpi_c = run_mpi(o, n, lo, hi, &t_mpi)) == NULL) {
+	if (ret == 0 && (mpi_c = run_mpi(o, n, lo, hi, &t_mpi)) == NULL)
 		ret = apps_agree(o, WL, 0, "out of memory for the MPI matrices");
-	} else if (ret == 0) {
+	if (ret == 0)
+		ret = run_pthreads(o, n, pth_threads, &t_pth, &pth_mem);
+	if (ret == 0) {
 		/* Rows of C homed elsewhere arrive by read misses here, outside the timed part. */
 		for (size_t i = lo; i < hi && ok; i++) {
 			for (size_t j = 0; j < n; j++) {
@@ -269,8 +298,18 @@ int bench_app_matmul(const struct bench_opts *o)
 		}
 		if (ok && serial)
 			ok = check_serial(mpi_c, n, lo, hi, msg, sizeof(msg));
+		/* Rank 0 reads all of the DSM C for it: misses, outside the timed parts. */
+		for (size_t i = 0; o->rank == 0 && i < n * n && ok; i++) {
+			if (c[i] == pth_mem[2 * n * n + i])
+				continue;
+			snprintf(msg, sizeof(msg),
+			         "dsm and pthreads differ at [%zu][%zu]: %.17g vs %.17g", i / n,
+			         i % n, c[i], pth_mem[2 * n * n + i]);
+			ok = 0;
+		}
 		ret = apps_agree(o, WL, ok, msg);
 	}
+	free(pth_mem);
 	free(mpi_c);
 	dsm_barrier();
 	dsm_all_free(c);
@@ -285,6 +324,17 @@ int bench_app_matmul(const struct bench_opts *o)
 	 * per line they are less balanced than the MPI blocks. */
 	snprintf(dx, sizeof(dx), "\"n\": %zu, \"rows_min\": %llu, \"rows_max\": %llu", n, rows_min,
 	         rows_max);
-	apps_emit(o, WL, n, nthreads, t_mpi, mx, t_dsm, dx, &sum);
+	snprintf(px, sizeof(px), "\"n\": %zu", n);
+	apps_emit(o, &(struct apps_result){.wl = WL,
+	                                   .size = n,
+	                                   .nthreads = nthreads,
+	                                   .pth_threads = pth_threads,
+	                                   .t_mpi = t_mpi,
+	                                   .t_pth = t_pth,
+	                                   .t_dsm = t_dsm,
+	                                   .mpi_extra = mx,
+	                                   .pth_extra = px,
+	                                   .dsm_extra = dx,
+	                                   .sum = &sum});
 	return 0;
 }

@@ -8,6 +8,9 @@
  * MPI version, as a user would write it: each rank sums its values privately and MPI_Reduce
  * adds the partial sums on rank 0. It adds the same values (one sequence per DSM thread).
  *
+ * pthreads version: the same loop on rank 0 alone, one thread per DSM thread of every rank
+ * adding that thread's values into a malloc'ed accumulator under a pthread_mutex_t.
+ *
  * The sum is an integer: rank 0 checks it exactly against the MPI result and against a serial
  * reference that recomputes every value (cheap: a few multiplications per value).
  */
@@ -67,6 +70,28 @@ static void dsm_adds(struct team *t, int tid)
 	}
 }
 
+/* The pthreads version's accumulator and sequences: [0, nseq) of the DSM run's threads,
+ * numbered rank * per_rank + tid, spread over the team. */
+struct pth_sum {
+	pthread_mutex_t lock;
+	uint64_t sum; /* plain: only ever touched under lock */
+	uint64_t adds;
+	int nseq, per_rank;
+};
+
+static void pth_adds(struct team *t, int tid)
+{
+	struct pth_sum *p = t->arg;
+
+	for (int w = tid; w < p->nseq; w += t->n) {
+		for (uint64_t k = 0; k < p->adds; k++) {
+			pthread_mutex_lock(&p->lock);
+			p->sum += value(w / p->per_rank, w % p->per_rank, k);
+			pthread_mutex_unlock(&p->lock);
+		}
+	}
+}
+
 static int run_dsm(const struct bench_opts *o, struct dsm_sum *d, int nthreads, double *t,
                    struct stats_delta *sum)
 {
@@ -109,15 +134,39 @@ static void run_mpi(const struct bench_opts *o, uint64_t adds, int nthreads, uin
 	*t = bench_now() - *t;
 }
 
+/* The pthreads version: rank 0's sum in *total. */
+static int run_pthreads(const struct bench_opts *o, uint64_t adds, int nthreads, int pth_threads,
+                        double *t, uint64_t *total)
+{
+	struct pth_sum *p = o->rank == 0 ? malloc(sizeof(*p)) : NULL;
+	int ret;
+
+	if (p) {
+		pthread_mutex_init(&p->lock, NULL);
+		p->sum = 0;
+		p->adds = adds;
+		p->nseq = o->nranks * nthreads;
+		p->per_rank = nthreads;
+	}
+	ret = apps_timed_pthreads(o, WL, pth_threads, pth_adds, p, p != NULL,
+	                          "out of memory for the accumulator", t);
+	if (p) {
+		*total = p->sum;
+		pthread_mutex_destroy(&p->lock);
+		free(p);
+	}
+	return ret;
+}
+
 int bench_app_mutex_sum(const struct bench_opts *o)
 {
 	uint64_t adds = o->smoke ? 100 : 2000;
-	int nthreads = o->threads > 0 ? o->threads : 1;
+	int nthreads = o->threads > 0 ? o->threads : 1, pth_threads;
 	struct dsm_sum d = {0};
 	struct stats_delta sum = {{0}};
-	uint64_t mpi_total = 0, dsm_total = 0, serial = 0;
-	double t_dsm = 0, t_mpi = 0;
-	char msg[200] = "", mx[256], dx[256];
+	uint64_t mpi_total = 0, dsm_total = 0, pth_total = 0, serial = 0;
+	double t_dsm = 0, t_mpi = 0, t_pth = 0;
+	char msg[200] = "", mx[256], dx[256], px[128];
 	int ok = 1, ret, dret;
 
 	/* --size scales the additions per thread. */
@@ -127,6 +176,7 @@ int bench_app_mutex_sum(const struct bench_opts *o)
 		adds = 1;
 	if (nthreads > MAX_THREADS)
 		nthreads = MAX_THREADS;
+	pth_threads = apps_pthreads_count(o, nthreads);
 	d.adds = adds;
 	d.rank = o->rank;
 
@@ -139,17 +189,20 @@ int bench_app_mutex_sum(const struct bench_opts *o)
 	ret = run_dsm(o, &d, nthreads, &t_dsm, &sum);
 	if (ret == 0) {
 		run_mpi(o, adds, nthreads, &mpi_total, &t_mpi);
+		ret = run_pthreads(o, adds, nthreads, pth_threads, &t_pth, &pth_total);
+	}
+	if (ret == 0) {
 		if (o->rank == 0) {
 			dsm_total = d.s->sum;
 			for (int r = 0; r < o->nranks; r++)
 				for (int tid = 0; tid < nthreads; tid++)
 					for (uint64_t k = 0; k < adds; k++)
 						serial += value(r, tid, k);
-			if (dsm_total != mpi_total || mpi_total != serial) {
+			if (dsm_total != mpi_total || mpi_total != serial || pth_total != serial) {
 				snprintf(msg, sizeof(msg),
 				         "sums differ: dsm %" PRIu64 ", mpi %" PRIu64
-				         ", serial %" PRIu64,
-				         dsm_total, mpi_total, serial);
+				         ", pthreads %" PRIu64 ", serial %" PRIu64,
+				         dsm_total, mpi_total, pth_total, serial);
 				ok = 0;
 			}
 		}
@@ -170,6 +223,18 @@ int bench_app_mutex_sum(const struct bench_opts *o)
 	         mpi_total);
 	snprintf(dx, sizeof(dx), "\"adds_per_thread\": %" PRIu64 ", \"us_per_add\": %.2f", adds,
 	         t_dsm * 1e6 / (double)(adds * (uint64_t)nthreads * (uint64_t)o->nranks));
-	apps_emit(o, WL, (size_t)adds, nthreads, t_mpi, mx, t_dsm, dx, &sum);
+	snprintf(px, sizeof(px), "\"adds_per_thread\": %" PRIu64 ", \"us_per_add\": %.2f", adds,
+	         t_pth * 1e6 / (double)(adds * (uint64_t)nthreads * (uint64_t)o->nranks));
+	apps_emit(o, &(struct apps_result){.wl = WL,
+	                                   .size = (size_t)adds,
+	                                   .nthreads = nthreads,
+	                                   .pth_threads = pth_threads,
+	                                   .t_mpi = t_mpi,
+	                                   .t_pth = t_pth,
+	                                   .t_dsm = t_dsm,
+	                                   .mpi_extra = mx,
+	                                   .pth_extra = px,
+	                                   .dsm_extra = dx,
+	                                   .sum = &sum});
 	return 0;
 }

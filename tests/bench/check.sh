@@ -50,6 +50,17 @@ bad=$(jq -c --arg wl "$wl" --argjson n "$ranks" 'select(.workload != "meta") | s
 has() { # <jq filter selecting the lines that must exist> <what>
 	jq -e -s "map(select($1)) | length > 0" "$out" >/dev/null || fail "missing: $2"
 }
+# An application: the MPI time, the pthreads time (one process, a thread per DSM thread of
+# every rank), and the DSM time with MPI as its baseline and the pthreads time beside it.
+app_versions() {
+	has ".workload == \"$wl\" and .metric == \"time\" and .version == \"mpi\"" "the mpi version"
+	has ".workload == \"$wl\" and .metric == \"time\" and .version == \"pthreads\" and
+		.processes == 1 and .threads >= $ranks" "the pthreads version"
+	has ".workload == \"$wl\" and .metric == \"time\" and .version == \"dsm\" and
+		.baseline_name == \"mpi\" and .pthreads > 0 and
+		((.ratio_pthreads - .value / .pthreads) | fabs) <= 1e-4 * .ratio_pthreads + 1e-9" \
+		"the dsm version with its mpi baseline and the pthreads time"
+}
 case $wl in
 floor)
 	for m in uffd_missing uffd_wp msg_rtt_64_polling msg_rtt_64_asleep msg_rtt_4k_polling \
@@ -92,9 +103,34 @@ hotword)
 		(.per_rank | add) == .total and .share_min_over_max > 0 and .max_gap_us > 0' \
 		"every rank's share of the hot word"
 	;;
+random)
+	for p in auto off; do
+		has ".metric == \"read_random\" and .prefetch == \"$p\" and .baseline_name == \"miss_floor_polling\"
+			and .samples > 0 and .p99_us >= .value and (.prefetched | type) == \"number\"
+			and .read_faults >= 0" "read_random with prefetch $p, its floor and counters"
+		has ".metric == \"read_random_p99\" and .prefetch == \"$p\"" "read_random_p99 with prefetch $p"
+	done
+	has '.metric == "read_random" and .prefetch == "off" and .prefetched == 0' \
+		"no line prefetched with DSM_PREFETCH=off"
+	has '.metric == "read_random_prefetch_ratio" and
+		((.value - .auto_us / .off_us) | fabs) <= 1e-4 * .value' "read_random_prefetch_ratio"
+	;;
 scale)
 	has '.metric == "rss_growth" and .heap_size >= 17592186044416 and .baseline_name == "touched"' \
 		"rss_growth in a 16 TiB heap"
+	;;
+radix)
+	app_versions
+	has '.version == "dsm" and .keys > 0 and .keys_per_rank * .ranks == .keys and .passes == 8' \
+		"the keys sorted, 8 bits a pass"
+	;;
+fft)
+	app_versions
+	has '.version == "pthreads" and .dft_points_checked > 0' "the check against the direct DFT"
+	has '.version == "dsm" and .n >= 8 and (.n | log2 | . == floor)' "n a power of two"
+	;;
+jacobi | matmul | histogram | mutex_sum)
+	app_versions
 	;;
 *) # an application: a DSM time beside the MPI one
 	has ".workload == \"$wl\" and .baseline_name" "a result with its MPI baseline"
