@@ -131,7 +131,7 @@ else
 fi
 
 # ---- applications: libdsm against plain MPI -------------------------------------------------
-apps='["jacobi", "matmul", "histogram", "mutex_sum"]'
+apps='["jacobi", "matmul", "histogram", "mutex_sum", "radix", "fft"]'
 jq -r --argjson apps "$apps" 'select(.workload as $w | $apps | index($w)) | select(.baseline_name and .unit == "s")
 	| "\(.workload):\(.line_size / 1024)K:\(.provider | gsub(";ofi_rxm"; ""))\t\(.value)\t\(.baseline)"' "$all" >"$tmp/apps.dat"
 if [ -s "$tmp/apps.dat" ]; then

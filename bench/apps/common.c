@@ -251,3 +251,15 @@ void apps_emit(const struct bench_opts *o, const struct apps_result *r)
 	                                     .baseline = r->t_mpi,
 	                                     .extra = extra});
 }
+
+void apps_home_rows(const void *a, size_t row_bytes, size_t n, int rank, size_t *lo, size_t *hi)
+{
+	*lo = *hi = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (dsm_home((const char *)a + i * row_bytes) != rank)
+			continue;
+		if (*hi == 0)
+			*lo = i;
+		*hi = i + 1;
+	}
+}

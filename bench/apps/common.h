@@ -44,6 +44,10 @@ struct team {
 	} slot[MAX_THREADS];
 };
 
+/* The rows of an @n-row shared array of @row_bytes each whose first byte this rank is home
+ * of: [*lo, *hi) (0, 0: none). With DSM_DIST_BLOCK they are contiguous. */
+void apps_home_rows(const void *a, size_t row_bytes, size_t n, int rank, size_t *lo, size_t *hi);
+
 void stats_take(struct stats_delta *s);
 void stats_sum(const struct stats_delta *before, const struct stats_delta *after,
                struct stats_delta *sum);

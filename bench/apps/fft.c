@@ -149,28 +149,14 @@ static void team_fft(struct team *t, int tid)
 	transpose_rows(f->y, f->x, n, lo, hi);
 }
 
-/* The rows of an n x n array whose first byte this rank is home of: [*lo, *hi). With
- * DSM_DIST_BLOCK they are contiguous. */
-static void home_rows(const cplx *a, size_t n, int rank, size_t *lo, size_t *hi)
-{
-	*lo = *hi = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (dsm_home(a + i * n) != rank)
-			continue;
-		if (*hi == 0)
-			*lo = i;
-		*hi = i + 1;
-	}
-}
-
 static int run_dsm(const struct bench_opts *o, struct fft_job *f, int nthreads, double *t,
                    struct stats_delta *sum)
 {
 	size_t n = f->n, lo, hi;
 	char msg[160] = "";
 
-	home_rows(f->x, n, o->rank, &f->lo, &f->hi);
-	home_rows(f->y, n, o->rank, &lo, &hi);
+	apps_home_rows(f->x, n * sizeof(cplx), n, o->rank, &f->lo, &f->hi);
+	apps_home_rows(f->y, n * sizeof(cplx), n, o->rank, &lo, &hi);
 	if (lo != f->lo || hi != f->hi) {
 		snprintf(msg, sizeof(msg), "x and y have different homes: [%zu,%zu) [%zu,%zu)",
 		         f->lo, f->hi, lo, hi);

@@ -91,20 +91,6 @@ static void team_sweeps(struct team *t, int tid)
 	}
 }
 
-/* The rows of the grid whose first byte this rank is home of: [*lo, *hi). With
- * DSM_DIST_BLOCK they are contiguous. */
-static void home_rows(const double *grid, size_t n, int rank, size_t *lo, size_t *hi)
-{
-	*lo = *hi = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (dsm_home(grid + i * n) != rank)
-			continue;
-		if (*hi == 0)
-			*lo = i;
-		*hi = i + 1;
-	}
-}
-
 /* The DSM version; the final grid is g->grid[iters & 1]. */
 static int run_dsm(const struct bench_opts *o, struct grid_job *g, int nthreads, double *t,
                    struct stats_delta *sum)
@@ -112,8 +98,8 @@ static int run_dsm(const struct bench_opts *o, struct grid_job *g, int nthreads,
 	size_t n = g->n, olo, ohi, lo, hi;
 	char msg[160] = "";
 
-	home_rows(g->grid[0], n, o->rank, &olo, &ohi);
-	home_rows(g->grid[1], n, o->rank, &lo, &hi);
+	apps_home_rows(g->grid[0], n * sizeof(double), n, o->rank, &olo, &ohi);
+	apps_home_rows(g->grid[1], n * sizeof(double), n, o->rank, &lo, &hi);
 	if (lo != olo || hi != ohi) {
 		snprintf(msg, sizeof(msg),
 		         "the two grids have different homes: [%zu,%zu) [%zu,%zu)", olo, ohi, lo,

@@ -93,34 +93,20 @@ static void team_rows(struct team *t, int tid)
 		mul_row(m->a + i * n, m->b, m->c + i * n, n);
 }
 
-/* The rows of a matrix whose first byte this rank is home of: [*lo, *hi). With
- * DSM_DIST_BLOCK they are contiguous. */
-static void home_rows(const double *x, size_t n, int rank, size_t *lo, size_t *hi)
-{
-	*lo = *hi = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (dsm_home(x + i * n) != rank)
-			continue;
-		if (*hi == 0)
-			*lo = i;
-		*hi = i + 1;
-	}
-}
-
 static int run_dsm(const struct bench_opts *o, struct mm_job *m, double *a, double *b, int nthreads,
                    double *t, struct stats_delta *sum)
 {
 	size_t n = m->n, lo, hi;
 	char msg[160] = "";
 
-	home_rows(a, n, o->rank, &m->lo, &m->hi);
-	home_rows(m->c, n, o->rank, &lo, &hi);
+	apps_home_rows(a, n * sizeof(double), n, o->rank, &m->lo, &m->hi);
+	apps_home_rows(m->c, n * sizeof(double), n, o->rank, &lo, &hi);
 	if (lo != m->lo || hi != m->hi) {
 		snprintf(msg, sizeof(msg), "A and C have different homes: [%zu,%zu) [%zu,%zu)",
 		         m->lo, m->hi, lo, hi);
 		return apps_agree(o, WL, 0, msg);
 	}
-	home_rows(b, n, o->rank, &lo, &hi);
+	apps_home_rows(b, n * sizeof(double), n, o->rank, &lo, &hi);
 	for (size_t i = m->lo; i < m->hi; i++)
 		init_a_row(a + i * n, i, n);
 	for (size_t k = lo; k < hi; k++)
