@@ -10,6 +10,8 @@ usage: ab_summary.py DIR LABELS CONFIGS
 """
 import glob, json, statistics as st, sys
 
+APPS = ('matmul', 'jacobi', 'histogram', 'mutex_sum', 'radix', 'fft')
+
 if len(sys.argv) != 4:
     sys.exit(__doc__)
 d, labs, cfgs = sys.argv[1], sys.argv[2].split(','), sys.argv[3].split(',')
@@ -25,11 +27,15 @@ for cfg in cfgs:
                 k = r['workload'] + '/' + r['metric']
                 if r['workload'] == 'threads':
                     k += '/x%d' % r['threads']
-                if r['workload'] in ('matmul', 'jacobi', 'histogram', 'mutex_sum'):
-                    k += '/dsm' if r.get('baseline_name') else '/mpi'
+                app = r['workload'] in APPS
+                if app:
+                    k += '/' + r.get('version', 'dsm' if r.get('baseline_name') else 'mpi')
                 data.setdefault(k, {}).setdefault(lab, []).append(r['value'])
-                if r['workload'] == 'bandwidth' and r.get('ratio'):
+                if (r['workload'] == 'bandwidth' or app) and r.get('ratio'):
                     data.setdefault(k + '/ratio', {}).setdefault(lab, []).append(r['ratio'])
+                if r.get('ratio_pthreads'):
+                    data.setdefault(k + '/ratio_pthreads', {}).setdefault(lab, []).append(
+                        r['ratio_pthreads'])
     for k in sorted(data):
         if k.startswith('floor/rma_read_bw'):
             continue
