@@ -50,11 +50,12 @@ static const struct dsm_setting settings[DSM_SETTING_COUNT] = {
                                  0, 10000000, NULL, "us",
                                  "how long a thread waiting for an answer (a barrier, a lock) "
                                  "polls before it sleeps"},
-        [DSM_SETTING_PREFETCH] = {"DSM_PREFETCH", DSM_SETTING_ENUM, DSM_SETTING_F_OR_INT, "runtime",
-                                  NULL, "auto", "auto", 1, 1024, prefetch_modes, NULL,
-                                  "read-ahead on sequential and strided read misses: off, auto "
-                                  "(a window of up to 256 KiB), or the most lines a window "
-                                  "holds"},
+        [DSM_SETTING_PREFETCH] =
+                {"DSM_PREFETCH", DSM_SETTING_ENUM, DSM_SETTING_F_OR_INT, "runtime", NULL,
+                 "auto", "auto", 1, 1024, prefetch_modes, NULL,
+                 "read-ahead on sequential and strided read misses: off, auto "
+                 "(a window of up to 256 KiB, or 16 lines up to 1 MiB), or the most lines a window "
+                 "holds"},
         [DSM_SETTING_OVERCOMMIT] = {"DSM_OVERCOMMIT", DSM_SETTING_ENUM, 0, "runtime", NULL, "read",
                                     "read", 0, 0, overcommit_modes, NULL,
                                     "strict or lazy: treat the machine as under "

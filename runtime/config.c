@@ -135,7 +135,11 @@ int dsm_rt_config_resolve(const dsm_config_t *user, struct dsm_rt_config *out)
 		c.prefetch_lines = (unsigned)(v - DSM_SETTING_NUMBER);
 	} else if (v == 1) { /* auto */
 		size_t n = DSM_RT_PREFETCH_AUTO_BYTES / c.line_size;
+		size_t big = DSM_RT_PREFETCH_AUTO_MAX_BYTES / c.line_size;
 
+		if (n < DSM_RT_PREFETCH_AUTO_MIN_LINES)
+			n = big < DSM_RT_PREFETCH_AUTO_MIN_LINES ? big
+			                                         : DSM_RT_PREFETCH_AUTO_MIN_LINES;
 		c.prefetch_lines = n < 1                            ? 1
 		                   : n > DSM_RT_PREFETCH_AUTO_LINES ? DSM_RT_PREFETCH_AUTO_LINES
 		                                                    : (unsigned)n;

@@ -16,9 +16,16 @@
 #define DSM_RT_DEFAULT_HEAP_SIZE (16ull << 40) /* 16 TiB of address space */
 #define DSM_RT_MAX_HEAP_SIZE     (64ull << 40) /* half of x86-64's 47-bit user space */
 #define DSM_RT_MAX_LINE_SIZE     (1ull << 30)
-/* DSM_PREFETCH=auto: windows of up to this many bytes, and at most this many lines. */
-#define DSM_RT_PREFETCH_AUTO_BYTES (256u << 10)
-#define DSM_RT_PREFETCH_AUTO_LINES 64u
+/*
+ * DSM_PREFETCH=auto: windows of up to AUTO_BYTES and at most AUTO_LINES lines, but of
+ * AUTO_MIN_LINES where those fit in AUTO_MAX_BYTES: a miss of a large line costs more than
+ * the window's bytes take to arrive, so a window of 4 such lines keeps the pipe empty half
+ * the time (BENCHMARKS.md: 64 KiB lines scan 1.1-1.3x faster with 16).
+ */
+#define DSM_RT_PREFETCH_AUTO_BYTES     (256u << 10)
+#define DSM_RT_PREFETCH_AUTO_LINES     64u
+#define DSM_RT_PREFETCH_AUTO_MIN_LINES 16u
+#define DSM_RT_PREFETCH_AUTO_MAX_BYTES (1u << 20)
 
 /* DSM_DATA: how a grant carries its line (the registry's order). AUTO picks per line size. */
 enum dsm_rt_data { DSM_RT_DATA_AUTO = 0, DSM_RT_DATA_INLINE, DSM_RT_DATA_RDMA };
