@@ -203,7 +203,8 @@ void dsm_coh_actions_fini(dsm_coh_actions_t *a);
  * action for which this says false finds the waiting lines installed first. True for the
  * actions that leave every mapping alone: another such install, a send whose data is not
  * read from the mapping, a hold, a count. (A WAKE of a waiting line may run too: its
- * install will wake the line's threads anyway.) The model checker checks the rule.
+ * install will wake the line's threads anyway.) The model checker applies the same rule; in
+ * this protocol it never has to act for the line of a waiting install (PROTOCOL.md).
  */
 bool dsm_coh_action_keeps_mappings(const dsm_coh_action_t *a);
 

@@ -82,8 +82,11 @@ static void install_later(struct dsm_rt *rt, uint64_t addr, const void *src, siz
 {
 	struct dsm_rt_installs *in = &rt->installs;
 
+	/* A run stops at a heap chunk: under strict overcommit chunks are opened one by one, and
+	 * UFFDIO_COPY fails on a range that spans two mappings. */
 	if (in->len && in->addr + in->len == addr && in->src + in->len == (const char *)src &&
-	    in->writable == writable) {
+	    in->writable == writable &&
+	    (addr - (uint64_t)(uintptr_t)rt->heap.base) % DSM_RT_HEAP_CHUNK) {
 		in->len += len;
 		return;
 	}

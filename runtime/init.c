@@ -95,7 +95,7 @@ static bool node_has_spare_cores(struct dsm_rt *rt)
 struct shared_settings {
 	uint64_t heap_size, line_size, page_size;
 	uint32_t data_rdma;
-	char build[48]; /* libdsm's version and protocol */
+	char build[48]; /* libdsm's version, protocol and wire */
 };
 
 static void shared_settings_of(const struct dsm_rt *rt, struct shared_settings *s)
@@ -105,8 +105,9 @@ static void shared_settings_of(const struct dsm_rt *rt, struct shared_settings *
 	s->line_size = rt->cfg.line_size;
 	s->page_size = rt->cfg.page_size;
 	s->data_rdma = dsm_rt_config_data_rdma(&rt->cfg);
-	snprintf(s->build, sizeof(s->build), "%d.%d.%d, %s", DSM_VERSION_MAJOR, DSM_VERSION_MINOR,
-	         DSM_VERSION_PATCH, dsm_coh_protocol_name());
+	snprintf(s->build, sizeof(s->build), "%d.%d.%d, %s, wire %d", DSM_VERSION_MAJOR,
+	         DSM_VERSION_MINOR, DSM_VERSION_PATCH, dsm_coh_protocol_name(),
+	         DSM_RT_WIRE_VERSION);
 }
 
 static void show_heap(const struct shared_settings *s, char *b, size_t n)
@@ -149,7 +150,7 @@ static const struct {
         {"the line size (DSM_LINE_SIZE, dsm_config_t.line_size)", show_line},
         {"the page size", show_page},
         {"the data path (DSM_DATA, whose auto depends on the line size)", show_data},
-        {"libdsm (version, protocol)", show_build},
+        {"libdsm (version, protocol, wire)", show_build},
 };
 
 /* Appends the ranks in @all whose value of view @v is @val to @out, as "0, 2-5". */

@@ -8,6 +8,9 @@
 
 #include <stdint.h>
 
+/* Bumped with every change to these messages: dsm_init compares it across ranks. */
+#define DSM_RT_WIRE_VERSION 2 /* 2: COH_BATCH carries lines */
+
 enum dsm_rt_msg_type {
 	DSM_RT_MSG_NONE = 0, /* never on the wire: a request that expects no answer (msg.h) */
 	DSM_RT_MSG_COH = 1,  /* dsm_coh_msg_t, then the line's data if it carries any */
