@@ -534,7 +534,11 @@ int bench_pingpong(const struct bench_opts *o, const struct bench_ctx *c)
 		bench_fail(o, "pingpong", "dsm_all_alloc: %s", dsm_strerror(-errno));
 		return -1;
 	}
+	dsm_stats_t before, after;
+	uint64_t mv[5], sum[5]; /* faults, messages, invalidations, migratory, exclusive writes */
+
 	dsm_barrier();
+	stats_now(&before);
 	if (o->rank <= 1) {
 		double t0 = bench_now(), end = t0 + bench_budget(o);
 		long i;
@@ -553,6 +557,14 @@ int bench_pingpong(const struct bench_opts *o, const struct bench_ctx *c)
 		iters = i;
 	}
 	dsm_barrier();
+	stats_now(&after);
+	mv[0] = (after.read_faults + after.write_faults + after.upgrades) -
+	        (before.read_faults + before.write_faults + before.upgrades);
+	mv[1] = after.msgs_sent - before.msgs_sent;
+	mv[2] = after.inv_sent - before.inv_sent;
+	mv[3] = after.migratory_grants - before.migratory_grants;
+	mv[4] = after.exclusive_writes - before.exclusive_writes;
+	MPI_Allreduce(mv, sum, 5, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
 	MPI_Bcast(&iters, 1, MPI_LONG, 0, MPI_COMM_WORLD);
 	last = atomic_load(cnt);
 	if ((last & ~PP_STOP) != 2 * (uint64_t)iters) {
@@ -574,8 +586,14 @@ int bench_pingpong(const struct bench_opts *o, const struct bench_ctx *c)
 		                         .baseline_name = "mpi_send_recv",
 		                         .baseline = mpi_rate,
 		                         .extra = NULL};
-		char extra[64];
-		snprintf(extra, sizeof(extra), "\"iterations\": %ld, \"home\": 0", iters);
+		char extra[256];
+		double n = iters > 0 ? (double)iters : 1;
+		/* Per round trip, over all ranks (the barriers around the game add a few). */
+		snprintf(extra, sizeof(extra),
+		         "\"iterations\": %ld, \"home\": 0, \"faults_per_rt\": %.2f, "
+		         "\"messages_per_rt\": %.2f, \"invalidations_per_rt\": %.2f, "
+		         "\"migratory_per_rt\": %.2f, \"exclusive_writes_per_rt\": %.2f",
+		         iters, sum[0] / n, sum[1] / n, sum[2] / n, sum[3] / n, sum[4] / n);
 		r.extra = extra;
 		bench_emit(o, &r);
 	}

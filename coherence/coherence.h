@@ -91,6 +91,9 @@ typedef enum dsm_coh_msg_type {
 /* GET_M: the requester held a read-only copy when it asked (informative only:
  * the home trusts its directory, not this flag). */
 #define DSM_COH_MSGF_UPGRADE 0x4
+/* WB: the owner held the line exclusive and clean (granted on a read, never written): the
+ * home segment is current, no data travels. */
+#define DSM_COH_MSGF_CLEAN 0x8
 
 /* What travels between ranks (16 bytes plus the line's data when
  * DSM_COH_MSGF_DATA is set). */
@@ -174,6 +177,9 @@ typedef enum dsm_coh_counter {
 	DSM_COH_CNT_INV_RECEIVED, /* invalidations and forwards obeyed */
 	DSM_COH_CNT_QUEUED,       /* requests that waited behind another at the home */
 	DSM_COH_CNT_DEFERRED,     /* invalidations that waited for a hold to end */
+	DSM_COH_CNT_MIGRATORY,    /* as a home: read misses granted exclusive (migratory lines) */
+	DSM_COH_CNT_EXCL_WRITE,   /* write faults on exclusive clean lines, served locally */
+	DSM_COH_CNT_CLEAN_WB,     /* exclusive lines given up clean, without data */
 	DSM_COH_CNT_NCOUNTERS,
 } dsm_coh_counter_t;
 
@@ -227,13 +233,18 @@ typedef enum dsm_coh_data_mode {
 #define DSM_COH_BUG_ZAP_BEFORE_WB        0x80 /* the home stores its own write-back after the zap */
 #define DSM_COH_BUG_WB_BEFORE_WP         0x100 /* read the mapping before write-protecting it */
 #define DSM_COH_BUG_ZAP_BEFORE_WB_REMOTE 0x200 /* an owner zaps, then writes back */
+#define DSM_COH_BUG_EXCL_STAYS_CLEAN     0x400 /* a write to an E line leaves it E (clean) */
+#define DSM_COH_BUG_MIGRATE_KEEPS_COPY   0x800 /* a read migrates a line by FWD_S, not FWD_M */
 
 typedef struct dsm_coh_config {
 	unsigned rank;
 	unsigned nranks;
 	dsm_coh_data_mode_t data_mode; /* how grants carry data */
 	dsm_coh_data_mode_t wb_mode;   /* how write-backs do: WB inline, or RDMA write + WB */
-	unsigned bugs;                 /* DSM_COH_BUG_*, tests only */
+	/* Migratory lines (PROTOCOL.md, "Migratory lines"): a line that ranks take turns to
+	 * read then write moves whole, exclusive, on the read miss. 0: never. */
+	int migratory;
+	unsigned bugs; /* DSM_COH_BUG_*, tests only */
 } dsm_coh_config_t;
 
 typedef struct dsm_coh_node dsm_coh_node_t;
@@ -263,6 +274,9 @@ typedef enum dsm_coh_state {
 	DSM_COH_IS,    /* no copy, read requested */
 	DSM_COH_IM,    /* no copy, write requested */
 	DSM_COH_SM,    /* read-only copy, write requested (upgrade) */
+	/* the only copy, read-only in the mapping and equal to the home segment (granted
+	 * exclusive on a read miss); a write lifts the write-protect here, with no message */
+	DSM_COH_E,
 } dsm_coh_state_t;
 
 typedef enum dsm_coh_dir_state {

@@ -69,6 +69,7 @@ typedef struct dsm_coh_line {
 #define DSM_COH_LINE_HELD 0x1 /* granted; INV/FWD wait for HOLD_DONE */
 #define DSM_COH_LINE_RDMA 0x2 /* granted; waiting for RDMA_DONE */
 #define DSM_COH_LINE_WB   0x4 /* gave the line up; its RDMA write-back is in flight */
+#define DSM_COH_LINE_EXCL 0x8 /* IS granted exclusive by RDMA: installs as E at RDMA_DONE */
 
 /* A request waiting at the home: rank << 1 | (1 for write). */
 typedef uint16_t dsm_coh_req_t;
@@ -79,7 +80,7 @@ typedef struct dsm_coh_dir {
 	uint8_t state;    /* dsm_coh_dir_state_t */
 	uint8_t txn;      /* 0, or the GET_S/GET_M being served */
 	uint8_t wait;     /* DIR_WAIT_* */
-	uint8_t upgrade;  /* the GET_M's UPGRADE flag: DSM_COH_BUG_TRUST_UPGRADE only */
+	uint8_t flags;    /* DIR_F_* */
 	uint16_t owner;   /* DIR_M */
 	uint16_t txn_req; /* the requester being served */
 	uint16_t acks;    /* invalidation acks outstanding */
@@ -91,5 +92,14 @@ typedef struct dsm_coh_dir {
 #define DSM_COH_DIR_WAIT_ACKS 0x1
 #define DSM_COH_DIR_WAIT_WB   0x2
 #define DSM_COH_DIR_WAIT_DONE 0x4
+
+/* The GET_M's UPGRADE flag (DSM_COH_BUG_TRUST_UPGRADE only). */
+#define DSM_COH_DIR_F_UPGRADE 0x1
+/* Migratory: ranks take turns to read then write the line; a read miss gets it exclusive. */
+#define DSM_COH_DIR_F_MIGRATORY 0x2
+/* The transaction serves a GET_S with FWD_M: the line migrates to the reader. */
+#define DSM_COH_DIR_F_MIGRATING 0x4
+/* Shared since its owner wrote it back for a reader: owner is that last writer. */
+#define DSM_COH_DIR_F_LAST_WRITER 0x8
 
 #endif

@@ -64,6 +64,9 @@ const char *dsm_coh_counter_name(int counter)
 	        [DSM_COH_CNT_INV_RECEIVED] = "inv_received",
 	        [DSM_COH_CNT_QUEUED] = "queued_requests",
 	        [DSM_COH_CNT_DEFERRED] = "deferred_by_hold",
+	        [DSM_COH_CNT_MIGRATORY] = "migratory_grants",
+	        [DSM_COH_CNT_EXCL_WRITE] = "exclusive_writes",
+	        [DSM_COH_CNT_CLEAN_WB] = "clean_writebacks",
 	};
 
 	if (counter < 0 || counter >= DSM_COH_CNT_NCOUNTERS)
@@ -73,9 +76,9 @@ const char *dsm_coh_counter_name(int counter)
 
 const char *dsm_coh_state_name(int state)
 {
-	static const char *const names[] = {"I", "S", "M", "IS", "IM", "SM"};
+	static const char *const names[] = {"I", "S", "M", "IS", "IM", "SM", "E"};
 
-	if (state < 0 || state > DSM_COH_SM)
+	if (state < 0 || state > DSM_COH_E)
 		return "?";
 	return names[state];
 }
@@ -290,6 +293,29 @@ static int node_request(dsm_coh_node_t *n, dsm_coh_line_t *l, int write, dsm_coh
 	            DSM_COH_SRC_NONE);
 }
 
+/*
+ * A write to a line held exclusive and clean (E): the line is this rank's alone, so the
+ * write needs nobody's leave. Lift the write-protect and wake, and hold the line as a grant
+ * does, so that a FWD arriving now waits until the woken writer has run. From here on the
+ * copy differs from the home segment (M): a give-up writes it back.
+ */
+static int node_excl_write(dsm_coh_node_t *n, dsm_coh_line_t *l, dsm_coh_actions_t *a)
+{
+	int rc;
+
+	if ((rc = count(a, l->line, DSM_COH_CNT_EXCL_WRITE)) < 0)
+		return rc;
+	ACT(a, DSM_COH_ACT_INSTALL_RW, l->line);
+	if (!(n->cfg.bugs & DSM_COH_BUG_EXCL_STAYS_CLEAN))
+		l->state = DSM_COH_M;
+	ACT(a, DSM_COH_ACT_WAKE, l->line);
+	if (!(n->cfg.bugs & DSM_COH_BUG_NO_HOLD)) {
+		l->flags |= DSM_COH_LINE_HELD;
+		ACT(a, DSM_COH_ACT_HOLD, l->line);
+	}
+	return 0;
+}
+
 static int node_fault(dsm_coh_node_t *n, uint64_t line, unsigned home, int write,
                       dsm_coh_actions_t *a)
 {
@@ -307,11 +333,14 @@ static int node_fault(dsm_coh_node_t *n, uint64_t line, unsigned home, int write
 	 * thread's fault brought it in) is stale: the page is there, only the
 	 * thread needs waking. UFFDIO_COPY would fail with EEXIST. */
 	granted = l->state == DSM_COH_M ||
-	          (!write && (l->state == DSM_COH_S || l->state == DSM_COH_SM));
+	          (!write &&
+	           (l->state == DSM_COH_S || l->state == DSM_COH_SM || l->state == DSM_COH_E));
 	if (granted) {
 		ACT(a, DSM_COH_ACT_WAKE, line);
 		return count(a, line, DSM_COH_CNT_STALE_FAULT);
 	}
+	if (l->state == DSM_COH_E)
+		return node_excl_write(n, l, a);
 	if (l->state == DSM_COH_I || l->state == DSM_COH_S)
 		return node_request(n, l, write, a);
 	/* A request is in flight: its grant wakes every waiting thread, and one
@@ -319,9 +348,11 @@ static int node_fault(dsm_coh_node_t *n, uint64_t line, unsigned home, int write
 	return 0;
 }
 
+/* Install a grant. A read miss granted exclusive (a migratory line) goes in read-only like
+ * any read grant, as E: its first write is a write-protect fault served here. */
 static int finish_grant(dsm_coh_node_t *n, dsm_coh_line_t *l, int src, dsm_coh_actions_t *a)
 {
-	int rw = l->state != DSM_COH_IS, rc;
+	int rw = l->state != DSM_COH_IS, excl = !rw && (l->flags & DSM_COH_LINE_EXCL), rc;
 
 	if (!rw && (n->cfg.bugs & DSM_COH_BUG_READ_GRANT_RW))
 		rc = act_src(a, DSM_COH_ACT_INSTALL_RW, l->line, src);
@@ -329,8 +360,8 @@ static int finish_grant(dsm_coh_node_t *n, dsm_coh_line_t *l, int src, dsm_coh_a
 		rc = act_src(a, rw ? DSM_COH_ACT_INSTALL_RW : DSM_COH_ACT_INSTALL_RO, l->line, src);
 	if (rc < 0)
 		return rc;
-	l->state = rw ? DSM_COH_M : DSM_COH_S;
-	l->flags &= (uint8_t)~DSM_COH_LINE_RDMA;
+	l->state = rw ? DSM_COH_M : excl ? DSM_COH_E : DSM_COH_S;
+	l->flags &= (uint8_t) ~(DSM_COH_LINE_RDMA | DSM_COH_LINE_EXCL);
 	ACT(a, DSM_COH_ACT_WAKE, l->line);
 	/* Keep the line until the woken threads have run (DESIGN.md, "Progress"). */
 	if (!(n->cfg.bugs & DSM_COH_BUG_NO_HOLD)) {
@@ -350,13 +381,16 @@ static int node_grant(dsm_coh_node_t *n, dsm_coh_line_t *l, const dsm_coh_msg_t 
 	if (m->type == DSM_COH_MSG_GRANT_S && l->state != DSM_COH_IS)
 		return DSM_ERR_PROTOCOL;
 	if (m->type == DSM_COH_MSG_GRANT_M) {
-		/* Data comes exactly when we hold no copy; the home knows. */
-		if (l->state == DSM_COH_IM && !data && !rdma)
+		/* Data comes exactly when we hold no copy; the home knows. A read miss
+		 * may be granted exclusive (IS: a migratory line). */
+		if ((l->state == DSM_COH_IM || l->state == DSM_COH_IS) && !data && !rdma)
 			return DSM_ERR_PROTOCOL;
 		if (l->state == DSM_COH_SM && (data || rdma))
 			return DSM_ERR_PROTOCOL;
-		if (l->state != DSM_COH_IM && l->state != DSM_COH_SM)
+		if (l->state != DSM_COH_IM && l->state != DSM_COH_SM && l->state != DSM_COH_IS)
 			return DSM_ERR_PROTOCOL;
+		if (l->state == DSM_COH_IS)
+			l->flags |= DSM_COH_LINE_EXCL;
 	}
 	if (data)
 		return finish_grant(n, l, dsrc, a);
@@ -424,6 +458,19 @@ static int node_give_up(dsm_coh_node_t *n, dsm_coh_line_t *l, int type, dsm_coh_
 
 	if ((rc = count(a, l->line, DSM_COH_CNT_INV_RECEIVED)) < 0)
 		return rc;
+	if (l->state == DSM_COH_E) {
+		/* Exclusive and never written: the mapping is read-only and equal to
+		 * the home segment, so nothing is read or sent but the word "clean". */
+		if ((rc = count(a, l->line, DSM_COH_CNT_CLEAN_WB)) < 0)
+			return rc;
+		if (type == DSM_COH_MSG_FWD_M) {
+			ACT(a, DSM_COH_ACT_ZAP, l->line);
+			ACT(a, DSM_COH_ACT_WAKE, l->line);
+		}
+		l->state = type == DSM_COH_MSG_FWD_M ? DSM_COH_I : DSM_COH_S;
+		return send(n, a, l->home, DSM_COH_MSG_WB, l->line, DSM_COH_MSGF_CLEAN,
+		            DSM_COH_SRC_NONE);
+	}
 	if (type == DSM_COH_MSG_INV) {
 		/* A read-only copy: nothing to write back. */
 		if (!(bugs & DSM_COH_BUG_INV_NO_ZAP)) {
@@ -463,7 +510,7 @@ static int node_revoke(dsm_coh_node_t *n, dsm_coh_line_t *l, const dsm_coh_msg_t
 		return DSM_ERR_PROTOCOL;
 	if (m->type == DSM_COH_MSG_INV && l->state != DSM_COH_S && l->state != DSM_COH_SM)
 		return DSM_ERR_PROTOCOL;
-	if (m->type != DSM_COH_MSG_INV && l->state != DSM_COH_M)
+	if (m->type != DSM_COH_MSG_INV && l->state != DSM_COH_M && l->state != DSM_COH_E)
 		return DSM_ERR_PROTOCOL;
 	if (l->flags & DSM_COH_LINE_HELD) {
 		l->deferred = m->type;
@@ -550,6 +597,7 @@ static int dir_grant_m(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned r, int with
 		flags = n->cfg.data_mode == DSM_COH_DATA_RDMA ? DSM_COH_MSGF_RDMA
 		                                              : DSM_COH_MSGF_DATA;
 	dsm_coh_sharers_clear(&d->sharers);
+	d->flags &= (uint8_t)~DSM_COH_DIR_F_LAST_WRITER;
 	d->state = DSM_COH_DIR_M;
 	d->owner = (uint16_t)r;
 	d->wait = DSM_COH_DIR_WAIT_DONE;
@@ -563,7 +611,7 @@ static int dir_grant_m(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned r, int with
 static int need_data(const dsm_coh_node_t *n, const dsm_coh_dir_t *d)
 {
 	if (n->cfg.bugs & DSM_COH_BUG_TRUST_UPGRADE)
-		return !d->upgrade;
+		return !(d->flags & DSM_COH_DIR_F_UPGRADE);
 	return !dsm_coh_sharers_has(&d->sharers, d->txn_req);
 }
 
@@ -579,15 +627,29 @@ static int dir_start(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned r, int write,
 	d->txn = (uint8_t)(write ? DSM_COH_MSG_GET_M : DSM_COH_MSG_GET_S);
 	d->txn_req = (uint16_t)r;
 	if (d->state == DSM_COH_DIR_M) {
+		int fwd = write ? DSM_COH_MSG_FWD_M : DSM_COH_MSG_FWD_S;
+
+		/* A read of a migratory line takes it away from its owner whole. */
+		if (!write && (d->flags & DSM_COH_DIR_F_MIGRATORY)) {
+			d->flags |= DSM_COH_DIR_F_MIGRATING;
+			if (!(n->cfg.bugs & DSM_COH_BUG_MIGRATE_KEEPS_COPY))
+				fwd = DSM_COH_MSG_FWD_M;
+		}
 		d->wait = DSM_COH_DIR_WAIT_WB;
 		if ((rc = count(a, d->line, DSM_COH_CNT_INV_SENT)) < 0)
 			return rc;
-		return send(n, a, d->owner, write ? DSM_COH_MSG_FWD_M : DSM_COH_MSG_FWD_S, d->line,
-		            0, DSM_COH_SRC_NONE);
+		return send(n, a, d->owner, fwd, d->line, 0, DSM_COH_SRC_NONE);
 	}
 	if (!write)
 		return dir_grant_s(n, d, r, a);
-	d->upgrade = (uint8_t)(mflags & DSM_COH_MSGF_UPGRADE);
+	d->flags = (uint8_t)((d->flags & ~DSM_COH_DIR_F_UPGRADE) |
+	                     ((mflags & DSM_COH_MSGF_UPGRADE) ? DSM_COH_DIR_F_UPGRADE : 0));
+	/* Migratory: the writer read the line from its last writer, and the two of them
+	 * are all its sharers. The next read miss then takes the line exclusive. */
+	if (n->cfg.migratory && (d->flags & DSM_COH_DIR_F_LAST_WRITER) && d->sharers.n == 2 &&
+	    d->owner != r && dsm_coh_sharers_has(&d->sharers, r) &&
+	    dsm_coh_sharers_has(&d->sharers, d->owner))
+		d->flags |= DSM_COH_DIR_F_MIGRATORY;
 	/* Invalidate every other sharer; grant once all have acked. Messages to
 	 * ourselves queue until we return, so d stays put in this loop. */
 	d->acks = 0;
@@ -683,10 +745,14 @@ static int home_msg(dsm_coh_node_t *n, const dsm_coh_msg_t *m, int dsrc, dsm_coh
 		if (--d->acks > 0)
 			return 0;
 		return dir_grant_m(n, d, d->txn_req, need_data(n, d), a);
-	case DSM_COH_MSG_WB:
-		/* The data comes inline, or was written by RDMA before the WB. */
+	case DSM_COH_MSG_WB: {
+		int how = m->flags & (DSM_COH_MSGF_DATA | DSM_COH_MSGF_RDMA | DSM_COH_MSGF_CLEAN);
+		int clean = how == DSM_COH_MSGF_CLEAN, kept;
+
+		/* The data comes inline, or was written by RDMA before the WB, or the
+		 * owner never wrote the line (clean: the home segment is current). */
 		if (d->wait != DSM_COH_DIR_WAIT_WB || d->owner != r ||
-		    !(m->flags & (DSM_COH_MSGF_DATA | DSM_COH_MSGF_RDMA)))
+		    (how != DSM_COH_MSGF_DATA && how != DSM_COH_MSGF_RDMA && !clean))
 			return DSM_ERR_PROTOCOL;
 		if (!(m->flags & DSM_COH_MSGF_DATA))
 			dsrc = DSM_COH_SRC_NONE;
@@ -695,10 +761,31 @@ static int home_msg(dsm_coh_node_t *n, const dsm_coh_msg_t *m, int dsrc, dsm_coh
 			return rc;
 		if (d->txn == DSM_COH_MSG_GET_M)
 			return dir_grant_m(n, d, d->txn_req, 1, a);
-		/* The old owner kept a read-only copy. */
-		if ((rc = dsm_coh_sharers_add(&d->sharers, r, n->cfg.nranks)) < 0)
+		/* A GET_S: the old owner kept a read-only copy (FWD_S), or, for a
+		 * migratory line, gave it up (FWD_M). */
+		kept = !(d->flags & DSM_COH_DIR_F_MIGRATING) ||
+		       (n->cfg.bugs & DSM_COH_BUG_MIGRATE_KEEPS_COPY);
+		if (d->flags & DSM_COH_DIR_F_MIGRATING) {
+			d->flags &= (uint8_t)~DSM_COH_DIR_F_MIGRATING;
+			if (!clean) {
+				if ((rc = count(a, d->line, DSM_COH_CNT_MIGRATORY)) < 0)
+					return rc;
+				return dir_grant_m(n, d, d->txn_req, 1, a);
+			}
+			/* The reader before never wrote it: the line is read, not
+			 * passed around to be written. Share it from now on. */
+			d->flags &= (uint8_t)~DSM_COH_DIR_F_MIGRATORY;
+		}
+		if (kept && (rc = dsm_coh_sharers_add(&d->sharers, r, n->cfg.nranks)) < 0)
 			return rc;
+		/* A written line shared by its writer: the writer's next upgrade is a
+		 * producer's, a reader's is a turn of read-then-write. */
+		if (kept && !clean)
+			d->flags |= DSM_COH_DIR_F_LAST_WRITER;
+		else
+			d->flags &= (uint8_t)~DSM_COH_DIR_F_LAST_WRITER;
 		return dir_grant_s(n, d, d->txn_req, a);
+	}
 	case DSM_COH_MSG_DONE:
 		if (n->cfg.bugs & DSM_COH_BUG_NO_DONE_WAIT)
 			return 0;
@@ -877,7 +964,14 @@ size_t dsm_coh_node_encode(const dsm_coh_node_t *n, uint8_t *buf, size_t cap)
 		put(&e, d->state, 1);
 		put(&e, d->txn, 1);
 		put(&e, d->wait, 1);
-		put(&e, d->state == DSM_COH_DIR_M ? d->owner : 0, 2);
+		put(&e,
+		    d->flags & (DSM_COH_DIR_F_MIGRATORY | DSM_COH_DIR_F_MIGRATING |
+		                DSM_COH_DIR_F_LAST_WRITER),
+		    1);
+		put(&e,
+		    d->state == DSM_COH_DIR_M || (d->flags & DSM_COH_DIR_F_LAST_WRITER) ? d->owner
+		                                                                        : 0,
+		    2);
 		put(&e, d->txn ? d->txn_req : 0, 2);
 		put(&e, d->acks, 2);
 		put(&e, d->sharers.n, 2);

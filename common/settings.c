@@ -67,6 +67,10 @@ static const struct dsm_setting settings[DSM_SETTING_COUNT] = {
                                     "1", 0, 1, NULL, NULL,
                                     "end a hold once every woken thread has run, when another "
                                     "rank waits"},
+        [DSM_SETTING_MIGRATORY] = {"DSM_MIGRATORY", DSM_SETTING_BOOL, 0, "runtime", NULL, "1", "1",
+                                   0, 1, NULL, NULL,
+                                   "a line that ranks take turns to read then write moves "
+                                   "exclusive on the read miss (homes decide)"},
         [DSM_SETTING_TP_HEARTBEAT_MS] = {"DSM_TP_HEARTBEAT_MS", DSM_SETTING_INT, 0, "transport",
                                          NULL, "1000", "1000", 0, 3600000, NULL, "ms",
                                          "heartbeat period on a ring of the ranks (0: off); 6 "

@@ -138,6 +138,11 @@ typedef struct dsm_stats {
 	 * whose lines follow each other in the heap go in with one UFFDIO_COPY. */
 	uint64_t install_runs;      /* UFFDIO_COPYs that installed more than one line */
 	uint64_t install_run_lines; /* the lines they installed */
+	/* Migratory lines (appended after 0.1.0): a line that ranks take turns to read then
+	 * write is granted exclusive on the read miss (README, DSM_MIGRATORY). */
+	uint64_t migratory_grants; /* as a home: read misses granted exclusive */
+	uint64_t exclusive_writes; /* writes to lines held exclusive, served with no message */
+	uint64_t clean_writebacks; /* exclusive lines given up unwritten, without data */
 } dsm_stats_t;
 
 /* What dsm_query() says about the running libdsm. Set struct_size before the call. */

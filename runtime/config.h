@@ -43,6 +43,7 @@ struct dsm_rt_config {
 	uint64_t spin_ns; /* DSM_SPIN_US */
 	uint64_t wait_ns; /* DSM_WAIT_US */
 	bool hold_early;  /* DSM_HOLD_EARLY */
+	bool migratory;   /* DSM_MIGRATORY: this rank's homes grant migratory lines exclusive */
 	unsigned prefetch_lines; /* DSM_PREFETCH: most lines a read-ahead window holds; 0: off */
 };
 

@@ -362,7 +362,8 @@ int dsm_rt_engine_init(struct dsm_rt *rt)
 {
 	dsm_coh_config_t cc = {.rank = (unsigned)rt->rank,
 	                       .nranks = (unsigned)rt->nranks,
-	                       .data_mode = rt->rdma.on ? DSM_COH_DATA_RDMA : DSM_COH_DATA_INLINE};
+	                       .data_mode = rt->rdma.on ? DSM_COH_DATA_RDMA : DSM_COH_DATA_INLINE,
+	                       .migratory = rt->cfg.migratory};
 
 	dsm_coh_actions_init(&rt->acts);
 	dsm_rt_msg_on(rt, DSM_RT_MSG_COH, 0, on_coh_msg);

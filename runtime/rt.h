@@ -246,6 +246,7 @@ struct dsm_rt_counters {
 	atomic_uint_fast64_t barriers, barrier_ns, barrier_ns_max;
 	atomic_uint_fast64_t prefetched, prefetch_used, prefetch_wasted;
 	atomic_uint_fast64_t install_runs, install_run_lines;
+	atomic_uint_fast64_t migratory_grants, exclusive_writes, clean_writebacks;
 };
 
 struct dsm_rt_stats {

@@ -46,6 +46,15 @@ void dsm_rt_count_coh(struct dsm_rt *rt, unsigned counter)
 	case DSM_COH_CNT_INV_RECEIVED:
 		c = &rt->stats.cnt.inv_received;
 		break;
+	case DSM_COH_CNT_MIGRATORY:
+		c = &rt->stats.cnt.migratory_grants;
+		break;
+	case DSM_COH_CNT_EXCL_WRITE:
+		c = &rt->stats.cnt.exclusive_writes;
+		break;
+	case DSM_COH_CNT_CLEAN_WB:
+		c = &rt->stats.cnt.clean_writebacks;
+		break;
 	default:
 		return;
 	}
@@ -110,6 +119,9 @@ static void fill_stats(struct dsm_rt *rt, dsm_stats_t *s)
 	s->prefetch_wasted = atomic_load(&rt->stats.cnt.prefetch_wasted);
 	s->install_runs = atomic_load(&rt->stats.cnt.install_runs);
 	s->install_run_lines = atomic_load(&rt->stats.cnt.install_run_lines);
+	s->migratory_grants = atomic_load(&rt->stats.cnt.migratory_grants);
+	s->exclusive_writes = atomic_load(&rt->stats.cnt.exclusive_writes);
+	s->clean_writebacks = atomic_load(&rt->stats.cnt.clean_writebacks);
 }
 
 /* The smallest latency bound (µs) below which @q of the faults fall. */
@@ -183,13 +195,16 @@ void dsm_rt_stats_print(struct dsm_rt *rt)
 			                   : 0.0,
 			       (double)s->barrier_ns_max / 1e3);
 		}
-		printf("%4s %10s %10s %10s %12s %12s\n", "rank", "prefetched", "pf_used",
-		       "pf_wasted", "install_runs", "run_lines");
+		printf("%4s %10s %10s %10s %12s %12s %10s %10s %10s\n", "rank", "prefetched",
+		       "pf_used", "pf_wasted", "install_runs", "run_lines", "migratory", "excl_wr",
+		       "clean_wb");
 		for (int r = 0; r < rt->nranks; r++)
 			printf("%4d %10" PRIu64 " %10" PRIu64 " %10" PRIu64 " %12" PRIu64
-			       " %12" PRIu64 "\n",
+			       " %12" PRIu64 " %10" PRIu64 " %10" PRIu64 " %10" PRIu64 "\n",
 			       r, all[r].prefetched, all[r].prefetch_used, all[r].prefetch_wasted,
-			       all[r].install_runs, all[r].install_run_lines);
+			       all[r].install_runs, all[r].install_run_lines,
+			       all[r].migratory_grants, all[r].exclusive_writes,
+			       all[r].clean_writebacks);
 		fflush(stdout);
 	}
 	free(all);

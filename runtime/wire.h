@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 /* Bumped with every change to these messages: dsm_init compares it across ranks. */
-#define DSM_RT_WIRE_VERSION 2 /* 2: COH_BATCH carries lines */
+#define DSM_RT_WIRE_VERSION 3 /* 2: COH_BATCH carries lines; 3: migratory grants, WB CLEAN */
 
 enum dsm_rt_msg_type {
 	DSM_RT_MSG_NONE = 0, /* never on the wire: a request that expects no answer (msg.h) */

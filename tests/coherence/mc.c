@@ -111,7 +111,10 @@ const char *mc_cov_name(int c)
 	        [MC_COV_STALE_UPGRADE] = "upgrade arrives after its INV",
 	        [MC_COV_DEFERRED] = "INV/FWD waits for a hold",
 	        [MC_COV_LATE_RETRY] = "woken thread retries later",
-	        [MC_COV_QUEUED] = "request queued at the home"};
+	        [MC_COV_QUEUED] = "request queued at the home",
+	        [MC_COV_MIGRATORY] = "read granted exclusive",
+	        [MC_COV_EXCL_WRITE] = "write to an exclusive clean line",
+	        [MC_COV_CLEAN_WB] = "exclusive line given up clean"};
 
 	return c >= 0 && c < MC_NCOV ? names[c] : "?";
 }
@@ -155,6 +158,7 @@ static int sim_init(mc_sim_t *s, const mc_config_t *cfg)
 		                       .nranks = cfg->nnodes,
 		                       .data_mode = cfg->data_mode,
 		                       .wb_mode = cfg->wb_mode,
+		                       .migratory = cfg->migratory,
 		                       .bugs = cfg->bugs};
 		int rc = dsm_coh_node_create(&ec, &s->eng[n]);
 
@@ -259,6 +263,15 @@ static void count_races(mc_sim_t *s, unsigned n, int l, unsigned counter)
 		break;
 	case DSM_COH_CNT_QUEUED:
 		s->cov[MC_COV_QUEUED]++;
+		break;
+	case DSM_COH_CNT_MIGRATORY:
+		s->cov[MC_COV_MIGRATORY]++;
+		break;
+	case DSM_COH_CNT_EXCL_WRITE:
+		s->cov[MC_COV_EXCL_WRITE]++;
+		break;
+	case DSM_COH_CNT_CLEAN_WB:
+		s->cov[MC_COV_CLEAN_WB]++;
 		break;
 	}
 }
@@ -475,7 +488,8 @@ static void check_agree(mc_sim_t *s, unsigned n, int l)
 {
 	static const uint8_t prot_of[] = {
 	        [DSM_COH_I] = PROT_NONE_,  [DSM_COH_S] = PROT_RO,     [DSM_COH_M] = PROT_RW,
-	        [DSM_COH_IS] = PROT_NONE_, [DSM_COH_IM] = PROT_NONE_, [DSM_COH_SM] = PROT_RO};
+	        [DSM_COH_IS] = PROT_NONE_, [DSM_COH_IM] = PROT_NONE_, [DSM_COH_SM] = PROT_RO,
+	        [DSM_COH_E] = PROT_RO};
 	dsm_coh_line_info_t li;
 
 	if (l < 0)
@@ -487,6 +501,13 @@ static void check_agree(mc_sim_t *s, unsigned n, int l)
 		      s->node[n].map[l].prot == PROT_RW   ? "read-write"
 		      : s->node[n].map[l].prot == PROT_RO ? "read-only"
 		                                          : "absent");
+	/* What makes a clean give-up (WB without data) right: an E copy is the home
+	 * segment's bytes. */
+	if (!s->fail && li.state == DSM_COH_E &&
+	    memcmp(s->node[n].map[l].w, s->node[s->home[l]].home_seg[l],
+	           sizeof(s->node[n].map[l].w)))
+		failf(s, MC_DATA,
+		      "node %u line %d: exclusive clean copy differs from the home segment", n, l);
 }
 
 static void feed(mc_sim_t *s, unsigned n, const dsm_coh_event_t *ev, const uint32_t *payload)
@@ -801,7 +822,10 @@ static void check_final(mc_sim_t *s)
 
 			dsm_coh_line_info(s->eng[n], s->line_id[l], &li);
 			if (d.state == DSM_COH_DIR_M)
-				want = d.owner == n ? DSM_COH_M : DSM_COH_I;
+				/* an owner that never wrote its exclusive copy: E */
+				want = d.owner != n            ? DSM_COH_I
+				       : li.state == DSM_COH_E ? DSM_COH_E
+				                               : DSM_COH_M;
 			else if (d.state == DSM_COH_DIR_S)
 				want = dsm_coh_dir_is_sharer(s->eng[h], s->line_id[l], n)
 				               ? DSM_COH_S
@@ -809,9 +833,9 @@ static void check_final(mc_sim_t *s)
 			else
 				want = DSM_COH_I;
 			if ((int)li.state != want || li.held || li.rdma || li.wb || li.deferred ||
-			    pg->prot != (want == DSM_COH_M   ? PROT_RW
-			                 : want == DSM_COH_S ? PROT_RO
-			                                     : PROT_NONE_)) {
+			    pg->prot != (want == DSM_COH_M                        ? PROT_RW
+			                 : want == DSM_COH_S || want == DSM_COH_E ? PROT_RO
+			                                                          : PROT_NONE_)) {
 				failf(s, MC_FINAL,
 				      "line %u node %u: state %s prot %d, directory says %s", l, n,
 				      dsm_coh_state_name((int)li.state), pg->prot,
@@ -824,8 +848,11 @@ static void check_final(mc_sim_t *s)
 					return;
 				}
 		}
+		dsm_coh_line_info_t oi;
+
+		dsm_coh_line_info(s->eng[d.owner], s->line_id[l], &oi);
 		for (w = 0; w < MC_WORDS; w++)
-			if (d.state != DSM_COH_DIR_M &&
+			if ((d.state != DSM_COH_DIR_M || oi.state == DSM_COH_E) &&
 			    s->node[h].home_seg[l][w] != s->shadow[l][w]) {
 				failf(s, MC_FINAL, "line %u: home segment is stale", l);
 				return;
@@ -1150,6 +1177,7 @@ void mc_random_config(uint64_t *rng, const mc_random_opts_t *o, mc_config_t *cfg
 	cfg->early_hold = o->early_holds && rnd_below(rng, 4) == 0;
 	cfg->batch = o->batches && rnd_below(rng, 2) == 0;
 	cfg->batch_keep_open = o->batch_keep_open;
+	cfg->migratory = o->migratory == 2 ? rnd_below(rng, 4) != 0 : o->migratory;
 	/* Contention is where the bugs are: most accesses go to a few lines. */
 	hot = 1 + rnd_below(rng, cfg->nlines);
 	for (n = 0; n < cfg->nnodes; n++)

@@ -54,6 +54,7 @@ typedef struct mc_config {
 	/* Test only: the installs of a batch stay waiting after its end, to make
 	 * a longer run with the next batch (the end-of-batch flush, left out). */
 	int batch_keep_open;
+	int migratory; /* the engine's migratory lines (dsm_coh_config_t.migratory) */
 	dsm_coh_dist_t dist;
 	unsigned nops[MC_MAX_NODES][MC_MAX_THREADS];
 	mc_op_t ops[MC_MAX_NODES][MC_MAX_THREADS][MC_MAX_OPS];
@@ -89,6 +90,9 @@ typedef enum mc_cov {
 	MC_COV_DEFERRED,      /* an INV or FWD waited for a hold to end */
 	MC_COV_LATE_RETRY,    /* a woken thread retried with other steps between */
 	MC_COV_QUEUED,        /* a request waited behind another at the home */
+	MC_COV_MIGRATORY,     /* a read miss granted exclusive (a migratory line) */
+	MC_COV_EXCL_WRITE,    /* a write to an exclusive clean line, served locally */
+	MC_COV_CLEAN_WB,      /* an exclusive line given up before any write, without data */
 	MC_NCOV,
 } mc_cov_t;
 
@@ -129,6 +133,7 @@ typedef struct mc_random_opts {
 	int early_holds; /* one schedule in four lets holds end early */
 	int batches;     /* one schedule in two delivers batches too */
 	int batch_keep_open;
+	int migratory; /* 0: off, 1: on, 2: on in three schedules of four */
 	int verbose;
 	uint8_t *hll; /* MC_HLL_SIZE registers to add the states to, or NULL */
 } mc_random_opts_t;

@@ -110,6 +110,7 @@ static int run_early_hold(int big)
 				c.wb_mode = c.data_mode;
 				c.dist = DSM_COH_DIST_ZERO;
 				c.early_hold = 1;
+				c.migratory = 1;
 				program(&c, (int)p, 3);
 				if (mc_exhaustive(&c, 200000000, &r) < 0)
 					return 1;
@@ -172,6 +173,7 @@ static int run_batches(int big)
 				c.wb_mode = c.data_mode;
 				c.dist = DSM_COH_DIST_ZERO;
 				c.batch = 1;
+				c.migratory = 1;
 				program(&c, (int)p, sizes[si].ops);
 				if (mc_exhaustive(&c, 200000000, &r) < 0)
 					return 1;
@@ -217,7 +219,7 @@ static int run_exhaustive(int big)
 	             {4, 1, 2, 1, 0, 7}};
 	static const dsm_coh_dist_t dists[] = {DSM_COH_DIST_ZERO, DSM_COH_DIST_RANK};
 	uint64_t cov[MC_NCOV] = {0};
-	unsigned si, p, m, di, k;
+	unsigned si, p, m, di, k, mig;
 	int bad = 0;
 
 	bad |= run_early_hold(big);
@@ -229,44 +231,55 @@ static int run_exhaustive(int big)
 			continue;
 		for (p = 0; p < PROG_NPROGS; p++)
 			for (m = 0; m < 2; m++)
-				for (di = 0; di < 2; di++) {
-					mc_config_t c;
-					mc_result_t r;
-					double t0 = now();
+				for (di = 0; di < 2; di++)
+					for (mig = 0; mig < 2; mig++) {
+						mc_config_t c;
+						mc_result_t r;
+						double t0 = now();
 
-					if ((sizes[si].one_mode && m != di) ||
-					    !(sizes[si].progs & (1 << p)))
-						continue;
-					memset(&c, 0, sizeof(c));
-					c.nnodes = sizes[si].nodes;
-					c.nthreads = sizes[si].threads;
-					c.nlines = 1;
-					c.data_mode = (dsm_coh_data_mode_t)m;
-					c.wb_mode = c.data_mode;
-					c.dist = dists[di];
-					program(&c, (int)p, sizes[si].ops);
-					if (mc_exhaustive(&c, 200000000, &r) < 0) {
-						printf("setup failed\n");
-						return 1;
+						/* Migratory lines on (the runtime's default); off
+						 * (DSM_MIGRATORY=0) for 2 ranks x 3 ops, every size
+						 * in the long tier. */
+						if ((sizes[si].one_mode && m != di) ||
+						    !(sizes[si].progs & (1 << p)) ||
+						    (!mig && !big && (si != 0)))
+							continue;
+						memset(&c, 0, sizeof(c));
+						c.nnodes = sizes[si].nodes;
+						c.nthreads = sizes[si].threads;
+						c.nlines = 1;
+						c.data_mode = (dsm_coh_data_mode_t)m;
+						c.wb_mode = c.data_mode;
+						c.dist = dists[di];
+						c.migratory = (int)mig;
+						program(&c, (int)p, sizes[si].ops);
+						if (mc_exhaustive(&c, 200000000, &r) < 0) {
+							printf("setup failed\n");
+							return 1;
+						}
+						printf("exhaustive %u nodes x %u threads x %u ops, "
+						       "%s, "
+						       "data %s, "
+						       "home %u, migratory %s: %.4g schedules, "
+						       "%llu states, %llu "
+						       "transitions, "
+						       "longest path %llu, longest fault %llu "
+						       "steps, "
+						       "%.2fs%s%s\n",
+						       c.nnodes, c.nthreads, sizes[si].ops,
+						       prog_names[p], m ? "rdma" : "inline",
+						       di ? c.nnodes - 1 : 0, mig ? "on" : "off",
+						       r.orders, (unsigned long long)r.states,
+						       (unsigned long long)r.steps,
+						       (unsigned long long)r.max_depth,
+						       (unsigned long long)r.max_fault_steps,
+						       now() - t0, r.fail ? ": FAIL " : "",
+						       r.fail ? r.what : "");
+						fflush(stdout);
+						bad |= r.fail != MC_OK;
+						for (k = 0; k < MC_NCOV; k++)
+							cov[k] += r.cov[k];
 					}
-					printf("exhaustive %u nodes x %u threads x %u ops, %s, "
-					       "data %s, "
-					       "home %u: %.4g schedules, %llu states, %llu "
-					       "transitions, "
-					       "longest path %llu, longest fault %llu steps, "
-					       "%.2fs%s%s\n",
-					       c.nnodes, c.nthreads, sizes[si].ops, prog_names[p],
-					       m ? "rdma" : "inline", di ? c.nnodes - 1 : 0,
-					       r.orders, (unsigned long long)r.states,
-					       (unsigned long long)r.steps,
-					       (unsigned long long)r.max_depth,
-					       (unsigned long long)r.max_fault_steps, now() - t0,
-					       r.fail ? ": FAIL " : "", r.fail ? r.what : "");
-					fflush(stdout);
-					bad |= r.fail != MC_OK;
-					for (k = 0; k < MC_NCOV; k++)
-						cov[k] += r.cov[k];
-				}
 	}
 	bad |= print_races("exhaustive, all runs above (transitions)", cov);
 	return bad;
@@ -359,6 +372,7 @@ static int run_random(int argc, char **argv)
 	                      .any_data_mode = 1,
 	                      .early_holds = 1,
 	                      .batches = 1,
+	                      .migratory = 2,
 	                      .verbose = 1};
 	unsigned jobs = long_tier() ? 2 : 1;
 	mc_result_t r;

@@ -17,7 +17,9 @@
 #include "mc.h"
 
 /* Three nodes, one line homed on node 0 (which also accesses it), one thread
- * each: node 0 writes, node 1 reads then writes, node 2 reads. */
+ * each: node 0 writes, node 1 reads then writes, node 2 reads. Migratory lines on, as in
+ * the runtime: node 1's read then write makes the line migratory, node 0's read then
+ * takes it exclusive. */
 static void small_config(mc_config_t *c, unsigned bugs, dsm_coh_data_mode_t mode)
 {
 	static const uint8_t writes[3][3] = {{1, 0, 1}, {0, 1, 0}, {0, 0, 1}};
@@ -31,6 +33,7 @@ static void small_config(mc_config_t *c, unsigned bugs, dsm_coh_data_mode_t mode
 	c->wb_mode = mode;
 	c->bugs = bugs;
 	c->dist = DSM_COH_DIST_ZERO;
+	c->migratory = 1;
 	for (n = 0; n < 3; n++) {
 		c->nops[n][0] = 3;
 		for (i = 0; i < 3; i++) {
@@ -61,6 +64,7 @@ static void expect_caught_what(unsigned bugs, const mc_fail_t *ok, size_t nok, c
 	                      .max_threads = 2,
 	                      .max_ops = 4,
 	                      .any_data_mode = 1,
+	                      .migratory = 2,
 	                      .bugs = bugs};
 	mc_config_t c;
 	mc_result_t r;
@@ -230,6 +234,28 @@ static void write_back_before_protect(void **state)
 	expect_caught_what(DSM_COH_BUG_WB_BEFORE_WP, ok, 1, "reads the mapping while writable");
 }
 
+static void exclusive_stays_clean(void **state)
+{
+	/* A write to an exclusive clean line lifts the write-protect but the engine keeps
+	 * calling the line clean: its give-up would send no data. The page is writable
+	 * where the engine says E, or the copy differs from the home segment. */
+	static const mc_fail_t ok[] = {MC_MISMATCH, MC_DATA};
+
+	(void)state;
+	expect_caught(DSM_COH_BUG_EXCL_STAYS_CLEAN, ok, 2);
+}
+
+static void migrate_keeps_copy(void **state)
+{
+	/* A read of a migratory line asks its owner for FWD_S and grants the reader the line
+	 * exclusive: the old owner keeps a read-only copy beside the reader's first write,
+	 * or, when nobody writes again, a copy the directory does not list. */
+	static const mc_fail_t ok[] = {MC_SWMR, MC_FINAL};
+
+	(void)state;
+	expect_caught(DSM_COH_BUG_MIGRATE_KEEPS_COPY, ok, 2);
+}
+
 static void done_stands_in_for_fifo(void **state)
 {
 	/* Without DONE the protocol relies on per-pair FIFO: with FIFO delivery
@@ -328,6 +354,8 @@ int main(void)
 	        cmocka_unit_test(no_hold),
 	        cmocka_unit_test(no_hold_is_a_cycle),
 	        cmocka_unit_test(trust_upgrade),
+	        cmocka_unit_test(exclusive_stays_clean),
+	        cmocka_unit_test(migrate_keeps_copy),
 	        cmocka_unit_test(no_done_wait),
 	        cmocka_unit_test(zap_before_write_back),
 	        cmocka_unit_test(zap_before_write_back_remote),

@@ -340,8 +340,8 @@ static void unexpected_events(void **st)
 	assert_int_equal(ev_msg(n, DSM_COH_MSG_GRANT_S, 1, L0, DSM_COH_MSGF_DATA),
 	                 DSM_ERR_PROTOCOL);
 	assert_int_equal(ev_msg(n, 99, 2, L0, 0), DSM_ERR_PROTOCOL);
-	assert_int_equal(ev_msg(n, DSM_COH_MSG_GRANT_M, 2, L0, DSM_COH_MSGF_DATA),
-	                 DSM_ERR_PROTOCOL);
+	/* A read miss may be granted exclusive (migratory), but never without data. */
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_GRANT_M, 2, L0, 0), DSM_ERR_PROTOCOL);
 	assert_int_equal(ev_msg(n, DSM_COH_MSG_INV, 2, L0, 0), DSM_ERR_PROTOCOL);
 	/* A rank out of range. */
 	assert_int_equal(ev_msg(n, DSM_COH_MSG_GET_S, 9, L0, 0), DSM_ERR_PROTOCOL);
@@ -690,7 +690,7 @@ static void names(void **st)
 		assert_string_not_equal(dsm_coh_msg_name(i), "?");
 	for (i = 0; i < DSM_COH_CNT_NCOUNTERS; i++)
 		assert_string_not_equal(dsm_coh_counter_name(i), "?");
-	for (i = DSM_COH_I; i <= DSM_COH_SM; i++)
+	for (i = DSM_COH_I; i <= DSM_COH_E; i++)
 		assert_string_not_equal(dsm_coh_state_name(i), "?");
 	assert_string_equal(dsm_coh_msg_name(0), "?");
 	assert_string_equal(dsm_coh_counter_name(DSM_COH_CNT_NCOUNTERS), "?");
@@ -750,6 +750,181 @@ static void sharers_inline_then_bitmap(void **st)
 /* ---- Layout ---- */
 
 /* Which actions may run while the installs of a batch wait (PROTOCOL.md, "Batches"). */
+/* ---- Migratory lines ---- */
+
+static dsm_coh_node_t *mk_mig(unsigned rank, unsigned nranks, dsm_coh_data_mode_t mode, int mig)
+{
+	dsm_coh_config_t c = {.rank = rank, .nranks = nranks, .data_mode = mode, .migratory = mig};
+	dsm_coh_node_t *n = NULL;
+
+	assert_int_equal(dsm_coh_node_create(&c, &n), 0);
+	return n;
+}
+
+/* The cache side of an exclusive grant on a read miss: installed read-only as E, the first
+ * write served with no message, a give-up before any write sends no data. */
+static void exclusive_clean_line(void **st)
+{
+	dsm_coh_node_t *n = mk(1, 3, DSM_COH_DATA_INLINE);
+	dsm_coh_line_info_t li;
+
+	(void)st;
+	ev_fault(n, L0, 0, 0);
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_GRANT_M, 0, L0, DSM_COH_MSGF_DATA), 0);
+	EXPECT(DSM_COH_ACT_INSTALL_RO, DSM_COH_ACT_WAKE, DSM_COH_ACT_HOLD, DSM_COH_ACT_SEND);
+	assert_int_equal(nth(0)->src, DSM_COH_SRC_MSG);
+	expect_send(3, DSM_COH_MSG_DONE, 0);
+	assert_int_equal(state(n, L0), DSM_COH_E);
+	/* A read fault is stale; an INV cannot reach an owner. */
+	assert_int_equal(ev_fault(n, L0, 0, 0), 0);
+	EXPECT(DSM_COH_ACT_WAKE);
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_INV, 0, L0, 0), DSM_ERR_PROTOCOL);
+	/* The write: lift the write-protect here, wake, hold; nothing sent. */
+	assert_int_equal(ev_fault(n, L0, 0, 1), 0);
+	EXPECT(DSM_COH_ACT_INSTALL_RW, DSM_COH_ACT_WAKE, DSM_COH_ACT_HOLD);
+	assert_int_equal(nth(0)->src, DSM_COH_SRC_NONE);
+	assert_int_equal(counted(DSM_COH_CNT_EXCL_WRITE), 1);
+	assert_int_equal(state(n, L0), DSM_COH_M);
+	/* Written: a FWD now gets the data as from any owner. */
+	assert_int_equal(ev_simple(n, DSM_COH_EV_HOLD_DONE, L0), 0);
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_FWD_S, 0, L0, 0), 0);
+	EXPECT(DSM_COH_ACT_WRITE_PROTECT, DSM_COH_ACT_SEND);
+	assert_true(nth(1)->msg.flags & DSM_COH_MSGF_DATA);
+	dsm_coh_node_destroy(n);
+
+	/* Given up before any write, at once or after the hold: no data, the word "clean". */
+	n = mk(1, 3, DSM_COH_DATA_INLINE);
+	ev_fault(n, L0, 0, 0);
+	ev_msg(n, DSM_COH_MSG_GRANT_M, 0, L0, DSM_COH_MSGF_DATA);
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_FWD_M, 0, L0, 0), 0);
+	EXPECT_NONE();
+	dsm_coh_line_info(n, L0, &li);
+	assert_int_equal(li.deferred, DSM_COH_MSG_FWD_M);
+	assert_int_equal(ev_simple(n, DSM_COH_EV_HOLD_DONE, L0), 0);
+	EXPECT(DSM_COH_ACT_ZAP, DSM_COH_ACT_WAKE, DSM_COH_ACT_SEND);
+	expect_send(2, DSM_COH_MSG_WB, 0);
+	assert_int_equal(nth(2)->msg.flags, DSM_COH_MSGF_CLEAN);
+	assert_int_equal(nth(2)->src, DSM_COH_SRC_NONE);
+	assert_int_equal(counted(DSM_COH_CNT_CLEAN_WB), 1);
+	assert_int_equal(state(n, L0), DSM_COH_I);
+	/* Again, for a reader (FWD_S): the copy stays, read-only, as S. */
+	ev_fault(n, L0, 0, 0);
+	ev_msg(n, DSM_COH_MSG_GRANT_M, 0, L0, DSM_COH_MSGF_DATA);
+	ev_simple(n, DSM_COH_EV_HOLD_DONE, L0);
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_FWD_S, 0, L0, 0), 0);
+	EXPECT(DSM_COH_ACT_SEND);
+	assert_int_equal(nth(0)->msg.flags, DSM_COH_MSGF_CLEAN);
+	assert_int_equal(state(n, L0), DSM_COH_S);
+	dsm_coh_node_destroy(n);
+
+	/* By RDMA: the read completes, then the line goes in as E. */
+	n = mk(1, 3, DSM_COH_DATA_RDMA);
+	ev_fault(n, L0, 0, 0);
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_GRANT_M, 0, L0, DSM_COH_MSGF_RDMA), 0);
+	EXPECT(DSM_COH_ACT_RDMA_READ);
+	assert_int_equal(ev_simple(n, DSM_COH_EV_RDMA_DONE, L0), 0);
+	EXPECT(DSM_COH_ACT_INSTALL_RO, DSM_COH_ACT_WAKE, DSM_COH_ACT_HOLD, DSM_COH_ACT_SEND);
+	assert_int_equal(nth(0)->src, DSM_COH_SRC_STAGING);
+	assert_int_equal(state(n, L0), DSM_COH_E);
+	dsm_coh_node_destroy(n);
+}
+
+/* Take one request at the home (rank 0) through to its DONE, answering its INV or FWD. */
+static void home_serve(dsm_coh_node_t *h, int type, unsigned r, int mflags, int expect_msg,
+                       unsigned to, int answer_flags, int grant, int grant_flags)
+{
+	size_t i;
+
+	assert_int_equal(ev_msg(h, type, r, L0, mflags), 0);
+	if (expect_msg) {
+		for (i = 0; nth(i)->type != DSM_COH_ACT_SEND; i++)
+			;
+		expect_send(i, expect_msg, to);
+		assert_int_equal(
+		        ev_msg(h,
+		               expect_msg == DSM_COH_MSG_INV ? DSM_COH_MSG_INV_ACK : DSM_COH_MSG_WB,
+		               to, L0, answer_flags),
+		        0);
+	}
+	for (i = 0; nth(i)->type != DSM_COH_ACT_SEND; i++)
+		;
+	expect_send(i, grant, r);
+	assert_int_equal(nth(i)->msg.flags, grant_flags);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_DONE, r, L0, 0), 0);
+}
+
+/* The home side: a line that two ranks take turns to read then write becomes migratory, a
+ * read of it then forwards FWD_M and grants it exclusive; a reader that never wrote ends it;
+ * a producer's upgrade never starts it; with migratory off it never starts. */
+static void home_migratory_lines(void **st)
+{
+	const int D = DSM_COH_MSGF_DATA;
+	dsm_coh_node_t *h;
+	dsm_coh_dir_info_t d;
+	int mig;
+
+	(void)st;
+	for (mig = 0; mig <= 1; mig++) {
+		h = mk_mig(0, 3, DSM_COH_DATA_INLINE, mig);
+		/* 1 writes; 2 reads it from 1; 2 writes (a turn of read-then-write). */
+		home_serve(h, DSM_COH_MSG_GET_M, 1, 0, 0, 0, 0, DSM_COH_MSG_GRANT_M, D);
+		home_serve(h, DSM_COH_MSG_GET_S, 2, 0, DSM_COH_MSG_FWD_S, 1, D, DSM_COH_MSG_GRANT_S,
+		           D);
+		home_serve(h, DSM_COH_MSG_GET_M, 2, DSM_COH_MSGF_UPGRADE, DSM_COH_MSG_INV, 1, 0,
+		           DSM_COH_MSG_GRANT_M, 0);
+		/* 1 reads: migratory, the line leaves 2 whole and 1 gets it exclusive. */
+		home_serve(h, DSM_COH_MSG_GET_S, 1, 0, mig ? DSM_COH_MSG_FWD_M : DSM_COH_MSG_FWD_S,
+		           2, D, mig ? DSM_COH_MSG_GRANT_M : DSM_COH_MSG_GRANT_S, D);
+		dsm_coh_dir_info(h, L0, &d);
+		if (!mig) {
+			assert_int_equal(d.state, DSM_COH_DIR_S);
+			dsm_coh_node_destroy(h);
+			continue;
+		}
+		assert_int_equal(d.state, DSM_COH_DIR_M);
+		assert_int_equal(d.owner, 1);
+		/* 1 wrote (its WB carries data): still migratory, 2's read takes it. */
+		home_serve(h, DSM_COH_MSG_GET_S, 2, 0, DSM_COH_MSG_FWD_M, 1, D, DSM_COH_MSG_GRANT_M,
+		           D);
+		/* 2 never wrote: its WB says clean, nothing is stored, 1 gets a shared copy,
+		 * and the line is shared from now on. */
+		assert_int_equal(ev_msg(h, DSM_COH_MSG_GET_S, 1, L0, 0), 0);
+		expect_send(0, DSM_COH_MSG_FWD_M, 2);
+		assert_int_equal(ev_msg(h, DSM_COH_MSG_WB, 2, L0, DSM_COH_MSGF_CLEAN), 0);
+		EXPECT(DSM_COH_ACT_SEND);
+		expect_send(0, DSM_COH_MSG_GRANT_S, 1);
+		assert_int_equal(ev_msg(h, DSM_COH_MSG_DONE, 1, L0, 0), 0);
+		dsm_coh_dir_info(h, L0, &d);
+		assert_int_equal(d.state, DSM_COH_DIR_S);
+		assert_int_equal(d.nsharers, 1);
+		home_serve(h, DSM_COH_MSG_GET_M, 2, 0, DSM_COH_MSG_INV, 1, 0, DSM_COH_MSG_GRANT_M,
+		           D);
+		home_serve(h, DSM_COH_MSG_GET_S, 1, 0, DSM_COH_MSG_FWD_S, 2, D, DSM_COH_MSG_GRANT_S,
+		           D);
+		/* A producer: 2 wrote, 1 read it, 2 writes again: not a turn, not migratory. */
+		home_serve(h, DSM_COH_MSG_GET_M, 2, DSM_COH_MSGF_UPGRADE, DSM_COH_MSG_INV, 1, 0,
+		           DSM_COH_MSG_GRANT_M, 0);
+		home_serve(h, DSM_COH_MSG_GET_S, 1, 0, DSM_COH_MSG_FWD_S, 2, D, DSM_COH_MSG_GRANT_S,
+		           D);
+		/* A clean WB, a WB with two ways of carrying data, and an unknown one are
+		 * refused when nothing is forwarded. */
+		assert_int_equal(ev_msg(h, DSM_COH_MSG_WB, 2, L0, DSM_COH_MSGF_CLEAN),
+		                 DSM_ERR_PROTOCOL);
+		dsm_coh_node_destroy(h);
+	}
+
+	/* Malformed write-backs. */
+	h = mk_mig(0, 3, DSM_COH_DATA_INLINE, 1);
+	home_serve(h, DSM_COH_MSG_GET_M, 1, 0, 0, 0, 0, DSM_COH_MSG_GRANT_M, D);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_GET_S, 2, L0, 0), 0);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_WB, 1, L0, D | DSM_COH_MSGF_CLEAN),
+	                 DSM_ERR_PROTOCOL);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_WB, 1, L0, D | DSM_COH_MSGF_RDMA), DSM_ERR_PROTOCOL);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_WB, 1, L0, 0), DSM_ERR_PROTOCOL);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_WB, 1, L0, D), 0);
+	dsm_coh_node_destroy(h);
+}
+
 static void batch_rule(void **st)
 {
 	static const struct {
@@ -887,6 +1062,8 @@ int main(void)
 	        cmocka_unit_test(names),
 	        cmocka_unit_test(sharers_inline_then_bitmap),
 	        cmocka_unit_test(batch_rule),
+	        cmocka_unit_test(exclusive_clean_line),
+	        cmocka_unit_test(home_migratory_lines),
 	        cmocka_unit_test(layout_lines),
 	        cmocka_unit_test(layout_homes),
 	};

@@ -20,6 +20,12 @@
  *             the acquisitions dsm_stats counted. The home's own threads take a free
  *             mutex without a message, but must not keep it from those in line: a
  *             thread never served keeps the race going, and RACE_LIMIT_S fails it.
+ *   turns     the ranks take turns at one line, in rank order, MR_ROUNDS / 10 turns each: a
+ *             rank waits for its turn on a counter, checks the payload the rank before
+ *             wrote beside it, writes its own, then passes the turn. With DSM_MIGRATORY
+ *             on (the default) and 2 ranks, this is the pattern migratory lines are for:
+ *             the home must grant some read misses exclusive and some writes must need
+ *             no message; with it off, none may.
  *   hotword   every rank increments one C11 atomic for MR_SECONDS (1 by default):
  *             the exact total, and every rank makes progress. The bound: no rank
  *             waits more than FAIR_GAP_MS between two of its increments, and none
@@ -31,10 +37,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -367,6 +376,72 @@ static void lock_race(long rounds)
 	dsm_barrier();
 }
 
+/* ---- turns -------------------------------------------------------------------------------- */
+
+static bool migratory_on(void)
+{
+	const char *v = getenv("DSM_MIGRATORY");
+
+	return v == NULL || !(strcmp(v, "0") == 0 || strcasecmp(v, "off") == 0 ||
+	                      strcasecmp(v, "false") == 0 || strcasecmp(v, "no") == 0);
+}
+
+static void turns(long rounds)
+{
+	struct turn {
+		_Atomic uint64_t turn; /* whose turn: turn % nranks */
+		uint64_t payload[7];   /* written by the rank whose turn it was */
+	} *t = dsm_all_alloc(line, DSM_DIST_LOCAL);
+	uint64_t total = (uint64_t)rounds * (uint64_t)nranks, mine[2], sum[2];
+	dsm_stats_t st0, st1;
+	long bad = 0;
+	double limit;
+
+	CHECK(t != NULL);
+	if (t == NULL)
+		return;
+	dsm_barrier();
+	st0 = stats();
+	limit = now_s() + RACE_LIMIT_S;
+	for (uint64_t k = (uint64_t)rank; k < total; k += (uint64_t)nranks) {
+		unsigned spins = 0;
+
+		while (atomic_load_explicit(&t->turn, memory_order_acquire) != k) {
+			if (++spins % 64 == 0)
+				sched_yield();
+			if (spins % 4096 == 0 && now_s() > limit)
+				break;
+		}
+		if (atomic_load_explicit(&t->turn, memory_order_relaxed) != k) {
+			CHECK(!"turns: a turn never came");
+			break;
+		}
+		for (int i = 0; i < 7; i++)
+			if (k > 0 && t->payload[i] != (k - 1) * 8 + (uint64_t)i)
+				bad++;
+		for (int i = 0; i < 7; i++)
+			t->payload[i] = k * 8 + (uint64_t)i;
+		atomic_store_explicit(&t->turn, k + 1, memory_order_release);
+	}
+	dsm_barrier();
+	st1 = stats();
+	CHECK(bad == 0);
+	CHECK(atomic_load(&t->turn) == total);
+	mine[0] = st1.migratory_grants - st0.migratory_grants;
+	mine[1] = st1.exclusive_writes - st0.exclusive_writes;
+	MPI_Allreduce(mine, sum, 2, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+	if (!migratory_on())
+		CHECK(sum[0] == 0 && sum[1] == 0);
+	else if (nranks == 2)
+		CHECK(sum[0] > 0 && sum[1] > 0);
+	if (rank == 0)
+		printf("turns: %" PRIu64 " turns by %d ranks, migratory %s: %" PRIu64
+		       " read misses granted exclusive, %" PRIu64 " writes with no message\n",
+		       total, nranks, migratory_on() ? "on" : "off", sum[0], sum[1]);
+	dsm_barrier();
+	CHECK(dsm_all_free(t) == 0);
+}
+
 /* ---- hotword ------------------------------------------------------------------------------ */
 
 static void hotword(double seconds)
@@ -439,6 +514,7 @@ int main(int argc, char **argv)
 	fence(mr_rounds(100000) / 100);
 	fifo();
 	lock_race(mr_rounds(100000) / 100);
+	turns(mr_rounds(100000) / 10);
 	hotword(secs ? atof(secs) : 1.0);
 	dsm_barrier();
 	if (rank == 0)

@@ -63,6 +63,10 @@ dsm_mr_test(mr_litmus SMOKE_ENV MR_ROUNDS=1000)
 dsm_mr_test(mr_stress SMOKE_ENV MR_SECONDS=5)
 # 100,000 barriers with 2 ranks (the program's default), 10,000 in the 4-rank tcp run.
 dsm_mr_test(mr_sync SMOKE_ENV MR_ROUNDS=10000)
+# Migratory lines off: the turns must still pass, and no line may move whole.
+dsm_add_test(NAME mr_sync_nomig_2r_shm LABEL runtime TIMEOUT 120
+  COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 $<TARGET_FILE:mr_sync>
+  ENVIRONMENT DSM_PROVIDER=shm DSM_HEAP_SIZE=${DSM_MR_HEAP} MR_ROUNDS=10000 DSM_MIGRATORY=0)
 # The barrier check catches a rank whose write lands after the barrier (an early pass),
 # and that is the one check that fails (stdout and stderr arrive in either order).
 dsm_add_test(NAME mr_sync_inject_2r_shm LABEL runtime TIMEOUT 120
