@@ -525,6 +525,8 @@ int bench_pingpong(const struct bench_opts *o, const struct bench_ctx *c)
 {
 	long iters = bench_count(o, 2000, 100);
 	_Atomic uint64_t *cnt = dsm_all_alloc(o->line_size, DSM_DIST_LOCAL);
+	dsm_stats_t before, after;
+	uint64_t mv[5], sum[5]; /* faults, messages, invalidations, migratory, exclusive writes */
 	double t = 0, mpi_rate = 0;
 	uint64_t last;
 	int bad = 0;
@@ -534,9 +536,6 @@ int bench_pingpong(const struct bench_opts *o, const struct bench_ctx *c)
 		bench_fail(o, "pingpong", "dsm_all_alloc: %s", dsm_strerror(-errno));
 		return -1;
 	}
-	dsm_stats_t before, after;
-	uint64_t mv[5], sum[5]; /* faults, messages, invalidations, migratory, exclusive writes */
-
 	dsm_barrier();
 	stats_now(&before);
 	if (o->rank <= 1) {
