@@ -22,6 +22,7 @@ static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL}
 static const char *const data_paths[] = {"auto", "inline", "rdma", NULL};
 static const char *const overcommit_modes[] = {"read", "strict", "lazy", NULL};
 static const char *const prefetch_modes[] = {"off", "auto", NULL};
+static const char *const mw_tracks[] = {"auto", "twin", "async", NULL};
 
 static const struct dsm_setting settings[DSM_SETTING_COUNT] = {
         [DSM_SETTING_HEAP_SIZE] = {"DSM_HEAP_SIZE", DSM_SETTING_SIZE, 0, "runtime", "heap_size",
@@ -71,6 +72,11 @@ static const struct dsm_setting settings[DSM_SETTING_COUNT] = {
                                    0, 1, NULL, NULL,
                                    "a line that ranks take turns to read then write moves "
                                    "exclusive on the read miss (homes decide)"},
+        [DSM_SETTING_MW_TRACK] = {"DSM_MW_TRACK", DSM_SETTING_ENUM, 0, "runtime", NULL, "auto",
+                                  "auto", 0, 0, mw_tracks, NULL,
+                                  "how writes to multiple-writer memory are found: twin (a "
+                                  "fault at a line's first write), async (WP_ASYNC and "
+                                  "PAGEMAP_SCAN, Linux 6.7), auto: async where the kernel has it"},
         [DSM_SETTING_TP_HEARTBEAT_MS] = {"DSM_TP_HEARTBEAT_MS", DSM_SETTING_INT, 0, "transport",
                                          NULL, "1000", "1000", 0, 3600000, NULL, "ms",
                                          "heartbeat period on a ring of the ranks (0: off); 6 "

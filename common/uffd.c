@@ -122,6 +122,31 @@ int dsm_uffd_kernel_features(enum dsm_uffd_mode mode, uint64_t *features_p)
 	return ret;
 }
 
+bool dsm_uffd_wp_async_ok(enum dsm_uffd_mode mode, char *why, size_t n)
+{
+	struct pm_scan_arg arg = {.size = sizeof(arg)};
+	uint64_t features = 0;
+	int fd, ret;
+
+	if (dsm_uffd_kernel_features(mode, &features) < 0 || !(features & UFFD_FEATURE_WP_ASYNC)) {
+		if (why)
+			snprintf(why, n, "the kernel lacks UFFD_FEATURE_WP_ASYNC (Linux 6.7)");
+		return false;
+	}
+	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (why)
+			snprintf(why, n, "/proc/self/pagemap: %s", strerror(errno));
+		return false;
+	}
+	/* An empty range: the ioctl is known and does nothing. */
+	ret = ioctl(fd, PAGEMAP_SCAN, &arg);
+	if (ret < 0 && why)
+		snprintf(why, n, "PAGEMAP_SCAN: %s (Linux 6.7)", strerror(errno));
+	close(fd);
+	return ret >= 0;
+}
+
 static bool has_cap_sys_ptrace(void)
 {
 	char line[256];

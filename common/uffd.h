@@ -10,6 +10,7 @@
 
 #include <linux/userfaultfd.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Debian 12's header is from Linux 6.1; newer kernels report more. */
@@ -30,6 +31,23 @@
 #endif
 #ifndef USERFAULTFD_IOC_NEW
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+
+/* PAGEMAP_SCAN (Linux 6.7, <linux/fs.h>): Debian 12's headers predate it. */
+#ifndef PAGEMAP_SCAN
+#define PAGE_IS_WPALLOWED (1 << 0)
+#define PAGE_IS_WRITTEN   (1 << 1)
+#define PAGE_IS_PRESENT   (1 << 3)
+struct page_region {
+	uint64_t start, end, categories;
+};
+#define PM_SCAN_WP_MATCHING   (1 << 0)
+#define PM_SCAN_CHECK_WPASYNC (1 << 1)
+struct pm_scan_arg {
+	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
 #endif
 
 enum dsm_uffd_mode {
@@ -70,6 +88,13 @@ int dsm_uffd_kernel_features(enum dsm_uffd_mode mode, uint64_t *features_p);
 const char *dsm_uffd_feature_name(unsigned bit);
 
 const char *dsm_uffd_mode_name(enum dsm_uffd_mode mode);
+
+/*
+ * Whether a fd of @mode can track writes without a fault per write: the kernel offers
+ * UFFD_FEATURE_WP_ASYNC and /proc/self/pagemap answers PAGEMAP_SCAN (both Linux 6.7). When
+ * not, @why (if not NULL, @n bytes) says which is missing.
+ */
+bool dsm_uffd_wp_async_ok(enum dsm_uffd_mode mode, char *why, size_t n);
 
 /* The integer a /proc or /sys file starts with, or -1. */
 int dsm_read_int_file(const char *path);

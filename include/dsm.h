@@ -143,6 +143,15 @@ typedef struct dsm_stats {
 	uint64_t migratory_grants; /* as a home: read misses granted exclusive */
 	uint64_t exclusive_writes; /* writes to lines held exclusive, served with no message */
 	uint64_t clean_writebacks; /* exclusive lines given up unwritten, without data */
+	/* Multiple-writer memory (appended after 0.1.0; README, "Multiple-writer memory"). */
+	uint64_t mw_faults;        /* faults on multiple-writer memory (misses and first writes) */
+	uint64_t mw_twins;         /* twins taken: a line's first write since its release */
+	uint64_t diffs_sent;       /* line diffs sent to other homes at releases */
+	uint64_t diffs_merged;     /* as a home: line diffs merged (this rank's own included) */
+	uint64_t diff_bytes;       /* bytes of the diffs made */
+	uint64_t mw_invalidations; /* copies dropped at acquires (others may have written them) */
+	uint64_t releases;         /* releases that had writes to publish */
+	uint64_t acquires;         /* acquires that had copies to drop or writes to publish */
 } dsm_stats_t;
 
 /* What dsm_query() says about the running libdsm. Set struct_size before the call. */
@@ -206,7 +215,26 @@ DSM_EXPORT int dsm_nranks(void);
  */
 DSM_EXPORT void *dsm_all_alloc(size_t size, dsm_dist_t dist);
 
-/** dsm_all_free() - free memory from dsm_all_alloc(). Collective. */
+/**
+ * dsm_all_alloc_mw() - allocate multiple-writer memory. Collective, like dsm_all_alloc().
+ *
+ * Several ranks may write one line of it at once; their writes are merged byte by byte.
+ * It is coherent at synchronization only (release consistency for data-race-free
+ * programs): the writes a rank made before dsm_release() (or dsm_mutex_unlock(), or
+ * dsm_barrier()) are seen by a rank after its next dsm_acquire() (or dsm_mutex_lock(), or
+ * dsm_barrier()). C11 atomics and spin locks do not work across ranks on it: keep them in
+ * memory from dsm_all_alloc(). Freed with dsm_all_free().
+ */
+DSM_EXPORT void *dsm_all_alloc_mw(size_t size, dsm_dist_t dist);
+
+/** dsm_release() - make this rank's writes to multiple-writer memory visible to the next
+ * acquirers; returns once every home has merged them. */
+DSM_EXPORT void dsm_release(void);
+
+/** dsm_acquire() - see the writes to multiple-writer memory released before. */
+DSM_EXPORT void dsm_acquire(void);
+
+/** dsm_all_free() - free memory from dsm_all_alloc() or dsm_all_alloc_mw(). Collective. */
 DSM_EXPORT int dsm_all_free(void *p);
 
 /**

@@ -12,6 +12,7 @@
 #include "runtime/coll.h"
 #include "runtime/loop.h"
 #include "runtime/msg.h"
+#include "runtime/mw.h"
 #include "runtime/prefetch.h"
 #include "runtime/rt.h"
 
@@ -70,9 +71,9 @@ static void *fail_errno(int err)
 	return NULL;
 }
 
-DSM_EXPORT void *dsm_all_alloc(size_t size, dsm_dist_t dist)
+static void *all_alloc(const char *call, size_t size, dsm_dist_t dist, bool mw)
 {
-	struct dsm_rt *rt = dsm_rt_get("dsm_all_alloc");
+	struct dsm_rt *rt = dsm_rt_get(call);
 	void *p = NULL;
 	int ret;
 
@@ -80,20 +81,35 @@ DSM_EXPORT void *dsm_all_alloc(size_t size, dsm_dist_t dist)
 		return fail_errno(DSM_ERR_NOT_INIT);
 	/* The arguments are checked together first: a rank that failed alone would leave the
 	 * others waiting. */
-	ret = dsm_rt_collective(rt, DSM_RT_COLL_ALL_ALLOC, size, (uint64_t)dist);
+	ret = dsm_rt_collective(rt, mw ? DSM_RT_COLL_ALL_ALLOC_MW : DSM_RT_COLL_ALL_ALLOC, size,
+	                        (uint64_t)dist);
 	if (ret < 0)
 		return fail_errno(ret);
 	ret = dsm_rt_alloc_collective(&rt->alloc, size, dist, &p);
 	if (ret == 0 && rt->heap.strict)
 		ret = dsm_rt_heap_open(&rt->heap, (size_t)((char *)p - rt->heap.base), size);
+	/* Known to this rank's loop before any of its threads can touch it. Another rank may
+	 * ask for its lines sooner: a home answers from its home copy, whatever it knows. */
+	if (ret == 0 && mw)
+		ret = dsm_rt_mw_request(rt, DSM_RT_MW_ADD, (uint64_t)(uintptr_t)p, size);
 	if (ret < 0) {
-		DSM_LOG(DSM_LOG_ERROR, "dsm_all_alloc(%zu, %d): %s", size, (int)dist,
+		DSM_LOG(DSM_LOG_ERROR, "%s(%zu, %d): %s", call, size, (int)dist,
 		        ret == -EINVAL   ? "a size of 0 or an unknown distribution"
 		        : ret == -ENOMEM ? "the heap has no room (raise DSM_HEAP_SIZE)"
 		                         : dsm_err_str(ret));
 		return fail_errno(ret);
 	}
 	return p;
+}
+
+DSM_EXPORT void *dsm_all_alloc(size_t size, dsm_dist_t dist)
+{
+	return all_alloc("dsm_all_alloc", size, dist, false);
+}
+
+DSM_EXPORT void *dsm_all_alloc_mw(size_t size, dsm_dist_t dist)
+{
+	return all_alloc("dsm_all_alloc_mw", size, dist, true);
 }
 
 DSM_EXPORT int dsm_all_free(void *p)
@@ -106,6 +122,9 @@ DSM_EXPORT int dsm_all_free(void *p)
 	ret = dsm_rt_collective(rt, DSM_RT_COLL_ALL_FREE, (uint64_t)(uintptr_t)p, 0);
 	if (ret < 0)
 		return ret;
+	/* Multiple-writer memory: this rank's copies and unreleased writes of it go first. */
+	if (atomic_load_explicit(&rt->mw.nranges, memory_order_acquire))
+		dsm_rt_mw_request(rt, DSM_RT_MW_DEL, (uint64_t)(uintptr_t)p, 0);
 	ret = dsm_rt_free_collective(&rt->alloc, p);
 	if (ret < 0)
 		DSM_LOG(DSM_LOG_ERROR, "dsm_all_free(%p): %s", p,

@@ -24,6 +24,7 @@
 #include "runtime/loop.h"
 #include "runtime/msg.h"
 #include "runtime/mutex.h"
+#include "runtime/mw.h"
 #include "runtime/rt.h"
 
 /* The answer a collective's caller gets. */
@@ -39,6 +40,8 @@ static const char *coll_name(uint32_t kind)
 		return "dsm_barrier";
 	case DSM_RT_COLL_ALL_ALLOC:
 		return "dsm_all_alloc";
+	case DSM_RT_COLL_ALL_ALLOC_MW:
+		return "dsm_all_alloc_mw";
 	case DSM_RT_COLL_ALL_FREE:
 		return "dsm_all_free";
 	case DSM_RT_COLL_FINALIZE:
@@ -52,8 +55,9 @@ static void coll_describe(const struct dsm_rt_coll_call *m, char *buf, size_t n)
 {
 	switch (m->kind) {
 	case DSM_RT_COLL_ALL_ALLOC:
-		snprintf(buf, n, "dsm_all_alloc(size=%" PRIu64 ", dist=%" PRIu64 ")", m->args[0],
-		         m->args[1]);
+	case DSM_RT_COLL_ALL_ALLOC_MW:
+		snprintf(buf, n, "%s(size=%" PRIu64 ", dist=%" PRIu64 ")", coll_name(m->kind),
+		         m->args[0], m->args[1]);
 		break;
 	case DSM_RT_COLL_ALL_FREE:
 		snprintf(buf, n, "dsm_all_free(%#" PRIx64 ")", m->args[0]);
@@ -266,8 +270,11 @@ DSM_EXPORT void dsm_barrier(void)
 	if (rt == NULL)
 		return;
 	t0 = dsm_now_ns();
+	/* A release, the barrier, an acquire: multiple-writer memory is coherent after it. */
+	dsm_rt_mw_release(rt);
 	if (dsm_rt_collective(rt, DSM_RT_COLL_BARRIER, 0, 0) < 0)
 		return; /* said by dsm_rt_collective; not counted */
+	dsm_rt_mw_acquire(rt);
 	ns = dsm_now_ns() - t0;
 	DSM_RT_COUNT(rt, barriers, 1);
 	DSM_RT_COUNT(rt, barrier_ns, ns);

@@ -131,6 +131,8 @@ int dsm_rt_config_resolve(const dsm_config_t *user, struct dsm_rt_config *out)
 	c.wait_ns = v * 1000;
 	dsm_setting_bool(DSM_SETTING_HOLD_EARLY, &c.hold_early);
 	dsm_setting_bool(DSM_SETTING_MIGRATORY, &c.migratory);
+	dsm_setting_u64(DSM_SETTING_MW_TRACK, &v, NULL);
+	c.mw_track = (int)v;
 	dsm_setting_u64(DSM_SETTING_PREFETCH, &v, NULL);
 	if (v >= DSM_SETTING_NUMBER) {
 		c.prefetch_lines = (unsigned)(v - DSM_SETTING_NUMBER);

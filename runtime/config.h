@@ -45,6 +45,7 @@ struct dsm_rt_config {
 	bool hold_early;  /* DSM_HOLD_EARLY */
 	bool migratory;   /* DSM_MIGRATORY: this rank's homes grant migratory lines exclusive */
 	unsigned prefetch_lines; /* DSM_PREFETCH: most lines a read-ahead window holds; 0: off */
+	int mw_track;            /* DSM_MW_TRACK: 0 auto, 1 twin, 2 async */
 };
 
 /*

@@ -12,6 +12,7 @@
 #include "runtime/fatal.h"
 #include "runtime/hold.h"
 #include "runtime/msg.h"
+#include "runtime/mw.h"
 #include "runtime/prefetch.h"
 #include "runtime/rt.h"
 
@@ -39,6 +40,8 @@ int dsm_rt_fault_drain(struct dsm_rt *rt)
 			             "a thread accessed %#llx, heap memory that is not allocated "
 			             "(freed, or never handed out)",
 			             (unsigned long long)f.addr);
+		if (dsm_rt_mw_fault(rt, &f, (uint64_t)line, home))
+			continue; /* multiple-writer memory: mw.c */
 		ev = (dsm_coh_event_t){.type = f.write ? DSM_COH_EV_WRITE_FAULT
 		                                       : DSM_COH_EV_READ_FAULT,
 		                       .home = (unsigned)home,

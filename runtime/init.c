@@ -23,6 +23,7 @@
 #include "runtime/loop.h"
 #include "runtime/msg.h"
 #include "runtime/mutex.h"
+#include "runtime/mw.h"
 #include "runtime/prefetch.h"
 #include "runtime/rdma.h"
 #include "runtime/rt.h"
@@ -266,6 +267,7 @@ static void teardown(struct dsm_rt *rt)
 	dsm_rt_heap_release_segv();
 	dsm_rt_heap_release(&rt->homeseg);
 	dsm_rt_heap_release(&rt->heap);
+	dsm_rt_mw_fini(rt);
 	dsm_rt_mutex_fini(rt);
 	dsm_rt_coll_fini(rt);
 	dsm_rt_prefetch_fini(rt);
@@ -309,6 +311,8 @@ static int init_local(struct dsm_rt *rt)
 	if (ret < 0)
 		return ret;
 	ret = dsm_rt_mutex_init(rt);
+	if (ret == 0)
+		ret = dsm_rt_mw_init(rt);
 	if (ret < 0)
 		return ret;
 	dsm_rt_api_init(rt);
@@ -324,6 +328,8 @@ static int open_transport(struct dsm_rt *rt)
 	attr.boot = dsm_rt_boot_tp();
 	attr.provider = rt->cfg.provider[0] ? rt->cfg.provider : NULL;
 	attr.msg_max = dsm_rt_msg_max(rt->cfg.line_size);
+	if (attr.msg_max < dsm_rt_mw_msg_max(rt->cfg.line_size))
+		attr.msg_max = dsm_rt_mw_msg_max(rt->cfg.line_size);
 	if (attr.msg_max < sizeof(struct dsm_rt_coll_round))
 		attr.msg_max = sizeof(struct dsm_rt_coll_round);
 	attr.max_msg_type = DSM_RT_MSG_MAX;
@@ -351,6 +357,9 @@ static int init_common(const MPI_Comm *comm, const dsm_config_t *cfg)
 	if (rt == NULL)
 		return -ENOMEM;
 	rt->region.uffd = -1;
+	rt->region.pagemap = -1;
+	rt->mw.region.uffd = -1;
+	rt->mw.region.pagemap = -1;
 	rt->msg.evfd = -1;
 	dsm_rt_stats_init(rt);
 
@@ -434,6 +443,8 @@ DSM_EXPORT int dsm_finalize(void)
 
 	if (rt == NULL)
 		return DSM_ERR_NOT_INIT;
+	/* This rank's writes to multiple-writer memory reach their homes first. */
+	dsm_rt_mw_release(rt);
 	/* No grant may come after the loops stop: what was prefetched arrives first. */
 	dsm_rt_prefetch_quiesce(rt);
 	/* Every rank is here, so every write anywhere is complete and visible. */

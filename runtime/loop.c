@@ -3,7 +3,7 @@
  * The event loop thread. Each turn runs its phases in order:
  *
  *   1. transport   messages and RDMA completions from the other ranks (msg.c, engine.c)
- *   2. faults      this rank's threads' faults from the userfaultfd (fault.c)
+ *   2. faults      this rank's threads' faults from the userfaultfds (fault.c, mw.c)
  *   3. requests    what this rank's threads asked for: collectives, mutexes, frees (msg.c)
  *   4. holds       granted lines whose hold is over go back to the engine (hold.c)
  *
@@ -33,6 +33,7 @@
 #include "runtime/fault.h"
 #include "runtime/hold.h"
 #include "runtime/msg.h"
+#include "runtime/mw.h"
 #include "runtime/prefetch.h"
 #include "runtime/rt.h"
 #include "runtime/stats.h"
@@ -176,8 +177,8 @@ static bool idle(struct dsm_rt *rt, uint64_t now, uint64_t idle_since, uint64_t 
  * *next_p is when a hold is due next. */
 static int turn(struct dsm_rt *rt, uint64_t *next_p)
 {
-	int work = drain_transport(rt) + dsm_rt_fault_drain(rt) + dsm_rt_msg_drain_requests(rt) +
-	           dsm_rt_prefetch_drain(rt);
+	int work = drain_transport(rt) + dsm_rt_fault_drain(rt) + dsm_rt_mw_drain(rt) +
+	           dsm_rt_msg_drain_requests(rt) + dsm_rt_prefetch_drain(rt);
 	uint64_t now = dsm_now_ns();
 	int ret;
 
@@ -333,7 +334,7 @@ static void *loop_main(void *arg)
 int dsm_rt_loop_start(struct dsm_rt *rt)
 {
 	struct epoll_event ev = {.events = EPOLLIN};
-	int fds[3], ret;
+	int fds[4], ret;
 
 	rt->loop.epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (rt->loop.epfd < 0) {
@@ -343,7 +344,8 @@ int dsm_rt_loop_start(struct dsm_rt *rt)
 	fds[0] = rt->region.uffd;
 	fds[1] = rt->msg.evfd;
 	fds[2] = dsm_tp_wait_fd(rt->tp);
-	for (int i = 0; i < 3; i++) {
+	fds[3] = rt->mw.async ? rt->mw.region.uffd : -1; /* multiple-writer faults (mw.c) */
+	for (int i = 0; i < 4; i++) {
 		if (fds[i] < 0)
 			continue;
 		ev.data.fd = fds[i];

@@ -31,6 +31,7 @@
 #include "common/vec.h"
 #include "runtime/loop.h"
 #include "runtime/msg.h"
+#include "runtime/mw.h"
 #include "runtime/rt.h"
 
 /* The lock word: the holder's rank + 1 in the low half (0: free), and WAITERS while the
@@ -396,6 +397,9 @@ static int mutex_op(const char *call, dsm_mutex_t *m, enum dsm_rt_mutex_op op)
 		        call, (void *)m);
 		return -EINVAL;
 	}
+	/* The writes to multiple-writer memory made before an unlock are the next holder's. */
+	if (op == DSM_RT_MUTEX_UNLOCK)
+		dsm_rt_mw_release(rt);
 	if (home == rt->rank && op != DSM_RT_MUTEX_INIT && op != DSM_RT_MUTEX_DESTROY &&
 	    fast_path(rt, addr, op, &ret)) {
 		if (ret == 0 && (op == DSM_RT_MUTEX_LOCK || op == DSM_RT_MUTEX_TRYLOCK))
@@ -440,6 +444,8 @@ static int mutex_op(const char *call, dsm_mutex_t *m, enum dsm_rt_mutex_op op)
 		ret = -ENOMEM;
 	}
 out:
+	if (ret == 0 && (op == DSM_RT_MUTEX_LOCK || op == DSM_RT_MUTEX_TRYLOCK))
+		dsm_rt_mw_acquire(rt);
 	if (ret == -EPERM)
 		DSM_LOG(DSM_LOG_ERROR, "%s(%p): this rank does not hold it", call, (void *)m);
 	return ret;

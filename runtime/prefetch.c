@@ -11,6 +11,7 @@
 #include "runtime/fatal.h"
 #include "runtime/heap.h"
 #include "runtime/msg.h"
+#include "runtime/mw.h"
 #include "runtime/rt.h"
 #include "runtime/stats.h"
 
@@ -374,7 +375,9 @@ int dsm_rt_prefetch_drain(struct dsm_rt *rt)
 		struct dsm_rt_hint *h = &pf->hint[pf->hint_head];
 		int home = dsm_rt_alloc_home(&rt->alloc, h->line, NULL);
 
-		if (home >= 0 && request(rt, h->line, (unsigned)home, 0) == REQ_FULL)
+		/* Multiple-writer memory is not the engine's: it is fetched at its faults. */
+		if (home >= 0 && !dsm_rt_mw_owns(rt, h->line) &&
+		    request(rt, h->line, (unsigned)home, 0) == REQ_FULL)
 			break; /* the grants in flight wake the loop: on from here then */
 		h->line++;
 		done++;

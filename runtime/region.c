@@ -3,6 +3,7 @@
 
 #include <dsm.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -46,6 +47,7 @@ int dsm_rt_region_open(struct dsm_rt_region *r, void *base, size_t size)
 
 	memset(r, 0, sizeof(*r));
 	r->uffd = -1;
+	r->pagemap = -1;
 	r->page_size = (size_t)sysconf(_SC_PAGESIZE);
 	dsm_uffd_access_probe(&a);
 	if (a.mode == DSM_UFFD_NONE) {
@@ -92,8 +94,84 @@ fail:
 	return DSM_ERR_NO_UFFD;
 }
 
+int dsm_rt_region_open_async(struct dsm_rt_region *r, const struct dsm_rt_region *heap)
+{
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	r->pagemap = -1;
+	r->page_size = heap->page_size;
+	r->mode = heap->mode;
+	ret = dsm_uffd_open(heap->mode, &r->uffd);
+	if (ret < 0) {
+		DSM_LOG(DSM_LOG_ERROR, "opening a second userfaultfd: %s", strerror(-ret));
+		return DSM_ERR_NO_UFFD;
+	}
+	ret = dsm_uffd_handshake(r->uffd, UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_WP_ASYNC,
+	                         NULL, NULL);
+	if (ret == 0) {
+		r->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+		if (r->pagemap < 0)
+			ret = -errno;
+	}
+	if (ret < 0) {
+		DSM_LOG(DSM_LOG_ERROR, "asynchronous write-protect: %s", strerror(-ret));
+		dsm_rt_region_close(r);
+		return DSM_ERR_NO_UFFD;
+	}
+	return 0;
+}
+
+int dsm_rt_region_move(struct dsm_rt_region *from, struct dsm_rt_region *to, uint64_t addr,
+                       size_t len)
+{
+	struct uffdio_range range = {addr, len};
+	struct uffdio_register reg = {.range = {addr, len},
+	                              .mode = UFFDIO_REGISTER_MODE_MISSING |
+	                                      UFFDIO_REGISTER_MODE_WP};
+
+	if (ioctl(from->uffd, UFFDIO_UNREGISTER, &range) < 0) {
+		int err = errno;
+		DSM_LOG_ERRNO(DSM_LOG_ERROR, "UFFDIO_UNREGISTER %#lx+%zu", (unsigned long)addr,
+		              len);
+		return -err;
+	}
+	if (ioctl(to->uffd, UFFDIO_REGISTER, &reg) < 0) {
+		int err = errno;
+		DSM_LOG_ERRNO(DSM_LOG_ERROR, "UFFDIO_REGISTER MISSING|WP %#lx+%zu",
+		              (unsigned long)addr, len);
+		return -err;
+	}
+	return 0;
+}
+
+int dsm_rt_region_scan_written(struct dsm_rt_region *r, uint64_t addr, size_t len,
+                               struct page_region *v, size_t n, uint64_t *next_p)
+{
+	struct pm_scan_arg arg = {.size = sizeof(arg),
+	                          .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+	                          .start = addr,
+	                          .end = addr + len,
+	                          .vec = (uint64_t)(uintptr_t)v,
+	                          .vec_len = n,
+	                          .category_mask = PAGE_IS_WRITTEN,
+	                          .return_mask = PAGE_IS_WRITTEN};
+	int ret = ioctl(r->pagemap, PAGEMAP_SCAN, &arg);
+
+	if (ret < 0) {
+		int err = errno;
+		DSM_LOG_ERRNO(DSM_LOG_ERROR, "PAGEMAP_SCAN %#lx+%zu", (unsigned long)addr, len);
+		return -err;
+	}
+	*next_p = arg.walk_end;
+	return ret;
+}
+
 void dsm_rt_region_close(struct dsm_rt_region *r)
 {
+	if (r->pagemap >= 0)
+		close(r->pagemap);
+	r->pagemap = -1;
 	if (r->uffd >= 0) {
 		struct uffdio_range range = {(uint64_t)r->base, r->size};
 

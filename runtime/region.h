@@ -22,6 +22,7 @@ struct dsm_rt_region {
 	size_t size;
 	size_t page_size;
 	bool thread_id; /* faults carry the faulting thread's id */
+	int pagemap;    /* asynchronous regions: /proc/self/pagemap (else -1) */
 };
 
 /* One fault read from the userfaultfd. */
@@ -39,6 +40,26 @@ struct dsm_rt_fault {
  */
 int dsm_rt_region_open(struct dsm_rt_region *r, void *base, size_t size);
 void dsm_rt_region_close(struct dsm_rt_region *r);
+
+/*
+ * A second userfaultfd whose write-protect faults the kernel resolves itself
+ * (UFFD_FEATURE_WP_ASYNC), for ranges moved to it from the heap's (dsm_rt_region_move),
+ * and /proc/self/pagemap for PAGEMAP_SCAN. Same mode as @heap. 0 or DSM_ERR_NO_UFFD.
+ */
+int dsm_rt_region_open_async(struct dsm_rt_region *r, const struct dsm_rt_region *heap);
+
+/* Moves [addr, addr+len) from @from's registration to @to's, in MISSING|WP mode. */
+int dsm_rt_region_move(struct dsm_rt_region *from, struct dsm_rt_region *to, uint64_t addr,
+                       size_t len);
+
+/*
+ * Of an asynchronous region: the pages of [addr, addr+len) written since their last scan,
+ * write-protected again in the same call (the kernel flushes the TLBs first). Up to @n runs
+ * of pages in @v; *@next_p is where the scan stopped (addr + len once done). Returns the
+ * number of runs, or -errno.
+ */
+int dsm_rt_region_scan_written(struct dsm_rt_region *r, uint64_t addr, size_t len,
+                               struct page_region *v, size_t n, uint64_t *next_p);
 
 /*
  * Reads one fault. -EAGAIN when none is queued; other events are skipped

@@ -235,6 +235,75 @@ struct dsm_rt_prefetch {
 	atomic_bool hinted; /* hint_n > 0, read without the lock */
 };
 
+/* ---- mw.c: multiple-writer memory ---------------------------------------------------- */
+
+/* A multiple-writer allocation: the state of each of its lines here (mw.c, MW_*), and with
+ * asynchronous tracking the twins of its copies. */
+struct dsm_rt_mw_range {
+	uint64_t first, n; /* lines */
+	uint8_t *state;
+	char **twin; /* async: NULL, or its lines' twins */
+};
+
+/* A line written since the last release, and its twin (its bytes before the first write). */
+struct dsm_rt_mw_dirty {
+	uint64_t line;
+	char *twin;
+};
+
+/* A line asked of its home: the acquire epoch of the request, and whether a thread writes. */
+struct dsm_rt_mw_pending {
+	uint64_t line;
+	uint64_t epoch;
+	bool write;
+};
+
+/* One home's diffs of a release, being gathered into one message. */
+struct dsm_rt_mw_out {
+	int home; /* -1: free */
+	size_t len;
+	uint32_t n;
+	char *buf;
+};
+
+#define DSM_RT_MW_OUTS 4
+
+struct dsm_rt_mw {
+	/* Read by application threads without the loop: work for a release (lines written,
+	 * diffs not merged yet) or for an acquire (also copies held or on their way). Changed
+	 * by the loop: a count goes up before the one it replaces comes down. held counts
+	 * the copies an acquire drops (those homed elsewhere, and STALE ones) and the lines
+	 * asked for; unreleased the lines written and the MW_DIFFs not acknowledged. */
+	atomic_uint nranges;
+	atomic_uint_fast64_t unreleased, held;
+	/* Writes found without a fault (DSM_MW_TRACK=async): the ranges are under a userfaultfd
+	 * of their own, and releases ask PAGEMAP_SCAN which pages were written. */
+	bool async;
+	struct dsm_rt_region region;
+	struct dsm_rt_region *rg; /* the region multiple-writer ranges are under */
+	struct page_region *scan; /* a release's scan results */
+	/* The loop's own. */
+	struct dsm_rt_mw_range *r; /* sorted by first line */
+	size_t nr, r_cap;
+	uint64_t *cached; /* lines installed here (RO or DIRTY), for the acquire */
+	size_t ncached, cached_cap;
+	uint64_t *drop; /* the acquire's: the copies it drops */
+	size_t drop_cap;
+	struct dsm_rt_mw_dirty *dirty;
+	size_t ndirty, dirty_cap;
+	struct dsm_rt_mw_pending *pending;
+	size_t npending, pending_cap;
+	uint64_t epoch;       /* acquires so far: data asked for before the last one is stale */
+	uint64_t outstanding; /* MW_DIFFs sent and not acknowledged */
+	uint64_t *waiting;    /* tokens of releases that wait for outstanding to reach 0 */
+	size_t nwaiting, waiting_cap;
+	struct dsm_rt_mw_out out[DSM_RT_MW_OUTS];
+	size_t msg_cap; /* bytes of one MW_DIFF or MW_DATA */
+	char *scratch;  /* an MW_DATA being built, or a diff */
+	char **twins;   /* free twins */
+	size_t ntwins, twins_cap;
+};
+
 /* ---- stats.c -------------------------------------------------------------------------- */
 
 struct dsm_rt_counters {
@@ -247,6 +316,8 @@ struct dsm_rt_counters {
 	atomic_uint_fast64_t prefetched, prefetch_used, prefetch_wasted;
 	atomic_uint_fast64_t install_runs, install_run_lines;
 	atomic_uint_fast64_t migratory_grants, exclusive_writes, clean_writebacks;
+	atomic_uint_fast64_t mw_faults, mw_twins, diffs_sent, diffs_merged, diff_bytes;
+	atomic_uint_fast64_t mw_invalidations, releases, acquires;
 };
 
 struct dsm_rt_stats {
@@ -307,6 +378,7 @@ struct dsm_rt {
 	struct dsm_rt_coll coll;
 	struct dsm_rt_mutexes mutexes;
 	struct dsm_rt_prefetch pf;
+	struct dsm_rt_mw mw;
 	struct dsm_rt_stats stats;
 };
 

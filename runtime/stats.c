@@ -122,6 +122,14 @@ static void fill_stats(struct dsm_rt *rt, dsm_stats_t *s)
 	s->migratory_grants = atomic_load(&rt->stats.cnt.migratory_grants);
 	s->exclusive_writes = atomic_load(&rt->stats.cnt.exclusive_writes);
 	s->clean_writebacks = atomic_load(&rt->stats.cnt.clean_writebacks);
+	s->mw_faults = atomic_load(&rt->stats.cnt.mw_faults);
+	s->mw_twins = atomic_load(&rt->stats.cnt.mw_twins);
+	s->diffs_sent = atomic_load(&rt->stats.cnt.diffs_sent);
+	s->diffs_merged = atomic_load(&rt->stats.cnt.diffs_merged);
+	s->diff_bytes = atomic_load(&rt->stats.cnt.diff_bytes);
+	s->mw_invalidations = atomic_load(&rt->stats.cnt.mw_invalidations);
+	s->releases = atomic_load(&rt->stats.cnt.releases);
+	s->acquires = atomic_load(&rt->stats.cnt.acquires);
 }
 
 /* The smallest latency bound (µs) below which @q of the faults fall. */
@@ -205,6 +213,15 @@ void dsm_rt_stats_print(struct dsm_rt *rt)
 			       all[r].install_runs, all[r].install_run_lines,
 			       all[r].migratory_grants, all[r].exclusive_writes,
 			       all[r].clean_writebacks);
+		printf("%4s %10s %10s %10s %12s %10s %10s %10s %10s\n", "rank", "mw_faults",
+		       "mw_twins", "diffs_sent", "diffs_merged", "diff_MB", "mw_inval", "releases",
+		       "acquires");
+		for (int r = 0; r < rt->nranks; r++)
+			printf("%4d %10" PRIu64 " %10" PRIu64 " %10" PRIu64 " %12" PRIu64
+			       " %10.2f %10" PRIu64 " %10" PRIu64 " %10" PRIu64 "\n",
+			       r, all[r].mw_faults, all[r].mw_twins, all[r].diffs_sent,
+			       all[r].diffs_merged, (double)all[r].diff_bytes / 1e6,
+			       all[r].mw_invalidations, all[r].releases, all[r].acquires);
 		fflush(stdout);
 	}
 	free(all);

@@ -9,7 +9,9 @@
 #include <stdint.h>
 
 /* Bumped with every change to these messages: dsm_init compares it across ranks. */
-#define DSM_RT_WIRE_VERSION 3 /* 2: COH_BATCH carries lines; 3: migratory grants, WB CLEAN */
+#define DSM_RT_WIRE_VERSION                                                                        \
+	4 /* 2: COH_BATCH carries lines; 3: migratory grants, WB CLEAN;                            \
+	     4: multiple-writer memory (MW, MW_DATA, MW_DIFF) */
 
 enum dsm_rt_msg_type {
 	DSM_RT_MSG_NONE = 0, /* never on the wire: a request that expects no answer (msg.h) */
@@ -20,7 +22,10 @@ enum dsm_rt_msg_type {
 	DSM_RT_MSG_FREE,       /* struct dsm_rt_free_msg: a dsm_free for the slice's owner */
 	DSM_RT_MSG_REPLY,      /* struct dsm_rt_reply: the answer to a MUTEX or FREE */
 	DSM_RT_MSG_COH_BATCH,  /* struct dsm_rt_coh_batch: protocol messages in the order sent */
-	DSM_RT_MSG_MAX = DSM_RT_MSG_COH_BATCH,
+	DSM_RT_MSG_MW,         /* struct dsm_rt_mw_msg: multiple-writer memory (mw.c) */
+	DSM_RT_MSG_MW_DATA,    /* struct dsm_rt_mw_data, then the line: a GET's answer */
+	DSM_RT_MSG_MW_DIFF,    /* struct dsm_rt_mw_diff, then diff records: a release */
+	DSM_RT_MSG_MAX = DSM_RT_MSG_MW_DIFF,
 };
 
 /*
@@ -40,6 +45,7 @@ enum dsm_rt_coll_kind {
 	DSM_RT_COLL_ALL_ALLOC,
 	DSM_RT_COLL_ALL_FREE,
 	DSM_RT_COLL_FINALIZE,
+	DSM_RT_COLL_ALL_ALLOC_MW,
 };
 
 enum dsm_rt_mutex_op {
@@ -102,6 +108,44 @@ struct dsm_rt_free_msg {
 struct dsm_rt_reply {
 	uint64_t token;
 	int32_t status;
+	uint32_t reserved;
+};
+
+/*
+ * Multiple-writer memory (mw.c). GET and ACK go between ranks; ADD, DEL, RELEASE and ACQUIRE
+ * are an application thread's requests to its own loop, refused from another rank.
+ */
+enum dsm_rt_mw_op {
+	DSM_RT_MW_GET = 1, /* line: send me its home copy (MW_DATA); epoch comes back with it */
+	DSM_RT_MW_ACK,     /* the home merged one MW_DIFF of ours */
+	DSM_RT_MW_ADD,     /* [addr, addr + len) is multiple-writer memory from now on */
+	DSM_RT_MW_DEL,     /* ... no longer: it was freed */
+	DSM_RT_MW_RELEASE, /* this rank's writes go to their homes; answered once all merged */
+	DSM_RT_MW_ACQUIRE, /* drop the copies others may have written since */
+};
+
+struct dsm_rt_mw_msg {
+	uint32_t op;
+	uint32_t reserved;
+	uint64_t addr;  /* GET: the line; ADD, DEL: the start */
+	uint64_t len;   /* ADD: bytes; GET: the requester's epoch */
+	uint64_t token; /* requests: what the REPLY names */
+};
+
+struct dsm_rt_mw_data {
+	uint64_t line;
+	uint64_t epoch; /* the GET's */
+};
+
+/* @n records, each a struct dsm_rt_mw_rec then its diff (coherence/diff.h). */
+struct dsm_rt_mw_diff {
+	uint32_t n;
+	uint32_t reserved;
+};
+
+struct dsm_rt_mw_rec {
+	uint64_t line;
+	uint32_t len; /* bytes of diff that follow */
 	uint32_t reserved;
 };
 

@@ -31,6 +31,8 @@ struct report {
 	struct dsm_uffd_access access;
 	uint64_t features;
 	int features_err;
+	bool mw_async;    /* multiple-writer writes found by WP_ASYNC + PAGEMAP_SCAN */
+	char mw_why[160]; /* why not */
 	struct dsm_probe_vm vm;
 	struct dsm_probe_fault fault;
 	struct dsm_probe_fabric fabric;
@@ -53,6 +55,8 @@ static void collect(struct report *r)
 	r->features_err = r->access.mode == DSM_UFFD_NONE
 	                          ? -1
 	                          : dsm_uffd_kernel_features(r->access.mode, &r->features);
+	r->mw_async = r->access.mode != DSM_UFFD_NONE &&
+	              dsm_uffd_wp_async_ok(r->access.mode, r->mw_why, sizeof(r->mw_why));
 	dsm_probe_vm(&r->vm);
 	dsm_probe_fault(r->access.mode, PROBE_PAGES, PROBE_TIMEOUT_MS, &r->fault);
 	dsm_probe_fabric(&r->fabric);
@@ -159,6 +163,11 @@ static void print_text(const struct report *r, FILE *f)
 			fprintf(f, " bit%u", b);
 	}
 	fprintf(f, "\n");
+	fprintf(f, "  multiple-writer %s\n",
+	        r->mw_async ? "async: writes found by WP_ASYNC + PAGEMAP_SCAN, no fault per write"
+	                    : "twin: a write fault per line and release");
+	if (!r->mw_async && r->mw_why[0])
+		fprintf(f, "                  (no async: %s)\n", r->mw_why);
 	if (r->fault.ok)
 		fprintf(f,
 		        "  fault probe     ok: %u pages, MISSING+COPY %.1f us, WP %.1f us per "
@@ -322,6 +331,7 @@ static void print_json(const struct report *r, FILE *f)
 		j_str(&j, NULL, n);
 	}
 	j_close(&j, ']');
+	j_str(&j, "mw_track", r->mw_async ? "async" : "twin");
 	j_open(&j, "probe", '{');
 	j_bool(&j, "ok", r->fault.ok);
 	j_int(&j, "pages", r->fault.pages);

@@ -252,6 +252,51 @@ void apps_emit(const struct bench_opts *o, const struct apps_result *r)
 	                                     .extra = extra});
 }
 
+void apps_mw_stats_take(struct apps_mw_stats *s)
+{
+	dsm_stats_t st;
+
+	memset(&st, 0, sizeof(st));
+	st.struct_size = sizeof(st);
+	dsm_stats(&st);
+	s->v[0] = st.mw_faults;
+	s->v[1] = st.diffs_sent;
+	s->v[2] = st.diff_bytes;
+	s->v[3] = st.mw_invalidations;
+}
+
+void apps_mw_stats_sum(const struct apps_mw_stats *before, struct apps_mw_stats *sum)
+{
+	struct apps_mw_stats now, d;
+
+	apps_mw_stats_take(&now);
+	for (int k = 0; k < 4; k++)
+		d.v[k] = now.v[k] - before->v[k];
+	MPI_Reduce(d.v, sum->v, 4, MPI_UINT64_T, MPI_SUM, 0, MPI_COMM_WORLD);
+}
+
+void apps_emit_mw(const struct bench_opts *o, const char *wl, size_t size, int nthreads,
+                  double t_mw, double t_mpi, double t_dsm, const char *extra,
+                  const struct apps_mw_stats *s)
+{
+	char x[640];
+
+	snprintf(x, sizeof(x),
+	         "\"version\": \"dsm_mw\", %s, \"mw_faults\": %" PRIu64 ", \"diffs\": %" PRIu64
+	         ", \"diff_bytes\": %" PRIu64 ", \"mw_invalidations\": %" PRIu64
+	         ", \"dsm\": %.6g, \"ratio_dsm\": %.6g",
+	         extra, s->v[0], s->v[1], s->v[2], s->v[3], t_dsm, t_dsm > 0 ? t_mw / t_dsm : 0);
+	bench_emit(o, &(struct bench_result){.workload = wl,
+	                                     .metric = "time",
+	                                     .unit = "s",
+	                                     .value = t_mw,
+	                                     .threads = nthreads,
+	                                     .size = size,
+	                                     .baseline_name = "mpi",
+	                                     .baseline = t_mpi,
+	                                     .extra = x});
+}
+
 void apps_home_rows(const void *a, size_t row_bytes, size_t n, int rank, size_t *lo, size_t *hi)
 {
 	*lo = *hi = 0;

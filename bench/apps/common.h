@@ -105,4 +105,23 @@ struct apps_result {
  */
 void apps_emit(const struct bench_opts *o, const struct apps_result *r);
 
+/* The multiple-writer counters of a run: mw faults, diffs sent, bytes of diff, copies
+ * dropped at acquires. */
+struct apps_mw_stats {
+	uint64_t v[4];
+};
+
+void apps_mw_stats_take(struct apps_mw_stats *s);
+/* Since @before, summed over the ranks into *@sum on rank 0 (collective). */
+void apps_mw_stats_sum(const struct apps_mw_stats *before, struct apps_mw_stats *sum);
+
+/*
+ * The result of a workload's multiple-writer version (dsm_all_alloc_mw memory): its time
+ * @t_mw against the MPI version's, its ratio to the default-memory DSM version's @t_dsm, the
+ * members @extra (a JSON fragment) and the counters.
+ */
+void apps_emit_mw(const struct bench_opts *o, const char *wl, size_t size, int nthreads,
+                  double t_mw, double t_mpi, double t_dsm, const char *extra,
+                  const struct apps_mw_stats *s);
+
 #endif

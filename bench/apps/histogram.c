@@ -13,6 +13,12 @@
  * pthreads version: the DSM kernel itself on rank 0 alone, on malloc'ed bins, one thread per
  * DSM thread of every rank drawing that thread's sequence (with atomic_fetch_add as there).
  *
+ * Multiple-writer version (dsm_mw): the bins in dsm_all_alloc_mw memory, rank r's count of bin
+ * b at [b * nranks + r], so that every line holds counts of every rank (false sharing made on
+ * purpose). A rank's threads add with atomic_fetch_add on its own slots, which works since they
+ * share the rank's copy; no two ranks write one byte, so the program is race-free. The barrier
+ * at the end merges the ranks' diffs at the homes, and rank 0 sums each bin's slots (timed).
+ *
  * Counts are integers: rank 0 checks the bins exactly, the total against the number of draws
  * and, in smoke runs, against a serial reference that draws every sequence itself.
  */
@@ -85,6 +91,72 @@ static int run_dsm(const struct bench_opts *o, struct hist_job *h, int nthreads,
 			atomic_store_explicit(&h->bins[b], 0, memory_order_relaxed);
 
 	return apps_timed_team(o, WL, nthreads, team_draws, h, true, t, sum);
+}
+
+/* The multiple-writer version's job: every rank's slots of every bin. */
+struct mw_job {
+	_Atomic uint64_t *slots;
+	uint64_t draws;
+	int rank, nranks, nthreads;
+};
+
+static void team_draws_mw(struct team *t, int tid)
+{
+	struct mw_job *m = t->arg;
+
+	for (int w = tid; w < m->nthreads; w += t->n) {
+		uint64_t s = seed(m->rank, w);
+
+		for (uint64_t k = 0; k < m->draws; k++) {
+			size_t b = bin_of(next_draw(&s));
+
+			atomic_fetch_add_explicit(
+			        &m->slots[b * (size_t)m->nranks + (size_t)m->rank], 1,
+			        memory_order_relaxed);
+		}
+	}
+}
+
+/*
+ * The multiple-writer version: *t is the team's time with its closing barrier, plus rank 0's
+ * sum of the slots into bins (rank 0's, for the check). 0, or -1 on every rank.
+ */
+static int run_mw(const struct bench_opts *o, uint64_t draws, int nthreads, uint64_t *bins,
+                  double *t, struct apps_mw_stats *stats)
+{
+	struct mw_job m = {
+	        .draws = draws, .rank = o->rank, .nranks = o->nranks, .nthreads = nthreads};
+	struct stats_delta sum;
+	struct apps_mw_stats before;
+	size_t n = NBINS * (size_t)o->nranks;
+	char msg[160] = "";
+	double t0;
+	int ret;
+
+	m.slots = dsm_all_alloc_mw(n * sizeof(*m.slots), DSM_DIST_CYCLIC);
+	if (m.slots == NULL)
+		snprintf(msg, sizeof(msg), "dsm_all_alloc_mw(%zu): %s", n * sizeof(*m.slots),
+		         dsm_strerror(-errno));
+	if (apps_agree(o, WL, m.slots != NULL, msg))
+		return -1;
+	apps_mw_stats_take(&before);
+	ret = apps_timed_team(o, WL, nthreads, team_draws_mw, &m, true, t, &sum);
+	if (ret == 0 && o->rank == 0) {
+		t0 = bench_now();
+		for (size_t b = 0; b < NBINS; b++) {
+			uint64_t c = 0;
+
+			for (size_t r = 0; r < (size_t)o->nranks; r++)
+				c += atomic_load_explicit(&m.slots[b * (size_t)o->nranks + r],
+				                          memory_order_relaxed);
+			bins[b] = c;
+		}
+		*t += bench_now() - t0;
+	}
+	apps_mw_stats_sum(&before, stats);
+	dsm_barrier();
+	dsm_all_free((void *)m.slots);
+	return ret;
 }
 
 /* The pthreads version: rank 0's bins in *bins_p (to free; NULL elsewhere). */
@@ -165,9 +237,10 @@ int bench_app_histogram(const struct bench_opts *o)
 	int nthreads = o->threads > 0 ? o->threads : 1, pth_threads;
 	struct hist_job h = {0};
 	struct stats_delta sum = {{0}};
-	uint64_t *local = malloc(3 * NBINS * sizeof(uint64_t)), *total, *dsm_copy;
+	uint64_t *local = malloc(4 * NBINS * sizeof(uint64_t)), *total, *dsm_copy, *mw_bins;
+	struct apps_mw_stats mws = {{0}};
 	_Atomic uint64_t *pth_bins = NULL;
-	double t_dsm = 0, t_mpi = 0, t_pth = 0;
+	double t_dsm = 0, t_mpi = 0, t_pth = 0, t_mw = 0;
 	char msg[200] = "", mx[256], dx[256];
 	int ok = 1, ret;
 
@@ -198,11 +271,14 @@ int bench_app_histogram(const struct bench_opts *o)
 	}
 	total = local + NBINS;
 	dsm_copy = total + NBINS;
+	mw_bins = dsm_copy + NBINS;
 	ret = run_dsm(o, &h, nthreads, &t_dsm, &sum);
 	if (ret == 0) {
 		run_mpi(o, draws, nthreads, local, total, &t_mpi);
 		ret = run_pthreads(o, draws, nthreads, pth_threads, &t_pth, &pth_bins);
 	}
+	if (ret == 0)
+		ret = run_mw(o, draws, nthreads, mw_bins, &t_mw, &mws);
 	if (ret == 0) {
 		if (o->rank == 0) {
 			for (unsigned b = 0; b < NBINS; b++)
@@ -214,6 +290,14 @@ int bench_app_histogram(const struct bench_opts *o)
 				snprintf(msg, sizeof(msg),
 				         "bin %u: pthreads %" PRIu64 ", mpi %" PRIu64, b,
 				         atomic_load(&pth_bins[b]), total[b]);
+				ok = 0;
+			}
+			for (unsigned b = 0; b < NBINS && ok; b++) {
+				if (mw_bins[b] == total[b])
+					continue;
+				snprintf(msg, sizeof(msg),
+				         "bin %u: dsm_mw %" PRIu64 ", mpi %" PRIu64, b, mw_bins[b],
+				         total[b]);
 				ok = 0;
 			}
 		}
@@ -241,5 +325,6 @@ int bench_app_histogram(const struct bench_opts *o)
 	                                   .pth_extra = dx,
 	                                   .dsm_extra = dx,
 	                                   .sum = &sum});
+	apps_emit_mw(o, WL, (size_t)draws, nthreads, t_mw, t_mpi, t_dsm, dx, &mws);
 	return 0;
 }

@@ -13,6 +13,10 @@
  * memory with one halo row on each side, exchanged with MPI_Sendrecv before
  * every sweep.
  *
+ * Multiple-writer version (dsm_mw): the DSM version on two dsm_all_alloc_mw grids, the same
+ * kernel: each barrier releases the rows a rank wrote (diffs to their homes: its own) and
+ * drops the copies of the neighbours' rows, fetched again in the next sweep.
+ *
  * pthreads version: the DSM kernel itself on rank 0 alone, on two malloc'ed
  * grids, the interior rows split between ranks x threads threads that meet in
  * a pthread barrier after every sweep.
@@ -233,6 +237,42 @@ static int same_rows(const double *x, const double *y, size_t n, size_t lo, size
 	return 1;
 }
 
+/* The multiple-writer version: the DSM version on grids from dsm_all_alloc_mw, checked against
+ * the MPI version's rows [lo, hi) in @mpi_rows. 0, or -1 on every rank. */
+static int run_mw(const struct bench_opts *o, size_t n, int iters, int nthreads, size_t lo,
+                  size_t hi, const double *mpi_rows, double *t, struct apps_mw_stats *st)
+{
+	struct grid_job g = {.n = n, .iters = iters};
+	struct apps_mw_stats before;
+	struct stats_delta sum;
+	char msg[200] = "";
+	int ret, ok;
+
+	g.grid[0] = dsm_all_alloc_mw(n * n * sizeof(double), DSM_DIST_BLOCK);
+	g.grid[1] = g.grid[0] ? dsm_all_alloc_mw(n * n * sizeof(double), DSM_DIST_BLOCK) : NULL;
+	if (g.grid[1] == NULL)
+		snprintf(msg, sizeof(msg), "dsm_all_alloc_mw(%zu): %s", n * n * sizeof(double),
+		         dsm_strerror(-errno));
+	if (apps_agree(o, WL, g.grid[1] != NULL, msg)) {
+		if (g.grid[0])
+			dsm_all_free(g.grid[0]);
+		return -1;
+	}
+	apps_mw_stats_take(&before);
+	ret = run_dsm(o, &g, nthreads, t, &sum);
+	apps_mw_stats_sum(&before, st);
+	if (ret == 0) {
+		/* The last sweep ended in a barrier: an acquire, so every row is the merged one. */
+		ok = same_rows(g.grid[iters & 1] + lo * n, mpi_rows, n, lo, hi, "dsm_mw and mpi",
+		               msg, sizeof(msg));
+		ret = apps_agree(o, WL, ok, msg);
+	}
+	dsm_barrier();
+	dsm_all_free(g.grid[1]);
+	dsm_all_free(g.grid[0]);
+	return ret;
+}
+
 int bench_app_jacobi(const struct bench_opts *o)
 {
 	size_t n = o->smoke ? 256 : 1024;
@@ -240,7 +280,8 @@ int bench_app_jacobi(const struct bench_opts *o)
 	int nthreads = o->threads > 0 ? o->threads : 1, pth_threads;
 	struct grid_job g = {0};
 	struct stats_delta sum = {{0}};
-	double t_dsm = 0, t_mpi = 0, t_pth = 0, *mpi_rows, *mpi_mem = NULL, *ref = NULL;
+	struct apps_mw_stats mws = {{0}};
+	double t_dsm = 0, t_mpi = 0, t_pth = 0, t_mw = 0, *mpi_rows, *mpi_mem = NULL, *ref = NULL;
 	double *pth_mem = NULL;
 	size_t lo, hi;
 	char msg[200] = "", mx[256], dx[256];
@@ -304,10 +345,12 @@ int bench_app_jacobi(const struct bench_opts *o)
 	}
 	free(pth_mem);
 	free(ref);
-	free(mpi_mem);
 	dsm_barrier();
 	dsm_all_free(g.grid[1]);
 	dsm_all_free(g.grid[0]);
+	if (ret == 0)
+		ret = run_mw(o, n, iters, nthreads, lo, hi, mpi_rows, &t_mw, &mws);
+	free(mpi_mem);
 	if (ret)
 		return ret;
 
@@ -326,5 +369,6 @@ int bench_app_jacobi(const struct bench_opts *o)
 	                                   .pth_extra = dx,
 	                                   .dsm_extra = dx,
 	                                   .sum = &sum});
+	apps_emit_mw(o, WL, n, nthreads, t_mw, t_mpi, t_dsm, dx, &mws);
 	return 0;
 }

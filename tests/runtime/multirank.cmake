@@ -47,7 +47,7 @@ function(dsm_mr_test prog)
   endforeach()
 endfunction()
 
-foreach(p mr_api mr_shared mr_litmus mr_stress mr_kill mr_stall mr_sync mr_prefetch)
+foreach(p mr_api mr_shared mr_litmus mr_stress mr_kill mr_stall mr_sync mr_prefetch mr_mw)
   dsm_mr_program(${p})
 endforeach()
 dsm_mr_test(mr_api)
@@ -75,6 +75,24 @@ dsm_add_test(NAME mr_sync_inject_2r_shm LABEL runtime TIMEOUT 120
 set_tests_properties(mr_sync_inject_2r_shm PROPERTIES
   PASS_REGULAR_EXPRESSION
   "passed before it arrived.*[0-9]+ passed, 1 failed|[0-9]+ passed, 1 failed.*passed before it arrived")
+# Multiple-writer memory: 1,000 rounds per phase with 2 ranks, 100 in the 4-rank tcp run.
+dsm_mr_test(mr_mw SMOKE_ENV MR_ROUNDS=1000)
+# The other way of finding writes: twins taken at write faults (auto takes the asynchronous
+# one on this kernel).
+dsm_add_test(NAME mr_mw_twin_2r_shm LABEL runtime TIMEOUT 120
+  COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 $<TARGET_FILE:mr_mw>
+  ENVIRONMENT DSM_PROVIDER=shm DSM_HEAP_SIZE=${DSM_MR_HEAP} DSM_MW_TRACK=twin)
+dsm_add_test(NAME mr_mw_twin_4r_tcp_64k LABEL runtime TIMEOUT 300
+  COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 4 $<TARGET_FILE:mr_mw>
+  ENVIRONMENT "DSM_PROVIDER=tcp\\;ofi_rxm" DSM_LINE_SIZE=65536 DSM_HEAP_SIZE=${DSM_MR_HEAP}
+    DSM_MW_TRACK=twin MR_ROUNDS=1000)
+# Without the acquire a reader keeps its old copy: the message check must fail, on both
+# ranks (each reads in every other round).
+dsm_add_test(NAME mr_mw_inject_2r_shm LABEL runtime TIMEOUT 120
+  COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 $<TARGET_FILE:mr_mw>
+  ENVIRONMENT DSM_PROVIDER=shm DSM_HEAP_SIZE=${DSM_MR_HEAP} MR_ROUNDS=100 MR_MW_INJECT=noacquire)
+set_tests_properties(mr_mw_inject_2r_shm PROPERTIES
+  PASS_REGULAR_EXPRESSION "[0-9]+ passed, 2 failed")
 dsm_add_test(NAME mr_kill_2r_shm LABEL runtime TIMEOUT 90
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/kill_rank.sh ${MPIEXEC_EXECUTABLE} 2 $<TARGET_FILE:mr_kill>
   ENVIRONMENT DSM_PROVIDER=shm DSM_HEAP_SIZE=${DSM_MR_HEAP})

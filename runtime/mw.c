@@ -1,0 +1,1002 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Multiple-writer memory: the states of a line on one rank, and what moves it.
+ *
+ *   INVALID  no copy: a fault asks the home (GET) and the line is PENDING
+ *   PENDING  asked for: the answer is installed read-only, or with a twin and writable
+ *            when a thread wants to write; an answer to a GET sent before the last
+ *            acquire may miss writes released since, and is asked for again
+ *   RO       a read-only copy: the first store faults, takes the twin and unprotects
+ *   DIRTY    written since the last release: its twin holds its bytes from before
+ *
+ * A release write-protects the DIRTY lines (the kernel flushes the TLBs: no store is in
+ * flight), reads each one's diff against its twin, and sends the diffs to the homes,
+ * gathered per home; it is done once every home has merged them (ACK). An acquire first
+ * releases (writes may become visible early: release consistency allows it), then zaps
+ * every copy that another rank may have written since it came: all those homed elsewhere,
+ * and those homed here marked STALE by a diff merged from another rank. Messages between a
+ * pair of ranks arrive in the order sent, so a GET after a release finds the release's
+ * diffs merged at the home.
+ *
+ * With asynchronous tracking (DSM_MW_TRACK=async, where the kernel has WP_ASYNC and
+ * PAGEMAP_SCAN) no store faults: the ranges are under a userfaultfd of their own whose
+ * write-protect faults the kernel resolves, and a release asks PAGEMAP_SCAN which pages were
+ * written since the last one, write-protecting them again in the same call. There is no
+ * DIRTY state then, and no chance to copy a line before its first store, so the twin of a
+ * copy homed elsewhere is taken when it is installed. A line homed here needs none while no
+ * other rank's diff changed the home copy: the home copy is its twin, and its release is one
+ * copy of the line into it. The first diff from another rank takes the twin from the home
+ * copy before merging (the line is STALE from then on, and dropped at the next acquire).
+ */
+#include "runtime/mw.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coherence/diff.h"
+#include "common/uffd.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "runtime/fatal.h"
+#include "runtime/loop.h"
+#include "runtime/msg.h"
+#include "runtime/rdma.h"
+#include "runtime/region.h"
+#include "runtime/rt.h"
+
+enum {
+	MW_INVALID = 0,
+	MW_PENDING,
+	MW_RO,
+	MW_DIRTY,
+	MW_STATE = 0x0f,
+	MW_STALE = 0x10, /* homed here, and another rank's diff changed the home copy since */
+};
+
+static size_t line_size(const struct dsm_rt *rt)
+{
+	return (size_t)1 << rt->layout.line_shift;
+}
+
+static char *line_addr(const struct dsm_rt *rt, uint64_t line)
+{
+	return (char *)dsm_coh_line_addr(&rt->layout, line);
+}
+
+/* A vector's room for one more element of @size bytes; false when out of memory. */
+static bool grow(void **v, size_t *cap, size_t n, size_t size)
+{
+	size_t c = *cap ? *cap * 2 : 64;
+	void *p;
+
+	if (n < *cap)
+		return true;
+	p = realloc(*v, c * size);
+	if (p == NULL)
+		return false;
+	*v = p;
+	*cap = c;
+	return true;
+}
+
+#define PUSH(rt, vec, n, cap, val)                                                                 \
+	do {                                                                                       \
+		if (!grow((void **)&(vec), &(cap), (n), sizeof(*(vec))))                           \
+			dsm_rt_fatal((rt), "out of memory for multiple-writer state");             \
+		(vec)[(n)++] = (val);                                                              \
+	} while (0)
+
+static struct dsm_rt_mw_range *range_of(struct dsm_rt_mw *w, uint64_t line)
+{
+	size_t lo = 0, hi = w->nr;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		struct dsm_rt_mw_range *r = &w->r[mid];
+
+		if (line < r->first)
+			hi = mid;
+		else if (line >= r->first + r->n)
+			lo = mid + 1;
+		else
+			return r;
+	}
+	return NULL;
+}
+
+static uint8_t *state_of(struct dsm_rt_mw *w, uint64_t line)
+{
+	struct dsm_rt_mw_range *r = range_of(w, line);
+
+	return r ? &r->state[line - r->first] : NULL;
+}
+
+bool dsm_rt_mw_owns(struct dsm_rt *rt, uint64_t line)
+{
+	return atomic_load_explicit(&rt->mw.nranges, memory_order_relaxed) &&
+	       range_of(&rt->mw, line) != NULL;
+}
+
+static int home_of(struct dsm_rt *rt, uint64_t line)
+{
+	return dsm_rt_alloc_home(&rt->alloc, line, NULL);
+}
+
+/* Counters the application threads read: up before down (mw.h). */
+static void count(atomic_uint_fast64_t *c, int64_t d)
+{
+	atomic_fetch_add_explicit(c, (uint_fast64_t)d, memory_order_release);
+}
+
+/* ---- twins ------------------------------------------------------------------------------ */
+
+static char *twin_get(struct dsm_rt *rt)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+	char *t = w->ntwins ? w->twins[--w->ntwins] : malloc(line_size(rt));
+
+	if (t == NULL)
+		dsm_rt_fatal(rt, "out of memory for the twin of a multiple-writer line");
+	DSM_RT_COUNT(rt, mw_twins, 1);
+	return t;
+}
+
+/* Twins are kept for reuse up to 256 of them. */
+static void twin_put(struct dsm_rt *rt, char *t)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+
+	if (t == NULL)
+		return;
+	if (w->ntwins < 256 && grow((void **)&w->twins, &w->twins_cap, w->ntwins, sizeof(t)))
+		w->twins[w->ntwins++] = t;
+	else
+		free(t);
+}
+
+/* ---- copies ----------------------------------------------------------------------------- */
+
+/* Whether a copy of @line here could miss another rank's writes at the next acquire. */
+static bool droppable(struct dsm_rt *rt, uint64_t line, uint8_t st)
+{
+	return (st & MW_STALE) || home_of(rt, line) != rt->rank;
+}
+
+/* @line's writes start here: its twin is taken from @src (its bytes now), then it is made
+ * writable by the caller. */
+static void make_dirty(struct dsm_rt *rt, uint64_t line, uint8_t *st, const void *src)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+	struct dsm_rt_mw_dirty d = {.line = line, .twin = twin_get(rt)};
+
+	memcpy(d.twin, src, line_size(rt));
+	count(&w->unreleased, 1);
+	PUSH(rt, w->dirty, w->ndirty, w->dirty_cap, d);
+	*st = (uint8_t)((*st & MW_STALE) | MW_DIRTY);
+}
+
+/* Installs @line from @src (its home copy), writable with a twin when a thread writes. */
+static void install(struct dsm_rt *rt, uint64_t line, uint8_t *st, const void *src, bool write)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+	int ret;
+
+	bool remote = home_of(rt, line) != rt->rank;
+
+	*st = MW_RO;
+	if (remote)
+		count(&w->held, 1);
+	PUSH(rt, w->cached, w->ncached, w->cached_cap, line);
+	if (w->async) {
+		/* Any copy may be written from now on without a word; the twin of one homed
+		 * elsewhere is its bytes now. */
+		count(&w->unreleased, 1);
+		if (remote) {
+			struct dsm_rt_mw_range *r = range_of(w, line);
+			char *t = twin_get(rt);
+
+			memcpy(t, src, line_size(rt));
+			r->twin[line - r->first] = t;
+		}
+		write = false; /* installed read-only: the kernel lets the store in */
+	} else if (write) {
+		make_dirty(rt, line, st, src);
+	}
+	ret = dsm_rt_region_install(w->rg, (uint64_t)(uintptr_t)line_addr(rt, line), src,
+	                            line_size(rt), write);
+	if (ret < 0)
+		dsm_rt_fatal(rt, "installing multiple-writer line %llu failed: %s",
+		             (unsigned long long)line, dsm_err_str(ret));
+}
+
+static void send_get(struct dsm_rt *rt, uint64_t line, int home)
+{
+	struct dsm_rt_mw_msg m = {.op = DSM_RT_MW_GET, .addr = line, .len = rt->mw.epoch};
+	int ret = dsm_rt_send(rt, home, DSM_RT_MSG_MW, &m, sizeof(m));
+
+	if (ret < 0 && ret != DSM_ERR_PEER_DEAD)
+		dsm_rt_fatal(rt, "asking rank %d for multiple-writer line %llu failed: %s", home,
+		             (unsigned long long)line, dsm_err_str(ret));
+}
+
+static struct dsm_rt_mw_pending *pending_find(struct dsm_rt_mw *w, uint64_t line)
+{
+	for (size_t i = 0; i < w->npending; i++)
+		if (w->pending[i].line == line)
+			return &w->pending[i];
+	return NULL;
+}
+
+static void pending_drop(struct dsm_rt_mw *w, struct dsm_rt_mw_pending *p)
+{
+	*p = w->pending[--w->npending];
+	count(&w->held, -1);
+}
+
+bool dsm_rt_mw_fault(struct dsm_rt *rt, const struct dsm_rt_fault *f, uint64_t line, int home)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+	uint8_t *st;
+	int ret = 0;
+
+	if (!atomic_load_explicit(&w->nranges, memory_order_relaxed))
+		return false;
+	st = state_of(w, line);
+	if (st == NULL)
+		return false;
+	DSM_RT_COUNT(rt, mw_faults, 1);
+	switch (*st & MW_STATE) {
+	case MW_INVALID:
+		if (home == rt->rank) {
+			install(rt, line, st, dsm_rt_home_line(rt, line), f->write);
+			break;
+		}
+		count(&w->held, 1);
+		PUSH(rt, w->pending, w->npending, w->pending_cap,
+		     ((struct dsm_rt_mw_pending){
+		             .line = line, .epoch = w->epoch, .write = f->write}));
+		*st = MW_PENDING;
+		send_get(rt, line, home);
+		break;
+	case MW_PENDING:
+		if (f->write)
+			pending_find(w, line)->write = true;
+		break;
+	case MW_RO:
+		if (f->write && !w->async) {
+			/* The loop reads the page: present, and read-only until the unprotect. */
+			make_dirty(rt, line, st, line_addr(rt, line));
+			ret = dsm_rt_region_protect(w->rg, (uint64_t)(uintptr_t)line_addr(rt, line),
+			                            line_size(rt), false);
+			break;
+		}
+		/* Installed after the fault was queued: the thread retries. */
+		ret = dsm_rt_region_wake(w->rg, (uint64_t)(uintptr_t)line_addr(rt, line),
+		                         line_size(rt));
+		break;
+	case MW_DIRTY:
+		ret = dsm_rt_region_wake(w->rg, (uint64_t)(uintptr_t)line_addr(rt, line),
+		                         line_size(rt));
+		break;
+	}
+	if (ret < 0)
+		dsm_rt_fatal(rt, "multiple-writer line %llu: %s", (unsigned long long)line,
+		             dsm_err_str(ret));
+	return true;
+}
+
+/* ---- release ------------------------------------------------------------------------ */
+
+size_t dsm_rt_mw_msg_max(size_t line_size)
+{
+	size_t one = sizeof(struct dsm_rt_mw_diff) + sizeof(struct dsm_rt_mw_rec) +
+	             dsm_coh_diff_max(line_size);
+	size_t data = sizeof(struct dsm_rt_mw_data) + line_size;
+	size_t m = one > data ? one : data;
+
+	return m > ((size_t)32 << 10) ? m : (size_t)32 << 10;
+}
+
+static void out_send(struct dsm_rt *rt, struct dsm_rt_mw_out *o)
+{
+	struct dsm_rt_mw_diff h = {.n = o->n};
+	int ret;
+
+	memcpy(o->buf, &h, sizeof(h));
+	rt->mw.outstanding++;
+	count(&rt->mw.unreleased, 1);
+	DSM_RT_COUNT(rt, diffs_sent, o->n);
+	ret = dsm_rt_send(rt, o->home, DSM_RT_MSG_MW_DIFF, o->buf, o->len);
+	if (ret < 0 && ret != DSM_ERR_PEER_DEAD)
+		dsm_rt_fatal(rt, "sending diffs to rank %d failed: %s", o->home, dsm_err_str(ret));
+	o->home = -1;
+	o->n = 0;
+	o->len = sizeof(h);
+}
+
+/* Room for one more diff to @home: its slot, a free one, or the first one's sent. */
+static struct dsm_rt_mw_out *out_for(struct dsm_rt *rt, int home)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+	struct dsm_rt_mw_out *o = NULL;
+	size_t need = sizeof(struct dsm_rt_mw_rec) + dsm_coh_diff_max(line_size(rt));
+
+	for (unsigned i = 0; i < DSM_RT_MW_OUTS && o == NULL; i++)
+		if (w->out[i].home == home)
+			o = &w->out[i];
+	for (unsigned i = 0; i < DSM_RT_MW_OUTS && o == NULL; i++)
+		if (w->out[i].home < 0)
+			o = &w->out[i];
+	if (o == NULL) {
+		o = &w->out[0];
+		out_send(rt, o);
+	}
+	if (o->n && o->len + need > w->msg_cap)
+		out_send(rt, o);
+	o->home = home;
+	return o;
+}
+
+static int cmp_dirty(const void *a, const void *b)
+{
+	uint64_t x = ((const struct dsm_rt_mw_dirty *)a)->line;
+	uint64_t y = ((const struct dsm_rt_mw_dirty *)b)->line;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Write-protects [first, first + n) lines in one call. */
+static void protect_run(struct dsm_rt *rt, uint64_t first, uint64_t n)
+{
+	int ret = dsm_rt_region_protect(rt->mw.rg, (uint64_t)(uintptr_t)line_addr(rt, first),
+	                                n * line_size(rt), true);
+
+	if (ret < 0)
+		dsm_rt_fatal(rt, "write-protecting multiple-writer lines for a release: %s",
+		             dsm_err_str(ret));
+}
+
+/* The diff of @line against @twin, read from @cur, merged here or gathered for its home. */
+static void diff_out(struct dsm_rt *rt, uint64_t line, const char *twin, const char *cur)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+	size_t ls = line_size(rt), len;
+	int home = home_of(rt, line);
+
+	if (home == rt->rank) {
+		/* Merged into the home copy at once: the diff is made in scratch. */
+		len = dsm_coh_diff_make(twin, cur, ls, w->scratch, NULL);
+		if (len && dsm_coh_diff_apply(dsm_rt_home_line(rt, line), ls, w->scratch, len) < 0)
+			dsm_rt_fatal(rt, "a diff of this rank's own does not apply");
+		if (len)
+			DSM_RT_COUNT(rt, diffs_merged, 1);
+	} else {
+		struct dsm_rt_mw_out *o = out_for(rt, home);
+		struct dsm_rt_mw_rec rec = {.line = line};
+
+		len = dsm_coh_diff_make(twin, cur, ls, o->buf + o->len + sizeof(rec), NULL);
+		if (len) {
+			rec.len = (uint32_t)len;
+			memcpy(o->buf + o->len, &rec, sizeof(rec));
+			o->len += sizeof(rec) + len;
+			o->n++;
+		}
+	}
+	DSM_RT_COUNT(rt, diff_bytes, len);
+}
+
+/* What a release gathered goes to the homes. */
+static void outs_send(struct dsm_rt *rt)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+
+	for (unsigned i = 0; i < DSM_RT_MW_OUTS; i++)
+		if (w->out[i].n)
+			out_send(rt, &w->out[i]);
+		else
+			w->out[i].home = -1;
+}
+
+/* A written line found by the scan: its writes go to its home, and what it holds now is its
+ * twin for the next release. */
+static void release_line_async(struct dsm_rt *rt, struct dsm_rt_mw_range *r, uint64_t line)
+{
+	uint8_t st = r->state[line - r->first];
+	char **twin = &r->twin[line - r->first];
+	const char *cur = line_addr(rt, line);
+	size_t ls = line_size(rt);
+	char *snap;
+
+	if ((st & MW_STATE) != MW_RO)
+		return; /* not installed: a write cannot have happened */
+	if (home_of(rt, line) == rt->rank && !(st & MW_STALE)) {
+		/* The home copy is its twin: it takes the line whole. */
+		memcpy(dsm_rt_home_line(rt, line), cur, ls);
+		DSM_RT_COUNT(rt, diffs_merged, 1);
+		DSM_RT_COUNT(rt, diff_bytes, ls);
+		return;
+	}
+	if (*twin == NULL)
+		dsm_rt_fatal(rt, "multiple-writer line %llu was written with no twin",
+		             (unsigned long long)line);
+	/* A snapshot first: stores after the scan may go on, and what the diff missed of them
+	 * the next release sends, since the snapshot becomes the twin. */
+	snap = twin_get(rt);
+	memcpy(snap, cur, ls);
+	diff_out(rt, line, *twin, snap);
+	twin_put(rt, *twin);
+	*twin = snap;
+}
+
+#define SCAN_RUNS 256
+
+/* The release with asynchronous tracking: PAGEMAP_SCAN over every range finds the written
+ * pages and write-protects them again, so no store is in flight on what it read. */
+static void release_async(struct dsm_rt *rt)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+	unsigned shift = rt->layout.line_shift;
+
+	for (size_t i = 0; i < w->nr; i++) {
+		struct dsm_rt_mw_range *r = &w->r[i];
+		uint64_t at = (uint64_t)(uintptr_t)line_addr(rt, r->first);
+		uint64_t end = at + (r->n << shift), last = UINT64_MAX;
+
+		while (at < end) {
+			uint64_t next = end;
+			int n = dsm_rt_region_scan_written(w->rg, at, end - at, w->scan, SCAN_RUNS,
+			                                   &next);
+
+			if (n < 0)
+				dsm_rt_fatal(rt,
+				             "finding the written multiple-writer pages failed: %s",
+				             dsm_err_str(n));
+			for (int k = 0; k < n; k++) {
+				uint64_t l0 =
+				        (uint64_t)dsm_coh_line_of(&rt->layout, w->scan[k].start);
+				uint64_t l1 =
+				        (uint64_t)dsm_coh_line_of(&rt->layout, w->scan[k].end - 1);
+
+				for (uint64_t line = l0; line <= l1; line++)
+					if (line != last)
+						release_line_async(rt, r, last = line);
+			}
+			if (next <= at)
+				break; /* no progress: the kernel says it is done */
+			at = next;
+		}
+	}
+	outs_send(rt);
+}
+
+/* The diffs of every written line go out; the lines stay, read-only. */
+static void release(struct dsm_rt *rt)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+	size_t nd = w->ndirty;
+
+	if (w->async) {
+		release_async(rt);
+		return;
+	}
+	if (nd == 0)
+		return;
+	qsort(w->dirty, nd, sizeof(w->dirty[0]), cmp_dirty);
+	/* Write-protect first, a run of lines per call: no store is in flight after it. */
+	for (size_t i = 0, j; i < nd; i = j) {
+		for (j = i + 1; j < nd && w->dirty[j].line == w->dirty[j - 1].line + 1; j++)
+			;
+		protect_run(rt, w->dirty[i].line, j - i);
+	}
+	for (size_t i = 0; i < nd; i++) {
+		struct dsm_rt_mw_dirty *d = &w->dirty[i];
+		uint8_t *st = state_of(w, d->line);
+
+		*st = (uint8_t)((*st & MW_STALE) | MW_RO);
+		diff_out(rt, d->line, d->twin, line_addr(rt, d->line));
+		twin_put(rt, d->twin);
+	}
+	w->ndirty = 0;
+	outs_send(rt);
+	count(&w->unreleased, -(int64_t)nd);
+}
+
+/* ---- acquire ------------------------------------------------------------------------- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Zaps [first, first + n) lines and wakes whoever faulted there (a zap wakes nobody). */
+static void zap_run(struct dsm_rt *rt, uint64_t first, uint64_t n)
+{
+	uint64_t addr = (uint64_t)(uintptr_t)line_addr(rt, first);
+	size_t len = n * line_size(rt);
+	int ret = dsm_rt_region_zap(rt->mw.rg, addr, len);
+
+	if (ret == 0)
+		ret = dsm_rt_region_wake(rt->mw.rg, addr, len);
+	if (ret < 0)
+		dsm_rt_fatal(rt, "dropping multiple-writer copies: %s", dsm_err_str(ret));
+}
+
+static void acquire(struct dsm_rt *rt)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+	size_t kept = 0, nd = 0;
+
+	release(rt);
+	w->epoch++;
+	/* The lines are all read-only now: no store can be in flight on them. In order, so
+	 * that the dropped ones go in runs. */
+	qsort(w->cached, w->ncached, sizeof(w->cached[0]), cmp_u64);
+	for (size_t i = 0; i < w->ncached; i++) {
+		uint64_t line = w->cached[i];
+		uint8_t *st = state_of(w, line);
+
+		if (droppable(rt, line, *st)) {
+			*st = MW_INVALID;
+			if (w->async) {
+				struct dsm_rt_mw_range *r = range_of(w, line);
+
+				twin_put(rt, r->twin[line - r->first]);
+				r->twin[line - r->first] = NULL;
+			}
+			PUSH(rt, w->drop, nd, w->drop_cap, line);
+		} else {
+			w->cached[kept++] = line;
+		}
+	}
+	w->ncached = kept;
+	for (size_t i = 0, j; i < nd; i = j) {
+		for (j = i + 1; j < nd && w->drop[j] == w->drop[j - 1] + 1; j++)
+			;
+		zap_run(rt, w->drop[i], j - i);
+	}
+	if (nd) {
+		DSM_RT_COUNT(rt, mw_invalidations, nd);
+		count(&w->held, -(int64_t)nd);
+		if (w->async)
+			count(&w->unreleased, -(int64_t)nd);
+	}
+}
+
+/* ---- messages ------------------------------------------------------------------------- */
+
+/*
+ * Whether @line is one this rank is home of (a message about another is malformed). A line
+ * of an allocation this rank has not made yet counts: another rank may come out of the
+ * collective sooner and ask at once, and the home copy of new memory is zero here already.
+ */
+static bool homed_here(struct dsm_rt *rt, uint64_t line)
+{
+	int home;
+
+	if (line >= (rt->layout.size >> rt->layout.line_shift))
+		return false;
+	home = home_of(rt, line);
+	return home == rt->rank || home < 0;
+}
+
+static void complete_waiting(struct dsm_rt *rt)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+
+	for (size_t i = 0; i < w->nwaiting; i++)
+		dsm_rt_reply(rt, rt->rank, w->waiting[i], 0);
+	w->nwaiting = 0;
+}
+
+/* Another rank's GET: the home copy goes back whole. */
+static void on_get(struct dsm_rt *rt, int src, const struct dsm_rt_mw_msg *m)
+{
+	struct dsm_rt_mw_data h = {.line = m->addr, .epoch = m->len};
+	size_t ls = line_size(rt);
+	int ret;
+
+	if (src == rt->rank || !homed_here(rt, m->addr)) {
+		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_MW, sizeof(*m));
+		return;
+	}
+	memcpy(rt->mw.scratch, &h, sizeof(h));
+	memcpy(rt->mw.scratch + sizeof(h), dsm_rt_home_line(rt, m->addr), ls);
+	DSM_RT_COUNT(rt, bytes_sent, ls);
+	ret = dsm_rt_send(rt, src, DSM_RT_MSG_MW_DATA, rt->mw.scratch, sizeof(h) + ls);
+	if (ret < 0 && ret != DSM_ERR_PEER_DEAD)
+		dsm_rt_fatal(rt, "answering rank %d's multiple-writer GET failed: %s", src,
+		             dsm_err_str(ret));
+}
+
+static void range_add(struct dsm_rt *rt, uint64_t addr, uint64_t len, uint64_t token)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+	int64_t first = dsm_coh_line_of(&rt->layout, addr);
+	uint64_t n = (len + line_size(rt) - 1) >> rt->layout.line_shift;
+	struct dsm_rt_mw_range r = {.first = (uint64_t)first, .n = n};
+	size_t at = 0;
+	int status = 0;
+
+	if (first < 0 || n == 0) {
+		status = -EINVAL;
+		goto out;
+	}
+	r.state = calloc(n, 1);
+	r.twin = w->async ? calloc(n, sizeof(*r.twin)) : NULL;
+	if (r.state == NULL || (w->async && r.twin == NULL) ||
+	    !grow((void **)&w->r, &w->r_cap, w->nr, sizeof(w->r[0]))) {
+		free(r.state);
+		free(r.twin);
+		status = -ENOMEM;
+		goto out;
+	}
+	/* Its faults come on the asynchronous userfaultfd from now on. */
+	if (w->async) {
+		status = dsm_rt_region_move(&rt->region, w->rg, addr, n << rt->layout.line_shift);
+		if (status < 0) {
+			free(r.state);
+			free(r.twin);
+			goto out;
+		}
+	}
+	while (at < w->nr && w->r[at].first < r.first)
+		at++;
+	memmove(&w->r[at + 1], &w->r[at], (w->nr - at) * sizeof(w->r[0]));
+	w->r[at] = r;
+	w->nr++;
+	atomic_fetch_add_explicit(&w->nranges, 1, memory_order_release);
+out:
+	dsm_rt_reply(rt, rt->rank, token, status);
+}
+
+/* The allocation at @addr was freed: its copies, twins and requests go. */
+static void range_del(struct dsm_rt *rt, uint64_t addr, uint64_t token)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+	int64_t first = dsm_coh_line_of(&rt->layout, addr);
+	struct dsm_rt_mw_range *r = first < 0 ? NULL : range_of(w, (uint64_t)first);
+	uint64_t lo, hi;
+	size_t k = 0, dropped = 0;
+
+	if (r == NULL || r->first != (uint64_t)first) {
+		dsm_rt_reply(rt, rt->rank, token, 0); /* not multiple-writer memory */
+		return;
+	}
+	lo = r->first;
+	hi = r->first + r->n;
+	for (size_t i = 0; i < w->ndirty; i++) {
+		if (w->dirty[i].line >= lo && w->dirty[i].line < hi) {
+			twin_put(rt, w->dirty[i].twin);
+			count(&w->unreleased, -1);
+		} else {
+			w->dirty[k++] = w->dirty[i];
+		}
+	}
+	w->ndirty = k;
+	k = 0;
+	for (size_t i = 0; i < w->ncached; i++) {
+		uint64_t line = w->cached[i];
+
+		if (line < lo || line >= hi) {
+			w->cached[k++] = line;
+			continue;
+		}
+		if (droppable(rt, line, r->state[line - lo]))
+			dropped++;
+		if (w->async) {
+			twin_put(rt, r->twin[line - lo]);
+			count(&w->unreleased, -1);
+		}
+	}
+	w->ncached = k;
+	for (size_t i = 0; i < w->npending;) {
+		if (w->pending[i].line >= lo && w->pending[i].line < hi)
+			pending_drop(w, &w->pending[i]); /* its answer will find no request */
+		else
+			i++;
+	}
+	count(&w->held, -(int64_t)dropped);
+	zap_run(rt, lo, r->n);
+	if (w->async &&
+	    dsm_rt_region_move(w->rg, &rt->region, (uint64_t)(uintptr_t)line_addr(rt, lo),
+	                       r->n << rt->layout.line_shift) < 0)
+		dsm_rt_fatal(rt,
+		             "giving freed multiple-writer memory back to the heap's userfaultfd");
+	free(r->state);
+	free(r->twin);
+	memmove(r, r + 1, (size_t)(&w->r[w->nr] - (r + 1)) * sizeof(*r));
+	w->nr--;
+	atomic_fetch_sub_explicit(&w->nranges, 1, memory_order_release);
+	dsm_rt_reply(rt, rt->rank, token, 0);
+}
+
+static void on_mw(struct dsm_rt *rt, int src, const void *data, size_t len)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+	struct dsm_rt_mw_msg m;
+
+	memcpy(&m, data, sizeof(m));
+	if (m.op == DSM_RT_MW_GET) {
+		on_get(rt, src, &m);
+		return;
+	}
+	if (m.op == DSM_RT_MW_ACK && src != rt->rank && w->outstanding) {
+		count(&w->unreleased, -1);
+		if (--w->outstanding == 0)
+			complete_waiting(rt);
+		return;
+	}
+	/* The rest are this rank's own requests. */
+	if (src != rt->rank) {
+		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_MW, len);
+		return;
+	}
+	switch (m.op) {
+	case DSM_RT_MW_ADD:
+		range_add(rt, m.addr, m.len, m.token);
+		break;
+	case DSM_RT_MW_DEL:
+		range_del(rt, m.addr, m.token);
+		break;
+	case DSM_RT_MW_RELEASE:
+		release(rt);
+		if (w->outstanding == 0)
+			dsm_rt_reply(rt, rt->rank, m.token, 0);
+		else
+			PUSH(rt, w->waiting, w->nwaiting, w->waiting_cap, m.token);
+		break;
+	case DSM_RT_MW_ACQUIRE:
+		acquire(rt);
+		dsm_rt_reply(rt, rt->rank, m.token, 0);
+		break;
+	default:
+		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_MW, len);
+	}
+}
+
+/* The home's answer to a GET. */
+static void on_data(struct dsm_rt *rt, int src, const void *data, size_t len)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+	struct dsm_rt_mw_pending *p;
+	struct dsm_rt_mw_data h;
+	uint8_t *st;
+
+	if (len != sizeof(h) + line_size(rt)) {
+		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_MW_DATA, len);
+		return;
+	}
+	memcpy(&h, data, sizeof(h));
+	p = pending_find(w, h.line);
+	if (p == NULL || home_of(rt, h.line) != src) {
+		/* Freed while on its way (range_del), or not ours. */
+		DSM_LOG(DSM_LOG_DEBUG,
+		        "dropped a multiple-writer line %llu from rank %d: not asked for",
+		        (unsigned long long)h.line, src);
+		return;
+	}
+	DSM_RT_COUNT(rt, bytes_received, line_size(rt));
+	if (p->epoch != w->epoch) {
+		/* Asked before the last acquire: it may miss writes released since. */
+		p->epoch = w->epoch;
+		send_get(rt, h.line, src);
+		return;
+	}
+	st = state_of(w, h.line);
+	install(rt, h.line, st, (const char *)data + sizeof(h), p->write);
+	pending_drop(w, p);
+}
+
+/* Another rank's release: its diffs merge into the home copies, and it hears when. */
+static void on_diff(struct dsm_rt *rt, int src, const void *data, size_t len)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+	struct dsm_rt_mw_msg ack = {.op = DSM_RT_MW_ACK};
+	const char *p = data;
+	struct dsm_rt_mw_diff h;
+	size_t at = sizeof(h), ls = line_size(rt);
+	int ret;
+
+	if (len < sizeof(h) || src == rt->rank)
+		goto bad;
+	memcpy(&h, p, sizeof(h));
+	for (uint32_t i = 0; i < h.n; i++) {
+		struct dsm_rt_mw_rec rec;
+		uint8_t *st;
+
+		if (len - at < sizeof(rec))
+			goto bad;
+		memcpy(&rec, p + at, sizeof(rec));
+		at += sizeof(rec);
+		if (rec.len > len - at || !homed_here(rt, rec.line))
+			goto bad;
+		/* This rank's own copy misses that rank's writes from now on. Tracked
+		 * asynchronously, it had no twin: the home copy was it, until this merge. */
+		st = state_of(w, rec.line);
+		if (st && (*st & MW_STATE) >= MW_RO && !(*st & MW_STALE)) {
+			if (w->async) {
+				struct dsm_rt_mw_range *r = range_of(w, rec.line);
+				char *t = twin_get(rt);
+
+				memcpy(t, dsm_rt_home_line(rt, rec.line), ls);
+				r->twin[rec.line - r->first] = t;
+			}
+			*st |= MW_STALE;
+			count(&w->held, 1);
+		}
+		if (dsm_coh_diff_apply(dsm_rt_home_line(rt, rec.line), ls, p + at, rec.len) < 0)
+			goto bad;
+		at += rec.len;
+		DSM_RT_COUNT(rt, diffs_merged, 1);
+	}
+	if (at != len)
+		goto bad;
+	ret = dsm_rt_send(rt, src, DSM_RT_MSG_MW, &ack, sizeof(ack));
+	if (ret < 0 && ret != DSM_ERR_PEER_DEAD)
+		dsm_rt_fatal(rt, "acknowledging rank %d's diffs failed: %s", src, dsm_err_str(ret));
+	return;
+bad:
+	/* The records before the bad one are merged: a sender of ours never makes one. */
+	dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_MW_DIFF, len);
+}
+
+/* ---- faults on the asynchronous userfaultfd ------------------------------------------ */
+
+int dsm_rt_mw_drain(struct dsm_rt *rt)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+	int n = 0;
+
+	if (!w->async)
+		return 0;
+	for (; n < 32; n++) {
+		struct dsm_rt_fault f;
+		int64_t line;
+		int home, ret = dsm_rt_region_read_fault(&w->region, &f);
+
+		if (ret == -EAGAIN)
+			break;
+		if (ret < 0)
+			dsm_rt_fatal(rt, "reading the multiple-writer userfaultfd failed: %s",
+			             dsm_err_str(ret));
+		line = dsm_coh_line_of(&rt->layout, f.addr);
+		home = line < 0 ? -1 : home_of(rt, (uint64_t)line);
+		if (home < 0 || !dsm_rt_mw_fault(rt, &f, (uint64_t)line, home))
+			dsm_rt_fatal(rt,
+			             "a thread accessed %#llx, multiple-writer memory that is not "
+			             "allocated (freed)",
+			             (unsigned long long)f.addr);
+	}
+	return n;
+}
+
+/* ---- application threads --------------------------------------------------------------- */
+
+int dsm_rt_mw_request(struct dsm_rt *rt, enum dsm_rt_mw_op op, uint64_t addr, uint64_t len)
+{
+	struct dsm_rt_req req = {.type = DSM_RT_MSG_MW,
+	                         .target = rt->rank,
+	                         .len = sizeof(req.u.mw),
+	                         .answer = DSM_RT_MSG_REPLY};
+
+	req.u.mw = (struct dsm_rt_mw_msg){.op = op, .addr = addr, .len = len};
+	req.token = &req.u.mw.token;
+	return dsm_rt_submit(rt, &req);
+}
+
+void dsm_rt_mw_release(struct dsm_rt *rt)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+
+	if (!atomic_load_explicit(&w->nranges, memory_order_acquire) ||
+	    !atomic_load_explicit(&w->unreleased, memory_order_acquire))
+		return;
+	DSM_RT_COUNT(rt, releases, 1);
+	dsm_rt_mw_request(rt, DSM_RT_MW_RELEASE, 0, 0);
+}
+
+void dsm_rt_mw_acquire(struct dsm_rt *rt)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+
+	if (!atomic_load_explicit(&w->nranges, memory_order_acquire) ||
+	    (!atomic_load_explicit(&w->unreleased, memory_order_acquire) &&
+	     !atomic_load_explicit(&w->held, memory_order_acquire)))
+		return;
+	DSM_RT_COUNT(rt, acquires, 1);
+	dsm_rt_mw_request(rt, DSM_RT_MW_ACQUIRE, 0, 0);
+}
+
+DSM_EXPORT void dsm_release(void)
+{
+	struct dsm_rt *rt = dsm_rt_get("dsm_release");
+
+	if (rt)
+		dsm_rt_mw_release(rt);
+}
+
+DSM_EXPORT void dsm_acquire(void)
+{
+	struct dsm_rt *rt = dsm_rt_get("dsm_acquire");
+
+	if (rt)
+		dsm_rt_mw_acquire(rt);
+}
+
+/* ---- init ------------------------------------------------------------------------------ */
+
+int dsm_rt_mw_init(struct dsm_rt *rt)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+	char why[160] = "";
+	bool ok = dsm_uffd_wp_async_ok(rt->region.mode, why, sizeof(why));
+
+	/* DSM_MW_TRACK: auto takes the asynchronous way where the kernel has it. */
+	if (rt->cfg.mw_track == 2 && !ok) {
+		DSM_LOG(DSM_LOG_ERROR, "DSM_MW_TRACK=async: %s; use twin or auto", why);
+		return DSM_ERR_NO_UFFD;
+	}
+	w->async = rt->cfg.mw_track == 2 || (rt->cfg.mw_track == 0 && ok);
+	w->rg = &rt->region;
+	if (w->async) {
+		int ret = dsm_rt_region_open_async(&w->region, &rt->region);
+
+		if (ret < 0)
+			return ret;
+		w->rg = &w->region;
+		w->scan = calloc(SCAN_RUNS, sizeof(*w->scan));
+		if (w->scan == NULL)
+			return -ENOMEM;
+	}
+	DSM_LOG(DSM_LOG_DEBUG, "multiple-writer memory: writes found by %s",
+	        w->async ? "PAGEMAP_SCAN (asynchronous write-protect)" : "twins at write faults");
+	w->msg_cap = dsm_rt_mw_msg_max(line_size(rt));
+	w->scratch = malloc(w->msg_cap);
+	if (w->scratch == NULL)
+		return -ENOMEM;
+	for (unsigned i = 0; i < DSM_RT_MW_OUTS; i++) {
+		w->out[i].home = -1;
+		w->out[i].len = sizeof(struct dsm_rt_mw_diff);
+		w->out[i].buf = malloc(w->msg_cap);
+		if (w->out[i].buf == NULL)
+			return -ENOMEM;
+	}
+	dsm_rt_msg_on(rt, DSM_RT_MSG_MW, sizeof(struct dsm_rt_mw_msg), on_mw);
+	dsm_rt_msg_on(rt, DSM_RT_MSG_MW_DATA, 0, on_data);
+	dsm_rt_msg_on(rt, DSM_RT_MSG_MW_DIFF, 0, on_diff);
+	return 0;
+}
+
+void dsm_rt_mw_fini(struct dsm_rt *rt)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+
+	for (size_t i = 0; i < w->nr; i++) {
+		for (uint64_t k = 0; w->r[i].twin && k < w->r[i].n; k++)
+			free(w->r[i].twin[k]);
+		free(w->r[i].state);
+		free(w->r[i].twin);
+	}
+	for (size_t i = 0; i < w->ndirty; i++)
+		free(w->dirty[i].twin);
+	for (size_t i = 0; i < w->ntwins; i++)
+		free(w->twins[i]);
+	for (unsigned i = 0; i < DSM_RT_MW_OUTS; i++)
+		free(w->out[i].buf);
+	free(w->r);
+	free(w->cached);
+	free(w->drop);
+	free(w->dirty);
+	free(w->pending);
+	free(w->waiting);
+	free(w->twins);
+	free(w->scratch);
+	free(w->scan);
+	dsm_rt_region_close(&w->region);
+	memset(w, 0, sizeof(*w));
+	w->region.uffd = -1;
+	w->region.pagemap = -1;
+}
