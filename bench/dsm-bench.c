@@ -65,6 +65,10 @@ static struct workload workloads[] = {
          NULL, true, false},
         {"hotword", "every rank increments one atomic word: total, shares, longest wait",
          bench_hotword, NULL, false, false},
+        {"mw_rounds",
+         "every rank writes a slot of the same lines of multiple-writer memory, "
+         "against MPI_Allgather",
+         bench_mw, NULL, false, false},
         {"jacobi", "2D Jacobi stencil, against plain MPI and pthreads", NULL, bench_app_jacobi,
          false, false},
         {"matmul", "dense matrix multiply, against plain MPI and pthreads", NULL, bench_app_matmul,

@@ -128,9 +128,13 @@ bool dsm_uffd_wp_async_ok(enum dsm_uffd_mode mode, char *why, size_t n)
 	uint64_t features = 0;
 	int fd, ret;
 
-	if (dsm_uffd_kernel_features(mode, &features) < 0 || !(features & UFFD_FEATURE_WP_ASYNC)) {
+	if (dsm_uffd_kernel_features(mode, &features) < 0 ||
+	    (features & (UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_MOVE)) !=
+	            (UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_MOVE)) {
 		if (why)
-			snprintf(why, n, "the kernel lacks UFFD_FEATURE_WP_ASYNC (Linux 6.7)");
+			snprintf(why, n, "the kernel lacks UFFD_FEATURE_%s",
+			         features & UFFD_FEATURE_WP_ASYNC ? "MOVE (Linux 6.8)"
+			                                          : "WP_ASYNC (Linux 6.7)");
 		return false;
 	}
 	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);

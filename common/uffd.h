@@ -33,6 +33,19 @@
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
 #endif
 
+/* UFFDIO_MOVE (Linux 6.8). */
+#ifndef UFFDIO_MOVE
+#define _UFFDIO_MOVE 0x05
+struct uffdio_move {
+	uint64_t dst, src, len;
+#define UFFDIO_MOVE_MODE_DONTWAKE        ((uint64_t)1 << 0)
+#define UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES ((uint64_t)1 << 1)
+	uint64_t mode;
+	int64_t move;
+};
+#define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
+#endif
+
 /* PAGEMAP_SCAN (Linux 6.7, <linux/fs.h>): Debian 12's headers predate it. */
 #ifndef PAGEMAP_SCAN
 #define PAGE_IS_WPALLOWED (1 << 0)
@@ -91,8 +104,9 @@ const char *dsm_uffd_mode_name(enum dsm_uffd_mode mode);
 
 /*
  * Whether a fd of @mode can track writes without a fault per write: the kernel offers
- * UFFD_FEATURE_WP_ASYNC and /proc/self/pagemap answers PAGEMAP_SCAN (both Linux 6.7). When
- * not, @why (if not NULL, @n bytes) says which is missing.
+ * UFFD_FEATURE_WP_ASYNC and /proc/self/pagemap answers PAGEMAP_SCAN (both Linux 6.7), and
+ * UFFD_FEATURE_MOVE (6.8: a copy is taken out of the heap with the stores made up to that
+ * instant). When not, @why (if not NULL, @n bytes) says which is missing.
  */
 bool dsm_uffd_wp_async_ok(enum dsm_uffd_mode mode, char *why, size_t n);
 

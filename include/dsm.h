@@ -168,6 +168,7 @@ typedef struct dsm_info {
 	char data_path[16];    /* how grants carry a line: "inline" or "rdma" (DSM_DATA) */
 	int overcommit_strict; /* 1: the heap is opened in chunks as allocated
 	                          (vm.overcommit_memory=2) */
+	char mw_track[16]; /* multiple-writer writes found by "async" or "twin" (DSM_MW_TRACK) */
 } dsm_info_t;
 
 /**

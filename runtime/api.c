@@ -44,6 +44,7 @@ DSM_EXPORT int dsm_query(dsm_info_t *out)
 	snprintf(i.uffd_mode, sizeof(i.uffd_mode), "%s", dsm_uffd_mode_name(rt->region.mode));
 	snprintf(i.data_path, sizeof(i.data_path), "%s", rt->rdma.on ? "rdma" : "inline");
 	i.overcommit_strict = rt->heap.strict;
+	snprintf(i.mw_track, sizeof(i.mw_track), "%s", rt->mw.async ? "async" : "twin");
 	n = out->struct_size < sizeof(i) ? out->struct_size : sizeof(i);
 	memcpy((char *)out + sizeof(size_t), (char *)&i + sizeof(size_t), n - sizeof(size_t));
 	return 0;

@@ -10,6 +10,7 @@
 #include "common/time.h"
 #include "common/vec.h"
 #include "runtime/fatal.h"
+#include "runtime/mw.h"
 #include "runtime/prefetch.h"
 #include "runtime/rt.h"
 #include "runtime/stats.h"
@@ -198,18 +199,22 @@ void dsm_rt_fault_end(struct dsm_rt *rt, uint64_t line)
 
 /* One timer per line: a grant during a hold (an upgrade) extends it and adds its waiters,
  * since the engine's hold is a flag that a single HOLD_DONE ends. */
-void dsm_rt_hold_add(struct dsm_rt *rt, uint64_t line)
+/* Arms @line's hold for @known_ns where its threads are known (their runs end it early),
+ * for DSM_HOLD_US where not. */
+static void hold_arm(struct dsm_rt *rt, uint64_t line, uint64_t known_ns)
 {
 	struct dsm_rt_waiters w = {.unknown = true};
+	uint64_t ns;
 
 	if (rt->holds.woken_line == line)
 		w = rt->holds.woken;
 	rt->holds.woken_line = UINT64_MAX;
+	ns = w.unknown ? rt->holds.hold_ns : known_ns;
 	for (size_t i = 0; i < rt->holds.n; i++)
 		if (rt->holds.v[i].line == line) {
 			struct dsm_rt_hold *h = &rt->holds.v[i];
 
-			h->deadline_ns = dsm_now_ns() + rt->holds.hold_ns;
+			h->deadline_ns = dsm_now_ns() + (h->w.unknown ? rt->holds.hold_ns : ns);
 			h->w.unknown |= w.unknown;
 			for (unsigned k = 0; k < w.n; k++)
 				waiter_add(&h->w, w.tid[k], w.runs[k]);
@@ -220,9 +225,17 @@ void dsm_rt_hold_add(struct dsm_rt *rt, uint64_t line)
 	DSM_RT_COUNT(rt, holds, 1);
 	/* Nobody to wait for (a prefetch no thread faulted on): due at once. */
 	rt->holds.v[rt->holds.n++] = (struct dsm_rt_hold){
-	        .line = line,
-	        .deadline_ns = dsm_now_ns() + (w.unknown || w.n ? rt->holds.hold_ns : 0),
-	        .w = w};
+	        .line = line, .deadline_ns = dsm_now_ns() + (w.unknown || w.n ? ns : 0), .w = w};
+}
+
+void dsm_rt_hold_add(struct dsm_rt *rt, uint64_t line)
+{
+	hold_arm(rt, line, rt->holds.hold_ns);
+}
+
+void dsm_rt_hold_add_own(struct dsm_rt *rt, uint64_t line, uint64_t ns)
+{
+	hold_arm(rt, line, ns);
 }
 
 enum hold_verdict { HOLD_KEEP, HOLD_WATCH, HOLD_END };
@@ -239,9 +252,15 @@ static enum hold_verdict hold_check(struct dsm_rt *rt, const struct dsm_rt_hold 
 
 	if (!rt->holds.early || h->w.unknown)
 		return HOLD_KEEP;
-	dsm_coh_line_info(rt->node, h->line, &info);
-	if (!info.deferred)
-		return HOLD_KEEP;
+	/* A multiple-writer line is not the engine's: a release or an acquire waits for it. */
+	if (dsm_rt_mw_owns(rt, h->line)) {
+		if (!dsm_rt_mw_waits(rt))
+			return HOLD_KEEP;
+	} else {
+		dsm_coh_line_info(rt->node, h->line, &info);
+		if (!info.deferred)
+			return HOLD_KEEP;
+	}
 	for (unsigned i = 0; i < h->w.n; i++) {
 		uint64_t r = h->w.runs[i] == RUNS_PENDING ? RUNS_PENDING
 		                                          : thread_runs(&rt->holds, h->w.tid[i]);
@@ -250,6 +269,16 @@ static enum hold_verdict hold_check(struct dsm_rt *rt, const struct dsm_rt_hold 
 			return HOLD_WATCH; /* not read yet, or not run since */
 	}
 	return HOLD_END;
+}
+
+void dsm_rt_hold_forget(struct dsm_rt *rt, uint64_t first, uint64_t n)
+{
+	for (size_t i = 0; i < rt->holds.n;) {
+		if (rt->holds.v[i].line - first < n)
+			rt->holds.v[i] = rt->holds.v[--rt->holds.n];
+		else
+			i++;
+	}
 }
 
 bool dsm_rt_hold_next_due(struct dsm_rt *rt, uint64_t now, size_t *i, uint64_t *line_p,

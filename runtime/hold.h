@@ -28,6 +28,15 @@ void dsm_rt_fault_end(struct dsm_rt *rt, uint64_t line);
 /* (Re)arms the hold of @line (the engine's HOLD action). */
 void dsm_rt_hold_add(struct dsm_rt *rt, uint64_t line);
 /*
+ * The same for a line that only this rank's own requests wait for (multiple-writer memory):
+ * where its threads are known the hold lasts until they have all run, or @ns at most, since
+ * with more threads than cores a woken thread may wait a scheduler's time slice (ms) to
+ * run; where they are not, DSM_HOLD_US.
+ */
+void dsm_rt_hold_add_own(struct dsm_rt *rt, uint64_t line, uint64_t ns);
+/* Ends the holds of lines [first, first + n) at once (their memory was freed). */
+void dsm_rt_hold_forget(struct dsm_rt *rt, uint64_t first, uint64_t n);
+/*
  * Walks the holds from *@i: the next that is due at @now (its time passed, or its threads
  * have run while a request waits for the line) is removed and returned in *@line_p. false
  * when none is left; *@next_p is then when to look again (UINT64_MAX: never). Start with

@@ -33,17 +33,22 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "coherence/diff.h"
 #include "common/uffd.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "runtime/fatal.h"
+#include "runtime/hold.h"
 #include "runtime/loop.h"
 #include "runtime/msg.h"
 #include "runtime/rdma.h"
 #include "runtime/region.h"
 #include "runtime/rt.h"
+
+/* The longest a release or an acquire waits for a woken thread to run (hold.c). */
+#define MW_HOLD_NS (50 * 1000000ull)
 
 enum {
 	MW_INVALID = 0,
@@ -157,6 +162,17 @@ static void twin_put(struct dsm_rt *rt, char *t)
 
 /* ---- copies ----------------------------------------------------------------------------- */
 
+/*
+ * A copy homed here that no other rank's diff changed is newer than the home copy in every
+ * byte it differs in, so it is the line: it is installed writable (its stores never fault),
+ * a GET is answered from it, a release has nothing to publish of it, and it reaches the home
+ * copy only when another rank's first diff comes (on_diff), which ends it.
+ */
+static bool is_master(struct dsm_rt *rt, uint64_t line, uint8_t st)
+{
+	return (st & MW_STATE) == MW_RO && !(st & MW_STALE) && home_of(rt, line) == rt->rank;
+}
+
 /* Whether a copy of @line here could miss another rank's writes at the next acquire. */
 static bool droppable(struct dsm_rt *rt, uint64_t line, uint8_t st)
 {
@@ -199,7 +215,9 @@ static void install(struct dsm_rt *rt, uint64_t line, uint8_t *st, const void *s
 			memcpy(t, src, line_size(rt));
 			r->twin[line - r->first] = t;
 		}
-		write = false; /* installed read-only: the kernel lets the store in */
+		write = !remote; /* a copy homed elsewhere read-only: the kernel lets stores in */
+	} else if (!remote) {
+		write = true; /* the master copy */
 	} else if (write) {
 		make_dirty(rt, line, st, src);
 	}
@@ -210,14 +228,64 @@ static void install(struct dsm_rt *rt, uint64_t line, uint8_t *st, const void *s
 		             (unsigned long long)line, dsm_err_str(ret));
 }
 
-static void send_get(struct dsm_rt *rt, uint64_t line, int home)
+/* Asks @home for @n lines (@lines[0] the one a thread waits for). */
+static void send_get(struct dsm_rt *rt, const uint64_t *lines, uint32_t n, int home)
 {
-	struct dsm_rt_mw_msg m = {.op = DSM_RT_MW_GET, .addr = line, .len = rt->mw.epoch};
-	int ret = dsm_rt_send(rt, home, DSM_RT_MSG_MW, &m, sizeof(m));
+	struct {
+		struct dsm_rt_mw_get h;
+		uint64_t line[DSM_RT_MW_GET_MAX];
+	} m = {.h = {.n = n, .epoch = rt->mw.epoch}};
+	int ret;
 
+	memcpy(m.line, lines, n * sizeof(lines[0]));
+	ret = dsm_rt_send(rt, home, DSM_RT_MSG_MW_GET, &m, sizeof(m.h) + n * sizeof(lines[0]));
 	if (ret < 0 && ret != DSM_ERR_PEER_DEAD)
 		dsm_rt_fatal(rt, "asking rank %d for multiple-writer line %llu failed: %s", home,
-		             (unsigned long long)line, dsm_err_str(ret));
+		             (unsigned long long)lines[0], dsm_err_str(ret));
+}
+
+/* The lines one GET asks for: at most what one message of answers would carry, were they
+ * gathered (they are not yet), and DSM_RT_MW_GET_MAX. */
+static uint32_t get_batch(const struct dsm_rt *rt)
+{
+	size_t n = (rt->mw.msg_cap - sizeof(struct dsm_rt_mw_data)) /
+	           (line_size(rt) + sizeof(uint64_t));
+
+	return n < 1 ? 1 : n > DSM_RT_MW_GET_MAX ? DSM_RT_MW_GET_MAX : (uint32_t)n;
+}
+
+/*
+ * A miss on @line, homed at @home: it and the lines after it in its allocation that have the
+ * same home and no copy here (up to get_batch(), among the next 4 x get_batch() lines) are
+ * asked for together. Release consistency allows any copy that is not older than the last acquire,
+ * so lines read ahead are exact: an acquire drops them like any other.
+ */
+static void fetch(struct dsm_rt *rt, struct dsm_rt_mw_range *r, uint64_t line, int home, bool write)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+	uint64_t lines[DSM_RT_MW_GET_MAX];
+	uint32_t n = 0, max = get_batch(rt);
+	uint64_t end = r->first + r->n;
+
+	if (end > line + 4 * max)
+		end = line + 4 * max;
+	for (uint64_t l = line; l < end && n < max; l++) {
+		uint8_t *st = &r->state[l - r->first];
+
+		if (l != line && ((*st & MW_STATE) != MW_INVALID || home_of(rt, l) != home))
+			continue;
+		count(&w->held, 1);
+		PUSH(rt, w->pending, w->npending, w->pending_cap,
+		     ((struct dsm_rt_mw_pending){.line = l,
+		                                 .epoch = w->epoch,
+		                                 .write = l == line && write,
+		                                 .waited = l == line}));
+		*st = MW_PENDING;
+		lines[n++] = l;
+	}
+	if (n > 1)
+		DSM_RT_COUNT(rt, prefetched, n - 1);
+	send_get(rt, lines, n, home);
 }
 
 static struct dsm_rt_mw_pending *pending_find(struct dsm_rt_mw *w, uint64_t line)
@@ -234,6 +302,28 @@ static void pending_drop(struct dsm_rt_mw *w, struct dsm_rt_mw_pending *p)
 	count(&w->held, -1);
 }
 
+/* The faults on @line are resolved: its latency is counted, and it is held for its woken
+ * threads (README, Progress): a release or an acquire waits for the hold, or a thread that
+ * calls one in a loop could take the line from a writer before each retry. */
+static void resolved(struct dsm_rt *rt, uint64_t line)
+{
+	dsm_rt_fault_end(rt, line);
+	dsm_rt_hold_add_own(rt, line, MW_HOLD_NS);
+}
+
+bool dsm_rt_mw_holding(struct dsm_rt *rt)
+{
+	for (size_t i = 0; i < rt->holds.n; i++)
+		if (range_of(&rt->mw, rt->holds.v[i].line))
+			return true;
+	return false;
+}
+
+bool dsm_rt_mw_waits(struct dsm_rt *rt)
+{
+	return rt->mw.ndeferred != 0;
+}
+
 bool dsm_rt_mw_fault(struct dsm_rt *rt, const struct dsm_rt_fault *f, uint64_t line, int home)
 {
 	struct dsm_rt_mw *w = &rt->mw;
@@ -246,38 +336,42 @@ bool dsm_rt_mw_fault(struct dsm_rt *rt, const struct dsm_rt_fault *f, uint64_t l
 	if (st == NULL)
 		return false;
 	DSM_RT_COUNT(rt, mw_faults, 1);
+	dsm_rt_fault_begin(rt, line, f->tid);
+	dsm_rt_fault_sample(rt, line, f->tid);
 	switch (*st & MW_STATE) {
 	case MW_INVALID:
 		if (home == rt->rank) {
 			install(rt, line, st, dsm_rt_home_line(rt, line), f->write);
+			resolved(rt, line);
 			break;
 		}
-		count(&w->held, 1);
-		PUSH(rt, w->pending, w->npending, w->pending_cap,
-		     ((struct dsm_rt_mw_pending){
-		             .line = line, .epoch = w->epoch, .write = f->write}));
-		*st = MW_PENDING;
-		send_get(rt, line, home);
+		fetch(rt, range_of(w, line), line, home, f->write);
 		break;
-	case MW_PENDING:
-		if (f->write)
-			pending_find(w, line)->write = true;
+	case MW_PENDING: {
+		struct dsm_rt_mw_pending *p = pending_find(w, line);
+
+		p->waited = true;
+		p->write |= f->write;
 		break;
+	}
 	case MW_RO:
-		if (f->write && !w->async) {
+		if (f->write && !w->async && !is_master(rt, line, *st)) {
 			/* The loop reads the page: present, and read-only until the unprotect. */
 			make_dirty(rt, line, st, line_addr(rt, line));
 			ret = dsm_rt_region_protect(w->rg, (uint64_t)(uintptr_t)line_addr(rt, line),
 			                            line_size(rt), false);
+			resolved(rt, line);
 			break;
 		}
 		/* Installed after the fault was queued: the thread retries. */
 		ret = dsm_rt_region_wake(w->rg, (uint64_t)(uintptr_t)line_addr(rt, line),
 		                         line_size(rt));
+		resolved(rt, line);
 		break;
 	case MW_DIRTY:
 		ret = dsm_rt_region_wake(w->rg, (uint64_t)(uintptr_t)line_addr(rt, line),
 		                         line_size(rt));
+		resolved(rt, line);
 		break;
 	}
 	if (ret < 0)
@@ -292,7 +386,7 @@ size_t dsm_rt_mw_msg_max(size_t line_size)
 {
 	size_t one = sizeof(struct dsm_rt_mw_diff) + sizeof(struct dsm_rt_mw_rec) +
 	             dsm_coh_diff_max(line_size);
-	size_t data = sizeof(struct dsm_rt_mw_data) + line_size;
+	size_t data = sizeof(struct dsm_rt_mw_data) + sizeof(uint64_t) + line_size;
 	size_t m = one > data ? one : data;
 
 	return m > ((size_t)32 << 10) ? m : (size_t)32 << 10;
@@ -410,13 +504,8 @@ static void release_line_async(struct dsm_rt *rt, struct dsm_rt_mw_range *r, uin
 
 	if ((st & MW_STATE) != MW_RO)
 		return; /* not installed: a write cannot have happened */
-	if (home_of(rt, line) == rt->rank && !(st & MW_STALE)) {
-		/* The home copy is its twin: it takes the line whole. */
-		memcpy(dsm_rt_home_line(rt, line), cur, ls);
-		DSM_RT_COUNT(rt, diffs_merged, 1);
-		DSM_RT_COUNT(rt, diff_bytes, ls);
-		return;
-	}
+	if (is_master(rt, line, st))
+		return; /* the line itself: nothing to publish */
 	if (*twin == NULL)
 		dsm_rt_fatal(rt, "multiple-writer line %llu was written with no twin",
 		             (unsigned long long)line);
@@ -431,41 +520,65 @@ static void release_line_async(struct dsm_rt *rt, struct dsm_rt_mw_range *r, uin
 
 #define SCAN_RUNS 256
 
-/* The release with asynchronous tracking: PAGEMAP_SCAN over every range finds the written
- * pages and write-protects them again, so no store is in flight on what it read. */
+/* Scans [first, first + n) lines: what was written goes out. */
+static void scan_run(struct dsm_rt *rt, struct dsm_rt_mw_range *r, uint64_t first, uint64_t n)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+	uint64_t at = (uint64_t)(uintptr_t)line_addr(rt, first);
+	uint64_t end = at + (n << rt->layout.line_shift), last = UINT64_MAX;
+
+	while (at < end) {
+		uint64_t next = end;
+		int got =
+		        dsm_rt_region_scan_written(w->rg, at, end - at, w->scan, SCAN_RUNS, &next);
+
+		if (got < 0)
+			dsm_rt_fatal(rt, "finding the written multiple-writer pages failed: %s",
+			             dsm_err_str(got));
+		for (int k = 0; k < got; k++) {
+			uint64_t l0 = (uint64_t)dsm_coh_line_of(&rt->layout, w->scan[k].start);
+			uint64_t l1 = (uint64_t)dsm_coh_line_of(&rt->layout, w->scan[k].end - 1);
+
+			for (uint64_t line = l0; line <= l1; line++)
+				if (line != last)
+					release_line_async(rt, r, last = line);
+		}
+		if (next <= at)
+			break; /* no progress: the kernel says it is done */
+		at = next;
+	}
+}
+
+/* A run of master lines shorter than this is scanned with its neighbours: one call. */
+#define SCAN_SKIP_MIN 16
+
+/*
+ * The release with asynchronous tracking: PAGEMAP_SCAN finds the written pages and
+ * write-protects them again, so no store is in flight on what it reads. The master copies
+ * (is_master) are left out where they come in runs, so that their stores never fault.
+ */
 static void release_async(struct dsm_rt *rt)
 {
 	struct dsm_rt_mw *w = &rt->mw;
-	unsigned shift = rt->layout.line_shift;
 
 	for (size_t i = 0; i < w->nr; i++) {
 		struct dsm_rt_mw_range *r = &w->r[i];
-		uint64_t at = (uint64_t)(uintptr_t)line_addr(rt, r->first);
-		uint64_t end = at + (r->n << shift), last = UINT64_MAX;
+		uint64_t start = 0, k = 0;
 
-		while (at < end) {
-			uint64_t next = end;
-			int n = dsm_rt_region_scan_written(w->rg, at, end - at, w->scan, SCAN_RUNS,
-			                                   &next);
+		while (k < r->n) {
+			uint64_t m = k;
 
-			if (n < 0)
-				dsm_rt_fatal(rt,
-				             "finding the written multiple-writer pages failed: %s",
-				             dsm_err_str(n));
-			for (int k = 0; k < n; k++) {
-				uint64_t l0 =
-				        (uint64_t)dsm_coh_line_of(&rt->layout, w->scan[k].start);
-				uint64_t l1 =
-				        (uint64_t)dsm_coh_line_of(&rt->layout, w->scan[k].end - 1);
-
-				for (uint64_t line = l0; line <= l1; line++)
-					if (line != last)
-						release_line_async(rt, r, last = line);
+			while (m < r->n && is_master(rt, r->first + m, r->state[m]))
+				m++;
+			if (m - k >= SCAN_SKIP_MIN || m == r->n) {
+				if (k > start)
+					scan_run(rt, r, r->first + start, k - start);
+				start = m;
 			}
-			if (next <= at)
-				break; /* no progress: the kernel says it is done */
-			at = next;
+			k = m + 1;
 		}
+		if (start < r->n)
+			scan_run(rt, r, r->first + start, r->n - start);
 	}
 	outs_send(rt);
 }
@@ -524,6 +637,37 @@ static void zap_run(struct dsm_rt *rt, uint64_t first, uint64_t n)
 		dsm_rt_fatal(rt, "dropping multiple-writer copies: %s", dsm_err_str(ret));
 }
 
+/*
+ * Asynchronous tracking: the copies an acquire drops. Write-protect stops no store (the
+ * kernel lets it in), so a zap could lose one made since the release's scan, by a thread of
+ * this rank that did not synchronize with the acquiring one. Each line is taken out of the
+ * heap instead (UFFDIO_MOVE: atomic, and any later access faults), its stores since the scan
+ * go to its home as one more diff against its twin, and only then is it gone.
+ */
+static void take_out(struct dsm_rt *rt, const uint64_t *lines, size_t n)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+	size_t ls = line_size(rt);
+
+	for (size_t i = 0; i < n; i++) {
+		struct dsm_rt_mw_range *r = range_of(w, lines[i]);
+		char **twin = &r->twin[lines[i] - r->first];
+		int ret = dsm_rt_region_take(w->rg, (uint64_t)(uintptr_t)line_addr(rt, lines[i]),
+		                             ls, w->take);
+
+		if (ret < 0)
+			dsm_rt_fatal(rt, "taking multiple-writer line %llu out of the heap: %s",
+			             (unsigned long long)lines[i], dsm_err_str(ret));
+		if (*twin)
+			diff_out(rt, lines[i], *twin, w->take);
+		twin_put(rt, *twin);
+		*twin = NULL;
+		if (dsm_rt_region_zap(w->rg, (uint64_t)(uintptr_t)w->take, ls) < 0)
+			dsm_rt_fatal(rt, "emptying the multiple-writer scratch line");
+	}
+	outs_send(rt);
+}
+
 static void acquire(struct dsm_rt *rt)
 {
 	struct dsm_rt_mw *w = &rt->mw;
@@ -531,8 +675,9 @@ static void acquire(struct dsm_rt *rt)
 
 	release(rt);
 	w->epoch++;
-	/* The lines are all read-only now: no store can be in flight on them. In order, so
-	 * that the dropped ones go in runs. */
+	/* Tracked by twins, the lines are all read-only now: no store can be in flight on
+	 * them (asynchronously tracked ones are taken out: take_out). In order, so that the
+	 * dropped ones go in runs. */
 	qsort(w->cached, w->ncached, sizeof(w->cached[0]), cmp_u64);
 	for (size_t i = 0; i < w->ncached; i++) {
 		uint64_t line = w->cached[i];
@@ -540,23 +685,20 @@ static void acquire(struct dsm_rt *rt)
 
 		if (droppable(rt, line, *st)) {
 			*st = MW_INVALID;
-			if (w->async) {
-				struct dsm_rt_mw_range *r = range_of(w, line);
-
-				twin_put(rt, r->twin[line - r->first]);
-				r->twin[line - r->first] = NULL;
-			}
 			PUSH(rt, w->drop, nd, w->drop_cap, line);
 		} else {
 			w->cached[kept++] = line;
 		}
 	}
 	w->ncached = kept;
-	for (size_t i = 0, j; i < nd; i = j) {
-		for (j = i + 1; j < nd && w->drop[j] == w->drop[j - 1] + 1; j++)
-			;
-		zap_run(rt, w->drop[i], j - i);
-	}
+	if (w->async)
+		take_out(rt, w->drop, nd);
+	else
+		for (size_t i = 0, j; i < nd; i = j) {
+			for (j = i + 1; j < nd && w->drop[j] == w->drop[j - 1] + 1; j++)
+				;
+			zap_run(rt, w->drop[i], j - i);
+		}
 	if (nd) {
 		DSM_RT_COUNT(rt, mw_invalidations, nd);
 		count(&w->held, -(int64_t)nd);
@@ -591,24 +733,57 @@ static void complete_waiting(struct dsm_rt *rt)
 	w->nwaiting = 0;
 }
 
-/* Another rank's GET: the home copy goes back whole. */
-static void on_get(struct dsm_rt *rt, int src, const struct dsm_rt_mw_msg *m)
+/* The home copies of @n @lines (or the master copies) go back to @src, in one MW_DATA. */
+static void answer_get(struct dsm_rt *rt, int src, const uint64_t *lines, uint32_t n,
+                       uint64_t epoch)
 {
-	struct dsm_rt_mw_data h = {.line = m->addr, .epoch = m->len};
-	size_t ls = line_size(rt);
+	struct dsm_rt_mw_data h = {.n = n, .epoch = epoch};
+	size_t ls = line_size(rt), ids = sizeof(h) + n * sizeof(uint64_t);
+	char *out = rt->mw.scratch;
 	int ret;
 
-	if (src == rt->rank || !homed_here(rt, m->addr)) {
-		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_MW, sizeof(*m));
-		return;
+	memcpy(out, &h, sizeof(h));
+	memcpy(out + sizeof(h), lines, n * sizeof(uint64_t));
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t line;
+		uint8_t *st;
+
+		memcpy(&line, &lines[i], sizeof(line));
+		st = state_of(&rt->mw, line);
+		memcpy(out + ids + i * ls,
+		       st && is_master(rt, line, *st) ? line_addr(rt, line)
+		                                      : dsm_rt_home_line(rt, line),
+		       ls);
 	}
-	memcpy(rt->mw.scratch, &h, sizeof(h));
-	memcpy(rt->mw.scratch + sizeof(h), dsm_rt_home_line(rt, m->addr), ls);
-	DSM_RT_COUNT(rt, bytes_sent, ls);
-	ret = dsm_rt_send(rt, src, DSM_RT_MSG_MW_DATA, rt->mw.scratch, sizeof(h) + ls);
+	DSM_RT_COUNT(rt, bytes_sent, n * ls);
+	ret = dsm_rt_send(rt, src, DSM_RT_MSG_MW_DATA, out, ids + n * ls);
 	if (ret < 0 && ret != DSM_ERR_PEER_DEAD)
 		dsm_rt_fatal(rt, "answering rank %d's multiple-writer GET failed: %s", src,
 		             dsm_err_str(ret));
+}
+
+/* Another rank's GET: every line is checked before any answer goes. */
+static void on_get(struct dsm_rt *rt, int src, const void *data, size_t len)
+{
+	const char *p = data;
+	struct dsm_rt_mw_get h;
+
+	if (len < sizeof(h) || src == rt->rank)
+		goto bad;
+	memcpy(&h, p, sizeof(h));
+	if (h.n == 0 || h.n > get_batch(rt) || len != sizeof(h) + h.n * sizeof(uint64_t))
+		goto bad;
+	for (uint32_t i = 0; i < h.n; i++) {
+		uint64_t line;
+
+		memcpy(&line, p + sizeof(h) + i * sizeof(line), sizeof(line));
+		if (!homed_here(rt, line))
+			goto bad;
+	}
+	answer_get(rt, src, (const uint64_t *)(p + sizeof(h)), h.n, h.epoch);
+	return;
+bad:
+	dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_MW_GET, len);
 }
 
 static void range_add(struct dsm_rt *rt, uint64_t addr, uint64_t len, uint64_t token)
@@ -693,12 +868,17 @@ static void range_del(struct dsm_rt *rt, uint64_t addr, uint64_t token)
 	}
 	w->ncached = k;
 	for (size_t i = 0; i < w->npending;) {
-		if (w->pending[i].line >= lo && w->pending[i].line < hi)
-			pending_drop(w, &w->pending[i]); /* its answer will find no request */
-		else
+		if (w->pending[i].line >= lo && w->pending[i].line < hi) {
+			/* Its answer will find no request; a thread waiting for it is woken by
+			 * the zap below, and faults on freed memory. */
+			if (w->pending[i].waited)
+				dsm_rt_fault_end(rt, w->pending[i].line);
+			pending_drop(w, &w->pending[i]);
+		} else
 			i++;
 	}
 	count(&w->held, -(int64_t)dropped);
+	dsm_rt_hold_forget(rt, lo, r->n);
 	zap_run(rt, lo, r->n);
 	if (w->async &&
 	    dsm_rt_region_move(w->rg, &rt->region, (uint64_t)(uintptr_t)line_addr(rt, lo),
@@ -713,16 +893,36 @@ static void range_del(struct dsm_rt *rt, uint64_t addr, uint64_t token)
 	dsm_rt_reply(rt, rt->rank, token, 0);
 }
 
+/* The releases and acquires asked for, in order, once no multiple-writer line is held. */
+static void run_deferred(struct dsm_rt *rt)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+
+	if (w->ndeferred == 0 || dsm_rt_mw_holding(rt))
+		return;
+	for (size_t i = 0; i < w->ndeferred; i++) {
+		struct dsm_rt_mw_deferred *d = &w->deferred[i];
+
+		if (d->op == DSM_RT_MW_ACQUIRE) {
+			acquire(rt);
+			dsm_rt_reply(rt, rt->rank, d->token, 0);
+			continue;
+		}
+		release(rt);
+		if (w->outstanding == 0)
+			dsm_rt_reply(rt, rt->rank, d->token, 0);
+		else
+			PUSH(rt, w->waiting, w->nwaiting, w->waiting_cap, d->token);
+	}
+	w->ndeferred = 0;
+}
+
 static void on_mw(struct dsm_rt *rt, int src, const void *data, size_t len)
 {
 	struct dsm_rt_mw *w = &rt->mw;
 	struct dsm_rt_mw_msg m;
 
 	memcpy(&m, data, sizeof(m));
-	if (m.op == DSM_RT_MW_GET) {
-		on_get(rt, src, &m);
-		return;
-	}
 	if (m.op == DSM_RT_MW_ACK && src != rt->rank && w->outstanding) {
 		count(&w->unreleased, -1);
 		if (--w->outstanding == 0)
@@ -742,52 +942,72 @@ static void on_mw(struct dsm_rt *rt, int src, const void *data, size_t len)
 		range_del(rt, m.addr, m.token);
 		break;
 	case DSM_RT_MW_RELEASE:
-		release(rt);
-		if (w->outstanding == 0)
-			dsm_rt_reply(rt, rt->rank, m.token, 0);
-		else
-			PUSH(rt, w->waiting, w->nwaiting, w->waiting_cap, m.token);
-		break;
 	case DSM_RT_MW_ACQUIRE:
-		acquire(rt);
-		dsm_rt_reply(rt, rt->rank, m.token, 0);
+		/* After what waits already, and after the holds (resolved). */
+		PUSH(rt, w->deferred, w->ndeferred, w->deferred_cap,
+		     ((struct dsm_rt_mw_deferred){.op = m.op, .token = m.token}));
+		run_deferred(rt);
 		break;
 	default:
 		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_MW, len);
 	}
 }
 
-/* The home's answer to a GET. */
-static void on_data(struct dsm_rt *rt, int src, const void *data, size_t len)
+/* One line of a GET's answer. */
+static void got_line(struct dsm_rt *rt, int src, uint64_t line, uint64_t epoch, const char *data)
 {
 	struct dsm_rt_mw *w = &rt->mw;
-	struct dsm_rt_mw_pending *p;
-	struct dsm_rt_mw_data h;
-	uint8_t *st;
+	struct dsm_rt_mw_pending *p = pending_find(w, line);
 
-	if (len != sizeof(h) + line_size(rt)) {
-		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_MW_DATA, len);
-		return;
-	}
-	memcpy(&h, data, sizeof(h));
-	p = pending_find(w, h.line);
-	if (p == NULL || home_of(rt, h.line) != src) {
+	if (p == NULL || home_of(rt, line) != src) {
 		/* Freed while on its way (range_del), or not ours. */
 		DSM_LOG(DSM_LOG_DEBUG,
 		        "dropped a multiple-writer line %llu from rank %d: not asked for",
-		        (unsigned long long)h.line, src);
+		        (unsigned long long)line, src);
 		return;
 	}
 	DSM_RT_COUNT(rt, bytes_received, line_size(rt));
+	if (epoch != p->epoch)
+		return; /* the answer to an earlier GET of it: the later one's is on its way */
 	if (p->epoch != w->epoch) {
-		/* Asked before the last acquire: it may miss writes released since. */
-		p->epoch = w->epoch;
-		send_get(rt, h.line, src);
+		/* Asked before the last acquire: it may miss writes released since. A thread
+		 * waits for it: ask again; it was read ahead: forget it. */
+		if (p->waited) {
+			p->epoch = w->epoch;
+			send_get(rt, &line, 1, src);
+		} else {
+			*state_of(w, line) = MW_INVALID;
+			pending_drop(w, p);
+		}
 		return;
 	}
-	st = state_of(w, h.line);
-	install(rt, h.line, st, (const char *)data + sizeof(h), p->write);
+	install(rt, line, state_of(w, line), data, p->write);
+	if (p->waited)
+		resolved(rt, line);
 	pending_drop(w, p);
+}
+
+/* The home's answer to a GET. */
+static void on_data(struct dsm_rt *rt, int src, const void *data, size_t len)
+{
+	const char *p = data;
+	size_t ls = line_size(rt);
+	struct dsm_rt_mw_data h;
+
+	if (len < sizeof(h))
+		goto bad;
+	memcpy(&h, p, sizeof(h));
+	if (h.n == 0 || h.n > DSM_RT_MW_GET_MAX || len != sizeof(h) + h.n * (sizeof(uint64_t) + ls))
+		goto bad;
+	for (uint32_t i = 0; i < h.n; i++) {
+		uint64_t line;
+
+		memcpy(&line, p + sizeof(h) + i * sizeof(line), sizeof(line));
+		got_line(rt, src, line, h.epoch, p + sizeof(h) + h.n * sizeof(line) + i * ls);
+	}
+	return;
+bad:
+	dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_MW_DATA, len);
 }
 
 /* Another rank's release: its diffs merge into the home copies, and it hears when. */
@@ -813,15 +1033,21 @@ static void on_diff(struct dsm_rt *rt, int src, const void *data, size_t len)
 		at += sizeof(rec);
 		if (rec.len > len - at || !homed_here(rt, rec.line))
 			goto bad;
-		/* This rank's own copy misses that rank's writes from now on. Tracked
-		 * asynchronously, it had no twin: the home copy was it, until this merge. */
+		/* This rank's own copy misses that rank's writes from now on (STALE). */
 		st = state_of(w, rec.line);
-		if (st && (*st & MW_STATE) >= MW_RO && !(*st & MW_STALE)) {
+		if (st && is_master(rt, rec.line, *st)) {
+			/* It was the line: the home copy takes it, and its stores are tracked
+			 * from now on (write-protected first, so none is in flight); with
+			 * asynchronous tracking the home copy, as it is now, is its twin. */
+			char *home = dsm_rt_home_line(rt, rec.line);
+
+			protect_run(rt, rec.line, 1);
+			memcpy(home, line_addr(rt, rec.line), ls);
 			if (w->async) {
 				struct dsm_rt_mw_range *r = range_of(w, rec.line);
 				char *t = twin_get(rt);
 
-				memcpy(t, dsm_rt_home_line(rt, rec.line), ls);
+				memcpy(t, home, ls);
 				r->twin[rec.line - r->first] = t;
 			}
 			*st |= MW_STALE;
@@ -850,6 +1076,7 @@ int dsm_rt_mw_drain(struct dsm_rt *rt)
 	struct dsm_rt_mw *w = &rt->mw;
 	int n = 0;
 
+	run_deferred(rt);
 	if (!w->async)
 		return 0;
 	for (; n < 32; n++) {
@@ -950,6 +1177,15 @@ int dsm_rt_mw_init(struct dsm_rt *rt)
 		w->scan = calloc(SCAN_RUNS, sizeof(*w->scan));
 		if (w->scan == NULL)
 			return -ENOMEM;
+		w->take = mmap(NULL, line_size(rt), PROT_READ | PROT_WRITE,
+		               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (w->take == MAP_FAILED) {
+			w->take = NULL;
+			return -ENOMEM;
+		}
+		ret = dsm_rt_region_register(&w->region, w->take, line_size(rt));
+		if (ret < 0)
+			return ret;
 	}
 	DSM_LOG(DSM_LOG_DEBUG, "multiple-writer memory: writes found by %s",
 	        w->async ? "PAGEMAP_SCAN (asynchronous write-protect)" : "twins at write faults");
@@ -966,6 +1202,7 @@ int dsm_rt_mw_init(struct dsm_rt *rt)
 	}
 	dsm_rt_msg_on(rt, DSM_RT_MSG_MW, sizeof(struct dsm_rt_mw_msg), on_mw);
 	dsm_rt_msg_on(rt, DSM_RT_MSG_MW_DATA, 0, on_data);
+	dsm_rt_msg_on(rt, DSM_RT_MSG_MW_GET, 0, on_get);
 	dsm_rt_msg_on(rt, DSM_RT_MSG_MW_DIFF, 0, on_diff);
 	return 0;
 }
@@ -992,10 +1229,13 @@ void dsm_rt_mw_fini(struct dsm_rt *rt)
 	free(w->dirty);
 	free(w->pending);
 	free(w->waiting);
+	free(w->deferred);
 	free(w->twins);
 	free(w->scratch);
 	free(w->scan);
 	dsm_rt_region_close(&w->region);
+	if (w->take)
+		munmap(w->take, (size_t)1 << rt->layout.line_shift);
 	memset(w, 0, sizeof(*w));
 	w->region.uffd = -1;
 	w->region.pagemap = -1;

@@ -39,6 +39,12 @@ bool dsm_rt_mw_fault(struct dsm_rt *rt, const struct dsm_rt_fault *f, uint64_t l
  * resolves each; returns how many. */
 int dsm_rt_mw_drain(struct dsm_rt *rt);
 
+/* The loop: whether a multiple-writer line is held for its woken threads (hold.c). */
+bool dsm_rt_mw_holding(struct dsm_rt *rt);
+
+/* The loop: whether a release or an acquire waits for such a hold to end. */
+bool dsm_rt_mw_waits(struct dsm_rt *rt);
+
 /* The loop: whether @line is multiple-writer memory. */
 bool dsm_rt_mw_owns(struct dsm_rt *rt, uint64_t line);
 

@@ -122,6 +122,19 @@ int dsm_rt_region_open_async(struct dsm_rt_region *r, const struct dsm_rt_region
 	return 0;
 }
 
+int dsm_rt_region_register(struct dsm_rt_region *r, void *addr, size_t len)
+{
+	struct uffdio_register reg = {.range = {(uint64_t)(uintptr_t)addr, len},
+	                              .mode = UFFDIO_REGISTER_MODE_MISSING};
+
+	if (ioctl(r->uffd, UFFDIO_REGISTER, &reg) < 0) {
+		int err = errno;
+		DSM_LOG_ERRNO(DSM_LOG_ERROR, "UFFDIO_REGISTER MISSING %p+%zu", addr, len);
+		return -err;
+	}
+	return 0;
+}
+
 int dsm_rt_region_move(struct dsm_rt_region *from, struct dsm_rt_region *to, uint64_t addr,
                        size_t len)
 {
@@ -143,6 +156,34 @@ int dsm_rt_region_move(struct dsm_rt_region *from, struct dsm_rt_region *to, uin
 		return -err;
 	}
 	return 0;
+}
+
+int dsm_rt_region_take(struct dsm_rt_region *r, uint64_t addr, size_t len, void *scratch)
+{
+	struct uffdio_move mv = {.dst = (uint64_t)(uintptr_t)scratch,
+	                         .src = addr,
+	                         .len = len,
+	                         .mode = UFFDIO_MOVE_MODE_DONTWAKE};
+
+	for (;;) {
+		int err = ioctl(r->uffd, UFFDIO_MOVE, &mv) < 0 ? errno : 0;
+
+		if (err == 0)
+			return 0;
+		if (err == EAGAIN && mv.move > 0 && (size_t)mv.move < mv.len) {
+			/* Partly moved: on from there. */
+			mv.dst += (uint64_t)mv.move;
+			mv.src += (uint64_t)mv.move;
+			mv.len -= (uint64_t)mv.move;
+			mv.move = 0;
+			continue;
+		}
+		if (err == EAGAIN)
+			continue;
+		DSM_LOG(DSM_LOG_ERROR, "UFFDIO_MOVE %#lx+%zu: %s", (unsigned long)addr, len,
+		        strerror(err));
+		return -err;
+	}
 }
 
 int dsm_rt_region_scan_written(struct dsm_rt_region *r, uint64_t addr, size_t len,

@@ -48,9 +48,19 @@ void dsm_rt_region_close(struct dsm_rt_region *r);
  */
 int dsm_rt_region_open_async(struct dsm_rt_region *r, const struct dsm_rt_region *heap);
 
+/* Registers [addr, addr+len) with @r in MISSING mode (a scratch area for dsm_rt_region_take). */
+int dsm_rt_region_register(struct dsm_rt_region *r, void *addr, size_t len);
+
 /* Moves [addr, addr+len) from @from's registration to @to's, in MISSING|WP mode. */
 int dsm_rt_region_move(struct dsm_rt_region *from, struct dsm_rt_region *to, uint64_t addr,
                        size_t len);
+
+/*
+ * Of an asynchronous region: takes the pages of [addr, addr+len) out of the heap into
+ * @scratch (registered with it, MISSING mode, and empty), atomically: what @scratch holds is
+ * every store made there before, and a later access faults MISSING. 0 or -errno.
+ */
+int dsm_rt_region_take(struct dsm_rt_region *r, uint64_t addr, size_t len, void *scratch);
 
 /*
  * Of an asynchronous region: the pages of [addr, addr+len) written since their last scan,

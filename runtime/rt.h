@@ -256,6 +256,13 @@ struct dsm_rt_mw_pending {
 	uint64_t line;
 	uint64_t epoch;
 	bool write;
+	bool waited; /* a thread faulted on it (else it was read ahead) */
+};
+
+/* A release or an acquire that waits for the holds of multiple-writer lines (mw.c). */
+struct dsm_rt_mw_deferred {
+	uint32_t op; /* enum dsm_rt_mw_op */
+	uint64_t token;
 };
 
 /* One home's diffs of a release, being gathered into one message. */
@@ -282,6 +289,7 @@ struct dsm_rt_mw {
 	struct dsm_rt_region region;
 	struct dsm_rt_region *rg; /* the region multiple-writer ranges are under */
 	struct page_region *scan; /* a release's scan results */
+	char *take;               /* one line, registered with region: dsm_rt_region_take */
 	/* The loop's own. */
 	struct dsm_rt_mw_range *r; /* sorted by first line */
 	size_t nr, r_cap;
@@ -297,6 +305,8 @@ struct dsm_rt_mw {
 	uint64_t outstanding; /* MW_DIFFs sent and not acknowledged */
 	uint64_t *waiting;    /* tokens of releases that wait for outstanding to reach 0 */
 	size_t nwaiting, waiting_cap;
+	struct dsm_rt_mw_deferred *deferred; /* requests that wait for the holds to end */
+	size_t ndeferred, deferred_cap;
 	struct dsm_rt_mw_out out[DSM_RT_MW_OUTS];
 	size_t msg_cap; /* bytes of one MW_DIFF or MW_DATA */
 	char *scratch;  /* an MW_DATA being built, or a diff */

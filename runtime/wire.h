@@ -23,9 +23,10 @@ enum dsm_rt_msg_type {
 	DSM_RT_MSG_REPLY,      /* struct dsm_rt_reply: the answer to a MUTEX or FREE */
 	DSM_RT_MSG_COH_BATCH,  /* struct dsm_rt_coh_batch: protocol messages in the order sent */
 	DSM_RT_MSG_MW,         /* struct dsm_rt_mw_msg: multiple-writer memory (mw.c) */
-	DSM_RT_MSG_MW_DATA,    /* struct dsm_rt_mw_data, then the line: a GET's answer */
-	DSM_RT_MSG_MW_DIFF,    /* struct dsm_rt_mw_diff, then diff records: a release */
-	DSM_RT_MSG_MAX = DSM_RT_MSG_MW_DIFF,
+	DSM_RT_MSG_MW_DATA, /* struct dsm_rt_mw_data, the lines' ids, their data: a GET's answer */
+	DSM_RT_MSG_MW_DIFF, /* struct dsm_rt_mw_diff, then diff records: a release */
+	DSM_RT_MSG_MW_GET,  /* struct dsm_rt_mw_get, then the lines: send their home copies */
+	DSM_RT_MSG_MAX = DSM_RT_MSG_MW_GET,
 };
 
 /*
@@ -112,12 +113,11 @@ struct dsm_rt_reply {
 };
 
 /*
- * Multiple-writer memory (mw.c). GET and ACK go between ranks; ADD, DEL, RELEASE and ACQUIRE
- * are an application thread's requests to its own loop, refused from another rank.
+ * Multiple-writer memory (mw.c). ACK goes between ranks; ADD, DEL, RELEASE and ACQUIRE are an
+ * application thread's requests to its own loop, refused from another rank.
  */
 enum dsm_rt_mw_op {
-	DSM_RT_MW_GET = 1, /* line: send me its home copy (MW_DATA); epoch comes back with it */
-	DSM_RT_MW_ACK,     /* the home merged one MW_DIFF of ours */
+	DSM_RT_MW_ACK = 1, /* the home merged one MW_DIFF of ours */
 	DSM_RT_MW_ADD,     /* [addr, addr + len) is multiple-writer memory from now on */
 	DSM_RT_MW_DEL,     /* ... no longer: it was freed */
 	DSM_RT_MW_RELEASE, /* this rank's writes go to their homes; answered once all merged */
@@ -127,13 +127,26 @@ enum dsm_rt_mw_op {
 struct dsm_rt_mw_msg {
 	uint32_t op;
 	uint32_t reserved;
-	uint64_t addr;  /* GET: the line; ADD, DEL: the start */
-	uint64_t len;   /* ADD: bytes; GET: the requester's epoch */
+	uint64_t addr;  /* ADD, DEL: the start */
+	uint64_t len;   /* ADD: bytes */
 	uint64_t token; /* requests: what the REPLY names */
 };
 
+/* A GET of @n lines homed at the receiver (the missed one first, then lines read ahead);
+ * they come back together in one MW_DATA. */
+struct dsm_rt_mw_get {
+	uint32_t n;
+	uint32_t reserved;
+	uint64_t epoch; /* the requester's acquires so far: each MW_DATA carries it back */
+};
+
+/* The most lines one GET asks for. */
+#define DSM_RT_MW_GET_MAX 16
+
+/* The home copies of @n lines: this header, their @n ids, then their data in that order. */
 struct dsm_rt_mw_data {
-	uint64_t line;
+	uint32_t n;
+	uint32_t reserved;
 	uint64_t epoch; /* the GET's */
 };
 

@@ -14,6 +14,11 @@
  *   mutex       THREADS threads per rank add 1 to a counter in multiple-writer memory
  *               under a dsm_mutex, MR_ROUNDS / 10 times each, and to a per-rank counter
  *               beside it in the same line with no lock: exact totals after a barrier.
+ *   acqrace     on every rank a writer thread stores each 8-byte slot of its rank in 256 lines
+ *               once, one after the other, while a second thread calls dsm_acquire() in a
+ *               loop (the copies it drops are the writer's too), MR_ROUNDS / 500 rounds; then
+ *               a barrier, and every rank reads every slot: a store lost to an acquire that
+ *               dropped its line leaves the slot old.
  *   free        dsm_all_free of the memory, a new allocation reads zero and works; a
  *               dsm_all_alloc_mw on one rank against dsm_all_alloc on the others fails on
  *               every rank with DSM_ERR_MISMATCH.
@@ -169,6 +174,59 @@ static void mutex(long rounds)
 	CHECK(dsm_all_free(mtx) == 0);
 }
 
+#define RACE_LINES 256
+
+static volatile uint64_t *race;
+static atomic_int race_done;
+
+static void *race_acquirer(void *arg)
+{
+	long *n = arg;
+
+	while (!atomic_load(&race_done)) {
+		dsm_acquire();
+		(*n)++;
+	}
+	return NULL;
+}
+
+static void acqrace(long rounds)
+{
+	size_t words = line / sizeof(uint64_t);
+	long bad = 0, acquires = 0;
+
+	race = dsm_all_alloc_mw(RACE_LINES * line, DSM_DIST_CYCLIC);
+	CHECK(race != NULL && (size_t)nranks <= words);
+	if (race == NULL || (size_t)nranks > words)
+		return;
+	for (long r = 1; r <= rounds; r++) {
+		pthread_t t;
+
+		atomic_store(&race_done, 0);
+		dsm_barrier();
+		CHECK(pthread_create(&t, NULL, race_acquirer, &acquires) == 0);
+		for (size_t l = 0; l < RACE_LINES; l++)
+			race[l * words + (size_t)rank] = (uint64_t)r << 32 | l;
+		atomic_store(&race_done, 1);
+		pthread_join(t, NULL);
+		dsm_barrier();
+		for (size_t l = 0; l < RACE_LINES; l++)
+			for (size_t k = 0; k < (size_t)nranks; k++)
+				if (race[l * words + k] != ((uint64_t)r << 32 | l) && bad++ < 5)
+					fprintf(stderr,
+					        "[rank %d] acqrace round %ld: line %zu slot %zu is "
+					        "%#llx\n",
+					        rank, r, l, k,
+					        (unsigned long long)race[l * words + k]);
+	}
+	CHECK(bad == 0);
+	if (rank == 0)
+		printf("acqrace: %ld rounds of %d lines written while %ld acquires ran\n", rounds,
+		       RACE_LINES, acquires);
+	dsm_barrier();
+	CHECK(dsm_all_free((void *)race) == 0);
+}
+
 static void free_and_mismatch(void)
 {
 	size_t n = 2 * line;
@@ -228,6 +286,7 @@ int main(int argc, char **argv)
 	interleave(rounds);
 	message(rounds, false);
 	mutex(rounds);
+	acqrace(rounds / 50 > 0 ? rounds / 50 : 1);
 	free_and_mismatch();
 	CHECK(dsm_stats(&st) == 0);
 	CHECK(st.mw_faults > 0 && st.mw_twins > 0 && st.diff_bytes > 0);
