@@ -107,8 +107,11 @@ int dsm_rt_region_open_async(struct dsm_rt_region *r, const struct dsm_rt_region
 		DSM_LOG(DSM_LOG_ERROR, "opening a second userfaultfd: %s", strerror(-ret));
 		return DSM_ERR_NO_UFFD;
 	}
-	ret = dsm_uffd_handshake(r->uffd, UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_WP_ASYNC,
+	ret = dsm_uffd_handshake(r->uffd,
+	                         UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_WP_ASYNC |
+	                                 (heap->thread_id ? UFFD_FEATURE_THREAD_ID : 0),
 	                         NULL, NULL);
+	r->thread_id = heap->thread_id;
 	if (ret == 0) {
 		r->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 		if (r->pagemap < 0)
@@ -153,6 +156,10 @@ int dsm_rt_region_move(struct dsm_rt_region *from, struct dsm_rt_region *to, uin
 		int err = errno;
 		DSM_LOG_ERRNO(DSM_LOG_ERROR, "UFFDIO_REGISTER MISSING|WP %#lx+%zu",
 		              (unsigned long)addr, len);
+		/* Back where it was: a range on neither userfaultfd would fault unseen. */
+		if (ioctl(from->uffd, UFFDIO_REGISTER, &reg) < 0)
+			DSM_LOG_ERRNO(DSM_LOG_ERROR, "registering %#lx+%zu again",
+			              (unsigned long)addr, len);
 		return -err;
 	}
 	return 0;

@@ -9,9 +9,9 @@
 #include <stdint.h>
 
 /* Bumped with every change to these messages: dsm_init compares it across ranks. */
-#define DSM_RT_WIRE_VERSION                                                                        \
-	4 /* 2: COH_BATCH carries lines; 3: migratory grants, WB CLEAN;                            \
-	     4: multiple-writer memory (MW, MW_DATA, MW_DIFF) */
+/* 2: COH_BATCH carries lines; 3: migratory grants, WB CLEAN; 4: multiple-writer memory (MW,
+ * MW_DATA, MW_DIFF); 5: MW_GET of several lines, answered by one MW_DATA. */
+#define DSM_RT_WIRE_VERSION 5
 
 enum dsm_rt_msg_type {
 	DSM_RT_MSG_NONE = 0, /* never on the wire: a request that expects no answer (msg.h) */

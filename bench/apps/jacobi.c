@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,6 +238,28 @@ static int same_rows(const double *x, const double *y, size_t n, size_t lo, size
 	return 1;
 }
 
+/* Both grids of @g (g->n set), from dsm_all_alloc_mw if @mw, else dsm_all_alloc. 0, or -1 on
+ * every rank. */
+static int alloc_grids(const struct bench_opts *o, struct grid_job *g, bool mw)
+{
+	size_t bytes = g->n * g->n * sizeof(double);
+	char msg[200] = "";
+
+	for (int i = 0; i < 2; i++)
+		g->grid[i] = i && !g->grid[0] ? NULL
+		             : mw             ? dsm_all_alloc_mw(bytes, DSM_DIST_BLOCK)
+		                              : dsm_all_alloc(bytes, DSM_DIST_BLOCK);
+	if (g->grid[1] == NULL)
+		snprintf(msg, sizeof(msg), "%s(%zu): %s", mw ? "dsm_all_alloc_mw" : "dsm_all_alloc",
+		         bytes, dsm_strerror(-errno));
+	if (apps_agree(o, WL, g->grid[1] != NULL, msg)) {
+		if (g->grid[0])
+			dsm_all_free(g->grid[0]);
+		return -1;
+	}
+	return 0;
+}
+
 /* The multiple-writer version: the DSM version on grids from dsm_all_alloc_mw, checked against
  * the MPI version's rows [lo, hi) in @mpi_rows. 0, or -1 on every rank. */
 static int run_mw(const struct bench_opts *o, size_t n, int iters, int nthreads, size_t lo,
@@ -248,16 +271,8 @@ static int run_mw(const struct bench_opts *o, size_t n, int iters, int nthreads,
 	char msg[200] = "";
 	int ret, ok;
 
-	g.grid[0] = dsm_all_alloc_mw(n * n * sizeof(double), DSM_DIST_BLOCK);
-	g.grid[1] = g.grid[0] ? dsm_all_alloc_mw(n * n * sizeof(double), DSM_DIST_BLOCK) : NULL;
-	if (g.grid[1] == NULL)
-		snprintf(msg, sizeof(msg), "dsm_all_alloc_mw(%zu): %s", n * n * sizeof(double),
-		         dsm_strerror(-errno));
-	if (apps_agree(o, WL, g.grid[1] != NULL, msg)) {
-		if (g.grid[0])
-			dsm_all_free(g.grid[0]);
+	if (alloc_grids(o, &g, true) < 0)
 		return -1;
-	}
 	apps_mw_stats_take(&before);
 	ret = run_dsm(o, &g, nthreads, t, &sum);
 	apps_mw_stats_sum(&before, st);
@@ -301,16 +316,8 @@ int bench_app_jacobi(const struct bench_opts *o)
 	g.n = n;
 	g.iters = iters;
 
-	g.grid[0] = dsm_all_alloc(n * n * sizeof(double), DSM_DIST_BLOCK);
-	g.grid[1] = g.grid[0] ? dsm_all_alloc(n * n * sizeof(double), DSM_DIST_BLOCK) : NULL;
-	if (g.grid[1] == NULL)
-		snprintf(msg, sizeof(msg), "dsm_all_alloc(%zu): %s", n * n * sizeof(double),
-		         dsm_strerror(-errno));
-	if (apps_agree(o, WL, g.grid[1] != NULL, msg)) {
-		if (g.grid[0])
-			dsm_all_free(g.grid[0]);
+	if (alloc_grids(o, &g, false) < 0)
 		return -1;
-	}
 	ret = run_dsm(o, &g, nthreads, &t_dsm, &sum);
 
 	/* The MPI version splits the interior rows in balanced blocks. */
