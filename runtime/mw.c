@@ -196,9 +196,8 @@ static void make_dirty(struct dsm_rt *rt, uint64_t line, uint8_t *st, const void
 static void install(struct dsm_rt *rt, uint64_t line, uint8_t *st, const void *src, bool write)
 {
 	struct dsm_rt_mw *w = &rt->mw;
-	int ret;
-
 	bool remote = home_of(rt, line) != rt->rank;
+	int ret;
 
 	*st = MW_RO;
 	if (remote)
@@ -244,8 +243,7 @@ static void send_get(struct dsm_rt *rt, const uint64_t *lines, uint32_t n, int h
 		             (unsigned long long)lines[0], dsm_err_str(ret));
 }
 
-/* The lines one GET asks for: at most what one message of answers would carry, were they
- * gathered (they are not yet), and DSM_RT_MW_GET_MAX. */
+/* The lines one GET asks for: what one MW_DATA carries, and DSM_RT_MW_GET_MAX at most. */
 static uint32_t get_batch(const struct dsm_rt *rt)
 {
 	size_t n = (rt->mw.msg_cap - sizeof(struct dsm_rt_mw_data)) /

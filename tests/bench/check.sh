@@ -129,8 +129,20 @@ fft)
 	has '.version == "pthreads" and .dft_points_checked > 0' "the check against the direct DFT"
 	has '.version == "dsm" and .n >= 8 and (.n | log2 | . == floor)' "n a power of two"
 	;;
-jacobi | matmul | histogram | mutex_sum)
+jacobi | histogram)
 	app_versions
+	# The multiple-writer version, against MPI and beside the default-memory one.
+	has ".workload == \"$wl\" and .metric == \"time\" and .version == \"dsm_mw\" and
+		.baseline_name == \"mpi\" and .dsm > 0 and .mw_faults > 0" \
+		"the dsm_mw version with its mpi baseline and its counters"
+	;;
+matmul | mutex_sum)
+	app_versions
+	;;
+mw_rounds)
+	has ".metric == \"round\" and .baseline_name == \"mpi_allgather\" and .rounds > 0 and
+		(.mw_track == \"async\" or .mw_track == \"twin\") and .faults_per_round > 0 and
+		.diffs_per_round > 0" "a round with its MPI_Allgather baseline and its counters"
 	;;
 *) # an application: a DSM time beside the MPI one
 	has ".workload == \"$wl\" and .baseline_name" "a result with its MPI baseline"
