@@ -198,9 +198,8 @@ void dsm_rt_fault_end(struct dsm_rt *rt, uint64_t line)
 /* ---- holds -------------------------------------------------------------------------------- */
 
 /* One timer per line: a grant during a hold (an upgrade) extends it and adds its waiters,
- * since the engine's hold is a flag that a single HOLD_DONE ends. */
-/* Arms @line's hold for @known_ns where its threads are known (their runs end it early),
- * for DSM_HOLD_US where not. */
+ * since the engine's hold is a flag that a single HOLD_DONE ends. Armed for @known_ns where
+ * its threads are known (their runs end it early), for DSM_HOLD_US where not. */
 static void hold_arm(struct dsm_rt *rt, uint64_t line, uint64_t known_ns)
 {
 	struct dsm_rt_waiters w = {.unknown = true};

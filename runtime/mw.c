@@ -306,7 +306,8 @@ static void pending_drop(struct dsm_rt_mw *w, struct dsm_rt_mw_pending *p)
 static void resolved(struct dsm_rt *rt, uint64_t line)
 {
 	dsm_rt_fault_end(rt, line);
-	dsm_rt_hold_add_own(rt, line, MW_HOLD_NS);
+	/* Without DSM_HOLD_EARLY nothing ends it early: DSM_HOLD_US then, as for the engine. */
+	dsm_rt_hold_add_own(rt, line, rt->holds.early ? MW_HOLD_NS : rt->holds.hold_ns);
 }
 
 bool dsm_rt_mw_holding(struct dsm_rt *rt)
