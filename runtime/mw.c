@@ -367,14 +367,10 @@ bool dsm_rt_mw_fault(struct dsm_rt *rt, const struct dsm_rt_fault *f, uint64_t l
 			resolved(rt, line);
 			break;
 		}
-		/* Installed after the fault was queued: the thread retries. It may have run
-		 * already, so its hold is the short one. */
-		ret = dsm_rt_region_wake(w->rg, (uint64_t)(uintptr_t)line_addr(rt, line),
-		                         line_size(rt));
-		dsm_rt_fault_end(rt, line);
-		dsm_rt_hold_add(rt, line);
-		break;
+		__attribute__((fallthrough));
 	case MW_DIRTY:
+		/* Installed (or made writable) after the fault was queued: the thread retries. It
+		 * may have run already, so its hold is the short one. */
 		ret = dsm_rt_region_wake(w->rg, (uint64_t)(uintptr_t)line_addr(rt, line),
 		                         line_size(rt));
 		dsm_rt_fault_end(rt, line);
@@ -430,8 +426,10 @@ static struct dsm_rt_mw_out *out_for(struct dsm_rt *rt, int home)
 		if (w->out[i].home < 0)
 			o = &w->out[i];
 	if (o == NULL) {
+		/* The first slot goes; one that got only empty diffs has nothing to send. */
 		o = &w->out[0];
-		out_send(rt, o);
+		if (o->n)
+			out_send(rt, o);
 	}
 	if (o->n && o->len + need > w->msg_cap)
 		out_send(rt, o);
