@@ -77,6 +77,10 @@ static const struct dsm_setting settings[DSM_SETTING_COUNT] = {
                                   "how writes to multiple-writer memory are found: twin (a "
                                   "fault at a line's first write), async (WP_ASYNC and "
                                   "PAGEMAP_SCAN, Linux 6.7), auto: async where the kernel has it"},
+        [DSM_SETTING_PROFILE] = {"DSM_PROFILE", DSM_SETTING_STRING, 0, "runtime", NULL, NULL, "off",
+                                 0, 0, NULL, NULL,
+                                 "record what happens to every line into PATH.RANK.dsmprof, for "
+                                 "dsm-prof (PATH: a path prefix)"},
         [DSM_SETTING_TP_HEARTBEAT_MS] = {"DSM_TP_HEARTBEAT_MS", DSM_SETTING_INT, 0, "transport",
                                          NULL, "1000", "1000", 0, 3600000, NULL, "ms",
                                          "heartbeat period on a ring of the ranks (0: off); 6 "

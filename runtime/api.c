@@ -14,6 +14,7 @@
 #include "runtime/msg.h"
 #include "runtime/mw.h"
 #include "runtime/prefetch.h"
+#include "runtime/profile.h"
 #include "runtime/rt.h"
 
 DSM_EXPORT const char *dsm_strerror(int err)
@@ -72,7 +73,8 @@ static void *fail_errno(int err)
 	return NULL;
 }
 
-static void *all_alloc(const char *call, size_t size, dsm_dist_t dist, bool mw)
+/* @site: the caller's return address, for the profile. */
+static void *all_alloc(const char *call, size_t size, dsm_dist_t dist, bool mw, const void *site)
 {
 	struct dsm_rt *rt = dsm_rt_get(call);
 	void *p = NULL;
@@ -100,17 +102,19 @@ static void *all_alloc(const char *call, size_t size, dsm_dist_t dist, bool mw)
 		                         : dsm_err_str(ret));
 		return fail_errno(ret);
 	}
+	dsm_rt_prof_alloc(rt, p, size, mw ? DSM_RT_PROF_ALL_ALLOC_MW : DSM_RT_PROF_ALL_ALLOC,
+	                  (int)dist, site);
 	return p;
 }
 
 DSM_EXPORT void *dsm_all_alloc(size_t size, dsm_dist_t dist)
 {
-	return all_alloc("dsm_all_alloc", size, dist, false);
+	return all_alloc("dsm_all_alloc", size, dist, false, __builtin_return_address(0));
 }
 
 DSM_EXPORT void *dsm_all_alloc_mw(size_t size, dsm_dist_t dist)
 {
-	return all_alloc("dsm_all_alloc_mw", size, dist, true);
+	return all_alloc("dsm_all_alloc_mw", size, dist, true, __builtin_return_address(0));
 }
 
 DSM_EXPORT int dsm_all_free(void *p)
@@ -127,6 +131,8 @@ DSM_EXPORT int dsm_all_free(void *p)
 	if (atomic_load_explicit(&rt->mw.nranges, memory_order_acquire))
 		dsm_rt_mw_request(rt, DSM_RT_MW_DEL, (uint64_t)(uintptr_t)p, 0);
 	ret = dsm_rt_free_collective(&rt->alloc, p);
+	if (ret == 0)
+		dsm_rt_prof_free(rt, p);
 	if (ret < 0)
 		DSM_LOG(DSM_LOG_ERROR, "dsm_all_free(%p): %s", p,
 		        ret == -EINVAL ? "not the start of a live dsm_all_alloc allocation"
@@ -152,6 +158,8 @@ DSM_EXPORT void *dsm_alloc(size_t size)
 		                         : dsm_err_str(ret));
 		return fail_errno(ret);
 	}
+	dsm_rt_prof_alloc(rt, p, size, DSM_RT_PROF_ALLOC, DSM_COH_DIST_RANK,
+	                  __builtin_return_address(0));
 	return p;
 }
 
@@ -177,11 +185,16 @@ DSM_EXPORT int dsm_free(void *p)
 		ret = dsm_rt_free_local(&rt->alloc, p);
 		if (ret < 0)
 			DSM_LOG(DSM_LOG_ERROR, "dsm_free(%p): not allocated, or freed twice", p);
+		else
+			dsm_rt_prof_free(rt, p);
 		return ret;
 	}
 	req.target = owner;
 	req.u.free.addr = (uint64_t)(uintptr_t)p;
-	return dsm_rt_submit(rt, &req); /* the owner logs a bad free */
+	ret = dsm_rt_submit(rt, &req); /* the owner logs a bad free */
+	if (ret == 0)
+		dsm_rt_prof_free(rt, p);
+	return ret;
 }
 
 DSM_EXPORT int dsm_home(const void *addr)

@@ -11,6 +11,7 @@
 #include "runtime/hold.h"
 #include "runtime/msg.h"
 #include "runtime/prefetch.h"
+#include "runtime/profile.h"
 #include "runtime/rdma.h"
 #include "runtime/rt.h"
 #include "runtime/stats.h"
@@ -96,6 +97,51 @@ static void install_later(struct dsm_rt *rt, uint64_t addr, const void *src, siz
 }
 
 /* ---- actions ------------------------------------------------------------------------------ */
+
+/* Whether a later action of the list zaps the line of action @i. */
+static bool zapped_later(const dsm_coh_actions_t *acts, size_t i)
+{
+	for (size_t j = i + 1; j < acts->n; j++)
+		if (acts->v[j].line == acts->v[i].line && acts->v[j].type == DSM_COH_ACT_ZAP)
+			return true;
+	return false;
+}
+
+/* What action @i does to its line, for the profile; @from: the sender of the event's
+ * message, or -1. */
+static void profile_action(struct dsm_rt *rt, size_t i, int from)
+{
+	const dsm_coh_action_t *a = &rt->acts.v[i];
+
+	switch (a->type) {
+	case DSM_COH_ACT_SEND:
+		if ((a->msg.flags & DSM_COH_MSGF_DATA) ||
+		    ((a->msg.flags & DSM_COH_MSGF_RDMA) &&
+		     (a->msg.type == DSM_COH_MSG_GRANT_S || a->msg.type == DSM_COH_MSG_GRANT_M)))
+			dsm_rt_prof_event(rt, a->line, DSM_RT_PROF_SENT, (int)a->peer);
+		break;
+	case DSM_COH_ACT_INSTALL_RO:
+	case DSM_COH_ACT_INSTALL_RW:
+		/* From the message, or read from the home segment by RDMA, or (at the home)
+		 * from its home copy once a message gave the line back. */
+		if (a->src == DSM_COH_SRC_STAGING)
+			from = dsm_rt_alloc_home(&rt->alloc, a->line, NULL);
+		else if (a->src != DSM_COH_SRC_MSG && a->src != DSM_COH_SRC_HOME)
+			break;
+		if (from >= 0 && from != rt->rank)
+			dsm_rt_prof_event(rt, a->line, DSM_RT_PROF_RECV, from);
+		break;
+	case DSM_COH_ACT_WRITE_PROTECT: /* a downgrade, unless the line goes altogether */
+		if (!zapped_later(&rt->acts, i))
+			dsm_rt_prof_event(rt, a->line, DSM_RT_PROF_DOWNGRADE, -1);
+		break;
+	case DSM_COH_ACT_ZAP:
+		dsm_rt_prof_event(rt, a->line, DSM_RT_PROF_INVAL, -1);
+		break;
+	default:
+		break;
+	}
+}
 
 static void run_action(struct dsm_rt *rt, const dsm_coh_action_t *a, const void *msg_data)
 {
@@ -243,6 +289,8 @@ int dsm_rt_engine(struct dsm_rt *rt, const dsm_coh_event_t *ev, const void *msg_
 			continue;
 		if (rt->installs.len && !dsm_coh_action_keeps_mappings(a))
 			flush_installs(rt);
+		if (rt->prof)
+			profile_action(rt, i, ev->type == DSM_COH_EV_MSG ? (int)ev->msg.src : -1);
 		run_action(rt, a, msg_data);
 	}
 	return 0;

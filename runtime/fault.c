@@ -14,6 +14,7 @@
 #include "runtime/msg.h"
 #include "runtime/mw.h"
 #include "runtime/prefetch.h"
+#include "runtime/profile.h"
 #include "runtime/rt.h"
 
 #define BATCH 32
@@ -42,6 +43,7 @@ int dsm_rt_fault_drain(struct dsm_rt *rt)
 			             (unsigned long long)f.addr);
 		if (dsm_rt_mw_fault(rt, &f, (uint64_t)line, home))
 			continue; /* multiple-writer memory: mw.c */
+		dsm_rt_prof_fault(rt, (uint64_t)line, f.exact, f.write);
 		ev = (dsm_coh_event_t){.type = f.write ? DSM_COH_EV_WRITE_FAULT
 		                                       : DSM_COH_EV_READ_FAULT,
 		                       .home = (unsigned)home,

@@ -25,6 +25,7 @@
 #include "runtime/mutex.h"
 #include "runtime/mw.h"
 #include "runtime/prefetch.h"
+#include "runtime/profile.h"
 #include "runtime/rdma.h"
 #include "runtime/rt.h"
 #include "runtime/stats.h"
@@ -274,6 +275,7 @@ static void teardown(struct dsm_rt *rt)
 	dsm_rt_holds_fini(rt);
 	dsm_rt_msg_fini(rt);
 	dsm_rt_stats_fini(rt);
+	dsm_rt_prof_fini(rt);
 }
 
 /* The steps each rank can fail alone; the caller makes every rank agree on the result. */
@@ -282,6 +284,9 @@ static int init_local(struct dsm_rt *rt)
 	struct dsm_rt_heap_agree ag = {rt, rt->nranks, boot_all_true, boot_allgather_u64};
 	int ret;
 
+	ret = dsm_rt_prof_init(rt);
+	if (ret < 0)
+		return ret;
 	ret = dsm_rt_heap_reserve(rt->cfg.heap_size, rt->cfg.line_size, rt->cfg.overcommit, &ag,
 	                          &rt->heap);
 	if (ret < 0)
@@ -456,6 +461,7 @@ DSM_EXPORT int dsm_finalize(void)
 	/* Keep serving until every rank has passed the collective, then stop. */
 	dsm_rt_boot_barrier();
 	dsm_rt_loop_stop(rt);
+	dsm_rt_prof_write(rt);
 	dsm_rt_boot_barrier();
 	dsm_rt_g = NULL;
 	teardown(rt);

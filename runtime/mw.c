@@ -43,6 +43,7 @@
 #include "runtime/hold.h"
 #include "runtime/loop.h"
 #include "runtime/msg.h"
+#include "runtime/profile.h"
 #include "runtime/rdma.h"
 #include "runtime/region.h"
 #include "runtime/rt.h"
@@ -340,6 +341,7 @@ bool dsm_rt_mw_fault(struct dsm_rt *rt, const struct dsm_rt_fault *f, uint64_t l
 	if (st == NULL)
 		return false;
 	DSM_RT_COUNT(rt, mw_faults, 1);
+	dsm_rt_prof_fault(rt, line, f->exact, f->write);
 	dsm_rt_fault_begin(rt, line, f->tid);
 	dsm_rt_fault_sample(rt, line, f->tid);
 	switch (*st & MW_STATE) {
@@ -476,6 +478,7 @@ static void diff_out(struct dsm_rt *rt, uint64_t line, const char *twin, const c
 
 		len = dsm_coh_diff_make(twin, cur, ls, o->buf + o->len + sizeof(rec), NULL);
 		if (len) {
+			dsm_rt_prof_event(rt, line, DSM_RT_PROF_DIFF_OUT, home);
 			rec.len = (uint32_t)len;
 			memcpy(o->buf + o->len, &rec, sizeof(rec));
 			o->len += sizeof(rec) + len;
@@ -698,6 +701,7 @@ static void acquire(struct dsm_rt *rt)
 		uint8_t *st = state_of(w, line);
 
 		if (droppable(rt, line, *st)) {
+			dsm_rt_prof_event(rt, line, DSM_RT_PROF_INVAL, -1);
 			*st = MW_INVALID;
 			PUSH(rt, w->drop, nd, w->drop_cap, line);
 		} else {
@@ -771,6 +775,7 @@ static void answer_get(struct dsm_rt *rt, int src, const uint64_t *lines, uint32
 		       st && is_master(rt, line, *st) ? line_addr(rt, line)
 		                                      : dsm_rt_home_line(rt, line),
 		       ls);
+		dsm_rt_prof_event(rt, line, DSM_RT_PROF_SENT, src);
 	}
 	DSM_RT_COUNT(rt, bytes_sent, n * ls);
 	ret = dsm_rt_send(rt, src, DSM_RT_MSG_MW_DATA, out, ids + n * ls);
@@ -999,6 +1004,7 @@ static void got_line(struct dsm_rt *rt, int src, uint64_t line, uint64_t epoch, 
 		return;
 	}
 	install(rt, line, state_of(w, line), data, p->write);
+	dsm_rt_prof_event(rt, line, DSM_RT_PROF_RECV, src);
 	if (p->waited)
 		resolved(rt, line);
 	pending_drop(w, p);
@@ -1072,6 +1078,7 @@ static void on_diff(struct dsm_rt *rt, int src, const void *data, size_t len)
 		}
 		if (dsm_coh_diff_apply(dsm_rt_home_line(rt, rec.line), ls, p + at, rec.len) < 0)
 			goto bad;
+		dsm_rt_prof_event(rt, rec.line, DSM_RT_PROF_DIFF_IN, src);
 		at += rec.len;
 		DSM_RT_COUNT(rt, diffs_merged, 1);
 	}

@@ -69,6 +69,8 @@ int dsm_rt_region_open(struct dsm_rt_region *r, void *base, size_t size)
 	uint64_t kernel = 0, want = UFFD_FEATURE_PAGEFAULT_FLAG_WP;
 	if (dsm_uffd_kernel_features(a.mode, &kernel) == 0 && (kernel & UFFD_FEATURE_THREAD_ID))
 		want |= UFFD_FEATURE_THREAD_ID;
+	/* The faulting word, not its page, for the profile (profile.c). */
+	want |= kernel & UFFD_FEATURE_EXACT_ADDRESS;
 	ret = dsm_uffd_handshake(r->uffd, want, NULL, NULL);
 	if (ret < 0) {
 		DSM_LOG(DSM_LOG_ERROR, "userfaultfd lacks write-protect faults: %s",
@@ -76,6 +78,7 @@ int dsm_rt_region_open(struct dsm_rt_region *r, void *base, size_t size)
 		goto fail;
 	}
 	r->thread_id = (want & UFFD_FEATURE_THREAD_ID) != 0;
+	r->exact = (want & UFFD_FEATURE_EXACT_ADDRESS) != 0;
 	if (ioctl(r->uffd, UFFDIO_REGISTER, &reg) < 0) {
 		DSM_LOG_ERRNO(DSM_LOG_ERROR, "UFFDIO_REGISTER MISSING|WP of %zu bytes at %p", size,
 		              base);
@@ -109,9 +112,11 @@ int dsm_rt_region_open_async(struct dsm_rt_region *r, const struct dsm_rt_region
 	}
 	ret = dsm_uffd_handshake(r->uffd,
 	                         UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_WP_ASYNC |
-	                                 (heap->thread_id ? UFFD_FEATURE_THREAD_ID : 0),
+	                                 (heap->thread_id ? UFFD_FEATURE_THREAD_ID : 0) |
+	                                 (heap->exact ? UFFD_FEATURE_EXACT_ADDRESS : 0),
 	                         NULL, NULL);
 	r->thread_id = heap->thread_id;
+	r->exact = heap->exact;
 	if (ret == 0) {
 		r->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 		if (r->pagemap < 0)
@@ -244,7 +249,8 @@ int dsm_rt_region_read_fault(struct dsm_rt_region *r, struct dsm_rt_fault *f)
 			return -EIO;
 		if (m.event != UFFD_EVENT_PAGEFAULT)
 			continue;
-		f->addr = m.arg.pagefault.address & ~(uint64_t)(r->page_size - 1);
+		f->exact = m.arg.pagefault.address;
+		f->addr = f->exact & ~(uint64_t)(r->page_size - 1);
 		f->wp = m.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP;
 		f->write = f->wp || (m.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE);
 		f->tid = r->thread_id ? (int32_t)m.arg.pagefault.feat.ptid : 0;

@@ -22,15 +22,17 @@ struct dsm_rt_region {
 	size_t size;
 	size_t page_size;
 	bool thread_id; /* faults carry the faulting thread's id */
+	bool exact;     /* faults carry their exact address (UFFD_FEATURE_EXACT_ADDRESS) */
 	int pagemap;    /* asynchronous regions: /proc/self/pagemap (else -1) */
 };
 
 /* One fault read from the userfaultfd. */
 struct dsm_rt_fault {
-	uint64_t addr; /* the faulting address, page aligned */
-	bool write;    /* a store (or an atomic read-modify-write) */
-	bool wp;       /* a write-protect fault: the page is there, read-only */
-	int32_t tid;   /* the faulting thread, or 0 when the kernel does not say */
+	uint64_t addr;  /* the faulting address, page aligned */
+	uint64_t exact; /* the address itself, where the kernel gives it (region.exact) */
+	bool write;     /* a store (or an atomic read-modify-write) */
+	bool wp;        /* a write-protect fault: the page is there, read-only */
+	int32_t tid;    /* the faulting thread, or 0 when the kernel does not say */
 };
 
 /*

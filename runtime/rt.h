@@ -28,6 +28,7 @@
 
 struct dsm_rt;
 struct dsm_rt_mutex;   /* mutex.c */
+struct dsm_rt_prof;    /* profile.c */
 struct dsm_rt_req;     /* msg.h */
 struct dsm_rt_staging; /* rdma.h */
 
@@ -390,6 +391,7 @@ struct dsm_rt {
 	struct dsm_rt_prefetch pf;
 	struct dsm_rt_mw mw;
 	struct dsm_rt_stats stats;
+	struct dsm_rt_prof *prof; /* profile.c: NULL without DSM_PROFILE */
 };
 
 /* The running runtime: set by dsm_init once every part is up, cleared by dsm_finalize. */

@@ -47,7 +47,7 @@ function(dsm_mr_test prog)
   endforeach()
 endfunction()
 
-foreach(p mr_api mr_shared mr_litmus mr_stress mr_kill mr_stall mr_sync mr_prefetch mr_mw)
+foreach(p mr_api mr_shared mr_litmus mr_stress mr_kill mr_stall mr_sync mr_prefetch mr_mw mr_profile)
   dsm_mr_program(${p})
 endforeach()
 dsm_mr_test(mr_api)
@@ -107,3 +107,15 @@ dsm_add_test(NAME mr_stall_2r_shm LABEL runtime TIMEOUT 90
 dsm_add_test(NAME overcommit_strict_2r_shm LABEL runtime TIMEOUT 150
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/overcommit.sh ${MPIEXEC_EXECUTABLE} $<TARGET_FILE:dsm-demo>
   ENVIRONMENT DSM_PROVIDER=shm "DSM_TEST_SANITIZE=${DSM_SANITIZE}")
+
+# The line profile (DSM_PROFILE) read back by dsm-prof: 2 ranks on shm with lines carried
+# in the grants, 4 on tcp with 64 KiB lines read by RDMA (the profile sees both paths).
+dsm_add_test(NAME profile_2r_shm_4k LABEL runtime TIMEOUT 300
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/profile.sh ${MPIEXEC_EXECUTABLE}
+          $<TARGET_FILE:mr_profile> $<TARGET_FILE:dsm-prof> 2
+  ENVIRONMENT DSM_PROVIDER=shm DSM_LINE_SIZE=4096 DSM_HEAP_SIZE=${DSM_MR_HEAP})
+dsm_add_test(NAME profile_4r_tcp_64k LABEL runtime TIMEOUT 300
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/profile.sh ${MPIEXEC_EXECUTABLE}
+          $<TARGET_FILE:mr_profile> $<TARGET_FILE:dsm-prof> 4
+  ENVIRONMENT "DSM_PROVIDER=tcp\\;ofi_rxm" DSM_LINE_SIZE=65536 DSM_HEAP_SIZE=${DSM_MR_HEAP}
+    DSM_DATA=rdma MR_ROUNDS=5000)
