@@ -63,5 +63,6 @@ int bench_scale(const struct bench_opts *o, const struct bench_ctx *c);
 int bench_sync(const struct bench_opts *o, const struct bench_ctx *c);
 int bench_hotword(const struct bench_opts *o, const struct bench_ctx *c);
 int bench_mw(const struct bench_opts *o, const struct bench_ctx *c);
+int bench_mw_release(const struct bench_opts *o, const struct bench_ctx *c);
 
 #endif /* DSM_BENCH_DRIVER_H */

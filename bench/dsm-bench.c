@@ -69,6 +69,10 @@ static struct workload workloads[] = {
          "every rank writes a slot of the same lines of multiple-writer memory, "
          "against MPI_Allgather",
          bench_mw, NULL, false, false},
+        {"mw_release",
+         "a barrier and a release over multiple-writer memory with nothing written, and a "
+         "release after writing N lines, per line against RDMA read bandwidth",
+         bench_mw_release, NULL, true, false},
         {"jacobi", "2D Jacobi stencil, against plain MPI and pthreads", NULL, bench_app_jacobi,
          false, false},
         {"matmul", "dense matrix multiply, against plain MPI and pthreads", NULL, bench_app_matmul,

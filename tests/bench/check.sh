@@ -144,6 +144,35 @@ mw_rounds)
 		(.mw_track == \"async\" or .mw_track == \"twin\") and .faults_per_round > 0 and
 		.diffs_per_round > 0" "a round with its MPI_Allgather baseline and its counters"
 	;;
+mw_release)
+	has '.metric == "barrier_plain" and .samples > 0 and .p99_us >= .value' "the plain barrier"
+	for m in barrier_mw_untouched barrier_mw_no_writes; do
+		has ".metric == \"$m\" and .baseline_name == \"barrier_plain\" and .samples > 0 and
+			.p99_us >= .value and (.releases_per_barrier | type) == \"number\" and
+			(.mw_track == \"async\" or .mw_track == \"twin\")" "$m against the plain barrier"
+	done
+	# Both against the plain barrier of the same run; untouched memory has nothing to release.
+	jq -e -s 'map(select(.metric == "barrier_plain"))[0].value as $plain
+		| map(select(.baseline_name == "barrier_plain")) | length == 2 and all(.baseline == $plain)' \
+		"$out" >/dev/null || fail "a barrier over multiple-writer memory not against the plain one"
+	has '.metric == "barrier_mw_untouched" and .releases_per_barrier == 0 and
+		.acquires_per_barrier == 0' "no release at a barrier over untouched memory"
+	has '.metric == "release_no_writes" and .samples > 0 and .p99_us >= .value' "release_no_writes"
+	for n in 1 8 64 256; do
+		for h in remote here; do
+			has ".metric == \"release_per_line_$h$n\" and .homed == \"$h\" and .lines == $n and
+				.baseline_name == \"line_at_rma_read_bw\" and .rounds > 0 and
+				.samples == .rounds * $ranks and .p99_us >= .value and
+				((.release_us / .lines - .value) | fabs) <= 1e-4 * .value + 1e-12 and
+				.release_p99_us >= .release_us and .rma_read_bw_MBps > 0 and
+				((.baseline - .line_size / .rma_read_bw_MBps) | fabs) <= 1e-4 * .baseline and
+				(.diffs_per_release | type) == \"number\"" "release_per_line_$h$n"
+		done
+		# Each line homed elsewhere that a rank wrote is one diff of its release.
+		has ".metric == \"release_per_line_remote$n\" and .diffs_per_release == $n and
+			.diff_bytes_per_release >= 8 * $n" "one diff per line written, homed elsewhere ($n)"
+	done
+	;;
 *) # an application: a DSM time beside the MPI one
 	has ".workload == \"$wl\" and .baseline_name" "a result with its MPI baseline"
 	;;
