@@ -85,6 +85,10 @@ int bench_app_fft(const struct bench_opts *o);
  */
 int bench_restart_prefetch(const struct bench_opts *o, size_t heap_size, const char *prefetch);
 
+/* The same, with dsm_config_t.cache_size = @bytes (0: DSM_CACHE_SIZE decides;
+ * DSM_CACHE_UNLIMITED), for the cache workload (bench/cache.c). */
+int bench_restart_cache(const struct bench_opts *o, size_t heap_size, size_t bytes);
+
 /* random (bench/micro.c): remote reads in a random order, read-ahead on and off. A driver
  * workload like those of bench/driver.h; declared here beside the restart it needs. */
 struct bench_ctx;

@@ -73,6 +73,10 @@ static struct workload workloads[] = {
          "a barrier and a release over multiple-writer memory with nothing written, and a "
          "release after writing N lines, per line against RDMA read bandwidth",
          bench_mw_release, NULL, true, false},
+        {"cache",
+         "a scan and random reads of remote arrays 4x the cache (DSM_CACHE_SIZE), against "
+         "the same with an unlimited cache",
+         bench_cache, NULL, false, false},
         {"jacobi", "2D Jacobi stencil, against plain MPI and pthreads", NULL, bench_app_jacobi,
          false, false},
         {"matmul", "dense matrix multiply, against plain MPI and pthreads", NULL, bench_app_matmul,
@@ -314,12 +318,16 @@ static void from_runtime(struct bench_opts *o, struct bench_ctx *c)
 	c->strict = info.overcommit_strict;
 }
 
+/* dsm_config_t.cache_size of the running libdsm: 0, the environment's (bench_restart_cache). */
+static size_t cache_size;
+
 static int start_dsm(const struct bench_opts *o, size_t heap_size)
 {
 	dsm_config_t cfg = DSM_CONFIG_INIT;
 	int ret;
 
 	cfg.heap_size = heap_size;
+	cfg.cache_size = cache_size;
 	ret = dsm_init(&cfg);
 	if (ret < 0)
 		bench_fail(o, "init", "dsm_init: %s", dsm_strerror(ret));
@@ -349,6 +357,19 @@ int bench_restart_prefetch(const struct bench_opts *o, size_t heap_size, const c
 	}
 	if (after == before)
 		return 0;
+	dsm_finalize();
+	ret = start_dsm(o, heap_size);
+	dsm_down = ret < 0;
+	return ret;
+}
+
+int bench_restart_cache(const struct bench_opts *o, size_t heap_size, size_t bytes)
+{
+	int ret;
+
+	if (bytes == cache_size)
+		return 0;
+	cache_size = bytes;
 	dsm_finalize();
 	ret = start_dsm(o, heap_size);
 	dsm_down = ret < 0;

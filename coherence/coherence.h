@@ -80,6 +80,7 @@ typedef enum dsm_coh_msg_type {
 	DSM_COH_MSG_GRANT_S,   /* home -> requester: read permission */
 	DSM_COH_MSG_GRANT_M,   /* home -> requester: write permission */
 	DSM_COH_MSG_DONE,      /* requester -> home: installed; the home may move on */
+	DSM_COH_MSG_EVICT,     /* sharer or owner -> home: take my copy away (INV or FWD_M) */
 	DSM_COH_MSG_NTYPES,
 } dsm_coh_msg_type_t;
 
@@ -114,12 +115,14 @@ typedef enum dsm_coh_event_type {
 	DSM_COH_EV_RDMA_DONE,       /* the RDMA read of a line's data completed */
 	DSM_COH_EV_HOLD_DONE,       /* the woken thread's access happened or the hold time passed */
 	DSM_COH_EV_RDMA_WRITE_DONE, /* the RDMA write-back of a line completed at the home */
+	DSM_COH_EV_EVICT, /* the runtime wants the room of a copy homed elsewhere (a bounded cache)
+	                   */
 } dsm_coh_event_type_t;
 
 typedef struct dsm_coh_event {
 	dsm_coh_event_type_t type;
 	unsigned home;     /* faults: the line's home (dsm_coh_home_of) */
-	uint64_t line;     /* faults, RDMA_DONE, HOLD_DONE */
+	uint64_t line;     /* faults, RDMA_DONE, HOLD_DONE, EVICT */
 	dsm_coh_msg_t msg; /* MSG */
 } dsm_coh_event_t;
 
@@ -180,6 +183,8 @@ typedef enum dsm_coh_counter {
 	DSM_COH_CNT_MIGRATORY,    /* as a home: read misses granted exclusive (migratory lines) */
 	DSM_COH_CNT_EXCL_WRITE,   /* write faults on exclusive clean lines, served locally */
 	DSM_COH_CNT_CLEAN_WB,     /* exclusive lines given up clean, without data */
+	DSM_COH_CNT_EVICT_CLEAN,  /* evictions asked for of read-only copies (S, E) */
+	DSM_COH_CNT_EVICT_DIRTY,  /* evictions asked for of modified copies (M): written back */
 	DSM_COH_CNT_NCOUNTERS,
 } dsm_coh_counter_t;
 
@@ -231,10 +236,12 @@ typedef enum dsm_coh_data_mode {
 #define DSM_COH_BUG_NO_DONE_WAIT         0x20 /* start the next transaction before DONE */
 #define DSM_COH_BUG_INV_NO_ZAP           0x40 /* ack an invalidation but keep the page */
 #define DSM_COH_BUG_ZAP_BEFORE_WB        0x80 /* the home stores its own write-back after the zap */
-#define DSM_COH_BUG_WB_BEFORE_WP         0x100 /* read the mapping before write-protecting it */
-#define DSM_COH_BUG_ZAP_BEFORE_WB_REMOTE 0x200 /* an owner zaps, then writes back */
-#define DSM_COH_BUG_EXCL_STAYS_CLEAN     0x400 /* a write to an E line leaves it E (clean) */
-#define DSM_COH_BUG_MIGRATE_KEEPS_COPY   0x800 /* a read migrates a line by FWD_S, not FWD_M */
+#define DSM_COH_BUG_WB_BEFORE_WP         0x100  /* read the mapping before write-protecting it */
+#define DSM_COH_BUG_ZAP_BEFORE_WB_REMOTE 0x200  /* an owner zaps, then writes back */
+#define DSM_COH_BUG_EXCL_STAYS_CLEAN     0x400  /* a write to an E line leaves it E (clean) */
+#define DSM_COH_BUG_MIGRATE_KEEPS_COPY   0x800  /* a read migrates a line by FWD_S, not FWD_M */
+#define DSM_COH_BUG_EVICT_NO_WB          0x1000 /* an eviction of a modified copy zaps it, unsaved */
+#define DSM_COH_BUG_EVICT_KEEPS_SHARER   0x2000 /* the home keeps an evicted sharer in the set */
 
 typedef struct dsm_coh_config {
 	unsigned rank;
@@ -291,6 +298,7 @@ typedef struct dsm_coh_line_info {
 	int rdma;     /* granted, waiting for the RDMA read */
 	int wb;       /* given up, its RDMA write-back in flight */
 	int deferred; /* message type waiting for the hold to end, or 0 */
+	int evicting; /* an EVICT was sent and the copy is still here */
 } dsm_coh_line_info_t;
 
 typedef struct dsm_coh_dir_info {

@@ -66,19 +66,23 @@ typedef struct dsm_coh_line {
 	uint8_t pad[3];
 } dsm_coh_line_t;
 
-#define DSM_COH_LINE_HELD 0x1 /* granted; INV/FWD wait for HOLD_DONE */
-#define DSM_COH_LINE_RDMA 0x2 /* granted; waiting for RDMA_DONE */
-#define DSM_COH_LINE_WB   0x4 /* gave the line up; its RDMA write-back is in flight */
-#define DSM_COH_LINE_EXCL 0x8 /* IS granted exclusive by RDMA: installs as E at RDMA_DONE */
+#define DSM_COH_LINE_HELD  0x1  /* granted; INV/FWD wait for HOLD_DONE */
+#define DSM_COH_LINE_RDMA  0x2  /* granted; waiting for RDMA_DONE */
+#define DSM_COH_LINE_WB    0x4  /* gave the line up; its RDMA write-back is in flight */
+#define DSM_COH_LINE_EXCL  0x8  /* IS granted exclusive by RDMA: installs as E at RDMA_DONE */
+#define DSM_COH_LINE_EVICT 0x10 /* EVICT sent: the home's INV or FWD_M will take the copy */
 
-/* A request waiting at the home: rank << 1 | (1 for write). */
-typedef uint16_t dsm_coh_req_t;
+/* A request waiting at the home: rank << 2 | DSM_COH_REQ_*. */
+typedef uint32_t dsm_coh_req_t;
+#define DSM_COH_REQ_READ  0
+#define DSM_COH_REQ_WRITE 1
+#define DSM_COH_REQ_EVICT 2
 
 /* The home side of a line: 48 bytes, plus the queue and bitmap when used. */
 typedef struct dsm_coh_dir {
 	uint64_t line;
 	uint8_t state;    /* dsm_coh_dir_state_t */
-	uint8_t txn;      /* 0, or the GET_S/GET_M being served */
+	uint8_t txn;      /* 0, or the GET_S/GET_M/EVICT being served */
 	uint8_t wait;     /* DIR_WAIT_* */
 	uint8_t flags;    /* DIR_F_* */
 	uint16_t owner;   /* DIR_M */

@@ -44,6 +44,7 @@ static const char *const msg_names[DSM_COH_MSG_NTYPES] = {
         [DSM_COH_MSG_FWD_S] = "FWD_S",     [DSM_COH_MSG_FWD_M] = "FWD_M",
         [DSM_COH_MSG_WB] = "WB",           [DSM_COH_MSG_GRANT_S] = "GRANT_S",
         [DSM_COH_MSG_GRANT_M] = "GRANT_M", [DSM_COH_MSG_DONE] = "DONE",
+        [DSM_COH_MSG_EVICT] = "EVICT",
 };
 
 const char *dsm_coh_msg_name(int type)
@@ -67,6 +68,8 @@ const char *dsm_coh_counter_name(int counter)
 	        [DSM_COH_CNT_MIGRATORY] = "migratory_grants",
 	        [DSM_COH_CNT_EXCL_WRITE] = "exclusive_writes",
 	        [DSM_COH_CNT_CLEAN_WB] = "clean_writebacks",
+	        [DSM_COH_CNT_EVICT_CLEAN] = "evictions_clean",
+	        [DSM_COH_CNT_EVICT_DIRTY] = "evictions_dirty",
 	};
 
 	if (counter < 0 || counter >= DSM_COH_CNT_NCOUNTERS)
@@ -458,6 +461,13 @@ static int node_give_up(dsm_coh_node_t *n, dsm_coh_line_t *l, int type, dsm_coh_
 
 	if ((rc = count(a, l->line, DSM_COH_CNT_INV_RECEIVED)) < 0)
 		return rc;
+	if (l->state == DSM_COH_M && type == DSM_COH_MSG_FWD_M && (l->flags & DSM_COH_LINE_EVICT) &&
+	    (bugs & DSM_COH_BUG_EVICT_NO_WB))
+		l->state = DSM_COH_E; /* given up as if never written: the data is lost */
+	/* An eviction asked for ends here: the copy goes (or, FWD_S, stays read-only, and the
+	 * home's EVICT, served after this, will take it). */
+	if (type != DSM_COH_MSG_FWD_S)
+		l->flags &= (uint8_t)~DSM_COH_LINE_EVICT;
 	if (l->state == DSM_COH_E) {
 		/* Exclusive and never written: the mapping is read-only and equal to
 		 * the home segment, so nothing is read or sent but the word "clean". */
@@ -568,6 +578,32 @@ static int node_hold_done(dsm_coh_node_t *n, uint64_t line, dsm_coh_actions_t *a
 	return type ? node_give_up(n, l, type, a) : 0;
 }
 
+/*
+ * The runtime wants the room of a copy homed elsewhere. The copy is not dropped here: the
+ * home is asked to take it (EVICT), in its turn among the line's transactions, and does so
+ * with the INV or FWD_M that any writer's request would send. So the give-up keeps its
+ * order (write-protect, copy out, zap, wake) and the directory stays exact whatever
+ * crosses the EVICT. Refused (nothing changes) for a copy that is not stable: asked for,
+ * held for woken threads, waiting for data or a write-back, or already being evicted.
+ */
+static int node_evict(dsm_coh_node_t *n, uint64_t line, dsm_coh_actions_t *a)
+{
+	dsm_coh_line_t *l = dsm_coh_table_find(&n->lines, line);
+	int rc;
+
+	if (!l || l->home == n->cfg.rank || l->deferred ||
+	    (l->state != DSM_COH_S && l->state != DSM_COH_M && l->state != DSM_COH_E) ||
+	    (l->flags &
+	     (DSM_COH_LINE_HELD | DSM_COH_LINE_RDMA | DSM_COH_LINE_WB | DSM_COH_LINE_EVICT)))
+		return DSM_ERR_PROTOCOL;
+	rc = count(a, line,
+	           l->state == DSM_COH_M ? DSM_COH_CNT_EVICT_DIRTY : DSM_COH_CNT_EVICT_CLEAN);
+	if (rc < 0)
+		return rc;
+	l->flags |= DSM_COH_LINE_EVICT;
+	return send(n, a, l->home, DSM_COH_MSG_EVICT, line, 0, DSM_COH_SRC_NONE);
+}
+
 /* ---- The home side ---- */
 
 static int dir_next(dsm_coh_node_t *n, dsm_coh_dir_t *d, dsm_coh_actions_t *a);
@@ -672,7 +708,51 @@ static int dir_start(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned r, int write,
 	return 0;
 }
 
-static int dir_enqueue(dsm_coh_dir_t *d, unsigned r, int write)
+/*
+ * Serve an EVICT from @r: take its copy as a writer's request would, with FWD_M from the
+ * owner (the write-back stores it; the line is then uncached) or INV to the sharer. A copy
+ * already gone (an INV or FWD_M crossed the EVICT) leaves nothing to do.
+ */
+static int dir_evict(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned r, dsm_coh_actions_t *a)
+{
+	int rc, type;
+
+	if (d->state == DSM_COH_DIR_M && d->owner == r) {
+		type = DSM_COH_MSG_FWD_M;
+		d->wait = DSM_COH_DIR_WAIT_WB;
+	} else if (d->state == DSM_COH_DIR_S && dsm_coh_sharers_has(&d->sharers, r)) {
+		type = DSM_COH_MSG_INV;
+		d->acks = 1;
+		d->wait = DSM_COH_DIR_WAIT_ACKS;
+	} else {
+		return dir_next(n, d, a);
+	}
+	d->txn = DSM_COH_MSG_EVICT;
+	d->txn_req = (uint16_t)r;
+	if ((rc = count(a, d->line, DSM_COH_CNT_INV_SENT)) < 0)
+		return rc;
+	return send(n, a, r, type, d->line, 0, DSM_COH_SRC_NONE);
+}
+
+/* The EVICT's INV or FWD_M took the copy. */
+static int dir_evicted(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned r, dsm_coh_actions_t *a)
+{
+	if (d->state == DSM_COH_DIR_M) {
+		d->state = DSM_COH_DIR_U;
+	} else if (!(n->cfg.bugs & DSM_COH_BUG_EVICT_KEEPS_SHARER)) {
+		dsm_coh_sharers_del(&d->sharers, r);
+		if (d->sharers.n == 0)
+			d->state = DSM_COH_DIR_U;
+	}
+	if (d->state == DSM_COH_DIR_U) {
+		dsm_coh_sharers_clear(&d->sharers);
+		d->flags &= (uint8_t) ~(DSM_COH_DIR_F_LAST_WRITER | DSM_COH_DIR_F_MIGRATING);
+	}
+	d->acks = 0;
+	return dir_next(n, d, a);
+}
+
+static int dir_enqueue(dsm_coh_dir_t *d, unsigned r, int kind)
 {
 	if (d->qlen == d->qcap) {
 		unsigned cap = d->qcap ? d->qcap * 2u : 4u, i;
@@ -690,7 +770,7 @@ static int dir_enqueue(dsm_coh_dir_t *d, unsigned r, int write)
 		d->qhead = 0;
 		d->qcap = (uint16_t)cap;
 	}
-	d->q[(d->qhead + d->qlen) % d->qcap] = (dsm_coh_req_t)(r << 1 | (write ? 1 : 0));
+	d->q[(d->qhead + d->qlen) % d->qcap] = (dsm_coh_req_t)(r << 2 | (unsigned)kind);
 	d->qlen++;
 	return 0;
 }
@@ -712,24 +792,35 @@ static int dir_next(dsm_coh_node_t *n, dsm_coh_dir_t *d, dsm_coh_actions_t *a)
 	q = d->q[d->qhead];
 	d->qhead = (uint16_t)((d->qhead + 1) % d->qcap);
 	d->qlen--;
-	return dir_start(n, d, q >> 1, q & 1, 0, a);
+	if ((q & 3) == DSM_COH_REQ_EVICT)
+		return dir_evict(n, d, q >> 2, a);
+	return dir_start(n, d, q >> 2, (q & 3) == DSM_COH_REQ_WRITE, 0, a);
 }
 
 static int home_msg(dsm_coh_node_t *n, const dsm_coh_msg_t *m, int dsrc, dsm_coh_actions_t *a)
 {
 	dsm_coh_dir_t *d;
 	unsigned r = m->src;
-	int write = m->type == DSM_COH_MSG_GET_M, rc;
+	int write = m->type == DSM_COH_MSG_GET_M, evict = m->type == DSM_COH_MSG_EVICT, rc;
 
-	if (m->type == DSM_COH_MSG_GET_S || m->type == DSM_COH_MSG_GET_M) {
+	if (m->type == DSM_COH_MSG_GET_S || write || evict) {
+		/* Only another rank evicts: the home's own copy is the line's. */
+		if (evict && r == n->cfg.rank)
+			return DSM_ERR_PROTOCOL;
 		d = dsm_coh_table_get(&n->dirs, m->line);
 		if (!d)
 			return -ENOMEM;
 		if (d->txn) {
-			if ((rc = dir_enqueue(d, r, write)) < 0)
+			rc = dir_enqueue(d, r,
+			                 evict   ? DSM_COH_REQ_EVICT
+			                 : write ? DSM_COH_REQ_WRITE
+			                         : DSM_COH_REQ_READ);
+			if (rc < 0)
 				return rc;
 			return count(a, m->line, DSM_COH_CNT_QUEUED);
 		}
+		if (evict)
+			return dir_evict(n, d, r, a);
 		return dir_start(n, d, r, write, m->flags, a);
 	}
 	d = dsm_coh_table_find(&n->dirs, m->line);
@@ -741,6 +832,8 @@ static int home_msg(dsm_coh_node_t *n, const dsm_coh_msg_t *m, int dsrc, dsm_coh
 			return 0;
 		if (d->wait != DSM_COH_DIR_WAIT_ACKS || !dsm_coh_sharers_has(&d->sharers, r))
 			return DSM_ERR_PROTOCOL;
+		if (d->txn == DSM_COH_MSG_EVICT)
+			return dir_evicted(n, d, r, a);
 		dsm_coh_sharers_del(&d->sharers, r);
 		if (--d->acks > 0)
 			return 0;
@@ -759,6 +852,8 @@ static int home_msg(dsm_coh_node_t *n, const dsm_coh_msg_t *m, int dsrc, dsm_coh
 		if (!(n->cfg.bugs & DSM_COH_BUG_NO_WRITEBACK) && dsrc != DSM_COH_SRC_NONE &&
 		    (rc = act_src(a, DSM_COH_ACT_STORE_HOME, m->line, dsrc)) < 0)
 			return rc;
+		if (d->txn == DSM_COH_MSG_EVICT)
+			return dir_evicted(n, d, r, a);
 		if (d->txn == DSM_COH_MSG_GET_M)
 			return dir_grant_m(n, d, d->txn_req, 1, a);
 		/* A GET_S: the old owner kept a read-only copy (FWD_S), or, for a
@@ -800,7 +895,8 @@ static int home_msg(dsm_coh_node_t *n, const dsm_coh_msg_t *m, int dsrc, dsm_coh
 static int is_home_msg(int type)
 {
 	return type == DSM_COH_MSG_GET_S || type == DSM_COH_MSG_GET_M ||
-	       type == DSM_COH_MSG_INV_ACK || type == DSM_COH_MSG_WB || type == DSM_COH_MSG_DONE;
+	       type == DSM_COH_MSG_INV_ACK || type == DSM_COH_MSG_WB || type == DSM_COH_MSG_DONE ||
+	       type == DSM_COH_MSG_EVICT;
 }
 
 static int deliver(dsm_coh_node_t *n, const dsm_coh_msg_t *m, int dsrc, dsm_coh_actions_t *a)
@@ -839,6 +935,9 @@ int dsm_coh_handle(dsm_coh_node_t *n, const dsm_coh_event_t *ev, dsm_coh_actions
 	case DSM_COH_EV_HOLD_DONE:
 		rc = node_hold_done(n, ev->line, out);
 		break;
+	case DSM_COH_EV_EVICT:
+		rc = node_evict(n, ev->line, out);
+		break;
 	default:
 		return -EINVAL;
 	}
@@ -869,6 +968,7 @@ void dsm_coh_line_info(const dsm_coh_node_t *n, uint64_t line, dsm_coh_line_info
 	out->rdma = !!(l->flags & DSM_COH_LINE_RDMA);
 	out->wb = !!(l->flags & DSM_COH_LINE_WB);
 	out->deferred = l->deferred;
+	out->evicting = !!(l->flags & DSM_COH_LINE_EVICT);
 }
 
 void dsm_coh_dir_info(const dsm_coh_node_t *n, uint64_t line, dsm_coh_dir_info_t *out)
@@ -980,7 +1080,7 @@ size_t dsm_coh_node_encode(const dsm_coh_node_t *n, uint8_t *buf, size_t cap)
 			put(&e, (uint64_t)s, 2);
 		put(&e, d->qlen, 2);
 		for (j = 0; j < d->qlen; j++)
-			put(&e, d->q[(d->qhead + j) % d->qcap], 2);
+			put(&e, d->q[(d->qhead + j) % d->qcap], 4);
 	}
 	free(ids);
 	return e.n;

@@ -23,6 +23,7 @@ static const char *const data_paths[] = {"auto", "inline", "rdma", NULL};
 static const char *const overcommit_modes[] = {"read", "strict", "lazy", NULL};
 static const char *const prefetch_modes[] = {"off", "auto", NULL};
 static const char *const mw_tracks[] = {"auto", "twin", "async", NULL};
+static const char *const cache_modes[] = {"auto", "unlimited", "0", NULL};
 
 static const struct dsm_setting settings[DSM_SETTING_COUNT] = {
         [DSM_SETTING_HEAP_SIZE] = {"DSM_HEAP_SIZE", DSM_SETTING_SIZE, 0, "runtime", "heap_size",
@@ -77,6 +78,12 @@ static const struct dsm_setting settings[DSM_SETTING_COUNT] = {
                                   "how writes to multiple-writer memory are found: twin (a "
                                   "fault at a line's first write), async (WP_ASYNC and "
                                   "PAGEMAP_SCAN, Linux 6.7), auto: async where the kernel has it"},
+        [DSM_SETTING_CACHE_SIZE] = {"DSM_CACHE_SIZE", DSM_SETTING_ENUM, DSM_SETTING_F_OR_SIZE,
+                                    "runtime", "cache_size", "auto", "auto", 4 * KiB, 64 * TiB,
+                                    cache_modes, NULL,
+                                    "the most memory copies of lines homed elsewhere take on "
+                                    "this rank: a size, unlimited (or 0), or auto (half the "
+                                    "node's memory over the ranks on it)"},
         [DSM_SETTING_PROFILE] = {"DSM_PROFILE", DSM_SETTING_STRING, 0, "runtime", NULL, NULL, "off",
                                  0, 0, NULL, NULL,
                                  "record what happens to every line into PATH.RANK.dsmprof, for "
@@ -219,6 +226,12 @@ static void allowed(const struct dsm_setting *s, uint64_t min, char *why, size_t
 		if ((s->flags & DSM_SETTING_F_OR_INT) && used < n)
 			snprintf(why + used, n - used,
 			         ", or an integer from %" PRIu64 " to %" PRIu64, s->min, s->max);
+		if ((s->flags & DSM_SETTING_F_OR_SIZE) && used < n) {
+			size_text(s->min, lo, sizeof(lo));
+			size_text(s->max, hi, sizeof(hi));
+			snprintf(why + used, n - used,
+			         ", or a size from %s to %s (bytes; K, M, G, T suffixes)", lo, hi);
+		}
 		break;
 	case DSM_SETTING_BOOL:
 		snprintf(why, n, "want 1 or 0 (also yes/no, on/off, true/false)");
@@ -262,6 +275,11 @@ int dsm_setting_parse(const struct dsm_setting *s, const char *text, struct dsm_
 				break;
 			}
 		if (ret && (s->flags & DSM_SETTING_F_OR_INT) && parse_int(text, &v) == 0 &&
+		    v >= s->min && v <= s->max) {
+			v += DSM_SETTING_NUMBER;
+			ret = 0;
+		}
+		if (ret && (s->flags & DSM_SETTING_F_OR_SIZE) && dsm_parse_size(text, &v) == 0 &&
 		    v >= s->min && v <= s->max) {
 			v += DSM_SETTING_NUMBER;
 			ret = 0;
@@ -310,4 +328,20 @@ int dsm_setting_lookup(enum dsm_setting_id id, struct dsm_setting_value *out, ch
 		return ret;
 	*out = v;
 	return 1;
+}
+
+size_t dsm_setting_cache_auto(unsigned local)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	unsigned long long kb = 0;
+	char line[128];
+
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemTotal: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	/* Half for the copies, half for the program, the home segments and the runtime. */
+	return local ? (size_t)(kb * 1024 / 2 / local) : 0;
 }

@@ -38,6 +38,7 @@ enum dsm_setting_id {
 	DSM_SETTING_HOLD_EARLY,
 	DSM_SETTING_MIGRATORY,
 	DSM_SETTING_MW_TRACK,
+	DSM_SETTING_CACHE_SIZE,
 	DSM_SETTING_PROFILE,
 	DSM_SETTING_TP_HEARTBEAT_MS,
 	DSM_SETTING_TP_SEND_BUFS,
@@ -52,6 +53,8 @@ enum dsm_setting_id {
 /* ENUM: an integer in [min, max] is taken too, as DSM_SETTING_NUMBER + the integer. */
 #define DSM_SETTING_F_OR_INT 0x2
 #define DSM_SETTING_NUMBER   (1ull << 32)
+/* ENUM: a size in [min, max] is taken too, as DSM_SETTING_NUMBER + the size. */
+#define DSM_SETTING_F_OR_SIZE 0x4
 
 struct dsm_setting {
 	const char *name; /* "DSM_HOLD_US" */
@@ -66,6 +69,10 @@ struct dsm_setting {
 	const char *unit;           /* INT: "us", "ms", or NULL */
 	const char *help;           /* one line */
 };
+
+/* DSM_CACHE_SIZE=auto for one of @local ranks on this node: half of the node's memory
+ * (MemTotal), shared evenly; 0 (unlimited) where /proc/meminfo cannot be read. */
+size_t dsm_setting_cache_auto(unsigned local);
 
 /* A setting's value: SIZE bytes, INT, ENUM index, BOOL 0 or 1; text for STRING (NULL if
  * unset). */

@@ -76,11 +76,17 @@ typedef struct dsm_config {
 	size_t heap_size;     /* bytes of address space reserved for the heap */
 	size_t line_size;     /* coherence unit: a power-of-two multiple of the page size */
 	const char *provider; /* libfabric provider name, e.g. "shm", "tcp;ofi_rxm", "verbs" */
+	/* The most memory copies of lines homed elsewhere may take on this rank (bytes, at
+	 * least a line); DSM_CACHE_UNLIMITED for no bound; 0: DSM_CACHE_SIZE decides. Appended
+	 * after 0.1.0: an older struct_size leaves it to DSM_CACHE_SIZE. */
+	size_t cache_size;
 } dsm_config_t;
+
+#define DSM_CACHE_UNLIMITED ((size_t)-1)
 
 #define DSM_CONFIG_INIT                                                                            \
 	{                                                                                          \
-		sizeof(dsm_config_t), 0, 0, NULL                                                   \
+		sizeof(dsm_config_t), 0, 0, NULL, 0                                                \
 	}
 
 /*
@@ -152,6 +158,14 @@ typedef struct dsm_stats {
 	uint64_t mw_invalidations; /* copies dropped at acquires (others may have written them) */
 	uint64_t releases;         /* releases that had writes to publish */
 	uint64_t acquires;         /* acquires that had copies to drop or writes to publish */
+	/* The bounded cache (appended after 0.1.0; an older struct_size gets the above): copies
+	 * of lines homed elsewhere (DSM_CACHE_SIZE). */
+	uint64_t evictions_clean;   /* read-only copies evicted (dropped, the home told) */
+	uint64_t evictions_dirty;   /* modified copies evicted (written back first) */
+	uint64_t writeback_bytes;   /* line bytes the dirty evictions wrote back */
+	uint64_t cache_bytes;       /* copies held now */
+	uint64_t cache_hwm_bytes;   /* the most held at once */
+	uint64_t cache_limit_bytes; /* the budget; 0: unlimited */
 } dsm_stats_t;
 
 /* What dsm_query() says about the running libdsm. Set struct_size before the call. */

@@ -149,6 +149,15 @@ int dsm_rt_config_resolve(const dsm_config_t *user, struct dsm_rt_config *out)
 	} else {
 		c.prefetch_lines = 0;
 	}
+	dsm_setting_u64(DSM_SETTING_CACHE_SIZE, &v, NULL);
+	if (user->struct_size > offsetof(dsm_config_t, cache_size) && user->cache_size) {
+		c.cache_bytes = user->cache_size == DSM_CACHE_UNLIMITED ? 0 : user->cache_size;
+	} else if (v >= DSM_SETTING_NUMBER) {
+		c.cache_bytes = (size_t)(v - DSM_SETTING_NUMBER);
+	} else {
+		c.cache_bytes = 0; /* unlimited, 0 */
+		c.cache_auto = v == 0;
+	}
 	c.log_level = dsm_log_level();
 
 	*out = c;

@@ -46,6 +46,10 @@ struct dsm_rt_config {
 	bool migratory;   /* DSM_MIGRATORY: this rank's homes grant migratory lines exclusive */
 	unsigned prefetch_lines; /* DSM_PREFETCH: most lines a read-ahead window holds; 0: off */
 	int mw_track;            /* DSM_MW_TRACK: 0 auto, 1 twin, 2 async */
+	/* DSM_CACHE_SIZE or dsm_config_t.cache_size: bytes, 0 unlimited; cache_auto: not
+	 * chosen yet (init: half the node's memory over the ranks on it). */
+	size_t cache_bytes;
+	bool cache_auto;
 };
 
 /*

@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "runtime/cache.h"
 #include "runtime/fatal.h"
 #include "runtime/hold.h"
 #include "runtime/msg.h"
@@ -195,6 +196,10 @@ static void run_action(struct dsm_rt *rt, const dsm_coh_action_t *a, const void 
 		else
 			ret = dsm_rt_region_install(&rt->region, addr, src, ls,
 			                            a->type == DSM_COH_ACT_INSTALL_RW);
+		/* A copy of a line homed elsewhere: the home installs its own from the home
+		 * segment, and an upgrade brings no data. */
+		if (a->src == DSM_COH_SRC_MSG || a->src == DSM_COH_SRC_STAGING)
+			dsm_rt_cache_add(rt, a->line);
 		dsm_rt_fault_end(rt, a->line);
 		break;
 	case DSM_COH_ACT_WRITE_PROTECT:
@@ -203,6 +208,7 @@ static void run_action(struct dsm_rt *rt, const dsm_coh_action_t *a, const void 
 	case DSM_COH_ACT_ZAP:
 		ret = dsm_rt_region_zap(&rt->region, addr, ls);
 		dsm_rt_prefetch_zapped(rt, a->line);
+		dsm_rt_cache_del(rt, a->line);
 		break;
 	case DSM_COH_ACT_STORE_HOME:
 		copy_line(dsm_rt_home_line(rt, a->line), src, ls);

@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "runtime/cache.h"
 #include "runtime/engine.h"
 #include "runtime/fatal.h"
 #include "runtime/hold.h"
@@ -44,6 +45,7 @@ int dsm_rt_fault_drain(struct dsm_rt *rt)
 		if (dsm_rt_mw_fault(rt, &f, (uint64_t)line, home))
 			continue; /* multiple-writer memory: mw.c */
 		dsm_rt_prof_fault(rt, (uint64_t)line, f.exact, f.write);
+		dsm_rt_cache_touch(rt, (uint64_t)line);
 		ev = (dsm_coh_event_t){.type = f.write ? DSM_COH_EV_WRITE_FAULT
 		                                       : DSM_COH_EV_READ_FAULT,
 		                       .home = (unsigned)home,

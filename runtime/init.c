@@ -15,8 +15,10 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/settings.h"
 #include "runtime/api.h"
 #include "runtime/bootstrap.h"
+#include "runtime/cache.h"
 #include "runtime/coll.h"
 #include "runtime/engine.h"
 #include "runtime/hold.h"
@@ -75,20 +77,20 @@ static int agree(struct dsm_rt *rt, int mine, const char *what)
 }
 
 /* Ranks on this node <= cores: the loop may spin briefly for a due reply (TRAPS.md). */
-static bool node_has_spare_cores(struct dsm_rt *rt)
+/* The ranks on this node, this one included (collective); 0 if that cannot be told. */
+static unsigned node_local_ranks(struct dsm_rt *rt)
 {
 	char me[64] = {0}, *all = calloc((size_t)rt->nranks, sizeof(me));
-	long cores = sysconf(_SC_NPROCESSORS_ONLN);
-	int local = 0;
+	unsigned local = 0;
 
 	if (all == NULL)
-		return false;
+		return 0;
 	gethostname(me, sizeof(me) - 1);
 	if (dsm_rt_boot_allgather(me, all, sizeof(me)) == 0)
 		for (int r = 0; r < rt->nranks; r++)
 			local += strncmp(all + (size_t)r * sizeof(me), me, sizeof(me)) == 0;
 	free(all);
-	return local > 0 && local <= cores;
+	return local;
 }
 
 /* ---- settings every rank must share -------------------------------------------------------- */
@@ -275,6 +277,7 @@ static void teardown(struct dsm_rt *rt)
 	dsm_rt_holds_fini(rt);
 	dsm_rt_msg_fini(rt);
 	dsm_rt_stats_fini(rt);
+	dsm_rt_cache_fini(rt);
 	dsm_rt_prof_fini(rt);
 }
 
@@ -285,6 +288,9 @@ static int init_local(struct dsm_rt *rt)
 	int ret;
 
 	ret = dsm_rt_prof_init(rt);
+	if (ret < 0)
+		return ret;
+	ret = dsm_rt_cache_init(rt);
 	if (ret < 0)
 		return ret;
 	ret = dsm_rt_heap_reserve(rt->cfg.heap_size, rt->cfg.line_size, rt->cfg.overcommit, &ag,
@@ -352,6 +358,7 @@ static int init_protocol(struct dsm_rt *rt)
 static int init_common(const MPI_Comm *comm, const dsm_config_t *cfg)
 {
 	struct dsm_rt *rt;
+	unsigned local;
 	int ret, started;
 
 	if (dsm_rt_g) {
@@ -382,6 +389,9 @@ static int init_common(const MPI_Comm *comm, const dsm_config_t *cfg)
 	ret = settings_agree(rt);
 	if (ret < 0)
 		goto fail;
+	local = node_local_ranks(rt);
+	if (rt->cfg.cache_auto)
+		rt->cfg.cache_bytes = dsm_setting_cache_auto(local);
 	ret = agree(rt, init_local(rt), "setting up the heap and userfaultfd");
 	if (ret < 0)
 		goto fail;
@@ -394,7 +404,7 @@ static int init_common(const MPI_Comm *comm, const dsm_config_t *cfg)
 
 	rt->loop.spin_ns = rt->cfg.spin_ns;
 	rt->loop.wait_ns = rt->cfg.wait_ns;
-	rt->loop.may_spin = node_has_spare_cores(rt);
+	rt->loop.may_spin = local > 0 && local <= (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	started = dsm_rt_loop_start(rt);
 	ret = agree(rt, started, "starting the event loop");
 	if (ret < 0) {

@@ -28,6 +28,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/time.h"
+#include "runtime/cache.h"
 #include "runtime/engine.h"
 #include "runtime/fatal.h"
 #include "runtime/fault.h"
@@ -185,6 +186,8 @@ static int turn(struct dsm_rt *rt, uint64_t *next_p)
 	int ret;
 
 	work += expire_holds(rt, now, next_p);
+	/* Room in the cache ahead of need: the EVICTs leave with the turn's messages. */
+	work += dsm_rt_cache_trim(rt);
 	/* What the turn gathered leaves now (msg.c): nothing waits past its turn. */
 	ret = dsm_rt_msg_flush(rt, -1);
 	if (ret < 0 && ret != DSM_ERR_PEER_DEAD)

@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "common/time.h"
+#include "runtime/cache.h"
 #include "runtime/engine.h"
 #include "runtime/fatal.h"
 #include "runtime/heap.h"
@@ -128,6 +129,9 @@ static enum req_result request(struct dsm_rt *rt, uint64_t line, unsigned home, 
 	dsm_coh_line_info_t info;
 
 	if (atomic_load_explicit(&pf->inflight, memory_order_relaxed) >= DSM_RT_PF_INFLIGHT)
+		return REQ_FULL;
+	/* Read-ahead takes no room that evictions would have to make. */
+	if (dsm_rt_cache_tight(rt, atomic_load_explicit(&pf->inflight, memory_order_relaxed) + 1))
 		return REQ_FULL;
 	dsm_coh_line_info(rt->node, line, &info);
 	if (info.state != DSM_COH_I || set_find(pf, line) != NULL)

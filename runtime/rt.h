@@ -315,6 +315,28 @@ struct dsm_rt_mw {
 	size_t ntwins, twins_cap;
 };
 
+/* ---- cache.c: the bounded cache --------------------------------------------------------- */
+
+struct dsm_rt_cache_slot {
+	uint64_t line;
+	uint8_t ref;      /* faulted on since the hand passed: a second chance */
+	uint8_t evicting; /* EVICT sent, not zapped yet */
+};
+
+struct dsm_rt_cache {
+	uint64_t limit;     /* lines (DSM_CACHE_SIZE); 0: unlimited, counted all the same */
+	uint64_t high, low; /* evictions start past high and go down to low */
+	/* The copies of lines homed elsewhere, in the order the CLOCK's hand visits them, and
+	 * the index of their positions (position + 1; 0: a free slot). */
+	struct dsm_rt_cache_slot *v;
+	size_t n, cap, hand;
+	uint32_t *idx;
+	size_t idx_mask;
+	uint64_t evicting; /* copies asked to go and not zapped yet */
+	bool warned;
+	atomic_uint_fast64_t lines, hwm; /* for dsm_stats: n, and its largest */
+};
+
 /* ---- stats.c -------------------------------------------------------------------------- */
 
 struct dsm_rt_counters {
@@ -329,6 +351,7 @@ struct dsm_rt_counters {
 	atomic_uint_fast64_t migratory_grants, exclusive_writes, clean_writebacks;
 	atomic_uint_fast64_t mw_faults, mw_twins, diffs_sent, diffs_merged, diff_bytes;
 	atomic_uint_fast64_t mw_invalidations, releases, acquires;
+	atomic_uint_fast64_t evictions_clean, evictions_dirty;
 };
 
 struct dsm_rt_stats {
@@ -390,6 +413,7 @@ struct dsm_rt {
 	struct dsm_rt_mutexes mutexes;
 	struct dsm_rt_prefetch pf;
 	struct dsm_rt_mw mw;
+	struct dsm_rt_cache cache;
 	struct dsm_rt_stats stats;
 	struct dsm_rt_prof *prof; /* profile.c: NULL without DSM_PROFILE */
 };

@@ -55,6 +55,12 @@ void dsm_rt_count_coh(struct dsm_rt *rt, unsigned counter)
 	case DSM_COH_CNT_CLEAN_WB:
 		c = &rt->stats.cnt.clean_writebacks;
 		break;
+	case DSM_COH_CNT_EVICT_CLEAN:
+		c = &rt->stats.cnt.evictions_clean;
+		break;
+	case DSM_COH_CNT_EVICT_DIRTY:
+		c = &rt->stats.cnt.evictions_dirty;
+		break;
 	default:
 		return;
 	}
@@ -130,6 +136,12 @@ static void fill_stats(struct dsm_rt *rt, dsm_stats_t *s)
 	s->mw_invalidations = atomic_load(&rt->stats.cnt.mw_invalidations);
 	s->releases = atomic_load(&rt->stats.cnt.releases);
 	s->acquires = atomic_load(&rt->stats.cnt.acquires);
+	s->evictions_clean = atomic_load(&rt->stats.cnt.evictions_clean);
+	s->evictions_dirty = atomic_load(&rt->stats.cnt.evictions_dirty);
+	s->writeback_bytes = s->evictions_dirty * rt->cfg.line_size;
+	s->cache_bytes = atomic_load(&rt->cache.lines) * rt->cfg.line_size;
+	s->cache_hwm_bytes = atomic_load(&rt->cache.hwm) * rt->cfg.line_size;
+	s->cache_limit_bytes = rt->cache.limit * rt->cfg.line_size;
 }
 
 /* The smallest latency bound (µs) below which @q of the faults fall. */
@@ -222,6 +234,20 @@ void dsm_rt_stats_print(struct dsm_rt *rt)
 			       r, all[r].mw_faults, all[r].mw_twins, all[r].diffs_sent,
 			       all[r].diffs_merged, (double)all[r].diff_bytes / 1e6,
 			       all[r].mw_invalidations, all[r].releases, all[r].acquires);
+		printf("%4s %10s %10s %10s %10s %10s %10s\n", "rank", "evict_cln", "evict_drt",
+		       "wb_MB", "cache_MB", "cache_hwm", "cache_max");
+		for (int r = 0; r < rt->nranks; r++) {
+			const dsm_stats_t *s = &all[r];
+			char lim[16] = "unlimited";
+
+			if (s->cache_limit_bytes)
+				snprintf(lim, sizeof(lim), "%.1f",
+				         (double)s->cache_limit_bytes / 1e6);
+			printf("%4d %10" PRIu64 " %10" PRIu64 " %10.2f %10.2f %10.2f %10s\n", r,
+			       s->evictions_clean, s->evictions_dirty,
+			       (double)s->writeback_bytes / 1e6, (double)s->cache_bytes / 1e6,
+			       (double)s->cache_hwm_bytes / 1e6, lim);
+		}
 		fflush(stdout);
 	}
 	free(all);

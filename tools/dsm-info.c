@@ -176,6 +176,15 @@ static void print_text(const struct report *r, FILE *f)
 	else
 		fprintf(f, "  fault probe     FAILED: %s\n", r->fault.error);
 
+	{
+		unsigned cores = r->hwloc.cores > 0 ? (unsigned)r->hwloc.cores : 1;
+		size_t one = dsm_setting_cache_auto(1), per = dsm_setting_cache_auto(cores);
+
+		fprintf(f,
+		        "cache (auto)      %.1f GiB of copies per rank with 1 rank on this node, "
+		        "%.1f GiB with %u (one per core)\n",
+		        (double)one / (1 << 30), (double)per / (1 << 30), cores);
+	}
 	fprintf(f, "vm.overcommit_memory  %d: %s\n", r->vm.overcommit_memory,
 	        r->vm.overcommit_note);
 	fprintf(f, "vm.max_map_count      %d: %s\n", r->vm.max_map_count, r->vm.map_count_note);
@@ -343,6 +352,12 @@ static void print_json(const struct report *r, FILE *f)
 	j_close(&j, '}');
 	j_close(&j, '}');
 
+	j_open(&j, "cache_auto", '{');
+	j_num(&j, "bytes_1_rank", (double)dsm_setting_cache_auto(1));
+	j_int(&j, "cores", r->hwloc.cores > 0 ? r->hwloc.cores : 1);
+	j_num(&j, "bytes_per_core",
+	      (double)dsm_setting_cache_auto(r->hwloc.cores > 0 ? (unsigned)r->hwloc.cores : 1));
+	j_close(&j, '}');
 	j_open(&j, "vm", '{');
 	j_int(&j, "overcommit_memory", r->vm.overcommit_memory);
 	j_str(&j, "overcommit_note", r->vm.overcommit_note);

@@ -173,6 +173,19 @@ mw_release)
 			.diff_bytes_per_release >= 8 * $n" "one diff per line written, homed elsewhere ($n)"
 	done
 	;;
+cache)
+	for m in scan_bw random_read; do
+		has ".metric == \"$m\" and .baseline_name == \"unlimited_cache\" and .value > 0 and
+			.baseline > 0 and .array_bytes == 4 * .cache_bytes" "$m against an unlimited cache"
+	done
+	# The bounded run evicted and the unlimited one did not; random reads miss more bounded.
+	has '.metric == "scan_bw" and .evictions > 0 and .evictions_unlimited == 0' \
+		"evictions with the bounded cache only"
+	has '.metric == "random_read" and .misses_per_read > .misses_per_read_unlimited and
+		.misses_per_read <= 1.01' "random reads miss more with the bounded cache"
+	has '.metric == "rss_growth_max" and .baseline_name == "cache_plus_32MiB" and
+		.value <= .baseline' "resident memory within the cache plus 32 MiB"
+	;;
 *) # an application: a DSM time beside the MPI one
 	has ".workload == \"$wl\" and .baseline_name" "a result with its MPI baseline"
 	;;

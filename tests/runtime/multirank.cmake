@@ -47,7 +47,7 @@ function(dsm_mr_test prog)
   endforeach()
 endfunction()
 
-foreach(p mr_api mr_shared mr_litmus mr_stress mr_kill mr_stall mr_sync mr_prefetch mr_mw mr_profile)
+foreach(p mr_api mr_shared mr_litmus mr_stress mr_kill mr_stall mr_sync mr_prefetch mr_mw mr_profile mr_cache)
   dsm_mr_program(${p})
 endforeach()
 dsm_mr_test(mr_api)
@@ -119,3 +119,37 @@ dsm_add_test(NAME profile_4r_tcp_64k LABEL runtime TIMEOUT 300
           $<TARGET_FILE:mr_profile> $<TARGET_FILE:dsm-prof> 4
   ENVIRONMENT "DSM_PROVIDER=tcp\\;ofi_rxm" DSM_LINE_SIZE=65536 DSM_HEAP_SIZE=${DSM_MR_HEAP}
     DSM_DATA=rdma MR_ROUNDS=5000)
+
+# The bounded cache: mr_cache with a 16-line cache (2 ranks shm, 4 tcp by RDMA), and once
+# unlimited, where its resident-memory check must see the bound broken (the test of the
+# test). Then the programs that check memory's behaviour under a 16-line cache, where
+# nearly every step evicts: litmus, stress, shared (atomics, spin locks, mutexes, pointers)
+# and the API's kernel-access checks.
+dsm_add_test(NAME mr_cache_2r_shm_4k LABEL runtime TIMEOUT 300
+  COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 $<TARGET_FILE:mr_cache>
+  ENVIRONMENT DSM_PROVIDER=shm DSM_LINE_SIZE=4096 DSM_HEAP_SIZE=${DSM_MR_HEAP}
+    DSM_CACHE_SIZE=64K)
+dsm_add_test(NAME mr_cache_4r_tcp_64k LABEL runtime TIMEOUT 300
+  COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 4 $<TARGET_FILE:mr_cache>
+  ENVIRONMENT "DSM_PROVIDER=tcp\\;ofi_rxm" DSM_LINE_SIZE=65536 DSM_HEAP_SIZE=${DSM_MR_HEAP}
+    DSM_DATA=rdma DSM_CACHE_SIZE=1M)
+dsm_add_test(NAME mr_cache_unbounded_2r_shm LABEL runtime TIMEOUT 300
+  COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 $<TARGET_FILE:mr_cache>
+  ENVIRONMENT DSM_PROVIDER=shm DSM_LINE_SIZE=4096 DSM_HEAP_SIZE=${DSM_MR_HEAP}
+    DSM_CACHE_SIZE=unlimited MR_CACHE_UNBOUNDED=1)
+# (Litmus with a fifth of its rounds: every round's fresh lines are evictions, so at the
+# default 10,000 it would take minutes.)
+foreach(p mr_litmus mr_stress mr_shared mr_api)
+  set(rounds "")
+  if(p STREQUAL "mr_litmus")
+    set(rounds MR_ROUNDS=2000)
+  endif()
+  dsm_add_test(NAME ${p}_cache16_2r_shm_4k LABEL runtime TIMEOUT 300
+    COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 $<TARGET_FILE:${p}>
+    ENVIRONMENT DSM_PROVIDER=shm DSM_LINE_SIZE=4096 DSM_HEAP_SIZE=${DSM_MR_HEAP}
+      DSM_CACHE_SIZE=64K ${rounds})
+  dsm_add_test(NAME ${p}_cache16_long_4r_tcp_64k LABEL runtime LONG TIMEOUT 20000
+    COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 4 $<TARGET_FILE:${p}>
+    ENVIRONMENT "DSM_PROVIDER=tcp\\;ofi_rxm" DSM_LINE_SIZE=65536 DSM_HEAP_SIZE=${DSM_MR_HEAP}
+      DSM_DATA=rdma DSM_CACHE_SIZE=1M)
+endforeach()
