@@ -128,6 +128,24 @@ static void test_values_of_each_type(void **state)
 	assert_false(b);
 	setenv("DSM_PROVIDER", "tcp;ofi_rxm", 1);
 	assert_string_equal(dsm_setting_string(DSM_SETTING_PROVIDER), "tcp;ofi_rxm");
+	/* An enum that takes a size too: the names, then sizes past DSM_SETTING_NUMBER. */
+	setenv("DSM_CACHE_SIZE", "Unlimited", 1);
+	assert_int_equal(dsm_setting_u64(DSM_SETTING_CACHE_SIZE, &u, NULL), 0);
+	assert_int_equal(u, 1);
+	setenv("DSM_CACHE_SIZE", "0", 1);
+	assert_int_equal(dsm_setting_u64(DSM_SETTING_CACHE_SIZE, &u, NULL), 0);
+	assert_int_equal(u, 2);
+	setenv("DSM_CACHE_SIZE", "64M", 1);
+	assert_int_equal(dsm_setting_u64(DSM_SETTING_CACHE_SIZE, &u, NULL), 0);
+	assert_int_equal(u, DSM_SETTING_NUMBER + (64u << 20));
+	unsetenv("DSM_CACHE_SIZE");
+	assert_int_equal(dsm_setting_u64(DSM_SETTING_CACHE_SIZE, &u, &set), 0);
+	assert_int_equal(u, 0); /* auto */
+	assert_false(set);
+	/* auto: half of the node's memory over its ranks, nothing when there are none. */
+	assert_true(dsm_setting_cache_auto(1) > 0);
+	assert_true(dsm_setting_cache_auto(2) <= dsm_setting_cache_auto(1) / 2 + 1);
+	assert_int_equal(dsm_setting_cache_auto(0), 0);
 	/* Unset: the default, and it says so. */
 	unsetenv("DSM_HOLD_US");
 	assert_int_equal(dsm_setting_u64(DSM_SETTING_HOLD_US, &u, &set), 0);
@@ -168,6 +186,11 @@ static void test_malformed_each_type(void **state)
 	        {DSM_SETTING_LOG, "garbage",
 	         "DSM_LOG='garbage' is not valid: want one of: error warn info debug"},
 	        {DSM_SETTING_OVERCOMMIT, "maybe", "want one of: read strict lazy"},
+	        /* an enum or a size: below the smallest size, and neither */
+	        {DSM_SETTING_CACHE_SIZE, "1K",
+	         "DSM_CACHE_SIZE='1K' is not valid: want one of: auto unlimited 0, or a size from "
+	         "4K to 64T"},
+	        {DSM_SETTING_CACHE_SIZE, "lots", "DSM_CACHE_SIZE='lots' is not valid"},
 	        /* boolean */
 	        {DSM_SETTING_HOLD_EARLY, "maybe",
 	         "DSM_HOLD_EARLY='maybe' is not valid: want 1 or 0 (also yes/no, on/off, "
