@@ -832,8 +832,12 @@ static int home_msg(dsm_coh_node_t *n, const dsm_coh_msg_t *m, int dsrc, dsm_coh
 			return 0;
 		if (d->wait != DSM_COH_DIR_WAIT_ACKS || !dsm_coh_sharers_has(&d->sharers, r))
 			return DSM_ERR_PROTOCOL;
+		/* Only a rank that was sent the INV acks it: the evicting rank, or a sharer
+		 * other than the writer. */
 		if (d->txn == DSM_COH_MSG_EVICT)
-			return dir_evicted(n, d, r, a);
+			return r == d->txn_req ? dir_evicted(n, d, r, a) : DSM_ERR_PROTOCOL;
+		if (r == d->txn_req)
+			return DSM_ERR_PROTOCOL;
 		dsm_coh_sharers_del(&d->sharers, r);
 		if (--d->acks > 0)
 			return 0;

@@ -8,7 +8,8 @@
 
 #include "mc.h"
 
-#define POISON 0xdeadbeefu
+#define POISON   0xdeadbeefu
+#define MC_HOMEQ 64 /* requests the checker mirrors per line of the home's queue */
 
 enum { PROT_NONE_ = 0, PROT_RO, PROT_RW };
 enum { T_RUN = 0, T_BLOCKED, T_WOKEN, T_DONE };
@@ -68,6 +69,12 @@ typedef struct mc_sim {
 	uint64_t max_fault_steps;
 	uint64_t counters[DSM_COH_CNT_NCOUNTERS];
 	uint64_t cov[MC_NCOV];
+	uint8_t nevict; /* evictions fed so far (part of the state: bounded by the config) */
+	/* For the eviction races' coverage only: not hashed, since they decide nothing (the
+	 * queue is a copy of what the engine's own state holds). */
+	uint16_t evicted[MC_MAX_LINES];        /* bit n: rank n evicted the line, not asked since */
+	uint8_t homeq[MC_MAX_LINES][MC_HOMEQ]; /* the home's queue: 1 an EVICT, 0 a request */
+	uint8_t homeq_n[MC_MAX_LINES];
 	mc_fail_t fail;
 	char what[512];
 	dsm_coh_actions_t acts;
@@ -79,7 +86,7 @@ typedef struct mc_sim {
 } mc_sim_t;
 
 /* A step the scheduler can choose. */
-enum { C_THREAD, C_UFFD, C_MSG, C_RDMA, C_HOLD, C_WB, C_BATCH };
+enum { C_THREAD, C_UFFD, C_MSG, C_RDMA, C_HOLD, C_WB, C_BATCH, C_EVICT };
 typedef struct mc_choice {
 	uint8_t kind, node, idx; /* idx: thread, message slot or line */
 } mc_choice_t;
@@ -114,7 +121,12 @@ const char *mc_cov_name(int c)
 	        [MC_COV_QUEUED] = "request queued at the home",
 	        [MC_COV_MIGRATORY] = "read granted exclusive",
 	        [MC_COV_EXCL_WRITE] = "write to an exclusive clean line",
-	        [MC_COV_CLEAN_WB] = "exclusive line given up clean"};
+	        [MC_COV_CLEAN_WB] = "exclusive line given up clean",
+	        [MC_COV_EVICT_NOOP] = "eviction finds its copy already taken",
+	        [MC_COV_EVICT_QUEUED] = "eviction queued at the home",
+	        [MC_COV_EVICT_DIRTY] = "evicted modified line written back",
+	        [MC_COV_EVICT_FWD_S] = "eviction crosses a FWD_S",
+	        [MC_COV_EVICT_REFAULT] = "evicted line asked for again"};
 
 	return c >= 0 && c < MC_NCOV ? names[c] : "?";
 }
@@ -172,8 +184,9 @@ static int sim_init(mc_sim_t *s, const mc_config_t *cfg)
 	}
 	/* Every op causes at most a read miss and an upgrade, each a transaction of
 	 * at most 2 * nnodes + 8 steps, plus retries: a fault that waits longer
-	 * than every op of the run put together is waiting forever. */
-	s->bound = (uint64_t)(total_ops + 1) * (4 * cfg->nnodes + 24) * 2;
+	 * than every op of the run put together is waiting forever. An eviction is
+	 * one more transaction, and a miss of the line evicted one more. */
+	s->bound = (uint64_t)(total_ops + 1 + 2 * cfg->evictions) * (4 * cfg->nnodes + 24) * 2;
 	dsm_coh_actions_init(&s->acts);
 	return 0;
 }
@@ -510,15 +523,111 @@ static void check_agree(mc_sim_t *s, unsigned n, int l)
 		      "node %u line %d: exclusive clean copy differs from the home segment", n, l);
 }
 
+/* Invariant 2 (PROTOCOL.md): while the directory says U or S nobody can write the line, so
+ * the home segment holds its last value (an eviction's write-back reached it first). */
+static void check_home_segment(mc_sim_t *s, int l)
+{
+	dsm_coh_dir_info_t d;
+
+	if (l < 0)
+		return;
+	dsm_coh_dir_info(s->eng[s->home[l]], s->line_id[l], &d);
+	if (d.state != DSM_COH_DIR_M &&
+	    memcmp(s->node[s->home[l]].home_seg[l], s->shadow[l], sizeof(s->shadow[l])))
+		failf(s, MC_DATA, "line %d: the directory says %s, the home segment is stale", l,
+		      d.state == DSM_COH_DIR_U ? "uncached" : "shared");
+}
+
+/* How many COUNTs of counter the last event's actions hold. */
+static unsigned acts_counted(const mc_sim_t *s, unsigned counter)
+{
+	unsigned k = 0;
+	size_t i;
+
+	for (i = 0; i < s->acts.n; i++)
+		k += s->acts.v[i].type == DSM_COH_ACT_COUNT && s->acts.v[i].counter == counter;
+	return k;
+}
+
+/* The last event's actions copy the mapping out for the home (a modified line's data). */
+static int acts_write_back(const mc_sim_t *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->acts.n; i++)
+		if (s->acts.v[i].src == DSM_COH_SRC_MAP &&
+		    (s->acts.v[i].type == DSM_COH_ACT_SEND ||
+		     s->acts.v[i].type == DSM_COH_ACT_RDMA_WRITE))
+			return 1;
+	return 0;
+}
+
+/*
+ * The home's side of an eviction's races. The checker keeps a copy of the line's queue
+ * (what was queued: the events that counted QUEUED; what left: the drop in its length), so
+ * that it sees when an EVICT is served and whether that found anything to take: an EVICT
+ * that finds the copy gone ends its transaction at once, so it is a no-op exactly when the
+ * home serves something after it in the same event, or is idle afterwards (a real one waits
+ * for the evicting rank's INV_ACK or WB, never sent inside this call).
+ */
+static void cov_home_evict(mc_sim_t *s, unsigned h, int l, const dsm_coh_event_t *ev, unsigned q0)
+{
+	int evict = ev->type == DSM_COH_EV_MSG && ev->msg.type == DSM_COH_MSG_EVICT;
+	unsigned queued = acts_counted(s, DSM_COH_CNT_QUEUED), out, i;
+	dsm_coh_dir_info_t d;
+
+	dsm_coh_dir_info(s->eng[h], s->line_id[l], &d);
+	if (queued) {
+		if (s->homeq_n[l] < MC_HOMEQ)
+			s->homeq[l][s->homeq_n[l]++] = (uint8_t)evict;
+		if (evict)
+			s->cov[MC_COV_EVICT_QUEUED]++;
+	} else if (evict && !d.busy) {
+		s->cov[MC_COV_EVICT_NOOP]++;
+	}
+	out = q0 + queued > d.queued ? q0 + queued - d.queued : 0;
+	for (i = 0; i < out && s->homeq_n[l]; i++) {
+		if (s->homeq[l][0] && (i + 1 < out || !d.busy))
+			s->cov[MC_COV_EVICT_NOOP]++;
+		memmove(&s->homeq[l][0], &s->homeq[l][1], --s->homeq_n[l]);
+	}
+}
+
+/* The evicting rank's side: its modified copy written back, an evicting owner downgraded
+ * by a reader's FWD_S, a line it evicted asked for again. */
+static void cov_node_evict(mc_sim_t *s, unsigned n, int l, const dsm_coh_line_info_t *before)
+{
+	uint16_t bit = (uint16_t)(1u << n);
+	dsm_coh_line_info_t li;
+
+	dsm_coh_line_info(s->eng[n], s->line_id[l], &li);
+	if (before->evicting && before->state == DSM_COH_M && acts_write_back(s))
+		s->cov[MC_COV_EVICT_DIRTY]++;
+	/* From here the state is the one an eviction of that S copy would reach: its EVICT,
+	 * sent to take an owned copy, will find a sharer. */
+	if (before->evicting && (before->state == DSM_COH_M || before->state == DSM_COH_E) &&
+	    li.state == DSM_COH_S && li.evicting)
+		s->cov[MC_COV_EVICT_FWD_S]++;
+	if ((s->evicted[l] & bit) &&
+	    acts_counted(s, DSM_COH_CNT_READ_FAULT) + acts_counted(s, DSM_COH_CNT_WRITE_FAULT)) {
+		s->cov[MC_COV_EVICT_REFAULT]++;
+		s->evicted[l] &= (uint16_t)~bit;
+	}
+}
+
 static void feed(mc_sim_t *s, unsigned n, const dsm_coh_event_t *ev, const uint32_t *payload)
 {
+	int l = line_index(s, ev->type == DSM_COH_EV_MSG ? ev->msg.line : ev->line);
+	dsm_coh_line_info_t li = {0};
+	dsm_coh_dir_info_t d0 = {0};
 	int rc;
 
+	if (l >= 0) {
+		dsm_coh_line_info(s->eng[n], s->line_id[l], &li);
+		if (s->home[l] == n)
+			dsm_coh_dir_info(s->eng[n], s->line_id[l], &d0);
+	}
 	if (ev->type == DSM_COH_EV_MSG) {
-		int l = line_index(s, ev->msg.line);
-		dsm_coh_line_info_t li;
-
-		dsm_coh_line_info(s->eng[n], ev->msg.line, &li);
 		if (ev->msg.type == DSM_COH_MSG_INV && li.state == DSM_COH_SM)
 			s->cov[MC_COV_INV_AT_SM]++;
 		if (ev->msg.type == DSM_COH_MSG_GET_M && (ev->msg.flags & DSM_COH_MSGF_UPGRADE) &&
@@ -543,9 +652,18 @@ static void feed(mc_sim_t *s, unsigned n, const dsm_coh_event_t *ev, const uint3
 		return;
 	}
 	apply(s, n, payload);
+	if (s->fail || l < 0)
+		return;
+	if (s->cfg->evictions) {
+		if (s->home[l] == n)
+			cov_home_evict(s, n, l, ev, d0.queued);
+		else
+			cov_node_evict(s, n, l, &li);
+	}
+	if (s->home[l] == n)
+		check_home_segment(s, l);
 	if (!s->fail && !s->batching)
-		check_agree(s, n,
-		            line_index(s, ev->type == DSM_COH_EV_MSG ? ev->msg.line : ev->line));
+		check_agree(s, n, l);
 }
 
 /* ---- Steps ---- */
@@ -576,6 +694,20 @@ static int msg_deliverable(const mc_sim_t *s, unsigned i)
 		if (s->net[j].src == s->net[i].src && s->net[j].dst == s->net[i].dst)
 			return 0;
 	return 1;
+}
+
+/* The runtime may evict a copy homed elsewhere that the engine can give up now: a stable
+ * S, M or E (not held for woken threads, not waiting for data or a write-back, no message
+ * deferred, not already being evicted). */
+static int can_evict(const mc_sim_t *s, unsigned n, unsigned l)
+{
+	dsm_coh_line_info_t li;
+
+	if (s->home[l] == n)
+		return 0;
+	dsm_coh_line_info(s->eng[n], s->line_id[l], &li);
+	return (li.state == DSM_COH_S || li.state == DSM_COH_M || li.state == DSM_COH_E) &&
+	       !li.held && !li.rdma && !li.wb && !li.deferred && !li.evicting;
 }
 
 static unsigned choices(const mc_sim_t *s, mc_choice_t *c)
@@ -615,10 +747,15 @@ static unsigned choices(const mc_sim_t *s, mc_choice_t *c)
 		if (first && more)
 			c[k++] = (mc_choice_t){C_BATCH, s->net[i].dst, (uint8_t)i};
 	}
+	/* Last, so that a configuration without evictions has the choices it always had. */
+	for (n = 0; s->nevict < s->cfg->evictions && n < s->cfg->nnodes; n++)
+		for (l = 0; l < s->cfg->nlines; l++)
+			if (can_evict(s, n, l))
+				c[k++] = (mc_choice_t){C_EVICT, (uint8_t)n, (uint8_t)l};
 	return k;
 }
 
-#define MAX_CHOICES (MC_MAX_NODES * (MC_MAX_THREADS + 1 + 3 * MC_MAX_LINES) + 2 * MC_MAX_MSGS)
+#define MAX_CHOICES (MC_MAX_NODES * (MC_MAX_THREADS + 1 + 4 * MC_MAX_LINES) + 2 * MC_MAX_MSGS)
 
 static void thread_step(mc_sim_t *s, unsigned n, unsigned t)
 {
@@ -764,6 +901,13 @@ static void do_step(mc_sim_t *s, const mc_choice_t *c)
 		ev.line = s->line_id[c->idx];
 		feed(s, c->node, &ev, NULL);
 		break;
+	case C_EVICT:
+		s->nevict++;
+		s->evicted[c->idx] |= (uint16_t)(1u << c->node);
+		ev.type = DSM_COH_EV_EVICT;
+		ev.line = s->line_id[c->idx];
+		feed(s, c->node, &ev, NULL);
+		break;
 	}
 }
 
@@ -832,7 +976,9 @@ static void check_final(mc_sim_t *s)
 				               : DSM_COH_I;
 			else
 				want = DSM_COH_I;
+			/* An evicted line is I here, and the directory U or without it. */
 			if ((int)li.state != want || li.held || li.rdma || li.wb || li.deferred ||
+			    li.evicting ||
 			    pg->prot != (want == DSM_COH_M                        ? PROT_RW
 			                 : want == DSM_COH_S || want == DSM_COH_E ? PROT_RO
 			                                                          : PROT_NONE_)) {
@@ -916,6 +1062,8 @@ static uint64_t sim_hash(const mc_sim_t *s, uint8_t *buf, size_t cap)
 		}
 	}
 	h = hash_bytes((const uint8_t *)s->shadow, sizeof(s->shadow), h);
+	if (s->cfg->evictions)
+		h = hash_bytes(&s->nevict, 1, h);
 	/* Without FIFO the network is a multiset: sort it. */
 	memcpy(net, s->net, s->nnet * sizeof(net[0]));
 	if (!s->cfg->fifo)
@@ -999,8 +1147,8 @@ static void report(mc_sim_t *s, mc_result_t *res)
 
 static const char *choice_str(const mc_sim_t *s, const mc_choice_t *c, char *b, size_t n)
 {
-	static const char *const kinds[] = {"thread", "uffd",       "msg",  "rdma",
-	                                    "hold",   "rdma-write", "batch"};
+	static const char *const kinds[] = {"thread", "uffd",       "msg",   "rdma",
+	                                    "hold",   "rdma-write", "batch", "evict"};
 
 	if ((c->kind == C_MSG || c->kind == C_BATCH) && c->idx < s->nnet)
 		snprintf(b, n, "deliver %s%s %u->%u", c->kind == C_BATCH ? "a batch from " : "",
@@ -1067,6 +1215,7 @@ static int dfs_visit(dfs_t *d, mc_sim_t *s, unsigned depth, double *paths_p)
 		child->batches = child->batched_installs = 0;
 		do_step(child, &c[i]);
 		d->res->batches += child->batches;
+		d->res->evictions += c[i].kind == C_EVICT;
 		d->res->batched_installs += child->batched_installs;
 		for (j = 0; j < DSM_COH_CNT_NCOUNTERS; j++)
 			d->res->counters[j] += child->counters[j];
@@ -1193,6 +1342,9 @@ void mc_random_config(uint64_t *rng, const mc_random_opts_t *o, mc_config_t *cfg
 				op->value = 1 + (n << 16 | t << 8 | i);
 			}
 		}
+	/* Drawn last: without evictions the configurations are the ones they always were. */
+	if (o->evictions && rnd_below(rng, 2))
+		cfg->evictions = 1 + rnd_below(rng, 3);
 }
 
 /* HyperLogLog: the number of distinct states of a random run, in 4 KiB. */
@@ -1269,6 +1421,8 @@ int mc_random(const mc_random_opts_t *o, mc_result_t *res)
 		res->steps += s->step;
 		res->early_hold_schedules += cfg->early_hold != 0;
 		res->batch_schedules += cfg->batch != 0;
+		res->evict_schedules += cfg->evictions != 0;
+		res->evictions += s->nevict;
 		res->batches += s->batches;
 		res->batched_installs += s->batched_installs;
 		/* A bounced line may wait long by design there: no bound to report. */
@@ -1285,12 +1439,13 @@ int mc_random(const mc_random_opts_t *o, mc_result_t *res)
 				        "failing schedule %llu (config rng %#llx): %u nodes, %u "
 				        "lines, "
 				        "%u threads, data %s, write-back %s, dist %d, fifo %d, "
-				        "early hold %d\n",
+				        "early hold %d, batches %d, migratory %d, evictions %u\n",
 				        (unsigned long long)i, (unsigned long long)cfg_rng,
 				        cfg->nnodes, cfg->nlines, cfg->nthreads,
 				        cfg->data_mode ? "rdma" : "inline",
 				        cfg->wb_mode ? "rdma" : "inline", cfg->dist, cfg->fifo,
-				        cfg->early_hold);
+				        cfg->early_hold, cfg->batch, cfg->migratory,
+				        cfg->evictions);
 			}
 		}
 		sim_fini(s);

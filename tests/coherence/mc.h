@@ -5,7 +5,8 @@
  * userfaultfd queue and application threads running a small program of loads
  * and stores. A scheduler picks the next step among everything that could
  * happen (a thread's access, the event loop reading a fault, the delivery of
- * any message in flight, an RDMA completion, the end of a hold), and after
+ * any message in flight, an RDMA completion, the end of a hold, and, when the
+ * configuration allows it, the eviction of a copy homed elsewhere), and after
  * every step the invariants are checked.
  *
  * With batches on, a rank may also take every message one peer has in flight
@@ -55,6 +56,9 @@ typedef struct mc_config {
 	 * a longer run with the next batch (the end-of-batch flush, left out). */
 	int batch_keep_open;
 	int migratory; /* the engine's migratory lines (dsm_coh_config_t.migratory) */
+	/* The most evictions per schedule: a step may feed DSM_COH_EV_EVICT for a copy homed
+	 * elsewhere that the engine can give up (S, M or E, stable); 0: none. */
+	unsigned evictions;
 	dsm_coh_dist_t dist;
 	unsigned nops[MC_MAX_NODES][MC_MAX_THREADS];
 	mc_op_t ops[MC_MAX_NODES][MC_MAX_THREADS][MC_MAX_OPS];
@@ -93,6 +97,12 @@ typedef enum mc_cov {
 	MC_COV_MIGRATORY,     /* a read miss granted exclusive (a migratory line) */
 	MC_COV_EXCL_WRITE,    /* a write to an exclusive clean line, served locally */
 	MC_COV_CLEAN_WB,      /* an exclusive line given up before any write, without data */
+	/* Evictions (only with mc_config_t.evictions): */
+	MC_COV_EVICT_NOOP,   /* an EVICT served after an INV or FWD_M took the copy: nothing left */
+	MC_COV_EVICT_QUEUED, /* an EVICT waited behind another transaction at the home */
+	MC_COV_EVICT_DIRTY,  /* an evicted modified copy written back */
+	MC_COV_EVICT_FWD_S,  /* an evicting owner downgraded by a FWD_S (the EVICT takes its S) */
+	MC_COV_EVICT_REFAULT, /* a rank asked again for a line it evicted */
 	MC_NCOV,
 } mc_cov_t;
 
@@ -111,6 +121,8 @@ typedef struct mc_result {
 	uint64_t batched_installs;     /* installs that waited in a batch */
 	uint64_t max_fault_steps;      /* longest time a fault waited, in steps */
 	uint64_t max_depth;            /* exhaustive: longest path */
+	uint64_t evict_schedules;      /* random: schedules that could evict */
+	uint64_t evictions;            /* evictions fed (exhaustive: transitions) */
 	uint64_t counters[DSM_COH_CNT_NCOUNTERS];
 	/* random: steps reaching each race; exhaustive: transitions (each
 	 * distinct state's outgoing steps, taken once) reaching it */
@@ -134,6 +146,7 @@ typedef struct mc_random_opts {
 	int batches;     /* one schedule in two delivers batches too */
 	int batch_keep_open;
 	int migratory; /* 0: off, 1: on, 2: on in three schedules of four */
+	int evictions; /* one schedule in two may evict, 1 to 3 times */
 	int verbose;
 	uint8_t *hll; /* MC_HLL_SIZE registers to add the states to, or NULL */
 } mc_random_opts_t;

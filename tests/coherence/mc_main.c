@@ -2,7 +2,8 @@
 /*
  * coh-mc: the protocol model checker's command line.
  *
- *   coh-mc exhaustive [default|long]   every order for 2 and 3 (long: 4) nodes on one line
+ *   coh-mc exhaustive [default|long]   every order for 2 and 3 (long: 4) nodes on one line,
+ *                                      with and without evictions
  *   coh-mc random [schedules] [max_nodes] [max_lines] [seed|-] [jobs]
  *
  * DSM_TEST_TIER=long scales the default rounds up. Exit status 0 only when
@@ -47,6 +48,16 @@ static int print_races(const char *what, const uint64_t *cov)
 	return missed;
 }
 
+/* ", up to N evictions", or nothing for a configuration without. */
+static const char *evictions_str(unsigned n, char *b, size_t size)
+{
+	if (n)
+		snprintf(b, size, ", up to %u eviction%s", n, n > 1 ? "s" : "");
+	else
+		b[0] = 0;
+	return b;
+}
+
 /* Three kinds of programs, each op on one line (word 0 or 1). */
 enum { PROG_WRITERS, PROG_MIXED, PROG_READ_UPGRADE, PROG_NPROGS };
 static const char *const prog_names[] = {"writers", "mixed", "read-then-write"};
@@ -84,23 +95,26 @@ static void program(mc_config_t *c, int prog, unsigned nops)
 }
 
 /* Holds that end before the woken thread ran (the runtime's timer): safety
- * only, since a line may then bounce; every state is still visited. */
+ * only, since a line may then bounce; every state is still visited. Each size
+ * again with evictions (2 ranks may evict twice, 3 ranks once). */
 static int run_early_hold(int big)
 {
-	unsigned nodes, p, m;
+	unsigned nodes, p, k;
 	int bad = 0;
 
 	for (nodes = 2; nodes <= 3; nodes++)
 		for (p = 0; p < PROG_NPROGS; p++)
-			for (m = 0; m < 2; m++) {
+			for (k = 0; k < 4; k++) {
+				unsigned m = k & 1, ev = k >> 1;
 				mc_config_t c;
 				mc_result_t r;
-				char sched[64];
+				char sched[64], evs[32];
 				double t0 = now();
 
 				/* Default tier: inline data, 3 ranks with the writers only
-				 * (mixed and read-then-write reach 0.4M and 1.3M states). */
-				if (!big && (m == 1 || (nodes == 3 && p != PROG_WRITERS)))
+				 * (mixed and read-then-write reach 0.4M and 1.3M states), and
+				 * evictions for 2 ranks (3 ranks writing: 0.6M states). */
+				if (!big && (m == 1 || (nodes == 3 && (p != PROG_WRITERS || ev))))
 					continue;
 				memset(&c, 0, sizeof(c));
 				c.nnodes = nodes;
@@ -111,6 +125,7 @@ static int run_early_hold(int big)
 				c.dist = DSM_COH_DIST_ZERO;
 				c.early_hold = 1;
 				c.migratory = 1;
+				c.evictions = ev ? 4 - nodes : 0;
 				program(&c, (int)p, 3);
 				if (mc_exhaustive(&c, 200000000, &r) < 0)
 					return 1;
@@ -123,9 +138,10 @@ static int run_early_hold(int big)
 				else
 					snprintf(sched, sizeof(sched), "%.4g schedules", r.orders);
 				printf("exhaustive, holds may end early, %u nodes x 3 ops, %s, "
-				       "data %s: "
+				       "data %s%s: "
 				       "%s, %llu states, %llu transitions, %.2fs%s%s\n",
-				       nodes, prog_names[p], m ? "rdma" : "inline", sched,
+				       nodes, prog_names[p], m ? "rdma" : "inline",
+				       evictions_str(c.evictions, evs, sizeof(evs)), sched,
 				       (unsigned long long)r.states, (unsigned long long)r.steps,
 				       now() - t0, r.fail ? ": FAIL " : "", r.fail ? r.what : "");
 				fflush(stdout);
@@ -148,7 +164,9 @@ static int run_batches(int big)
 	static const struct {
 		unsigned nodes, threads, ops, lines;
 		int long_only;
-	} sizes[] = {{2, 2, 2, 2, 0}, {2, 2, 3, 2, 1}, {3, 2, 2, 2, 1}};
+		unsigned evictions;
+	} sizes[] = {
+	        {2, 2, 2, 2, 0, 0}, {2, 2, 3, 2, 1, 0}, {3, 2, 2, 2, 1, 0}, {2, 2, 2, 2, 1, 1}};
 	unsigned si, p, m;
 	int bad = 0;
 
@@ -157,6 +175,7 @@ static int run_batches(int big)
 			for (m = 0; m < 2; m++) {
 				mc_config_t c;
 				mc_result_t r;
+				char evs[32];
 				double t0 = now();
 				int idle;
 
@@ -174,6 +193,7 @@ static int run_batches(int big)
 				c.dist = DSM_COH_DIST_ZERO;
 				c.batch = 1;
 				c.migratory = 1;
+				c.evictions = sizes[si].evictions;
 				program(&c, (int)p, sizes[si].ops);
 				if (mc_exhaustive(&c, 200000000, &r) < 0)
 					return 1;
@@ -181,10 +201,12 @@ static int run_batches(int big)
 				idle = r.batches == 0 || (m == 0 && r.batched_installs == 0);
 				printf("exhaustive, batches, %u nodes x %u threads x %u ops on %u "
 				       "lines, %s, data "
-				       "%s: %.4g schedules, %llu states, %llu transitions, %llu of "
-				       "them batches holding %llu installs back, %.2fs%s%s%s\n",
+				       "%s%s: %.4g schedules, %llu states, %llu transitions, "
+				       "%llu of them batches holding %llu installs back, "
+				       "%.2fs%s%s%s\n",
 				       c.nnodes, c.nthreads, sizes[si].ops, c.nlines, prog_names[p],
-				       m ? "rdma" : "inline", r.orders,
+				       m ? "rdma" : "inline",
+				       evictions_str(c.evictions, evs, sizeof(evs)), r.orders,
 				       (unsigned long long)r.states, (unsigned long long)r.steps,
 				       (unsigned long long)r.batches,
 				       (unsigned long long)r.batched_installs, now() - t0,
@@ -205,18 +227,33 @@ static int run_exhaustive(int big)
 	 * short. The long tier adds bigger sizes. */
 	/* Measured (one core): 3 x 4 ops up to 2.4M states, ~1 min each; 4 x 3
 	 * ops writers 1.2M states, mixed 10M states, 6 min and 2 GB. So 4 ranks
-	 * run the writers program only (progs: a mask over PROG_*). */
+	 * run the writers program only (progs: a mask over PROG_*).
+	 * Evictions (the most per schedule; a bound of k explores every schedule with
+	 * fewer too): in the default tier 2 ranks evict twice (up to 0.1M states) and
+	 * 3 ranks writing evict once (0.2M and 0.4M states); in the long tier 3 ranks
+	 * evict twice (read-then-write: 5.4M and 8.3M states, 30-50 s) and two threads
+	 * once (6.4M).
+	 * mig_off: migratory lines off too in the default tier. */
 	static const struct {
 		unsigned nodes, threads, ops;
 		int long_only, one_mode, progs;
-	} sizes[] = {{2, 1, 3, 0, 0, 7},
-	             {2, 1, 4, 0, 0, 7},
-	             {3, 1, 3, 0, 0, 7},
-	             {2, 2, 2, 0, 1, 7},
-	             {2, 2, 2, 1, 0, 7},
-	             {3, 1, 4, 1, 0, 7},
-	             {4, 1, 3, 1, 0, 1 << PROG_WRITERS},
-	             {4, 1, 2, 1, 0, 7}};
+		unsigned evictions;
+		int mig_off;
+	} sizes[] = {{2, 1, 3, 0, 0, 7, 0, 1},
+	             {2, 1, 4, 0, 0, 7, 0, 0},
+	             {3, 1, 3, 0, 0, 7, 0, 0},
+	             {2, 2, 2, 0, 1, 7, 0, 0},
+	             {2, 1, 3, 0, 0, 7, 2, 1},
+	             {2, 1, 4, 0, 1, 7, 2, 0},
+	             {3, 1, 3, 0, 1, 1 << PROG_WRITERS, 1, 0},
+	             {2, 2, 2, 1, 0, 7, 0, 0},
+	             {3, 1, 4, 1, 0, 7, 0, 0},
+	             {4, 1, 3, 1, 0, 1 << PROG_WRITERS, 0, 0},
+	             {4, 1, 2, 1, 0, 7, 0, 0},
+	             {2, 1, 4, 1, 0, 7, 2, 0},
+	             {3, 1, 3, 1, 0, 7, 2, 0},
+	             {2, 2, 2, 1, 0, 7, 1, 0},
+	             {4, 1, 2, 1, 0, 1 << PROG_WRITERS, 1, 0}};
 	static const dsm_coh_dist_t dists[] = {DSM_COH_DIST_ZERO, DSM_COH_DIST_RANK};
 	uint64_t cov[MC_NCOV] = {0};
 	unsigned si, p, m, di, k, mig;
@@ -235,6 +272,7 @@ static int run_exhaustive(int big)
 					for (mig = 0; mig < 2; mig++) {
 						mc_config_t c;
 						mc_result_t r;
+						char evs[32];
 						double t0 = now();
 
 						/* Migratory lines on (the runtime's default); off
@@ -242,7 +280,7 @@ static int run_exhaustive(int big)
 						 * in the long tier. */
 						if ((sizes[si].one_mode && m != di) ||
 						    !(sizes[si].progs & (1 << p)) ||
-						    (!mig && !big && (si != 0)))
+						    (!mig && !big && !sizes[si].mig_off))
 							continue;
 						memset(&c, 0, sizeof(c));
 						c.nnodes = sizes[si].nodes;
@@ -252,6 +290,7 @@ static int run_exhaustive(int big)
 						c.wb_mode = c.data_mode;
 						c.dist = dists[di];
 						c.migratory = (int)mig;
+						c.evictions = sizes[si].evictions;
 						program(&c, (int)p, sizes[si].ops);
 						if (mc_exhaustive(&c, 200000000, &r) < 0) {
 							printf("setup failed\n");
@@ -260,7 +299,7 @@ static int run_exhaustive(int big)
 						printf("exhaustive %u nodes x %u threads x %u ops, "
 						       "%s, "
 						       "data %s, "
-						       "home %u, migratory %s: %.4g schedules, "
+						       "home %u, migratory %s%s: %.4g schedules, "
 						       "%llu states, %llu "
 						       "transitions, "
 						       "longest path %llu, longest fault %llu "
@@ -269,6 +308,7 @@ static int run_exhaustive(int big)
 						       c.nnodes, c.nthreads, sizes[si].ops,
 						       prog_names[p], m ? "rdma" : "inline",
 						       di ? c.nnodes - 1 : 0, mig ? "on" : "off",
+						       evictions_str(c.evictions, evs, sizeof(evs)),
 						       r.orders, (unsigned long long)r.states,
 						       (unsigned long long)r.steps,
 						       (unsigned long long)r.max_depth,
@@ -343,6 +383,8 @@ static int random_jobs(const mc_random_opts_t *o, unsigned jobs, mc_result_t *r)
 		r->batch_schedules += res.batch_schedules;
 		r->batches += res.batches;
 		r->batched_installs += res.batched_installs;
+		r->evict_schedules += res.evict_schedules;
+		r->evictions += res.evictions;
 		if (res.max_fault_steps > r->max_fault_steps)
 			r->max_fault_steps = res.max_fault_steps;
 		for (i = 0; i < DSM_COH_CNT_NCOUNTERS; i++)
@@ -373,6 +415,7 @@ static int run_random(int argc, char **argv)
 	                      .early_holds = 1,
 	                      .batches = 1,
 	                      .migratory = 2,
+	                      .evictions = 1,
 	                      .verbose = 1};
 	unsigned jobs = long_tier() ? 2 : 1;
 	mc_result_t r;
@@ -403,14 +446,16 @@ static int run_random(int argc, char **argv)
 	}
 	printf("random, seed %llu, %u jobs, up to %u nodes, %u lines, %u threads, %u ops: "
 	       "%llu schedules (%llu with early holds, %llu with batches: %llu batches holding "
-	       "%llu installs back), ~%llu states (estimated: HyperLogLog of "
+	       "%llu installs back, %llu with evictions: %llu evictions), ~%llu states "
+	       "(estimated: HyperLogLog of "
 	       "every 4th step), %llu steps, "
 	       "longest fault %llu steps, "
 	       "%llu invalidations, %llu deferred by a hold, %llu queued, %.1fs%s%s\n",
 	       (unsigned long long)o.seed, jobs, o.max_nodes, o.max_lines, o.max_threads, o.max_ops,
 	       (unsigned long long)r.schedules, (unsigned long long)r.early_hold_schedules,
 	       (unsigned long long)r.batch_schedules, (unsigned long long)r.batches,
-	       (unsigned long long)r.batched_installs, (unsigned long long)r.states,
+	       (unsigned long long)r.batched_installs, (unsigned long long)r.evict_schedules,
+	       (unsigned long long)r.evictions, (unsigned long long)r.states,
 	       (unsigned long long)r.steps, (unsigned long long)r.max_fault_steps,
 	       (unsigned long long)r.counters[DSM_COH_CNT_INV_SENT],
 	       (unsigned long long)r.counters[DSM_COH_CNT_DEFERRED],
@@ -419,7 +464,7 @@ static int run_random(int argc, char **argv)
 	/* A tier-sized run must reach every race; a short run by hand may not. */
 	missed = print_races("random (steps)", r.cov);
 	return r.fail != MC_OK || r.schedules < o.schedules ||
-	       (o.schedules >= 100000 && (missed || r.batched_installs == 0));
+	       (o.schedules >= 100000 && (missed || r.batched_installs == 0 || r.evictions == 0));
 }
 
 int main(int argc, char **argv)

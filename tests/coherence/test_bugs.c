@@ -256,6 +256,91 @@ static void migrate_keeps_copy(void **state)
 	expect_caught(DSM_COH_BUG_MIGRATE_KEEPS_COPY, ok, 2);
 }
 
+/* Evictions: the small configuration again, node 1 or 2 (the line is homed on node 0)
+ * evicting once in a schedule (1.1M states; twice: 4.8M); and random schedules, half of
+ * them with up to 3 evictions. */
+static void evict_config(mc_config_t *c, unsigned bugs)
+{
+	small_config(c, bugs, DSM_COH_DATA_INLINE);
+	c->evictions = 1;
+}
+
+static const mc_random_opts_t evict_random = {.schedules = 100000,
+                                              .seed = 42,
+                                              .max_nodes = 4,
+                                              .max_lines = 2,
+                                              .max_threads = 2,
+                                              .max_ops = 4,
+                                              .any_data_mode = 1,
+                                              .migratory = 2,
+                                              .evictions = 1};
+
+static void expect_evict_caught(unsigned bugs, const mc_fail_t *ok, size_t nok)
+{
+	mc_random_opts_t o = evict_random;
+	mc_config_t c;
+	mc_result_t r;
+
+	evict_config(&c, bugs);
+	assert_int_equal(mc_exhaustive(&c, 10000000, &r), 0);
+	print_message("exhaustive: %s (after %llu states)\n", r.what, (unsigned long long)r.states);
+	assert_true(one_of(r.fail, ok, nok));
+
+	o.bugs = bugs;
+	assert_int_equal(mc_random(&o, &r), 0);
+	print_message("random: %s (schedule %llu)\n", r.what, (unsigned long long)r.schedules);
+	assert_true(one_of(r.fail, ok, nok));
+}
+
+static void evictions_without_bugs(void **state)
+{
+	/* The configurations the two eviction bugs fail pass with the engine as it is, and
+	 * reach every eviction race (so the bugs below are caught where evictions work). */
+	mc_config_t c;
+	mc_result_t r;
+	int k;
+
+	(void)state;
+	evict_config(&c, 0);
+	assert_int_equal(mc_exhaustive(&c, 10000000, &r), 0);
+	print_message("exhaustive: %s, %llu states, %llu eviction transitions\n",
+	              r.fail ? r.what : "ok", (unsigned long long)r.states,
+	              (unsigned long long)r.evictions);
+	assert_int_equal(r.fail, MC_OK);
+	for (k = MC_COV_EVICT_NOOP; k <= MC_COV_EVICT_REFAULT; k++)
+		assert_true(r.cov[k] > 0);
+	assert_int_equal(mc_random(&evict_random, &r), 0);
+	print_message("random: %s, %llu schedules, %llu with evictions: %llu evictions\n",
+	              r.fail ? r.what : "ok", (unsigned long long)r.schedules,
+	              (unsigned long long)r.evict_schedules, (unsigned long long)r.evictions);
+	assert_int_equal(r.fail, MC_OK);
+	assert_int_equal(r.schedules, evict_random.schedules);
+	for (k = MC_COV_EVICT_NOOP; k <= MC_COV_EVICT_REFAULT; k++)
+		assert_true(r.cov[k] > 0);
+}
+
+static void evict_no_write_back(void **state)
+{
+	/* An evicted modified copy given up as if clean: the line is uncached (or shared by
+	 * the next reader) while the home segment lacks the last write, and the next reader
+	 * gets the old bytes. */
+	static const mc_fail_t ok[] = {MC_DATA, MC_FINAL};
+
+	(void)state;
+	expect_evict_caught(DSM_COH_BUG_EVICT_NO_WB, ok, 2);
+}
+
+static void evict_keeps_sharer(void **state)
+{
+	/* The home keeps an evicted sharer in the set: the next writer's INV reaches a rank
+	 * in I, or its upgrade is granted without data though its copy is gone, or the run
+	 * ends with a sharer the directory lists and that holds nothing. */
+	static const mc_fail_t ok[] = {MC_PROTOCOL, MC_FINAL};
+
+	(void)state;
+	expect_evict_caught(DSM_COH_BUG_EVICT_KEEPS_SHARER, ok, 2);
+}
+
 static void done_stands_in_for_fifo(void **state)
 {
 	/* Without DONE the protocol relies on per-pair FIFO: with FIFO delivery
@@ -360,6 +445,9 @@ int main(void)
 	        cmocka_unit_test(zap_before_write_back),
 	        cmocka_unit_test(zap_before_write_back_remote),
 	        cmocka_unit_test(write_back_before_protect),
+	        cmocka_unit_test(evictions_without_bugs),
+	        cmocka_unit_test(evict_no_write_back),
+	        cmocka_unit_test(evict_keeps_sharer),
 	        cmocka_unit_test(done_stands_in_for_fifo),
 	        cmocka_unit_test(batch_left_open),
 	};

@@ -693,6 +693,7 @@ static void names(void **st)
 	for (i = DSM_COH_I; i <= DSM_COH_E; i++)
 		assert_string_not_equal(dsm_coh_state_name(i), "?");
 	assert_string_equal(dsm_coh_msg_name(0), "?");
+	assert_string_equal(dsm_coh_msg_name(DSM_COH_MSG_EVICT), "EVICT");
 	assert_string_equal(dsm_coh_counter_name(DSM_COH_CNT_NCOUNTERS), "?");
 	assert_string_equal(dsm_coh_protocol_name(), "directory-swmr");
 }
@@ -925,6 +926,579 @@ static void home_migratory_lines(void **st)
 	dsm_coh_node_destroy(h);
 }
 
+/* ---- Evictions ---- */
+
+static void evict(dsm_coh_node_t *n, uint64_t line, int rc)
+{
+	assert_int_equal(ev_simple(n, DSM_COH_EV_EVICT, line), rc);
+}
+
+/* An eviction the line's state cannot take: refused, no action, no change. */
+static void expect_evict_refused(dsm_coh_node_t *n)
+{
+	uint8_t before[256], after[256];
+	size_t lb = dsm_coh_node_encode(n, before, sizeof(before)), la;
+
+	evict(n, L0, DSM_ERR_PROTOCOL);
+	assert_int_equal(acts.n, 0);
+	la = dsm_coh_node_encode(n, after, sizeof(after));
+	assert_int_equal(la, lb);
+	assert_memory_equal(before, after, la);
+}
+
+static int evicting(dsm_coh_node_t *n, uint64_t line)
+{
+	dsm_coh_line_info_t li;
+
+	dsm_coh_line_info(n, line, &li);
+	return li.evicting;
+}
+
+/* Only a stable copy homed elsewhere can be evicted: not the home's own line, not a line
+ * without a copy or with a request in flight, not while held, waiting for data or a
+ * write-back, with a message deferred, or already being evicted. */
+static void evict_refused(void **st)
+{
+	dsm_coh_config_t c = {.rank = 1, .nranks = 3, .wb_mode = DSM_COH_DATA_RDMA};
+	dsm_coh_node_t *n = mk(1, 3, DSM_COH_DATA_INLINE), *h = mk(0, 3, DSM_COH_DATA_INLINE);
+
+	(void)st;
+	/* The home's own line, in M and in S. */
+	ev_fault(h, L0, 0, 1);
+	ev_simple(h, DSM_COH_EV_HOLD_DONE, L0);
+	assert_int_equal(state(h, L0), DSM_COH_M);
+	expect_evict_refused(h);
+	ev_msg(h, DSM_COH_MSG_GET_S, 2, L0, 0);
+	assert_int_equal(state(h, L0), DSM_COH_S);
+	expect_evict_refused(h);
+	dsm_coh_node_destroy(h);
+
+	/* I (never touched), IS, then S held, S with the INV deferred, I again. */
+	expect_evict_refused(n);
+	ev_fault(n, L0, 0, 0);
+	assert_int_equal(state(n, L0), DSM_COH_IS);
+	expect_evict_refused(n);
+	ev_msg(n, DSM_COH_MSG_GRANT_S, 0, L0, DSM_COH_MSGF_DATA);
+	expect_evict_refused(n);
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_INV, 0, L0, 0), 0);
+	expect_evict_refused(n);
+	ev_simple(n, DSM_COH_EV_HOLD_DONE, L0);
+	assert_int_equal(state(n, L0), DSM_COH_I);
+	expect_evict_refused(n);
+	/* IM; then SM (an upgrade in flight). */
+	ev_fault(n, L0, 0, 1);
+	assert_int_equal(state(n, L0), DSM_COH_IM);
+	expect_evict_refused(n);
+	dsm_coh_node_destroy(n);
+	n = mk(1, 3, DSM_COH_DATA_INLINE);
+	ev_fault(n, L0, 0, 0);
+	ev_msg(n, DSM_COH_MSG_GRANT_S, 0, L0, DSM_COH_MSGF_DATA);
+	ev_simple(n, DSM_COH_EV_HOLD_DONE, L0);
+	ev_fault(n, L0, 0, 1);
+	assert_int_equal(state(n, L0), DSM_COH_SM);
+	expect_evict_refused(n);
+	dsm_coh_node_destroy(n);
+
+	/* Granted by RDMA, the data not read yet. */
+	n = mk(1, 3, DSM_COH_DATA_RDMA);
+	ev_fault(n, L0, 0, 0);
+	ev_msg(n, DSM_COH_MSG_GRANT_S, 0, L0, DSM_COH_MSGF_RDMA);
+	expect_evict_refused(n);
+	dsm_coh_node_destroy(n);
+
+	/* S with its RDMA write-back in flight (an owner downgraded by FWD_S). */
+	assert_int_equal(dsm_coh_node_create(&c, &n), 0);
+	ev_fault(n, L0, 0, 1);
+	ev_msg(n, DSM_COH_MSG_GRANT_M, 0, L0, DSM_COH_MSGF_DATA);
+	ev_simple(n, DSM_COH_EV_HOLD_DONE, L0);
+	ev_msg(n, DSM_COH_MSG_FWD_S, 0, L0, 0);
+	assert_int_equal(state(n, L0), DSM_COH_S);
+	expect_evict_refused(n);
+	assert_int_equal(ev_simple(n, DSM_COH_EV_RDMA_WRITE_DONE, L0), 0);
+	/* The write-back done, the S copy can go; once. */
+	evict(n, L0, 0);
+	expect_evict_refused(n);
+	dsm_coh_node_destroy(n);
+}
+
+/* S: the copy stays until the home's INV takes it, as any invalidation would. */
+static void evict_shared_copy(void **st)
+{
+	dsm_coh_node_t *n = mk(1, 3, DSM_COH_DATA_INLINE);
+	uint8_t before[256], after[256];
+	size_t lb, la;
+
+	(void)st;
+	ev_fault(n, L0, 0, 0);
+	ev_msg(n, DSM_COH_MSG_GRANT_S, 0, L0, DSM_COH_MSGF_DATA);
+	ev_simple(n, DSM_COH_EV_HOLD_DONE, L0);
+	lb = dsm_coh_node_encode(n, before, sizeof(before));
+	evict(n, L0, 0);
+	EXPECT(DSM_COH_ACT_SEND);
+	expect_send(0, DSM_COH_MSG_EVICT, 0);
+	assert_int_equal(nth(0)->msg.src, 1);
+	assert_int_equal(nth(0)->msg.flags, 0);
+	assert_int_equal(counted(DSM_COH_CNT_EVICT_CLEAN), 1);
+	assert_int_equal(counted(DSM_COH_CNT_EVICT_DIRTY), 0);
+	assert_int_equal(state(n, L0), DSM_COH_S);
+	assert_true(evicting(n, L0));
+	/* The state says so (the model checker's hash tells the two apart). */
+	la = dsm_coh_node_encode(n, after, sizeof(after));
+	assert_true(la != lb || memcmp(before, after, la) != 0);
+	/* The copy is still there: a read fault is stale. */
+	assert_int_equal(ev_fault(n, L0, 0, 0), 0);
+	EXPECT(DSM_COH_ACT_WAKE);
+	/* The home's INV: zap, wake, ack, as for any invalidation. */
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_INV, 0, L0, 0), 0);
+	EXPECT(DSM_COH_ACT_ZAP, DSM_COH_ACT_WAKE, DSM_COH_ACT_SEND);
+	expect_send(2, DSM_COH_MSG_INV_ACK, 0);
+	assert_int_equal(state(n, L0), DSM_COH_I);
+	assert_false(evicting(n, L0));
+	/* Asked for again later: an ordinary miss. */
+	assert_int_equal(ev_fault(n, L0, 0, 0), 0);
+	EXPECT(DSM_COH_ACT_SEND);
+	expect_send(0, DSM_COH_MSG_GET_S, 0);
+	dsm_coh_node_destroy(n);
+}
+
+/* M: the home's FWD_M takes the copy with its data, in the give-up order, inline or by
+ * RDMA write. */
+static void evict_modified_copy(void **st)
+{
+	int wb;
+
+	(void)st;
+	for (wb = 0; wb < 2; wb++) {
+		dsm_coh_config_t c = {.rank = 1,
+		                      .nranks = 3,
+		                      .wb_mode = wb ? DSM_COH_DATA_RDMA : DSM_COH_DATA_INLINE};
+		dsm_coh_node_t *n = NULL;
+
+		assert_int_equal(dsm_coh_node_create(&c, &n), 0);
+		ev_fault(n, L0, 0, 1);
+		ev_msg(n, DSM_COH_MSG_GRANT_M, 0, L0, DSM_COH_MSGF_DATA);
+		ev_simple(n, DSM_COH_EV_HOLD_DONE, L0);
+		evict(n, L0, 0);
+		EXPECT(DSM_COH_ACT_SEND);
+		expect_send(0, DSM_COH_MSG_EVICT, 0);
+		assert_int_equal(counted(DSM_COH_CNT_EVICT_DIRTY), 1);
+		assert_int_equal(counted(DSM_COH_CNT_EVICT_CLEAN), 0);
+		assert_int_equal(state(n, L0), DSM_COH_M);
+		/* Still writable until the home asks: a write fault is stale. */
+		assert_int_equal(ev_fault(n, L0, 0, 1), 0);
+		EXPECT(DSM_COH_ACT_WAKE);
+		assert_int_equal(ev_msg(n, DSM_COH_MSG_FWD_M, 0, L0, 0), 0);
+		assert_int_equal(expect_give_up_order(1),
+		                 wb ? DSM_COH_ACT_RDMA_WRITE : DSM_COH_ACT_SEND);
+		if (wb) {
+			EXPECT(DSM_COH_ACT_WRITE_PROTECT, DSM_COH_ACT_RDMA_WRITE, DSM_COH_ACT_ZAP,
+			       DSM_COH_ACT_WAKE);
+			assert_int_equal(nth(1)->peer, 0);
+			assert_int_equal(ev_simple(n, DSM_COH_EV_RDMA_WRITE_DONE, L0), 0);
+			EXPECT(DSM_COH_ACT_SEND);
+			expect_send(0, DSM_COH_MSG_WB, 0);
+			assert_int_equal(nth(0)->msg.flags, DSM_COH_MSGF_RDMA);
+		} else {
+			EXPECT(DSM_COH_ACT_WRITE_PROTECT, DSM_COH_ACT_SEND, DSM_COH_ACT_ZAP,
+			       DSM_COH_ACT_WAKE);
+			expect_send(1, DSM_COH_MSG_WB, 0);
+			assert_int_equal(nth(1)->msg.flags, DSM_COH_MSGF_DATA);
+			assert_int_equal(nth(1)->src, DSM_COH_SRC_MAP);
+		}
+		assert_int_equal(state(n, L0), DSM_COH_I);
+		assert_false(evicting(n, L0));
+		dsm_coh_node_destroy(n);
+	}
+}
+
+/* E (a read miss granted exclusive, never written): the FWD_M finds it clean, nothing
+ * travels but the word; written after the EVICT (M), it goes back with its data. */
+static void evict_exclusive_copy(void **st)
+{
+	dsm_coh_node_t *n = mk(1, 3, DSM_COH_DATA_INLINE);
+
+	(void)st;
+	ev_fault(n, L0, 0, 0);
+	ev_msg(n, DSM_COH_MSG_GRANT_M, 0, L0, DSM_COH_MSGF_DATA);
+	ev_simple(n, DSM_COH_EV_HOLD_DONE, L0);
+	assert_int_equal(state(n, L0), DSM_COH_E);
+	evict(n, L0, 0);
+	expect_send(0, DSM_COH_MSG_EVICT, 0);
+	assert_int_equal(counted(DSM_COH_CNT_EVICT_CLEAN), 1);
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_FWD_M, 0, L0, 0), 0);
+	EXPECT(DSM_COH_ACT_ZAP, DSM_COH_ACT_WAKE, DSM_COH_ACT_SEND);
+	expect_send(2, DSM_COH_MSG_WB, 0);
+	assert_int_equal(nth(2)->msg.flags, DSM_COH_MSGF_CLEAN);
+	assert_int_equal(counted(DSM_COH_CNT_CLEAN_WB), 1);
+	assert_int_equal(state(n, L0), DSM_COH_I);
+	assert_false(evicting(n, L0));
+	dsm_coh_node_destroy(n);
+
+	/* E, evicted, then written (the write needs no message and holds the line): the
+	 * FWD_M waits for the hold and writes the data back. */
+	n = mk(1, 3, DSM_COH_DATA_INLINE);
+	ev_fault(n, L0, 0, 0);
+	ev_msg(n, DSM_COH_MSG_GRANT_M, 0, L0, DSM_COH_MSGF_DATA);
+	ev_simple(n, DSM_COH_EV_HOLD_DONE, L0);
+	evict(n, L0, 0);
+	assert_int_equal(ev_fault(n, L0, 0, 1), 0);
+	EXPECT(DSM_COH_ACT_INSTALL_RW, DSM_COH_ACT_WAKE, DSM_COH_ACT_HOLD);
+	assert_int_equal(state(n, L0), DSM_COH_M);
+	assert_true(evicting(n, L0));
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_FWD_M, 0, L0, 0), 0);
+	EXPECT_NONE();
+	assert_int_equal(ev_simple(n, DSM_COH_EV_HOLD_DONE, L0), 0);
+	EXPECT(DSM_COH_ACT_WRITE_PROTECT, DSM_COH_ACT_SEND, DSM_COH_ACT_ZAP, DSM_COH_ACT_WAKE);
+	assert_int_equal(nth(1)->msg.flags, DSM_COH_MSGF_DATA);
+	assert_int_equal(state(n, L0), DSM_COH_I);
+	dsm_coh_node_destroy(n);
+}
+
+/* What crosses an EVICT at the evicting rank: a reader's FWD_S leaves an S copy still being
+ * evicted (the home's INV takes it next); a writer's INV takes the copy (the EVICT then
+ * finds nothing); an upgrade of the copy being evicted. */
+static void evict_crossings(void **st)
+{
+	dsm_coh_node_t *n = mk(1, 3, DSM_COH_DATA_INLINE);
+
+	(void)st;
+	ev_fault(n, L0, 0, 1);
+	ev_msg(n, DSM_COH_MSG_GRANT_M, 0, L0, DSM_COH_MSGF_DATA);
+	ev_simple(n, DSM_COH_EV_HOLD_DONE, L0);
+	evict(n, L0, 0);
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_FWD_S, 0, L0, 0), 0);
+	EXPECT(DSM_COH_ACT_WRITE_PROTECT, DSM_COH_ACT_SEND);
+	assert_int_equal(nth(1)->msg.flags, DSM_COH_MSGF_DATA);
+	assert_int_equal(state(n, L0), DSM_COH_S);
+	assert_true(evicting(n, L0));
+	expect_evict_refused(n);
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_INV, 0, L0, 0), 0);
+	EXPECT(DSM_COH_ACT_ZAP, DSM_COH_ACT_WAKE, DSM_COH_ACT_SEND);
+	assert_int_equal(state(n, L0), DSM_COH_I);
+	assert_false(evicting(n, L0));
+	/* The home's INV for that EVICT could have been its FWD_M: an INV at I is refused. */
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_INV, 0, L0, 0), DSM_ERR_PROTOCOL);
+	dsm_coh_node_destroy(n);
+
+	/* S being evicted, then a write fault: an upgrade; the INV that follows (the EVICT's
+	 * or another writer's) leaves the request standing, as at any SM. */
+	n = mk(1, 3, DSM_COH_DATA_INLINE);
+	ev_fault(n, L0, 0, 0);
+	ev_msg(n, DSM_COH_MSG_GRANT_S, 0, L0, DSM_COH_MSGF_DATA);
+	ev_simple(n, DSM_COH_EV_HOLD_DONE, L0);
+	evict(n, L0, 0);
+	assert_int_equal(ev_fault(n, L0, 0, 1), 0);
+	expect_send(0, DSM_COH_MSG_GET_M, 0);
+	assert_int_equal(state(n, L0), DSM_COH_SM);
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_INV, 0, L0, 0), 0);
+	EXPECT(DSM_COH_ACT_ZAP, DSM_COH_ACT_WAKE, DSM_COH_ACT_SEND);
+	assert_int_equal(state(n, L0), DSM_COH_IM);
+	assert_false(evicting(n, L0));
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_GRANT_M, 0, L0, DSM_COH_MSGF_DATA), 0);
+	assert_int_equal(state(n, L0), DSM_COH_M);
+	dsm_coh_node_destroy(n);
+
+	/* Or the upgrade is granted first (no data: still a sharer): M, still being evicted,
+	 * and the EVICT's FWD_M, after the hold, writes the line back. */
+	n = mk(1, 3, DSM_COH_DATA_INLINE);
+	ev_fault(n, L0, 0, 0);
+	ev_msg(n, DSM_COH_MSG_GRANT_S, 0, L0, DSM_COH_MSGF_DATA);
+	ev_simple(n, DSM_COH_EV_HOLD_DONE, L0);
+	evict(n, L0, 0);
+	ev_fault(n, L0, 0, 1);
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_GRANT_M, 0, L0, 0), 0);
+	assert_int_equal(state(n, L0), DSM_COH_M);
+	assert_true(evicting(n, L0));
+	ev_simple(n, DSM_COH_EV_HOLD_DONE, L0);
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_FWD_M, 0, L0, 0), 0);
+	assert_int_equal(expect_give_up_order(1), DSM_COH_ACT_SEND);
+	assert_int_equal(state(n, L0), DSM_COH_I);
+	assert_false(evicting(n, L0));
+	dsm_coh_node_destroy(n);
+}
+
+/* Rank r shares (GET_S then DONE) or owns (GET_M then DONE) the home's line. */
+static void home_share(dsm_coh_node_t *h, unsigned r)
+{
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_GET_S, r, L0, 0), 0);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_DONE, r, L0, 0), 0);
+}
+
+static void home_own(dsm_coh_node_t *h, unsigned r)
+{
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_GET_M, r, L0, 0), 0);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_DONE, r, L0, 0), 0);
+}
+
+/* The home: a sharer's EVICT is an INV to it alone; at its ack the sharer leaves the set,
+ * and with the last one the line is uncached (U), so a writer then gets it with no INV. */
+static void home_evict_sharers(void **st)
+{
+	dsm_coh_node_t *h = mk(0, 4, DSM_COH_DATA_INLINE);
+	dsm_coh_dir_info_t d;
+
+	(void)st;
+	home_share(h, 1);
+	home_share(h, 2);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_EVICT, 1, L0, 0), 0);
+	EXPECT(DSM_COH_ACT_SEND);
+	expect_send(0, DSM_COH_MSG_INV, 1);
+	assert_int_equal(counted(DSM_COH_CNT_INV_SENT), 1);
+	dir(h, L0, &d);
+	assert_true(d.busy);
+	/* Only an INV_ACK ends it (an ack from another sharer: evict_ack_from_another). */
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_DONE, 1, L0, 0), DSM_ERR_PROTOCOL);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_WB, 1, L0, DSM_COH_MSGF_DATA), DSM_ERR_PROTOCOL);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_INV_ACK, 1, L0, 0), 0);
+	EXPECT_NONE();
+	dir(h, L0, &d);
+	assert_int_equal(d.state, DSM_COH_DIR_S);
+	assert_int_equal(d.nsharers, 1);
+	assert_false(d.busy);
+	assert_false(dsm_coh_dir_is_sharer(h, L0, 1));
+	assert_true(dsm_coh_dir_is_sharer(h, L0, 2));
+	/* The last sharer leaves: uncached. */
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_EVICT, 2, L0, 0), 0);
+	expect_send(0, DSM_COH_MSG_INV, 2);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_INV_ACK, 2, L0, 0), 0);
+	EXPECT_NONE();
+	dir(h, L0, &d);
+	assert_int_equal(d.state, DSM_COH_DIR_U);
+	assert_int_equal(d.nsharers, 0);
+	assert_false(d.busy);
+	/* From U a writer is granted at once, with the data. */
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_GET_M, 3, L0, 0), 0);
+	EXPECT(DSM_COH_ACT_SEND);
+	expect_send(0, DSM_COH_MSG_GRANT_M, 3);
+	assert_int_equal(nth(0)->msg.flags, DSM_COH_MSGF_DATA);
+	dsm_coh_node_destroy(h);
+
+	/* The home itself a sharer: the remote sharer leaves, the line stays shared. */
+	h = mk(0, 2, DSM_COH_DATA_INLINE);
+	ev_fault(h, L0, 0, 0);
+	ev_simple(h, DSM_COH_EV_HOLD_DONE, L0);
+	home_share(h, 1);
+	ev_msg(h, DSM_COH_MSG_EVICT, 1, L0, 0);
+	expect_send(0, DSM_COH_MSG_INV, 1);
+	ev_msg(h, DSM_COH_MSG_INV_ACK, 1, L0, 0);
+	dir(h, L0, &d);
+	assert_int_equal(d.state, DSM_COH_DIR_S);
+	assert_int_equal(d.nsharers, 1);
+	assert_true(dsm_coh_dir_is_sharer(h, L0, 0));
+	assert_int_equal(state(h, L0), DSM_COH_S);
+	dsm_coh_node_destroy(h);
+}
+
+/* An eviction's INV went to one rank: an INV_ACK from another sharer is a message the
+ * transaction does not expect (PROTOCOL.md: a protocol error, nothing changed), not the end
+ * of the eviction. */
+static void evict_ack_from_another(void **st)
+{
+	dsm_coh_node_t *h = mk(0, 4, DSM_COH_DATA_INLINE);
+	uint8_t before[256], after[256];
+	size_t lb, la;
+
+	(void)st;
+	home_share(h, 1);
+	home_share(h, 2);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_EVICT, 1, L0, 0), 0);
+	expect_send(0, DSM_COH_MSG_INV, 1);
+	lb = dsm_coh_node_encode(h, before, sizeof(before));
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_INV_ACK, 2, L0, 0), DSM_ERR_PROTOCOL);
+	assert_int_equal(acts.n, 0);
+	la = dsm_coh_node_encode(h, after, sizeof(after));
+	assert_int_equal(la, lb);
+	assert_memory_equal(before, after, la);
+	assert_true(dsm_coh_dir_is_sharer(h, L0, 2));
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_INV_ACK, 1, L0, 0), 0);
+	dsm_coh_node_destroy(h);
+}
+
+/* An upgrade waits for the INV_ACKs of the other sharers: one from the writer itself, which
+ * was sent no INV, is a protocol error and changes nothing. */
+static void upgrade_ack_from_writer(void **st)
+{
+	dsm_coh_node_t *h = mk(0, 4, DSM_COH_DATA_INLINE);
+	uint8_t before[256], after[256];
+	size_t lb, la;
+
+	(void)st;
+	home_share(h, 1);
+	home_share(h, 2);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_GET_M, 2, L0, DSM_COH_MSGF_UPGRADE), 0);
+	expect_send(0, DSM_COH_MSG_INV, 1);
+	lb = dsm_coh_node_encode(h, before, sizeof(before));
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_INV_ACK, 2, L0, 0), DSM_ERR_PROTOCOL);
+	assert_int_equal(acts.n, 0);
+	la = dsm_coh_node_encode(h, after, sizeof(after));
+	assert_int_equal(la, lb);
+	assert_memory_equal(before, after, la);
+	/* The real ack grants the upgrade, without data (2 still holds its copy). */
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_INV_ACK, 1, L0, 0), 0);
+	expect_send(0, DSM_COH_MSG_GRANT_M, 2);
+	assert_int_equal(nth(0)->msg.flags, 0);
+	dsm_coh_node_destroy(h);
+}
+
+/* The owner's EVICT is a FWD_M; its WB (data, RDMA or clean) leaves the line uncached. */
+static void home_evict_owner(void **st)
+{
+	static const int how[] = {DSM_COH_MSGF_DATA, DSM_COH_MSGF_RDMA, DSM_COH_MSGF_CLEAN};
+	dsm_coh_dir_info_t d;
+	unsigned i;
+
+	(void)st;
+	for (i = 0; i < 3; i++) {
+		dsm_coh_node_t *h = mk(0, 3, DSM_COH_DATA_INLINE);
+
+		home_own(h, 1);
+		assert_int_equal(ev_msg(h, DSM_COH_MSG_EVICT, 1, L0, 0), 0);
+		EXPECT(DSM_COH_ACT_SEND);
+		expect_send(0, DSM_COH_MSG_FWD_M, 1);
+		assert_int_equal(counted(DSM_COH_CNT_INV_SENT), 1);
+		/* A write-back from anyone else, or none at all, is refused. */
+		assert_int_equal(ev_msg(h, DSM_COH_MSG_WB, 2, L0, DSM_COH_MSGF_DATA),
+		                 DSM_ERR_PROTOCOL);
+		assert_int_equal(ev_msg(h, DSM_COH_MSG_INV_ACK, 1, L0, 0), DSM_ERR_PROTOCOL);
+		assert_int_equal(ev_msg(h, DSM_COH_MSG_WB, 1, L0, how[i]), 0);
+		if (how[i] == DSM_COH_MSGF_DATA) {
+			EXPECT(DSM_COH_ACT_STORE_HOME);
+			assert_int_equal(nth(0)->src, DSM_COH_SRC_MSG);
+		} else {
+			EXPECT_NONE();
+		}
+		dir(h, L0, &d);
+		assert_int_equal(d.state, DSM_COH_DIR_U);
+		assert_int_equal(d.nsharers, 0);
+		assert_false(d.busy);
+		/* Nobody holds it: a reader is granted from the home segment, no FWD. */
+		assert_int_equal(ev_msg(h, DSM_COH_MSG_GET_S, 2, L0, 0), 0);
+		EXPECT(DSM_COH_ACT_SEND);
+		expect_send(0, DSM_COH_MSG_GRANT_S, 2);
+		assert_int_equal(nth(0)->src, DSM_COH_SRC_HOME);
+		dsm_coh_node_destroy(h);
+	}
+}
+
+/* An EVICT from a rank the directory no longer lists (an INV or FWD_M crossed it, or it
+ * never held the line) ends at once, with nothing sent. */
+static void home_evict_nothing_held(void **st)
+{
+	dsm_coh_node_t *h = mk(0, 4, DSM_COH_DATA_INLINE);
+	dsm_coh_dir_info_t d;
+
+	(void)st;
+	/* A line nobody touched, then a line shared by others. */
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_EVICT, 3, L0, 0), 0);
+	EXPECT_NONE();
+	dir(h, L0, &d);
+	assert_int_equal(d.state, DSM_COH_DIR_U);
+	assert_false(d.busy);
+	home_share(h, 1);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_EVICT, 3, L0, 0), 0);
+	EXPECT_NONE();
+	dir(h, L0, &d);
+	assert_int_equal(d.state, DSM_COH_DIR_S);
+	assert_int_equal(d.nsharers, 1);
+	assert_false(d.busy);
+
+	/* Rank 1's EVICT crosses rank 2's GET_M, served first: the INV takes 1's copy, the
+	 * EVICT waits, and served after the grant's DONE it has nothing left to take. */
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_GET_M, 2, L0, 0), 0);
+	expect_send(0, DSM_COH_MSG_INV, 1);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_EVICT, 1, L0, 0), 0);
+	EXPECT_NONE();
+	assert_int_equal(counted(DSM_COH_CNT_QUEUED), 1);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_INV_ACK, 1, L0, 0), 0);
+	expect_send(0, DSM_COH_MSG_GRANT_M, 2);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_DONE, 2, L0, 0), 0);
+	EXPECT_NONE();
+	dir(h, L0, &d);
+	assert_int_equal(d.state, DSM_COH_DIR_M);
+	assert_int_equal(d.owner, 2);
+	assert_false(d.busy);
+	assert_int_equal(d.queued, 0);
+
+	/* Rank 2, the owner, evicts while rank 3's GET_M takes the line by FWD_M: the same. */
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_GET_M, 3, L0, 0), 0);
+	expect_send(0, DSM_COH_MSG_FWD_M, 2);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_EVICT, 2, L0, 0), 0);
+	EXPECT_NONE();
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_WB, 2, L0, DSM_COH_MSGF_DATA), 0);
+	EXPECT(DSM_COH_ACT_STORE_HOME, DSM_COH_ACT_SEND);
+	expect_send(1, DSM_COH_MSG_GRANT_M, 3);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_DONE, 3, L0, 0), 0);
+	EXPECT_NONE();
+	dir(h, L0, &d);
+	assert_int_equal(d.state, DSM_COH_DIR_M);
+	assert_int_equal(d.owner, 3);
+	assert_false(d.busy);
+	assert_int_equal(d.queued, 0);
+	dsm_coh_node_destroy(h);
+}
+
+/* An EVICT arriving while the line is busy waits in the queue like a GET, in order: here
+ * behind a read's DONE and before a write that came after it. The write then finds the
+ * evicted rank gone and invalidates only the other sharer. */
+static void home_evict_queued(void **st)
+{
+	dsm_coh_node_t *h = mk(0, 4, DSM_COH_DATA_INLINE);
+	dsm_coh_dir_info_t d;
+
+	(void)st;
+	home_share(h, 1);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_GET_S, 2, L0, 0), 0);
+	expect_send(0, DSM_COH_MSG_GRANT_S, 2);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_EVICT, 1, L0, 0), 0);
+	EXPECT_NONE();
+	assert_int_equal(counted(DSM_COH_CNT_QUEUED), 1);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_GET_M, 3, L0, 0), 0);
+	EXPECT_NONE();
+	dir(h, L0, &d);
+	assert_int_equal(d.queued, 2);
+	/* The read's DONE: the EVICT is served, an INV to rank 1 only. */
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_DONE, 2, L0, 0), 0);
+	EXPECT(DSM_COH_ACT_SEND);
+	expect_send(0, DSM_COH_MSG_INV, 1);
+	dir(h, L0, &d);
+	assert_int_equal(d.queued, 1);
+	/* Its ack: rank 1 leaves, and the write is served: an INV to rank 2 only. */
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_INV_ACK, 1, L0, 0), 0);
+	EXPECT(DSM_COH_ACT_SEND);
+	expect_send(0, DSM_COH_MSG_INV, 2);
+	assert_false(dsm_coh_dir_is_sharer(h, L0, 1));
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_INV_ACK, 2, L0, 0), 0);
+	expect_send(0, DSM_COH_MSG_GRANT_M, 3);
+	assert_int_equal(nth(0)->msg.flags, DSM_COH_MSGF_DATA);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_DONE, 3, L0, 0), 0);
+	dir(h, L0, &d);
+	assert_int_equal(d.state, DSM_COH_DIR_M);
+	assert_false(d.busy);
+	assert_int_equal(d.queued, 0);
+
+	/* Two EVICTs queued behind a write, the first finding nothing: both served in the
+	 * same event, the second by FWD_M from the new owner. */
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_GET_M, 1, L0, 0), 0);
+	expect_send(0, DSM_COH_MSG_FWD_M, 3);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_EVICT, 3, L0, 0), 0);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_WB, 3, L0, DSM_COH_MSGF_DATA), 0);
+	expect_send(1, DSM_COH_MSG_GRANT_M, 1);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_EVICT, 1, L0, 0), 0);
+	dir(h, L0, &d);
+	assert_int_equal(d.queued, 2);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_DONE, 1, L0, 0), 0);
+	EXPECT(DSM_COH_ACT_SEND);
+	expect_send(0, DSM_COH_MSG_FWD_M, 1);
+	dir(h, L0, &d);
+	assert_int_equal(d.queued, 0);
+	assert_true(d.busy);
+	assert_int_equal(ev_msg(h, DSM_COH_MSG_WB, 1, L0, DSM_COH_MSGF_DATA), 0);
+	dir(h, L0, &d);
+	assert_int_equal(d.state, DSM_COH_DIR_U);
+	assert_false(d.busy);
+	dsm_coh_node_destroy(h);
+}
+
 static void batch_rule(void **st)
 {
 	static const struct {
@@ -1064,6 +1638,17 @@ int main(void)
 	        cmocka_unit_test(batch_rule),
 	        cmocka_unit_test(exclusive_clean_line),
 	        cmocka_unit_test(home_migratory_lines),
+	        cmocka_unit_test(evict_refused),
+	        cmocka_unit_test(evict_shared_copy),
+	        cmocka_unit_test(evict_modified_copy),
+	        cmocka_unit_test(evict_exclusive_copy),
+	        cmocka_unit_test(evict_crossings),
+	        cmocka_unit_test(home_evict_sharers),
+	        cmocka_unit_test(evict_ack_from_another),
+	        cmocka_unit_test(upgrade_ack_from_writer),
+	        cmocka_unit_test(home_evict_owner),
+	        cmocka_unit_test(home_evict_nothing_held),
+	        cmocka_unit_test(home_evict_queued),
 	        cmocka_unit_test(layout_lines),
 	        cmocka_unit_test(layout_homes),
 	};
