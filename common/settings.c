@@ -330,10 +330,48 @@ int dsm_setting_lookup(enum dsm_setting_id id, struct dsm_setting_value *out, ch
 	return 1;
 }
 
+/* The memory limit of this process's cgroup (v2 memory.max, v1 memory.limit_in_bytes), or
+ * 0 for none: under Slurm or a container the node's memory is not the job's. */
+static uint64_t cgroup_limit(void)
+{
+	FILE *f = fopen("/proc/self/cgroup", "r");
+	char line[512], path[1024];
+	uint64_t limit = 0;
+
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strchr(line, ':'), *q = p ? strchr(p + 1, ':') : NULL;
+		unsigned long long v;
+		FILE *m;
+
+		if (q == NULL)
+			continue;
+		q[strcspn(q, "\n")] = '\0';
+		if (strncmp(line, "0::", 3) == 0)
+			snprintf(path, sizeof(path), "/sys/fs/cgroup%s/memory.max", q + 1);
+		else if (strncmp(p, ":memory:", 8) == 0)
+			snprintf(path, sizeof(path),
+			         "/sys/fs/cgroup/memory%s/memory.limit_in_bytes", q + 1);
+		else
+			continue;
+		m = fopen(path, "r");
+		if (m == NULL)
+			continue;
+		/* "max" (v2) does not parse: no limit. */
+		if (fscanf(m, "%llu", &v) == 1 && v && (limit == 0 || v < limit))
+			limit = v;
+		fclose(m);
+	}
+	fclose(f);
+	return limit;
+}
+
 size_t dsm_setting_cache_auto(unsigned local)
 {
 	FILE *f = fopen("/proc/meminfo", "r");
 	unsigned long long kb = 0;
+	uint64_t mem, cg = cgroup_limit();
 	char line[128];
 
 	if (f == NULL)
@@ -342,6 +380,9 @@ size_t dsm_setting_cache_auto(unsigned local)
 		if (sscanf(line, "MemTotal: %llu kB", &kb) == 1)
 			break;
 	fclose(f);
+	mem = (uint64_t)kb * 1024;
+	if (cg && cg < mem)
+		mem = cg;
 	/* Half for the copies, half for the program, the home segments and the runtime. */
-	return local ? (size_t)(kb * 1024 / 2 / local) : 0;
+	return local ? (size_t)(mem / 2 / local) : 0;
 }

@@ -71,7 +71,8 @@ struct dsm_setting {
 };
 
 /* DSM_CACHE_SIZE=auto for one of @local ranks on this node: half of the node's memory
- * (MemTotal), shared evenly; 0 (unlimited) where /proc/meminfo cannot be read. */
+ * (MemTotal, or the cgroup's memory limit where lower), shared evenly; 0 (unlimited) where
+ * /proc/meminfo cannot be read. */
 size_t dsm_setting_cache_auto(unsigned local);
 
 /* A setting's value: SIZE bytes, INT, ENUM index, BOOL 0 or 1; text for STRING (NULL if

@@ -160,9 +160,9 @@ typedef struct dsm_stats {
 	uint64_t acquires;         /* acquires that had copies to drop or writes to publish */
 	/* The bounded cache (appended after 0.1.0; an older struct_size gets the above): copies
 	 * of lines homed elsewhere (DSM_CACHE_SIZE). */
-	uint64_t evictions_clean;   /* read-only copies evicted (dropped, the home told) */
-	uint64_t evictions_dirty;   /* modified copies evicted (written back first) */
-	uint64_t writeback_bytes;   /* line bytes the dirty evictions wrote back */
+	uint64_t evictions_clean;   /* evictions asked for of read-only copies (S, E) */
+	uint64_t evictions_dirty;   /* evictions asked for of modified copies (written back) */
+	uint64_t writeback_bytes;   /* evictions_dirty x the line size: an estimate */
 	uint64_t cache_bytes;       /* copies held now */
 	uint64_t cache_hwm_bytes;   /* the most held at once */
 	uint64_t cache_limit_bytes; /* the budget; 0: unlimited */

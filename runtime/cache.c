@@ -8,6 +8,8 @@
 #include "runtime/engine.h"
 #include "runtime/rt.h"
 
+#define TRIM_MAX 256 /* evictions a turn */
+
 static uint64_t hash64(uint64_t x)
 {
 	x ^= x >> 33;
@@ -100,7 +102,8 @@ void dsm_rt_cache_add(struct dsm_rt *rt, uint64_t line)
 		c->v = v;
 		c->cap = cap;
 	}
-	c->v[c->n] = (struct dsm_rt_cache_slot){.line = line};
+	/* A new copy has its first chance: the hand clears it on its first pass. */
+	c->v[c->n] = (struct dsm_rt_cache_slot){.line = line, .ref = 1};
 	c->idx[i] = (uint32_t)++c->n;
 	publish(c);
 	return;
@@ -171,8 +174,10 @@ int dsm_rt_cache_trim(struct dsm_rt *rt)
 
 	if (c->limit == 0 || c->n - c->evicting <= c->high)
 		return 0;
-	/* Two sweeps at most: the first clears the second chances it passes. */
-	for (steps = 2 * c->n; steps && c->n - c->evicting > c->low; steps--) {
+	/* Two sweeps at most (the first clears the second chances it passes), and at most
+	 * TRIM_MAX evictions a turn: a fault behind this turn waits for no more; the turn's
+	 * work brings the loop back for the rest. */
+	for (steps = 2 * c->n; steps && done < TRIM_MAX && c->n - c->evicting > c->low; steps--) {
 		struct dsm_rt_cache_slot *s;
 		dsm_coh_event_t ev = {.type = DSM_COH_EV_EVICT};
 
@@ -208,6 +213,9 @@ int dsm_rt_cache_init(struct dsm_rt *rt)
 	c->limit = 0;
 	if (rt->cfg.cache_bytes == 0)
 		return 0; /* unlimited */
+	/* auto on a crowded node with large lines: no less than 64 lines. */
+	if (rt->cfg.cache_auto && rt->cfg.cache_bytes && rt->cfg.cache_bytes < 64 * ls)
+		rt->cfg.cache_bytes = 64 * ls;
 	if (rt->cfg.cache_bytes < ls) {
 		DSM_LOG(DSM_LOG_ERROR,
 		        "the cache (DSM_CACHE_SIZE or dsm_config_t.cache_size: %zu bytes) is "

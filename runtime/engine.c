@@ -295,8 +295,14 @@ int dsm_rt_engine(struct dsm_rt *rt, const dsm_coh_event_t *ev, const void *msg_
 			continue;
 		if (rt->installs.len && !dsm_coh_action_keeps_mappings(a))
 			flush_installs(rt);
+		/* A line comes in with a message's data, or at its home with a write-back. */
 		if (rt->prof)
-			profile_action(rt, i, ev->type == DSM_COH_EV_MSG ? (int)ev->msg.src : -1);
+			profile_action(rt, i,
+			               ev->type == DSM_COH_EV_MSG &&
+			                               (a->src != DSM_COH_SRC_HOME ||
+			                                ev->msg.type == DSM_COH_MSG_WB)
+			                       ? (int)ev->msg.src
+			                       : -1);
 		run_action(rt, a, msg_data);
 	}
 	return 0;

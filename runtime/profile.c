@@ -70,7 +70,7 @@ int dsm_rt_prof_init(struct dsm_rt *rt)
 	struct dsm_rt_prof *p;
 	int n;
 
-	if (path == NULL || *path == '\0')
+	if (path == NULL || *path == '\0' || strcmp(path, "off") == 0 || strcmp(path, "0") == 0)
 		return 0;
 	p = calloc(1, sizeof(*p));
 	if (p == NULL)
@@ -351,9 +351,9 @@ void dsm_rt_prof_write(struct dsm_rt *rt)
 	fprintf(p->f, "dsmprof 1\n");
 	fprintf(p->f,
 	        "rank %d nranks %d line_size %zu heap_base %#" PRIxPTR " heap_size %zu pid %d "
-	        "host %s\n",
+	        "exact %d host %s\n",
 	        rt->rank, rt->nranks, rt->cfg.line_size, (uintptr_t)rt->heap.base, rt->heap.size,
-	        (int)getpid(), host);
+	        (int)getpid(), rt->region.exact, host);
 	write_sites(p);
 	for (size_t i = 0; i < p->na; i++) {
 		const struct prof_alloc *a = &p->a[i];

@@ -41,9 +41,9 @@ struct rec {
 	uint32_t nfrom, from_more;
 };
 
-enum pattern { PAT_PRIVATE, PAT_READ, PAT_FALSE, PAT_TRUE, PAT_N };
-static const char *const pat_name[PAT_N] = {"private", "read-shared", "false sharing",
-                                            "true sharing"};
+enum pattern { PAT_PRIVATE, PAT_READ, PAT_ONE_WRITER, PAT_FALSE, PAT_TRUE, PAT_PAGES, PAT_N };
+static const char *const pat_name[PAT_N] = {"private",       "read-shared",  "one writer",
+                                            "false sharing", "true sharing", "write-shared"};
 
 struct line {
 	uint64_t line;
@@ -72,7 +72,8 @@ struct edge {
 
 static struct {
 	int nranks, files;
-	uint64_t line_size, heap_base;
+	uint64_t line_size, heap_base, heap_lines;
+	bool inexact; /* fault addresses were pages, not words: no word-level pattern */
 	bool *seen;
 	struct line *l;
 	size_t nl, lcap;
@@ -233,12 +234,51 @@ struct site {
 	char text[512];
 };
 
+/* Whether an equal collective allocation was read already (from another rank's file); if
+ * not, it is remembered. A hash of (base, size, kind). */
+static bool coll_seen(const struct alloc *a)
+{
+	static struct {
+		uint64_t base, size;
+		char kind[16];
+	} * t;
+	static size_t cap, n;
+	size_t i;
+
+	if (2 * (n + 1) > cap) {
+		size_t nc = cap ? cap * 2 : 1024;
+		__typeof__(t) nt = calloc(nc, sizeof(*t));
+
+		if (nt == NULL)
+			die("out of memory");
+		for (size_t k = 0; k < cap; k++)
+			if (t[k].size) {
+				for (i = hash64(t[k].base ^ t[k].size) & (nc - 1); nt[i].size;
+				     i = (i + 1) & (nc - 1))
+					;
+				nt[i] = t[k];
+			}
+		free(t);
+		t = nt;
+		cap = nc;
+	}
+	for (i = hash64(a->base ^ a->size) & (cap - 1); t[i].size; i = (i + 1) & (cap - 1))
+		if (t[i].base == a->base && t[i].size == a->size && strcmp(t[i].kind, a->kind) == 0)
+			return true;
+	t[i].base = a->base;
+	t[i].size = a->size;
+	snprintf(t[i].kind, sizeof(t[i].kind), "%s", a->kind);
+	n++;
+	return false;
+}
+
 static void read_file(const char *path)
 {
 	FILE *f = fopen(path, "r");
 	char buf[8192];
-	int rank = -1, nranks;
-	unsigned long long ls, base;
+	int rank = -1, nranks, exact = -1;
+	unsigned long long ls, base, hsize;
+	const char *ex;
 	bool ended = false;
 	size_t nlines = 0, nsite = 0;
 	struct site *sites = NULL;
@@ -251,14 +291,20 @@ static void read_file(const char *path)
 	if (strcmp(buf, "dsmprof 1\n"))
 		die("%s: not a profile of this version (the first line is not 'dsmprof 1')", path);
 	if (!fgets(buf, sizeof(buf), f) ||
-	    sscanf(buf, "rank %d nranks %d line_size %llu heap_base %llx", &rank, &nranks, &ls,
-	           &base) != 4 ||
-	    rank < 0 || nranks <= 0 || rank >= nranks || ls == 0)
+	    sscanf(buf, "rank %d nranks %d line_size %llu heap_base %llx heap_size %llu", &rank,
+	           &nranks, &ls, &base, &hsize) != 5 ||
+	    rank < 0 || nranks <= 0 || rank >= nranks || ls == 0 || (ls & (ls - 1)) || hsize < ls ||
+	    base + hsize < base)
 		die("%s: a malformed header", path);
+	ex = strstr(buf, " exact ");
+	if (ex)
+		exact = ex[7] == '1';
 	if (g.files == 0) {
 		g.nranks = nranks;
 		g.line_size = ls;
 		g.heap_base = base;
+		g.heap_lines = hsize / ls;
+		g.inexact = exact == 0;
 		g.seen = calloc((size_t)nranks, 1);
 		if (g.seen == NULL)
 			die("out of memory");
@@ -274,6 +320,8 @@ static void read_file(const char *path)
 	while (fgets(buf, sizeof(buf), f)) {
 		char *nl = strchr(buf, '\n');
 
+		if (nl == NULL && feof(f))
+			die("%s: truncated (its last line is cut short)", path);
 		if (nl == NULL)
 			die("%s: a line longer than %zu bytes", path, sizeof(buf));
 		*nl = '\0';
@@ -288,8 +336,11 @@ static void read_file(const char *path)
 			if (sscanf(buf, "line %llu %u %u %u %u %u %u %u %u %2047s %511s", &ln,
 			           &r.rf, &r.wf, &r.inv, &r.dg, &r.recv, &r.sent, &r.dout, &r.din,
 			           words, from) != 11 ||
-			    !parse_words(words, &r) || !parse_from(from, &r))
+			    !parse_words(words, &r) || !parse_from(from, &r) || ln >= g.heap_lines)
 				die("%s: a malformed record: %.80s", path, buf);
+			for (unsigned k = 0; k < r.nfrom; k++)
+				if (r.from[k].peer < 0 || r.from[k].peer >= g.nranks)
+					die("%s: a malformed record: %.80s", path, buf);
 			l = line_get(ln);
 			if (l->n == l->cap) {
 				l->cap = l->cap ? l->cap * 2 : 2;
@@ -303,7 +354,11 @@ static void read_file(const char *path)
 			size_t i;
 
 			if (sscanf(buf, "alloc %llu %llx %llu %15s %d %llx", &seq, &b, &sz, a.kind,
-			           &a.dist, &site) != 6)
+			           &a.dist, &site) != 6 ||
+			    b < g.heap_base || sz == 0 || sz > g.heap_lines * g.line_size ||
+			    b - g.heap_base > g.heap_lines * g.line_size - sz ||
+			    (strcmp(a.kind, "alloc") && strcmp(a.kind, "all_alloc") &&
+			     strcmp(a.kind, "all_alloc_mw")))
 				die("%s: a malformed record: %.80s", path, buf);
 			a.seq = seq;
 			a.base = b;
@@ -313,12 +368,9 @@ static void read_file(const char *path)
 				if (sites[i].addr == site)
 					snprintf(a.site, sizeof(a.site), "%s", sites[i].text);
 			/* A collective allocation is in every rank's file: once. */
-			for (i = 0; i < g.na; i++)
-				if (g.a[i].base == a.base && g.a[i].size == a.size &&
-				    strcmp(g.a[i].kind, a.kind) == 0 && strcmp(a.kind, "alloc"))
-					break;
-			if (i < g.na)
+			if (strcmp(a.kind, "alloc") && coll_seen(&a))
 				continue;
+			(void)i;
 			if (g.na == g.acap) {
 				g.acap = g.acap ? g.acap * 2 : 64;
 				g.a = xrealloc(g.a, g.acap * sizeof(*g.a));
@@ -396,6 +448,14 @@ static enum pattern classify(const struct line *l)
 		return PAT_PRIVATE;
 	if (writers == 0)
 		return PAT_READ;
+	/* One rank writes, the others read what it wrote (a producer and its consumers, a
+	 * stencil's edge): the data moves because it is used, as with true sharing. */
+	if (writers == 1)
+		return PAT_ONE_WRITER;
+	/* Two writers or more; without the words (faults at pages) nothing tells false sharing
+	 * from true. */
+	if (g.inexact)
+		return PAT_PAGES;
 	/*
 	 * True sharing: the faults of one rank at words it wrote that another rank also
 	 * faulted at, counted as the smaller of the two ranks' faults at each such word, make
@@ -472,7 +532,8 @@ static int cmp_alloc_base(const void *x, const void *y)
 static void analyse(void)
 {
 	/* Allocations by address, for the lookup of each line and for the map. */
-	qsort(g.a, g.na, sizeof(*g.a), cmp_alloc_base);
+	if (g.na)
+		qsort(g.a, g.na, sizeof(*g.a), cmp_alloc_base);
 	for (size_t i = 0; i < g.nl; i++) {
 		struct line *l = &g.l[i];
 		uint64_t at = g.heap_base + l->line * g.line_size;
@@ -679,6 +740,11 @@ static void report(unsigned top)
 			       "it "
 			       "with dsm_all_alloc_mw (multiple-writer memory), or pad each rank's "
 			       "part to a line\n");
+		else if (p == PAT_PAGES)
+			printf("    note: this kernel gave the pages of the faults, not their "
+			       "words "
+			       "(no UFFD_FEATURE_EXACT_ADDRESS): false and true sharing look "
+			       "alike\n");
 		else if (p == PAT_TRUE && a->moves > a->lines * 4)
 			printf("    hint: ranks use the same words: the line moves with each use; "
 			       "batch the updates per rank, or keep them in a lock-protected line "

@@ -113,7 +113,8 @@ static void *refault_thread(void *p)
 		for (size_t k = 0; k < ra->n; k++) {
 			size_t i = (k * 7 + (size_t)rand_r(&ra->seed) % 3) % ra->n;
 
-			ra->bad += ((volatile const uint64_t *)ra->a)[i * ra->words] != val(1, i, 0);
+			ra->bad +=
+			        ((volatile const uint64_t *)ra->a)[i * ra->words] != val(1, i, 0);
 		}
 	return NULL;
 }
@@ -243,9 +244,11 @@ int main(int argc, char **argv)
 	if (!unbounded && rank != 0) {
 		CHECK(s1.evictions_dirty > s0.evictions_dirty);
 		CHECK(s1.evictions_clean > s0.evictions_clean);
-		CHECK(s1.writeback_bytes == s1.evictions_dirty * L);
 		CHECK(s1.cache_hwm_bytes >= s1.cache_limit_bytes / 2);
+		/* Past the budget only by what was on its way while evictions ran. */
+		CHECK(s1.cache_hwm_bytes <= 4 * s1.cache_limit_bytes);
 		CHECK(s1.cache_bytes <= s1.cache_hwm_bytes);
+		CHECK(s1.cache_bytes <= s1.cache_limit_bytes);
 	}
 	if (rank == 0)
 		printf("mr_cache: %d ranks, %zu-line cache, %ld rounds\n", nranks, cache_lines,

@@ -8,6 +8,7 @@
  *   alloc_true     one line; every rank adds 1 to word 0 (a C11 atomic): true sharing
  *   alloc_private  a dsm_alloc line of each rank's own, written by it alone: private
  *   alloc_mw       one line of multiple-writer memory, written as alloc_false is
+ *   alloc_one      one line; rank 0 writes word 0, the others read it: one writer
  *
  * Each checks its values after the rounds (the profile must not change what a program
  * computes).
@@ -57,9 +58,17 @@ __attribute__((noinline)) static uint64_t *alloc_mw(void)
 	return p;
 }
 
+__attribute__((noinline)) static uint64_t *alloc_one(void)
+{
+	void *p = dsm_all_alloc(2 * line, DSM_DIST_CYCLIC); /* the line homed on rank 0 */
+
+	NOT_A_TAIL_CALL(p);
+	return p;
+}
+
 int main(int argc, char **argv)
 {
-	uint64_t *fs, *pv, *mw;
+	uint64_t *fs, *pv, *mw, *one;
 	_Atomic uint64_t *ts;
 	long rounds;
 	int rank, nranks;
@@ -74,8 +83,9 @@ int main(int argc, char **argv)
 	ts = alloc_true();
 	pv = alloc_private();
 	mw = alloc_mw();
-	CHECK(fs && ts && pv && mw);
-	if (!(fs && ts && pv && mw))
+	one = alloc_one();
+	CHECK(fs && ts && pv && mw && one);
+	if (!(fs && ts && pv && mw && one))
 		return mr_finish();
 	for (long r = 1; r <= rounds; r++) {
 		volatile uint64_t *v = fs;
@@ -84,6 +94,11 @@ int main(int argc, char **argv)
 		atomic_fetch_add(&ts[0], 1);
 		pv[1] = (uint64_t)r;
 		mw[8 * rank + 1] = (uint64_t)r;
+		if (rank == 0)
+			((volatile uint64_t *)one)[0] = (uint64_t)r;
+		dsm_barrier();
+		if (rank != 0)
+			CHECK(((volatile uint64_t *)one)[0] == (uint64_t)r);
 		dsm_barrier();
 	}
 	for (int q = 0; q < nranks; q++) {

@@ -41,6 +41,7 @@ fs=$(section alloc_false)
 ts=$(section alloc_true)
 pv=$(section alloc_private)
 mw=$(section alloc_mw)
+one=$(section alloc_one)
 check_eval "alloc_false is named by its call site" '[ -n "$fs" ]'
 check_eval "alloc_false: false sharing" 'grep -q "pattern: false sharing" <<<"$fs"'
 check_eval "alloc_false: the hint at multiple-writer memory" 'grep -q "dsm_all_alloc_mw" <<<"$fs"'
@@ -52,6 +53,8 @@ check_eval "alloc_private: private, nothing moved" \
 	'grep -q "pattern: private" <<<"$pv" && grep -q "moves between ranks (from->to lines): none" <<<"$pv"'
 check_eval "alloc_mw: multiple-writer memory, false sharing, no hint to use it" \
 	'grep -q "^ *[0-9]*\. all_alloc_mw" <<<"$mw" && grep -q "pattern: false sharing" <<<"$mw" && ! grep -q "hint:" <<<"$mw"'
+check_eval "alloc_one: one writer, no multiple-writer hint" \
+	'grep -q "pattern: one writer" <<<"$one" && ! grep -q "hint:" <<<"$one"'
 faults=$(sed -n 's/^    1 lines touched, [0-9]* events: \([0-9]*\) faults.*/\1/p' <<<"$fs")
 check "alloc_false's line faulted at least once a round (${faults:-none})" \
 	test "${faults:-0}" -ge 100
@@ -85,6 +88,13 @@ check "a truncated file is refused ($msg)" sh -c '[ $1 -eq 1 ] && echo "$2" | gr
 sed 's/^rank 1 nranks [0-9]*/rank 1 nranks 9/' "$dir/run.1.dsmprof" >"$dir/other.1.dsmprof"
 msg=$("$PROF" --no-png "$f0" "$dir/other.1.dsmprof" 2>&1)
 check "a file of another job is refused ($msg)" sh -c '[ $1 -eq 1 ] && echo "$2" | grep -q "another job"' sh $? "$msg"
+{ head -n 2 "$f0"; echo "alloc 0 0x1000 18446744073708503040 all_alloc 0 0x0"; echo "end 0"; } \
+	>"$dir/bad.0.dsmprof"
+msg=$("$PROF" --no-png "$dir/bad.0.dsmprof" 2>&1)
+check "an allocation outside the heap is refused ($msg)" sh -c '[ $1 -eq 1 ] && echo "$2" | grep -q malformed' sh $? "$msg"
+{ head -n 2 "$f0"; echo "line 99999999999999 1 0 0 0 0 0 0 0 0r -"; echo "end 1"; } >"$dir/bad.0.dsmprof"
+msg=$("$PROF" --no-png "$dir/bad.0.dsmprof" 2>&1)
+check "a line outside the heap is refused ($msg)" sh -c '[ $1 -eq 1 ] && echo "$2" | grep -q malformed' sh $? "$msg"
 msg=$("$PROF" --no-png "$f0" "$f0" 2>&1)
 check "a rank twice is refused ($msg)" sh -c '[ $1 -eq 1 ] && echo "$2" | grep -q twice' sh $? "$msg"
 
