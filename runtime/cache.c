@@ -175,9 +175,11 @@ int dsm_rt_cache_trim(struct dsm_rt *rt)
 	if (c->limit == 0 || c->n - c->evicting <= c->high)
 		return 0;
 	/* Two sweeps at most (the first clears the second chances it passes), and at most
-	 * TRIM_MAX evictions a turn: a fault behind this turn waits for no more; the turn's
-	 * work brings the loop back for the rest. */
-	for (steps = 2 * c->n; steps && done < TRIM_MAX && c->n - c->evicting > c->low; steps--) {
+	 * TRIM_MAX evictions and 16 x TRIM_MAX slots a turn: a fault behind this turn waits
+	 * for no more; the turn's work brings the loop back for the rest, and the hand goes on
+	 * from where it stopped. */
+	steps = 2 * c->n < 16 * TRIM_MAX ? 2 * c->n : 16 * TRIM_MAX;
+	for (; steps && done < TRIM_MAX && c->n - c->evicting > c->low; steps--) {
 		struct dsm_rt_cache_slot *s;
 		dsm_coh_event_t ev = {.type = DSM_COH_EV_EVICT};
 

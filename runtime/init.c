@@ -76,7 +76,6 @@ static int agree(struct dsm_rt *rt, int mine, const char *what)
 	return ret;
 }
 
-/* Ranks on this node <= cores: the loop may spin briefly for a due reply (TRAPS.md). */
 /* The ranks on this node, this one included (collective); 0 if that cannot be told. */
 static unsigned node_local_ranks(struct dsm_rt *rt)
 {
@@ -404,6 +403,7 @@ static int init_common(const MPI_Comm *comm, const dsm_config_t *cfg)
 
 	rt->loop.spin_ns = rt->cfg.spin_ns;
 	rt->loop.wait_ns = rt->cfg.wait_ns;
+	/* Ranks on this node <= cores: the loop may spin briefly for a due reply (TRAPS.md). */
 	rt->loop.may_spin = local > 0 && local <= (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	started = dsm_rt_loop_start(rt);
 	ret = agree(rt, started, "starting the event loop");
