@@ -441,6 +441,8 @@ static void accepts(const struct dsm_setting *s, char *buf, size_t n)
 		if ((s->flags & DSM_SETTING_F_OR_INT) && used < n)
 			snprintf(buf + used, n - used, "|%llu..%llu", (unsigned long long)s->min,
 			         (unsigned long long)s->max);
+		if ((s->flags & DSM_SETTING_F_OR_SIZE) && used < n)
+			snprintf(buf + used, n - used, "|a size (K, M, G, T)");
 		break;
 	case DSM_SETTING_BOOL:
 		snprintf(buf, n, "0|1");
