@@ -5,16 +5,7 @@
 #include <string.h>
 
 #include "coherence/internal.h"
-
-static uint64_t mix(uint64_t x)
-{
-	/* splitmix64's finalizer: neighbouring line ids land far apart. */
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
+#include "common/hash.h"
 
 void dsm_coh_table_init(dsm_coh_table_t *t, size_t esize)
 {
@@ -49,7 +40,7 @@ void *dsm_coh_table_find(const dsm_coh_table_t *t, uint64_t line)
 
 	if (t->cap == 0)
 		return NULL;
-	for (i = mix(line) & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+	for (i = dsm_hash64(line) & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
 		uint64_t *k = slot_key(t, i);
 
 		if (*k == line)
@@ -87,7 +78,7 @@ static int grow(dsm_coh_table_t *t)
 
 		if (*k == DSM_COH_NO_LINE)
 			continue;
-		for (j = mix(*k) & (nt.cap - 1); *slot_key(&nt, j) != DSM_COH_NO_LINE;
+		for (j = dsm_hash64(*k) & (nt.cap - 1); *slot_key(&nt, j) != DSM_COH_NO_LINE;
 		     j = (j + 1) & (nt.cap - 1))
 			;
 		memcpy(slot_key(&nt, j), k, t->esize);
@@ -107,7 +98,7 @@ void *dsm_coh_table_get(dsm_coh_table_t *t, uint64_t line)
 	/* Load factor at most 1/2 keeps probes short. */
 	if ((t->n + 1) * 2 > t->cap && grow(t) < 0)
 		return NULL;
-	for (i = mix(line) & (t->cap - 1); *slot_key(t, i) != DSM_COH_NO_LINE;
+	for (i = dsm_hash64(line) & (t->cap - 1); *slot_key(t, i) != DSM_COH_NO_LINE;
 	     i = (i + 1) & (t->cap - 1))
 		;
 	k = slot_key(t, i);

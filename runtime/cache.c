@@ -4,25 +4,18 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "common/hash.h"
 #include "common/log.h"
 #include "runtime/engine.h"
 #include "runtime/rt.h"
 
 #define TRIM_MAX 256 /* evictions a turn */
 
-static uint64_t hash64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	return x;
-}
-
 /* ---- the index: line -> its slot in v (linear probing, backward-shift deletion) ------ */
 
 static size_t idx_home(const struct dsm_rt_cache *c, uint64_t line)
 {
-	return hash64(line) & c->idx_mask;
+	return dsm_hash64(line) & c->idx_mask;
 }
 
 /* The index slot holding @line, or the free slot where it would go. */
@@ -156,16 +149,6 @@ bool dsm_rt_cache_tight(struct dsm_rt *rt, uint64_t n)
 	return c->limit && c->n - c->evicting + n > c->limit;
 }
 
-/* Whether the engine would give @line up now: a stable copy, not held, not waited for. */
-static bool evictable(struct dsm_rt *rt, uint64_t line)
-{
-	dsm_coh_line_info_t li;
-
-	dsm_coh_line_info(rt->node, line, &li);
-	return (li.state == DSM_COH_S || li.state == DSM_COH_M || li.state == DSM_COH_E) &&
-	       !li.held && !li.rdma && !li.wb && !li.deferred && !li.evicting;
-}
-
 int dsm_rt_cache_trim(struct dsm_rt *rt)
 {
 	struct dsm_rt_cache *c = &rt->cache;
@@ -192,8 +175,8 @@ int dsm_rt_cache_trim(struct dsm_rt *rt)
 			s->ref = 0;
 			continue;
 		}
-		if (!evictable(rt, s->line))
-			continue;
+		/* The engine refuses, changing nothing, a copy that is not stable: asked for,
+		 * held for woken threads, waiting for data or a write-back, deferred. */
 		ev.line = s->line;
 		if (dsm_rt_engine(rt, &ev, NULL) < 0)
 			continue;

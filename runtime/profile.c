@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/hash.h"
 #include "common/log.h"
 #include "common/settings.h"
 
@@ -54,15 +55,6 @@ struct dsm_rt_prof {
 	size_t na, cap;
 	uint64_t seq, allocs_lost;
 };
-
-static uint64_t hash64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	return x ^ (x >> 33);
-}
 
 int dsm_rt_prof_init(struct dsm_rt *rt)
 {
@@ -129,7 +121,7 @@ static bool grow_lines(struct dsm_rt_prof *p)
 
 		if (p->v[i].key == 0)
 			continue;
-		for (j = hash64(p->v[i].key) & (cap - 1); v[j].key; j = (j + 1) & (cap - 1))
+		for (j = dsm_hash64(p->v[i].key) & (cap - 1); v[j].key; j = (j + 1) & (cap - 1))
 			;
 		v[j] = p->v[i];
 	}
@@ -145,14 +137,14 @@ static struct prof_line *line_rec(struct dsm_rt_prof *p, uint64_t line)
 	uint64_t key = line + 1;
 	size_t i;
 
-	for (i = hash64(key) & p->mask; p->v[i].key; i = (i + 1) & p->mask)
+	for (i = dsm_hash64(key) & p->mask; p->v[i].key; i = (i + 1) & p->mask)
 		if (p->v[i].key == key)
 			return &p->v[i];
 	if (!p->full && 2 * (p->n + 1) > p->mask + 1) {
 		if (!grow_lines(p))
 			p->full = true;
 		else /* the slot moved */
-			for (i = hash64(key) & p->mask; p->v[i].key; i = (i + 1) & p->mask)
+			for (i = dsm_hash64(key) & p->mask; p->v[i].key; i = (i + 1) & p->mask)
 				;
 	}
 	if (p->full) {

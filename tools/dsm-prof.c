@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hash.h"
+
 #define MAX_WORDS 8 /* as the runtime records (runtime/profile.c) */
 #define MAX_PEERS 3
 
@@ -105,14 +107,6 @@ static void *xrealloc(void *p, size_t n)
 	return p;
 }
 
-static uint64_t hash64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	return x;
-}
-
 static struct line *line_get(uint64_t line)
 {
 	size_t i;
@@ -126,12 +120,13 @@ static struct line *line_get(uint64_t line)
 			die("out of memory");
 		g.hmask = cap - 1;
 		for (size_t k = 0; k < g.nl; k++) {
-			for (i = hash64(g.l[k].line) & g.hmask; g.hash[i]; i = (i + 1) & g.hmask)
+			for (i = dsm_hash64(g.l[k].line) & g.hmask; g.hash[i];
+			     i = (i + 1) & g.hmask)
 				;
 			g.hash[i] = k + 1;
 		}
 	}
-	for (i = hash64(line) & g.hmask; g.hash[i]; i = (i + 1) & g.hmask)
+	for (i = dsm_hash64(line) & g.hmask; g.hash[i]; i = (i + 1) & g.hmask)
 		if (g.l[g.hash[i] - 1].line == line)
 			return &g.l[g.hash[i] - 1];
 	if (g.nl == g.lcap) {
@@ -253,7 +248,7 @@ static bool coll_seen(const struct alloc *a)
 			die("out of memory");
 		for (size_t k = 0; k < cap; k++)
 			if (t[k].size) {
-				for (i = hash64(t[k].base ^ t[k].size) & (nc - 1); nt[i].size;
+				for (i = dsm_hash64(t[k].base ^ t[k].size) & (nc - 1); nt[i].size;
 				     i = (i + 1) & (nc - 1))
 					;
 				nt[i] = t[k];
@@ -262,7 +257,7 @@ static bool coll_seen(const struct alloc *a)
 		t = nt;
 		cap = nc;
 	}
-	for (i = hash64(a->base ^ a->size) & (cap - 1); t[i].size; i = (i + 1) & (cap - 1))
+	for (i = dsm_hash64(a->base ^ a->size) & (cap - 1); t[i].size; i = (i + 1) & (cap - 1))
 		if (t[i].base == a->base && t[i].size == a->size && strcmp(t[i].kind, a->kind) == 0)
 			return true;
 	t[i].base = a->base;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "mc.h"
+#include "common/hash.h"
 
 #define POISON   0xdeadbeefu
 #define MC_HOMEQ 64 /* requests the checker mirrors per line of the home's queue */
@@ -1008,24 +1009,6 @@ static void check_final(mc_sim_t *s)
 
 /* ---- State hashing ---- */
 
-static uint64_t hash_bytes(const uint8_t *p, size_t n, uint64_t h)
-{
-	uint64_t w;
-	size_t i;
-
-	/* Eight bytes per multiply: hashing is most of a random run's time. */
-	for (i = 0; i + 8 <= n; i += 8) {
-		memcpy(&w, p + i, 8);
-		h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
-		h ^= h >> 31;
-	}
-	for (; i < n; i++)
-		h = (h ^ p[i]) * 0x100000001b3ULL;
-	h ^= h >> 29;
-	h *= 0xbf58476d1ce4e5b9ULL;
-	return h ^ (h >> 32);
-}
-
 static int cmp_msg(const void *a, const void *b)
 {
 	return memcmp(a, b, sizeof(mc_msg_t));
@@ -1042,15 +1025,15 @@ static uint64_t sim_hash(const mc_sim_t *s, uint8_t *buf, size_t cap)
 		const mc_node_t *nd = &s->node[n];
 		size_t len = dsm_coh_node_encode(s->eng[n], buf, cap);
 
-		h = hash_bytes(buf, len < cap ? len : cap, h);
-		h = hash_bytes((const uint8_t *)nd->map, sizeof(nd->map), h);
-		h = hash_bytes((const uint8_t *)nd->home_seg, sizeof(nd->home_seg), h);
-		h = hash_bytes(nd->rdma, sizeof(nd->rdma), h);
-		h = hash_bytes(nd->hold, sizeof(nd->hold), h);
-		h = hash_bytes(nd->wb, sizeof(nd->wb), h);
-		h = hash_bytes((const uint8_t *)nd->wbuf, sizeof(nd->wbuf), h);
-		h = hash_bytes(&nd->nuffd, 1, h);
-		h = hash_bytes((const uint8_t *)nd->uffd, nd->nuffd * sizeof(nd->uffd[0]), h);
+		h = dsm_hash_bytes(buf, len < cap ? len : cap, h);
+		h = dsm_hash_bytes((const uint8_t *)nd->map, sizeof(nd->map), h);
+		h = dsm_hash_bytes((const uint8_t *)nd->home_seg, sizeof(nd->home_seg), h);
+		h = dsm_hash_bytes(nd->rdma, sizeof(nd->rdma), h);
+		h = dsm_hash_bytes(nd->hold, sizeof(nd->hold), h);
+		h = dsm_hash_bytes(nd->wb, sizeof(nd->wb), h);
+		h = dsm_hash_bytes((const uint8_t *)nd->wbuf, sizeof(nd->wbuf), h);
+		h = dsm_hash_bytes(&nd->nuffd, 1, h);
+		h = dsm_hash_bytes((const uint8_t *)nd->uffd, nd->nuffd * sizeof(nd->uffd[0]), h);
 		for (t = 0; t < s->cfg->nthreads; t++) {
 			uint8_t th[4] = {nd->th[t].pc, nd->th[t].status, nd->th[t].granted,
 			                 nd->th[t].status == T_BLOCKED ||
@@ -1058,17 +1041,17 @@ static uint64_t sim_hash(const mc_sim_t *s, uint8_t *buf, size_t cap)
 			                         ? nd->th[t].line
 			                         : 0};
 
-			h = hash_bytes(th, sizeof(th), h);
+			h = dsm_hash_bytes(th, sizeof(th), h);
 		}
 	}
-	h = hash_bytes((const uint8_t *)s->shadow, sizeof(s->shadow), h);
+	h = dsm_hash_bytes((const uint8_t *)s->shadow, sizeof(s->shadow), h);
 	if (s->cfg->evictions)
-		h = hash_bytes(&s->nevict, 1, h);
+		h = dsm_hash_bytes(&s->nevict, 1, h);
 	/* Without FIFO the network is a multiset: sort it. */
 	memcpy(net, s->net, s->nnet * sizeof(net[0]));
 	if (!s->cfg->fifo)
 		qsort(net, s->nnet, sizeof(net[0]), cmp_msg);
-	return hash_bytes((const uint8_t *)net, s->nnet * sizeof(net[0]), h);
+	return dsm_hash_bytes((const uint8_t *)net, s->nnet * sizeof(net[0]), h);
 }
 
 /* ---- Exhaustive search ---- */

@@ -23,6 +23,7 @@
 
 #include "coherence/diff.h"
 #include "mc_mw.h"
+#include "common/hash.h"
 
 #define NR        MW_MC_MAX_RANKS
 #define NT        MW_MC_MAX_THREADS
@@ -1617,23 +1618,6 @@ static int cmp_msg(const void *a, const void *b)
 	return memcmp(a, b, sizeof(msg_t));
 }
 
-static uint64_t hash_bytes(const uint8_t *p, size_t n, uint64_t h)
-{
-	uint64_t w;
-	size_t i;
-
-	for (i = 0; i + 8 <= n; i += 8) {
-		memcpy(&w, p + i, 8);
-		h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
-		h ^= h >> 31;
-	}
-	for (; i < n; i++)
-		h = (h ^ p[i]) * 0x100000001b3ULL;
-	h ^= h >> 29;
-	h *= 0xbf58476d1ce4e5b9ULL;
-	return h ^ (h >> 32);
-}
-
 /* The fingerprint of what decides the future; the states keep unused fields zero. */
 static uint64_t state_hash(const ctx_t *x, const state_t *s)
 {
@@ -1646,9 +1630,9 @@ static uint64_t state_hash(const ctx_t *x, const state_t *s)
 		for (r = 0; r < NR; r++)
 			for (d = 0; d < NR; d++)
 				qsort(c.ch[r][d].m, c.ch[r][d].n, sizeof(msg_t), cmp_msg);
-		return hash_bytes((const uint8_t *)&c, sizeof(c), 0xcbf29ce484222325ULL);
+		return dsm_hash_bytes((const uint8_t *)&c, sizeof(c), 0xcbf29ce484222325ULL);
 	}
-	return hash_bytes((const uint8_t *)s, sizeof(*s), 0xcbf29ce484222325ULL);
+	return dsm_hash_bytes((const uint8_t *)s, sizeof(*s), 0xcbf29ce484222325ULL);
 }
 
 /* ---- exhaustive search --------------------------------------------------------------- */
