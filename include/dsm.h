@@ -166,6 +166,8 @@ typedef struct dsm_stats {
 	uint64_t cache_bytes;       /* copies held now */
 	uint64_t cache_hwm_bytes;   /* the most held at once */
 	uint64_t cache_limit_bytes; /* the budget; 0: unlimited */
+	/* The wire (appended after 0.1.0; an older struct_size gets the above). */
+	uint64_t msgs_rejected; /* without this job's key: from outside the job, never acted on */
 } dsm_stats_t;
 
 /* What dsm_query() says about the running libdsm. Set struct_size before the call. */

@@ -142,6 +142,7 @@ static void fill_stats(struct dsm_rt *rt, dsm_stats_t *s)
 	s->cache_bytes = atomic_load(&rt->cache.lines) * rt->cfg.line_size;
 	s->cache_hwm_bytes = atomic_load(&rt->cache.hwm) * rt->cfg.line_size;
 	s->cache_limit_bytes = rt->cache.limit * rt->cfg.line_size;
+	s->msgs_rejected = ts.msgs_rejected;
 }
 
 /* The smallest latency bound (µs) below which @q of the faults fall. */
@@ -170,16 +171,18 @@ void dsm_rt_stats_print(struct dsm_rt *rt)
 		printf("libdsm stats (%d ranks, %zu-byte lines, provider %s, lines %s)\n",
 		       rt->nranks, rt->cfg.line_size, rt->tp->prov,
 		       rt->rdma.on ? "by RDMA read" : "inline");
-		printf("%4s %10s %10s %9s %9s %9s %10s %10s %7s %10s %10s %8s %8s\n", "rank",
+		printf("%4s %10s %10s %9s %9s %9s %10s %10s %7s %8s %10s %10s %8s %8s\n", "rank",
 		       "rd_faults", "wr_faults", "upgrades", "inv_sent", "inv_recv", "msgs_sent",
-		       "msgs_recv", "dropped", "MB_sent", "MB_recv", "p50_us<", "p99_us<");
+		       "msgs_recv", "dropped", "rejected", "MB_sent", "MB_recv", "p50_us<",
+		       "p99_us<");
 		for (int r = 0; r < rt->nranks; r++) {
 			const dsm_stats_t *s = &all[r];
 			printf("%4d %10" PRIu64 " %10" PRIu64 " %9" PRIu64 " %9" PRIu64 " %9" PRIu64
-			       " %10" PRIu64 " %10" PRIu64 " %7" PRIu64 " %10.2f %10.2f %8" PRIu64
-			       " %8" PRIu64 "\n",
+			       " %10" PRIu64 " %10" PRIu64 " %7" PRIu64 " %8" PRIu64
+			       " %10.2f %10.2f %8" PRIu64 " %8" PRIu64 "\n",
 			       r, s->read_faults, s->write_faults, s->upgrades, s->inv_sent,
 			       s->inv_received, s->msgs_sent, s->msgs_received, s->msgs_dropped,
+			       s->msgs_rejected,
 			       (double)s->bytes_sent / 1e6, (double)s->bytes_received / 1e6,
 			       lat_quantile(s, 0.5), lat_quantile(s, 0.99));
 		}

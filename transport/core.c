@@ -6,6 +6,7 @@
 #include "transport/internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +34,18 @@ int dsm_tp_core_init(struct dsm_tp_core *c, dsm_tp_t *tp, unsigned max_type,
 	return 0;
 }
 
+static void free_held(struct dsm_tp_peer_rx *rx)
+{
+	while (rx->held) {
+		struct dsm_tp_held *h = rx->held;
+
+		rx->held = h->next;
+		free(h);
+	}
+	rx->nheld = 0;
+	rx->held_bytes = 0;
+}
+
 void dsm_tp_core_fini(struct dsm_tp_core *c)
 {
 	dsm_tp_core_release(c);
@@ -44,15 +57,9 @@ void dsm_tp_core_fini(struct dsm_tp_core *c)
 		free(it->freeme);
 		dsm_ring_pop(&c->q);
 	}
-	if (c->rx) {
-		for (int i = 0; i < c->tp->size; i++) {
-			while (c->rx[i].held) {
-				struct dsm_tp_held *h = c->rx[i].held;
-				c->rx[i].held = h->next;
-				free(h);
-			}
-		}
-	}
+	if (c->rx)
+		for (int i = 0; i < c->tp->size; i++)
+			free_held(&c->rx[i]);
 	free(c->rx);
 	free(c->tx_seq);
 	dsm_ring_fini(&c->q);
@@ -60,6 +67,25 @@ void dsm_tp_core_fini(struct dsm_tp_core *c)
 	c->rx = NULL;
 	c->tx_seq = NULL;
 	c->out = NULL;
+}
+
+void dsm_tp_core_set_key(struct dsm_tp_core *c, uint64_t key)
+{
+	c->key = key;
+}
+
+void dsm_tp_core_broken(struct dsm_tp_core *c, int peer, const char *why)
+{
+	struct dsm_tp_peer_rx *rx = &c->rx[peer];
+
+	if (rx->broken)
+		return;
+	rx->broken = true;
+	free_held(rx);
+	DSM_LOG(DSM_LOG_ERROR, "the stream with rank %d cannot go on: %s; rank %d is handled as dead",
+	        peer, why, peer);
+	if (c->broken)
+		c->broken(c->tp, peer, why);
 }
 
 void dsm_tp_core_release(struct dsm_tp_core *c)
@@ -139,6 +165,70 @@ static bool deliver(struct dsm_tp_core *c, int src, unsigned type, const void *d
 	return true;
 }
 
+/*
+ * A message without the job key: not from a rank of this job (another job's stale
+ * message, or a forgery). Nothing in it is believed; the first one claiming each rank (and
+ * the first claiming none) is logged, every one counted.
+ */
+static void reject(struct dsm_tp_core *c, const struct dsm_tp_wire_hdr *h, size_t n)
+{
+	bool *logged = h->src < (uint32_t)c->tp->size ? &c->rx[h->src].reject_logged
+	                                              : &c->reject_logged;
+
+	c->st.msgs_rejected++;
+	if (*logged)
+		return;
+	*logged = true;
+	if (h->src < (uint32_t)c->tp->size)
+		DSM_LOG(DSM_LOG_WARN,
+		        "rejected a message of %zu bytes that claims to come from rank %u but lacks "
+		        "this job's key (another job, or a process outside the job); further ones "
+		        "claiming rank %u are only counted (msgs_rejected)",
+		        n, h->src, h->src);
+	else
+		DSM_LOG(DSM_LOG_WARN,
+		        "rejected a message of %zu bytes from outside this job (no job key, no rank "
+		        "of it); further ones are only counted (msgs_rejected)",
+		        n);
+}
+
+/* Holds @h's message, ahead of its turn, until the ones before it arrive. */
+static void hold(struct dsm_tp_core *c, struct dsm_tp_peer_rx *rx, const struct dsm_tp_wire_hdr *h,
+                 const unsigned char *payload)
+{
+	struct dsm_tp_held *m, **pp;
+
+	if (rx->nheld >= DSM_TP_HELD_MAX || rx->held_bytes + h->len > DSM_TP_HELD_BYTES_MAX) {
+		char why[160];
+
+		snprintf(why, sizeof(why),
+		         "%u messages (%zu bytes) wait for its message %u, which never came",
+		         rx->nheld, rx->held_bytes, rx->expect);
+		dsm_tp_core_broken(c, (int)h->src, why);
+		return;
+	}
+	for (pp = &rx->held; *pp && (int32_t)((*pp)->seq - h->seq) < 0; pp = &(*pp)->next)
+		;
+	if (*pp && (*pp)->seq == h->seq) {
+		c->st.msgs_dropped++; /* a duplicate of one held */
+		return;
+	}
+	m = malloc(sizeof(*m) + h->len);
+	if (m == NULL) {
+		dsm_tp_core_broken(c, (int)h->src, "no memory to hold a message ahead of its turn");
+		return;
+	}
+	m->seq = h->seq;
+	m->type = h->type;
+	m->len = h->len;
+	memcpy(m->data, payload, h->len);
+	m->next = *pp;
+	*pp = m;
+	rx->nheld++;
+	rx->held_bytes += h->len;
+	c->st.msgs_reordered++;
+}
+
 bool dsm_tp_core_recv(struct dsm_tp_core *c, const void *buf, size_t n, void *tok)
 {
 	struct dsm_tp_wire_hdr h;
@@ -147,8 +237,14 @@ bool dsm_tp_core_recv(struct dsm_tp_core *c, const void *buf, size_t n, void *to
 	if (n < sizeof(h))
 		goto bad;
 	memcpy(&h, buf, sizeof(h));
-	if (h.magic != DSM_TP_WIRE_MAGIC || h.version != DSM_TP_WIRE_VERSION ||
-	    h.len != n - sizeof(h) || h.type == 0 ||
+	if (h.magic != DSM_TP_WIRE_MAGIC || h.version != DSM_TP_WIRE_VERSION)
+		goto bad;
+	/* Before anything else is believed: the job key. */
+	if (h.key != c->key) {
+		reject(c, &h, n);
+		return false;
+	}
+	if (h.len != n - sizeof(h) || h.type == 0 ||
 	    (h.type > c->max_type && h.type != DSM_TP_CTRL_TYPE) ||
 	    h.src >= (uint32_t)c->tp->size || h.len > c->tp->msg_max)
 		goto bad;
@@ -156,29 +252,13 @@ bool dsm_tp_core_recv(struct dsm_tp_core *c, const void *buf, size_t n, void *to
 	struct dsm_tp_peer_rx *rx = &c->rx[h.src];
 	int32_t d = (int32_t)(h.seq - rx->expect);
 
+	if (rx->broken)
+		goto bad; /* handled as dead: nothing more from it counts */
 	if (d < 0)
 		goto bad; /* a duplicate */
 	if (d > 0) {
 		/* Ahead of its turn (rendezvous completions overtake eager ones): hold it. */
-		struct dsm_tp_held *m = malloc(sizeof(*m) + h.len), **pp;
-
-		if (m == NULL) {
-			DSM_LOG(DSM_LOG_ERROR, "out of memory holding a message");
-			abort();
-		}
-		m->seq = h.seq;
-		m->type = h.type;
-		m->len = h.len;
-		memcpy(m->data, p + sizeof(h), h.len);
-		for (pp = &rx->held; *pp && (int32_t)((*pp)->seq - h.seq) < 0; pp = &(*pp)->next)
-			;
-		if (*pp && (*pp)->seq == h.seq) {
-			free(m);
-			goto bad;
-		}
-		m->next = *pp;
-		*pp = m;
-		c->st.msgs_reordered++;
+		hold(c, rx, &h, p + sizeof(h));
 		return false;
 	}
 	rx->expect++;
@@ -187,6 +267,8 @@ bool dsm_tp_core_recv(struct dsm_tp_core *c, const void *buf, size_t n, void *to
 		struct dsm_tp_held *m = rx->held;
 
 		rx->held = m->next;
+		rx->nheld--;
+		rx->held_bytes -= m->len;
 		rx->expect++;
 		if (!deliver(c, (int)h.src, m->type, m->data, m->len, NULL, m))
 			free(m);
@@ -207,6 +289,7 @@ void dsm_tp_core_hdr(struct dsm_tp_core *c, struct dsm_tp_wire_hdr *h, int peer,
 	h->len = (uint32_t)len;
 	h->src = (uint32_t)c->tp->rank;
 	h->seq = c->tx_seq[peer]++;
+	h->key = c->key;
 }
 
 int dsm_tp_core_check_send(struct dsm_tp_core *c, int peer, unsigned type, size_t len)

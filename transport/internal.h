@@ -20,7 +20,7 @@
 #include "transport/transport.h"
 
 #define DSM_TP_WIRE_MAGIC   0xd5a1u
-#define DSM_TP_WIRE_VERSION 1
+#define DSM_TP_WIRE_VERSION 2
 #define DSM_TP_CTRL_TYPE    255 /* the transport's own messages */
 
 /*
@@ -48,7 +48,11 @@ struct dsm_tp_ctrl {
 	uint64_t key;
 };
 
-/* Every protocol message starts with this, little-endian as the host (one architecture). */
+/*
+ * Every protocol message starts with this, little-endian as the host (one architecture).
+ * @key is the job's secret (dsm_tp_core_set_key): a message without it did not come from
+ * a rank of this job and is rejected before anything else reads it.
+ */
 struct dsm_tp_wire_hdr {
 	uint16_t magic;
 	uint8_t version;
@@ -56,8 +60,19 @@ struct dsm_tp_wire_hdr {
 	uint32_t len; /* payload bytes after the header */
 	uint32_t src; /* sending rank */
 	uint32_t seq; /* per (src, dst) pair, from 0 */
+	uint64_t key; /* the job key */
 };
-_Static_assert(sizeof(struct dsm_tp_wire_hdr) == 16, "wire header is 16 bytes");
+_Static_assert(sizeof(struct dsm_tp_wire_hdr) == 24, "wire header is 24 bytes");
+
+/*
+ * Limits of what a peer can make us hold: messages that arrive ahead of their turn wait
+ * for the ones before them, at most this many and this many bytes per peer. A peer past
+ * either is broken (or lost a message: its stream can never go on) and is handled as a
+ * dead one. rxm's rendezvous lets an eager message overtake a large one by a few
+ * messages; an honest peer stays far below.
+ */
+#define DSM_TP_HELD_MAX       4096
+#define DSM_TP_HELD_BYTES_MAX (64u << 20)
 
 /* A message that arrived ahead of its turn, copied and held back. */
 struct dsm_tp_held {
@@ -71,6 +86,10 @@ struct dsm_tp_held {
 struct dsm_tp_peer_rx {
 	uint32_t expect;
 	struct dsm_tp_held *held; /* sorted by seq */
+	uint32_t nheld;
+	size_t held_bytes;
+	bool broken;         /* past the limits, or its stream lost a message: all dropped */
+	bool reject_logged;  /* a message claiming to be from it failed the key check */
 };
 
 /* An event with what must be released once the caller is done with it. */
@@ -96,14 +115,24 @@ struct dsm_tp_core {
 	struct dsm_tp_evitem *out; /* handed out by the last poll, released by the next */
 	size_t outcap, outlen;
 	struct dsm_tp_stats st;
+	uint64_t key;                            /* the job key; every message carries it */
+	bool reject_logged;                      /* a rejected message claimed no valid rank */
 	bool ctrl_send;                          /* a control message is being sent */
 	dsm_tp_ctrl_fn *ctrl[DSM_TP_CTRL_NOPS];  /* by op; NULL: dropped */
 	dsm_tp_dead_fn *dead[DSM_TP_DEAD_HOOKS]; /* told when a peer dies */
+	/* the implementation's handling of a peer whose stream is broken (as a death) */
+	void (*broken)(dsm_tp_t *tp, int peer, const char *why);
 };
 
 int dsm_tp_core_init(struct dsm_tp_core *c, dsm_tp_t *tp, unsigned max_type,
                      void (*release)(dsm_tp_t *, void *));
 void dsm_tp_core_fini(struct dsm_tp_core *c);
+/* The job key, agreed by every rank before the first message: sent in every header, and
+ * every message received must carry it. */
+void dsm_tp_core_set_key(struct dsm_tp_core *c, uint64_t key);
+/* The stream to or from @peer cannot go on (a message lost, a limit passed): counted,
+ * reported once, and the implementation's @broken hook handles @peer as dead. */
+void dsm_tp_core_broken(struct dsm_tp_core *c, int peer, const char *why);
 /* Releases what the previous poll handed out. Call first in every poll. */
 void dsm_tp_core_release(struct dsm_tp_core *c);
 /* Pushes an event (tok: receive buffer to release after hand-out). */

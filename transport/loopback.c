@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "common/hash.h"
 #include "common/log.h"
+#include "common/time.h"
 #include "transport/internal.h"
 #include "transport/loopback.h"
 
@@ -36,6 +38,7 @@ struct dsm_tp_loop_fabric {
 	int n;
 	int depth;
 	bool prov_key;
+	uint64_t key; /* the job key of this fabric's ranks */
 	struct loop_tp **tps;
 	bool *dead;
 };
@@ -63,6 +66,7 @@ int dsm_tp_loop_fabric_create(int n, dsm_tp_loop_fabric_t **fab_p)
 		return -ENOMEM;
 	f->n = n;
 	f->depth = 1 << 20;
+	f->key = dsm_hash64((uint64_t)(uintptr_t)f ^ dsm_now_ns());
 	f->tps = calloc((size_t)n, sizeof(*f->tps));
 	f->dead = calloc((size_t)n, sizeof(*f->dead));
 	if (!f->tps || !f->dead) {
@@ -121,6 +125,13 @@ static void loop_release(dsm_tp_t *tp, void *tok)
 
 static int loop_send_raw(dsm_tp_t *tp, int peer, const void *buf, size_t len);
 
+/* A broken stream: the peer is dead to every rank of the fabric, as ofi's notice makes it. */
+static void loop_broken(dsm_tp_t *tp, int peer, const char *why)
+{
+	(void)why;
+	dsm_tp_loop_kill(lt(tp)->fab, peer);
+}
+
 static int loop_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 {
 	struct dsm_tp_loop_fabric *f = attr->impl_arg;
@@ -157,6 +168,8 @@ static int loop_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 		free(t);
 		return ret ? ret : -ENOMEM;
 	}
+	dsm_tp_core_set_key(&t->core, f->key);
+	t->core.broken = loop_broken;
 	f->tps[b->rank] = t;
 	*tp_p = &t->tp;
 	return 0;

@@ -76,6 +76,7 @@ struct dsm_tp_stats {
 	uint64_t msgs_sent;
 	uint64_t msgs_received;
 	uint64_t msgs_dropped;   /* malformed: wrong magic/version/size/type/sender, duplicates */
+	uint64_t msgs_rejected;  /* without the job key: not from a rank of this job */
 	uint64_t msgs_queued;    /* sends that waited in the outgoing queue */
 	uint64_t msgs_reordered; /* arrived ahead of their turn and were held back */
 	uint64_t rma_reads;
@@ -156,6 +157,9 @@ struct dsm_tp {
 	uint64_t mr_keys;         /* keys dsm_tp_mr_reg() has handed out */
 	/* Tests (testing.h): puts raw bytes on the wire, no header, no sequence number. */
 	int (*send_raw)(dsm_tp_t *tp, int peer, const void *buf, size_t len);
+	/* Tests (testing.h): this endpoint's provider address, as a peer inserts it (or
+	 * NULL where the implementation has none). */
+	int (*ep_name)(dsm_tp_t *tp, void *buf, size_t *len);
 };
 
 extern const struct dsm_tp_ops dsm_tp_ofi_ops;

@@ -150,7 +150,8 @@ static void raw(int from, int to, uint32_t seq, unsigned type, const char *paylo
 {
 	unsigned char b[64];
 	struct dsm_tp_wire_hdr h = {DSM_TP_WIRE_MAGIC,         DSM_TP_WIRE_VERSION, (uint8_t)type,
-	                            (uint32_t)strlen(payload), (uint32_t)from,      seq};
+	                            (uint32_t)strlen(payload), (uint32_t)from,      seq,
+	                            dsm_tp_wire_key(tps[from])};
 
 	memcpy(b, &h, sizeof(h));
 	memcpy(b + sizeof(h), payload, strlen(payload));
@@ -202,10 +203,78 @@ static void test_reorder_and_duplicates(void **state)
 	memcpy(tps, saved, sizeof(saved));
 }
 
+static void on_count_dead(int r, const struct dsm_tp_event *e, void *arg)
+{
+	int *dead = arg;
+
+	if (e->type == DSM_TP_EV_PEER_DEAD && e->peer == 2)
+		dead[r]++;
+}
+
+/*
+ * A peer whose message never comes while it floods us with the ones after it (a lost
+ * sequenced send, or a broken peer): at most DSM_TP_HELD_MAX are held, the next one ends
+ * the stream with a clear error, the held ones are freed, and the peer is dead to every
+ * rank (as a death notice makes it on libfabric). Messages without the key are rejected
+ * before they are held at all.
+ */
+static void test_flood(void **state)
+{
+	dsm_tp_loop_fabric_t *saved_fab = fab;
+	dsm_tp_t *saved[N];
+	struct dsm_tp_stats s0;
+	int dead[N] = {0};
+	unsigned char b[64];
+	struct dsm_tp_wire_hdr h;
+
+	memcpy(saved, tps, sizeof(saved));
+	assert_int_equal(setup(state), 0);
+	s0 = stats(1);
+	/* Without the key: rejected, never held. */
+	h = (struct dsm_tp_wire_hdr){DSM_TP_WIRE_MAGIC, DSM_TP_WIRE_VERSION, 1, 1, 2, 5,
+	                             dsm_tp_wire_key(tps[2]) ^ 1};
+	memcpy(b, &h, sizeof(h));
+	b[sizeof(h)] = 'x';
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(dsm_tp_send_raw(tps[2], 1, b, sizeof(h) + 1), 0);
+	for (int k = 0; k < 10; k++)
+		pump(on_count_dead, dead);
+	assert_int_equal(stats(1).msgs_rejected - s0.msgs_rejected, 100);
+	assert_int_equal(stats(1).msgs_reordered, s0.msgs_reordered);
+	/* With it, seq 1, 2, ...: seq 0 never comes. */
+	for (uint32_t seq = 1; seq <= DSM_TP_HELD_MAX + 10; seq++) {
+		raw(2, 1, seq, 1, "flood");
+		if (seq % 16 == 0)
+			pump(on_count_dead, dead);
+	}
+	for (int k = 0; k < 100; k++)
+		pump(on_count_dead, dead);
+	print_message("flood: %llu held of %u sent ahead of a message that never came, then "
+	              "rank 2 dead to ranks 0 and 1 (%d, %d notices)\n",
+	              (unsigned long long)(stats(1).msgs_reordered - s0.msgs_reordered),
+	              DSM_TP_HELD_MAX + 10, dead[0], dead[1]);
+	assert_int_equal(stats(1).msgs_reordered - s0.msgs_reordered, DSM_TP_HELD_MAX);
+	assert_int_equal(stats(1).msgs_received, s0.msgs_received);
+	assert_int_equal(dead[1], 1);
+	assert_int_equal(dead[0], 1);
+	/* Nothing is held any more, and nothing more from it is taken. */
+	struct dsm_tp_core *c = tps[1]->core;
+	assert_null(c->rx[2].held);
+	assert_int_equal(c->rx[2].held_bytes, 0);
+	raw(2, 1, 0, 1, "late");
+	pump(NULL, NULL);
+	assert_int_equal(stats(1).msgs_received, s0.msgs_received);
+	teardown(state);
+	fab = saved_fab;
+	memcpy(tps, saved, sizeof(saved));
+}
+
 static void test_malformed(void **state)
 {
 	struct dsm_tp_stats s0 = stats(0);
-	struct dsm_tp_wire_hdr h = {DSM_TP_WIRE_MAGIC, DSM_TP_WIRE_VERSION, 1, 0, 1, 0}, b;
+	struct dsm_tp_wire_hdr h = {DSM_TP_WIRE_MAGIC, DSM_TP_WIRE_VERSION, 1, 0, 1, 0,
+	                            dsm_tp_wire_key(tps[1])},
+	                       b;
 
 	(void)state;
 	ngot = 0;
@@ -421,7 +490,7 @@ static void test_segment_prov_key(void **state)
 	/* a malformed control message is counted and dropped */
 	struct dsm_tp_wire_hdr h = {
 	        DSM_TP_WIRE_MAGIC,    DSM_TP_WIRE_VERSION, DSM_TP_CTRL_TYPE, 3, 0,
-	        (uint32_t)s.msgs_sent};
+	        (uint32_t)s.msgs_sent, dsm_tp_wire_key(t[0])};
 	unsigned char raw[sizeof(h) + 3] = {0};
 	memcpy(raw, &h, sizeof(h));
 	dsm_tp_stats(t[1], &s);
@@ -514,6 +583,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_reorder_and_duplicates),
 	        cmocka_unit_test(test_fifo_through_queue),
+	        cmocka_unit_test(test_flood),
 	        cmocka_unit_test(test_malformed),
 	        cmocka_unit_test(test_rma),
 	        cmocka_unit_test(test_segment),

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -847,7 +849,8 @@ static void test_malformed(void **state)
 
 	(void)state;
 	if (me == 0) {
-		struct dsm_tp_wire_hdr h = {DSM_TP_WIRE_MAGIC, DSM_TP_WIRE_VERSION, 1, 0, 0, 0};
+		struct dsm_tp_wire_hdr h = {DSM_TP_WIRE_MAGIC, DSM_TP_WIRE_VERSION, 1, 0, 0, 0,
+		                            dsm_tp_wire_key(tp)};
 		struct dsm_tp_wire_hdr bad;
 		unsigned char big[MSG_MAX + 64] = {0};
 
@@ -891,6 +894,86 @@ static void test_malformed(void **state)
 	}
 }
 
+/* ---- forgeries from outside the job ---- */
+
+#define FORGED 400
+
+/*
+ * A process outside the job (tp_forge, TP_FORGE names it) sends rank 0 well-formed
+ * messages without the job key: "rank 1 died" notices in their turn, messages far ahead
+ * of theirs, messages from no rank. Rank 0 must reject every one (msgs_rejected), deliver
+ * none, hold none and declare nobody dead; the barrier after the test shows that the
+ * job's own streams go on.
+ */
+static void test_forged(void **state)
+{
+	const char *forge = getenv("TP_FORGE");
+
+	(void)state;
+	if (forge == NULL) {
+		print_message("TP_FORGE is not set: no forger to run\n");
+		skip();
+	}
+	if (me != 0)
+		return;
+
+	struct dsm_tp_stats s0 = stats();
+	unsigned char name[256];
+	size_t namelen = sizeof(name);
+	char path[] = "/tmp/tp_forge.XXXXXX", count[16];
+	int fd = mkstemp(path), status = -1;
+	pid_t pid;
+	uint64_t delivered = 0, deaths = 0;
+
+	assert_true(fd >= 0);
+	assert_int_equal(dsm_tp_ep_name(tp, name, &namelen), 0);
+	assert_int_equal(write(fd, name, namelen), (ssize_t)namelen);
+	close(fd);
+	snprintf(count, sizeof(count), "%d", FORGED);
+	pid = fork();
+	if (pid == 0) {
+		execl(forge, forge, tp->prov, path, count, (char *)NULL);
+		_exit(127);
+	}
+	assert_true(pid > 0);
+	/* Our progress takes the forger's connection (tcp) and its messages. */
+	double deadline = now_s() + 30, after = 0;
+
+	while (now_s() < deadline && (after == 0 || now_s() < after)) {
+		struct dsm_tp_event ev[16];
+		int n = tpoll(ev, 16);
+
+		for (int k = 0; k < n; k++) {
+			delivered += ev[k].type == DSM_TP_EV_MSG;
+			deaths += ev[k].type == DSM_TP_EV_PEER_DEAD;
+		}
+		if (after == 0 && waitpid(pid, &status, WNOHANG) == pid)
+			after = now_s() + 0.5; /* what is still on its way */
+		if (stats().msgs_rejected - s0.msgs_rejected == FORGED && after)
+			break;
+	}
+	unlink(path);
+	if (after == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	struct dsm_tp_stats s = stats();
+
+	print_message("rank 0: %d messages forged from outside the job (%s): %llu rejected, "
+	              "%llu delivered, %llu held, %llu dropped, %llu ranks declared dead\n",
+	              FORGED, tp->prov, (unsigned long long)(s.msgs_rejected - s0.msgs_rejected),
+	              (unsigned long long)delivered,
+	              (unsigned long long)(s.msgs_reordered - s0.msgs_reordered),
+	              (unsigned long long)(s.msgs_dropped - s0.msgs_dropped),
+	              (unsigned long long)deaths);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(s.msgs_rejected - s0.msgs_rejected, FORGED);
+	assert_int_equal(delivered, 0);
+	assert_int_equal(deaths, 0);
+	assert_int_equal(s.peers_dead, s0.peers_dead);
+	assert_int_equal(s.msgs_reordered, s0.msgs_reordered);
+}
+
 static void test_bad_args(void **state)
 {
 	(void)state;
@@ -912,6 +995,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test_teardown(test_segment, sync_all),
 	        cmocka_unit_test_teardown(test_segment_one_fails, sync_all),
 	        cmocka_unit_test_teardown(test_malformed, sync_all),
+	        cmocka_unit_test_teardown(test_forged, sync_all),
 	        cmocka_unit_test_teardown(test_wakeups, sync_all),
 	};
 	struct dsm_tp_attr attr = {

@@ -80,6 +80,7 @@ struct ofi_op {
 	uint64_t raddr, rkey;
 	void *ctx;
 	bool orphan; /* its peer died: the completion is ignored */
+	bool raw;    /* TX, COPY: send_raw's bytes (tests), outside the peer's sequence */
 };
 
 struct ofi_peer {
@@ -106,7 +107,8 @@ struct ofi_peer {
 
 struct ofi_card {
 	uint64_t hostid;
-	uint64_t jobkey;
+	uint64_t jobid;  /* public: names this job's doorbells and flags (rank 0's) */
+	uint64_t jobkey; /* secret: every message and every RMA key carries it (rank 0's) */
 	int32_t pid;
 	uint32_t namelen;
 	char prov[64];
@@ -144,6 +146,7 @@ struct ofi_tp {
 	bool own_keys;     /* DSM_MR_PROV_KEY: keys the peers cannot compute */
 	bool shm_counted;  /* counted in shm_open_count */
 	uint64_t next_key; /* the next of those */
+	uint64_t key_mask; /* XORed into every key we register and every key we use (the job's) */
 	atomic_int *my_flag;
 	char flag_name[64];
 	uint64_t next_death_check;
@@ -180,8 +183,8 @@ int ofi_check_peer(struct ofi_tp *t, int peer);
 
 /* ofi_bell.c */
 void ofi_ring(struct ofi_tp *t, int peer);
-int ofi_bell_open(struct ofi_tp *t, uint64_t jobkey);
-int ofi_bell_connect(struct ofi_tp *t, uint64_t jobkey);
+int ofi_bell_open(struct ofi_tp *t, uint64_t jobid);
+int ofi_bell_connect(struct ofi_tp *t, uint64_t jobid);
 void ofi_bell_announce(struct ofi_tp *t);
 void ofi_bell_withdraw(struct ofi_tp *t);
 void ofi_bell_drain(struct ofi_tp *t);

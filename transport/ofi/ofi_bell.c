@@ -17,13 +17,13 @@
 #include "common/log.h"
 #include "transport/ofi/ofi.h"
 
-static void bell_addr(struct sockaddr_un *a, socklen_t *len, uint64_t jobkey, int rank)
+static void bell_addr(struct sockaddr_un *a, socklen_t *len, uint64_t jobid, int rank)
 {
 	memset(a, 0, sizeof(*a));
 	a->sun_family = AF_UNIX;
 	/* Abstract namespace: nothing to unlink, gone with the process. */
 	int n = snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "libdsm-%016llx-%d",
-	                 (unsigned long long)jobkey, rank);
+	                 (unsigned long long)jobid, rank);
 	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 }
 
@@ -52,20 +52,20 @@ void ofi_ring(struct ofi_tp *t, int peer)
 }
 
 /* Phase one of the doorbell: our socket and our flag page. */
-int ofi_bell_open(struct ofi_tp *t, uint64_t jobkey)
+int ofi_bell_open(struct ofi_tp *t, uint64_t jobid)
 {
 	struct sockaddr_un a;
 	socklen_t alen;
 	int fd;
 
-	bell_addr(&a, &alen, jobkey, t->tp.rank);
+	bell_addr(&a, &alen, jobid, t->tp.rank);
 	t->bell_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (t->bell_fd < 0 || bind(t->bell_fd, (struct sockaddr *)&a, alen) != 0) {
 		DSM_LOG_ERRNO(DSM_LOG_ERROR, "doorbell socket");
 		return -errno;
 	}
 	snprintf(t->flag_name, sizeof(t->flag_name), "/libdsm-%016llx-%d",
-	         (unsigned long long)jobkey, t->tp.rank);
+	         (unsigned long long)jobid, t->tp.rank);
 	fd = shm_open(t->flag_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0 || ftruncate(fd, 4096) != 0) {
 		DSM_LOG_ERRNO(DSM_LOG_ERROR, "sleep flag %s", t->flag_name);
@@ -83,7 +83,7 @@ int ofi_bell_open(struct ofi_tp *t, uint64_t jobkey)
 }
 
 /* Phase two: map every same-host peer's flag. */
-int ofi_bell_connect(struct ofi_tp *t, uint64_t jobkey)
+int ofi_bell_connect(struct ofi_tp *t, uint64_t jobid)
 {
 	for (int i = 0; i < t->tp.size; i++) {
 		struct ofi_peer *p = &t->peers[i];
@@ -95,7 +95,7 @@ int ofi_bell_connect(struct ofi_tp *t, uint64_t jobkey)
 			p->flag = t->my_flag;
 		} else {
 			snprintf(name, sizeof(name), "/libdsm-%016llx-%d",
-			         (unsigned long long)jobkey, i);
+			         (unsigned long long)jobid, i);
 			fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
 			if (fd < 0) {
 				DSM_LOG_ERRNO(DSM_LOG_ERROR, "sleep flag of rank %d", i);
@@ -107,7 +107,7 @@ int ofi_bell_connect(struct ofi_tp *t, uint64_t jobkey)
 				return -errno;
 			p->flag = m;
 		}
-		bell_addr(&p->bell, &p->bell_len, jobkey, i);
+		bell_addr(&p->bell, &p->bell_len, jobid, i);
 	}
 	return 0;
 }

@@ -4,6 +4,7 @@
  * sends give their buffers back, completed RMA becomes an event; an error
  * that says the connection is gone means the peer is dead.
  */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "common/log.h"
@@ -20,6 +21,7 @@ static void cq_error(struct ofi_tp *t)
 {
 	struct fi_cq_err_entry e = {0};
 	struct ofi_op *op;
+	bool lost = false; /* a sequenced message that will never arrive */
 
 	if (fi_cq_readerr(t->cq, &e, 0) != 1)
 		return;
@@ -38,21 +40,31 @@ static void cq_error(struct ofi_tp *t)
 	case OP_TX:
 		ofi_op_finished(t, op->peer);
 		DSM_LOG(DSM_LOG_WARN, "send to rank %d failed: %s", op->peer, fi_strerror(e.err));
+		lost = !op->raw;
 		ofi_tx_give(t, op);
 		break;
 	case OP_COPY:
 		ofi_op_finished(t, op->peer);
+		DSM_LOG(DSM_LOG_WARN, "send to rank %d failed: %s", op->peer, fi_strerror(e.err));
+		lost = !op->raw;
 		free(op->buf);
 		free(op);
-		return;
+		break;
 	default:
 		ofi_op_finished(t, op->peer);
 		DSM_LOG(DSM_LOG_WARN, "RMA with rank %d failed: %s", op->peer, fi_strerror(e.err));
 		ofi_rma_done(t, op, -e.err);
 		break;
 	}
-	if (conn_error(e.err))
+	if (conn_error(e.err)) {
 		ofi_peer_died(t, peer, true);
+	} else if (lost && !t->peers[peer].dead) {
+		/* Its sequence number is spent: the peer would hold every later message. */
+		char why[128];
+
+		snprintf(why, sizeof(why), "a message to it was lost (%s)", fi_strerror(e.err));
+		dsm_tp_core_broken(&t->core, peer, why);
+	}
 }
 
 /* Reads the CQ into the event queue. Returns entries handled. */

@@ -9,7 +9,7 @@
 int ofi_reg(struct ofi_tp *t, void *buf, size_t len, uint64_t key, struct fid_mr **mr_p)
 {
 	uint64_t access = FI_SEND | FI_RECV | FI_READ | FI_WRITE | FI_REMOTE_READ | FI_REMOTE_WRITE;
-	int ret = fi_mr_reg(t->domain, buf, len, access, 0, key, 0, mr_p, NULL);
+	int ret = fi_mr_reg(t->domain, buf, len, access, 0, key ^ t->key_mask, 0, mr_p, NULL);
 
 	if (ret) {
 		DSM_LOG(DSM_LOG_ERROR, "fi_mr_reg of %zu bytes: %s", len, fi_strerror(-ret));
@@ -43,7 +43,7 @@ int ofi_mr_reg(dsm_tp_t *tp, void *addr, size_t len, uint64_t key, dsm_tp_mr_t *
 	}
 	m->pub.addr = addr;
 	m->pub.len = len;
-	m->pub.key = fi_mr_key(m->mr);
+	m->pub.key = fi_mr_key(m->mr) ^ t->key_mask; /* as the layer above names it */
 	m->pub.desc = fi_mr_desc(m->mr);
 	m->pub.impl = m;
 	t->core.st.bytes_registered += len;

@@ -14,11 +14,13 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/error.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "common/settings.h"
 #include "common/time.h"
@@ -235,6 +237,56 @@ static void ignore_sigpipe(void)
 
 static int ofi_close(dsm_tp_t *tp);
 
+/*
+ * The job's names and secret, as this rank would draw them (rank 0's are taken): a public
+ * id for what others on the host may see (doorbell sockets, flag pages), and the key that
+ * every message and RMA key carries: random, mixed with the launcher's job and step id so
+ * that two jobs never share one even if the random source repeated.
+ */
+static int draw_job(uint64_t *jobid_p, uint64_t *key_p)
+{
+	static const char *const ids[] = {"SLURM_JOB_ID", "SLURM_STEP_ID", "PMIX_NAMESPACE",
+	                                  "PMI_KVSNAME"};
+	uint64_t r[2], launcher = 0;
+	size_t got = 0;
+
+	while (got < sizeof(r)) {
+		ssize_t n = getrandom((char *)r + got, sizeof(r) - got, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			DSM_LOG_ERRNO(DSM_LOG_ERROR, "getrandom for the job key");
+			return -errno;
+		}
+		got += (size_t)n;
+	}
+	for (unsigned i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		const char *v = getenv(ids[i]);
+
+		if (v)
+			launcher = dsm_hash_bytes((const uint8_t *)v, strlen(v), launcher ^ i);
+	}
+	*jobid_p = r[0];
+	*key_p = r[1] ^ dsm_hash64(launcher);
+	return 0;
+}
+
+static int ofi_ep_name(dsm_tp_t *tp, void *buf, size_t *len)
+{
+	int ret = fi_getname(&ot(tp)->ep->fid, buf, len);
+
+	return ret == -FI_ETOOSMALL ? -ENOSPC : ofi_fi_err(ret);
+}
+
+/* The stream with @peer is broken (core.c said why): it is handled as dead, here and, by
+ * the notice, everywhere. */
+static void ofi_broken(dsm_tp_t *tp, int peer, const char *why)
+{
+	(void)why;
+	ofi_peer_died(ot(tp), peer, true);
+}
+
 static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 {
 	const struct dsm_tp_boot *b = attr->boot;
@@ -245,7 +297,7 @@ static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 	uint64_t hb_ms;
 	bool no_pidfd;
 	bool one_host = true;
-	uint64_t jobkey;
+	uint64_t jobid;
 	size_t namelen = OFI_NAME_MAX;
 	int ret;
 
@@ -261,6 +313,7 @@ static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 	t->bufsz = sizeof(struct dsm_tp_wire_hdr) + t->tp.msg_max;
 	t->cq_fd = t->bell_fd = t->epfd = t->hb_fd = -1;
 	t->tp.send_raw = ofi_send_raw;
+	t->tp.ep_name = ofi_ep_name;
 	t->peers = calloc((size_t)b->size, sizeof(*t->peers));
 	t->busyv = calloc((size_t)b->size, sizeof(*t->busyv));
 	cards = calloc((size_t)b->size, sizeof(*cards));
@@ -288,11 +341,16 @@ static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 	memset(&mine, 0, sizeof(mine));
 	mine.hostid = host_id();
 	mine.pid = getpid();
-	mine.jobkey = dsm_now_coarse_ns() ^ ((uint64_t)getpid() << 32);
-	ret = b->allgather(b->ctx, &mine, cards, sizeof(mine));
+	ret = draw_job(&mine.jobid, &mine.jobkey);
+	if (ret == 0)
+		ret = b->allgather(b->ctx, &mine, cards, sizeof(mine));
 	if (ret)
 		goto fail;
-	jobkey = cards[0].jobkey;
+	/* Rank 0's: what every rank puts in its headers and keys, and checks. */
+	jobid = cards[0].jobid;
+	dsm_tp_core_set_key(&t->core, cards[0].jobkey);
+	t->key_mask = dsm_hash64(cards[0].jobkey ^ 0x6b6579736d61736bull);
+	t->core.broken = ofi_broken;
 	for (int i = 0; i < b->size; i++)
 		one_host &= cards[i].hostid == mine.hostid;
 	/* From here a failing rank still takes part in the second exchange, so none hangs. */
@@ -310,6 +368,10 @@ static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 		t->mr_endpoint = t->info->domain_attr->mr_mode & FI_MR_ENDPOINT;
 		t->tp.virt_addr = !!(t->info->domain_attr->mr_mode & FI_MR_VIRT_ADDR);
 		t->tp.prov_key = !!(t->info->domain_attr->mr_mode & FI_MR_PROV_KEY);
+		/* Keys we choose span 64 bits (DSM_TP_KEY_SEG_SHIFT); a provider with fewer is
+		 * run unmasked (a provider's own keys are masked and unmasked alike). */
+		if (!t->tp.prov_key && t->info->domain_attr->mr_key_size < sizeof(uint64_t))
+			t->key_mask = 0;
 		t->inject = t->info->tx_attr->inject_size;
 		ret = open_fabric(t);
 	}
@@ -318,7 +380,7 @@ static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 	if (ret == 0)
 		ret = open_pools(t);
 	if (ret == 0 && t->cq_fd < 0)
-		ret = one_host ? ofi_bell_open(t, jobkey) : 0;
+		ret = one_host ? ofi_bell_open(t, jobid) : 0;
 	if (ret == 0) {
 		ret = fi_getname(&t->ep->fid, mine.name, &namelen);
 		if (ret)
@@ -384,7 +446,7 @@ static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 	if (t->bell_fd >= 0) {
 		ret = b->barrier(b->ctx); /* every flag page exists */
 		if (ret == 0)
-			ret = ofi_bell_connect(t, jobkey);
+			ret = ofi_bell_connect(t, jobid);
 		if (ret == 0)
 			ret = b->barrier(b->ctx); /* every peer has mapped ours */
 		if (ret)

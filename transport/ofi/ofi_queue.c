@@ -55,6 +55,7 @@ int ofi_try_post(struct ofi_tp *t, struct ofi_op *op)
 		memcpy(tx->buf, op->buf, op->len);
 		tx->len = op->len;
 		tx->peer = op->peer;
+		tx->raw = op->raw;
 		ret = fi_send(t->ep, tx->buf, tx->len, tx->desc, p->addr, tx);
 		if (ret == 0) {
 			t->tx_free = tx->next;
@@ -161,7 +162,14 @@ static void drain_peer(struct ofi_tp *t, int peer)
 		if (ret == 0)
 			continue;
 		DSM_LOG(DSM_LOG_ERROR, "posting to rank %d: %s", op->peer, fi_strerror(-ret));
+		bool msg = (op->kind == OP_TX || op->kind == OP_COPY) && !op->raw;
+
 		ofi_op_discard(t, op, ofi_fi_err(ret));
+		if (msg) {
+			/* Its sequence number is spent: the peer would hold every later one. */
+			dsm_tp_core_broken(&t->core, peer, "a queued message to it could not be posted");
+			return;
+		}
 	}
 }
 

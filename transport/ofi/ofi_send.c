@@ -52,6 +52,7 @@ int ofi_send(dsm_tp_t *tp, int peer, unsigned type, const void *buf, size_t len)
 		t->tx_free = op->next;
 		t->peers[peer].tx_held++;
 		op->kind = OP_TX;
+		op->raw = false;
 	} else if ((op = ofi_copy_op(peer, NULL, n)) == NULL) {
 		unsend(t, peer);
 		return -ENOMEM;
@@ -99,6 +100,7 @@ int ofi_send_raw(dsm_tp_t *tp, int peer, const void *buf, size_t len)
 	op = ofi_copy_op(peer, buf, len);
 	if (op == NULL)
 		return -ENOMEM;
+	op->raw = true;
 	ofi_enqueue(t, op);
 	ofi_drain(t);
 	return 0;
@@ -125,7 +127,7 @@ static int rma_post(struct ofi_tp *t, int kind, int peer, void *local, size_t le
 	op->len = len;
 	op->desc = lmr ? lmr->desc : NULL;
 	op->raddr = raddr;
-	op->rkey = rkey;
+	op->rkey = rkey ^ t->key_mask; /* as the peer registered it */
 	op->ctx = ctx;
 	ofi_rma_link(t, op);
 	if (kind == OP_READ)
