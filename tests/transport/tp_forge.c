@@ -7,10 +7,14 @@
  * claim to come from rank N, a flood of messages far ahead of their turn, messages that
  * claim no rank of the job; each with a guessed key (zero, then random ones).
  *
- *   tp_forge <provider> <address file> <messages>
+ * With <raddr> <rkey> it then tries an RMA read of 8 bytes there with that key (the key
+ * the job's ranks name the region by, which a process outside the job can compute).
  *
- * Prints "forged: <n> sent" and exits 0 once every one is posted (and given time to
- * leave), 1 if it could not reach the victim.
+ *   tp_forge <provider> <address file> <messages> [<raddr> <rkey>]
+ *
+ * Prints "forged: <n> sent" (and "read: refused (why)" or "read: got <value>") and exits 0
+ * once every one is posted (and given time to leave) and the read, if any, was refused; 3
+ * if the read succeeded; 1 if it could not reach the victim.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,7 +27,9 @@
 #include <rdma/fabric.h>
 #include <rdma/fi_domain.h>
 #include <rdma/fi_endpoint.h>
+#include <rdma/fi_eq.h>
 #include <rdma/fi_errno.h>
+#include <rdma/fi_rma.h>
 
 #include "transport/internal.h"
 
@@ -51,6 +57,7 @@ int main(int argc, char **argv)
 	struct fid_ep *ep;
 	struct fi_av_attr av_attr = {.type = FI_AV_TABLE};
 	struct fi_cq_attr cq_attr = {.format = FI_CQ_FORMAT_CONTEXT};
+	int result = 0;
 	unsigned char name[256];
 	fi_addr_t victim;
 	size_t namelen;
@@ -58,8 +65,9 @@ int main(int argc, char **argv)
 	FILE *f;
 	int ret;
 
-	if (argc != 4 || (count = strtol(argv[3], NULL, 10)) <= 0) {
-		fprintf(stderr, "usage: tp_forge <provider> <address file> <messages>\n");
+	if ((argc != 4 && argc != 6) || (count = strtol(argv[3], NULL, 10)) <= 0) {
+		fprintf(stderr, "usage: tp_forge <provider> <address file> <messages> "
+		                "[<raddr> <rkey>]\n");
 		return 2;
 	}
 	f = fopen(argv[2], "rb");
@@ -75,7 +83,7 @@ int main(int argc, char **argv)
 	}
 
 	hints = fi_allocinfo();
-	hints->caps = FI_MSG;
+	hints->caps = FI_MSG | (argc == 6 ? FI_RMA : 0);
 	hints->ep_attr->type = FI_EP_RDM;
 	hints->mode = FI_CONTEXT | FI_CONTEXT2;
 	hints->domain_attr->mr_mode = FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED |
@@ -150,6 +158,57 @@ int main(int argc, char **argv)
 		usleep(1000);
 	}
 	printf("forged: %ld sent\n", sent);
+	if (argc == 6) {
+		static uint64_t got = 0x5eed;
+		struct fid_mr *mr = NULL;
+		struct fi_context2 ctx;
+		uint64_t raddr = strtoull(argv[4], NULL, 0), rkey = strtoull(argv[5], NULL, 0);
+
+		if (info->domain_attr->mr_mode & FI_MR_LOCAL) {
+			ret = fi_mr_reg(domain, &got, sizeof(got), FI_READ, 0, 7, 0, &mr, NULL);
+			if (ret == 0 && (info->domain_attr->mr_mode & FI_MR_ENDPOINT)) {
+				ret = fi_mr_bind(mr, &ep->fid, 0);
+				if (ret == 0)
+					ret = fi_mr_enable(mr);
+			}
+			if (ret)
+				return fail("registering the read's buffer", ret);
+		}
+		for (;;) {
+			struct fi_cq_entry e;
+
+			ret = (int)fi_read(ep, &got, sizeof(got), mr ? fi_mr_desc(mr) : NULL, victim,
+			                   raddr, rkey, &ctx);
+			if (ret != -FI_EAGAIN || now_s() >= deadline + 10)
+				break;
+			(void)fi_cq_read(cq, &e, 1); /* progress; nothing of ours is in flight */
+		}
+		if (ret) {
+			printf("read: refused (%s)\n", fi_strerror(-ret));
+		} else {
+			struct fi_cq_entry e;
+			ssize_t n = 0;
+
+			for (double until = now_s() + 10; now_s() < until;) {
+				n = fi_cq_read(cq, &e, 1);
+				if (n != -FI_EAGAIN)
+					break;
+			}
+			if (n == 1) {
+				printf("read: got 0x%llx\n", (unsigned long long)got);
+				result = 3;
+			} else if (n == -FI_EAVAIL) {
+				struct fi_cq_err_entry err = {0};
+
+				fi_cq_readerr(cq, &err, 0);
+				printf("read: refused (%s)\n", fi_strerror(err.err));
+			} else {
+				printf("read: no answer (%s)\n", fi_strerror((int)-n));
+			}
+		}
+		if (mr)
+			fi_close(&mr->fid);
+	}
 	fflush(stdout);
 	fi_close(&ep->fid);
 	fi_close(&cq->fid);
@@ -158,5 +217,5 @@ int main(int argc, char **argv)
 	fi_close(&fabric->fid);
 	fi_freeinfo(info);
 	fi_freeinfo(hints);
-	return sent == count ? 0 : 1;
+	return sent != count ? 1 : result;
 }
