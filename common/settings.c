@@ -91,7 +91,11 @@ static const struct dsm_setting settings[DSM_SETTING_COUNT] = {
         [DSM_SETTING_TP_HEARTBEAT_MS] = {"DSM_TP_HEARTBEAT_MS", DSM_SETTING_INT, 0, "transport",
                                          NULL, "1000", "1000", 0, 3600000, NULL, "ms",
                                          "heartbeat period on a ring of the ranks (0: off); 6 "
-                                         "silent periods mean dead"},
+                                         "silent periods make a rank suspected"},
+        [DSM_SETTING_TP_DEAD_MS] = {"DSM_TP_DEAD_MS", DSM_SETTING_INT, 0, "transport", NULL,
+                                    "60000", "60000", 0, 86400000, NULL, "ms",
+                                    "silence after which a suspected rank is declared dead "
+                                    "unless its host says so first (0: at suspicion)"},
         [DSM_SETTING_TP_SEND_BUFS] = {"DSM_TP_SEND_BUFS", DSM_SETTING_INT, 0, "transport", NULL,
                                       "256", "256", 1, 65536, NULL, NULL,
                                       "send buffers per rank, each the largest message plus its "

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A home that stops answering without dying: rank 1 stops itself (SIGSTOP) for 12 s while
- * rank 0 reads a line homed at it. Rank 0 must report the stalled fault once, after 10 s,
- * with what its transport waits for, and finish normally when rank 1 comes back.
- * stall_rank.sh checks the report. It turns heartbeats off (DSM_TP_HEARTBEAT_MS=0): on one
- * host pidfds watch the ranks, but where they are missing a rank silent for 6 heartbeats is
- * declared dead, which is the right answer on a cluster and not what this test is about.
+ * A home that stops answering without dying: rank 1 stops itself (SIGSTOP) for 12 s
+ * (MR_STALL_S) while rank 0 reads a line homed at it. Rank 0 must report the stalled fault
+ * once, after 10 s, with what its transport waits for, and finish normally when rank 1
+ * comes back. stall_rank.sh checks the report, with heartbeats off, and again on the
+ * heartbeat path (no pidfds, as between hosts) with a 20 s stop: rank 0 suspects rank 1
+ * after 6 silent heartbeats but does not declare it dead (DSM_TP_DEAD_MS), and says when
+ * it is back.
  */
 #include <signal.h>
 #include <spawn.h>
@@ -19,6 +20,8 @@
 #include <dsm.h>
 
 #include "mr.h"
+
+#include <stdlib.h>
 
 #define STOP_S 12
 
@@ -55,6 +58,7 @@ int main(int argc, char **argv)
 	volatile long *data;
 	long per_line;
 	int rank, pid1;
+	int stop_s = getenv("MR_STALL_S") ? atoi(getenv("MR_STALL_S")) : STOP_S;
 
 	mr_start(&argc, &argv);
 	if (dsm_init(NULL) != 0)
@@ -74,9 +78,9 @@ int main(int argc, char **argv)
 		char *args[] = {"sh", "-c", cmd, NULL};
 		pid_t waker;
 
-		snprintf(cmd, sizeof(cmd), "sleep %d; kill -CONT %d", STOP_S, (int)getpid());
+		snprintf(cmd, sizeof(cmd), "sleep %d; kill -CONT %d", stop_s, (int)getpid());
 		CHECK(posix_spawn(&waker, "/bin/sh", NULL, NULL, args, environ) == 0);
-		printf("rank 1 stops for %d s\n", STOP_S);
+		printf("rank 1 stops for %d s\n", stop_s);
 		fflush(stdout);
 		raise(SIGSTOP);
 		waitpid(waker, NULL, 0);

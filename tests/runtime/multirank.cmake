@@ -102,6 +102,11 @@ dsm_add_test(NAME mr_kill_3r_tcp LABEL runtime TIMEOUT 90
 dsm_add_test(NAME mr_stall_2r_shm LABEL runtime TIMEOUT 90
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/stall_rank.sh ${MPIEXEC_EXECUTABLE} $<TARGET_FILE:mr_stall>
   ENVIRONMENT DSM_PROVIDER=shm DSM_HEAP_SIZE=${DSM_MR_HEAP})
+# A debugger's stop of 20 s on the path between hosts (heartbeats, no pidfds): suspected,
+# not dead (DSM_TP_DEAD_MS); the job finishes.
+dsm_add_test(NAME mr_stall_heartbeat_2r_tcp LABEL runtime TIMEOUT 120
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/stall_rank.sh ${MPIEXEC_EXECUTABLE} $<TARGET_FILE:mr_stall> heartbeat
+  ENVIRONMENT "DSM_PROVIDER=tcp\\;ofi_rxm" DSM_HEAP_SIZE=${DSM_MR_HEAP})
 # Sanitizers reserve TiBs of shadow memory, which strict overcommit refuses: the
 # script says so and skips.
 dsm_add_test(NAME overcommit_strict_2r_shm LABEL runtime TIMEOUT 150

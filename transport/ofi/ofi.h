@@ -89,6 +89,9 @@ struct ofi_peer {
 	uint64_t last_hb;            /* when its last heartbeat came (our predecessor's matters) */
 	char shm_name[OFI_NAME_MAX]; /* shm: its region in /dev/shm, to unlink if it dies */
 	int pidfd;                   /* same host only, else -1 */
+	bool same_host;
+	bool suspected;       /* silent for OFI_HB_DEAD periods: logged, not dead yet */
+	uint64_t next_probe;  /* suspected on this host: when to ask the kernel again */
 	int inflight;                /* our posted operations with it not completed yet */
 	bool dead;
 	/* Operations for it that wait to be posted, in order; why the first waits, and since
@@ -151,6 +154,7 @@ struct ofi_tp {
 	char flag_name[64];
 	uint64_t next_death_check;
 	uint64_t next_hb, hb_ns;
+	uint64_t dead_ns; /* DSM_TP_DEAD_MS: a suspected rank this long silent is dead */
 	int hb_fd; /* timerfd: a sleeping rank still beats and listens */
 	char prov[64];
 };
@@ -203,7 +207,7 @@ void ofi_drain(struct ofi_tp *t);
 void ofi_peer_died(struct ofi_tp *t, int peer, bool noticed);
 int ofi_peers_exited(struct ofi_tp *t, int *peers, int max);
 void ofi_heartbeat(struct ofi_tp *t, uint64_t now);
-int ofi_peers_open(struct ofi_tp *t, uint64_t hb_ms);
+int ofi_peers_open(struct ofi_tp *t, uint64_t hb_ms, uint64_t dead_ms);
 
 /* ofi_cq.c */
 int ofi_progress(struct ofi_tp *t);

@@ -294,7 +294,7 @@ static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 	struct ofi_tp *t;
 	const char *want =
 	        attr->provider ? attr->provider : dsm_setting_string(DSM_SETTING_PROVIDER);
-	uint64_t hb_ms;
+	uint64_t hb_ms, dead_ms;
 	bool no_pidfd;
 	bool one_host = true;
 	uint64_t jobid;
@@ -358,6 +358,8 @@ static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 	if (ret == 0)
 		ret = dsm_setting_u64(DSM_SETTING_TP_HEARTBEAT_MS, &hb_ms, NULL);
 	if (ret == 0)
+		ret = dsm_setting_u64(DSM_SETTING_TP_DEAD_MS, &dead_ms, NULL);
+	if (ret == 0)
 		ret = ofi_choose_provider(t, want, one_host);
 	if (ret == 0) {
 		snprintf(t->prov, sizeof(t->prov), "%s", t->info->fabric_attr->prov_name);
@@ -415,6 +417,7 @@ static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 			goto fail;
 		}
 		p->pid = cards[i].pid;
+		p->same_host = cards[i].hostid == mine.hostid;
 		if (strcmp(t->prov, "shm") == 0 && cards[i].namelen > 9 &&
 		    cards[i].namelen < OFI_NAME_MAX && memcmp(cards[i].name, "fi_shm://", 9) == 0)
 			memcpy(p->shm_name, cards[i].name + 9, cards[i].namelen - 9);
@@ -438,7 +441,7 @@ static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 		if (t->peers[i].pidfd >= 0)
 			ret = epoll_add(t->epfd, t->peers[i].pidfd);
 	if (ret == 0)
-		ret = ofi_peers_open(t, hb_ms);
+		ret = ofi_peers_open(t, hb_ms, dead_ms);
 	if (ret == 0 && t->hb_fd >= 0)
 		ret = epoll_add(t->epfd, t->hb_fd);
 	if (ret)

@@ -6,8 +6,12 @@
  * the death tells every live rank.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -112,12 +116,42 @@ static int ring_next(struct ofi_tp *t, int dir)
 	return -1;
 }
 
+/* A suspected rank on this host that the kernel no longer runs (no such pid, or a zombie
+ * that its parent has not reaped yet): it is gone. A stopped one is not. */
+static bool gone_from_host(struct ofi_peer *p, uint64_t now)
+{
+	char path[64], stat[256];
+	const char *paren;
+	ssize_t n;
+	int fd;
+
+	if (!p->same_host || now < p->next_probe)
+		return false;
+	p->next_probe = now + OFI_DEATH_NS;
+	if (kill(p->pid, 0) != 0)
+		return errno == ESRCH;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)p->pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT;
+	n = read(fd, stat, sizeof(stat) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	stat[n] = '\0';
+	paren = strrchr(stat, ')'); /* "pid (comm) S ...": comm may hold anything */
+	return paren && (paren[2] == 'Z' || paren[2] == 'X');
+}
+
 /*
  * Heartbeats on a ring, for peers no pidfd watches (another host, or
- * DSM_TP_NO_PIDFD): each rank beats to its successor every period; a
- * predecessor silent for OFI_HB_DEAD periods is dead, and the rank that noticed
- * tells everyone. A send to a dead tcp peer also fails, which cq_error()
- * turns into the same report.
+ * DSM_TP_NO_PIDFD): each rank beats to its successor every period. A predecessor
+ * silent for OFI_HB_DEAD periods is suspected (logged once): a stopped rank (a
+ * debugger, a swapped node) looks the same as a dead one from here, and comes back.
+ * It is declared dead, and the rank that noticed tells everyone, when its host says
+ * so (on this host: its pid is gone; elsewhere: a send to it fails with a connection
+ * error, which cq_error() turns into the same report, and our predecessor on the ring
+ * is our heartbeats' target's too) or after DSM_TP_DEAD_MS of silence.
  */
 void ofi_heartbeat(struct ofi_tp *t, uint64_t now)
 {
@@ -130,10 +164,32 @@ void ofi_heartbeat(struct ofi_tp *t, uint64_t now)
 		t->next_hb = now + t->hb_ns;
 		dsm_tp_ctrl_send(&t->tp, succ, &hb);
 	}
-	if (pred >= 0 && t->peers[pred].pidfd < 0 &&
-	    now - t->peers[pred].last_hb > OFI_HB_DEAD * t->hb_ns) {
-		DSM_LOG(DSM_LOG_WARN, "no heartbeat from rank %d for %llu ms", pred,
-		        (unsigned long long)((now - t->peers[pred].last_hb) / 1000000));
+	if (pred < 0 || t->peers[pred].pidfd >= 0)
+		return;
+	struct ofi_peer *p = &t->peers[pred];
+	uint64_t silent = now - p->last_hb;
+
+	if (silent <= OFI_HB_DEAD * t->hb_ns)
+		return;
+	if (!p->suspected && silent <= t->dead_ns) {
+		p->suspected = true;
+		p->next_probe = 0;
+		DSM_LOG(DSM_LOG_WARN,
+		        "no heartbeat from rank %d for %llu ms: suspected (stopped, swapped out, "
+		        "or its host unreachable); declared dead after %llu ms of silence "
+		        "(DSM_TP_DEAD_MS) unless its host says so first",
+		        pred, (unsigned long long)(silent / 1000000),
+		        (unsigned long long)(t->dead_ns / 1000000));
+	}
+	bool gone = gone_from_host(p, now);
+
+	if (gone || silent > t->dead_ns) {
+		if (gone)
+			DSM_LOG(DSM_LOG_WARN, "rank %d, silent for %llu ms, is gone from this host",
+			        pred, (unsigned long long)(silent / 1000000));
+		else
+			DSM_LOG(DSM_LOG_WARN, "no heartbeat from rank %d for %llu ms", pred,
+			        (unsigned long long)(silent / 1000000));
 		ofi_peer_died(t, pred, true);
 		/* our new predecessor gets a full period of grace */
 		if ((pred = ring_next(t, -1)) >= 0)
@@ -143,8 +199,15 @@ void ofi_heartbeat(struct ofi_tp *t, uint64_t now)
 
 static void on_heartbeat(dsm_tp_t *tp, int peer, const struct dsm_tp_ctrl *m)
 {
+	struct ofi_peer *p = &ot(tp)->peers[peer];
+	uint64_t now = dsm_now_coarse_ns();
+
 	(void)m;
-	ot(tp)->peers[peer].last_hb = dsm_now_coarse_ns();
+	if (p->suspected)
+		DSM_LOG(DSM_LOG_WARN, "rank %d is back after %llu ms without a heartbeat", peer,
+		        (unsigned long long)((now - p->last_hb) / 1000000));
+	p->suspected = false;
+	p->last_hb = now;
 }
 
 /* Another rank noticed a death and tells us. */
@@ -169,7 +232,7 @@ static void on_dead(dsm_tp_t *tp, int peer, const struct dsm_tp_ctrl *m)
  * (DSM_TP_HEARTBEAT_MS; 0: none) a timerfd beats even while the loop sleeps (the caller
  * adds hb_fd to its epoll).
  */
-int ofi_peers_open(struct ofi_tp *t, uint64_t ms)
+int ofi_peers_open(struct ofi_tp *t, uint64_t ms, uint64_t dead_ms)
 {
 	struct itimerspec its;
 	uint64_t now = dsm_now_coarse_ns();
@@ -179,6 +242,7 @@ int ofi_peers_open(struct ofi_tp *t, uint64_t ms)
 	if (ms == 0 || t->tp.size < 2)
 		return 0;
 	t->hb_ns = (uint64_t)ms * 1000000ull;
+	t->dead_ns = dead_ms * 1000000ull;
 	t->hb_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (t->hb_fd < 0) {
 		DSM_LOG_ERRNO(DSM_LOG_ERROR, "timerfd_create");
