@@ -268,7 +268,9 @@ int dsm_coh_node_clone(const dsm_coh_node_t *node, dsm_coh_node_t **copy_p);
  * before the first change, so the state is unchanged, and out holds nothing
  * new: the runtime drops the message and counts it); -EINVAL for a bad
  * argument (unchanged too); -ENOMEM, after which the node's state is undefined
- * and the runtime must stop using it.
+ * and the runtime must stop using it; -EPROTO, the same, when a message the engine sent to
+ * itself (this rank is the line's home) was refused after the event had changed the state:
+ * an internal error, never the peer's.
  */
 int dsm_coh_handle(dsm_coh_node_t *node, const dsm_coh_event_t *ev, dsm_coh_actions_t *out);
 

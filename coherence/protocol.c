@@ -782,19 +782,27 @@ static int dir_next(dsm_coh_node_t *n, dsm_coh_dir_t *d, dsm_coh_actions_t *a)
 
 	d->txn = 0;
 	d->wait = 0;
-	if (d->qlen == 0) {
-		/* An idle line needs no queue: give the memory back. */
-		free(d->q);
-		d->q = NULL;
-		d->qcap = d->qhead = 0;
-		return 0;
+	for (;;) {
+		if (d->qlen == 0) {
+			/* An idle line needs no queue: give the memory back. */
+			free(d->q);
+			d->q = NULL;
+			d->qcap = d->qhead = 0;
+			return 0;
+		}
+		q = d->q[d->qhead];
+		d->qhead = (uint16_t)((d->qhead + 1) % d->qcap);
+		d->qlen--;
+		if ((q & 3) == DSM_COH_REQ_EVICT)
+			return dir_evict(n, d, q >> 2, a);
+		/* A request that its turn finds impossible (the owner asking for the line it
+		 * holds: a broken peer, since a rank has one request for a line at a time) is
+		 * dropped, not charged to the message that ended the transaction before it,
+		 * which would be refused after the changes above (found by fuzz_coh). */
+		if (d->state == DSM_COH_DIR_M && d->owner == q >> 2)
+			continue;
+		return dir_start(n, d, q >> 2, (q & 3) == DSM_COH_REQ_WRITE, 0, a);
 	}
-	q = d->q[d->qhead];
-	d->qhead = (uint16_t)((d->qhead + 1) % d->qcap);
-	d->qlen--;
-	if ((q & 3) == DSM_COH_REQ_EVICT)
-		return dir_evict(n, d, q >> 2, a);
-	return dir_start(n, d, q >> 2, (q & 3) == DSM_COH_REQ_WRITE, 0, a);
 }
 
 static int home_msg(dsm_coh_node_t *n, const dsm_coh_msg_t *m, int dsrc, dsm_coh_actions_t *a)
@@ -951,6 +959,10 @@ int dsm_coh_handle(dsm_coh_node_t *n, const dsm_coh_event_t *ev, dsm_coh_actions
 		struct self_msg sm = n->selfq[i];
 
 		rc = deliver(n, &sm.msg, sm.dsrc, out);
+		/* The event itself was taken and changed the state: a refusal of the engine's
+		 * own message cannot be undone, and is not the sender's fault. */
+		if (rc == DSM_ERR_PROTOCOL)
+			rc = -EPROTO;
 	}
 	n->selfq_n = 0;
 	if (rc < 0)

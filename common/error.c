@@ -8,8 +8,8 @@ static const char *const dsm_errors[] = {
         [-DSM_ERR_ALREADY_INIT - 256] = "libdsm is already initialized",
         [-DSM_ERR_MISMATCH - 256] = "ranks made different collective calls",
         [-DSM_ERR_PEER_DEAD - 256] = "a rank of the job died",
-        [-DSM_ERR_NO_UFFD - 256] = "userfaultfd is unavailable or lacks a needed feature "
-                                   "(run dsm-info)",
+        [-DSM_ERR_NO_UFFD - 256] = ("userfaultfd is unavailable or lacks a needed feature "
+                                    "(run dsm-info)"),
         [-DSM_ERR_NO_PROVIDER - 256] = "no usable libfabric provider (run dsm-info)",
         [-DSM_ERR_PROTOCOL - 256] = "malformed or unexpected protocol message",
         [-DSM_ERR_NO_ADDRESS - 256] = "no address range for the heap is free on every rank",

@@ -309,6 +309,14 @@ int dsm_rt_engine(struct dsm_rt *rt, const dsm_coh_event_t *ev, const void *msg_
 }
 
 /* One protocol message from @src, with its line's data at @line_data where it has one. */
+/* A message that only a line's home takes. */
+static bool to_home(unsigned type)
+{
+	return type == DSM_COH_MSG_GET_S || type == DSM_COH_MSG_GET_M ||
+	       type == DSM_COH_MSG_INV_ACK || type == DSM_COH_MSG_WB || type == DSM_COH_MSG_DONE ||
+	       type == DSM_COH_MSG_EVICT;
+}
+
 static void on_coh_one(struct dsm_rt *rt, int src, const dsm_coh_msg_t *m, const void *line_data)
 {
 	dsm_coh_event_t ev = {.type = DSM_COH_EV_MSG, .msg = *m};
@@ -316,6 +324,30 @@ static void on_coh_one(struct dsm_rt *rt, int src, const dsm_coh_msg_t *m, const
 	if (ev.msg.src != src || ev.msg.type == 0 || ev.msg.type >= DSM_COH_MSG_NTYPES ||
 	    ev.msg.line >= (rt->layout.size >> rt->layout.line_shift))
 		goto dropped;
+	/* The engine acts as the home of whatever line such a message names: only this rank's
+	 * lines may reach it (a broken peer's GET for another rank's line would otherwise
+	 * start a directory entry here and grant the line from a home segment that is not
+	 * its home). */
+	if (to_home(ev.msg.type)) {
+		int home = dsm_rt_alloc_home(&rt->alloc, ev.msg.line, NULL);
+
+		if (home != rt->rank) {
+			DSM_RT_COUNT(rt, msgs_dropped, 1);
+			if (home >= 0)
+				DSM_LOG(DSM_LOG_WARN,
+				        "dropped a %s of line %llu from rank %d: its home is rank %d, "
+				        "not this one",
+				        dsm_coh_msg_name(ev.msg.type), (unsigned long long)ev.msg.line,
+				        src, home);
+			else
+				DSM_LOG(DSM_LOG_WARN,
+				        "dropped a %s of line %llu from rank %d: the line is not "
+				        "allocated",
+				        dsm_coh_msg_name(ev.msg.type), (unsigned long long)ev.msg.line,
+				        src);
+			return;
+		}
+	}
 	if (line_data)
 		DSM_RT_COUNT(rt, bytes_received, (size_t)1 << rt->layout.line_shift);
 	DSM_LOG(DSM_LOG_DEBUG, "received %s line %llu from rank %d", dsm_coh_msg_name(ev.msg.type),

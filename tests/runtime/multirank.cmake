@@ -93,6 +93,14 @@ dsm_add_test(NAME mr_mw_inject_2r_shm LABEL runtime TIMEOUT 120
   ENVIRONMENT DSM_PROVIDER=shm DSM_HEAP_SIZE=${DSM_MR_HEAP} MR_ROUNDS=100 MR_MW_INJECT=noacquire)
 set_tests_properties(mr_mw_inject_2r_shm PROPERTIES
   PASS_REGULAR_EXPRESSION "[0-9]+ passed, 2 failed")
+# A broken peer inside the job: messages only a home takes, for lines homed elsewhere
+# (the runtime's static library: the forgeries go through its own send).
+add_executable(mr_wire mr_wire.c)
+target_link_libraries(mr_wire PRIVATE dsm_runtime MPI::MPI_C Threads::Threads)
+dsm_add_test(NAME mr_wire_2r_shm LABEL runtime TIMEOUT 90
+  COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 $<TARGET_FILE:mr_wire>
+  ENVIRONMENT DSM_PROVIDER=shm DSM_HEAP_SIZE=${DSM_MR_HEAP})
+set_tests_properties(mr_wire_2r_shm PROPERTIES PASS_REGULAR_EXPRESSION "[1-9][0-9]* passed, 0 failed")
 dsm_add_test(NAME mr_kill_2r_shm LABEL runtime TIMEOUT 90
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/kill_rank.sh ${MPIEXEC_EXECUTABLE} 2 $<TARGET_FILE:mr_kill>
   ENVIRONMENT DSM_PROVIDER=shm DSM_HEAP_SIZE=${DSM_MR_HEAP})
