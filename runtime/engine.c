@@ -324,27 +324,21 @@ static void on_coh_one(struct dsm_rt *rt, int src, const dsm_coh_msg_t *m, const
 	if (ev.msg.src != src || ev.msg.type == 0 || ev.msg.type >= DSM_COH_MSG_NTYPES ||
 	    ev.msg.line >= (rt->layout.size >> rt->layout.line_shift))
 		goto dropped;
-	/* The engine acts as the home of whatever line such a message names: only this rank's
-	 * lines may reach it (a broken peer's GET for another rank's line would otherwise
-	 * start a directory entry here and grant the line from a home segment that is not
-	 * its home). */
+	/* The engine acts as the home of whatever line such a message names: a line homed at
+	 * another rank must not reach it (a broken peer's GET would start a directory entry
+	 * here and grant the line from a home segment that is not its home). A line this
+	 * rank knows no allocation of goes on: a collective allocation is agreed before each
+	 * rank records it, so another rank may ask for its lines first (api.c). */
 	if (to_home(ev.msg.type)) {
 		int home = dsm_rt_alloc_home(&rt->alloc, ev.msg.line, NULL);
 
-		if (home != rt->rank) {
+		if (home >= 0 && home != rt->rank) {
 			DSM_RT_COUNT(rt, msgs_dropped, 1);
-			if (home >= 0)
-				DSM_LOG(DSM_LOG_WARN,
-				        "dropped a %s of line %llu from rank %d: its home is rank %d, "
-				        "not this one",
-				        dsm_coh_msg_name(ev.msg.type), (unsigned long long)ev.msg.line,
-				        src, home);
-			else
-				DSM_LOG(DSM_LOG_WARN,
-				        "dropped a %s of line %llu from rank %d: the line is not "
-				        "allocated",
-				        dsm_coh_msg_name(ev.msg.type), (unsigned long long)ev.msg.line,
-				        src);
+			DSM_LOG(DSM_LOG_WARN,
+			        "dropped a %s of line %llu from rank %d: its home is rank %d, not "
+			        "this one",
+			        dsm_coh_msg_name(ev.msg.type), (unsigned long long)ev.msg.line, src,
+			        home);
 			return;
 		}
 	}

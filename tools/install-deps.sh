@@ -8,9 +8,10 @@ set -eu
 
 # slurm-wlm (slurmctld, slurmd, slurm-client) and munge: tests/slurm runs the sbatch
 # templates on a one-node Slurm cluster of its own. gnuplot-nox: bench/plot.sh draws the
-# benchmark charts (PNG, no X).
+# benchmark charts (PNG, no X). clang and libclang-rt-14-dev (libFuzzer): tests/fuzz.
 PKGS="cmake make gcc pkg-config libfabric-dev libfabric-bin rdma-core libibverbs-dev \
-mpich libmpich-dev libhwloc-dev hwloc libcmocka-dev jq slurm-wlm munge gnuplot-nox"
+mpich libmpich-dev libhwloc-dev hwloc libcmocka-dev jq slurm-wlm munge gnuplot-nox \
+clang libclang-rt-14-dev"
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	echo "install-deps: not a Debian system; make sure these (or your distribution's" >&2
