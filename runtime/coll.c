@@ -21,6 +21,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/time.h"
+#include "runtime/fatal.h"
 #include "runtime/loop.h"
 #include "runtime/msg.h"
 #include "runtime/mutex.h"
@@ -108,8 +109,13 @@ static void send_round(struct dsm_rt *rt)
 	struct dsm_rt_coll_round m = {.seq = c->done + 1, .round = c->round, .sum = c->sum};
 	int to = (int)(((unsigned)rt->rank + (1u << c->round)) % (unsigned)rt->nranks);
 
-	/* A dead peer ends the rank through the transport's event; nothing to do here. */
-	dsm_rt_send(rt, to, DSM_RT_MSG_COLL_ROUND, &m, sizeof(m));
+	int ret = dsm_rt_send(rt, to, DSM_RT_MSG_COLL_ROUND, &m, sizeof(m));
+
+	/* A dead peer ends the rank through the transport's event; any other failure would
+	 * leave every rank in the collective waiting for this round. */
+	if (ret < 0 && ret != DSM_ERR_PEER_DEAD)
+		dsm_rt_fatal(rt, "sending round %u of collective %llu to rank %d failed: %s",
+		             (unsigned)c->round, (unsigned long long)m.seq, to, dsm_err_str(ret));
 }
 
 /* This rank is through collective done + 1: its caller gets the verdict. */

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,4 +43,29 @@ void dsm_rt_peer_dead_exit(struct dsm_rt *rt, int peer)
 	}
 	dsm_tp_abandon(rt->tp); /* our shm region would outlive us in /dev/shm */
 	_exit(DSM_RT_EXIT_PEER_DEAD);
+}
+
+static void exit_check(int status, void *arg)
+{
+	struct dsm_rt *rt = atomic_load_explicit(&dsm_rt_g, memory_order_acquire);
+
+	(void)arg;
+	if (status != 0 || rt == NULL)
+		return;
+	DSM_LOG(DSM_LOG_ERROR,
+	        "rank %d exits with status 0 without dsm_finalize: the other ranks take it for "
+	        "dead and fail, so it exits with status %d",
+	        rt->rank, DSM_RT_EXIT_NO_FINALIZE);
+	fflush(NULL);
+	if (rt->tp)
+		dsm_tp_abandon(rt->tp);
+	_exit(DSM_RT_EXIT_NO_FINALIZE);
+}
+
+void dsm_rt_exit_guard(void)
+{
+	static bool registered;
+
+	if (!registered && on_exit(exit_check, NULL) == 0)
+		registered = true;
 }

@@ -9,8 +9,9 @@
 
 struct dsm_rt;
 
-#define DSM_RT_EXIT_FATAL     1
-#define DSM_RT_EXIT_PEER_DEAD 3
+#define DSM_RT_EXIT_FATAL       1
+#define DSM_RT_EXIT_PEER_DEAD   3
+#define DSM_RT_EXIT_NO_FINALIZE 4
 
 /* An error the loop cannot recover from: one line that says what, then exit status 1. */
 __attribute__((noreturn, format(printf, 2, 3))) void dsm_rt_fatal(struct dsm_rt *rt,
@@ -22,5 +23,13 @@ __attribute__((noreturn, format(printf, 2, 3))) void dsm_rt_fatal(struct dsm_rt 
  * progress first.
  */
 __attribute__((noreturn)) void dsm_rt_peer_dead_exit(struct dsm_rt *rt, int peer);
+
+/*
+ * From dsm_init on: a process that exits with status 0 while libdsm is up (no
+ * dsm_finalize) says so and exits with status 4 instead, since the other ranks take it for
+ * dead and fail: the job must not look as if this rank had succeeded. A non-zero status is
+ * left as it is.
+ */
+void dsm_rt_exit_guard(void);
 
 #endif

@@ -29,6 +29,7 @@
 #include "runtime/prefetch.h"
 #include "runtime/profile.h"
 #include "runtime/rdma.h"
+#include "runtime/fatal.h"
 #include "runtime/rt.h"
 #include "runtime/stats.h"
 
@@ -360,7 +361,7 @@ static int init_common(const MPI_Comm *comm, const dsm_config_t *cfg)
 	unsigned local;
 	int ret, started;
 
-	if (dsm_rt_g) {
+	if (atomic_load_explicit(&dsm_rt_g, memory_order_acquire)) {
 		DSM_LOG(DSM_LOG_ERROR, "dsm_init called twice");
 		return DSM_ERR_ALREADY_INIT;
 	}
@@ -413,7 +414,8 @@ static int init_common(const MPI_Comm *comm, const dsm_config_t *cfg)
 			dsm_rt_loop_stop(rt);
 		goto fail;
 	}
-	dsm_rt_g = rt;
+	atomic_store_explicit(&dsm_rt_g, rt, memory_order_release);
+	dsm_rt_exit_guard();
 	DSM_LOG(DSM_LOG_INFO,
 	        "libdsm up: %d ranks, heap %zu bytes at %p, %zu-byte lines, provider %s, "
 	        "lines %s, userfaultfd %s",
@@ -473,7 +475,7 @@ DSM_EXPORT int dsm_finalize(void)
 	dsm_rt_loop_stop(rt);
 	dsm_rt_prof_write(rt);
 	dsm_rt_boot_barrier();
-	dsm_rt_g = NULL;
+	atomic_store_explicit(&dsm_rt_g, NULL, memory_order_release);
 	teardown(rt);
 	dsm_log_set_rank(-1);
 	ret = dsm_rt_boot_fini();

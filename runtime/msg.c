@@ -7,7 +7,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "common/error.h"
 #include "common/log.h"
+#include "runtime/fatal.h"
 #include "runtime/rt.h"
 
 static void on_reply(struct dsm_rt *rt, int src, const void *data, size_t len)
@@ -214,8 +216,12 @@ int dsm_rt_send(struct dsm_rt *rt, int peer, enum dsm_rt_msg_type type, const vo
 void dsm_rt_reply(struct dsm_rt *rt, int rank, uint64_t token, int status)
 {
 	struct dsm_rt_reply m = {.token = token, .status = status};
+	int ret = dsm_rt_send(rt, rank, DSM_RT_MSG_REPLY, &m, sizeof(m));
 
-	dsm_rt_send(rt, rank, DSM_RT_MSG_REPLY, &m, sizeof(m));
+	/* The requester sleeps until this comes: a reply that cannot go ends this rank, which
+	 * its peers see as a death, instead of leaving it asleep for ever. */
+	if (ret < 0 && ret != DSM_ERR_PEER_DEAD)
+		dsm_rt_fatal(rt, "answering rank %d's request failed: %s", rank, dsm_err_str(ret));
 }
 
 /* ---- requests ----------------------------------------------------------------------------- */

@@ -418,8 +418,12 @@ struct dsm_rt {
 	struct dsm_rt_prof *prof; /* profile.c: NULL without DSM_PROFILE */
 };
 
-/* The running runtime: set by dsm_init once every part is up, cleared by dsm_finalize. */
-extern struct dsm_rt *dsm_rt_g;
+/*
+ * The running runtime: set by dsm_init once every part is up (release: a thread that sees
+ * it sees every part), cleared by dsm_finalize. Atomic: application threads read it while
+ * the thread in dsm_init or dsm_finalize writes it.
+ */
+extern struct dsm_rt *_Atomic dsm_rt_g;
 
 /* dsm_rt_g for the public call @call, or NULL after one log line (not initialized). */
 struct dsm_rt *dsm_rt_get(const char *call);

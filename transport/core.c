@@ -82,8 +82,9 @@ void dsm_tp_core_broken(struct dsm_tp_core *c, int peer, const char *why)
 		return;
 	rx->broken = true;
 	free_held(rx);
-	DSM_LOG(DSM_LOG_ERROR, "the stream with rank %d cannot go on: %s; rank %d is handled as dead",
-	        peer, why, peer);
+	DSM_LOG(DSM_LOG_ERROR,
+	        "the stream with rank %d cannot go on: %s; rank %d is handled as dead", peer, why,
+	        peer);
 	if (c->broken)
 		c->broken(c->tp, peer, why);
 }
@@ -98,11 +99,19 @@ void dsm_tp_core_release(struct dsm_tp_core *c)
 	c->outlen = 0;
 }
 
-int dsm_tp_core_push(struct dsm_tp_core *c, const struct dsm_tp_event *ev, void *tok, void *freeme)
+void dsm_tp_core_push(struct dsm_tp_core *c, const struct dsm_tp_event *ev, void *tok, void *freeme)
 {
 	struct dsm_tp_evitem it = {.ev = *ev, .tok = tok, .freeme = freeme};
 
-	return dsm_ring_push(&c->q, &it);
+	if (dsm_ring_push(&c->q, &it) != 0) {
+		DSM_LOG(DSM_LOG_ERROR,
+		        "out of memory queueing a %s event of rank %d: it cannot be recovered",
+		        ev->type == DSM_TP_EV_MSG   ? "message"
+		        : ev->type == DSM_TP_EV_RMA ? "RMA completion"
+		                                    : "peer",
+		        ev->peer);
+		abort();
+	}
 }
 
 int dsm_tp_core_pop(struct dsm_tp_core *c, struct dsm_tp_event *ev, int max)
@@ -157,11 +166,7 @@ static bool deliver(struct dsm_tp_core *c, int src, unsigned type, const void *d
 		return false;
 	}
 	c->st.msgs_received++;
-	if (dsm_tp_core_push(c, &ev, tok, freeme) != 0) {
-		/* Out of memory while delivering: the protocol cannot recover a lost message. */
-		DSM_LOG(DSM_LOG_ERROR, "out of memory delivering a message from %d", src);
-		abort();
-	}
+	dsm_tp_core_push(c, &ev, tok, freeme);
 	return true;
 }
 
@@ -172,8 +177,8 @@ static bool deliver(struct dsm_tp_core *c, int src, unsigned type, const void *d
  */
 static void reject(struct dsm_tp_core *c, const struct dsm_tp_wire_hdr *h, size_t n)
 {
-	bool *logged = h->src < (uint32_t)c->tp->size ? &c->rx[h->src].reject_logged
-	                                              : &c->reject_logged;
+	bool *logged =
+	        h->src < (uint32_t)c->tp->size ? &c->rx[h->src].reject_logged : &c->reject_logged;
 
 	c->st.msgs_rejected++;
 	if (*logged)
@@ -181,13 +186,15 @@ static void reject(struct dsm_tp_core *c, const struct dsm_tp_wire_hdr *h, size_
 	*logged = true;
 	if (h->src < (uint32_t)c->tp->size)
 		DSM_LOG(DSM_LOG_WARN,
-		        "rejected a message of %zu bytes that claims to come from rank %u but lacks "
+		        "rejected a message of %zu bytes that claims to come from rank %u but "
+		        "lacks "
 		        "this job's key (another job, or a process outside the job); further ones "
 		        "claiming rank %u are only counted (msgs_rejected)",
 		        n, h->src, h->src);
 	else
 		DSM_LOG(DSM_LOG_WARN,
-		        "rejected a message of %zu bytes from outside this job (no job key, no rank "
+		        "rejected a message of %zu bytes from outside this job (no job key, no "
+		        "rank "
 		        "of it); further ones are only counted (msgs_rejected)",
 		        n);
 }

@@ -38,6 +38,7 @@ enum {
 	DSM_TP_CTRL_KEY_REP = 2,   /* seg.c: and the answer */
 	DSM_TP_CTRL_HEARTBEAT = 3, /* ofi: to the next live rank on the ring */
 	DSM_TP_CTRL_DEAD = 4,      /* ofi: rank @chunk died, says the rank that noticed */
+	DSM_TP_CTRL_HELLO = 5,     /* ofi, shm: at open, to every peer (each maps the other) */
 	DSM_TP_CTRL_NOPS,
 };
 struct dsm_tp_ctrl {
@@ -88,8 +89,8 @@ struct dsm_tp_peer_rx {
 	struct dsm_tp_held *held; /* sorted by seq */
 	uint32_t nheld;
 	size_t held_bytes;
-	bool broken;         /* past the limits, or its stream lost a message: all dropped */
-	bool reject_logged;  /* a message claiming to be from it failed the key check */
+	bool broken;        /* past the limits, or its stream lost a message: all dropped */
+	bool reject_logged; /* a message claiming to be from it failed the key check */
 };
 
 /* An event with what must be released once the caller is done with it. */
@@ -135,8 +136,13 @@ void dsm_tp_core_set_key(struct dsm_tp_core *c, uint64_t key);
 void dsm_tp_core_broken(struct dsm_tp_core *c, int peer, const char *why);
 /* Releases what the previous poll handed out. Call first in every poll. */
 void dsm_tp_core_release(struct dsm_tp_core *c);
-/* Pushes an event (tok: receive buffer to release after hand-out). */
-int dsm_tp_core_push(struct dsm_tp_core *c, const struct dsm_tp_event *ev, void *tok, void *freeme);
+/*
+ * Pushes an event (tok: receive buffer to release after hand-out). Every event is one the
+ * layer above waits for (a message, a completion, a death), and none can be sent again: when
+ * the queue cannot grow, the process ends here with one line (abort) rather than wait forever.
+ */
+void dsm_tp_core_push(struct dsm_tp_core *c, const struct dsm_tp_event *ev, void *tok,
+                      void *freeme);
 /* Moves up to @max queued events into @ev. */
 int dsm_tp_core_pop(struct dsm_tp_core *c, struct dsm_tp_event *ev, int max);
 static inline bool dsm_tp_core_pending(const struct dsm_tp_core *c)

@@ -4,12 +4,15 @@
  * its block exclusive, then the other ranks' threads start reading lines homed
  * at it while it SIGKILLs itself: they must be told, and exit, not hang.
  * Prints "killed at <CLOCK_REALTIME ns>" so that the driver script can time
- * the others' exit. Exits 0 only on a rank that should never get there.
+ * the others' exit. With MR_KILL_EXIT=1 the last rank instead returns 0 from main
+ * without dsm_finalize: libdsm must turn that into status 4, and the others must take it
+ * for dead. Exits 0 only on a rank that should never get there.
  */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,6 +61,8 @@ int main(int argc, char **argv)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		printf("killed at %lld\n", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
 		fflush(stdout);
+		if (getenv("MR_KILL_EXIT"))
+			return 0; /* without dsm_finalize */
 		raise(SIGKILL);
 	}
 	for (int t = 0; t < 4; t++)

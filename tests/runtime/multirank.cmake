@@ -59,7 +59,9 @@ dsm_add_test(NAME mr_prefetch_off_2r_shm LABEL runtime TIMEOUT 120
 dsm_mr_test(mr_shared SMOKE_ENV MR_ROUNDS=2000)
 # 10,000 rounds per shape by default (the program's own default), 1,000 in the 4-rank tcp
 # smoke run; the long tier runs 100,000.
-dsm_mr_test(mr_litmus SMOKE_ENV MR_ROUNDS=1000)
+# 6,000 rounds a shape in the default tier (85 s at 10,000 here; every shape still races
+# hundreds of times); the long tier's matrix runs 10,000.
+dsm_mr_test(mr_litmus ENV MR_ROUNDS=6000 SMOKE_ENV MR_ROUNDS=1000)
 dsm_mr_test(mr_stress SMOKE_ENV MR_SECONDS=5)
 # 100,000 barriers with 2 ranks (the program's default), 10,000 in the 4-rank tcp run.
 dsm_mr_test(mr_sync SMOKE_ENV MR_ROUNDS=10000)
@@ -107,6 +109,14 @@ dsm_add_test(NAME mr_kill_2r_shm LABEL runtime TIMEOUT 90
 dsm_add_test(NAME mr_kill_3r_tcp LABEL runtime TIMEOUT 90
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/kill_rank.sh ${MPIEXEC_EXECUTABLE} 3 $<TARGET_FILE:mr_kill>
   ENVIRONMENT "DSM_PROVIDER=tcp\\;ofi_rxm" DSM_HEAP_SIZE=${DSM_MR_HEAP})
+# The last rank returns 0 from main without dsm_finalize: status 4, the others fail.
+dsm_add_test(NAME mr_kill_exit_2r_shm LABEL runtime TIMEOUT 90
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/kill_rank.sh ${MPIEXEC_EXECUTABLE} 2 $<TARGET_FILE:mr_kill> exit
+  ENVIRONMENT DSM_PROVIDER=shm DSM_HEAP_SIZE=${DSM_MR_HEAP})
+# As a user runs it: hydra kills the survivors itself; nothing may stay in /dev/shm.
+dsm_add_test(NAME mr_kill_plain_3r_shm LABEL runtime TIMEOUT 90
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/kill_rank.sh ${MPIEXEC_EXECUTABLE} 3 $<TARGET_FILE:mr_kill> plain
+  ENVIRONMENT DSM_PROVIDER=shm DSM_HEAP_SIZE=${DSM_MR_HEAP})
 dsm_add_test(NAME mr_stall_2r_shm LABEL runtime TIMEOUT 90
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/stall_rank.sh ${MPIEXEC_EXECUTABLE} $<TARGET_FILE:mr_stall>
   ENVIRONMENT DSM_PROVIDER=shm DSM_HEAP_SIZE=${DSM_MR_HEAP})

@@ -90,9 +90,9 @@ struct ofi_peer {
 	char shm_name[OFI_NAME_MAX]; /* shm: its region in /dev/shm, to unlink if it dies */
 	int pidfd;                   /* same host only, else -1 */
 	bool same_host;
-	bool suspected;       /* silent for OFI_HB_DEAD periods: logged, not dead yet */
-	uint64_t next_probe;  /* suspected on this host: when to ask the kernel again */
-	int inflight;                /* our posted operations with it not completed yet */
+	bool suspected;      /* silent for OFI_HB_DEAD periods: logged, not dead yet */
+	uint64_t next_probe; /* suspected on this host: when to ask the kernel again */
+	int inflight;        /* our posted operations with it not completed yet */
 	bool dead;
 	/* Operations for it that wait to be posted, in order; why the first waits, and since
 	 * when (0: it moves). */
@@ -155,7 +155,8 @@ struct ofi_tp {
 	uint64_t next_death_check;
 	uint64_t next_hb, hb_ns;
 	uint64_t dead_ns; /* DSM_TP_DEAD_MS: a suspected rank this long silent is dead */
-	int hb_fd; /* timerfd: a sleeping rank still beats and listens */
+	int hb_fd;        /* timerfd: a sleeping rank still beats and listens */
+	int hellos;       /* DSM_TP_CTRL_HELLO messages received at open */
 	char prov[64];
 };
 

@@ -279,6 +279,58 @@ static int ofi_ep_name(dsm_tp_t *tp, void *buf, size_t *len)
 	return ret == -FI_ETOOSMALL ? -ENOSPC : ofi_fi_err(ret);
 }
 
+static void on_hello(dsm_tp_t *tp, int peer, const struct dsm_tp_ctrl *m)
+{
+	(void)peer;
+	(void)m;
+	ot(tp)->hellos++;
+}
+
+/*
+ * shm names each endpoint's region in /dev/shm, and a rank that is killed (by hydra's
+ * SIGKILL of the survivors too) leaves it there. A peer maps a rank's region when it first
+ * hears from it, so: every rank says hello to every other and waits for all of theirs;
+ * after a barrier every region is mapped by every peer, and its name can go. Nothing is
+ * left in /dev/shm however the job ends.
+ */
+static int shm_meet(struct ofi_tp *t)
+{
+	const struct dsm_tp_boot *b = t->tp.boot;
+	struct dsm_tp_ctrl hello = {.op = DSM_TP_CTRL_HELLO};
+	uint64_t deadline = dsm_now_coarse_ns() + 60 * 1000000000ull;
+	int ret = 0;
+
+	dsm_tp_ctrl_on(&t->tp, DSM_TP_CTRL_HELLO, on_hello);
+	for (int i = 0; ret == 0 && i < b->size; i++)
+		if (i != b->rank)
+			ret = dsm_tp_ctrl_send(&t->tp, i, &hello);
+	/* Our own hellos too must be out: shm may refuse a first send (EAGAIN) while it maps
+	 * the peer, and the queued copy goes only when this rank progresses. */
+	while (ret == 0 && (t->hellos < b->size - 1 || t->queued || t->inflight)) {
+		ofi_drain(t);
+		ofi_progress(t);
+		if (dsm_now_coarse_ns() > deadline) {
+			DSM_LOG(DSM_LOG_ERROR, "shm: %d of %d ranks said hello within 60 s",
+			        t->hellos, b->size - 1);
+			ret = -ETIMEDOUT;
+		}
+	}
+	/* Every rank takes part in the barrier, so that none waits for a failed one. */
+	int r = b->barrier(b->ctx);
+
+	if (ret == 0)
+		ret = r;
+	if (ret == 0 && t->peers[b->rank].shm_name[0]) {
+		if (shm_unlink(t->peers[b->rank].shm_name) != 0)
+			DSM_LOG_ERRNO(DSM_LOG_WARN, "unlinking /dev/shm/%s",
+			              t->peers[b->rank].shm_name);
+		else
+			DSM_LOG(DSM_LOG_DEBUG, "unlinked /dev/shm/%s: every peer has mapped it",
+			        t->peers[b->rank].shm_name);
+	}
+	return ret;
+}
+
 /* The stream with @peer is broken (core.c said why): it is handled as dead, here and, by
  * the notice, everywhere. */
 static void ofi_broken(dsm_tp_t *tp, int peer, const char *why)
@@ -456,6 +508,11 @@ static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 			goto fail;
 		shm_unlink(t->flag_name);
 		t->flag_name[0] = '\0';
+	}
+	if (strcmp(t->prov, "shm") == 0) {
+		ret = shm_meet(t);
+		if (ret)
+			goto fail;
 	}
 	ret = b->barrier(b->ctx);
 	if (ret)
