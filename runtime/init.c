@@ -21,6 +21,7 @@
 #include "runtime/cache.h"
 #include "runtime/coll.h"
 #include "runtime/engine.h"
+#include "runtime/fatal.h"
 #include "runtime/hold.h"
 #include "runtime/loop.h"
 #include "runtime/msg.h"
@@ -29,7 +30,6 @@
 #include "runtime/prefetch.h"
 #include "runtime/profile.h"
 #include "runtime/rdma.h"
-#include "runtime/fatal.h"
 #include "runtime/rt.h"
 #include "runtime/stats.h"
 

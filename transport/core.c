@@ -187,15 +187,13 @@ static void reject(struct dsm_tp_core *c, const struct dsm_tp_wire_hdr *h, size_
 	if (h->src < (uint32_t)c->tp->size)
 		DSM_LOG(DSM_LOG_WARN,
 		        "rejected a message of %zu bytes that claims to come from rank %u but "
-		        "lacks "
-		        "this job's key (another job, or a process outside the job); further ones "
-		        "claiming rank %u are only counted (msgs_rejected)",
+		        "lacks this job's key (another job, or a process outside the job); further "
+		        "ones claiming rank %u are only counted (msgs_rejected)",
 		        n, h->src, h->src);
 	else
 		DSM_LOG(DSM_LOG_WARN,
 		        "rejected a message of %zu bytes from outside this job (no job key, no "
-		        "rank "
-		        "of it); further ones are only counted (msgs_rejected)",
+		        "rank of it); further ones are only counted (msgs_rejected)",
 		        n);
 }
 

@@ -26,6 +26,19 @@ MODE=${4:-}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 
+# Nothing of any rank may stay in /dev/shm (shm names a region "<pid>:<uid>:<n>"; each
+# rank unlinks its name at dsm_init once every peer has mapped it).
+check_shm_clean() {
+	r=0
+	while [ $r -lt "$N" ]; do
+		pid=$(sed -n 's/^pid \([0-9]*\)$/\1/p' "$dir/out.$r")
+		check_eval "rank $r said its pid" "[ -n '$pid' ]"
+		[ -n "$pid" ] && check_eval "nothing of rank $r (pid $pid) left in /dev/shm" \
+			"! ls /dev/shm | grep -q '^$pid:'"
+		r=$((r + 1))
+	done
+}
+
 if [ "$MODE" = plain ]; then
 	timeout 60 "$MPIEXEC" -n "$N" sh -c \
 		"exec '$PROG' >'$dir/out.'\$PMI_RANK 2>'$dir/err.'\$PMI_RANK"
@@ -35,14 +48,7 @@ if [ "$MODE" = plain ]; then
 	check_eval "the job did not hang (timeout 60 s)" "[ $rc -ne 124 ]"
 	check_eval "mpiexec exited non-zero (it exited $rc)" "[ $rc -ne 0 ]"
 	sleep 1 # hydra's kill of the last survivors may still be under way
-	r=0
-	while [ $r -lt "$N" ]; do
-		pid=$(sed -n 's/^pid \([0-9]*\)$/\1/p' "$dir/out.$r")
-		check_eval "rank $r said its pid" "[ -n '$pid' ]"
-		[ -n "$pid" ] && check_eval "nothing of rank $r (pid $pid) left in /dev/shm" \
-			"! ls /dev/shm | grep -q '^$pid:'"
-		r=$((r + 1))
-	done
+	check_shm_clean
 	finish
 	exit
 fi
@@ -71,17 +77,7 @@ if [ "$MODE" = exit ]; then
 	check_eval "the victim exited with status 4 (it exited $(cat "$dir/rc.$victim" 2>/dev/null))" \
 		"[ -s '$dir/rc.$victim' ] && [ \$(cat '$dir/rc.$victim') -eq 4 ]"
 fi
-# Nothing of any rank may stay in /dev/shm: the victim's region is removed by the ranks
-# that saw it die, a survivor's own by the survivor on its way out (shm names its region
-# "<pid>:<uid>:<n>").
-r=0
-while [ $r -lt "$N" ]; do
-	pid=$(sed -n 's/^pid \([0-9]*\)$/\1/p' "$dir/out.$r")
-	check_eval "rank $r said its pid" "[ -n '$pid' ]"
-	[ -n "$pid" ] && check_eval "nothing of rank $r (pid $pid) left in /dev/shm" \
-		"! ls /dev/shm | grep -q '^$pid:'"
-	r=$((r + 1))
-done
+check_shm_clean
 if [ -n "$killed" ]; then
 	ms=$(((end - killed) / 1000000))
 	echo "the others were gone $ms ms after the kill"
