@@ -24,23 +24,26 @@
 #include "transport/transport.h"
 
 #include "mr.h"
+#include "mr_loop.h"
+
+struct forged {
+	int peer;
+	const dsm_coh_msg_t *m;
+};
+
+static void send_forged(struct dsm_rt *rt, void *arg)
+{
+	const struct forged *f = arg;
+
+	CHECK(dsm_rt_send(rt, f->peer, DSM_RT_MSG_COH, f->m, sizeof(*f->m)) == 0);
+}
 
 /* Sends @m to @peer as this rank's event loop would: holding its baton. */
 static void send_as_loop(struct dsm_rt *rt, int peer, const dsm_coh_msg_t *m)
 {
-	bool lent;
+	struct forged f = {.peer = peer, .m = m};
 
-	atomic_fetch_add(&rt->loop.drivers, 1);
-	pthread_mutex_lock(&rt->loop.baton);
-	atomic_fetch_sub(&rt->loop.drivers, 1);
-	lent = atomic_load(&rt->loop.asleep) && rt->loop.tp_asleep;
-	if (lent)
-		dsm_tp_sleep_pause(rt->tp);
-	CHECK(dsm_rt_send(rt, peer, DSM_RT_MSG_COH, m, sizeof(*m)) == 0);
-	if (lent)
-		(void)dsm_tp_sleep_resume(rt->tp);
-	pthread_mutex_unlock(&rt->loop.baton);
-	dsm_rt_msg_wake(rt);
+	mr_as_loop(rt, send_forged, &f);
 }
 
 static uint64_t dropped(void)

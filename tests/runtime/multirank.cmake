@@ -112,6 +112,12 @@ dsm_add_test(NAME mr_kill_3r_tcp LABEL runtime TIMEOUT 90
 dsm_add_test(NAME mr_kill_exit_2r_shm LABEL runtime TIMEOUT 90
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/kill_rank.sh ${MPIEXEC_EXECUTABLE} 2 $<TARGET_FILE:mr_kill> exit
   ENVIRONMENT DSM_PROVIDER=shm DSM_HEAP_SIZE=${DSM_MR_HEAP})
+# A reply that cannot be sent ends its sender, and the requester with it, instead of a hang.
+add_executable(mr_reply_fail mr_reply_fail.c)
+target_link_libraries(mr_reply_fail PRIVATE dsm_runtime MPI::MPI_C Threads::Threads)
+dsm_add_test(NAME mr_reply_fail_2r_shm LABEL runtime TIMEOUT 60
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/reply_fail.sh ${MPIEXEC_EXECUTABLE} $<TARGET_FILE:mr_reply_fail>
+  ENVIRONMENT DSM_PROVIDER=shm DSM_HEAP_SIZE=${DSM_MR_HEAP})
 # As a user runs it: hydra kills the survivors itself; nothing may stay in /dev/shm.
 dsm_add_test(NAME mr_kill_plain_3r_shm LABEL runtime TIMEOUT 90
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/kill_rank.sh ${MPIEXEC_EXECUTABLE} 3 $<TARGET_FILE:mr_kill> plain
