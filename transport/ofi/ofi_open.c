@@ -289,11 +289,12 @@ static void on_hello(dsm_tp_t *tp, int peer, const struct dsm_tp_ctrl *m)
 /*
  * shm names each endpoint's region in /dev/shm, and a rank that is killed (by hydra's
  * SIGKILL of the survivors too) leaves it there. A peer maps a rank's region when it first
- * hears from it, so: every rank says hello to every other and waits for all of theirs;
- * after a barrier every region is mapped by every peer, and its name can go. Nothing is
- * left in /dev/shm however the job ends.
+ * hears from it, so: every rank says hello to every other and waits for all of theirs (and
+ * for its own to be out). After the barrier that ends ofi_open every region is mapped by
+ * every peer, and each rank removes its own name (shm_forget): nothing is left in /dev/shm
+ * however the job ends.
  */
-static int shm_meet(struct ofi_tp *t)
+static int shm_hello(struct ofi_tp *t)
 {
 	const struct dsm_tp_boot *b = t->tp.boot;
 	struct dsm_tp_ctrl hello = {.op = DSM_TP_CTRL_HELLO};
@@ -304,8 +305,8 @@ static int shm_meet(struct ofi_tp *t)
 	for (int i = 0; ret == 0 && i < b->size; i++)
 		if (i != b->rank)
 			ret = dsm_tp_ctrl_send(&t->tp, i, &hello);
-	/* Our own hellos too must be out: shm may refuse a first send (EAGAIN) while it maps
-	 * the peer, and the queued copy goes only when this rank progresses. */
+	/* shm may refuse a first send (EAGAIN) while it maps the peer; the queued copy goes
+	 * only while this rank progresses. */
 	while (ret == 0 && (t->hellos < b->size - 1 || t->queued || t->inflight)) {
 		ofi_drain(t);
 		ofi_progress(t);
@@ -315,20 +316,19 @@ static int shm_meet(struct ofi_tp *t)
 			ret = -ETIMEDOUT;
 		}
 	}
-	/* Every rank takes part in the barrier, so that none waits for a failed one. */
-	int r = b->barrier(b->ctx);
-
-	if (ret == 0)
-		ret = r;
-	if (ret == 0 && t->peers[b->rank].shm_name[0]) {
-		if (shm_unlink(t->peers[b->rank].shm_name) != 0)
-			DSM_LOG_ERRNO(DSM_LOG_WARN, "unlinking /dev/shm/%s",
-			              t->peers[b->rank].shm_name);
-		else
-			DSM_LOG(DSM_LOG_DEBUG, "unlinked /dev/shm/%s: every peer has mapped it",
-			        t->peers[b->rank].shm_name);
-	}
 	return ret;
+}
+
+static void shm_forget(struct ofi_tp *t)
+{
+	const char *name = t->peers[t->tp.rank].shm_name;
+
+	if (name[0] == '\0')
+		return;
+	if (shm_unlink(name) != 0)
+		DSM_LOG_ERRNO(DSM_LOG_WARN, "unlinking /dev/shm/%s", name);
+	else
+		DSM_LOG(DSM_LOG_DEBUG, "unlinked /dev/shm/%s: every peer has mapped it", name);
 }
 
 /* The stream with @peer is broken (core.c said why): it is handled as dead, here and, by
@@ -509,14 +509,19 @@ static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 		shm_unlink(t->flag_name);
 		t->flag_name[0] = '\0';
 	}
-	if (strcmp(t->prov, "shm") == 0) {
-		ret = shm_meet(t);
+	{
+		bool shm = strcmp(t->prov, "shm") == 0;
+		int met = shm ? shm_hello(t) : 0;
+
+		/* Every rank takes part in the barrier, so that none waits for a failed one. */
+		ret = b->barrier(b->ctx);
+		if (ret == 0)
+			ret = met;
 		if (ret)
 			goto fail;
+		if (shm)
+			shm_forget(t);
 	}
-	ret = b->barrier(b->ctx);
-	if (ret)
-		goto fail;
 	free(cards);
 	DSM_LOG(DSM_LOG_INFO, "%s, %d ranks%s, wake by %s, inject %zu, mr_mode%s%s%s", t->prov,
 	        b->size, one_host ? " on one host" : "",
