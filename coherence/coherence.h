@@ -81,6 +81,9 @@ typedef enum dsm_coh_msg_type {
 	DSM_COH_MSG_GRANT_M,   /* home -> requester: write permission */
 	DSM_COH_MSG_DONE,      /* requester -> home: installed; the home may move on */
 	DSM_COH_MSG_EVICT,     /* sharer or owner -> home: take my copy away (INV or FWD_M) */
+	/* A rank died (DSM_ON_DEATH=continue, PROTOCOL.md "A dead rank"): */
+	DSM_COH_MSG_ADOPT, /* survivor -> new home: I hold a copy of a line the dead rank homed */
+	DSM_COH_MSG_LOST,  /* home -> requester: the line's only copy died; poison it */
 	DSM_COH_MSG_NTYPES,
 } dsm_coh_msg_type_t;
 
@@ -95,6 +98,10 @@ typedef enum dsm_coh_msg_type {
 /* WB: the owner held the line exclusive and clean (granted on a read, never written): the
  * home segment is current, no data travels. */
 #define DSM_COH_MSGF_CLEAN 0x8
+/* ADOPT: the sender holds the line exclusive (E, with the data: the new home's copy; or M,
+ * without: the sender's copy is the line). Without it the sender holds a read-only copy,
+ * whose data comes along. */
+#define DSM_COH_MSGF_OWNER 0x10
 
 /* What travels between ranks (16 bytes plus the line's data when
  * DSM_COH_MSGF_DATA is set). */
@@ -102,7 +109,7 @@ typedef struct dsm_coh_msg {
 	uint8_t type;      /* dsm_coh_msg_type_t */
 	uint8_t flags;     /* DSM_COH_MSGF_* */
 	uint16_t src;      /* sending rank */
-	uint32_t reserved; /* ignored by the engine (the transport may use it) */
+	uint32_t reserved; /* LOST: the dead rank that held the line's only copy; else 0 */
 	uint64_t line;
 } dsm_coh_msg_t;
 
@@ -117,11 +124,20 @@ typedef enum dsm_coh_event_type {
 	DSM_COH_EV_RDMA_WRITE_DONE, /* the RDMA write-back of a line completed at the home */
 	DSM_COH_EV_EVICT, /* the runtime wants the room of a copy homed elsewhere (a bounded cache)
 	                   */
+	/* Rank @home died and its lines are homed at @adopter from now on (DSM_ON_DEATH=
+	 * continue): every line and directory entry forgets it (PROTOCOL.md, "A dead rank"). */
+	DSM_COH_EV_PEER_DEAD,
+	/* @line is homed here since rank @home died, and no survivor adopted a copy of it: its
+	 * data died with that rank. Its requests are answered LOST from now on. Nothing happens
+	 * for a line that has a directory entry here (adopted, or homed here from the start). */
+	DSM_COH_EV_LOST_LINE,
 } dsm_coh_event_type_t;
 
 typedef struct dsm_coh_event {
 	dsm_coh_event_type_t type;
-	unsigned home;     /* faults: the line's home (dsm_coh_home_of) */
+	unsigned home;     /* faults: the line's home (dsm_coh_home_of); PEER_DEAD, LOST_LINE:
+	                      the dead rank */
+	unsigned adopter;  /* PEER_DEAD: the dead rank's lines' new home */
 	uint64_t line;     /* faults, RDMA_DONE, HOLD_DONE, EVICT */
 	dsm_coh_msg_t msg; /* MSG */
 } dsm_coh_event_t;
@@ -160,6 +176,9 @@ typedef enum dsm_coh_action_type {
 	 * (re-arming cancels the earlier timer) */
 	DSM_COH_ACT_HOLD,
 	DSM_COH_ACT_COUNT, /* bump a counter (dsm_coh_counter_t) */
+	/* the line's data died with msg.reserved's rank: drop any mapping, mark the range
+	 * poisoned (UFFDIO_POISON: an access raises SIGBUS), wake its threads */
+	DSM_COH_ACT_POISON,
 } dsm_coh_action_type_t;
 
 /* Where an action's data comes from. */
@@ -185,6 +204,8 @@ typedef enum dsm_coh_counter {
 	DSM_COH_CNT_CLEAN_WB,     /* exclusive lines given up clean, without data */
 	DSM_COH_CNT_EVICT_CLEAN,  /* evictions asked for of read-only copies (S, E) */
 	DSM_COH_CNT_EVICT_DIRTY,  /* evictions asked for of modified copies (M): written back */
+	DSM_COH_CNT_ADOPTED,      /* copies of a dead rank's lines handed to their new home */
+	DSM_COH_CNT_LOST,         /* lines poisoned here: their only copy died */
 	DSM_COH_CNT_NCOUNTERS,
 } dsm_coh_counter_t;
 
@@ -242,6 +263,8 @@ typedef enum dsm_coh_data_mode {
 #define DSM_COH_BUG_MIGRATE_KEEPS_COPY   0x800  /* a read migrates a line by FWD_S, not FWD_M */
 #define DSM_COH_BUG_EVICT_NO_WB          0x1000 /* an eviction of a modified copy zaps it, unsaved */
 #define DSM_COH_BUG_EVICT_KEEPS_SHARER   0x2000 /* the home keeps an evicted sharer in the set */
+#define DSM_COH_BUG_DEAD_KEEPS_OWNER     0x4000 /* a dead owner's line waits for its write-back */
+#define DSM_COH_BUG_ADOPT_NO_DATA        0x8000 /* a sharer's adoption leaves its data behind */
 
 typedef struct dsm_coh_config {
 	unsigned rank;
@@ -292,6 +315,7 @@ typedef enum dsm_coh_dir_state {
 	DSM_COH_DIR_U = 0, /* uncached: only the home segment holds the line */
 	DSM_COH_DIR_S,     /* shared by a set of ranks, the home segment is current */
 	DSM_COH_DIR_M,     /* modified at one owner */
+	DSM_COH_DIR_LOST,  /* its only copy died with a rank (owner: that rank) */
 } dsm_coh_dir_state_t;
 
 typedef struct dsm_coh_line_info {

@@ -31,7 +31,13 @@ struct dsm_coh_node {
 	/* Messages to this rank itself, delivered before dsm_coh_handle returns. */
 	struct self_msg *selfq;
 	size_t selfq_n, selfq_cap;
+	uint64_t *dead; /* nranks bits: the ranks that died (PEER_DEAD events) */
 };
+
+static bool is_dead(const dsm_coh_node_t *n, unsigned r)
+{
+	return r < n->cfg.nranks && (n->dead[r / 64] >> (r % 64) & 1);
+}
 
 const char *dsm_coh_protocol_name(void)
 {
@@ -44,7 +50,8 @@ static const char *const msg_names[DSM_COH_MSG_NTYPES] = {
         [DSM_COH_MSG_FWD_S] = "FWD_S",     [DSM_COH_MSG_FWD_M] = "FWD_M",
         [DSM_COH_MSG_WB] = "WB",           [DSM_COH_MSG_GRANT_S] = "GRANT_S",
         [DSM_COH_MSG_GRANT_M] = "GRANT_M", [DSM_COH_MSG_DONE] = "DONE",
-        [DSM_COH_MSG_EVICT] = "EVICT",
+        [DSM_COH_MSG_EVICT] = "EVICT",     [DSM_COH_MSG_ADOPT] = "ADOPT",
+        [DSM_COH_MSG_LOST] = "LOST",
 };
 
 const char *dsm_coh_msg_name(int type)
@@ -70,6 +77,8 @@ const char *dsm_coh_counter_name(int counter)
 	        [DSM_COH_CNT_CLEAN_WB] = "clean_writebacks",
 	        [DSM_COH_CNT_EVICT_CLEAN] = "evictions_clean",
 	        [DSM_COH_CNT_EVICT_DIRTY] = "evictions_dirty",
+	        [DSM_COH_CNT_ADOPTED] = "adopted_copies",
+	        [DSM_COH_CNT_LOST] = "lost_lines",
 	};
 
 	if (counter < 0 || counter >= DSM_COH_CNT_NCOUNTERS)
@@ -200,6 +209,11 @@ int dsm_coh_node_create(const dsm_coh_config_t *cfg, dsm_coh_node_t **node_p)
 	if (!n)
 		return -ENOMEM;
 	n->cfg = *cfg;
+	n->dead = calloc((cfg->nranks + 63) / 64, sizeof(uint64_t));
+	if (!n->dead) {
+		free(n);
+		return -ENOMEM;
+	}
 	dsm_coh_table_init(&n->lines, sizeof(dsm_coh_line_t));
 	dsm_coh_table_init(&n->dirs, sizeof(dsm_coh_dir_t));
 	*node_p = n;
@@ -223,6 +237,7 @@ void dsm_coh_node_destroy(dsm_coh_node_t *n)
 	dsm_coh_table_fini(&n->lines);
 	dsm_coh_table_fini(&n->dirs);
 	free(n->selfq);
+	free(n->dead);
 	free(n);
 }
 
@@ -236,6 +251,10 @@ int dsm_coh_node_clone(const dsm_coh_node_t *src, dsm_coh_node_t **copy_p)
 	n->cfg = src->cfg;
 	dsm_coh_table_init(&n->lines, sizeof(dsm_coh_line_t));
 	dsm_coh_table_init(&n->dirs, sizeof(dsm_coh_dir_t));
+	n->dead = malloc(words * sizeof(uint64_t));
+	if (!n->dead)
+		goto fail;
+	memcpy(n->dead, src->dead, words * sizeof(uint64_t));
 	if (dsm_coh_table_copy(&n->lines, &src->lines) < 0 ||
 	    dsm_coh_table_copy(&n->dirs, &src->dirs) < 0)
 		goto fail;
@@ -529,6 +548,33 @@ static int node_revoke(dsm_coh_node_t *n, dsm_coh_line_t *l, const dsm_coh_msg_t
 	return node_give_up(n, l, m->type, a);
 }
 
+/*
+ * The home answers LOST: the line's only copy died with a rank. Nothing is installed; the
+ * range is poisoned, so the woken threads' access raises SIGBUS (and so does every later one
+ * on this rank, with no fault to serve). Only a request without a copy can get it: a line
+ * lost with its owner had no sharers.
+ */
+static int node_lost(dsm_coh_node_t *n, dsm_coh_line_t *l, const dsm_coh_msg_t *m,
+                     dsm_coh_actions_t *a)
+{
+	dsm_coh_action_t *x;
+	int rc;
+
+	(void)n;
+	if ((l->state != DSM_COH_IS && l->state != DSM_COH_IM) ||
+	    (l->flags & (DSM_COH_LINE_RDMA | DSM_COH_LINE_WB)) || m->flags)
+		return DSM_ERR_PROTOCOL;
+	if ((rc = count(a, l->line, DSM_COH_CNT_LOST)) < 0)
+		return rc;
+	x = act(a, DSM_COH_ACT_POISON, l->line);
+	if (!x)
+		return -ENOMEM;
+	x->msg = *m;
+	ACT(a, DSM_COH_ACT_WAKE, l->line);
+	l->state = DSM_COH_I;
+	return 0;
+}
+
 static int node_msg(dsm_coh_node_t *n, const dsm_coh_msg_t *m, int dsrc, dsm_coh_actions_t *a)
 {
 	dsm_coh_line_t *l = dsm_coh_table_find(&n->lines, m->line);
@@ -540,6 +586,8 @@ static int node_msg(dsm_coh_node_t *n, const dsm_coh_msg_t *m, int dsrc, dsm_coh
 	case DSM_COH_MSG_GRANT_S:
 	case DSM_COH_MSG_GRANT_M:
 		return node_grant(n, l, m, dsrc, a);
+	case DSM_COH_MSG_LOST:
+		return node_lost(n, l, m, a);
 	default:
 		return node_revoke(n, l, m, a);
 	}
@@ -614,6 +662,11 @@ static int dir_grant_s(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned r, dsm_coh_
 	uint64_t line = d->line;
 	int rc;
 
+	/* The requester died while its request was served: the line stays as it is. */
+	if (is_dead(n, r)) {
+		d->state = d->sharers.n ? DSM_COH_DIR_S : DSM_COH_DIR_U;
+		return dir_next(n, d, a);
+	}
 	if ((rc = dsm_coh_sharers_add(&d->sharers, r, n->cfg.nranks)) < 0)
 		return rc;
 	d->state = DSM_COH_DIR_S;
@@ -634,6 +687,12 @@ static int dir_grant_m(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned r, int with
 		                                              : DSM_COH_MSGF_DATA;
 	dsm_coh_sharers_clear(&d->sharers);
 	d->flags &= (uint8_t)~DSM_COH_DIR_F_LAST_WRITER;
+	/* The requester died while the others gave the line up: the home segment is current
+	 * and nobody holds a copy. */
+	if (is_dead(n, r)) {
+		d->state = DSM_COH_DIR_U;
+		return dir_next(n, d, a);
+	}
 	d->state = DSM_COH_DIR_M;
 	d->owner = (uint16_t)r;
 	d->wait = DSM_COH_DIR_WAIT_DONE;
@@ -651,11 +710,37 @@ static int need_data(const dsm_coh_node_t *n, const dsm_coh_dir_t *d)
 	return !dsm_coh_sharers_has(&d->sharers, d->txn_req);
 }
 
+/* Tell @r that the line is lost (it died with rank d->owner): no transaction follows. */
+static int send_lost(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned r, dsm_coh_actions_t *a)
+{
+	int rc = send(n, a, r, DSM_COH_MSG_LOST, d->line, 0, DSM_COH_SRC_NONE);
+
+	if (rc < 0)
+		return rc;
+	if (r == n->cfg.rank)
+		n->selfq[n->selfq_n - 1].msg.reserved = d->owner;
+	else
+		a->v[a->n - 1].msg.reserved = d->owner;
+	return 0;
+}
+
+/* The line's only copy died with rank @dead. */
+static void dir_lose(dsm_coh_dir_t *d, unsigned dead)
+{
+	dsm_coh_sharers_clear(&d->sharers);
+	d->state = DSM_COH_DIR_LOST;
+	d->owner = (uint16_t)dead;
+	d->flags = 0;
+}
+
 /* Start serving a request; the line is idle. */
 static int dir_start(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned r, int write, int mflags,
                      dsm_coh_actions_t *a)
 {
 	int s, rc;
+
+	if (d->state == DSM_COH_DIR_LOST)
+		return send_lost(n, d, r, a);
 
 	/* The owner never asks for a line it holds. */
 	if (d->state == DSM_COH_DIR_M && d->owner == r)
@@ -793,6 +878,16 @@ static int dir_next(dsm_coh_node_t *n, dsm_coh_dir_t *d, dsm_coh_actions_t *a)
 		q = d->q[d->qhead];
 		d->qhead = (uint16_t)((d->qhead + 1) % d->qcap);
 		d->qlen--;
+		/* The requests of a rank that died go with it; a lost line answers each. */
+		if (is_dead(n, q >> 2))
+			continue;
+		if (d->state == DSM_COH_DIR_LOST) {
+			int rc = (q & 3) == DSM_COH_REQ_EVICT ? 0 : send_lost(n, d, q >> 2, a);
+
+			if (rc < 0)
+				return rc;
+			continue;
+		}
 		if ((q & 3) == DSM_COH_REQ_EVICT)
 			return dir_evict(n, d, q >> 2, a);
 		/* A request that its turn finds impossible (the owner asking for the line it
@@ -805,11 +900,48 @@ static int dir_next(dsm_coh_node_t *n, dsm_coh_dir_t *d, dsm_coh_actions_t *a)
 	}
 }
 
+/*
+ * A survivor's copy of a line whose home died (PROTOCOL.md, "A dead rank"). They all come
+ * before any request for the line (the runtime holds those back until every survivor has
+ * sent its copies), and say what the old directory said: one owner (E with the data, M
+ * without), or sharers, each with the data.
+ */
+static int home_adopt(dsm_coh_node_t *n, const dsm_coh_msg_t *m, int dsrc, dsm_coh_actions_t *a)
+{
+	int owner = m->flags & DSM_COH_MSGF_OWNER, data = m->flags & DSM_COH_MSGF_DATA, rc;
+	dsm_coh_dir_t *d = dsm_coh_table_find(&n->dirs, m->line);
+
+	if (m->flags & ~(DSM_COH_MSGF_OWNER | DSM_COH_MSGF_DATA))
+		return DSM_ERR_PROTOCOL;
+	if (d && (d->txn || d->qlen || d->state == DSM_COH_DIR_M || d->state == DSM_COH_DIR_LOST ||
+	          (owner && d->state != DSM_COH_DIR_U)))
+		return DSM_ERR_PROTOCOL;
+	if (!owner && !data && !(n->cfg.bugs & DSM_COH_BUG_ADOPT_NO_DATA))
+		return DSM_ERR_PROTOCOL;
+	if (!d && !(d = dsm_coh_table_get(&n->dirs, m->line)))
+		return -ENOMEM;
+	if (data && dsrc != DSM_COH_SRC_NONE &&
+	    (rc = act_src(a, DSM_COH_ACT_STORE_HOME, m->line, dsrc)) < 0)
+		return rc;
+	if (owner) {
+		d->state = DSM_COH_DIR_M;
+		d->owner = m->src;
+		return 0;
+	}
+	if ((rc = dsm_coh_sharers_add(&d->sharers, m->src, n->cfg.nranks)) < 0)
+		return rc;
+	d->state = DSM_COH_DIR_S;
+	return 0;
+}
+
 static int home_msg(dsm_coh_node_t *n, const dsm_coh_msg_t *m, int dsrc, dsm_coh_actions_t *a)
 {
 	dsm_coh_dir_t *d;
 	unsigned r = m->src;
 	int write = m->type == DSM_COH_MSG_GET_M, evict = m->type == DSM_COH_MSG_EVICT, rc;
+
+	if (m->type == DSM_COH_MSG_ADOPT)
+		return home_adopt(n, m, dsrc, a);
 
 	if (m->type == DSM_COH_MSG_GET_S || write || evict) {
 		/* Only another rank evicts: the home's own copy is the line's. */
@@ -908,14 +1040,192 @@ static int is_home_msg(int type)
 {
 	return type == DSM_COH_MSG_GET_S || type == DSM_COH_MSG_GET_M ||
 	       type == DSM_COH_MSG_INV_ACK || type == DSM_COH_MSG_WB || type == DSM_COH_MSG_DONE ||
-	       type == DSM_COH_MSG_EVICT;
+	       type == DSM_COH_MSG_EVICT || type == DSM_COH_MSG_ADOPT;
 }
 
 static int deliver(dsm_coh_node_t *n, const dsm_coh_msg_t *m, int dsrc, dsm_coh_actions_t *a)
 {
-	if (m->type == 0 || m->type >= DSM_COH_MSG_NTYPES || m->src >= n->cfg.nranks)
+	/* Nothing from a dead rank counts (the transport drops what it sends after its death). */
+	if (m->type == 0 || m->type >= DSM_COH_MSG_NTYPES || m->src >= n->cfg.nranks ||
+	    is_dead(n, m->src) || (m->reserved && m->type != DSM_COH_MSG_LOST))
 		return DSM_ERR_PROTOCOL;
 	return is_home_msg(m->type) ? home_msg(n, m, dsrc, a) : node_msg(n, m, dsrc, a);
+}
+
+/* ---- A dead rank (PROTOCOL.md, "A dead rank") ---- */
+
+static void queue_drop(dsm_coh_dir_t *d, unsigned dead)
+{
+	uint16_t k = 0;
+
+	for (uint16_t i = 0; i < d->qlen; i++) {
+		dsm_coh_req_t q = d->q[(d->qhead + i) % d->qcap];
+
+		if (q >> 2 != dead)
+			d->q[(d->qhead + k++) % d->qcap] = q;
+	}
+	d->qlen = k;
+}
+
+/* The home side: @dead leaves the line's sharers, queue and transaction. A line it held
+ * modified, or was handing back, is lost. */
+static int dir_peer_dead(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned dead, dsm_coh_actions_t *a)
+{
+	bool keep_owner = n->cfg.bugs & DSM_COH_BUG_DEAD_KEEPS_OWNER;
+	unsigned r = d->txn_req;
+	int txn = d->txn;
+
+	queue_drop(d, dead);
+	if (d->state == DSM_COH_DIR_LOST)
+		return 0;
+	if ((d->flags & DSM_COH_DIR_F_LAST_WRITER) && d->owner == dead)
+		d->flags &= (uint8_t)~DSM_COH_DIR_F_LAST_WRITER;
+	if (!txn) {
+		if (d->state == DSM_COH_DIR_M && d->owner == dead && !keep_owner) {
+			dir_lose(d, dead);
+		} else if (d->state == DSM_COH_DIR_S) {
+			dsm_coh_sharers_del(&d->sharers, dead);
+			if (d->sharers.n == 0)
+				d->state = DSM_COH_DIR_U;
+		}
+		return 0;
+	}
+	switch (d->wait) {
+	case DSM_COH_DIR_WAIT_DONE:
+		if (r != dead) {
+			if (d->state == DSM_COH_DIR_S)
+				dsm_coh_sharers_del(&d->sharers, dead);
+			return 0;
+		}
+		/* Granted, and died before saying DONE: what it was granted goes with it. */
+		if (d->state == DSM_COH_DIR_M) {
+			dir_lose(d, dead);
+		} else {
+			dsm_coh_sharers_del(&d->sharers, dead);
+			d->state = d->sharers.n ? DSM_COH_DIR_S : DSM_COH_DIR_U;
+		}
+		return dir_next(n, d, a);
+	case DSM_COH_DIR_WAIT_ACKS:
+		if (txn == DSM_COH_MSG_EVICT) {
+			if (r == dead)
+				return dir_evicted(n, d, dead, a);
+			dsm_coh_sharers_del(&d->sharers, dead);
+			return 0;
+		}
+		/* A writer dying waits for its acks still; its grant then goes nowhere. */
+		if (r == dead || !dsm_coh_sharers_has(&d->sharers, dead))
+			return 0;
+		dsm_coh_sharers_del(&d->sharers, dead);
+		if (--d->acks > 0)
+			return 0;
+		return dir_grant_m(n, d, r, need_data(n, d), a);
+	case DSM_COH_DIR_WAIT_WB:
+		if (d->owner != dead || keep_owner)
+			return 0; /* a requester dying gets nothing when the write-back comes */
+		dir_lose(d, dead);
+		if (r != dead) {
+			int rc = send_lost(n, d, r, a);
+
+			if (rc < 0)
+				return rc;
+		}
+		return dir_next(n, d, a);
+	default:
+		return DSM_ERR_PROTOCOL;
+	}
+}
+
+/* Hand a copy of a line whose home died to its new home (home_adopt). */
+static int node_adopt(dsm_coh_node_t *n, dsm_coh_line_t *l, dsm_coh_actions_t *a)
+{
+	int owner = l->state != DSM_COH_S, data = l->state != DSM_COH_M, rc;
+	int flags = (owner ? DSM_COH_MSGF_OWNER : 0) | (data ? DSM_COH_MSGF_DATA : 0);
+
+	if (!owner && (n->cfg.bugs & DSM_COH_BUG_ADOPT_NO_DATA))
+		flags = 0;
+	if ((rc = count(a, l->line, DSM_COH_CNT_ADOPTED)) < 0)
+		return rc;
+	/* At the new home itself the copy goes in now, while the mapping is read: the message
+	 * to ourselves is delivered after this call's other actions. */
+	if (l->home == n->cfg.rank) {
+		if ((flags & DSM_COH_MSGF_DATA) &&
+		    (rc = act_src(a, DSM_COH_ACT_STORE_HOME, l->line, DSM_COH_SRC_MAP)) < 0)
+			return rc;
+		return send(n, a, l->home, DSM_COH_MSG_ADOPT, l->line, flags, DSM_COH_SRC_NONE);
+	}
+	return send(n, a, l->home, DSM_COH_MSG_ADOPT, l->line, flags, DSM_COH_SRC_MAP);
+}
+
+/* The cache side: a line homed at the dead rank is homed at @adopter now. A request in
+ * flight to the dead rank is forgotten and its threads fault again (to the new home); a
+ * copy goes to the new home. A copy given up to the dead rank (its write-back died) is
+ * lost, and so is a grant whose data was still to be read from the dead rank. */
+static int node_peer_dead(dsm_coh_node_t *n, dsm_coh_line_t *l, unsigned adopter,
+                          dsm_coh_actions_t *a)
+{
+	int st = l->state;
+
+	l->home = (uint16_t)adopter;
+	l->deferred = 0;
+	l->flags &= (uint8_t) ~(DSM_COH_LINE_RDMA | DSM_COH_LINE_WB | DSM_COH_LINE_EXCL |
+	                        DSM_COH_LINE_EVICT);
+	switch (st) {
+	case DSM_COH_IS:
+	case DSM_COH_IM:
+		l->state = DSM_COH_I;
+		ACT(a, DSM_COH_ACT_WAKE, l->line);
+		return 0;
+	case DSM_COH_SM:
+		l->state = DSM_COH_S;
+		ACT(a, DSM_COH_ACT_WAKE, l->line);
+		return node_adopt(n, l, a);
+	case DSM_COH_S:
+	case DSM_COH_E:
+	case DSM_COH_M:
+		return node_adopt(n, l, a);
+	default:
+		return 0;
+	}
+}
+
+static int peer_dead(dsm_coh_node_t *n, unsigned dead, unsigned adopter, dsm_coh_actions_t *a)
+{
+	size_t i;
+	int rc;
+
+	if (dead >= n->cfg.nranks || dead == n->cfg.rank || adopter >= n->cfg.nranks ||
+	    adopter == dead || is_dead(n, adopter))
+		return -EINVAL;
+	if (is_dead(n, dead))
+		return 0;
+	n->dead[dead / 64] |= 1ull << (dead % 64);
+	for (i = 0; i < n->dirs.cap; i++) {
+		dsm_coh_dir_t *d = dsm_coh_table_slot(&n->dirs, i);
+
+		if (d && (rc = dir_peer_dead(n, d, dead, a)) < 0)
+			return rc;
+	}
+	for (i = 0; i < n->lines.cap; i++) {
+		dsm_coh_line_t *l = dsm_coh_table_slot(&n->lines, i);
+
+		if (l && l->home == dead && (rc = node_peer_dead(n, l, adopter, a)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int lost_line(dsm_coh_node_t *n, uint64_t line, unsigned dead)
+{
+	dsm_coh_dir_t *d;
+
+	if (!is_dead(n, dead))
+		return -EINVAL;
+	if (dsm_coh_table_find(&n->dirs, line))
+		return 0;
+	if (!(d = dsm_coh_table_get(&n->dirs, line)))
+		return -ENOMEM;
+	dir_lose(d, dead);
+	return 0;
 }
 
 /* ---- The entry point ---- */
@@ -949,6 +1259,12 @@ int dsm_coh_handle(dsm_coh_node_t *n, const dsm_coh_event_t *ev, dsm_coh_actions
 		break;
 	case DSM_COH_EV_EVICT:
 		rc = node_evict(n, ev->line, out);
+		break;
+	case DSM_COH_EV_PEER_DEAD:
+		rc = peer_dead(n, ev->home, ev->adopter, out);
+		break;
+	case DSM_COH_EV_LOST_LINE:
+		rc = lost_line(n, ev->line, ev->home);
 		break;
 	default:
 		return -EINVAL;
@@ -1085,8 +1401,10 @@ size_t dsm_coh_node_encode(const dsm_coh_node_t *n, uint8_t *buf, size_t cap)
 		                DSM_COH_DIR_F_LAST_WRITER),
 		    1);
 		put(&e,
-		    d->state == DSM_COH_DIR_M || (d->flags & DSM_COH_DIR_F_LAST_WRITER) ? d->owner
-		                                                                        : 0,
+		    d->state == DSM_COH_DIR_M || d->state == DSM_COH_DIR_LOST ||
+		                    (d->flags & DSM_COH_DIR_F_LAST_WRITER)
+		            ? d->owner
+		            : 0,
 		    2);
 		put(&e, d->txn ? d->txn_req : 0, 2);
 		put(&e, d->acks, 2);
@@ -1099,6 +1417,8 @@ size_t dsm_coh_node_encode(const dsm_coh_node_t *n, uint8_t *buf, size_t cap)
 			put(&e, d->q[(d->qhead + j) % d->qcap], 4);
 	}
 	free(ids);
+	for (i = 0; i < (n->cfg.nranks + 63) / 64; i++)
+		put(&e, n->dead[i], 8);
 	return e.n;
 }
 

@@ -24,6 +24,7 @@ static const char *const overcommit_modes[] = {"read", "strict", "lazy", NULL};
 static const char *const prefetch_modes[] = {"off", "auto", NULL};
 static const char *const mw_tracks[] = {"auto", "twin", "async", NULL};
 static const char *const cache_modes[] = {"auto", "unlimited", "0", NULL};
+static const char *const death_modes[] = {"exit", "continue", NULL};
 
 static const struct dsm_setting settings[DSM_SETTING_COUNT] = {
         [DSM_SETTING_HEAP_SIZE] = {"DSM_HEAP_SIZE", DSM_SETTING_SIZE, 0, "runtime", "heap_size",
@@ -88,6 +89,10 @@ static const struct dsm_setting settings[DSM_SETTING_COUNT] = {
                                  0, 0, NULL, NULL,
                                  "record what happens to every line into PATH.RANK.dsmprof, for "
                                  "dsm-prof (PATH: a path prefix)"},
+        [DSM_SETTING_ON_DEATH] = {"DSM_ON_DEATH", DSM_SETTING_ENUM, 0, "runtime", NULL, "exit",
+                                  "exit", 0, 0, death_modes, NULL,
+                                  "when a rank dies: exit (every rank exits 3), or continue "
+                                  "(the survivors go on; lost lines raise SIGBUS)"},
         [DSM_SETTING_TP_HEARTBEAT_MS] = {"DSM_TP_HEARTBEAT_MS", DSM_SETTING_INT, 0, "transport",
                                          NULL, "1000", "1000", 0, 3600000, NULL, "ms",
                                          "heartbeat period on a ring of the ranks (0: off); 6 "

@@ -168,6 +168,10 @@ typedef struct dsm_stats {
 	uint64_t cache_limit_bytes; /* the budget; 0: unlimited */
 	/* The wire (appended after 0.1.0; an older struct_size gets the above). */
 	uint64_t msgs_rejected; /* without this job's key: from outside the job, never acted on */
+	/* A dead rank (appended after 0.1.0; DSM_ON_DEATH=continue, README "When a rank dies"). */
+	uint64_t dead_ranks;     /* ranks this rank knows dead */
+	uint64_t adopted_copies; /* copies of dead ranks' lines handed to their new homes */
+	uint64_t lost_lines;     /* lines poisoned here: their only copy died */
 } dsm_stats_t;
 
 /* What dsm_query() says about the running libdsm. Set struct_size before the call. */
@@ -308,6 +312,14 @@ DSM_EXPORT int dsm_mutex_destroy(dsm_mutex_t *m);
  * @out: set out->struct_size = sizeof(*out) first; fields beyond it are left alone.
  */
 DSM_EXPORT int dsm_stats(dsm_stats_t *out);
+
+/**
+ * dsm_dead_ranks() - the ranks this rank knows dead (DSM_ON_DEATH=continue; README, "When a
+ * rank dies"). Local, thread-safe. Writes up to @max of them to @ranks, in increasing order,
+ * and returns how many there are (which may be more than @max), DSM_ERR_NOT_INIT, or
+ * -EINVAL for a negative @max or a NULL @ranks with @max > 0.
+ */
+DSM_EXPORT int dsm_dead_ranks(int *ranks, int max);
 
 /** dsm_strerror() - a static string naming @err (negative or positive). Never NULL. */
 DSM_EXPORT const char *dsm_strerror(int err);

@@ -123,6 +123,8 @@ static void finish(struct dsm_rt *rt)
 {
 	struct dsm_rt_coll *c = &rt->coll;
 	uint64_t seq = ++c->done;
+
+	c->done_sum = c->sum;
 	struct dsm_rt_req *r = dsm_rt_req_take(rt, DSM_RT_MSG_COLL, seq);
 	struct verdict v = {.status = c->sum.bad_rank == DSM_RT_COLL_NO_RANK ? 0 : DSM_ERR_MISMATCH,
 	                    .sum = c->sum};
@@ -159,6 +161,156 @@ static void advance(struct dsm_rt *rt)
 	}
 }
 
+/* ---- after a death: collectives through a coordinator (wire.h, struct dsm_rt_coll_sync) -- */
+
+static bool is_dead(struct dsm_rt *rt, int r)
+{
+	return atomic_load_explicit(&rt->death.dead[r], memory_order_relaxed) != 0;
+}
+
+static int coordinator(struct dsm_rt *rt)
+{
+	for (int r = 0; r < rt->nranks; r++)
+		if (r == rt->rank || !is_dead(rt, r))
+			return r;
+	return rt->rank;
+}
+
+/* Tells the coordinator where this rank is. */
+static void sync_send(struct dsm_rt *rt)
+{
+	struct dsm_rt_coll *c = &rt->coll;
+	struct dsm_rt_coll_sync m = {
+	        .seq = c->active ? c->done + 1 : 0, .done = c->done, .done_sum = c->done_sum};
+	int to = coordinator(rt), ret;
+
+	if (c->active)
+		m.call = c->call;
+	ret = dsm_rt_send(rt, to, DSM_RT_MSG_COLL_SYNC, &m, sizeof(m));
+	if (ret < 0 && ret != DSM_ERR_PEER_DEAD)
+		dsm_rt_fatal(rt, "telling rank %d where this rank's collectives are failed: %s", to,
+		             dsm_err_str(ret));
+}
+
+/* At the coordinator: answers the collective every live rank has entered, or that one has
+ * finished already (before the death: its verdict is everyone's). */
+static void coord_check(struct dsm_rt *rt)
+{
+	struct dsm_rt_coll *c = &rt->coll;
+	uint64_t s = 0;
+	bool all = true;
+
+	if (coordinator(rt) != rt->rank)
+		return;
+	for (int r = 0; r < rt->nranks; r++) {
+		struct dsm_rt_coll_peer *p = &c->peers[r];
+
+		if (!is_dead(rt, r) && p->seq > p->done && (s == 0 || p->seq < s))
+			s = p->seq;
+	}
+	if (s == 0)
+		return; /* nobody waits */
+	struct dsm_rt_coll_release rel = {.seq = s};
+
+	if (c->known_seq == s) {
+		rel.sum = c->known_sum;
+	} else {
+		for (int r = 0; r < rt->nranks && all; r++)
+			all = is_dead(rt, r) || c->peers[r].seq >= s || c->peers[r].done >= s;
+		if (!all)
+			return;
+		rel.sum = (struct dsm_rt_coll_sum){.ref_rank = DSM_RT_COLL_NO_RANK,
+		                                   .bad_rank = DSM_RT_COLL_NO_RANK};
+		for (int r = 0; r < rt->nranks; r++) {
+			const struct dsm_rt_coll_peer *p = &c->peers[r];
+
+			if (is_dead(rt, r) || p->seq != s)
+				continue;
+			if (rel.sum.ref_rank == DSM_RT_COLL_NO_RANK) {
+				rel.sum.ref_rank = (uint32_t)r;
+				rel.sum.ref = p->call;
+			} else if (!same_call(&p->call, &rel.sum.ref)) {
+				take_bad(&rel.sum, (uint32_t)r, &p->call);
+			}
+		}
+		c->known_seq = s;
+		c->known_sum = rel.sum;
+	}
+	for (int r = 0; r < rt->nranks; r++) {
+		struct dsm_rt_coll_peer *p = &c->peers[r];
+		int ret;
+
+		if (is_dead(rt, r) || p->seq != s || p->done >= s)
+			continue;
+		p->done = s;
+		ret = dsm_rt_send(rt, r, DSM_RT_MSG_COLL_RELEASE, &rel, sizeof(rel));
+		if (ret < 0 && ret != DSM_ERR_PEER_DEAD)
+			dsm_rt_fatal(rt, "releasing rank %d from collective %llu failed: %s", r,
+			             (unsigned long long)s, dsm_err_str(ret));
+	}
+}
+
+static void on_sync(struct dsm_rt *rt, int src, const void *data, size_t len)
+{
+	struct dsm_rt_coll *c = &rt->coll;
+	struct dsm_rt_coll_sync m;
+	struct dsm_rt_coll_peer *p;
+
+	memcpy(&m, data, sizeof(m));
+	if (!c->coordinated || (m.seq && m.seq != m.done + 1) ||
+	    (m.done && m.done_sum.ref_rank >= (uint32_t)rt->nranks)) {
+		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_COLL_SYNC, len);
+		return;
+	}
+	p = &c->peers[src];
+	if (m.done > p->done)
+		p->done = m.done;
+	if (m.seq > p->seq) {
+		p->seq = m.seq;
+		p->call = m.call;
+	}
+	if (m.done && m.done > c->known_seq) {
+		c->known_seq = m.done;
+		c->known_sum = m.done_sum;
+	}
+	coord_check(rt);
+}
+
+static void on_release(struct dsm_rt *rt, int src, const void *data, size_t len)
+{
+	struct dsm_rt_coll *c = &rt->coll;
+	struct dsm_rt_coll_release m;
+
+	memcpy(&m, data, sizeof(m));
+	if (!c->coordinated) {
+		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_COLL_RELEASE, len);
+		return;
+	}
+	if (!c->active || m.seq != c->done + 1)
+		return; /* answered already (by another coordinator, before a death) */
+	c->sum = m.sum;
+	finish(rt);
+}
+
+void dsm_rt_coll_peer_dead(struct dsm_rt *rt, int dead)
+{
+	struct dsm_rt_coll *c = &rt->coll;
+
+	(void)dead;
+	if (!c->coordinated) {
+		c->peers = calloc((size_t)rt->nranks, sizeof(*c->peers));
+		if (c->peers == NULL)
+			dsm_rt_fatal(rt, "out of memory for the collectives after a death");
+		c->coordinated = true;
+		DSM_LOG(DSM_LOG_INFO,
+		        "collectives go through the lowest live rank (%d) from now on",
+		        coordinator(rt));
+	}
+	/* The coordinator may be new, or may wait for the dead rank no longer. */
+	sync_send(rt);
+	coord_check(rt);
+}
+
 /* This rank enters a collective (a request of its own thread, through msg.c). */
 static void on_enter(struct dsm_rt *rt, int src, const void *data, size_t len)
 {
@@ -175,8 +327,13 @@ static void on_enter(struct dsm_rt *rt, int src, const void *data, size_t len)
 	        coll_name(m.call.kind));
 	c->active = true;
 	c->round = 0;
+	c->call = m.call;
 	c->sum = (struct dsm_rt_coll_sum){
 	        .ref_rank = (uint32_t)rt->rank, .ref = m.call, .bad_rank = DSM_RT_COLL_NO_RANK};
+	if (c->coordinated) {
+		sync_send(rt);
+		return;
+	}
 	if (c->rounds > 0)
 		send_round(rt);
 	advance(rt);
@@ -191,6 +348,8 @@ static void on_round(struct dsm_rt *rt, int src, const void *data, size_t len)
 	__typeof__(c->early[0]) *e;
 
 	memcpy(&m, data, sizeof(m));
+	if (c->coordinated)
+		return; /* the dissemination of before a death: the coordinator answers now */
 	from = (unsigned)(((uint64_t)rt->rank + (uint64_t)rt->nranks -
 	                   ((1ull << (m.round < 32 ? m.round : 31)) % (uint64_t)rt->nranks)) %
 	                  (uint64_t)rt->nranks);
@@ -221,11 +380,15 @@ int dsm_rt_coll_init(struct dsm_rt *rt)
 		rt->coll.rounds++;
 	dsm_rt_msg_on(rt, DSM_RT_MSG_COLL, sizeof(struct dsm_rt_coll_msg), on_enter);
 	dsm_rt_msg_on(rt, DSM_RT_MSG_COLL_ROUND, sizeof(struct dsm_rt_coll_round), on_round);
+	dsm_rt_msg_on(rt, DSM_RT_MSG_COLL_SYNC, sizeof(struct dsm_rt_coll_sync), on_sync);
+	dsm_rt_msg_on(rt, DSM_RT_MSG_COLL_RELEASE, sizeof(struct dsm_rt_coll_release), on_release);
 	return 0;
 }
 
 void dsm_rt_coll_fini(struct dsm_rt *rt)
 {
+	free(rt->coll.peers);
+	rt->coll.peers = NULL;
 	pthread_mutex_destroy(&rt->coll.lock);
 }
 

@@ -158,6 +158,8 @@ int dsm_rt_config_resolve(const dsm_config_t *user, struct dsm_rt_config *out)
 		c.cache_bytes = 0; /* unlimited, 0 */
 		c.cache_auto = v == 0;
 	}
+	dsm_setting_u64(DSM_SETTING_ON_DEATH, &v, NULL);
+	c.on_death_continue = v == 1;
 	c.log_level = dsm_log_level();
 
 	*out = c;

@@ -44,6 +44,7 @@ struct dsm_rt_config {
 	uint64_t wait_ns; /* DSM_WAIT_US */
 	bool hold_early;  /* DSM_HOLD_EARLY */
 	bool migratory;   /* DSM_MIGRATORY: this rank's homes grant migratory lines exclusive */
+	bool on_death_continue;  /* DSM_ON_DEATH=continue: survivors outlive a dead rank */
 	unsigned prefetch_lines; /* DSM_PREFETCH: most lines a read-ahead window holds; 0: off */
 	int mw_track;            /* DSM_MW_TRACK: 0 auto, 1 twin, 2 async */
 	/* DSM_CACHE_SIZE or dsm_config_t.cache_size: bytes, 0 unlimited; cache_auto: not

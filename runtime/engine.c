@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "runtime/cache.h"
+#include "runtime/death.h"
 #include "runtime/fatal.h"
 #include "runtime/hold.h"
 #include "runtime/msg.h"
@@ -222,6 +223,10 @@ static void run_action(struct dsm_rt *rt, const dsm_coh_action_t *a, const void 
 	case DSM_COH_ACT_COUNT:
 		dsm_rt_count_coh(rt, a->counter);
 		break;
+	case DSM_COH_ACT_POISON:
+		dsm_rt_death_poison(rt, a->line, a->msg.reserved);
+		dsm_rt_fault_end(rt, a->line);
+		break;
 	case DSM_COH_ACT_RDMA_READ:
 		ret = dsm_rt_rdma_read(rt, a->line, (int)a->peer);
 		break;
@@ -314,7 +319,7 @@ static bool to_home(unsigned type)
 {
 	return type == DSM_COH_MSG_GET_S || type == DSM_COH_MSG_GET_M ||
 	       type == DSM_COH_MSG_INV_ACK || type == DSM_COH_MSG_WB || type == DSM_COH_MSG_DONE ||
-	       type == DSM_COH_MSG_EVICT;
+	       type == DSM_COH_MSG_EVICT || type == DSM_COH_MSG_ADOPT;
 }
 
 static void on_coh_one(struct dsm_rt *rt, int src, const dsm_coh_msg_t *m, const void *line_data)
@@ -330,7 +335,7 @@ static void on_coh_one(struct dsm_rt *rt, int src, const dsm_coh_msg_t *m, const
 	 * rank knows no allocation of goes on: a collective allocation is agreed before each
 	 * rank records it, so another rank may ask for its lines first (api.c). */
 	if (to_home(ev.msg.type)) {
-		int home = dsm_rt_alloc_home(&rt->alloc, ev.msg.line, NULL);
+		int home = dsm_rt_live_home(rt, dsm_rt_alloc_home(&rt->alloc, ev.msg.line, NULL));
 
 		if (home >= 0 && home != rt->rank) {
 			DSM_RT_COUNT(rt, msgs_dropped, 1);
@@ -346,6 +351,9 @@ static void on_coh_one(struct dsm_rt *rt, int src, const dsm_coh_msg_t *m, const
 		DSM_RT_COUNT(rt, bytes_received, (size_t)1 << rt->layout.line_shift);
 	DSM_LOG(DSM_LOG_DEBUG, "received %s line %llu from rank %d", dsm_coh_msg_name(ev.msg.type),
 	        (unsigned long long)ev.msg.line, src);
+	/* A line whose home died waits at its new home for the survivors' copies. */
+	if (to_home(ev.msg.type) && dsm_rt_death_hold(rt, src, &ev, line_data))
+		return;
 	if (dsm_rt_engine(rt, &ev, line_data) == 0)
 		return;
 dropped:
@@ -429,8 +437,13 @@ void dsm_rt_engine_rma_done(struct dsm_rt *rt, const struct dsm_tp_event *ev)
 
 	if (s == NULL)
 		return;
-	if (ev->status == DSM_ERR_PEER_DEAD)
-		dsm_rt_peer_dead_exit(rt, ev->peer);
+	if (ev->status == DSM_ERR_PEER_DEAD) {
+		/* With DSM_ON_DEATH=continue the engine has forgotten the read: the line's
+		 * threads fault again, to its new home. */
+		dsm_rt_death(rt, ev->peer);
+		dsm_rt_rdma_done(rt, s);
+		return;
+	}
 	if (ev->status < 0)
 		dsm_rt_fatal(rt, "the RDMA read of line %llu from rank %d failed: %s",
 		             (unsigned long long)s->line, ev->peer, dsm_err_str(ev->status));

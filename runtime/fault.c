@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "runtime/cache.h"
+#include "runtime/death.h"
 #include "runtime/engine.h"
 #include "runtime/fatal.h"
 #include "runtime/hold.h"
@@ -43,7 +44,8 @@ int dsm_rt_fault_drain(struct dsm_rt *rt)
 			             "(freed, or never handed out)",
 			             (unsigned long long)f.addr);
 		if (dsm_rt_mw_fault(rt, &f, (uint64_t)line, home))
-			continue; /* multiple-writer memory: mw.c */
+			continue;                  /* multiple-writer memory: mw.c */
+		home = dsm_rt_live_home(rt, home); /* its home died: where its lines went */
 		dsm_rt_prof_fault(rt, (uint64_t)line, f.exact, f.write);
 		dsm_rt_cache_touch(rt, (uint64_t)line);
 		ev = (dsm_coh_event_t){.type = f.write ? DSM_COH_EV_WRITE_FAULT
@@ -55,6 +57,9 @@ int dsm_rt_fault_drain(struct dsm_rt *rt)
 		        : f.write ? "write"
 		                  : "read",
 		        (unsigned long long)f.addr, (long long)line, home);
+		/* Homed here since its home died: it may wait for the survivors' copies. */
+		if (home == rt->rank && dsm_rt_death_hold(rt, -1, &ev, NULL))
+			continue;
 		dsm_rt_fault_begin(rt, (uint64_t)line, f.tid);
 		/* At the home the grant may come within this call, and the woken thread may run
 		 * before a later read: read its count first there. Elsewhere after the request

@@ -20,6 +20,7 @@
 #include "runtime/bootstrap.h"
 #include "runtime/cache.h"
 #include "runtime/coll.h"
+#include "runtime/death.h"
 #include "runtime/engine.h"
 #include "runtime/fatal.h"
 #include "runtime/hold.h"
@@ -99,6 +100,7 @@ static unsigned node_local_ranks(struct dsm_rt *rt)
 struct shared_settings {
 	uint64_t heap_size, line_size, page_size;
 	uint32_t data_rdma;
+	uint32_t on_death_continue;
 	char build[48]; /* libdsm's version, protocol and wire */
 };
 
@@ -109,6 +111,7 @@ static void shared_settings_of(const struct dsm_rt *rt, struct shared_settings *
 	s->line_size = rt->cfg.line_size;
 	s->page_size = rt->cfg.page_size;
 	s->data_rdma = dsm_rt_config_data_rdma(&rt->cfg);
+	s->on_death_continue = rt->cfg.on_death_continue;
 	snprintf(s->build, sizeof(s->build), "%d.%d.%d, %s, wire %d", DSM_VERSION_MAJOR,
 	         DSM_VERSION_MINOR, DSM_VERSION_PATCH, dsm_coh_protocol_name(),
 	         DSM_RT_WIRE_VERSION);
@@ -141,6 +144,11 @@ static void show_data(const struct shared_settings *s, char *b, size_t n)
 	snprintf(b, n, "%s", s->data_rdma ? "rdma" : "inline");
 }
 
+static void show_death(const struct shared_settings *s, char *b, size_t n)
+{
+	snprintf(b, n, "%s", s->on_death_continue ? "continue" : "exit");
+}
+
 static void show_build(const struct shared_settings *s, char *b, size_t n)
 {
 	snprintf(b, n, "%s", s->build);
@@ -154,6 +162,7 @@ static const struct {
         {"the line size (DSM_LINE_SIZE, dsm_config_t.line_size)", show_line},
         {"the page size", show_page},
         {"the data path (DSM_DATA, whose auto depends on the line size)", show_data},
+        {"what a death does (DSM_ON_DEATH)", show_death},
         {"libdsm (version, protocol, wire)", show_build},
 };
 
@@ -271,6 +280,7 @@ static void teardown(struct dsm_rt *rt)
 	dsm_rt_heap_release(&rt->homeseg);
 	dsm_rt_heap_release(&rt->heap);
 	dsm_rt_mw_fini(rt);
+	dsm_rt_death_fini(rt);
 	dsm_rt_mutex_fini(rt);
 	dsm_rt_coll_fini(rt);
 	dsm_rt_prefetch_fini(rt);
@@ -324,6 +334,8 @@ static int init_local(struct dsm_rt *rt)
 	ret = dsm_rt_mutex_init(rt);
 	if (ret == 0)
 		ret = dsm_rt_mw_init(rt);
+	if (ret == 0)
+		ret = dsm_rt_death_init(rt);
 	if (ret < 0)
 		return ret;
 	dsm_rt_api_init(rt);
@@ -453,6 +465,34 @@ DSM_EXPORT int dsm_init_comm(MPI_Comm comm, const dsm_config_t *cfg)
 	return init_common(&comm, cfg);
 }
 
+/*
+ * After a death (DSM_ON_DEATH=continue) MPI's collectives would wait for the dead rank for
+ * ever, MPI_Finalize included: the survivors meet through libdsm's own collectives, which go
+ * on without it, and leave MPI as it is (README, "When a rank dies").
+ */
+static int finalize_survivor(struct dsm_rt *rt)
+{
+	int ndead = atomic_load(&rt->death.ndead);
+
+	/* Keep serving until every survivor has passed the collective, then stop. */
+	if (dsm_rt_collective(rt, DSM_RT_COLL_BARRIER, 0, 0) < 0)
+		DSM_LOG(DSM_LOG_WARN, "dsm_finalize: the survivors' last barrier failed");
+	if (rt->cfg.stats)
+		DSM_LOG(DSM_LOG_INFO, "DSM_STATS: not gathered after a death (MPI would wait for "
+		                      "the dead); dsm_stats() still answers until dsm_finalize");
+	dsm_rt_loop_stop(rt);
+	dsm_rt_prof_write(rt);
+	atomic_store_explicit(&dsm_rt_g, NULL, memory_order_release);
+	teardown(rt);
+	DSM_LOG(DSM_LOG_WARN,
+	        "dsm_finalize: %d rank%s died, so MPI is not finalized (MPI_Finalize would wait "
+	        "for %s); exit without calling MPI",
+	        ndead, ndead > 1 ? "s" : "", ndead > 1 ? "them" : "it");
+	dsm_log_set_rank(-1);
+	free(rt);
+	return 0;
+}
+
 DSM_EXPORT int dsm_finalize(void)
 {
 	struct dsm_rt *rt = dsm_rt_get("dsm_finalize");
@@ -468,6 +508,8 @@ DSM_EXPORT int dsm_finalize(void)
 	ret = dsm_rt_collective(rt, DSM_RT_COLL_FINALIZE, 0, 0);
 	if (ret < 0)
 		return ret;
+	if (atomic_load(&rt->death.ndead))
+		return finalize_survivor(rt);
 	if (rt->cfg.stats)
 		dsm_rt_stats_print(rt);
 	/* Keep serving until every rank has passed the collective, then stop. */

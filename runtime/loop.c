@@ -29,6 +29,7 @@
 #include "common/log.h"
 #include "common/time.h"
 #include "runtime/cache.h"
+#include "runtime/death.h"
 #include "runtime/engine.h"
 #include "runtime/fatal.h"
 #include "runtime/fault.h"
@@ -64,7 +65,8 @@ static int drain_transport(struct dsm_rt *rt)
 			dsm_rt_engine_rma_done(rt, &ev[i]);
 			break;
 		case DSM_TP_EV_PEER_DEAD:
-			dsm_rt_peer_dead_exit(rt, ev[i].peer);
+			dsm_rt_death(rt, ev[i].peer); /* returns only with DSM_ON_DEATH=continue */
+			break;
 		default:
 			break;
 		}

@@ -253,6 +253,21 @@ struct dsm_rt_req *dsm_rt_req_take(struct dsm_rt *rt, enum dsm_rt_msg_type answe
 	return NULL;
 }
 
+void dsm_rt_msg_peer_dead(struct dsm_rt *rt, int peer)
+{
+	for (struct dsm_rt_req **pp = &rt->msg.pending; *pp;) {
+		struct dsm_rt_req *r = *pp;
+
+		/* A collective's answer comes from the survivors (coll.c). */
+		if (r->target != peer || r->answer == DSM_RT_MSG_COLL) {
+			pp = &r->next;
+			continue;
+		}
+		*pp = r->next;
+		dsm_rt_req_complete(r, DSM_ERR_PEER_DEAD);
+	}
+}
+
 int dsm_rt_msg_drain_requests(struct dsm_rt *rt)
 {
 	struct dsm_rt_msgs *m = &rt->msg;

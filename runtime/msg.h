@@ -76,6 +76,8 @@ size_t dsm_rt_msg_max(size_t line_size);
 int dsm_rt_msg_flush(struct dsm_rt *rt, int peer);
 /* Sends what waits for every peer whose batch carries a line. */
 int dsm_rt_msg_flush_lines(struct dsm_rt *rt);
+/* Rank @peer died: the requests waiting for its answer fail with DSM_ERR_PEER_DEAD. */
+void dsm_rt_msg_peer_dead(struct dsm_rt *rt, int peer);
 /* Answers request @token of @rank: a REPLY, or a local completion. */
 void dsm_rt_reply(struct dsm_rt *rt, int rank, uint64_t token, int status);
 

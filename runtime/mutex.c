@@ -29,6 +29,7 @@
 #include "common/log.h"
 #include "common/ring.h"
 #include "common/vec.h"
+#include "runtime/death.h"
 #include "runtime/loop.h"
 #include "runtime/msg.h"
 #include "runtime/mw.h"
@@ -36,7 +37,9 @@
 
 /* The lock word: the holder's rank + 1 in the low half (0: free), and WAITERS while the
  * queue is not empty (the loop alone sets and clears it). */
-#define WAITERS       (1ull << 32)
+#define WAITERS (1ull << 32)
+/* Free, since its holder died: the next to lock it is told (DSM_ERR_PEER_DEAD). */
+#define ABANDONED     (1ull << 33)
 #define HOLDER(w)     ((uint32_t)(w))
 #define HELD_BY(rank) ((uint64_t)(rank) + 1)
 
@@ -133,9 +136,11 @@ static void lock_or_queue(struct dsm_rt *rt, struct dsm_rt_mutex *mx, int src, u
 	uint64_t v = atomic_load(&mx->word);
 
 	for (;;) {
-		if (v == 0) {
+		if (v == 0 || v == ABANDONED) {
+			int status = v == ABANDONED ? DSM_RT_MUTEX_DEAD_HANDOFF : 0;
+
 			if (atomic_compare_exchange_weak(&mx->word, &v, HELD_BY(src))) {
-				dsm_rt_reply(rt, src, token, 0);
+				dsm_rt_reply(rt, src, token, status);
 				return;
 			}
 			continue;
@@ -212,6 +217,9 @@ static void on_mutex(struct dsm_rt *rt, int src, const void *data, size_t len)
 		return; /* answered when the mutex comes its way */
 	case DSM_RT_MUTEX_TRYLOCK:
 		status = atomic_compare_exchange_strong(&mx->word, &v, HELD_BY(src)) ? 0 : -EBUSY;
+		if (status == -EBUSY && v == ABANDONED &&
+		    atomic_compare_exchange_strong(&mx->word, &v, HELD_BY(src)))
+			status = DSM_RT_MUTEX_DEAD_HANDOFF;
 		break;
 	case DSM_RT_MUTEX_UNLOCK:
 		status = unlock(rt, mx, src);
@@ -221,7 +229,7 @@ static void on_mutex(struct dsm_rt *rt, int src, const void *data, size_t len)
 			        src, (unsigned long long)m.addr);
 		break;
 	case DSM_RT_MUTEX_DESTROY:
-		if (atomic_load(&mx->word)) {
+		if (atomic_load(&mx->word) & ~ABANDONED) {
 			status = -EBUSY;
 			break;
 		}
@@ -233,6 +241,44 @@ static void on_mutex(struct dsm_rt *rt, int src, const void *data, size_t len)
 reply:
 	if (m.token)
 		dsm_rt_reply(rt, src, m.token, status);
+}
+
+/* Rank @dead's waits are dropped; a mutex it held goes to its next waiter, or is left
+ * ABANDONED for the next to lock it, each told that the holder died. */
+void dsm_rt_mutex_peer_dead(struct dsm_rt *rt, int dead)
+{
+	struct dsm_rt_mutexes *t = &rt->mutexes;
+
+	pthread_rwlock_wrlock(&t->lock);
+	for (size_t b = 0; b < t->nbuckets; b++) {
+		for (struct dsm_rt_mutex *mx = t->buckets[b]; mx; mx = mx->next) {
+			size_t n = dsm_ring_len(&mx->q), kept = 0;
+			struct dsm_rt_mutex_waiter w;
+
+			for (size_t i = 0; i < n; i++) {
+				w = *(struct dsm_rt_mutex_waiter *)dsm_ring_at(&mx->q, 0);
+				dsm_ring_pop(&mx->q);
+				if (w.rank != (uint32_t)dead && dsm_ring_push(&mx->q, &w) == 0)
+					kept++;
+			}
+			uint64_t v = atomic_load(&mx->word);
+
+			if (HOLDER(v) != HELD_BY(dead)) {
+				if (kept == 0)
+					atomic_fetch_and(&mx->word, ~WAITERS);
+				continue;
+			}
+			if (kept == 0) {
+				atomic_store(&mx->word, ABANDONED);
+				continue;
+			}
+			w = *(struct dsm_rt_mutex_waiter *)dsm_ring_at(&mx->q, 0);
+			dsm_ring_pop(&mx->q);
+			atomic_store(&mx->word, HELD_BY(w.rank) | (kept > 1 ? WAITERS : 0));
+			dsm_rt_reply(rt, (int)w.rank, w.token, DSM_RT_MUTEX_DEAD_HANDOFF);
+		}
+	}
+	pthread_rwlock_unlock(&t->lock);
 }
 
 int dsm_rt_mutex_init(struct dsm_rt *rt)
@@ -357,6 +403,8 @@ static int fast_path(struct dsm_rt *rt, uint64_t addr, enum dsm_rt_mutex_op op, 
 		v = 0;
 		if (atomic_compare_exchange_strong(&mx->word, &v, me))
 			*ret_p = 0;
+		else if (v == ABANDONED)
+			done = 0; /* the loop says who held it */
 		else if (op == DSM_RT_MUTEX_TRYLOCK)
 			*ret_p = -EBUSY;
 		else
@@ -387,6 +435,7 @@ static int mutex_op(const char *call, dsm_mutex_t *m, enum dsm_rt_mutex_op op)
 	                         .len = sizeof(req.u.mutex),
 	                         .token = &req.u.mutex.token,
 	                         .answer = DSM_RT_MSG_REPLY};
+	bool dead_holder = false;
 	int home, ret;
 
 	if (rt == NULL)
@@ -396,6 +445,12 @@ static int mutex_op(const char *call, dsm_mutex_t *m, enum dsm_rt_mutex_op op)
 		DSM_LOG(DSM_LOG_ERROR, "%s(%p): a dsm_mutex_t must live in allocated heap memory",
 		        call, (void *)m);
 		return -EINVAL;
+	}
+	/* A mutex lives in its home's table: it died with it. */
+	if (dsm_rt_live_home(rt, home) != home) {
+		DSM_LOG(DSM_LOG_ERROR, "%s(%p): its home, rank %d, died, and the mutex with it",
+		        call, (void *)m, home);
+		return DSM_ERR_PEER_DEAD;
 	}
 	/* The writes to multiple-writer memory made before an unlock are the next holder's. */
 	if (op == DSM_RT_MUTEX_UNLOCK)
@@ -420,6 +475,10 @@ static int mutex_op(const char *call, dsm_mutex_t *m, enum dsm_rt_mutex_op op)
 	req.u.mutex.op = op;
 	req.u.mutex.addr = addr;
 	ret = dsm_rt_submit(rt, &req);
+	if (ret == DSM_RT_MUTEX_DEAD_HANDOFF) {
+		dead_holder = true;
+		ret = 0;
+	}
 	if (ret == DSM_RT_MUTEX_HANDED_OFF) {
 		DSM_RT_COUNT(rt, lock_handoffs, 1);
 		ret = 0;
@@ -448,6 +507,18 @@ out:
 		dsm_rt_mw_acquire(rt);
 	if (ret == -EPERM)
 		DSM_LOG(DSM_LOG_ERROR, "%s(%p): this rank does not hold it", call, (void *)m);
+	if (ret == 0 && dead_holder) {
+		DSM_LOG(DSM_LOG_WARN,
+		        "%s(%p): its holder died holding it; this rank holds it now, and what it "
+		        "protects may be half-written",
+		        call, (void *)m);
+		ret = DSM_ERR_PEER_DEAD;
+	} else if (ret == DSM_ERR_PEER_DEAD) {
+		DSM_LOG(DSM_LOG_ERROR, "%s(%p): its home, rank %d, died, and the mutex with it",
+		        call, (void *)m, home);
+		if (op == DSM_RT_MUTEX_UNLOCK && home != rt->rank)
+			held_take(&rt->mutexes, addr); /* nothing left to unlock */
+	}
 	return ret;
 }
 

@@ -19,5 +19,7 @@ void dsm_rt_mutex_fini(struct dsm_rt *rt);
  * there is none), so that what comes after, a collective, sees those mutexes free.
  */
 int dsm_rt_mutex_fence(struct dsm_rt *rt);
+/* Rank @dead died: its waits go, and the mutexes it held pass on (DSM_ERR_PEER_DEAD). */
+void dsm_rt_mutex_peer_dead(struct dsm_rt *rt, int dead);
 
 #endif

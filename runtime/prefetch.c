@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/time.h"
 #include "runtime/cache.h"
+#include "runtime/death.h"
 #include "runtime/engine.h"
 #include "runtime/fatal.h"
 #include "runtime/heap.h"
@@ -130,6 +131,10 @@ static enum req_result request(struct dsm_rt *rt, uint64_t line, unsigned home, 
 
 	if (atomic_load_explicit(&pf->inflight, memory_order_relaxed) >= DSM_RT_PF_INFLIGHT)
 		return REQ_FULL;
+	/* The lines of a dead rank are fetched at their faults only (death.c holds them back
+	 * while they find their new home). */
+	if (dsm_rt_death_of_line(rt, line) >= 0)
+		return REQ_SKIPPED;
 	/* Read-ahead takes no room that evictions would have to make. */
 	if (dsm_rt_cache_tight(rt, atomic_load_explicit(&pf->inflight, memory_order_relaxed) + 1))
 		return REQ_FULL;
@@ -332,6 +337,32 @@ void dsm_rt_prefetch_fault(struct dsm_rt *rt, uint64_t line, const dsm_coh_span_
 	stream_drop(rt, victim);
 	stream_start(rt, victim, line, span);
 	victim->lru = pf->clock;
+}
+
+/* A rank died: read-ahead requests the engine forgot (their home was that rank) are not in
+ * flight any more. */
+void dsm_rt_prefetch_peer_dead(struct dsm_rt *rt)
+{
+	struct dsm_rt_prefetch *pf = &rt->pf;
+	bool again = true;
+
+	/* A removal shifts entries back: start over after each (the set is small). */
+	while (again && pf->set && pf->set_n) {
+		again = false;
+		for (size_t i = 0; i <= pf->set_mask && !again; i++) {
+			struct dsm_rt_pf_slot *e = &pf->set[i];
+			dsm_coh_line_info_t info;
+
+			if (e->key == 0 || !(e->flags & PF_FLY))
+				continue;
+			dsm_coh_line_info(rt->node, e->key - 1, &info);
+			if (info.state == DSM_COH_I) {
+				set_clear(pf, e, PF_FLY);
+				atomic_fetch_sub_explicit(&pf->inflight, 1, memory_order_release);
+				again = true;
+			}
+		}
+	}
 }
 
 bool dsm_rt_prefetch_arrived(struct dsm_rt *rt, uint64_t line)

@@ -45,6 +45,8 @@ void dsm_rt_prefetch_fault(struct dsm_rt *rt, uint64_t line, const dsm_coh_span_
                            bool write);
 /* @line is installed (dsm_rt_fault_end): true if it was a prefetch nobody faulted on. */
 bool dsm_rt_prefetch_arrived(struct dsm_rt *rt, uint64_t line);
+/* A rank died: forget the read-ahead requests that went to it. */
+void dsm_rt_prefetch_peer_dead(struct dsm_rt *rt);
 /* @line is zapped (invalidated, or given up to a writer). */
 void dsm_rt_prefetch_zapped(struct dsm_rt *rt, uint64_t line);
 /* The loop: requests queued hint lines; returns how many it looked at. */

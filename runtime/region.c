@@ -71,6 +71,8 @@ int dsm_rt_region_open(struct dsm_rt_region *r, void *base, size_t size)
 		want |= UFFD_FEATURE_THREAD_ID;
 	/* The faulting word, not its page, for the profile (profile.c). */
 	want |= kernel & UFFD_FEATURE_EXACT_ADDRESS;
+	/* Lines lost with a dead rank are poisoned (DSM_ON_DEATH=continue). */
+	want |= kernel & UFFD_FEATURE_POISON;
 	ret = dsm_uffd_handshake(r->uffd, want, NULL, NULL);
 	if (ret < 0) {
 		DSM_LOG(DSM_LOG_ERROR, "userfaultfd lacks write-protect faults: %s",
@@ -79,6 +81,7 @@ int dsm_rt_region_open(struct dsm_rt_region *r, void *base, size_t size)
 	}
 	r->thread_id = (want & UFFD_FEATURE_THREAD_ID) != 0;
 	r->exact = (want & UFFD_FEATURE_EXACT_ADDRESS) != 0;
+	r->poison = (want & UFFD_FEATURE_POISON) != 0;
 	if (ioctl(r->uffd, UFFDIO_REGISTER, &reg) < 0) {
 		DSM_LOG_ERRNO(DSM_LOG_ERROR, "UFFDIO_REGISTER MISSING|WP of %zu bytes at %p", size,
 		              base);
@@ -325,6 +328,31 @@ int dsm_rt_region_protect(struct dsm_rt_region *r, uint64_t addr, size_t len, bo
 			return -err;
 		}
 	}
+}
+
+int dsm_rt_region_poison(struct dsm_rt_region *r, uint64_t addr, size_t len)
+{
+	struct uffdio_poison p = {.range = {addr, len}};
+	int ret = dsm_rt_region_zap(r, addr, len);
+
+	if (ret < 0)
+		return ret;
+	while (ioctl(r->uffd, UFFDIO_POISON, &p) < 0) {
+		int err = errno;
+
+		if (err == EAGAIN && p.updated > 0) {
+			p.range.start += (uint64_t)p.updated;
+			p.range.len -= (uint64_t)p.updated;
+			p.updated = 0;
+			continue;
+		}
+		if (err == EEXIST) /* poisoned already */
+			return 0;
+		DSM_LOG(DSM_LOG_ERROR, "UFFDIO_POISON %#lx+%zu: %s", (unsigned long)addr, len,
+		        strerror(err));
+		return -err;
+	}
+	return 0;
 }
 
 int dsm_rt_region_zap(struct dsm_rt_region *r, uint64_t addr, size_t len)

@@ -23,6 +23,7 @@ struct dsm_rt_region {
 	size_t page_size;
 	bool thread_id; /* faults carry the faulting thread's id */
 	bool exact;     /* faults carry their exact address (UFFD_FEATURE_EXACT_ADDRESS) */
+	bool poison;    /* UFFDIO_POISON works (UFFD_FEATURE_POISON, Linux 6.6) */
 	int pagemap;    /* asynchronous regions: /proc/self/pagemap (else -1) */
 };
 
@@ -95,6 +96,8 @@ int dsm_rt_region_zap(struct dsm_rt_region *r, uint64_t addr, size_t len);
 
 /* Wakes threads asleep on faults in the range (a zap wakes nobody). */
 int dsm_rt_region_wake(struct dsm_rt_region *r, uint64_t addr, size_t len);
+/* Drops the range's pages and marks it poisoned: every access raises SIGBUS (a lost line). */
+int dsm_rt_region_poison(struct dsm_rt_region *r, uint64_t addr, size_t len);
 
 /*
  * Gives a held line up, in the only safe order: write-protect (the kernel

@@ -153,6 +153,16 @@ struct dsm_rt_coll {
 	bool active;     /* this rank has entered done + 1 */
 	unsigned round;  /* the round whose message it waits for */
 	struct dsm_rt_coll_sum sum;
+	/* After a death (coordinated: wire.h, struct dsm_rt_coll_sync). */
+	bool coordinated;
+	struct dsm_rt_coll_call call;    /* the call of done + 1, while active */
+	struct dsm_rt_coll_sum done_sum; /* the verdict of done */
+	struct dsm_rt_coll_peer {
+		uint64_t seq, done; /* what the rank said (done: or was released from) */
+		struct dsm_rt_coll_call call;
+	} * peers;          /* at the coordinator: per rank */
+	uint64_t known_seq; /* a collective finished by some rank, with its verdict */
+	struct dsm_rt_coll_sum known_sum;
 	/* Rounds that came ahead of this rank, for done + 1 and done + 2 (a rank is never
 	 * further ahead: it cannot finish a collective this one has not entered). */
 	struct {
@@ -352,6 +362,7 @@ struct dsm_rt_counters {
 	atomic_uint_fast64_t mw_faults, mw_twins, diffs_sent, diffs_merged, diff_bytes;
 	atomic_uint_fast64_t mw_invalidations, releases, acquires;
 	atomic_uint_fast64_t evictions_clean, evictions_dirty;
+	atomic_uint_fast64_t adopted_copies, lost_lines;
 };
 
 struct dsm_rt_stats {
@@ -384,6 +395,30 @@ struct dsm_rt_installs {
 	bool writable; /* all of it read-write, or all read-only */
 };
 
+/* ---- death.c: a dead rank the survivors outlive (DSM_ON_DEATH=continue) ----------------- */
+
+/* A message or fault for a line homed at a dead rank, held back at its new home until every
+ * survivor has sent its copies (death.c). */
+struct dsm_rt_parked {
+	int src; /* the sender, or -1: a fault of this rank */
+	dsm_coh_event_t ev;
+	void *data; /* the message's line, or NULL */
+};
+
+struct dsm_rt_death {
+	bool cont; /* DSM_ON_DEATH=continue */
+	atomic_int ndead;
+	_Atomic(unsigned char) *dead; /* per rank: 1 once dead here (dsm_dead_ranks reads it) */
+	/* At a new home: per dead rank, the survivors whose ADOPTED came (nranks bits each;
+	 * NULL: none yet), and whether every survivor's has come. */
+	uint64_t **adopted;
+	bool *complete;
+	int waiting; /* dead ranks homed here whose adoption is not complete */
+	struct dsm_rt_parked *parked;
+	size_t nparked, parked_cap;
+	uint64_t lost_logged; /* lost lines logged (the first few each get a line) */
+};
+
 /* ---- the rank ------------------------------------------------------------------------- */
 
 struct dsm_rt {
@@ -414,6 +449,7 @@ struct dsm_rt {
 	struct dsm_rt_prefetch pf;
 	struct dsm_rt_mw mw;
 	struct dsm_rt_cache cache;
+	struct dsm_rt_death death;
 	struct dsm_rt_stats stats;
 	struct dsm_rt_prof *prof; /* profile.c: NULL without DSM_PROFILE */
 };

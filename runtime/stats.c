@@ -61,6 +61,12 @@ void dsm_rt_count_coh(struct dsm_rt *rt, unsigned counter)
 	case DSM_COH_CNT_EVICT_DIRTY:
 		c = &rt->stats.cnt.evictions_dirty;
 		break;
+	case DSM_COH_CNT_ADOPTED:
+		c = &rt->stats.cnt.adopted_copies;
+		break;
+	case DSM_COH_CNT_LOST:
+		c = &rt->stats.cnt.lost_lines;
+		break;
 	default:
 		return;
 	}
@@ -143,6 +149,9 @@ static void fill_stats(struct dsm_rt *rt, dsm_stats_t *s)
 	s->cache_hwm_bytes = atomic_load(&rt->cache.hwm) * rt->cfg.line_size;
 	s->cache_limit_bytes = rt->cache.limit * rt->cfg.line_size;
 	s->msgs_rejected = ts.msgs_rejected;
+	s->dead_ranks = (uint64_t)atomic_load(&rt->death.ndead);
+	s->adopted_copies = atomic_load(&rt->stats.cnt.adopted_copies);
+	s->lost_lines = atomic_load(&rt->stats.cnt.lost_lines);
 }
 
 /* The smallest latency bound (µs) below which @q of the faults fall. */
@@ -182,9 +191,9 @@ void dsm_rt_stats_print(struct dsm_rt *rt)
 			       " %10.2f %10.2f %8" PRIu64 " %8" PRIu64 "\n",
 			       r, s->read_faults, s->write_faults, s->upgrades, s->inv_sent,
 			       s->inv_received, s->msgs_sent, s->msgs_received, s->msgs_dropped,
-			       s->msgs_rejected,
-			       (double)s->bytes_sent / 1e6, (double)s->bytes_received / 1e6,
-			       lat_quantile(s, 0.5), lat_quantile(s, 0.99));
+			       s->msgs_rejected, (double)s->bytes_sent / 1e6,
+			       (double)s->bytes_received / 1e6, lat_quantile(s, 0.5),
+			       lat_quantile(s, 0.99));
 		}
 		printf("%4s %10s %10s %11s %10s %10s %14s  %s\n", "rank", "stale", "holds",
 		       "holds_early", "sleeps", "naps", "missed_wakeups",

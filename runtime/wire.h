@@ -10,8 +10,9 @@
 
 /* Bumped with every change to these messages: dsm_init compares it across ranks. */
 /* 2: COH_BATCH carries lines; 3: migratory grants, WB CLEAN; 4: multiple-writer memory (MW,
- * MW_DATA, MW_DIFF); 5: MW_GET of several lines, answered by one MW_DATA. */
-#define DSM_RT_WIRE_VERSION 5
+ * MW_DATA, MW_DIFF); 5: MW_GET of several lines, answered by one MW_DATA; 6: a dead rank
+ * (DEAD, ADOPTED, COLL_SYNC, COLL_RELEASE; coherence ADOPT and LOST). */
+#define DSM_RT_WIRE_VERSION 6
 
 enum dsm_rt_msg_type {
 	DSM_RT_MSG_NONE = 0, /* never on the wire: a request that expects no answer (msg.h) */
@@ -26,7 +27,12 @@ enum dsm_rt_msg_type {
 	DSM_RT_MSG_MW_DATA, /* struct dsm_rt_mw_data, the lines' ids, their data: a GET's answer */
 	DSM_RT_MSG_MW_DIFF, /* struct dsm_rt_mw_diff, then diff records: a release */
 	DSM_RT_MSG_MW_GET,  /* struct dsm_rt_mw_get, then the lines: send their home copies */
-	DSM_RT_MSG_MAX = DSM_RT_MSG_MW_GET,
+	DSM_RT_MSG_DEAD,    /* struct dsm_rt_dead_msg: the sender takes rank @rank for dead */
+	DSM_RT_MSG_ADOPTED, /* struct dsm_rt_dead_msg: all the sender's copies of lines that dead
+	                       rank @rank homed have come to their new home (the receiver) */
+	DSM_RT_MSG_COLL_SYNC,    /* struct dsm_rt_coll_sync: collectives after a death (coll.c) */
+	DSM_RT_MSG_COLL_RELEASE, /* struct dsm_rt_coll_release: the coordinator's verdict */
+	DSM_RT_MSG_MAX = DSM_RT_MSG_COLL_RELEASE,
 };
 
 /*
@@ -91,6 +97,27 @@ struct dsm_rt_coll_round {
 	struct dsm_rt_coll_sum sum;
 };
 
+struct dsm_rt_dead_msg {
+	uint32_t rank;
+	uint32_t reserved;
+};
+
+/* Collectives after a death go through a coordinator, the lowest live rank: each rank tells
+ * it where it is (this, on entering a collective and after every death), and the
+ * coordinator answers a collective once every live rank has entered it, or once one rank
+ * says it finished it (with its verdict) before the death. */
+struct dsm_rt_coll_sync {
+	uint64_t seq;  /* the collective this rank is in, or 0 */
+	uint64_t done; /* the last it finished */
+	struct dsm_rt_coll_call call;
+	struct dsm_rt_coll_sum done_sum; /* done's verdict */
+};
+
+struct dsm_rt_coll_release {
+	uint64_t seq;
+	struct dsm_rt_coll_sum sum;
+};
+
 struct dsm_rt_mutex_msg {
 	uint32_t op;
 	uint32_t reserved;
@@ -100,6 +127,8 @@ struct dsm_rt_mutex_msg {
 
 /* The status of a REPLY that grants a LOCK after it waited in the queue (a hand-off). */
 #define DSM_RT_MUTEX_HANDED_OFF 1
+/* ... after its holder died: the new holder's dsm_mutex_lock says DSM_ERR_PEER_DEAD. */
+#define DSM_RT_MUTEX_DEAD_HANDOFF 2
 
 struct dsm_rt_free_msg {
 	uint64_t addr;

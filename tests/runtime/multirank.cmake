@@ -118,6 +118,15 @@ target_link_libraries(mr_reply_fail PRIVATE dsm_runtime MPI::MPI_C Threads::Thre
 dsm_add_test(NAME mr_reply_fail_2r_shm LABEL runtime TIMEOUT 60
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/reply_fail.sh ${MPIEXEC_EXECUTABLE} $<TARGET_FILE:mr_reply_fail>
   ENVIRONMENT DSM_PROVIDER=shm DSM_HEAP_SIZE=${DSM_MR_HEAP})
+# DSM_ON_DEATH=continue: the survivors of a kill go on, SIGBUS exactly on the lost lines.
+add_executable(mr_death mr_death.c)
+target_link_libraries(mr_death PRIVATE dsm_runtime MPI::MPI_C Threads::Threads)
+dsm_add_test(NAME mr_death_3r_shm LABEL runtime TIMEOUT 120
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/death.sh ${MPIEXEC_EXECUTABLE} $<TARGET_FILE:mr_death>
+  ENVIRONMENT DSM_PROVIDER=shm DSM_HEAP_SIZE=${DSM_MR_HEAP})
+dsm_add_test(NAME mr_death_3r_tcp LABEL runtime TIMEOUT 120
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/death.sh ${MPIEXEC_EXECUTABLE} $<TARGET_FILE:mr_death>
+  ENVIRONMENT "DSM_PROVIDER=tcp\\;ofi_rxm" DSM_HEAP_SIZE=${DSM_MR_HEAP})
 # As a user runs it: hydra kills the survivors itself; nothing may stay in /dev/shm.
 dsm_add_test(NAME mr_kill_plain_3r_shm LABEL runtime TIMEOUT 90
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/kill_rank.sh ${MPIEXEC_EXECUTABLE} 3 $<TARGET_FILE:mr_kill> plain

@@ -1,0 +1,304 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * DSM_ON_DEATH=continue, 3 ranks: the last rank (the victim) SIGKILLs itself while the
+ * others read and write lines homed at it and at themselves, and wait on a mutex it
+ * holds. The survivors must then get SIGBUS exactly on the lines whose only copy died
+ * (a handler catches each and checks its address), read every other value intact, see
+ * the lines homed at the victim written on and kept coherent at their new home, get the
+ * victim's mutex with DSM_ERR_PEER_DEAD once, and finish a barrier and dsm_finalize.
+ *
+ * The lines, 4 KiB each, homed cyclically (line L at rank L % 3); per home, by index j:
+ *   homed at the victim:  j 0-3 A: the victim wrote them, the survivors read them (kept)
+ *                         j 4-7 B: rank 1 wrote them (modified there: kept)
+ *                         j 8-9 C: the victim wrote them, nobody else read them (lost)
+ *                         j 10-11 D: never touched (lost: the victim's home copy died)
+ *                         j 12-15 W: written by rank 1 and read by rank 0 during the kill
+ *                         j 16: a mutex (lost with its home)
+ *   homed at rank 0 / 1:  j 0-3 E: the victim wrote them last (modified there: lost)
+ *                         j 4-7 F: the home wrote them, the victim and the other read them
+ *                         j 8: a mutex the victim holds when it dies (homed at rank 0)
+ *                         j 9: rank 1's last W values (homed at rank 1)
+ * Exits 0 on a survivor whose checks all passed; prints "N passed, M failed" per rank.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <dsm.h>
+#include <mpi.h>
+
+static int rank, pass, fail;
+
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (cond) {                                                                        \
+			pass++;                                                                    \
+		} else {                                                                           \
+			fail++;                                                                    \
+			fprintf(stderr, "[rank %d] FAIL %s:%d: %s\n", rank, __FILE__, __LINE__,    \
+			        #cond);                                                            \
+		}                                                                                  \
+	} while (0)
+
+#define VICTIM 2
+#define PER    24 /* lines per home */
+#define WORDS  512
+
+static volatile long *heap;
+static atomic_int stop;
+static long w_last[4];
+
+static long *line_at(int home, int j)
+{
+	return (long *)(heap + (size_t)(3 * j + home) * WORDS);
+}
+
+static long value(int home, int j, int salt)
+{
+	return salt * 100000L + home * 1000 + j;
+}
+
+/* ---- probes that survive a SIGBUS ---- */
+
+static sigjmp_buf probe_env;
+static void *volatile bus_addr;
+static volatile int probing;
+
+static void on_bus(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	if (!probing)
+		_exit(7);
+	bus_addr = si->si_addr;
+	siglongjmp(probe_env, 1);
+}
+
+/* Reads word @w of the line (or writes @v there when @write): 1 if it raised SIGBUS. */
+static int probe(long *line, int w, int write, long v, long *out)
+{
+	bus_addr = NULL;
+	probing = 1;
+	if (sigsetjmp(probe_env, 1)) {
+		probing = 0;
+		return 1;
+	}
+	if (write)
+		((volatile long *)line)[w] = v;
+	else
+		*out = ((volatile long *)line)[w];
+	probing = 0;
+	return 0;
+}
+
+static void *churn_writer(void *arg)
+{
+	(void)arg;
+	for (long k = 1; !atomic_load(&stop); k++)
+		for (int i = 0; i < 4; i++) {
+			line_at(VICTIM, 12 + i)[1] = k;
+			w_last[i] = k;
+		}
+	return NULL;
+}
+
+static void *churn_reader(void *arg)
+{
+	long sum = 0;
+
+	(void)arg;
+	while (!atomic_load(&stop))
+		for (int i = 0; i < 4; i++)
+			sum += line_at(VICTIM, 12 + i)[1];
+	return (void *)sum;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa;
+	dsm_mutex_t *mx0, *mxv;
+	pthread_t th;
+	int provided, dead[4], n, expected_bus = 0, got_bus = 0;
+
+	MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
+	if (dsm_init(NULL) != 0)
+		return 2;
+	rank = dsm_rank();
+	if (dsm_nranks() != 3) {
+		fprintf(stderr, "mr_death runs on 3 ranks\n");
+		return 2;
+	}
+	printf("pid %d\n", (int)getpid());
+	fflush(stdout);
+	heap = dsm_all_alloc((size_t)3 * PER * WORDS * sizeof(long), DSM_DIST_CYCLIC);
+	if (heap == NULL)
+		return 2;
+	mx0 = (dsm_mutex_t *)line_at(0, 8);
+	mxv = (dsm_mutex_t *)line_at(VICTIM, 16);
+	if (rank == 0) {
+		CHECK(dsm_mutex_init(mx0) == 0);
+		CHECK(dsm_mutex_init(mxv) == 0);
+	}
+	dsm_barrier();
+
+	/* Writes. */
+	for (int j = 0; j < 4; j++) {
+		if (rank == VICTIM) {
+			long *a = line_at(VICTIM, j), *w = line_at(VICTIM, 12 + j);
+
+			a[0] = a[WORDS - 1] = value(VICTIM, j, 1);
+			w[0] = value(VICTIM, 12 + j, 1);
+			for (int h = 0; h < 2; h++) {
+				long *e = line_at(h, j);
+
+				e[0] = e[WORDS - 1] = value(h, j, 5);
+			}
+		}
+		if (rank == 1) {
+			long *b = line_at(VICTIM, 4 + j);
+
+			b[0] = b[WORDS - 1] = value(VICTIM, 4 + j, 2);
+		}
+		if (rank < 2) {
+			long *f = line_at(rank, 4 + j);
+
+			f[0] = f[WORDS - 1] = value(rank, 4 + j, 3);
+		}
+	}
+	if (rank == VICTIM)
+		for (int j = 8; j < 10; j++)
+			line_at(VICTIM, j)[0] = value(VICTIM, j, 4);
+	dsm_barrier();
+	/* Reads: read-only copies. */
+	{
+		long sum = 0;
+
+		for (int j = 0; j < 4; j++) {
+			if (rank != VICTIM) {
+				sum += line_at(VICTIM, j)[0] + line_at(VICTIM, 12 + j)[0];
+				sum += line_at(1 - rank, 4 + j)[0];
+			} else {
+				sum += line_at(0, 4 + j)[0] + line_at(1, 4 + j)[0];
+			}
+		}
+		if (sum == 42)
+			printf("(never)\n");
+	}
+	dsm_barrier();
+	if (rank == VICTIM)
+		CHECK(dsm_mutex_lock(mx0) == 0);
+	dsm_barrier();
+
+	if (rank == VICTIM) {
+		struct timespec ts;
+
+		sleep_ms(300); /* the survivors are at work on its lines, and wait for its mutex */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		printf("killed at %lld\n", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+		fflush(stdout);
+		raise(SIGKILL);
+	}
+
+	pthread_create(&th, NULL, rank == 1 ? churn_writer : churn_reader, NULL);
+	if (rank == 1) {
+		/* Waits behind the victim, which dies holding it. */
+		CHECK(dsm_mutex_lock(mx0) == DSM_ERR_PEER_DEAD);
+		CHECK(dsm_mutex_unlock(mx0) == 0);
+		CHECK(dsm_mutex_lock(mx0) == 0);
+		CHECK(dsm_mutex_unlock(mx0) == 0);
+	}
+	while ((n = dsm_dead_ranks(dead, 4)) == 0)
+		sleep_ms(10);
+	CHECK(n == 1 && dead[0] == VICTIM);
+	sleep_ms(200); /* the churn goes on at the lines' new home */
+	atomic_store(&stop, 1);
+	pthread_join(th, NULL);
+	if (rank == 1)
+		for (int i = 0; i < 4; i++)
+			line_at(1, 9)[i] = w_last[i];
+	dsm_barrier(); /* among the survivors */
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_bus;
+	sa.sa_flags = SA_SIGINFO;
+	sigaction(SIGBUS, &sa, NULL);
+	for (int j = 0; j < 4; j++) {
+		long v = 0;
+		long *a = line_at(VICTIM, j), *b = line_at(VICTIM, 4 + j),
+		     *w = line_at(VICTIM, 12 + j);
+
+		CHECK(probe(a, 0, 0, 0, &v) == 0 && v == value(VICTIM, j, 1));
+		CHECK(probe(a, WORDS - 1, 0, 0, &v) == 0 && v == value(VICTIM, j, 1));
+		CHECK(probe(b, 0, 0, 0, &v) == 0 && v == value(VICTIM, 4 + j, 2));
+		CHECK(probe(b, WORDS - 1, 0, 0, &v) == 0 && v == value(VICTIM, 4 + j, 2));
+		CHECK(probe(w, 0, 0, 0, &v) == 0 && v == value(VICTIM, 12 + j, 1));
+		CHECK(probe(w, 1, 0, 0, &v) == 0 && v == line_at(1, 9)[j] && v > 0);
+		for (int h = 0; h < 2; h++) {
+			long *f = line_at(h, 4 + j), *e = line_at(h, j);
+
+			CHECK(probe(f, 0, 0, 0, &v) == 0 && v == value(h, 4 + j, 3));
+			CHECK(probe(f, WORDS - 1, 0, 0, &v) == 0 && v == value(h, 4 + j, 3));
+			/* E: the victim held them modified. */
+			expected_bus++;
+			if (probe(e, 0, rank == h, 1, &v)) {
+				got_bus++;
+				CHECK(bus_addr == (void *)e);
+			} else {
+				fprintf(stderr, "[rank %d] line E(%d,%d) did not raise SIGBUS\n",
+				        rank, h, j);
+			}
+		}
+	}
+	for (int j = 8; j < 12; j++) {
+		long v = 0, *c = line_at(VICTIM, j);
+
+		/* C and D: homed at the victim, no survivor had a copy. */
+		expected_bus++;
+		if (probe(c, 3, j & 1, 1, &v)) {
+			got_bus++;
+			CHECK(bus_addr == (void *)(c + 3));
+		} else {
+			fprintf(stderr, "[rank %d] line C/D %d did not raise SIGBUS\n", rank, j);
+		}
+	}
+	/* Poisoned for good: the same access raises SIGBUS again. */
+	{
+		long v;
+
+		expected_bus++;
+		got_bus += probe(line_at(VICTIM, 8), 0, 0, 0, &v);
+	}
+	printf("SIGBUS on %d of the %d accesses to lost lines\n", got_bus, expected_bus);
+	CHECK(got_bus == expected_bus);
+	CHECK(dsm_mutex_lock(mxv) == DSM_ERR_PEER_DEAD);
+
+	dsm_stats_t st = {.struct_size = sizeof(st)};
+	CHECK(dsm_stats(&st) == 0);
+	printf("stats: dead_ranks %llu adopted_copies %llu lost_lines %llu\n",
+	       (unsigned long long)st.dead_ranks, (unsigned long long)st.adopted_copies,
+	       (unsigned long long)st.lost_lines);
+	CHECK(st.dead_ranks == 1);
+	CHECK(st.lost_lines == 12);
+	CHECK(st.adopted_copies >= 8);
+
+	dsm_barrier();
+	CHECK(dsm_finalize() == 0);
+	printf("%d passed, %d failed\n", pass, fail);
+	fflush(stdout);
+	/* Not MPI_Finalize: it would wait for the dead rank (README, "When a rank dies"). */
+	return fail != 0 || pass == 0;
+}
