@@ -1022,6 +1022,220 @@ static void evict_refused(void **st)
 }
 
 /* S: the copy stays until the home's INV takes it, as any invalidation would. */
+static int ev_dead(dsm_coh_node_t *n, unsigned dead, unsigned adopter)
+{
+	dsm_coh_event_t ev = {.type = DSM_COH_EV_PEER_DEAD, .home = dead, .adopter = adopter};
+
+	acts.n = 0;
+	return dsm_coh_handle(n, &ev, &acts);
+}
+
+static const dsm_coh_action_t *send_for(uint64_t line, int type)
+{
+	for (size_t j = 0; j < acts.n; j++)
+		if (acts.v[j].type == DSM_COH_ACT_SEND && acts.v[j].line == line &&
+		    acts.v[j].msg.type == type)
+			return &acts.v[j];
+	return NULL;
+}
+
+static bool has_action(uint64_t line, int type)
+{
+	for (size_t j = 0; j < acts.n; j++)
+		if (acts.v[j].type == type && acts.v[j].line == line)
+			return true;
+	return false;
+}
+
+/* Rank 1 of 3 holds lines homed at rank 2 in every state when rank 2 dies (heir: rank 0):
+ * copies go to the heir, requests in flight are forgotten and their threads woken. */
+static void death_cache_side(void **st)
+{
+	dsm_coh_node_t *n = mk(1, 3, DSM_COH_DATA_INLINE);
+	const dsm_coh_action_t *a;
+	uint64_t ls = L0, lis = L0 + 1, lm = L0 + 2, lsm = L0 + 3, le = L0 + 4, own = L0 + 5;
+
+	(void)st;
+	ev_fault(n, ls, 2, 0);
+	ev_msg(n, DSM_COH_MSG_GRANT_S, 2, ls, DSM_COH_MSGF_DATA);
+	ev_simple(n, DSM_COH_EV_HOLD_DONE, ls);
+	ev_fault(n, lis, 2, 0);
+	ev_fault(n, lm, 2, 1);
+	ev_msg(n, DSM_COH_MSG_GRANT_M, 2, lm, DSM_COH_MSGF_DATA);
+	ev_fault(n, lsm, 2, 0);
+	ev_msg(n, DSM_COH_MSG_GRANT_S, 2, lsm, DSM_COH_MSGF_DATA);
+	ev_simple(n, DSM_COH_EV_HOLD_DONE, lsm);
+	ev_fault(n, lsm, 2, 1); /* an upgrade in flight */
+	ev_fault(n, le, 2, 0);
+	ev_msg(n, DSM_COH_MSG_GRANT_M, 2, le, DSM_COH_MSGF_DATA); /* a migratory grant: E */
+	ev_simple(n, DSM_COH_EV_HOLD_DONE, le);
+	ev_fault(n, own, 0, 1); /* homed at a survivor: untouched */
+	assert_int_equal(state(n, le), DSM_COH_E);
+	assert_int_equal(state(n, lm), DSM_COH_M);
+
+	assert_int_equal(ev_dead(n, 2, 0), 0);
+	a = send_for(ls, DSM_COH_MSG_ADOPT);
+	assert_non_null(a);
+	assert_int_equal(a->peer, 0);
+	assert_int_equal(a->msg.flags, DSM_COH_MSGF_DATA);
+	assert_int_equal(a->src, DSM_COH_SRC_MAP);
+	a = send_for(lm, DSM_COH_MSG_ADOPT);
+	assert_non_null(a);
+	assert_int_equal(a->msg.flags, DSM_COH_MSGF_OWNER); /* the copy stays the line */
+	a = send_for(le, DSM_COH_MSG_ADOPT);
+	assert_non_null(a);
+	assert_int_equal(a->msg.flags, DSM_COH_MSGF_OWNER | DSM_COH_MSGF_DATA);
+	a = send_for(lsm, DSM_COH_MSG_ADOPT);
+	assert_non_null(a);
+	assert_int_equal(a->msg.flags, DSM_COH_MSGF_DATA);
+	assert_null(send_for(lis, DSM_COH_MSG_ADOPT));
+	assert_true(has_action(lis, DSM_COH_ACT_WAKE));
+	assert_true(has_action(lsm, DSM_COH_ACT_WAKE));
+	assert_false(has_action(own, DSM_COH_ACT_WAKE));
+	assert_int_equal(counted(DSM_COH_CNT_ADOPTED), 4);
+	assert_int_equal(state(n, ls), DSM_COH_S);
+	assert_int_equal(state(n, lis), DSM_COH_I);
+	assert_int_equal(state(n, lm), DSM_COH_M);
+	assert_int_equal(state(n, lsm), DSM_COH_S);
+	assert_int_equal(state(n, own), DSM_COH_IM);
+	/* Twice is once. */
+	assert_int_equal(ev_dead(n, 2, 0), 0);
+	EXPECT_NONE();
+	/* Nothing from the dead counts. */
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_INV, 2, ls, 0), DSM_ERR_PROTOCOL);
+	/* The woken threads ask the heir; the upgrade goes again. */
+	assert_int_equal(ev_fault(n, lis, 0, 0), 0);
+	expect_send(0, DSM_COH_MSG_GET_S, 0);
+	assert_int_equal(ev_fault(n, lsm, 0, 1), 0);
+	expect_send(0, DSM_COH_MSG_GET_M, 0);
+	/* The heir says the line is lost: poisoned and woken, never installed. */
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_LOST, 0, lis, DSM_COH_MSGF_DATA), DSM_ERR_PROTOCOL);
+	acts.n = 0;
+	{
+		dsm_coh_event_t ev = {.type = DSM_COH_EV_MSG};
+
+		ev.msg = (dsm_coh_msg_t){
+		        .type = DSM_COH_MSG_LOST, .src = 0, .reserved = 2, .line = lis};
+		assert_int_equal(dsm_coh_handle(n, &ev, &acts), 0);
+	}
+	EXPECT(DSM_COH_ACT_POISON, DSM_COH_ACT_WAKE);
+	assert_int_equal(nth(0)->msg.reserved, 2);
+	assert_int_equal(counted(DSM_COH_CNT_LOST), 1);
+	assert_int_equal(state(n, lis), DSM_COH_I);
+	/* LOST only answers a request without a copy. */
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_LOST, 0, ls, 0), DSM_ERR_PROTOCOL);
+	dsm_coh_node_destroy(n);
+}
+
+static dsm_coh_dir_state_t dir_state(dsm_coh_node_t *n, uint64_t line)
+{
+	dsm_coh_dir_info_t di;
+
+	dsm_coh_dir_info(n, line, &di);
+	return di.state;
+}
+
+/* Rank 0 of 3 is home; rank 2 dies owning a line, sharing one, owing a write-back, and
+ * waiting for a grant. */
+static void death_home_side(void **st)
+{
+	dsm_coh_node_t *n = mk(0, 3, DSM_COH_DATA_INLINE);
+	uint64_t owned = L0, shared = L0 + 1, wb = L0 + 2, asked = L0 + 3, acked = L0 + 4;
+
+	(void)st;
+	ev_msg(n, DSM_COH_MSG_GET_M, 2, owned, 0);
+	ev_msg(n, DSM_COH_MSG_DONE, 2, owned, 0);
+	ev_msg(n, DSM_COH_MSG_GET_S, 2, shared, 0);
+	ev_msg(n, DSM_COH_MSG_DONE, 2, shared, 0);
+	ev_msg(n, DSM_COH_MSG_GET_S, 1, shared, 0);
+	ev_msg(n, DSM_COH_MSG_DONE, 1, shared, 0);
+	ev_msg(n, DSM_COH_MSG_GET_M, 2, wb, 0);
+	ev_msg(n, DSM_COH_MSG_DONE, 2, wb, 0);
+	ev_msg(n, DSM_COH_MSG_GET_S, 1, wb, 0); /* FWD_S to rank 2: waits for its WB */
+	ev_msg(n, DSM_COH_MSG_GET_S, 1, asked, 0);
+	ev_msg(n, DSM_COH_MSG_DONE, 1, asked, 0);
+	ev_msg(n, DSM_COH_MSG_GET_S, 2, asked, 0);
+	ev_msg(n, DSM_COH_MSG_DONE, 2, asked, 0);
+	ev_msg(n, DSM_COH_MSG_GET_M, 1, asked, 0); /* INV to rank 2: waits for its ack */
+	ev_msg(n, DSM_COH_MSG_GET_M, 2, acked, 0); /* granted, no DONE yet */
+	ev_msg(n, DSM_COH_MSG_GET_S, 1, acked, 0); /* queued behind it */
+
+	assert_int_equal(ev_dead(n, 2, 1), 0);
+	assert_int_equal(dir_state(n, owned), DSM_COH_DIR_LOST);
+	assert_int_equal(dir_state(n, shared), DSM_COH_DIR_S);
+	assert_false(dsm_coh_dir_is_sharer(n, shared, 2));
+	assert_true(dsm_coh_dir_is_sharer(n, shared, 1));
+	assert_int_equal(dir_state(n, wb), DSM_COH_DIR_LOST);
+	assert_non_null(send_for(wb, DSM_COH_MSG_LOST));
+	assert_int_equal(send_for(wb, DSM_COH_MSG_LOST)->peer, 1);
+	assert_int_equal(send_for(wb, DSM_COH_MSG_LOST)->msg.reserved, 2);
+	/* Rank 2's ack counts as given: rank 1 gets the line (an upgrade: no data). */
+	assert_non_null(send_for(asked, DSM_COH_MSG_GRANT_M));
+	assert_int_equal(send_for(asked, DSM_COH_MSG_GRANT_M)->peer, 1);
+	/* Granted to the dead: lost with it, and the queued reader is told so. */
+	assert_int_equal(dir_state(n, acked), DSM_COH_DIR_LOST);
+	assert_non_null(send_for(acked, DSM_COH_MSG_LOST));
+	/* Every later request for a lost line is answered LOST, with no transaction. */
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_GET_M, 1, owned, 0), 0);
+	EXPECT(DSM_COH_ACT_SEND);
+	expect_send(0, DSM_COH_MSG_LOST, 1);
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_GET_S, 1, owned, 0), 0);
+	expect_send(0, DSM_COH_MSG_LOST, 1);
+	/* The home's own fault on a lost line: poisoned here. */
+	assert_int_equal(ev_fault(n, owned, 0, 0), 0);
+	EXPECT(DSM_COH_ACT_POISON, DSM_COH_ACT_WAKE);
+	dsm_coh_node_destroy(n);
+}
+
+/* The heir takes the survivors' copies of the dead rank's lines; the lines nobody had are
+ * lost. */
+static void death_heir(void **st)
+{
+	dsm_coh_node_t *n = mk(0, 3, DSM_COH_DATA_INLINE);
+	uint64_t sh = L0, ow = L0 + 1, none = L0 + 2, mine = L0 + 3;
+	dsm_coh_event_t lost = {.type = DSM_COH_EV_LOST_LINE, .home = 2};
+
+	(void)st;
+	/* The heir's own read-only copy goes into its home segment as it adopts it. */
+	ev_fault(n, mine, 2, 0);
+	ev_msg(n, DSM_COH_MSG_GRANT_S, 2, mine, DSM_COH_MSGF_DATA);
+	ev_simple(n, DSM_COH_EV_HOLD_DONE, mine);
+	assert_int_equal(ev_dead(n, 2, 0), 0);
+	EXPECT(DSM_COH_ACT_STORE_HOME);
+	assert_int_equal(nth(0)->src, DSM_COH_SRC_MAP);
+	assert_int_equal(dir_state(n, mine), DSM_COH_DIR_S);
+	assert_true(dsm_coh_dir_is_sharer(n, mine, 0));
+
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_ADOPT, 1, sh, 0), DSM_ERR_PROTOCOL); /* no data */
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_ADOPT, 1, sh, DSM_COH_MSGF_DATA), 0);
+	EXPECT(DSM_COH_ACT_STORE_HOME);
+	assert_int_equal(nth(0)->src, DSM_COH_SRC_MSG);
+	assert_int_equal(dir_state(n, sh), DSM_COH_DIR_S);
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_ADOPT, 1, ow, DSM_COH_MSGF_OWNER), 0);
+	EXPECT_NONE();
+	assert_int_equal(dir_state(n, ow), DSM_COH_DIR_M);
+	/* Single writer held: a second claim on an owned line is refused. */
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_ADOPT, 1, ow, DSM_COH_MSGF_DATA), DSM_ERR_PROTOCOL);
+	/* Adopted lines are served as usual: a read of the owned one forwards to its owner. */
+	assert_int_equal(ev_fault(n, ow, 0, 0), 0);
+	assert_non_null(send_for(ow, DSM_COH_MSG_FWD_S));
+	assert_int_equal(send_for(ow, DSM_COH_MSG_FWD_S)->peer, 1);
+	lost.line = sh;
+	acts.n = 0;
+	assert_int_equal(dsm_coh_handle(n, &lost, &acts), 0); /* adopted: nothing happens */
+	assert_int_equal(dir_state(n, sh), DSM_COH_DIR_S);
+	lost.line = none;
+	assert_int_equal(dsm_coh_handle(n, &lost, &acts), 0);
+	assert_int_equal(dir_state(n, none), DSM_COH_DIR_LOST);
+	assert_int_equal(ev_msg(n, DSM_COH_MSG_GET_S, 1, none, 0), 0);
+	expect_send(0, DSM_COH_MSG_LOST, 1);
+	assert_int_equal(nth(0)->msg.reserved, 2);
+	/* Only for a rank this node knows dead. */
+	lost.home = 1;
+	assert_int_equal(dsm_coh_handle(n, &lost, &acts), -EINVAL);
+	dsm_coh_node_destroy(n);
+}
+
 static void evict_shared_copy(void **st)
 {
 	dsm_coh_node_t *n = mk(1, 3, DSM_COH_DATA_INLINE);
@@ -1638,6 +1852,9 @@ int main(void)
 	        cmocka_unit_test(batch_rule),
 	        cmocka_unit_test(exclusive_clean_line),
 	        cmocka_unit_test(home_migratory_lines),
+	        cmocka_unit_test(death_cache_side),
+	        cmocka_unit_test(death_home_side),
+	        cmocka_unit_test(death_heir),
 	        cmocka_unit_test(evict_refused),
 	        cmocka_unit_test(evict_shared_copy),
 	        cmocka_unit_test(evict_modified_copy),
