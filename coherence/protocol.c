@@ -1131,7 +1131,7 @@ static int dir_peer_dead(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned dead, dsm
 		}
 		return dir_next(n, d, a);
 	default:
-		return DSM_ERR_PROTOCOL;
+		return 0; /* a transaction always waits for something (dir_start) */
 	}
 }
 

@@ -123,11 +123,11 @@ static void finish(struct dsm_rt *rt)
 {
 	struct dsm_rt_coll *c = &rt->coll;
 	uint64_t seq = ++c->done;
-
-	c->done_sum = c->sum;
 	struct dsm_rt_req *r = dsm_rt_req_take(rt, DSM_RT_MSG_COLL, seq);
 	struct verdict v = {.status = c->sum.bad_rank == DSM_RT_COLL_NO_RANK ? 0 : DSM_ERR_MISMATCH,
 	                    .sum = c->sum};
+
+	c->done_sum = c->sum; /* what a coordinator after a death may need from us */
 
 	c->active = false;
 	if (r == NULL) {

@@ -44,8 +44,9 @@ int dsm_rt_fault_drain(struct dsm_rt *rt)
 			             "(freed, or never handed out)",
 			             (unsigned long long)f.addr);
 		if (dsm_rt_mw_fault(rt, &f, (uint64_t)line, home))
-			continue;                  /* multiple-writer memory: mw.c */
-		home = dsm_rt_live_home(rt, home); /* its home died: where its lines went */
+			continue; /* multiple-writer memory: mw.c */
+		/* Its home died: where its lines went. */
+		home = dsm_rt_live_home(rt, home);
 		dsm_rt_prof_fault(rt, (uint64_t)line, f.exact, f.write);
 		dsm_rt_cache_touch(rt, (uint64_t)line);
 		ev = (dsm_coh_event_t){.type = f.write ? DSM_COH_EV_WRITE_FAULT
@@ -83,7 +84,8 @@ int dsm_rt_fault_drain(struct dsm_rt *rt)
 	return n;
 }
 
-#define STALL_NS (10 * 1000000000ull) /* a fault this old is reported, once */
+#define STALL_NS      (10 * 1000000000ull) /* a fault this old is reported, once */
+#define DEAD_STALL_NS (20 * 1000000000ull) /* ... and after a death ends the rank */
 
 /*
  * A fault that waits for seconds means a lost message, a wedged transport or a peer that
@@ -103,6 +105,22 @@ void dsm_rt_fault_stall_check(struct dsm_rt *rt, uint64_t now)
 	if (now < rt->holds.next_stall_check)
 		return;
 	rt->holds.next_stall_check = now + 1000000000ull;
+	/* After a death (DSM_ON_DEATH=continue) a wait this long is the dead rank's doing: it
+	 * died inside a transfer that the provider cannot abandon (TRAPS.md, "A dead rank and
+	 * shm"). End the rank rather than hang. */
+	for (size_t i = 0; atomic_load(&rt->death.ndead) && i < rt->holds.nfaults; i++) {
+		struct dsm_rt_pending_fault *f = &rt->holds.faults[i];
+
+		if (now - f->t0_ns >= DEAD_STALL_NS)
+			dsm_rt_fatal(
+			        rt,
+			        "a fault on line %llu has waited %.0f s since a rank died: the "
+			        "transport is wedged by the dead rank (libfabric's shm provider "
+			        "cannot get past a send the dead rank was making to this rank; "
+			        "use DSM_PROVIDER=tcp with DSM_ON_DEATH=continue); this rank "
+			        "exits",
+			        (unsigned long long)f->line, (double)(now - f->t0_ns) / 1e9);
+	}
 	for (size_t i = 0; i < rt->holds.nfaults; i++) {
 		struct dsm_rt_pending_fault *f = &rt->holds.faults[i];
 
@@ -115,7 +133,7 @@ void dsm_rt_fault_stall_check(struct dsm_rt *rt, uint64_t now)
 	}
 	if (n == 0 || dsm_log_level() < DSM_LOG_WARN)
 		return;
-	home = dsm_rt_alloc_home(&rt->alloc, first->line, NULL);
+	home = dsm_rt_live_home(rt, dsm_rt_alloc_home(&rt->alloc, first->line, NULL));
 	DSM_LOG(DSM_LOG_WARN,
 	        "a fault on line %llu (address %p, home rank %d) has waited %.0f s (%zu faults "
 	        "passed 10 s since the last report); what the transport waits for follows",

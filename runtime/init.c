@@ -466,31 +466,39 @@ DSM_EXPORT int dsm_init_comm(MPI_Comm comm, const dsm_config_t *cfg)
 }
 
 /*
- * After a death (DSM_ON_DEATH=continue) MPI's collectives would wait for the dead rank for
- * ever, MPI_Finalize included: the survivors meet through libdsm's own collectives, which go
- * on without it, and leave MPI as it is (README, "When a rank dies").
+ * DSM_ON_DEATH=continue: a rank may die at any point here, and MPI's collectives would then
+ * wait for it for ever, MPI_Finalize included. The ranks meet through libdsm's own
+ * collectives, which go on among the survivors, and after a death leave MPI as it is
+ * (README, "When a rank dies").
  */
-static int finalize_survivor(struct dsm_rt *rt)
+static int finalize_continue(struct dsm_rt *rt)
 {
-	int ndead = atomic_load(&rt->death.ndead);
+	int ndead, ret = 0;
 
-	/* Keep serving until every survivor has passed the collective, then stop. */
+	/* Keep serving until every live rank has passed the collective, then stop. */
 	if (dsm_rt_collective(rt, DSM_RT_COLL_BARRIER, 0, 0) < 0)
-		DSM_LOG(DSM_LOG_WARN, "dsm_finalize: the survivors' last barrier failed");
-	if (rt->cfg.stats)
+		DSM_LOG(DSM_LOG_WARN, "dsm_finalize: the last barrier failed");
+	ndead = atomic_load(&rt->death.ndead);
+	if (rt->cfg.stats && ndead)
 		DSM_LOG(DSM_LOG_INFO, "DSM_STATS: not gathered after a death (MPI would wait for "
-		                      "the dead); dsm_stats() still answers until dsm_finalize");
+		                      "the dead); dsm_stats() answers until dsm_finalize");
+	else if (rt->cfg.stats)
+		dsm_rt_stats_print(rt);
 	dsm_rt_loop_stop(rt);
+	ndead = atomic_load(&rt->death.ndead); /* the loop, which learns of deaths, is done */
 	dsm_rt_prof_write(rt);
 	atomic_store_explicit(&dsm_rt_g, NULL, memory_order_release);
 	teardown(rt);
-	DSM_LOG(DSM_LOG_WARN,
-	        "dsm_finalize: %d rank%s died, so MPI is not finalized (MPI_Finalize would wait "
-	        "for %s); exit without calling MPI",
-	        ndead, ndead > 1 ? "s" : "", ndead > 1 ? "them" : "it");
+	if (ndead == 0)
+		ret = dsm_rt_boot_fini();
+	else
+		DSM_LOG(DSM_LOG_WARN,
+		        "dsm_finalize: %d rank%s died, so MPI is not finalized (MPI_Finalize would "
+		        "wait for %s); exit without calling MPI",
+		        ndead, ndead > 1 ? "s" : "", ndead > 1 ? "them" : "it");
 	dsm_log_set_rank(-1);
 	free(rt);
-	return 0;
+	return ret;
 }
 
 DSM_EXPORT int dsm_finalize(void)
@@ -508,8 +516,8 @@ DSM_EXPORT int dsm_finalize(void)
 	ret = dsm_rt_collective(rt, DSM_RT_COLL_FINALIZE, 0, 0);
 	if (ret < 0)
 		return ret;
-	if (atomic_load(&rt->death.ndead))
-		return finalize_survivor(rt);
+	if (rt->death.cont)
+		return finalize_continue(rt);
 	if (rt->cfg.stats)
 		dsm_rt_stats_print(rt);
 	/* Keep serving until every rank has passed the collective, then stop. */

@@ -2,7 +2,9 @@
 /*
  * libFuzzer target: the coherence engine fed messages from other ranks that the fuzzer
  * makes up (any type, flags, sender and line, in any order), mixed with this rank's own
- * faults, holds ending, RDMA completions and evictions. The engine's contract
+ * faults, holds ending, RDMA completions, evictions, and deaths of other ranks (whose lines
+ * another rank, never this one, adopts: this rank adopting lines it was never told to home
+ * is a runtime error the fuzzer would find at once). The engine's contract
  * (coherence.h): every call returns 0, DSM_ERR_PROTOCOL or -EINVAL, and a refused event
  * changes nothing: the node's state (its canonical encoding) and the action list are as
  * they were. A violation aborts, and the fuzzer reports the input.
@@ -55,13 +57,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint8_t *before, *after;
 		int ret;
 
-		ev.type = (dsm_coh_event_type_t)(p[0] % 8); /* 0: not a type (-EINVAL) */
+		ev.type = (dsm_coh_event_type_t)(p[0] % 10); /* 0: not a type (-EINVAL) */
 		ev.line = line;
 		ev.home = (unsigned)(line % NRANKS);
+		if (ev.type == DSM_COH_EV_PEER_DEAD || ev.type == DSM_COH_EV_LOST_LINE) {
+			ev.home = p[2] % NRANKS;
+			ev.adopter = p[3] % NRANKS;
+			if (ev.type == DSM_COH_EV_PEER_DEAD && ev.adopter == cfg.rank)
+				ev.adopter = (ev.adopter + 1) % NRANKS;
+		}
 		if (ev.type == DSM_COH_EV_MSG) {
 			ev.msg.type = p[2] % (DSM_COH_MSG_NTYPES + 1);
-			ev.msg.flags = p[3] & 0xf;
-			ev.msg.src = (uint16_t)((p[2] >> 4) % (NRANKS + 1)); /* NRANKS: no such rank */
+			ev.msg.flags = p[3] & 0x1f;
+			ev.msg.reserved = (p[3] >> 5) & 1 ? p[3] >> 6 : 0;
+			ev.msg.src =
+			        (uint16_t)((p[2] >> 4) % (NRANKS + 1)); /* NRANKS: no such rank */
 			ev.msg.line = line;
 		}
 		before = encode(node, &n0);

@@ -12,8 +12,11 @@ set -u
 MPIEXEC=$1
 PROG=$2
 dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-export DSM_ON_DEATH=continue DSM_MIGRATORY=0
+trap '[ -n "${KEEP_DIR:-}" ] && cp -r "$dir" "$KEEP_DIR"; rm -rf "$dir"' EXIT
+# No read-ahead and no migratory lines: which lines a survivor holds when the victim dies
+# (and so which are lost) must be what mr_death.c says, not what a prefetch or a migration
+# happened to bring.
+export DSM_ON_DEATH=continue DSM_MIGRATORY=0 DSM_PREFETCH=off
 
 timeout 90 "$MPIEXEC" -disable-auto-cleanup -n 3 sh -c \
 	"trap '' USR1 TERM; '$PROG' >'$dir/out.'\$PMI_RANK 2>'$dir/err.'\$PMI_RANK; s=\$?; echo \$s >'$dir/rc.'\$PMI_RANK; exit \$s"

@@ -121,9 +121,13 @@ dsm_add_test(NAME mr_reply_fail_2r_shm LABEL runtime TIMEOUT 60
 # DSM_ON_DEATH=continue: the survivors of a kill go on, SIGBUS exactly on the lost lines.
 add_executable(mr_death mr_death.c)
 target_link_libraries(mr_death PRIVATE dsm_runtime MPI::MPI_C Threads::Threads)
+# On shm the victim is quiet as it dies (MR_DEATH_QUIET: TRAPS.md, "A dead rank and shm").
 dsm_add_test(NAME mr_death_3r_shm LABEL runtime TIMEOUT 120
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/death.sh ${MPIEXEC_EXECUTABLE} $<TARGET_FILE:mr_death>
-  ENVIRONMENT DSM_PROVIDER=shm DSM_HEAP_SIZE=${DSM_MR_HEAP})
+  ENVIRONMENT DSM_PROVIDER=shm DSM_HEAP_SIZE=${DSM_MR_HEAP} MR_DEATH_QUIET=1)
+dsm_add_test(NAME mr_death_3r_shm_rdma LABEL runtime TIMEOUT 120
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/death.sh ${MPIEXEC_EXECUTABLE} $<TARGET_FILE:mr_death>
+  ENVIRONMENT DSM_PROVIDER=shm DSM_HEAP_SIZE=${DSM_MR_HEAP} MR_DEATH_QUIET=1 DSM_DATA=rdma)
 dsm_add_test(NAME mr_death_3r_tcp LABEL runtime TIMEOUT 120
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/death.sh ${MPIEXEC_EXECUTABLE} $<TARGET_FILE:mr_death>
   ENVIRONMENT "DSM_PROVIDER=tcp\\;ofi_rxm" DSM_HEAP_SIZE=${DSM_MR_HEAP})
