@@ -9,8 +9,14 @@
 #include "mc.h"
 #include "common/hash.h"
 
-#define POISON   0xdeadbeefu
-#define MC_HOMEQ 64 /* requests the checker mirrors per line of the home's queue */
+#define POISON    0xdeadbeefu
+#define MC_HOMEQ  64 /* requests the checker mirrors per line of the home's queue */
+#define MC_PARKED 32 /* requests and faults the heir holds back */
+
+/* The runtime's own messages about a death (runtime/death.c), in the coherence messages'
+ * channels (per-pair FIFO): msg.type is one of these, msg.reserved the dead rank. */
+#define MC_MSG_DEAD    0x80 /* I know rank reserved is dead */
+#define MC_MSG_ADOPTED 0x81 /* to the heir: my copies of the dead rank's lines are sent */
 
 enum { PROT_NONE_ = 0, PROT_RO, PROT_RW };
 enum { T_RUN = 0, T_BLOCKED, T_WOKEN, T_DONE };
@@ -44,11 +50,19 @@ typedef struct mc_node {
 	uint8_t rdma[MC_MAX_LINES]; /* an RDMA read is in flight */
 	uint8_t wb[MC_MAX_LINES];   /* an RDMA write-back is in flight, of wbuf */
 	uint32_t wbuf[MC_MAX_LINES][MC_WORDS];
-	uint8_t hold[MC_MAX_LINES]; /* a hold started and HOLD_DONE is owed */
+	uint8_t hold[MC_MAX_LINES];     /* a hold started and HOLD_DONE is owed */
+	uint8_t poisoned[MC_MAX_LINES]; /* POISON: an access raises SIGBUS */
 	uint8_t nuffd;
 	mc_fault_t uffd[MC_MAX_UFFD];
 	mc_thread_t th[MC_MAX_THREADS];
 } mc_node_t;
+
+/* A message or fault the heir holds back until every survivor's copies came. */
+typedef struct mc_parked {
+	uint8_t fault; /* 1: a fault (f), 0: a message (m) */
+	mc_fault_t f;
+	mc_msg_t m;
+} mc_parked_t;
 
 /* An install waiting for the end of its batch (or for an action that needs it in). */
 typedef struct mc_pending {
@@ -76,6 +90,21 @@ typedef struct mc_sim {
 	uint16_t evicted[MC_MAX_LINES];        /* bit n: rank n evicted the line, not asked since */
 	uint8_t homeq[MC_MAX_LINES][MC_HOMEQ]; /* the home's queue: 1 an EVICT, 0 a request */
 	uint8_t homeq_n[MC_MAX_LINES];
+	/* A dead rank (cfg->deaths). */
+	int fifo;              /* cfg->fifo, or forced by deaths */
+	uint8_t dead;          /* cfg->victim has died */
+	uint8_t heir;          /* the next rank after it: the new home of its lines */
+	uint8_t complete;      /* the heir has every survivor's ADOPTED */
+	uint16_t knows;        /* bit n: rank n has handled the death (PEER_DEAD fed) */
+	uint16_t adopted_from; /* at the heir: bit n: rank n's ADOPTED came */
+	uint8_t nparked;
+	mc_parked_t parked[MC_PARKED];
+	uint8_t must_survive[MC_MAX_LINES]; /* a survivor held a copy at its notice */
+	uint8_t poisoned_any[MC_MAX_LINES]; /* poisoned at some rank */
+	uint8_t adopted_line[MC_MAX_LINES]; /* some survivor adopted a copy of it */
+	uint16_t forgot[MC_MAX_LINES];      /* coverage only: bit n: its request to the dead
+	                                       home was forgotten, not asked again since */
+	uint64_t sigbus;
 	mc_fail_t fail;
 	char what[512];
 	dsm_coh_actions_t acts;
@@ -87,7 +116,7 @@ typedef struct mc_sim {
 } mc_sim_t;
 
 /* A step the scheduler can choose. */
-enum { C_THREAD, C_UFFD, C_MSG, C_RDMA, C_HOLD, C_WB, C_BATCH, C_EVICT };
+enum { C_THREAD, C_UFFD, C_MSG, C_RDMA, C_HOLD, C_WB, C_BATCH, C_EVICT, C_DEATH, C_NOTICE };
 typedef struct mc_choice {
 	uint8_t kind, node, idx; /* idx: thread, message slot or line */
 } mc_choice_t;
@@ -104,7 +133,8 @@ const char *mc_fail_name(int f)
 	                                            "impossible action",
 	                                            "final state inconsistent",
 	                                            "engine and page table disagree",
-	                                            "mapping read out of order"};
+	                                            "mapping read out of order",
+	                                            "line lost though a survivor held a copy"};
 
 	return f >= 0 && f < MC_NFAIL ? names[f] : "?";
 }
@@ -127,7 +157,15 @@ const char *mc_cov_name(int c)
 	        [MC_COV_EVICT_QUEUED] = "eviction queued at the home",
 	        [MC_COV_EVICT_DIRTY] = "evicted modified line written back",
 	        [MC_COV_EVICT_FWD_S] = "eviction crosses a FWD_S",
-	        [MC_COV_EVICT_REFAULT] = "evicted line asked for again"};
+	        [MC_COV_EVICT_REFAULT] = "evicted line asked for again",
+	        [MC_COV_ADOPT_SHARER] = "read-only copy adopted",
+	        [MC_COV_ADOPT_OWNER] = "exclusive copy adopted",
+	        [MC_COV_RESENT] = "request to the dead home asked of the heir",
+	        [MC_COV_PARKED] = "request held back at the heir",
+	        [MC_COV_LOST_REPLY] = "line poisoned by a LOST",
+	        [MC_COV_OWNER_LOST] = "dead owner's line lost at a live home",
+	        [MC_COV_LOST_AT_HEIR] = "unadopted line lost at the heir",
+	        [MC_COV_LATE_FROM_DEAD] = "dead rank's message delivered before the notice"};
 
 	return c >= 0 && c < MC_NCOV ? names[c] : "?";
 }
@@ -188,6 +226,15 @@ static int sim_init(mc_sim_t *s, const mc_config_t *cfg)
 	 * than every op of the run put together is waiting forever. An eviction is
 	 * one more transaction, and a miss of the line evicted one more. */
 	s->bound = (uint64_t)(total_ops + 1 + 2 * cfg->evictions) * (4 * cfg->nnodes + 24) * 2;
+	s->fifo = cfg->fifo || cfg->deaths;
+	if (cfg->deaths) {
+		if (cfg->nnodes < 2 || cfg->victim >= cfg->nnodes)
+			return -EINVAL;
+		s->heir = (uint8_t)((cfg->victim + 1) % cfg->nnodes);
+		/* Each survivor's notices, adoptions and the requests asked again of the heir,
+		 * on top of the transactions. */
+		s->bound = s->bound * 2 + (uint64_t)cfg->nnodes * cfg->nnodes * 8 + 64;
+	}
 	dsm_coh_actions_init(&s->acts);
 	return 0;
 }
@@ -225,6 +272,43 @@ static int line_index(const mc_sim_t *s, uint64_t id)
 	return -1;
 }
 
+/* ---- A dead rank ---- */
+
+static int alive(const mc_sim_t *s, unsigned n)
+{
+	return !s->dead || n != s->cfg->victim;
+}
+
+static int knows_dead(const mc_sim_t *s, unsigned n)
+{
+	return (s->knows >> n) & 1;
+}
+
+/* The home of line l as rank n sees it: the heir once n knows its home died. */
+static unsigned cur_home(const mc_sim_t *s, unsigned n, unsigned l)
+{
+	return knows_dead(s, n) && s->home[l] == s->cfg->victim ? s->heir : s->home[l];
+}
+
+/* The home of line l once every survivor knows of the death. */
+static unsigned final_home(const mc_sim_t *s, unsigned l)
+{
+	return s->dead && s->home[l] == s->cfg->victim ? s->heir : s->home[l];
+}
+
+static uint16_t survivors(const mc_sim_t *s)
+{
+	return (uint16_t)(((1u << s->cfg->nnodes) - 1) & ~(1u << s->cfg->victim));
+}
+
+/* The heir's home segment of a line of the dead rank says nothing until every copy came,
+ * nor, for a line nobody adopted and nobody asked for since, at all. */
+static int home_seg_unknown(const mc_sim_t *s, unsigned l, const dsm_coh_dir_info_t *d)
+{
+	return s->dead && s->home[l] == s->cfg->victim &&
+	       (!s->complete || (!s->adopted_line[l] && d->state == DSM_COH_DIR_U));
+}
+
 /* ---- Invariants ---- */
 
 static void check_swmr(mc_sim_t *s, unsigned l)
@@ -232,6 +316,8 @@ static void check_swmr(mc_sim_t *s, unsigned l)
 	unsigned n, writers = 0, readers = 0;
 
 	for (n = 0; n < s->cfg->nnodes; n++) {
+		if (!alive(s, n))
+			continue;
 		writers += s->node[n].map[l].prot == PROT_RW;
 		readers += s->node[n].map[l].prot == PROT_RO;
 	}
@@ -255,9 +341,10 @@ static const char *act_name(int type)
 	        [DSM_COH_ACT_WAKE] = "WAKE",
 	        [DSM_COH_ACT_HOLD] = "HOLD",
 	        [DSM_COH_ACT_COUNT] = "COUNT",
+	        [DSM_COH_ACT_POISON] = "POISON",
 	};
 
-	return type > 0 && type <= DSM_COH_ACT_COUNT ? names[type] : "?";
+	return type > 0 && type <= DSM_COH_ACT_POISON ? names[type] : "?";
 }
 
 static void count_races(mc_sim_t *s, unsigned n, int l, unsigned counter)
@@ -269,8 +356,15 @@ static void count_races(mc_sim_t *s, unsigned n, int l, unsigned counter)
 	case DSM_COH_CNT_READ_FAULT:
 	case DSM_COH_CNT_WRITE_FAULT:
 	case DSM_COH_CNT_UPGRADE:
-		if (s->home[l] == n)
+		if (cur_home(s, n, (unsigned)l) == n)
 			s->cov[MC_COV_HOME_REQUEST]++;
+		if ((s->forgot[l] >> n) & 1) {
+			s->cov[MC_COV_RESENT]++;
+			s->forgot[l] &= (uint16_t) ~(1u << n);
+		}
+		break;
+	case DSM_COH_CNT_ADOPTED:
+		s->adopted_line[l] = 1;
 		break;
 	case DSM_COH_CNT_DEFERRED:
 		s->cov[MC_COV_DEFERRED]++;
@@ -325,7 +419,9 @@ static void apply(mc_sim_t *s, unsigned n, const uint32_t *payload)
 	mc_node_t *nd = &s->node[n];
 	size_t i;
 
-	int installed = PROT_NONE_;
+	/* What each line's install in this list granted, for the WAKE that follows it (a home's
+	 * list may act for several lines). */
+	uint8_t installed[MC_MAX_LINES] = {0};
 
 	for (i = 0; i < s->acts.n && !s->fail; i++) {
 		const dsm_coh_action_t *a = &s->acts.v[i];
@@ -356,7 +452,7 @@ static void apply(mc_sim_t *s, unsigned n, const uint32_t *payload)
 			from = pg->prot ? pg->w : NULL;
 			break;
 		case DSM_COH_SRC_HOME:
-			from = s->home[l] == n ? nd->home_seg[l] : NULL;
+			from = cur_home(s, n, (unsigned)l) == n ? nd->home_seg[l] : NULL;
 			break;
 		case DSM_COH_SRC_STAGING:
 			from = nd->staging[l];
@@ -386,6 +482,9 @@ static void apply(mc_sim_t *s, unsigned n, const uint32_t *payload)
 				failf(s, MC_BAD_ACTION, "node %u: bad send to %u", n, a->peer);
 				return;
 			}
+			/* The transport refuses a dead peer (DSM_ERR_PEER_DEAD): dropped. */
+			if (s->dead && a->peer == s->cfg->victim)
+				break;
 			if (s->nnet == MC_MAX_MSGS) {
 				failf(s, MC_BAD_ACTION, "network full");
 				return;
@@ -400,14 +499,15 @@ static void apply(mc_sim_t *s, unsigned n, const uint32_t *payload)
 			break;
 		}
 		case DSM_COH_ACT_RDMA_READ:
-			if (a->peer != s->home[l] || nd->rdma[l]) {
+			if (a->peer != cur_home(s, n, (unsigned)l) || nd->rdma[l]) {
 				failf(s, MC_BAD_ACTION, "node %u line %d: bad RDMA read", n, l);
 				return;
 			}
 			nd->rdma[l] = 1;
 			break;
 		case DSM_COH_ACT_RDMA_WRITE:
-			if (a->peer != s->home[l] || a->peer == n || nd->wb[l] || !from) {
+			if (a->peer != cur_home(s, n, (unsigned)l) || a->peer == n || nd->wb[l] ||
+			    !from) {
 				failf(s, MC_BAD_ACTION, "node %u line %d: bad RDMA write", n, l);
 				return;
 			}
@@ -425,8 +525,10 @@ static void apply(mc_sim_t *s, unsigned n, const uint32_t *payload)
 					return;
 				}
 			} else {
-				/* UFFDIO_COPY onto a present page fails with EEXIST. */
-				if (pg->prot != PROT_NONE_ || pending_of(s, l) >= 0) {
+				/* UFFDIO_COPY onto a present (or poisoned) page fails with
+				 * EEXIST. */
+				if (pg->prot != PROT_NONE_ || pending_of(s, l) >= 0 ||
+				    nd->poisoned[l]) {
 					failf(s, MC_BAD_ACTION,
 					      "node %u line %d: install over a page", n, l);
 					return;
@@ -438,14 +540,14 @@ static void apply(mc_sim_t *s, unsigned n, const uint32_t *payload)
 					p->prot = a->type == DSM_COH_ACT_INSTALL_RW ? PROT_RW
 					                                            : PROT_RO;
 					memcpy(p->w, from, sizeof(p->w));
-					installed = p->prot;
+					installed[l] = p->prot;
 					s->batched_installs++;
 					break;
 				}
 				memcpy(pg->w, from, sizeof(pg->w));
 			}
 			pg->prot = a->type == DSM_COH_ACT_INSTALL_RW ? PROT_RW : PROT_RO;
-			installed = pg->prot;
+			installed[l] = pg->prot;
 			break;
 		case DSM_COH_ACT_WRITE_PROTECT:
 			if (pg->prot == PROT_NONE_) {
@@ -461,7 +563,7 @@ static void apply(mc_sim_t *s, unsigned n, const uint32_t *payload)
 				pg->w[t] = POISON;
 			break;
 		case DSM_COH_ACT_STORE_HOME:
-			if (s->home[l] != n || !from) {
+			if (cur_home(s, n, (unsigned)l) != n || !from) {
 				failf(s, MC_BAD_ACTION, "node %u line %d: store to a foreign home",
 				      n, l);
 				return;
@@ -474,7 +576,7 @@ static void apply(mc_sim_t *s, unsigned n, const uint32_t *payload)
 			for (t = 0; t < s->cfg->nthreads; t++)
 				if (nd->th[t].status == T_BLOCKED && nd->th[t].line == l) {
 					nd->th[t].status = T_WOKEN;
-					nd->th[t].granted = (uint8_t)installed;
+					nd->th[t].granted = installed[l];
 					nd->th[t].woke_step = s->step;
 				}
 			break;
@@ -486,6 +588,29 @@ static void apply(mc_sim_t *s, unsigned n, const uint32_t *payload)
 			if (a->counter < DSM_COH_CNT_NCOUNTERS)
 				s->counters[a->counter]++;
 			count_races(s, n, l, a->counter);
+			break;
+		case DSM_COH_ACT_POISON:
+			if (!s->dead || a->msg.reserved != s->cfg->victim) {
+				failf(s, MC_BAD_ACTION, "node %u line %d: poisoned for rank %u, %s",
+				      n, l, a->msg.reserved,
+				      s->dead ? "not the dead one" : "none dead");
+				return;
+			}
+			if (s->must_survive[l]) {
+				failf(s, MC_LOST_WRONGLY,
+				      "node %u line %d: poisoned, but a survivor held a copy when "
+				      "it "
+				      "learned of rank %u's death",
+				      n, l, s->cfg->victim);
+				return;
+			}
+			pg->prot = PROT_NONE_;
+			for (t = 0; t < MC_WORDS; t++)
+				pg->w[t] = POISON;
+			nd->poisoned[l] = 1;
+			s->poisoned_any[l] = 1;
+			installed[l] = PROT_NONE_;
+			s->cov[MC_COV_LOST_REPLY]++;
 			break;
 		default:
 			failf(s, MC_BAD_ACTION, "node %u: unknown action %d", n, a->type);
@@ -518,7 +643,8 @@ static void check_agree(mc_sim_t *s, unsigned n, int l)
 	/* What makes a clean give-up (WB without data) right: an E copy is the home
 	 * segment's bytes. */
 	if (!s->fail && li.state == DSM_COH_E &&
-	    memcmp(s->node[n].map[l].w, s->node[s->home[l]].home_seg[l],
+	    !(s->dead && s->home[l] == s->cfg->victim && !s->complete) &&
+	    memcmp(s->node[n].map[l].w, s->node[cur_home(s, n, (unsigned)l)].home_seg[l],
 	           sizeof(s->node[n].map[l].w)))
 		failf(s, MC_DATA,
 		      "node %u line %d: exclusive clean copy differs from the home segment", n, l);
@@ -526,15 +652,18 @@ static void check_agree(mc_sim_t *s, unsigned n, int l)
 
 /* Invariant 2 (PROTOCOL.md): while the directory says U or S nobody can write the line, so
  * the home segment holds its last value (an eviction's write-back reached it first). */
-static void check_home_segment(mc_sim_t *s, int l)
+static void check_home_segment(mc_sim_t *s, unsigned h, int l)
 {
 	dsm_coh_dir_info_t d;
 
 	if (l < 0)
 		return;
-	dsm_coh_dir_info(s->eng[s->home[l]], s->line_id[l], &d);
+	dsm_coh_dir_info(s->eng[h], s->line_id[l], &d);
+	/* A lost line's data died: its home segment means nothing. */
+	if (d.state == DSM_COH_DIR_LOST || home_seg_unknown(s, (unsigned)l, &d))
+		return;
 	if (d.state != DSM_COH_DIR_M &&
-	    memcmp(s->node[s->home[l]].home_seg[l], s->shadow[l], sizeof(s->shadow[l])))
+	    memcmp(s->node[h].home_seg[l], s->shadow[l], sizeof(s->shadow[l])))
 		failf(s, MC_DATA, "line %d: the directory says %s, the home segment is stale", l,
 		      d.state == DSM_COH_DIR_U ? "uncached" : "shared");
 }
@@ -625,14 +754,14 @@ static void feed(mc_sim_t *s, unsigned n, const dsm_coh_event_t *ev, const uint3
 
 	if (l >= 0) {
 		dsm_coh_line_info(s->eng[n], s->line_id[l], &li);
-		if (s->home[l] == n)
+		if (cur_home(s, n, (unsigned)l) == n)
 			dsm_coh_dir_info(s->eng[n], s->line_id[l], &d0);
 	}
 	if (ev->type == DSM_COH_EV_MSG) {
 		if (ev->msg.type == DSM_COH_MSG_INV && li.state == DSM_COH_SM)
 			s->cov[MC_COV_INV_AT_SM]++;
 		if (ev->msg.type == DSM_COH_MSG_GET_M && (ev->msg.flags & DSM_COH_MSGF_UPGRADE) &&
-		    l >= 0 && s->home[l] == n &&
+		    l >= 0 && cur_home(s, n, (unsigned)l) == n &&
 		    !dsm_coh_dir_is_sharer(s->eng[n], ev->msg.line, ev->msg.src))
 			s->cov[MC_COV_STALE_UPGRADE]++;
 	}
@@ -656,13 +785,13 @@ static void feed(mc_sim_t *s, unsigned n, const dsm_coh_event_t *ev, const uint3
 	if (s->fail || l < 0)
 		return;
 	if (s->cfg->evictions) {
-		if (s->home[l] == n)
+		if (cur_home(s, n, (unsigned)l) == n)
 			cov_home_evict(s, n, l, ev, d0.queued);
 		else
 			cov_node_evict(s, n, l, &li);
 	}
-	if (s->home[l] == n)
-		check_home_segment(s, l);
+	if (cur_home(s, n, (unsigned)l) == n)
+		check_home_segment(s, n, l);
 	if (!s->fail && !s->batching)
 		check_agree(s, n, l);
 }
@@ -689,7 +818,7 @@ static int msg_deliverable(const mc_sim_t *s, unsigned i)
 {
 	unsigned j;
 
-	if (!s->cfg->fifo)
+	if (!s->fifo)
 		return 1;
 	for (j = 0; j < i; j++)
 		if (s->net[j].src == s->net[i].src && s->net[j].dst == s->net[i].dst)
@@ -704,7 +833,7 @@ static int can_evict(const mc_sim_t *s, unsigned n, unsigned l)
 {
 	dsm_coh_line_info_t li;
 
-	if (s->home[l] == n)
+	if (cur_home(s, n, l) == n)
 		return 0;
 	dsm_coh_line_info(s->eng[n], s->line_id[l], &li);
 	return (li.state == DSM_COH_S || li.state == DSM_COH_M || li.state == DSM_COH_E) &&
@@ -718,6 +847,10 @@ static unsigned choices(const mc_sim_t *s, mc_choice_t *c)
 	for (n = 0; n < s->cfg->nnodes; n++) {
 		const mc_node_t *nd = &s->node[n];
 
+		if (!alive(s, n))
+			continue; /* the dead do nothing more */
+		if (s->dead && !knows_dead(s, n))
+			c[k++] = (mc_choice_t){C_NOTICE, (uint8_t)n, 0};
 		for (t = 0; t < s->cfg->nthreads; t++)
 			if (nd->th[t].status == T_RUN || nd->th[t].status == T_WOKEN)
 				c[k++] = (mc_choice_t){C_THREAD, (uint8_t)n, (uint8_t)t};
@@ -737,7 +870,7 @@ static unsigned choices(const mc_sim_t *s, mc_choice_t *c)
 			c[k++] = (mc_choice_t){C_MSG, s->net[i].dst, (uint8_t)i};
 	/* A batch: everything the pair of the pair's first message has in flight, when
 	 * that is two messages or more. */
-	for (i = 0; s->cfg->batch && i < s->nnet; i++) {
+	for (i = 0; s->cfg->batch && !s->cfg->deaths && i < s->nnet; i++) {
 		unsigned j, first = 1, more = 0;
 
 		for (j = 0; j < s->nnet; j++)
@@ -750,13 +883,21 @@ static unsigned choices(const mc_sim_t *s, mc_choice_t *c)
 	}
 	/* Last, so that a configuration without evictions has the choices it always had. */
 	for (n = 0; s->nevict < s->cfg->evictions && n < s->cfg->nnodes; n++)
-		for (l = 0; l < s->cfg->nlines; l++)
+		for (l = 0; alive(s, n) && l < s->cfg->nlines; l++)
 			if (can_evict(s, n, l))
 				c[k++] = (mc_choice_t){C_EVICT, (uint8_t)n, (uint8_t)l};
+	/* The victim may die in any state; at a chosen step it dies then (or when nothing
+	 * else can happen first). */
+	if (s->cfg->deaths && !s->dead) {
+		if (s->cfg->death_at && (s->step + 1 >= s->cfg->death_at || k == 0))
+			k = 0;
+		if (!s->cfg->death_at || k == 0)
+			c[k++] = (mc_choice_t){C_DEATH, (uint8_t)s->cfg->victim, 0};
+	}
 	return k;
 }
 
-#define MAX_CHOICES (MC_MAX_NODES * (MC_MAX_THREADS + 1 + 4 * MC_MAX_LINES) + 2 * MC_MAX_MSGS)
+#define MAX_CHOICES (MC_MAX_NODES * (MC_MAX_THREADS + 2 + 4 * MC_MAX_LINES) + 2 * MC_MAX_MSGS + 1)
 
 static void thread_step(mc_sim_t *s, unsigned n, unsigned t)
 {
@@ -765,6 +906,15 @@ static void thread_step(mc_sim_t *s, unsigned n, unsigned t)
 	mc_page_t *pg = &s->node[n].map[op->line];
 	int need = op->write ? PROT_RW : PROT_RO;
 
+	if (s->node[n].poisoned[op->line]) {
+		/* The poison marker answers in the kernel: SIGBUS, and the op is over. */
+		s->sigbus++;
+		th->granted = 0;
+		th->fault_step = 0;
+		th->pc++;
+		th->status = th->pc == s->cfg->nops[n][t] ? T_DONE : T_RUN;
+		return;
+	}
 	/* A grant must stay until the thread it woke has run (the hold): a
 	 * thread granted what it asked for that finds it gone again may lose
 	 * the line forever. */
@@ -820,6 +970,216 @@ static void thread_step(mc_sim_t *s, unsigned n, unsigned t)
 	        (mc_fault_t){(uint8_t)t, op->line, (uint8_t)(op->write ? 1 : 0)};
 }
 
+static void net_push(mc_sim_t *s, unsigned src, unsigned dst, uint8_t type)
+{
+	mc_msg_t *m;
+
+	if (s->nnet == MC_MAX_MSGS) {
+		failf(s, MC_BAD_ACTION, "network full");
+		return;
+	}
+	m = &s->net[s->nnet++];
+	memset(m, 0, sizeof(*m));
+	m->src = (uint8_t)src;
+	m->dst = (uint8_t)dst;
+	m->m.type = type;
+	m->m.src = (uint16_t)src;
+	m->m.reserved = s->cfg->victim;
+}
+
+/* At the heir, a request or fault about a line its dead home had (runtime/death.c,
+ * dsm_rt_death_hold): held back until every survivor's copies came, then the engine is
+ * told first whether nobody adopted it. */
+static int heir_holds(const mc_sim_t *s, unsigned n, unsigned l)
+{
+	return n == s->heir && knows_dead(s, n) && s->home[l] == s->cfg->victim;
+}
+
+static int to_home(uint8_t type)
+{
+	return type == DSM_COH_MSG_GET_S || type == DSM_COH_MSG_GET_M ||
+	       type == DSM_COH_MSG_INV_ACK || type == DSM_COH_MSG_WB || type == DSM_COH_MSG_DONE ||
+	       type == DSM_COH_MSG_EVICT;
+}
+
+static void park(mc_sim_t *s, const mc_parked_t *p)
+{
+	if (s->nparked == MC_PARKED) {
+		failf(s, MC_BAD_ACTION, "the heir holds back more than %d requests", MC_PARKED);
+		return;
+	}
+	s->parked[s->nparked++] = *p;
+	s->cov[MC_COV_PARKED]++;
+}
+
+static void feed_lost_line(mc_sim_t *s, unsigned n, unsigned l)
+{
+	dsm_coh_event_t ev = {
+	        .type = DSM_COH_EV_LOST_LINE, .home = s->cfg->victim, .line = s->line_id[l]};
+	dsm_coh_dir_info_t d0, d1;
+
+	dsm_coh_dir_info(s->eng[n], s->line_id[l], &d0);
+	feed(s, n, &ev, NULL);
+	dsm_coh_dir_info(s->eng[n], s->line_id[l], &d1);
+	if (d0.state != DSM_COH_DIR_LOST && d1.state == DSM_COH_DIR_LOST)
+		s->cov[MC_COV_LOST_AT_HEIR]++;
+}
+
+static void to_engine_fault(mc_sim_t *s, unsigned n, const mc_fault_t *f)
+{
+	dsm_coh_event_t ev;
+
+	if (heir_holds(s, n, f->line)) {
+		if (!s->complete) {
+			mc_parked_t p = {.fault = 1, .f = *f};
+
+			park(s, &p);
+			return;
+		}
+		feed_lost_line(s, n, f->line);
+		if (s->fail)
+			return;
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.type = f->write ? DSM_COH_EV_WRITE_FAULT : DSM_COH_EV_READ_FAULT;
+	ev.line = s->line_id[f->line];
+	ev.home = cur_home(s, n, f->line);
+	feed(s, n, &ev, NULL);
+}
+
+static void to_engine_msg(mc_sim_t *s, unsigned n, const mc_msg_t *m)
+{
+	int l = line_index(s, m->m.line);
+	dsm_coh_event_t ev;
+
+	if (l >= 0 && to_home(m->m.type) && heir_holds(s, n, (unsigned)l)) {
+		if (!s->complete) {
+			mc_parked_t p = {.fault = 0, .m = *m};
+
+			park(s, &p);
+			return;
+		}
+		feed_lost_line(s, n, (unsigned)l);
+		if (s->fail)
+			return;
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.type = DSM_COH_EV_MSG;
+	ev.msg = m->m;
+	feed(s, n, &ev, (m->m.flags & DSM_COH_MSGF_DATA) ? m->data : NULL);
+}
+
+/* runtime/death.c, adoption_check: once every live rank said ADOPTED, the heir is the
+ * home of the dead rank's lines, and the held-back requests go in, in arrival order. */
+static void adoption_check(mc_sim_t *s)
+{
+	mc_parked_t parked[MC_PARKED];
+	unsigned i, np, l;
+
+	if (!s->dead || s->complete || !knows_dead(s, s->heir) || s->adopted_from != survivors(s))
+		return;
+	s->complete = 1;
+	/* Every copy is in: the adopted lines' home segments hold their last writes. */
+	for (l = 0; l < s->cfg->nlines && !s->fail; l++)
+		if (s->home[l] == s->cfg->victim)
+			check_home_segment(s, s->heir, (int)l);
+	np = s->nparked;
+	memcpy(parked, s->parked, np * sizeof(parked[0]));
+	s->nparked = 0;
+	for (i = 0; i < np && !s->fail; i++) {
+		if (parked[i].fault)
+			to_engine_fault(s, s->heir, &parked[i].f);
+		else
+			to_engine_msg(s, s->heir, &parked[i].m);
+	}
+}
+
+/* Rank n learns of the death (runtime/death.c, dsm_rt_death). */
+static void notice(mc_sim_t *s, unsigned n)
+{
+	dsm_coh_event_t ev = {
+	        .type = DSM_COH_EV_PEER_DEAD, .home = s->cfg->victim, .adopter = s->heir};
+	dsm_coh_dir_info_t d0[MC_MAX_LINES];
+	mc_node_t *nd = &s->node[n];
+	unsigned i, kept = 0, l, r;
+
+	s->knows |= (uint16_t)(1u << n);
+	/* What the dead rank sent here and is still in flight is dropped from now on. */
+	for (i = 0; i < s->nnet; i++)
+		if (!(s->net[i].src == s->cfg->victim && s->net[i].dst == n))
+			s->net[kept++] = s->net[i];
+	s->nnet = (uint16_t)kept;
+	for (l = 0; l < s->cfg->nlines; l++) {
+		dsm_coh_line_info_t li;
+
+		dsm_coh_line_info(s->eng[n], s->line_id[l], &li);
+		/* The oracle: a copy a survivor still holds is never lost. */
+		if (li.state == DSM_COH_S || li.state == DSM_COH_SM || li.state == DSM_COH_E ||
+		    li.state == DSM_COH_M)
+			s->must_survive[l] = 1;
+		if (s->home[l] == n)
+			dsm_coh_dir_info(s->eng[n], s->line_id[l], &d0[l]);
+		if (s->home[l] != s->cfg->victim)
+			continue;
+		/* The RDMA read from its segment and the write-back to it fail: the runtime
+		 * drops their completions. */
+		nd->rdma[l] = 0;
+		nd->wb[l] = 0;
+		if (li.state == DSM_COH_S || li.state == DSM_COH_SM)
+			s->cov[MC_COV_ADOPT_SHARER]++;
+		if (li.state == DSM_COH_E || li.state == DSM_COH_M)
+			s->cov[MC_COV_ADOPT_OWNER]++;
+		if (li.state == DSM_COH_IS || li.state == DSM_COH_IM || li.state == DSM_COH_SM)
+			s->forgot[l] |= (uint16_t)(1u << n);
+	}
+	/* Our notice first: each survivor has it before anything else we send about this. */
+	for (r = 0; r < s->cfg->nnodes; r++)
+		if (r != n && alive(s, r))
+			net_push(s, n, r, MC_MSG_DEAD);
+	feed(s, n, &ev, NULL);
+	for (l = 0; l < s->cfg->nlines && !s->fail; l++) {
+		check_agree(s, n, (int)l);
+		if (cur_home(s, n, l) == n)
+			check_home_segment(s, n, (int)l);
+		if (s->home[l] == n) {
+			dsm_coh_dir_info_t d1;
+
+			dsm_coh_dir_info(s->eng[n], s->line_id[l], &d1);
+			if (d0[l].state != DSM_COH_DIR_LOST && d1.state == DSM_COH_DIR_LOST)
+				s->cov[MC_COV_OWNER_LOST]++;
+		}
+	}
+	if (s->fail)
+		return;
+	/* Then: all our copies of those lines are on their way. */
+	if (n == s->heir)
+		s->adopted_from |= (uint16_t)(1u << n);
+	else
+		net_push(s, n, s->heir, MC_MSG_ADOPTED);
+	adoption_check(s);
+}
+
+static void deliver(mc_sim_t *s, unsigned n, const mc_msg_t *m)
+{
+	if (m->m.type == MC_MSG_DEAD || m->m.type == MC_MSG_ADOPTED) {
+		if (!knows_dead(s, n))
+			notice(s, n);
+		if (m->m.type == MC_MSG_DEAD || s->fail)
+			return;
+		if (n != s->heir) {
+			failf(s, MC_BAD_ACTION, "node %u: ADOPTED from %u, not the heir", n,
+			      m->src);
+			return;
+		}
+		s->adopted_from |= (uint16_t)(1u << m->src);
+		adoption_check(s);
+		return;
+	}
+	if (s->dead && m->src == s->cfg->victim)
+		s->cov[MC_COV_LATE_FROM_DEAD]++;
+	to_engine_msg(s, n, m);
+}
+
 static void do_step(mc_sim_t *s, const mc_choice_t *c)
 {
 	mc_node_t *nd = &s->node[c->node];
@@ -835,10 +1195,7 @@ static void do_step(mc_sim_t *s, const mc_choice_t *c)
 		mc_fault_t f = nd->uffd[0];
 
 		memmove(&nd->uffd[0], &nd->uffd[1], --nd->nuffd * sizeof(nd->uffd[0]));
-		ev.type = f.write ? DSM_COH_EV_WRITE_FAULT : DSM_COH_EV_READ_FAULT;
-		ev.line = s->line_id[f.line];
-		ev.home = s->home[f.line];
-		feed(s, c->node, &ev, NULL);
+		to_engine_fault(s, c->node, &f);
 		break;
 	}
 	case C_MSG: {
@@ -846,9 +1203,7 @@ static void do_step(mc_sim_t *s, const mc_choice_t *c)
 
 		memmove(&s->net[c->idx], &s->net[c->idx + 1],
 		        (size_t)(--s->nnet - c->idx) * sizeof(s->net[0]));
-		ev.type = DSM_COH_EV_MSG;
-		ev.msg = m.m;
-		feed(s, c->node, &ev, (m.m.flags & DSM_COH_MSGF_DATA) ? m.data : NULL);
+		deliver(s, c->node, &m);
 		break;
 	}
 	case C_BATCH: {
@@ -880,7 +1235,7 @@ static void do_step(mc_sim_t *s, const mc_choice_t *c)
 	}
 	case C_RDMA:
 		/* The read takes the home segment as it is when it completes. */
-		memcpy(nd->staging[c->idx], s->node[s->home[c->idx]].home_seg[c->idx],
+		memcpy(nd->staging[c->idx], s->node[cur_home(s, c->node, c->idx)].home_seg[c->idx],
 		       sizeof(nd->staging[c->idx]));
 		nd->rdma[c->idx] = 0;
 		ev.type = DSM_COH_EV_RDMA_DONE;
@@ -889,7 +1244,7 @@ static void do_step(mc_sim_t *s, const mc_choice_t *c)
 		break;
 	case C_WB:
 		/* The write lands in the home segment when it completes. */
-		memcpy(s->node[s->home[c->idx]].home_seg[c->idx], nd->wbuf[c->idx],
+		memcpy(s->node[cur_home(s, c->node, c->idx)].home_seg[c->idx], nd->wbuf[c->idx],
 		       sizeof(nd->wbuf[c->idx]));
 		nd->wb[c->idx] = 0;
 		ev.type = DSM_COH_EV_RDMA_WRITE_DONE;
@@ -909,6 +1264,20 @@ static void do_step(mc_sim_t *s, const mc_choice_t *c)
 		ev.line = s->line_id[c->idx];
 		feed(s, c->node, &ev, NULL);
 		break;
+	case C_DEATH: {
+		unsigned i, kept = 0;
+
+		/* The victim stops: what was on its way to it goes nowhere. */
+		s->dead = 1;
+		for (i = 0; i < s->nnet; i++)
+			if (s->net[i].dst != s->cfg->victim)
+				s->net[kept++] = s->net[i];
+		s->nnet = (uint16_t)kept;
+		break;
+	}
+	case C_NOTICE:
+		notice(s, c->node);
+		break;
 	}
 }
 
@@ -924,7 +1293,7 @@ static void check_progress(mc_sim_t *s)
 		return;
 	}
 	for (n = 0; n < s->cfg->nnodes; n++)
-		for (t = 0; t < s->cfg->nthreads; t++) {
+		for (t = 0; alive(s, n) && t < s->cfg->nthreads; t++) {
 			const mc_thread_t *th = &s->node[n].th[t];
 
 			if (th->fault_step && s->step - th->fault_step > s->bound) {
@@ -938,35 +1307,53 @@ static void check_progress(mc_sim_t *s)
 }
 
 /* Nothing more can happen: every thread must be done and the directory must
- * describe the copies exactly. */
+ * describe the copies exactly. After a death: the survivors' threads and copies only, at
+ * the lines' homes of now; a lost line (DIR_LOST, or a line of the dead home that nobody
+ * adopted or asked for since) has no copy anywhere. */
 static void check_final(mc_sim_t *s)
 {
 	unsigned n, t, l, w;
 
 	for (n = 0; n < s->cfg->nnodes; n++)
-		for (t = 0; t < s->cfg->nthreads; t++)
+		for (t = 0; alive(s, n) && t < s->cfg->nthreads; t++)
 			if (s->node[n].th[t].status != T_DONE) {
 				failf(s, MC_DEADLOCK,
 				      "node %u thread %u stuck (status %d, line %d)", n, t,
 				      s->node[n].th[t].status, s->node[n].th[t].line);
 				return;
 			}
+	if (s->dead && (s->knows != survivors(s) || !s->complete || s->nparked)) {
+		failf(s, MC_DEADLOCK, "the death never finished: %u requests held back at the heir",
+		      s->nparked);
+		return;
+	}
 	for (l = 0; l < s->cfg->nlines; l++) {
-		unsigned h = s->home[l];
+		unsigned h = final_home(s, l);
 		dsm_coh_dir_info_t d;
+		int lost;
 
 		dsm_coh_dir_info(s->eng[h], s->line_id[l], &d);
 		if (d.busy || d.queued) {
 			failf(s, MC_FINAL, "line %u: home %u still busy", l, h);
 			return;
 		}
+		if (s->dead && d.state == DSM_COH_DIR_M && d.owner == s->cfg->victim) {
+			failf(s, MC_FINAL, "line %u: home %u says the dead rank %u owns it", l, h,
+			      d.owner);
+			return;
+		}
+		lost = d.state == DSM_COH_DIR_LOST || home_seg_unknown(s, l, &d);
 		for (n = 0; n < s->cfg->nnodes; n++) {
 			dsm_coh_line_info_t li;
 			const mc_page_t *pg = &s->node[n].map[l];
 			int want;
 
+			if (!alive(s, n))
+				continue;
 			dsm_coh_line_info(s->eng[n], s->line_id[l], &li);
-			if (d.state == DSM_COH_DIR_M)
+			if (lost)
+				want = DSM_COH_I;
+			else if (d.state == DSM_COH_DIR_M)
 				/* an owner that never wrote its exclusive copy: E */
 				want = d.owner != n            ? DSM_COH_I
 				       : li.state == DSM_COH_E ? DSM_COH_E
@@ -984,9 +1371,15 @@ static void check_final(mc_sim_t *s)
 			                 : want == DSM_COH_S || want == DSM_COH_E ? PROT_RO
 			                                                          : PROT_NONE_)) {
 				failf(s, MC_FINAL,
-				      "line %u node %u: state %s prot %d, directory says %s", l, n,
-				      dsm_coh_state_name((int)li.state), pg->prot,
-				      dsm_coh_state_name(want));
+				      "line %u node %u: state %s prot %d, directory says %s%s", l,
+				      n, dsm_coh_state_name((int)li.state), pg->prot,
+				      lost ? "lost: " : "", dsm_coh_state_name(want));
+				return;
+			}
+			if (s->node[n].poisoned[l] && d.state != DSM_COH_DIR_LOST) {
+				failf(s, MC_FINAL,
+				      "line %u node %u: poisoned, but not lost at home %u", l, n,
+				      h);
 				return;
 			}
 			for (w = 0; w < MC_WORDS; w++)
@@ -995,6 +1388,13 @@ static void check_final(mc_sim_t *s)
 					return;
 				}
 		}
+		if (s->poisoned_any[l] && d.state != DSM_COH_DIR_LOST) {
+			failf(s, MC_FINAL, "line %u: poisoned somewhere, but not lost at home %u",
+			      l, h);
+			return;
+		}
+		if (lost)
+			continue;
 		dsm_coh_line_info_t oi;
 
 		dsm_coh_line_info(s->eng[d.owner], s->line_id[l], &oi);
@@ -1023,9 +1423,18 @@ static uint64_t sim_hash(const mc_sim_t *s, uint8_t *buf, size_t cap)
 
 	for (n = 0; n < s->cfg->nnodes; n++) {
 		const mc_node_t *nd = &s->node[n];
-		size_t len = dsm_coh_node_encode(s->eng[n], buf, cap);
+		size_t len;
 
+		/* Of the dead only its home segment matters now, to the RDMA reads still
+		 * in flight from it. */
+		if (!alive(s, n)) {
+			h = dsm_hash_bytes((const uint8_t *)nd->home_seg, sizeof(nd->home_seg), h);
+			continue;
+		}
+		len = dsm_coh_node_encode(s->eng[n], buf, cap);
 		h = dsm_hash_bytes(buf, len < cap ? len : cap, h);
+		if (s->cfg->deaths)
+			h = dsm_hash_bytes(nd->poisoned, sizeof(nd->poisoned), h);
 		h = dsm_hash_bytes((const uint8_t *)nd->map, sizeof(nd->map), h);
 		h = dsm_hash_bytes((const uint8_t *)nd->home_seg, sizeof(nd->home_seg), h);
 		h = dsm_hash_bytes(nd->rdma, sizeof(nd->rdma), h);
@@ -1047,9 +1456,23 @@ static uint64_t sim_hash(const mc_sim_t *s, uint8_t *buf, size_t cap)
 	h = dsm_hash_bytes((const uint8_t *)s->shadow, sizeof(s->shadow), h);
 	if (s->cfg->evictions)
 		h = dsm_hash_bytes(&s->nevict, 1, h);
+	if (s->cfg->deaths) {
+		uint8_t dd[6] = {s->dead,
+		                 s->complete,
+		                 (uint8_t)s->knows,
+		                 (uint8_t)(s->knows >> 8),
+		                 (uint8_t)s->adopted_from,
+		                 (uint8_t)(s->adopted_from >> 8)};
+
+		h = dsm_hash_bytes(dd, sizeof(dd), h);
+		h = dsm_hash_bytes(s->must_survive, sizeof(s->must_survive), h);
+		h = dsm_hash_bytes(s->adopted_line, sizeof(s->adopted_line), h);
+		h = dsm_hash_bytes((const uint8_t *)s->parked, s->nparked * sizeof(s->parked[0]),
+		                   h);
+	}
 	/* Without FIFO the network is a multiset: sort it. */
 	memcpy(net, s->net, s->nnet * sizeof(net[0]));
-	if (!s->cfg->fifo)
+	if (!s->fifo)
 		qsort(net, s->nnet, sizeof(net[0]), cmp_msg);
 	return dsm_hash_bytes((const uint8_t *)net, s->nnet * sizeof(net[0]), h);
 }
@@ -1130,14 +1553,19 @@ static void report(mc_sim_t *s, mc_result_t *res)
 
 static const char *choice_str(const mc_sim_t *s, const mc_choice_t *c, char *b, size_t n)
 {
-	static const char *const kinds[] = {"thread", "uffd",       "msg",   "rdma",
-	                                    "hold",   "rdma-write", "batch", "evict"};
+	static const char *const kinds[] = {"thread",     "uffd",  "msg",   "rdma",  "hold",
+	                                    "rdma-write", "batch", "evict", "death", "notice"};
 
-	if ((c->kind == C_MSG || c->kind == C_BATCH) && c->idx < s->nnet)
-		snprintf(b, n, "deliver %s%s %u->%u", c->kind == C_BATCH ? "a batch from " : "",
-		         dsm_coh_msg_name(s->net[c->idx].m.type), s->net[c->idx].src,
-		         s->net[c->idx].dst);
-	else
+	if ((c->kind == C_MSG || c->kind == C_BATCH) && c->idx < s->nnet) {
+		uint8_t type = s->net[c->idx].m.type;
+
+		snprintf(b, n, "deliver %s%s%s %u->%u", c->kind == C_BATCH ? "a batch from " : "",
+		         type == MC_MSG_DEAD      ? "DEAD"
+		         : type == MC_MSG_ADOPTED ? "ADOPTED"
+		                                  : dsm_coh_msg_name(type),
+		         s->net[c->idx].m.flags & DSM_COH_MSGF_OWNER ? "(owner)" : "",
+		         s->net[c->idx].src, s->net[c->idx].dst);
+	} else
 		snprintf(b, n, "%s node %u idx %u", kinds[c->kind], c->node, c->idx);
 	return b;
 }
@@ -1196,9 +1624,12 @@ static int dfs_visit(dfs_t *d, mc_sim_t *s, unsigned depth, double *paths_p)
 		memset(child->counters, 0, sizeof(child->counters));
 		memset(child->cov, 0, sizeof(child->cov));
 		child->batches = child->batched_installs = 0;
+		child->sigbus = 0;
 		do_step(child, &c[i]);
 		d->res->batches += child->batches;
 		d->res->evictions += c[i].kind == C_EVICT;
+		d->res->deaths += c[i].kind == C_DEATH;
+		d->res->sigbus += child->sigbus;
 		d->res->batched_installs += child->batched_installs;
 		for (j = 0; j < DSM_COH_CNT_NCOUNTERS; j++)
 			d->res->counters[j] += child->counters[j];
@@ -1328,6 +1759,19 @@ void mc_random_config(uint64_t *rng, const mc_random_opts_t *o, mc_config_t *cfg
 	/* Drawn last: without evictions the configurations are the ones they always were. */
 	if (o->evictions && rnd_below(rng, 2))
 		cfg->evictions = 1 + rnd_below(rng, 3);
+	/* Then a death, and its step: somewhere in the schedule, or after its end (a run has
+	 * a few steps per op). Batches are not modelled beside a death. */
+	if (o->deaths && cfg->nnodes <= 10 && (o->deaths == 2 || rnd_below(rng, 4) == 0)) {
+		unsigned total = 0;
+
+		for (n = 0; n < cfg->nnodes; n++)
+			for (t = 0; t < cfg->nthreads; t++)
+				total += cfg->nops[n][t];
+		cfg->deaths = 1;
+		cfg->victim = rnd_below(rng, cfg->nnodes);
+		cfg->death_at = 1 + rnd_below(rng, 8 * total + 8);
+		cfg->batch = 0;
+	}
 }
 
 /* HyperLogLog: the number of distinct states of a random run, in 4 KiB. */
@@ -1406,6 +1850,9 @@ int mc_random(const mc_random_opts_t *o, mc_result_t *res)
 		res->batch_schedules += cfg->batch != 0;
 		res->evict_schedules += cfg->evictions != 0;
 		res->evictions += s->nevict;
+		res->death_schedules += cfg->deaths != 0;
+		res->deaths += s->dead;
+		res->sigbus += s->sigbus;
 		res->batches += s->batches;
 		res->batched_installs += s->batched_installs;
 		/* A bounced line may wait long by design there: no bound to report. */
@@ -1417,18 +1864,40 @@ int mc_random(const mc_random_opts_t *o, mc_result_t *res)
 			res->cov[j] += s->cov[j];
 		if (s->fail) {
 			report(s, res);
+			/* The failing schedule, replayed from its seed, for whoever debugs it. */
+			if (getenv("MC_TRACE")) {
+				mc_sim_t *r = malloc(sizeof(*r));
+				uint64_t rr = cfg_rng;
+				char b[64];
+
+				mc_random_config(&rr, o, cfg);
+				if (r && sim_init(r, cfg) == 0)
+					while (!r->fail && (k = choices(r, c)) > 0) {
+						const mc_choice_t *ch = &c[rnd_below(&rr, k)];
+
+						fprintf(stderr, "  %3llu: %s\n",
+						        (unsigned long long)r->step,
+						        choice_str(r, ch, b, sizeof(b)));
+						do_step(r, ch);
+						check_progress(r);
+					}
+				if (r)
+					sim_fini(r);
+				free(r);
+			}
 			if (o->verbose) {
 				fprintf(stderr,
 				        "failing schedule %llu (config rng %#llx): %u nodes, %u "
 				        "lines, "
 				        "%u threads, data %s, write-back %s, dist %d, fifo %d, "
-				        "early hold %d, batches %d, migratory %d, evictions %u\n",
+				        "early hold %d, batches %d, migratory %d, evictions %u, "
+				        "deaths %d (victim %u at step %u)\n",
 				        (unsigned long long)i, (unsigned long long)cfg_rng,
 				        cfg->nnodes, cfg->nlines, cfg->nthreads,
 				        cfg->data_mode ? "rdma" : "inline",
 				        cfg->wb_mode ? "rdma" : "inline", cfg->dist, cfg->fifo,
-				        cfg->early_hold, cfg->batch, cfg->migratory,
-				        cfg->evictions);
+				        cfg->early_hold, cfg->batch, cfg->migratory, cfg->evictions,
+				        cfg->deaths, cfg->victim, cfg->death_at);
 			}
 		}
 		sim_fini(s);

@@ -59,6 +59,14 @@ typedef struct mc_config {
 	/* The most evictions per schedule: a step may feed DSM_COH_EV_EVICT for a copy homed
 	 * elsewhere that the engine can give up (S, M or E, stable); 0: none. */
 	unsigned evictions;
+	/* A dead rank (DSM_ON_DEATH=continue, PROTOCOL.md "A dead rank"): 1, rank @victim may
+	 * die at any step (exhaustive: a choice in every state; with @death_at, at that step,
+	 * or when nothing else can happen first). Each survivor then learns of it in a step of
+	 * its own, or from another survivor's DEAD notice, and runs runtime/death.c's logic.
+	 * Deaths need per-pair FIFO delivery (the runtime relies on it): they force it on. */
+	int deaths;
+	unsigned victim;
+	unsigned death_at;
 	dsm_coh_dist_t dist;
 	unsigned nops[MC_MAX_NODES][MC_MAX_THREADS];
 	mc_op_t ops[MC_MAX_NODES][MC_MAX_THREADS][MC_MAX_OPS];
@@ -78,6 +86,8 @@ typedef enum mc_fail {
 	/* the mapping read (for a write-back or a store into the home segment)
 	 * while absent (after a zap) or still writable (before the write-protect) */
 	MC_ORDER,
+	/* a line poisoned although a survivor held a copy of it when it learned of the death */
+	MC_LOST_WRONGLY,
 	MC_NFAIL,
 } mc_fail_t;
 
@@ -103,8 +113,19 @@ typedef enum mc_cov {
 	MC_COV_EVICT_DIRTY,  /* an evicted modified copy written back */
 	MC_COV_EVICT_FWD_S,  /* an evicting owner downgraded by a FWD_S (the EVICT takes its S) */
 	MC_COV_EVICT_REFAULT, /* a rank asked again for a line it evicted */
+	/* A dead rank (only with mc_config_t.deaths): */
+	MC_COV_ADOPT_SHARER,   /* a read-only copy (S, SM) of a dead home's line adopted */
+	MC_COV_ADOPT_OWNER,    /* an exclusive copy (E, M) of a dead home's line adopted */
+	MC_COV_RESENT,         /* a request in flight to the dead home asked again, of the heir */
+	MC_COV_PARKED,         /* a request or fault held back at the heir for the copies */
+	MC_COV_LOST_REPLY,     /* a LOST answer: the line poisoned at a requester */
+	MC_COV_OWNER_LOST,     /* a line the dead rank owned lost at a live home */
+	MC_COV_LOST_AT_HEIR,   /* a line of the dead home nobody adopted, lost at the heir */
+	MC_COV_LATE_FROM_DEAD, /* a message of the dead rank delivered before the notice */
 	MC_NCOV,
 } mc_cov_t;
+
+#define MC_COV_FIRST_DEATH MC_COV_ADOPT_SHARER
 
 const char *mc_cov_name(int c);
 
@@ -123,6 +144,9 @@ typedef struct mc_result {
 	uint64_t max_depth;            /* exhaustive: longest path */
 	uint64_t evict_schedules;      /* random: schedules that could evict */
 	uint64_t evictions;            /* evictions fed (exhaustive: transitions) */
+	uint64_t death_schedules;      /* random: schedules with a death */
+	uint64_t deaths;               /* deaths (exhaustive: transitions) */
+	uint64_t sigbus;               /* accesses that raised SIGBUS (exhaustive: transitions) */
 	uint64_t counters[DSM_COH_CNT_NCOUNTERS];
 	/* random: steps reaching each race; exhaustive: transitions (each
 	 * distinct state's outgoing steps, taken once) reaching it */
@@ -147,6 +171,9 @@ typedef struct mc_random_opts {
 	int batch_keep_open;
 	int migratory; /* 0: off, 1: on, 2: on in three schedules of four */
 	int evictions; /* one schedule in two may evict, 1 to 3 times */
+	/* 1: one schedule in four (of 2 to 10 ranks) loses a rank at a random step; 2: every
+	 * schedule of 2 to 10 ranks does */
+	int deaths;
 	int verbose;
 	uint8_t *hll; /* MC_HLL_SIZE registers to add the states to, or NULL */
 } mc_random_opts_t;

@@ -3,7 +3,8 @@
  * coh-mc: the protocol model checker's command line.
  *
  *   coh-mc exhaustive [default|long]   every order for 2 and 3 (long: 4) nodes on one line,
- *                                      with and without evictions
+ *                                      with and without evictions, then with a dead rank
+ *   coh-mc deaths [default|long]       the runs with a dead rank alone
  *   coh-mc random [schedules] [max_nodes] [max_lines] [seed|-] [jobs]
  *
  * DSM_TEST_TIER=long scales the default rounds up. Exit status 0 only when
@@ -35,13 +36,14 @@ static int long_tier(void)
 
 /* Print how often each race was reached; nonzero when one never was (the
  * run then proves nothing about it). */
-static int print_races(const char *what, const uint64_t *cov)
+static int print_races(const char *what, const uint64_t *cov, int first, int last)
 {
 	int missed = 0, c;
 
 	printf("%s, races reached:", what);
-	for (c = 0; c < MC_NCOV; c++) {
-		printf("%s %s %llu", c ? "," : "", mc_cov_name(c), (unsigned long long)cov[c]);
+	for (c = first; c < last; c++) {
+		printf("%s %s %llu", c > first ? "," : "", mc_cov_name(c),
+		       (unsigned long long)cov[c]);
 		missed |= cov[c] == 0;
 	}
 	printf("%s\n", missed ? ": FAIL (a race was never reached)" : "");
@@ -218,6 +220,86 @@ static int run_batches(int big)
 	return bad;
 }
 
+/*
+ * A dead rank (DSM_ON_DEATH=continue): the victim may die in any state, each survivor learns
+ * of it in any order (its own notice, or another's DEAD), the heir holds requests back until
+ * every survivor's copies came. One line homed on rank 0; the victim is the home (its lines
+ * are adopted by rank 1) or a requester (a line it owned is lost at a live home). The tier
+ * fails when the runs together never reach one of the death races.
+ */
+static int run_deaths(int big)
+{
+	/* Measured (one core): 3 ranks x 3 ops up to 0.5M states, 5 s; the default tier ~15 s.
+	 * modes: the data paths of the default tier (bit 0 inline, bit 1 RDMA); the long tier
+	 * runs both, and every victim. */
+	static const struct {
+		unsigned nodes, ops;
+		int long_only, modes;
+		unsigned evictions;
+	} sizes[] = {{2, 3, 0, 3, 0}, {3, 2, 0, 3, 0}, {3, 3, 0, 1, 0},
+	             {2, 3, 0, 3, 1}, {3, 2, 1, 3, 1}, {2, 4, 1, 3, 1}};
+	uint64_t cov[MC_NCOV] = {0};
+	unsigned si, p, m, v;
+	int bad = 0;
+
+	for (si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+		if (sizes[si].long_only && !big)
+			continue;
+		for (p = 0; p < PROG_NPROGS; p++)
+			for (m = 0; m < 2; m++)
+				for (v = 0; v < sizes[si].nodes; v++) {
+					mc_config_t c;
+					mc_result_t r;
+					char evs[32];
+					double t0 = now();
+
+					/* Default tier: victims the home and rank 1. */
+					if (!big && (!(sizes[si].modes & (1 << m)) || v > 1))
+						continue;
+					memset(&c, 0, sizeof(c));
+					c.nnodes = sizes[si].nodes;
+					c.nthreads = 1;
+					c.nlines = 1;
+					c.data_mode = (dsm_coh_data_mode_t)m;
+					c.wb_mode = c.data_mode;
+					c.dist = DSM_COH_DIST_ZERO;
+					c.migratory = 1;
+					c.evictions = sizes[si].evictions;
+					c.deaths = 1;
+					c.victim = v;
+					program(&c, (int)p, sizes[si].ops);
+					if (mc_exhaustive(&c, 200000000, &r) < 0) {
+						printf("setup failed\n");
+						return 1;
+					}
+					printf("exhaustive, a death, %u nodes x %u ops, %s, data "
+					       "%s, "
+					       "rank %u dies (%s)%s: %.4g schedules, %llu states, "
+					       "%llu "
+					       "transitions, %llu of them deaths, %llu SIGBUS, "
+					       "%llu lost "
+					       "lines, %.2fs%s%s\n",
+					       c.nnodes, sizes[si].ops, prog_names[p],
+					       m ? "rdma" : "inline", v,
+					       v == 0 ? "the home" : "a requester",
+					       evictions_str(c.evictions, evs, sizeof(evs)),
+					       r.orders, (unsigned long long)r.states,
+					       (unsigned long long)r.steps,
+					       (unsigned long long)r.deaths,
+					       (unsigned long long)r.sigbus,
+					       (unsigned long long)r.counters[DSM_COH_CNT_LOST],
+					       now() - t0, r.fail ? ": FAIL " : "",
+					       r.fail ? r.what : "");
+					fflush(stdout);
+					bad |= r.fail != MC_OK;
+					for (unsigned k = 0; k < MC_NCOV; k++)
+						cov[k] += r.cov[k];
+				}
+	}
+	bad |= print_races("exhaustive, deaths (transitions)", cov, MC_COV_FIRST_DEATH, MC_NCOV);
+	return bad;
+}
+
 static int run_exhaustive(int big)
 {
 	/* Every program on every size, both data paths, the home a requester
@@ -321,7 +403,8 @@ static int run_exhaustive(int big)
 							cov[k] += r.cov[k];
 					}
 	}
-	bad |= print_races("exhaustive, all runs above (transitions)", cov);
+	bad |= print_races("exhaustive, all runs above (transitions)", cov, 0, MC_COV_FIRST_DEATH);
+	bad |= run_deaths(big);
 	return bad;
 }
 
@@ -385,6 +468,9 @@ static int random_jobs(const mc_random_opts_t *o, unsigned jobs, mc_result_t *r)
 		r->batched_installs += res.batched_installs;
 		r->evict_schedules += res.evict_schedules;
 		r->evictions += res.evictions;
+		r->death_schedules += res.death_schedules;
+		r->deaths += res.deaths;
+		r->sigbus += res.sigbus;
 		if (res.max_fault_steps > r->max_fault_steps)
 			r->max_fault_steps = res.max_fault_steps;
 		for (i = 0; i < DSM_COH_CNT_NCOUNTERS; i++)
@@ -416,6 +502,7 @@ static int run_random(int argc, char **argv)
 	                      .batches = 1,
 	                      .migratory = 2,
 	                      .evictions = 1,
+	                      .deaths = 1,
 	                      .verbose = 1};
 	unsigned jobs = long_tier() ? 2 : 1;
 	mc_result_t r;
@@ -446,7 +533,8 @@ static int run_random(int argc, char **argv)
 	}
 	printf("random, seed %llu, %u jobs, up to %u nodes, %u lines, %u threads, %u ops: "
 	       "%llu schedules (%llu with early holds, %llu with batches: %llu batches holding "
-	       "%llu installs back, %llu with evictions: %llu evictions), ~%llu states "
+	       "%llu installs back, %llu with evictions: %llu evictions, %llu with a death: "
+	       "%llu deaths, %llu lost lines, %llu SIGBUS), ~%llu states "
 	       "(estimated: HyperLogLog of "
 	       "every 4th step), %llu steps, "
 	       "longest fault %llu steps, "
@@ -455,26 +543,32 @@ static int run_random(int argc, char **argv)
 	       (unsigned long long)r.schedules, (unsigned long long)r.early_hold_schedules,
 	       (unsigned long long)r.batch_schedules, (unsigned long long)r.batches,
 	       (unsigned long long)r.batched_installs, (unsigned long long)r.evict_schedules,
-	       (unsigned long long)r.evictions, (unsigned long long)r.states,
+	       (unsigned long long)r.evictions, (unsigned long long)r.death_schedules,
+	       (unsigned long long)r.deaths, (unsigned long long)r.counters[DSM_COH_CNT_LOST],
+	       (unsigned long long)r.sigbus, (unsigned long long)r.states,
 	       (unsigned long long)r.steps, (unsigned long long)r.max_fault_steps,
 	       (unsigned long long)r.counters[DSM_COH_CNT_INV_SENT],
 	       (unsigned long long)r.counters[DSM_COH_CNT_DEFERRED],
 	       (unsigned long long)r.counters[DSM_COH_CNT_QUEUED], now() - t0,
 	       r.fail ? ": FAIL " : "", r.fail ? r.what : "");
 	/* A tier-sized run must reach every race; a short run by hand may not. */
-	missed = print_races("random (steps)", r.cov);
+	missed = print_races("random (steps)", r.cov, 0, o.deaths ? MC_NCOV : MC_COV_FIRST_DEATH);
 	return r.fail != MC_OK || r.schedules < o.schedules ||
-	       (o.schedules >= 100000 && (missed || r.batched_installs == 0 || r.evictions == 0));
+	       (o.schedules >= 100000 &&
+	        (missed || r.batched_installs == 0 || r.evictions == 0 || (o.deaths && !r.deaths)));
 }
 
 int main(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "exhaustive") == 0)
 		return run_exhaustive(argc >= 3 ? strcmp(argv[2], "long") == 0 : long_tier());
+	if (argc >= 2 && strcmp(argv[1], "deaths") == 0)
+		return run_deaths(argc >= 3 ? strcmp(argv[2], "long") == 0 : long_tier());
 	if (argc >= 2 && strcmp(argv[1], "random") == 0)
 		return run_random(argc - 2, argv + 2);
 	fprintf(stderr,
-	        "usage: %s exhaustive [default|long] | random [schedules] [max_nodes] [max_lines] "
+	        "usage: %s exhaustive [default|long] | deaths [default|long] | random [schedules] "
+	        "[max_nodes] [max_lines] "
 	        "[seed|-] "
 	        "[jobs]\n",
 	        argv[0]);

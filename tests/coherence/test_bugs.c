@@ -341,6 +341,101 @@ static void evict_keeps_sharer(void **state)
 	expect_evict_caught(DSM_COH_BUG_EVICT_KEEPS_SHARER, ok, 2);
 }
 
+/* A dead rank: the small configuration again, rank @victim dying at any step (the line is
+ * homed on rank 0, so victim 0 is the home, whose line rank 1 adopts, and victim 1 a
+ * requester, which owns the line after its write); and random schedules, each with a death
+ * (2 to 4 ranks, at a random step). */
+static void death_config(mc_config_t *c, unsigned bugs, unsigned victim)
+{
+	small_config(c, bugs, DSM_COH_DATA_INLINE);
+	c->deaths = 1;
+	c->victim = victim;
+}
+
+static const mc_random_opts_t death_random = {.schedules = 100000,
+                                              .seed = 42,
+                                              .max_nodes = 4,
+                                              .max_lines = 2,
+                                              .max_threads = 2,
+                                              .max_ops = 4,
+                                              .any_data_mode = 1,
+                                              .migratory = 2,
+                                              .evictions = 1,
+                                              .deaths = 2};
+
+static void expect_death_caught(unsigned bugs, unsigned victim, const mc_fail_t *ok, size_t nok)
+{
+	mc_random_opts_t o = death_random;
+	mc_config_t c;
+	mc_result_t r;
+
+	death_config(&c, bugs, victim);
+	assert_int_equal(mc_exhaustive(&c, 20000000, &r), 0);
+	print_message("exhaustive, rank %u dies: %s (after %llu states)\n", victim, r.what,
+	              (unsigned long long)r.states);
+	assert_true(one_of(r.fail, ok, nok));
+
+	o.bugs = bugs;
+	assert_int_equal(mc_random(&o, &r), 0);
+	print_message("random: %s (schedule %llu)\n", r.what, (unsigned long long)r.schedules);
+	assert_true(one_of(r.fail, ok, nok));
+}
+
+static void deaths_without_bugs(void **state)
+{
+	/* The configurations the two death bugs fail pass with the engine as it is, with
+	 * either victim, and together reach every race of a death. */
+	uint64_t cov[MC_NCOV] = {0};
+	mc_config_t c;
+	mc_result_t r;
+	unsigned v;
+	int k;
+
+	(void)state;
+	for (v = 0; v < 3; v++) {
+		death_config(&c, 0, v);
+		assert_int_equal(mc_exhaustive(&c, 20000000, &r), 0);
+		print_message("exhaustive, rank %u dies: %s, %llu states, %llu death transitions, "
+		              "%llu SIGBUS\n",
+		              v, r.fail ? r.what : "ok", (unsigned long long)r.states,
+		              (unsigned long long)r.deaths, (unsigned long long)r.sigbus);
+		assert_int_equal(r.fail, MC_OK);
+		for (k = 0; k < MC_NCOV; k++)
+			cov[k] += r.cov[k];
+	}
+	for (k = MC_COV_FIRST_DEATH; k < MC_NCOV; k++)
+		assert_true(cov[k] > 0);
+	assert_int_equal(mc_random(&death_random, &r), 0);
+	print_message("random: %s, %llu schedules, %llu with a death, %llu SIGBUS\n",
+	              r.fail ? r.what : "ok", (unsigned long long)r.schedules,
+	              (unsigned long long)r.death_schedules, (unsigned long long)r.sigbus);
+	assert_int_equal(r.fail, MC_OK);
+	assert_int_equal(r.schedules, death_random.schedules);
+	for (k = MC_COV_FIRST_DEATH; k < MC_NCOV; k++)
+		assert_true(r.cov[k] > 0);
+}
+
+static void dead_keeps_owner(void **state)
+{
+	/* A line owned by the dead rank is not lost at its (live) home: the next request's
+	 * FWD goes to the dead owner, and the requester waits for a write-back that never
+	 * comes. */
+	static const mc_fail_t ok[] = {MC_DEADLOCK, MC_STARVATION};
+
+	(void)state;
+	expect_death_caught(DSM_COH_BUG_DEAD_KEEPS_OWNER, 1, ok, 2);
+}
+
+static void adopt_no_data(void **state)
+{
+	/* A sharer's ADOPT leaves its data behind: the heir's home segment lacks the last
+	 * write, and it grants those stale bytes. */
+	static const mc_fail_t ok[] = {MC_DATA};
+
+	(void)state;
+	expect_death_caught(DSM_COH_BUG_ADOPT_NO_DATA, 0, ok, 1);
+}
+
 static void done_stands_in_for_fifo(void **state)
 {
 	/* Without DONE the protocol relies on per-pair FIFO: with FIFO delivery
@@ -448,6 +543,9 @@ int main(void)
 	        cmocka_unit_test(evictions_without_bugs),
 	        cmocka_unit_test(evict_no_write_back),
 	        cmocka_unit_test(evict_keeps_sharer),
+	        cmocka_unit_test(deaths_without_bugs),
+	        cmocka_unit_test(dead_keeps_owner),
+	        cmocka_unit_test(adopt_no_data),
 	        cmocka_unit_test(done_stands_in_for_fifo),
 	        cmocka_unit_test(batch_left_open),
 	};
