@@ -253,6 +253,16 @@ int dsm_rt_free_collective(struct dsm_rt_alloc *a, void *p)
 
 /* ---- local ---------------------------------------------------------------------------------- */
 
+uint64_t dsm_rt_alloc_coll_mark(struct dsm_rt_alloc *a)
+{
+	uint64_t mark;
+
+	pthread_mutex_lock(&a->lock);
+	mark = a->coll_free.n ? a->coll_free.v[0].start : a->coll_lines;
+	pthread_mutex_unlock(&a->lock);
+	return mark;
+}
+
 static unsigned nclasses(const struct dsm_rt_alloc *a)
 {
 	unsigned n = 0;

@@ -57,6 +57,9 @@ struct dsm_rt_alloc {
 int dsm_rt_alloc_init(struct dsm_rt_alloc *a, const dsm_coh_layout_t *layout, unsigned rank);
 void dsm_rt_alloc_fini(struct dsm_rt_alloc *a);
 
+/* The first line of the collective region that no allocation has had yet (lines there are
+ * handed out in increasing order while reuse_collective is off). */
+uint64_t dsm_rt_alloc_coll_mark(struct dsm_rt_alloc *a);
 /* Collective: same calls, same order on every rank -> same address. 0, -EINVAL, -ENOMEM. */
 int dsm_rt_alloc_collective(struct dsm_rt_alloc *a, size_t size, dsm_dist_t dist, void **out_p);
 /* 0, or -EINVAL for an address that is not a live collective allocation's start. */

@@ -50,6 +50,10 @@ static void lost_check(struct dsm_rt *rt, uint64_t line, int orig)
 {
 	dsm_coh_event_t ev = {.type = DSM_COH_EV_LOST_LINE, .home = (unsigned)orig, .line = line};
 
+	/* Allocated after the death (collectively, among the survivors): fresh memory. */
+	if (line < rt->alloc.coll_lines && line >= rt->death.coll_mark[orig])
+		return;
+
 	if (dsm_rt_engine(rt, &ev, NULL) < 0)
 		dsm_rt_fatal(rt, "internal error: the engine refused line %llu as lost",
 		             (unsigned long long)line);
@@ -156,6 +160,7 @@ void dsm_rt_death(struct dsm_rt *rt, int peer)
 	for (int r = 0; r < rt->nranks; r++)
 		if ((r == peer || dead(rt, r)) && dsm_rt_live_home(rt, r) == peer)
 			moved[nmoved++] = r;
+	d->coll_mark[peer] = dsm_rt_alloc_coll_mark(&rt->alloc);
 	atomic_store_explicit(&d->dead[peer], 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&d->ndead, 1, memory_order_release);
 	heir = dsm_rt_live_home(rt, peer);
@@ -300,7 +305,8 @@ int dsm_rt_death_init(struct dsm_rt *rt)
 	d->dead = calloc((size_t)rt->nranks, sizeof(*d->dead));
 	d->adopted = calloc((size_t)rt->nranks, sizeof(*d->adopted));
 	d->complete = calloc((size_t)rt->nranks, sizeof(*d->complete));
-	if (!d->dead || !d->adopted || !d->complete)
+	d->coll_mark = calloc((size_t)rt->nranks, sizeof(*d->coll_mark));
+	if (!d->dead || !d->adopted || !d->complete || !d->coll_mark)
 		return -ENOMEM;
 	dsm_rt_msg_on(rt, DSM_RT_MSG_DEAD, sizeof(struct dsm_rt_dead_msg), on_dead);
 	dsm_rt_msg_on(rt, DSM_RT_MSG_ADOPTED, sizeof(struct dsm_rt_dead_msg), on_adopted);
@@ -333,6 +339,7 @@ void dsm_rt_death_fini(struct dsm_rt *rt)
 	free(d->parked);
 	free(d->adopted);
 	free(d->complete);
+	free(d->coll_mark);
 	free((void *)d->dead);
 	memset(d, 0, sizeof(*d));
 }

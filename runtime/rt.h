@@ -413,6 +413,9 @@ struct dsm_rt_death {
 	 * NULL: none yet), and whether every survivor's has come. */
 	uint64_t **adopted;
 	bool *complete;
+	/* Per dead rank: dsm_rt_alloc_coll_mark() when it died. Collective memory from there on
+	 * was allocated after the death: its lines have no data to lose. */
+	uint64_t *coll_mark;
 	int waiting; /* dead ranks homed here whose adoption is not complete */
 	struct dsm_rt_parked *parked;
 	size_t nparked, parked_cap;

@@ -318,6 +318,30 @@ int main(int argc, char **argv)
 	/* Rank 0 held A, rank 1 A and B (and either may have held W). */
 	CHECK(st.adopted_copies >= (rank == 1 ? 8u : 4u));
 
+	/* Collective memory allocated after the death: a third of its lines homed at the heir in
+	 * the victim's place, none of them lost. */
+	{
+		volatile long *fresh =
+		        dsm_all_alloc((size_t)3 * 8 * WORDS * sizeof(long), DSM_DIST_CYCLIC);
+		int bad = 0, bus = 0;
+		long v;
+
+		CHECK(fresh != NULL);
+		for (int i = rank; fresh && i < 3 * 8; i += 2)
+			if (probe((long *)(fresh + (size_t)i * WORDS), 7, 1, 7000 + i, NULL))
+				bus++;
+		dsm_barrier();
+		for (int i = 0; fresh && i < 3 * 8; i++) {
+			if (probe((long *)(fresh + (size_t)i * WORDS), 7, 0, 0, &v))
+				bus++;
+			else
+				bad += v != 7000 + i;
+		}
+		printf("memory allocated after the death: %d wrong values, %d SIGBUS\n", bad, bus);
+		CHECK(bad == 0 && bus == 0);
+		dsm_barrier();
+		CHECK(dsm_all_free((void *)fresh) == 0);
+	}
 	dsm_barrier();
 	CHECK(dsm_finalize() == 0);
 	printf("%d passed, %d failed\n", mr_pass, mr_fail);
