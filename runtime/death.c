@@ -69,7 +69,7 @@ static uint64_t event_line(const dsm_coh_event_t *ev)
 static void replay(struct dsm_rt *rt)
 {
 	struct dsm_rt_death *d = &rt->death;
-	size_t ls = (size_t)1 << rt->layout.line_shift;
+	int ret;
 
 	DSM_LOG(DSM_LOG_INFO, "serving %zu requests held back while the survivors' copies came",
 	        d->nparked);
@@ -86,16 +86,13 @@ static void replay(struct dsm_rt *rt)
 				             (unsigned long long)line);
 			DSM_RT_COUNT(rt, msgs_dropped, 1);
 			DSM_LOG(DSM_LOG_WARN,
-			        "dropped a %s of line %llu from rank %d that the line's state "
-			        "cannot "
-			        "take",
+			        "dropped a %s of line %llu from rank %d that its state cannot take",
 			        dsm_coh_msg_name(p->ev.msg.type), (unsigned long long)line, p->src);
 		}
 		free(p->data);
-		(void)ls;
 	}
 	d->nparked = 0;
-	int ret = dsm_rt_msg_flush(rt, -1);
+	ret = dsm_rt_msg_flush(rt, -1);
 	if (ret < 0 && ret != DSM_ERR_PEER_DEAD)
 		dsm_rt_fatal(rt, "sending the answers of held-back requests failed: %s",
 		             dsm_err_str(ret));
