@@ -241,7 +241,8 @@ void dsm_rt_death_poison(struct dsm_rt *rt, uint64_t line, unsigned who)
 {
 	size_t ls = (size_t)1 << rt->layout.line_shift;
 	uint64_t addr = dsm_coh_line_addr(&rt->layout, line);
-	uint64_t n = ++rt->death.lost_logged;
+	/* The engine's COUNT of this loss came just before its POISON. */
+	uint64_t n = atomic_load_explicit(&rt->stats.cnt.lost_lines, memory_order_relaxed);
 	int ret = dsm_rt_region_poison(&rt->region, addr, ls);
 
 	if (ret < 0)

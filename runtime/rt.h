@@ -419,7 +419,6 @@ struct dsm_rt_death {
 	int waiting; /* dead ranks homed here whose adoption is not complete */
 	struct dsm_rt_parked *parked;
 	size_t nparked, parked_cap;
-	uint64_t lost_logged; /* lost lines logged (the first few each get a line) */
 };
 
 /* ---- the rank ------------------------------------------------------------------------- */

@@ -414,6 +414,23 @@ static void flush_pending(mc_sim_t *s, unsigned n)
 	s->npend = 0;
 }
 
+/* A message from @src to @dst put in flight, zeroed but for its ends; NULL (and the run
+ * failed) when the network is full. */
+static mc_msg_t *net_add(mc_sim_t *s, unsigned src, unsigned dst)
+{
+	mc_msg_t *m;
+
+	if (s->nnet == MC_MAX_MSGS) {
+		failf(s, MC_BAD_ACTION, "network full");
+		return NULL;
+	}
+	m = &s->net[s->nnet++];
+	memset(m, 0, sizeof(*m));
+	m->src = (uint8_t)src;
+	m->dst = (uint8_t)dst;
+	return m;
+}
+
 static void apply(mc_sim_t *s, unsigned n, const uint32_t *payload)
 {
 	mc_node_t *nd = &s->node[n];
@@ -485,14 +502,8 @@ static void apply(mc_sim_t *s, unsigned n, const uint32_t *payload)
 			/* The transport refuses a dead peer (DSM_ERR_PEER_DEAD): dropped. */
 			if (s->dead && a->peer == s->cfg->victim)
 				break;
-			if (s->nnet == MC_MAX_MSGS) {
-				failf(s, MC_BAD_ACTION, "network full");
+			if (!(m = net_add(s, n, a->peer)))
 				return;
-			}
-			m = &s->net[s->nnet++];
-			memset(m, 0, sizeof(*m));
-			m->src = (uint8_t)n;
-			m->dst = (uint8_t)a->peer;
 			m->m = a->msg;
 			if (from)
 				memcpy(m->data, from, sizeof(m->data));
@@ -970,18 +981,13 @@ static void thread_step(mc_sim_t *s, unsigned n, unsigned t)
 	        (mc_fault_t){(uint8_t)t, op->line, (uint8_t)(op->write ? 1 : 0)};
 }
 
+/* A harness message (DEAD, ADOPTED) from @src to @dst. */
 static void net_push(mc_sim_t *s, unsigned src, unsigned dst, uint8_t type)
 {
-	mc_msg_t *m;
+	mc_msg_t *m = net_add(s, src, dst);
 
-	if (s->nnet == MC_MAX_MSGS) {
-		failf(s, MC_BAD_ACTION, "network full");
+	if (!m)
 		return;
-	}
-	m = &s->net[s->nnet++];
-	memset(m, 0, sizeof(*m));
-	m->src = (uint8_t)src;
-	m->dst = (uint8_t)dst;
 	m->m.type = type;
 	m->m.src = (uint16_t)src;
 	m->m.reserved = s->cfg->victim;

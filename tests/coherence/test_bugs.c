@@ -275,21 +275,29 @@ static const mc_random_opts_t evict_random = {.schedules = 100000,
                                               .migratory = 2,
                                               .evictions = 1};
 
-static void expect_evict_caught(unsigned bugs, const mc_fail_t *ok, size_t nok)
+/* @c's bug is caught as one of @ok, exhaustively (at most @max_states) and by @o's random
+ * schedules with the same bug. */
+static void expect_caught_both(const mc_config_t *c, uint64_t max_states, mc_random_opts_t o,
+                               const mc_fail_t *ok, size_t nok)
 {
-	mc_random_opts_t o = evict_random;
-	mc_config_t c;
 	mc_result_t r;
 
-	evict_config(&c, bugs);
-	assert_int_equal(mc_exhaustive(&c, 10000000, &r), 0);
+	assert_int_equal(mc_exhaustive(c, max_states, &r), 0);
 	print_message("exhaustive: %s (after %llu states)\n", r.what, (unsigned long long)r.states);
 	assert_true(one_of(r.fail, ok, nok));
 
-	o.bugs = bugs;
+	o.bugs = c->bugs;
 	assert_int_equal(mc_random(&o, &r), 0);
 	print_message("random: %s (schedule %llu)\n", r.what, (unsigned long long)r.schedules);
 	assert_true(one_of(r.fail, ok, nok));
+}
+
+static void expect_evict_caught(unsigned bugs, const mc_fail_t *ok, size_t nok)
+{
+	mc_config_t c;
+
+	evict_config(&c, bugs);
+	expect_caught_both(&c, 10000000, evict_random, ok, nok);
 }
 
 static void evictions_without_bugs(void **state)
@@ -365,20 +373,11 @@ static const mc_random_opts_t death_random = {.schedules = 100000,
 
 static void expect_death_caught(unsigned bugs, unsigned victim, const mc_fail_t *ok, size_t nok)
 {
-	mc_random_opts_t o = death_random;
 	mc_config_t c;
-	mc_result_t r;
 
 	death_config(&c, bugs, victim);
-	assert_int_equal(mc_exhaustive(&c, 20000000, &r), 0);
-	print_message("exhaustive, rank %u dies: %s (after %llu states)\n", victim, r.what,
-	              (unsigned long long)r.states);
-	assert_true(one_of(r.fail, ok, nok));
-
-	o.bugs = bugs;
-	assert_int_equal(mc_random(&o, &r), 0);
-	print_message("random: %s (schedule %llu)\n", r.what, (unsigned long long)r.schedules);
-	assert_true(one_of(r.fail, ok, nok));
+	print_message("rank %u dies\n", victim);
+	expect_caught_both(&c, 20000000, death_random, ok, nok);
 }
 
 static void deaths_without_bugs(void **state)
