@@ -1317,6 +1317,41 @@ void dsm_coh_dir_info(const dsm_coh_node_t *n, uint64_t line, dsm_coh_dir_info_t
 	out->queued = d->qlen;
 }
 
+/* A line with something in flight: a request, an RDMA read or write-back, an eviction, or an
+ * invalidation that waits for a hold. */
+static bool line_busy(const dsm_coh_line_t *l)
+{
+	return l->state == DSM_COH_IS || l->state == DSM_COH_IM || l->state == DSM_COH_SM ||
+	       (l->flags & (DSM_COH_LINE_RDMA | DSM_COH_LINE_WB | DSM_COH_LINE_EVICT)) ||
+	       l->deferred;
+}
+
+void dsm_coh_node_walk(const dsm_coh_node_t *n, dsm_coh_walk_t *out)
+{
+	out->cache_busy = out->home_busy = 0;
+	for (size_t i = 0; i < n->lines.cap; i++) {
+		const dsm_coh_line_t *l = dsm_coh_table_slot(&n->lines, i);
+
+		if (l == NULL)
+			continue;
+		if (line_busy(l))
+			out->cache_busy++;
+		else if (out->on_exclusive && (l->state == DSM_COH_M || l->state == DSM_COH_E))
+			out->on_exclusive(out->arg, l->line);
+	}
+	for (size_t i = 0; i < n->dirs.cap; i++) {
+		const dsm_coh_dir_t *d = dsm_coh_table_slot(&n->dirs, i);
+
+		if (d == NULL)
+			continue;
+		if (d->txn || d->qlen)
+			out->home_busy++;
+		else if (out->on_owned &&
+		         (d->state == DSM_COH_DIR_M || d->state == DSM_COH_DIR_LOST))
+			out->on_owned(out->arg, d->line);
+	}
+}
+
 int dsm_coh_dir_is_sharer(const dsm_coh_node_t *n, uint64_t line, unsigned rank)
 {
 	const dsm_coh_dir_t *d = dsm_coh_table_find(&n->dirs, line);

@@ -93,6 +93,14 @@ static const struct dsm_setting settings[DSM_SETTING_COUNT] = {
                                   "exit", 0, 0, death_modes, NULL,
                                   "when a rank dies: exit (every rank exits 3), or continue "
                                   "(the survivors go on; lost lines raise SIGBUS)"},
+        [DSM_SETTING_RESTART] = {"DSM_RESTART", DSM_SETTING_STRING, 0, "runtime", "restart", NULL,
+                                 "off", 0, 0, NULL, NULL,
+                                 "start from the snapshot dsm_checkpoint wrote to DIR (\"%r\" "
+                                 "in it: the rank)"},
+        [DSM_SETTING_CKPT_RATE] = {"DSM_CKPT_RATE", DSM_SETTING_SIZE, 0, "runtime", NULL, "0",
+                                   "unlimited", 0, 1024 * TiB, NULL, NULL,
+                                   "the most bytes a second a snapshot's background writer "
+                                   "writes, per rank (0: as fast as the disk takes them)"},
         [DSM_SETTING_TP_HEARTBEAT_MS] = {"DSM_TP_HEARTBEAT_MS", DSM_SETTING_INT, 0, "transport",
                                          NULL, "1000", "1000", 0, 3600000, NULL, "ms",
                                          "heartbeat period on a ring of the ranks (0: off); 6 "

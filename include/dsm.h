@@ -80,13 +80,16 @@ typedef struct dsm_config {
 	 * least a line); DSM_CACHE_UNLIMITED for no bound; 0: DSM_CACHE_SIZE decides. Appended
 	 * after 0.1.0: an older struct_size leaves it to DSM_CACHE_SIZE. */
 	size_t cache_size;
+	/* A snapshot to start from (dsm_checkpoint's @dir, "%r" and all); NULL: DSM_RESTART
+	 * decides. Appended after 0.1.0: an older struct_size leaves it to DSM_RESTART. */
+	const char *restart;
 } dsm_config_t;
 
 #define DSM_CACHE_UNLIMITED ((size_t)-1)
 
 #define DSM_CONFIG_INIT                                                                            \
 	{                                                                                          \
-		sizeof(dsm_config_t), 0, 0, NULL, 0                                                \
+		sizeof(dsm_config_t), 0, 0, NULL, 0, NULL                                          \
 	}
 
 /*
@@ -172,6 +175,13 @@ typedef struct dsm_stats {
 	uint64_t dead_ranks;     /* ranks this rank knows dead */
 	uint64_t adopted_copies; /* copies of dead ranks' lines handed to their new homes */
 	uint64_t lost_lines;     /* lines poisoned here: their only copy died */
+	/* Live checkpoints (appended after 0.1.0; README, "Checkpoint and restart"). */
+	uint64_t checkpoints;       /* dsm_checkpoint() calls that took a snapshot */
+	uint64_t ckpt_pause_ns;     /* the last one's pause: agreeing and write-protecting */
+	uint64_t ckpt_pause_ns_max; /* the longest pause */
+	uint64_t ckpt_lines;        /* lines this rank wrote to snapshots */
+	uint64_t ckpt_copied;   /* of those, saved before a write or a give-up could change them */
+	uint64_t ckpt_write_ns; /* the last snapshot's background write, until durable here */
 } dsm_stats_t;
 
 /* What dsm_query() says about the running libdsm. Set struct_size before the call. */
@@ -320,6 +330,44 @@ DSM_EXPORT int dsm_stats(dsm_stats_t *out);
  * -EINVAL for a negative @max or a NULL @ranks with @max > 0.
  */
 DSM_EXPORT int dsm_dead_ranks(int *ranks, int max);
+
+/**
+ * dsm_checkpoint() - a snapshot of the whole heap, taken while the program runs. Collective.
+ * @dir: where the files go, the same string on every rank; "%r" in it stands for the rank
+ *       (node-local disks). Created if missing, parents too; a snapshot already there stops
+ *       looking complete at once (its MANIFEST goes first), so keep two and alternate.
+ *
+ * Returns once the snapshot is consistent: it holds every line and allocation as they were
+ * while every rank was inside the call (it orders like dsm_barrier), and dsm_root(). The
+ * data is written in the background; a write to a line not saved yet saves it first. Wait
+ * for it with dsm_checkpoint_wait() (the next dsm_checkpoint and dsm_finalize wait too).
+ * 0, DSM_ERR_NOT_INIT, -EINVAL (a NULL or too long @dir), DSM_ERR_MISMATCH, -ENOTSUP (the
+ * heap holds multiple-writer memory: not in snapshots yet), DSM_ERR_PEER_DEAD (after a
+ * death), or -errno of creating the files (every rank fails alike).
+ */
+DSM_EXPORT int dsm_checkpoint(const char *dir);
+
+/**
+ * dsm_checkpoint_wait() - until the last dsm_checkpoint() is durable. Collective. Each rank's
+ * file is written and fsync'ed, then the MANIFEST (written last: a snapshot without one is
+ * incomplete). 0 (also with no snapshot pending), DSM_ERR_NOT_INIT, or the first write
+ * error (-ENOSPC, -EIO, ...), on every rank.
+ */
+DSM_EXPORT int dsm_checkpoint_wait(void);
+
+/** dsm_root() - the pointer snapshots keep (dsm_set_root), after a restart the saved one. */
+DSM_EXPORT void *dsm_root(void);
+
+/**
+ * dsm_set_root() - the one pointer a snapshot keeps, so that a restarted program finds its
+ * data. Local: every rank sets the same before dsm_checkpoint (a difference fails it with
+ * DSM_ERR_MISMATCH). 0, DSM_ERR_NOT_INIT, or DSM_ERR_FOREIGN for a pointer outside the
+ * heap (NULL is allowed).
+ */
+DSM_EXPORT int dsm_set_root(void *p);
+
+/** dsm_restarted() - 1 if this run started from a snapshot (DSM_RESTART), 0 if not. */
+DSM_EXPORT int dsm_restarted(void);
 
 /** dsm_strerror() - a static string naming @err (negative or positive). Never NULL. */
 DSM_EXPORT const char *dsm_strerror(int err);

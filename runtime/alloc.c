@@ -476,3 +476,241 @@ int dsm_rt_alloc_home_of(struct dsm_rt_alloc *a, const void *addr)
 
 	return line < 0 ? -EINVAL : dsm_rt_alloc_home(a, (uint64_t)line, NULL);
 }
+
+/* ---- snapshots (ckpt.c) --------------------------------------------------------------------- */
+
+#define STATE_MAGIC 0x31434c41u /* "ALC1" */
+
+/* A growing array of words. */
+struct words {
+	uint64_t *v;
+	size_t n, cap;
+	bool failed;
+};
+
+static void put(struct words *w, uint64_t x)
+{
+	if (w->failed || DSM_VEC_RESERVE(w->v, w->cap, w->n + 1) < 0) {
+		w->failed = true;
+		return;
+	}
+	w->v[w->n++] = x;
+}
+
+int dsm_rt_alloc_export(struct dsm_rt_alloc *a, uint64_t **words_p, size_t *n_p)
+{
+	struct words w = {0};
+	size_t ncoll = 0, nlocal = 0;
+
+	pthread_mutex_lock(&a->lock);
+	for (size_t i = 0; i < a->next; i++)
+		a->ext[i].kind == EXT_COLL ? ncoll++ : nlocal++;
+	put(&w, STATE_MAGIC);
+	put(&w, a->coll_free.n ? a->coll_free.v[0].start : a->coll_lines);
+	put(&w, ncoll);
+	for (size_t i = 0; i < a->next; i++) {
+		if (a->ext[i].kind != EXT_COLL)
+			continue;
+		put(&w, a->ext[i].first);
+		put(&w, a->ext[i].nlines);
+		put(&w, a->ext[i].dist);
+	}
+	put(&w, a->coll_lines + a->rank * a->slice_lines);
+	put(&w, a->slice_lines);
+	put(&w, a->local_free.n);
+	for (size_t i = 0; i < a->local_free.n; i++) {
+		put(&w, a->local_free.v[i].start);
+		put(&w, a->local_free.v[i].len);
+	}
+	put(&w, nlocal);
+	for (size_t i = 0; i < a->next; i++) {
+		const struct dsm_rt_extent *e = &a->ext[i];
+		const struct dsm_rt_slab *s = e->slab;
+
+		if (e->kind == EXT_COLL)
+			continue;
+		put(&w, e->first);
+		put(&w, e->nlines);
+		put(&w, e->kind | (s ? (uint64_t)s->cls << 8 | (uint64_t)s->nobj << 16 : 0));
+		for (unsigned k = 0; s && k < (s->nobj + 63) / 64; k++)
+			put(&w, s->used[k]);
+	}
+	pthread_mutex_unlock(&a->lock);
+	if (w.failed) {
+		free(w.v);
+		return -ENOMEM;
+	}
+	*words_p = w.v;
+	*n_p = w.n;
+	return 0;
+}
+
+/* Reads words from a state, failing once past its end. */
+struct reader {
+	const uint64_t *v;
+	size_t n, at;
+	bool bad;
+};
+
+static uint64_t get(struct reader *r)
+{
+	if (r->at >= r->n) {
+		r->bad = true;
+		return 0;
+	}
+	return r->v[r->at++];
+}
+
+/* Skips the collective part of a state; false if malformed. */
+static bool skip_collective(struct reader *r)
+{
+	uint64_t n;
+
+	if (get(r) != STATE_MAGIC)
+		return false;
+	get(r);
+	n = get(r);
+	if (n > r->n)
+		return false;
+	r->at += n * 3;
+	return r->at <= r->n && !r->bad;
+}
+
+/* Whether the state holds dsm_alloc memory (-EINVAL: malformed). */
+int dsm_rt_alloc_state_has_local(const uint64_t *words, size_t n)
+{
+	struct reader r = {words, n, 0, false};
+	uint64_t nfree;
+
+	if (!skip_collective(&r))
+		return -EINVAL;
+	get(&r);
+	get(&r);
+	nfree = get(&r);
+	if (nfree > n)
+		return -EINVAL;
+	r.at += nfree * 2;
+	return r.bad || r.at > n ? -EINVAL : get(&r) > 0;
+}
+
+int dsm_rt_alloc_restore(struct dsm_rt_alloc *a, const uint64_t *words, size_t n, bool local)
+{
+	struct reader r = {words, n, 0, false};
+	uint64_t mark, ncoll;
+	int ret = -EINVAL;
+
+	pthread_mutex_lock(&a->lock);
+	if (a->next != 0 || get(&r) != STATE_MAGIC)
+		goto out;
+	mark = get(&r);
+	ncoll = get(&r);
+	if (mark > a->coll_lines || ncoll > n)
+		goto out;
+	a->coll_free.n = 0;
+	if (mark < a->coll_lines && fl_put(&a->coll_free, mark, a->coll_lines - mark) < 0)
+		goto nomem;
+	for (uint64_t i = 0; i < ncoll; i++) {
+		struct dsm_rt_extent e = {.kind = EXT_COLL};
+
+		e.first = get(&r);
+		e.nlines = get(&r);
+		e.dist = (uint8_t)get(&r);
+		if (r.bad || e.first + e.nlines > mark || e.nlines == 0 ||
+		    e.dist > DSM_COH_DIST_ZERO ||
+		    (a->next && a->ext[a->next - 1].first + a->ext[a->next - 1].nlines > e.first))
+			goto out;
+		if (ext_add(a, &e) < 0)
+			goto nomem;
+		a->live_bytes += e.nlines * a->line_size;
+	}
+	if (local) {
+		uint64_t first = get(&r), len = get(&r), nfree = get(&r), next;
+		uint64_t lo = a->coll_lines + a->rank * a->slice_lines, hi = lo + a->slice_lines;
+
+		if (first != lo || len != a->slice_lines || nfree > n)
+			goto out;
+		a->local_free.n = 0;
+		for (uint64_t i = 0; i < nfree; i++) {
+			uint64_t s = get(&r), l = get(&r);
+
+			if (r.bad || s < lo || l > hi - s || l == 0)
+				goto out;
+			if (fl_put(&a->local_free, s, l) < 0)
+				goto nomem;
+		}
+		next = get(&r);
+		for (uint64_t i = 0; i < next && !r.bad; i++) {
+			struct dsm_rt_extent e = {0};
+			uint64_t k;
+
+			e.first = get(&r);
+			e.nlines = get(&r);
+			k = get(&r);
+			e.kind = (uint8_t)(k & 0xff);
+			if (r.bad || e.first < lo || e.nlines > hi - e.first || e.nlines == 0 ||
+			    (e.kind != EXT_LOCAL && e.kind != EXT_SLAB) ||
+			    (a->next &&
+			     a->ext[a->next - 1].first + a->ext[a->next - 1].nlines > e.first))
+				goto out;
+			if (e.kind == EXT_SLAB) {
+				unsigned cls = (unsigned)(k >> 8 & 0xff),
+				         nobj = (unsigned)(k >> 16);
+				size_t obj = (size_t)1 << (MIN_OBJ_SHIFT + cls);
+				struct dsm_rt_slab *s;
+
+				if (cls >= nclasses(a) || nobj == 0 || nobj > MAX_SLAB_OBJS ||
+				    nobj > a->line_size / obj || e.nlines != 1)
+					goto out;
+				s = calloc(1, sizeof(*s) + (nobj + 63) / 64 * sizeof(uint64_t));
+				if (s == NULL)
+					goto nomem;
+				s->line = e.first;
+				s->cls = cls;
+				s->nobj = s->nfree = nobj;
+				for (unsigned w = 0; w < (nobj + 63) / 64; w++) {
+					s->used[w] = get(&r);
+					s->nfree -= (unsigned)__builtin_popcountll(s->used[w]);
+				}
+				e.slab = s;
+				if (r.bad || ext_add(a, &e) < 0) {
+					free(s);
+					goto out;
+				}
+				a->live_bytes += (uint64_t)(nobj - s->nfree) * obj;
+				if (s->nfree)
+					partial_push(a, s);
+			} else {
+				if (ext_add(a, &e) < 0)
+					goto nomem;
+				a->live_bytes += e.nlines * a->line_size;
+			}
+		}
+	}
+	ret = r.bad ? -EINVAL : 0;
+	goto out;
+nomem:
+	ret = -ENOMEM;
+out:
+	pthread_mutex_unlock(&a->lock);
+	return ret;
+}
+
+/* Calls @fn for every live allocation's lines: collective ones everywhere, local ones here. */
+void dsm_rt_alloc_each(struct dsm_rt_alloc *a, void (*fn)(void *arg, const dsm_coh_span_t *s),
+                       void *arg)
+{
+	pthread_mutex_lock(&a->lock);
+	for (size_t i = 0; i < a->next; i++) {
+		const struct dsm_rt_extent *e = &a->ext[i];
+		dsm_coh_span_t s = {.first_line = e->first, .nlines = e->nlines};
+
+		if (e->kind == EXT_COLL) {
+			s.dist = (dsm_coh_dist_t)e->dist;
+		} else {
+			s.dist = DSM_COH_DIST_RANK;
+			s.rank = a->rank;
+		}
+		fn(arg, &s);
+	}
+	pthread_mutex_unlock(&a->lock);
+}

@@ -87,4 +87,19 @@ int dsm_rt_alloc_home_of(struct dsm_rt_alloc *a, const void *addr);
  */
 int dsm_rt_alloc_home(struct dsm_rt_alloc *a, uint64_t line, dsm_coh_span_t *span_p);
 
+/*
+ * Snapshots (ckpt.c). The allocators' state as words: the collective region's allocations
+ * (the same on every rank), then this rank's slice (its free extents and allocations, slabs
+ * with their objects). malloc'd into *@words_p. 0 or -ENOMEM.
+ */
+int dsm_rt_alloc_export(struct dsm_rt_alloc *a, uint64_t **words_p, size_t *n_p);
+/* 1 if an exported state holds dsm_alloc memory, 0 if not, -EINVAL if malformed. */
+int dsm_rt_alloc_state_has_local(const uint64_t *words, size_t n);
+/* Into a fresh allocator: the collective part of a state, and with @local its slice (which
+ * must be this rank's, of the same size). 0, -EINVAL (malformed, or another slice), -ENOMEM. */
+int dsm_rt_alloc_restore(struct dsm_rt_alloc *a, const uint64_t *words, size_t n, bool local);
+/* @fn for each live allocation (its lines and homes): the collective ones and this rank's. */
+void dsm_rt_alloc_each(struct dsm_rt_alloc *a, void (*fn)(void *arg, const dsm_coh_span_t *s),
+                       void *arg);
+
 #endif

@@ -47,6 +47,10 @@ static const char *coll_name(uint32_t kind)
 		return "dsm_all_free";
 	case DSM_RT_COLL_FINALIZE:
 		return "dsm_finalize";
+	case DSM_RT_COLL_CHECKPOINT:
+		return "dsm_checkpoint";
+	case DSM_RT_COLL_CKPT_STEP:
+		return "dsm_checkpoint's step";
 	default:
 		return "an unknown collective";
 	}
@@ -62,6 +66,14 @@ static void coll_describe(const struct dsm_rt_coll_call *m, char *buf, size_t n)
 		break;
 	case DSM_RT_COLL_ALL_FREE:
 		snprintf(buf, n, "dsm_all_free(%#" PRIx64 ")", m->args[0]);
+		break;
+	case DSM_RT_COLL_CHECKPOINT:
+		snprintf(buf, n, "dsm_checkpoint(dir hash %#" PRIx64 ", root %#" PRIx64 ")",
+		         m->args[0], m->args[1]);
+		break;
+	case DSM_RT_COLL_CKPT_STEP:
+		snprintf(buf, n, "dsm_checkpoint's step %" PRIu64 " (status %d)", m->args[0],
+		         (int)m->args[1]);
 		break;
 	default:
 		snprintf(buf, n, "%s()", coll_name(m->kind));

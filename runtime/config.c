@@ -160,6 +160,16 @@ int dsm_rt_config_resolve(const dsm_config_t *user, struct dsm_rt_config *out)
 	}
 	dsm_setting_u64(DSM_SETTING_ON_DEATH, &v, NULL);
 	c.on_death_continue = v == 1;
+	dsm_setting_u64(DSM_SETTING_CKPT_RATE, &c.ckpt_rate, NULL);
+	prov = user->struct_size > offsetof(dsm_config_t, restart) ? user->restart : NULL;
+	if (prov == NULL || *prov == '\0')
+		prov = dsm_setting_string(DSM_SETTING_RESTART);
+	if (prov && strlen(prov) + 64 >= sizeof(c.restart)) {
+		DSM_LOG(DSM_LOG_ERROR, "DSM_RESTART: the path '%.64s...' is too long", prov);
+		return -EINVAL;
+	}
+	if (prov)
+		strcpy(c.restart, prov);
 	c.log_level = dsm_log_level();
 
 	*out = c;

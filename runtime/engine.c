@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "runtime/cache.h"
+#include "runtime/ckpt.h"
 #include "runtime/death.h"
 #include "runtime/fatal.h"
 #include "runtime/hold.h"
@@ -207,11 +208,13 @@ static void run_action(struct dsm_rt *rt, const dsm_coh_action_t *a, const void 
 		ret = dsm_rt_region_protect(&rt->region, addr, ls, true);
 		break;
 	case DSM_COH_ACT_ZAP:
+		dsm_rt_ckpt_before(rt, a->line, DSM_RT_CK_MAP);
 		ret = dsm_rt_region_zap(&rt->region, addr, ls);
 		dsm_rt_prefetch_zapped(rt, a->line);
 		dsm_rt_cache_del(rt, a->line);
 		break;
 	case DSM_COH_ACT_STORE_HOME:
+		dsm_rt_ckpt_before(rt, a->line, DSM_RT_CK_HOME);
 		copy_line(dsm_rt_home_line(rt, a->line), src, ls);
 		break;
 	case DSM_COH_ACT_WAKE:
@@ -224,6 +227,7 @@ static void run_action(struct dsm_rt *rt, const dsm_coh_action_t *a, const void 
 		dsm_rt_count_coh(rt, a->counter);
 		break;
 	case DSM_COH_ACT_POISON:
+		dsm_rt_ckpt_before(rt, a->line, DSM_RT_CK_MAP);
 		dsm_rt_death_poison(rt, a->line, a->msg.reserved);
 		dsm_rt_fault_end(rt, a->line);
 		break;

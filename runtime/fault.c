@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "runtime/cache.h"
+#include "runtime/ckpt.h"
 #include "runtime/death.h"
 #include "runtime/engine.h"
 #include "runtime/fatal.h"
@@ -21,65 +22,71 @@
 
 #define BATCH 32
 
+void dsm_rt_fault_handle(struct dsm_rt *rt, const struct dsm_rt_fault *f)
+{
+	dsm_coh_event_t ev;
+	dsm_coh_span_t span;
+	int64_t line = dsm_coh_line_of(&rt->layout, f->addr);
+	int home = line < 0 ? line : dsm_rt_alloc_home(&rt->alloc, (uint64_t)line, &span);
+
+	if (home < 0)
+		dsm_rt_fatal(rt,
+		             "a thread accessed %#llx, heap memory that is not allocated "
+		             "(freed, or never handed out)",
+		             (unsigned long long)f->addr);
+	/* A checkpoint being agreed parks it; one being written saves the line first. */
+	if (dsm_rt_ckpt_fault(rt, f, (uint64_t)line))
+		return;
+	if (dsm_rt_mw_fault(rt, f, (uint64_t)line, home))
+		return; /* multiple-writer memory: mw.c */
+	/* Its home died: where its lines went. */
+	home = dsm_rt_live_home(rt, home);
+	dsm_rt_prof_fault(rt, (uint64_t)line, f->exact, f->write);
+	dsm_rt_cache_touch(rt, (uint64_t)line);
+	ev = (dsm_coh_event_t){.type = f->write ? DSM_COH_EV_WRITE_FAULT : DSM_COH_EV_READ_FAULT,
+	                       .home = (unsigned)home,
+	                       .line = (uint64_t)line};
+	DSM_LOG(DSM_LOG_DEBUG, "%s fault at %#llx: line %lld, home %d",
+	        f->wp      ? "WP"
+	        : f->write ? "write"
+	                   : "read",
+	        (unsigned long long)f->addr, (long long)line, home);
+	/* Homed here since its home died: it may wait for the survivors' copies. */
+	if (home == rt->rank && dsm_rt_death_hold(rt, -1, &ev, NULL))
+		return;
+	dsm_rt_fault_begin(rt, (uint64_t)line, f->tid);
+	/* At the home the grant may come within this call, and the woken thread may run
+	 * before a later read: read its count first there. Elsewhere after the request
+	 * is out, overlapping the wait. */
+	if (home == rt->rank)
+		dsm_rt_fault_sample(rt, (uint64_t)line, f->tid);
+	if (dsm_rt_engine(rt, &ev, NULL) < 0)
+		dsm_rt_fatal(rt, "the engine refused a fault on line %lld", (long long)line);
+	/* The read-ahead's requests to the same home go with the fault's, in one
+	 * message (msg.c, gathering), which leaves before the count is read. */
+	dsm_rt_prefetch_fault(rt, (uint64_t)line, &span, f->write);
+	if (home != rt->rank) {
+		int err = dsm_rt_msg_flush(rt, home);
+
+		if (err < 0 && err != DSM_ERR_PEER_DEAD)
+			dsm_rt_fatal(rt, "sending a request failed: %s", dsm_err_str(err));
+		dsm_rt_fault_sample(rt, (uint64_t)line, f->tid);
+	}
+}
+
 int dsm_rt_fault_drain(struct dsm_rt *rt)
 {
 	int n = 0;
 
 	for (; n < BATCH; n++) {
 		struct dsm_rt_fault f;
-		dsm_coh_event_t ev;
-		dsm_coh_span_t span;
-		int64_t line;
-		int home, ret = dsm_rt_region_read_fault(&rt->region, &f);
+		int ret = dsm_rt_region_read_fault(&rt->region, &f);
 
 		if (ret == -EAGAIN)
 			break;
 		if (ret < 0)
 			dsm_rt_fatal(rt, "reading the userfaultfd failed: %s", dsm_err_str(ret));
-		line = dsm_coh_line_of(&rt->layout, f.addr);
-		home = line < 0 ? line : dsm_rt_alloc_home(&rt->alloc, (uint64_t)line, &span);
-		if (home < 0)
-			dsm_rt_fatal(rt,
-			             "a thread accessed %#llx, heap memory that is not allocated "
-			             "(freed, or never handed out)",
-			             (unsigned long long)f.addr);
-		if (dsm_rt_mw_fault(rt, &f, (uint64_t)line, home))
-			continue; /* multiple-writer memory: mw.c */
-		/* Its home died: where its lines went. */
-		home = dsm_rt_live_home(rt, home);
-		dsm_rt_prof_fault(rt, (uint64_t)line, f.exact, f.write);
-		dsm_rt_cache_touch(rt, (uint64_t)line);
-		ev = (dsm_coh_event_t){.type = f.write ? DSM_COH_EV_WRITE_FAULT
-		                                       : DSM_COH_EV_READ_FAULT,
-		                       .home = (unsigned)home,
-		                       .line = (uint64_t)line};
-		DSM_LOG(DSM_LOG_DEBUG, "%s fault at %#llx: line %lld, home %d",
-		        f.wp      ? "WP"
-		        : f.write ? "write"
-		                  : "read",
-		        (unsigned long long)f.addr, (long long)line, home);
-		/* Homed here since its home died: it may wait for the survivors' copies. */
-		if (home == rt->rank && dsm_rt_death_hold(rt, -1, &ev, NULL))
-			continue;
-		dsm_rt_fault_begin(rt, (uint64_t)line, f.tid);
-		/* At the home the grant may come within this call, and the woken thread may run
-		 * before a later read: read its count first there. Elsewhere after the request
-		 * is out, overlapping the wait. */
-		if (home == rt->rank)
-			dsm_rt_fault_sample(rt, (uint64_t)line, f.tid);
-		if (dsm_rt_engine(rt, &ev, NULL) < 0)
-			dsm_rt_fatal(rt, "the engine refused a fault on line %lld",
-			             (long long)line);
-		/* The read-ahead's requests to the same home go with the fault's, in one
-		 * message (msg.c, gathering), which leaves before the count is read. */
-		dsm_rt_prefetch_fault(rt, (uint64_t)line, &span, f.write);
-		if (home != rt->rank) {
-			int err = dsm_rt_msg_flush(rt, home);
-
-			if (err < 0 && err != DSM_ERR_PEER_DEAD)
-				dsm_rt_fatal(rt, "sending a request failed: %s", dsm_err_str(err));
-			dsm_rt_fault_sample(rt, (uint64_t)line, f.tid);
-		}
+		dsm_rt_fault_handle(rt, &f);
 	}
 	return n;
 }

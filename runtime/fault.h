@@ -11,7 +11,10 @@
 #include <stdint.h>
 
 struct dsm_rt;
+struct dsm_rt_fault;
 
+/* One fault read from the userfaultfd (or parked by a checkpoint, ckpt.c), on its way. */
+void dsm_rt_fault_handle(struct dsm_rt *rt, const struct dsm_rt_fault *f);
 /* Reads the faults that are queued (a batch at most) and starts resolving each; returns
  * how many. */
 int dsm_rt_fault_drain(struct dsm_rt *rt);

@@ -97,8 +97,14 @@ static int try_everywhere(uint64_t addr, size_t size, int prot,
 int dsm_rt_heap_reserve(size_t size, size_t align, int strict,
                         const struct dsm_rt_heap_agree *agree, struct dsm_rt_heap *out)
 {
+	return dsm_rt_heap_reserve_at(size, align, strict, 0, agree, out);
+}
+
+int dsm_rt_heap_reserve_at(size_t size, size_t align, int strict, uint64_t want,
+                           const struct dsm_rt_heap_agree *agree, struct dsm_rt_heap *out)
+{
 	uint64_t cand[MAX_CAND], *theirs = NULL;
-	unsigned ncand = dsm_rt_heap_candidates(size, align, cand, MAX_CAND);
+	unsigned ncand = want ? 1 : dsm_rt_heap_candidates(size, align, cand, MAX_CAND);
 	struct dsm_rt_heap h = {.size = size};
 	bool all = false;
 	int prot, ret = 0;
@@ -107,12 +113,21 @@ int dsm_rt_heap_reserve(size_t size, size_t align, int strict,
 	h.strict = strict < 0 ? overcommit_strict() : strict;
 	prot = h.strict ? PROT_NONE : PROT_READ | PROT_WRITE;
 
+	if (want)
+		cand[0] = want;
 	for (unsigned i = 0; i < ncand && !all; i++) {
 		addr = cand[i];
 		h.attempts++;
 		ret = try_everywhere(addr, size, prot, agree, &all);
 		if (ret < 0)
 			return ret;
+	}
+	if (!all && want) {
+		DSM_LOG(DSM_LOG_ERROR,
+		        "the heap must be at %#llx (%zu bytes) as in the snapshot, and that range "
+		        "is not free on every rank",
+		        (unsigned long long)want, size);
+		return DSM_ERR_NO_ADDRESS;
 	}
 	/* Fallback: a hole that some rank's kernel found, tried on every rank in turn. */
 	if (!all) {

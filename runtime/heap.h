@@ -45,6 +45,10 @@ struct dsm_rt_heap {
 int dsm_rt_heap_reserve(size_t size, size_t align, int strict,
                         const struct dsm_rt_heap_agree *agree, struct dsm_rt_heap *out);
 
+/* The same at @want exactly (a restart: the snapshot's address), unless @want is 0. */
+int dsm_rt_heap_reserve_at(size_t size, size_t align, int strict, uint64_t want,
+                           const struct dsm_rt_heap_agree *agree, struct dsm_rt_heap *out);
+
 /* Makes [off, off+len) usable (strict mode opens whole chunks; otherwise nothing to do). */
 int dsm_rt_heap_open(struct dsm_rt_heap *h, size_t off, size_t len);
 

@@ -11,14 +11,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "common/error.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "common/settings.h"
+#include "common/time.h"
 #include "runtime/api.h"
 #include "runtime/bootstrap.h"
 #include "runtime/cache.h"
+#include "runtime/ckpt.h"
 #include "runtime/coll.h"
 #include "runtime/death.h"
 #include "runtime/engine.h"
@@ -101,7 +105,9 @@ struct shared_settings {
 	uint64_t heap_size, line_size, page_size;
 	uint32_t data_rdma;
 	uint32_t on_death_continue;
-	char build[48]; /* libdsm's version, protocol and wire */
+	char build[48];   /* libdsm's version, protocol and wire */
+	char restart[48]; /* DSM_RESTART, shown (a hash of it, and its end) */
+	uint64_t nonce;   /* rank 0's is the job's: checkpoints' ids come from it */
 };
 
 static void shared_settings_of(const struct dsm_rt *rt, struct shared_settings *s)
@@ -115,6 +121,18 @@ static void shared_settings_of(const struct dsm_rt *rt, struct shared_settings *
 	snprintf(s->build, sizeof(s->build), "%d.%d.%d, %s, wire %d", DSM_VERSION_MAJOR,
 	         DSM_VERSION_MINOR, DSM_VERSION_PATCH, dsm_coh_protocol_name(),
 	         DSM_RT_WIRE_VERSION);
+	if (rt->cfg.restart[0]) {
+		size_t n = strlen(rt->cfg.restart);
+
+		snprintf(s->restart, sizeof(s->restart), "%s%.24s (%08llx)", n > 24 ? "..." : "",
+		         rt->cfg.restart + (n > 24 ? n - 24 : 0),
+		         (unsigned long long)(dsm_hash_bytes((const uint8_t *)rt->cfg.restart, n,
+		                                             0) &
+		                              0xffffffffu));
+	} else {
+		snprintf(s->restart, sizeof(s->restart), "none");
+	}
+	s->nonce = rt->ckpt.nonce;
 }
 
 static void show_heap(const struct shared_settings *s, char *b, size_t n)
@@ -154,6 +172,11 @@ static void show_build(const struct shared_settings *s, char *b, size_t n)
 	snprintf(b, n, "%s", s->build);
 }
 
+static void show_restart(const struct shared_settings *s, char *b, size_t n)
+{
+	snprintf(b, n, "%s", s->restart);
+}
+
 static const struct {
 	const char *name;
 	void (*show)(const struct shared_settings *s, char *b, size_t n);
@@ -164,6 +187,7 @@ static const struct {
         {"the data path (DSM_DATA, whose auto depends on the line size)", show_data},
         {"what a death does (DSM_ON_DEATH)", show_death},
         {"libdsm (version, protocol, wire)", show_build},
+        {"the snapshot to restart from (DSM_RESTART, dsm_config_t.restart)", show_restart},
 };
 
 /* Appends the ranks in @all whose value of view @v is @val to @out, as "0, 2-5". */
@@ -210,6 +234,8 @@ static int settings_agree(struct dsm_rt *rt)
 		return -ENOMEM;
 	shared_settings_of(rt, &mine);
 	ret = dsm_rt_boot_allgather(&mine, all, sizeof(mine));
+	if (ret == 0)
+		rt->ckpt.nonce = all[0].nonce;
 	for (unsigned v = 0; ret == 0 && v < sizeof(shared_views) / sizeof(shared_views[0]); v++) {
 		char v0[64], b[64], says[512] = "";
 		bool same = true;
@@ -280,6 +306,7 @@ static void teardown(struct dsm_rt *rt)
 	dsm_rt_heap_release(&rt->homeseg);
 	dsm_rt_heap_release(&rt->heap);
 	dsm_rt_mw_fini(rt);
+	dsm_rt_ckpt_fini(rt);
 	dsm_rt_death_fini(rt);
 	dsm_rt_mutex_fini(rt);
 	dsm_rt_coll_fini(rt);
@@ -303,8 +330,12 @@ static int init_local(struct dsm_rt *rt)
 	ret = dsm_rt_cache_init(rt);
 	if (ret < 0)
 		return ret;
-	ret = dsm_rt_heap_reserve(rt->cfg.heap_size, rt->cfg.line_size, rt->cfg.overcommit, &ag,
-	                          &rt->heap);
+	/* A restart checks its settings against the snapshot, whose address the heap takes. */
+	ret = dsm_rt_ckpt_restart_check(rt);
+	if (ret < 0)
+		return ret;
+	ret = dsm_rt_heap_reserve_at(rt->cfg.heap_size, rt->cfg.line_size, rt->cfg.overcommit,
+	                             rt->ckpt.restart_base, &ag, &rt->heap);
 	if (ret < 0)
 		return ret;
 	/* The home segment, indexed like the heap: memory only for lines homed here and used. */
@@ -336,6 +367,8 @@ static int init_local(struct dsm_rt *rt)
 		ret = dsm_rt_mw_init(rt);
 	if (ret == 0)
 		ret = dsm_rt_death_init(rt);
+	if (ret == 0)
+		ret = dsm_rt_ckpt_init(rt);
 	if (ret < 0)
 		return ret;
 	dsm_rt_api_init(rt);
@@ -385,6 +418,9 @@ static int init_common(const MPI_Comm *comm, const dsm_config_t *cfg)
 	rt->mw.region.uffd = -1;
 	rt->mw.region.pagemap = -1;
 	rt->msg.evfd = -1;
+	rt->ckpt.fd = -1;
+	if (getrandom(&rt->ckpt.nonce, sizeof(rt->ckpt.nonce), 0) != sizeof(rt->ckpt.nonce))
+		rt->ckpt.nonce = dsm_hash64(dsm_now_ns() ^ (uint64_t)getpid());
 	dsm_rt_stats_init(rt);
 
 	/* Settings are checked before MPI starts: a bad one fails every rank alike. */
@@ -411,6 +447,10 @@ static int init_common(const MPI_Comm *comm, const dsm_config_t *cfg)
 	if (ret < 0)
 		goto fail;
 	ret = agree(rt, init_protocol(rt), "setting up the data path and the coherence engine");
+	if (ret < 0)
+		goto fail;
+	/* DSM_RESTART: every rank restores, or none starts. */
+	ret = agree(rt, dsm_rt_ckpt_restore(rt), "restoring the snapshot (DSM_RESTART)");
 	if (ret < 0)
 		goto fail;
 
@@ -508,6 +548,9 @@ DSM_EXPORT int dsm_finalize(void)
 
 	if (rt == NULL)
 		return DSM_ERR_NOT_INIT;
+	/* A snapshot being written becomes durable first. */
+	if (dsm_rt_ckpt_wait(rt) < 0)
+		DSM_LOG(DSM_LOG_WARN, "dsm_finalize: the last checkpoint is not durable");
 	/* This rank's writes to multiple-writer memory reach their homes first. */
 	dsm_rt_mw_release(rt);
 	/* No grant may come after the loops stop: what was prefetched arrives first. */

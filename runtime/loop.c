@@ -29,6 +29,7 @@
 #include "common/log.h"
 #include "common/time.h"
 #include "runtime/cache.h"
+#include "runtime/ckpt.h"
 #include "runtime/death.h"
 #include "runtime/engine.h"
 #include "runtime/fatal.h"
@@ -183,13 +184,18 @@ static bool idle(struct dsm_rt *rt, uint64_t now, uint64_t idle_since, uint64_t 
 static int turn(struct dsm_rt *rt, uint64_t *next_p)
 {
 	int work = drain_transport(rt) + dsm_rt_fault_drain(rt) + dsm_rt_mw_drain(rt) +
-	           dsm_rt_msg_drain_requests(rt) + dsm_rt_prefetch_drain(rt);
+	           dsm_rt_msg_drain_requests(rt);
 	uint64_t now = dsm_now_ns();
 	int ret;
 
+	/* While a checkpoint is agreed this rank starts no request (ckpt.c). */
+	if (!dsm_rt_ckpt_frozen(rt))
+		work += dsm_rt_prefetch_drain(rt);
 	work += expire_holds(rt, now, next_p);
 	/* Room in the cache ahead of need: the EVICTs leave with the turn's messages. */
-	work += dsm_rt_cache_trim(rt);
+	if (!dsm_rt_ckpt_frozen(rt))
+		work += dsm_rt_cache_trim(rt);
+	work += dsm_rt_ckpt_poll(rt);
 	/* What the turn gathered leaves now (msg.c): nothing waits past its turn. */
 	ret = dsm_rt_msg_flush(rt, -1);
 	if (ret < 0 && ret != DSM_ERR_PEER_DEAD)

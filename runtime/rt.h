@@ -363,6 +363,7 @@ struct dsm_rt_counters {
 	atomic_uint_fast64_t mw_invalidations, releases, acquires;
 	atomic_uint_fast64_t evictions_clean, evictions_dirty;
 	atomic_uint_fast64_t adopted_copies, lost_lines;
+	atomic_uint_fast64_t ckpt_copied;
 };
 
 struct dsm_rt_stats {
@@ -421,6 +422,49 @@ struct dsm_rt_death {
 	size_t nparked, parked_cap;
 };
 
+/* ---- ckpt.c: live checkpoints (dsm_checkpoint) ----------------------------------------- */
+
+/* A line of the snapshot being written: who saves it, from where (ckpt.c). */
+enum dsm_rt_ck_state { DSM_RT_CK_TODO = 0, DSM_RT_CK_CLAIMED, DSM_RT_CK_DONE };
+enum dsm_rt_ck_src { DSM_RT_CK_HOME = 0, DSM_RT_CK_MAP };
+
+struct dsm_rt_ckpt {
+	/* The loop's: a checkpoint being agreed (ckpt.c, "Taking the snapshot"). */
+	bool frozen;    /* this rank starts no request: its faults wait in parked */
+	int waiting;    /* the step whose condition the loop waits for (0: none) */
+	uint64_t token; /* ... and the request it answers then */
+	struct dsm_rt_fault *parked;
+	size_t nparked, parked_cap;
+	/* The snapshot being written: its lines (increasing), their state, source and sums.
+	 * Read by the loop's hooks and the writer thread while active. */
+	atomic_bool active;
+	uint64_t *line;
+	size_t n, cap;
+	_Atomic(uint8_t) *st; /* enum dsm_rt_ck_state */
+	uint8_t *src;         /* enum dsm_rt_ck_src */
+	uint64_t *sums;
+	int fd;
+	uint64_t data_off;
+	atomic_int err; /* the first write error */
+	atomic_uint_fast64_t saved_by_loop;
+	/* The application side: one checkpoint at a time. */
+	pthread_mutex_t lock;
+	bool pending; /* a snapshot not waited for: its writer runs or ran */
+	pthread_t writer;
+	char dir[4096];  /* the template, as given */
+	char mine[4096]; /* this rank's directory */
+	uint64_t seq, id, nonce;
+	uint64_t manifest_root; /* dsm_root() as the snapshot keeps it */
+	uint64_t *alloc_words;
+	size_t alloc_n;
+	uint64_t t_writer; /* when the writer started */
+	/* dsm_root, and whether this run came from a snapshot. */
+	_Atomic(uintptr_t) root;
+	bool restarted;
+	uint64_t restart_base; /* the snapshot's heap (init: reserved there) */
+	atomic_uint_fast64_t count, pause_ns, pause_ns_max, lines, write_ns;
+};
+
 /* ---- the rank ------------------------------------------------------------------------- */
 
 struct dsm_rt {
@@ -452,6 +496,7 @@ struct dsm_rt {
 	struct dsm_rt_mw mw;
 	struct dsm_rt_cache cache;
 	struct dsm_rt_death death;
+	struct dsm_rt_ckpt ckpt;
 	struct dsm_rt_stats stats;
 	struct dsm_rt_prof *prof; /* profile.c: NULL without DSM_PROFILE */
 };

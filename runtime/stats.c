@@ -152,6 +152,12 @@ static void fill_stats(struct dsm_rt *rt, dsm_stats_t *s)
 	s->dead_ranks = (uint64_t)atomic_load(&rt->death.ndead);
 	s->adopted_copies = atomic_load(&rt->stats.cnt.adopted_copies);
 	s->lost_lines = atomic_load(&rt->stats.cnt.lost_lines);
+	s->checkpoints = atomic_load(&rt->ckpt.count);
+	s->ckpt_pause_ns = atomic_load(&rt->ckpt.pause_ns);
+	s->ckpt_pause_ns_max = atomic_load(&rt->ckpt.pause_ns_max);
+	s->ckpt_lines = atomic_load(&rt->ckpt.lines);
+	s->ckpt_copied = atomic_load(&rt->stats.cnt.ckpt_copied);
+	s->ckpt_write_ns = atomic_load(&rt->ckpt.write_ns);
 }
 
 /* The smallest latency bound (µs) below which @q of the faults fall. */

@@ -11,8 +11,9 @@
 /* Bumped with every change to these messages: dsm_init compares it across ranks. */
 /* 2: COH_BATCH carries lines; 3: migratory grants, WB CLEAN; 4: multiple-writer memory (MW,
  * MW_DATA, MW_DIFF); 5: MW_GET of several lines, answered by one MW_DATA; 6: a dead rank
- * (DEAD, ADOPTED, COLL_SYNC, COLL_RELEASE; coherence ADOPT and LOST). */
-#define DSM_RT_WIRE_VERSION 6
+ * (DEAD, ADOPTED, COLL_SYNC, COLL_RELEASE; coherence ADOPT and LOST); 7: checkpoints (CKPT,
+ * collectives CHECKPOINT and CKPT_STEP). */
+#define DSM_RT_WIRE_VERSION 7
 
 enum dsm_rt_msg_type {
 	DSM_RT_MSG_NONE = 0, /* never on the wire: a request that expects no answer (msg.h) */
@@ -32,7 +33,8 @@ enum dsm_rt_msg_type {
 	                       rank @rank homed have come to their new home (the receiver) */
 	DSM_RT_MSG_COLL_SYNC,    /* struct dsm_rt_coll_sync: collectives after a death (coll.c) */
 	DSM_RT_MSG_COLL_RELEASE, /* struct dsm_rt_coll_release: the coordinator's verdict */
-	DSM_RT_MSG_MAX = DSM_RT_MSG_COLL_RELEASE,
+	DSM_RT_MSG_CKPT,         /* struct dsm_rt_ckpt_msg: a step of dsm_checkpoint (to itself) */
+	DSM_RT_MSG_MAX = DSM_RT_MSG_CKPT,
 };
 
 /*
@@ -53,6 +55,15 @@ enum dsm_rt_coll_kind {
 	DSM_RT_COLL_ALL_FREE,
 	DSM_RT_COLL_FINALIZE,
 	DSM_RT_COLL_ALL_ALLOC_MW,
+	DSM_RT_COLL_CHECKPOINT, /* args: a hash of the directory, the root */
+	DSM_RT_COLL_CKPT_STEP,  /* args: the step (ckpt.c), this rank's status */
+};
+
+/* A step of a checkpoint, from an application thread to its own loop (ckpt.c). */
+struct dsm_rt_ckpt_msg {
+	uint32_t op; /* enum in ckpt.c */
+	uint32_t reserved;
+	uint64_t token;
 };
 
 enum dsm_rt_mutex_op {

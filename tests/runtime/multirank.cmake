@@ -194,3 +194,13 @@ foreach(p mr_litmus mr_stress mr_shared mr_api)
     ENVIRONMENT "DSM_PROVIDER=tcp\\;ofi_rxm" DSM_LINE_SIZE=65536 DSM_HEAP_SIZE=${DSM_MR_HEAP}
       DSM_DATA=rdma DSM_CACHE_SIZE=1M)
 endforeach()
+# Live checkpoint and restart: a snapshot taken while every thread writes, a kill, a restart
+# that sees exactly the snapshot; damaged snapshots refused; 4 ranks -> 2 and 2 -> 4.
+dsm_mr_program(mr_ckpt)
+dsm_add_test(NAME mr_ckpt_shm LABEL runtime TIMEOUT 400
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/ckpt.sh ${MPIEXEC_EXECUTABLE} $<TARGET_FILE:mr_ckpt>
+  ENVIRONMENT DSM_PROVIDER=shm DSM_HEAP_SIZE=${DSM_MR_HEAP})
+dsm_add_test(NAME mr_ckpt_long_tcp_64k_rdma LABEL runtime LONG TIMEOUT 900
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/ckpt.sh ${MPIEXEC_EXECUTABLE} $<TARGET_FILE:mr_ckpt>
+  ENVIRONMENT "DSM_PROVIDER=tcp\\;ofi_rxm" DSM_HEAP_SIZE=${DSM_MR_HEAP} DSM_LINE_SIZE=65536
+    DSM_DATA=rdma)

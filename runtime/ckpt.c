@@ -1,0 +1,982 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Live checkpoints.
+ *
+ * Taking the snapshot. The thread in dsm_checkpoint walks its rank's loop through steps,
+ * with a collective after each, so that every rank has finished a step before any starts
+ * the next:
+ *   FREEZE  the loop starts no request of its own from now on: faults wait in ckpt.parked,
+ *           read-ahead, hints and evictions pause. Homes go on serving others.
+ *   DRAIN   answered once every request this rank had sent is granted. After its
+ *           collective no request is outstanding anywhere, so no transaction can start.
+ *   TAKE    answered once nothing is in flight here (no transaction at the home side, no
+ *           request, RDMA or eviction at the cache side). Transactions only end after
+ *           DRAIN, so once every rank has answered the protocol is at rest, and every
+ *           line's value is in one place: the mapping of the rank that holds it M or E, or
+ *           else the home segment of its home. Each rank lists the lines it saves (those,
+ *           from where), write-protects the ones it holds M, and answers.
+ *   THAW    after TAKE's collective: the parked faults go on, the writer thread starts.
+ * The pause is these four collectives and the write-protects; the data is written after.
+ *
+ * Saving a line before it changes. A line of the list keeps its snapshot value until this
+ * rank changes it, and the loop changes it in few places, each of which saves the line
+ * first: a write fault on a line held here (write-protected at TAKE, or E: read-only
+ * anyway), a zap of the mapping (an invalidation, a forward, an eviction) and a store into
+ * the home segment (a write-back). Whoever takes a line's slot from TODO to CLAIMED saves
+ * it, the writer thread or the loop; the loop waits for the writer's copy of a line it
+ * claimed (one memcpy), never for its disk.
+ */
+#include "runtime/ckpt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/ckpt.h"
+#include "common/error.h"
+#include "common/hash.h"
+#include "common/log.h"
+#include "common/time.h"
+#include "common/vec.h"
+#include "runtime/coll.h"
+#include "runtime/fatal.h"
+#include "runtime/fault.h"
+#include "runtime/loop.h"
+#include "runtime/msg.h"
+#include "runtime/rdma.h"
+#include "runtime/region.h"
+
+enum ckpt_op {
+	OP_FREEZE = 1,
+	OP_DRAIN,
+	OP_TAKE,
+	OP_THAW,
+	OP_FINISH, /* the writer is done: the loop frees the snapshot's tables */
+};
+
+/* The collectives between the steps (their first argument). */
+enum ckpt_step {
+	STEP_OPENED = 1,
+	STEP_FROZEN,
+	STEP_DRAINED,
+	STEP_TAKEN,
+	STEP_WRITTEN,
+	STEP_DURABLE,
+};
+
+static size_t line_size(const struct dsm_rt *rt)
+{
+	return (size_t)1 << rt->layout.line_shift;
+}
+
+static char *line_addr(const struct dsm_rt *rt, uint64_t line)
+{
+	return (char *)dsm_coh_line_addr(&rt->layout, line);
+}
+
+/* ---- saving lines ------------------------------------------------------------------------- */
+
+/* The index of @line in the snapshot's list, or -1. */
+static ssize_t find(const struct dsm_rt_ckpt *ck, uint64_t line)
+{
+	size_t lo = 0, hi = ck->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (ck->line[mid] < line)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < ck->n && ck->line[lo] == line ? (ssize_t)lo : -1;
+}
+
+static const char *source(struct dsm_rt *rt, size_t i)
+{
+	struct dsm_rt_ckpt *ck = &rt->ckpt;
+
+	return ck->src[i] == DSM_RT_CK_HOME ? dsm_rt_home_line(rt, ck->line[i])
+	                                    : line_addr(rt, ck->line[i]);
+}
+
+static bool all_zero(const char *p, size_t len)
+{
+	uint64_t w = 0, acc = 0;
+
+	for (size_t i = 0; i < len; i += 8) {
+		memcpy(&w, p + i, 8);
+		acc |= w;
+	}
+	return acc == 0;
+}
+
+static void note_error(struct dsm_rt_ckpt *ck, int err)
+{
+	int none = 0;
+
+	atomic_compare_exchange_strong(&ck->err, &none, err);
+}
+
+/* Record @i's data: its sum, and the bytes unless all zero (the file has a hole there). */
+static void put_line(struct dsm_rt *rt, size_t i, const char *data)
+{
+	struct dsm_rt_ckpt *ck = &rt->ckpt;
+	size_t ls = line_size(rt), done = 0;
+	uint64_t off = ck->data_off + (uint64_t)i * ls;
+
+	ck->sums[i] = dsm_ckpt_line_sum(data, ls, ck->line[i]);
+	if (all_zero(data, ls))
+		return;
+	while (done < ls) {
+		ssize_t n = pwrite(ck->fd, data + done, ls - done, (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			note_error(ck, n < 0 ? -errno : -EIO);
+			return;
+		}
+		done += (size_t)n;
+	}
+}
+
+/* The loop: saves line @i now, unless the writer has (or is copying it: then waits). */
+static void loop_save(struct dsm_rt *rt, size_t i)
+{
+	struct dsm_rt_ckpt *ck = &rt->ckpt;
+
+	for (;;) {
+		uint8_t e = DSM_RT_CK_TODO;
+
+		if (atomic_compare_exchange_strong(&ck->st[i], &e, DSM_RT_CK_CLAIMED))
+			break;
+		if (e == DSM_RT_CK_DONE)
+			return;
+		sched_yield(); /* the writer copies it out: one memcpy */
+	}
+	put_line(rt, i, source(rt, i));
+	atomic_store_explicit(&ck->st[i], DSM_RT_CK_DONE, memory_order_release);
+	atomic_fetch_add_explicit(&ck->saved_by_loop, 1, memory_order_relaxed);
+}
+
+void dsm_rt_ckpt_before(struct dsm_rt *rt, uint64_t line, enum dsm_rt_ck_src src)
+{
+	struct dsm_rt_ckpt *ck = &rt->ckpt;
+	ssize_t i;
+
+	if (!atomic_load_explicit(&ck->active, memory_order_acquire))
+		return;
+	i = find(ck, line);
+	if (i >= 0 && ck->src[i] == src)
+		loop_save(rt, (size_t)i);
+}
+
+bool dsm_rt_ckpt_fault(struct dsm_rt *rt, const struct dsm_rt_fault *f, uint64_t line)
+{
+	struct dsm_rt_ckpt *ck = &rt->ckpt;
+	dsm_coh_line_info_t info;
+	ssize_t i;
+
+	if (ck->frozen) {
+		if (DSM_VEC_RESERVE(ck->parked, ck->parked_cap, ck->nparked + 1) < 0)
+			dsm_rt_fatal(rt, "out of memory parking a fault during a checkpoint");
+		ck->parked[ck->nparked++] = *f;
+		return true;
+	}
+	if (!f->write || !atomic_load_explicit(&ck->active, memory_order_acquire))
+		return false;
+	i = find(ck, line);
+	if (i < 0 || ck->src[i] != DSM_RT_CK_MAP)
+		return false;
+	loop_save(rt, (size_t)i);
+	dsm_coh_line_info(rt->node, line, &info);
+	if (info.state != DSM_COH_M)
+		return false; /* E or S: the engine takes the write as ever */
+	/* Held M and write-protected at TAKE only: the write may go. */
+	if (dsm_rt_region_protect(&rt->region, (uint64_t)(uintptr_t)line_addr(rt, line),
+	                          line_size(rt), false) < 0)
+		dsm_rt_fatal(rt, "lifting a checkpoint's write-protect failed");
+	return true;
+}
+
+/* ---- the snapshot's list (TAKE) ----------------------------------------------------------- */
+
+struct lines {
+	uint64_t *v;
+	size_t n, cap;
+	bool failed;
+};
+
+static void push(struct lines *l, uint64_t line)
+{
+	if (l->failed || DSM_VEC_RESERVE(l->v, l->cap, l->n + 1) < 0) {
+		l->failed = true;
+		return;
+	}
+	l->v[l->n++] = line;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static bool in(const struct lines *l, uint64_t line)
+{
+	size_t lo = 0, hi = l->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (l->v[mid] < line)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < l->n && l->v[lo] == line;
+}
+
+struct take {
+	struct dsm_rt *rt;
+	struct lines excl, owned, home; /* held M/E here; homed here, DIR_M; homed here */
+};
+
+static void on_exclusive(void *arg, uint64_t line)
+{
+	push(&((struct take *)arg)->excl, line);
+}
+
+static void on_owned(void *arg, uint64_t line)
+{
+	push(&((struct take *)arg)->owned, line);
+}
+
+static void on_span(void *arg, const dsm_coh_span_t *s)
+{
+	struct take *t = arg;
+	unsigned me = (unsigned)t->rt->rank, n = (unsigned)t->rt->nranks;
+
+	if (s->dist == DSM_COH_DIST_RANK && s->rank != me)
+		return;
+	for (uint64_t l = s->first_line; l < s->first_line + s->nlines; l++)
+		if (dsm_coh_home_of(s, n, l) == (int)me)
+			push(&t->home, l);
+}
+
+/* Write-protects (or lets go) [first, first + n) lines. */
+static void protect_run(struct dsm_rt *rt, uint64_t first, uint64_t n, bool wp)
+{
+	if (n && dsm_rt_region_protect(&rt->region, (uint64_t)(uintptr_t)line_addr(rt, first),
+	                               n * line_size(rt), wp) < 0)
+		dsm_rt_fatal(rt, "%s lines for a checkpoint failed",
+		             wp ? "write-protecting" : "lifting the write-protect of");
+}
+
+/* The snapshot's lines that this rank holds M, write-protected (@wp) or let go, by runs. */
+static void protect_held(struct dsm_rt *rt, bool wp)
+{
+	struct dsm_rt_ckpt *ck = &rt->ckpt;
+	uint64_t run = 0, nrun = 0;
+
+	for (size_t i = 0; i < ck->n; i++) {
+		dsm_coh_line_info_t info;
+
+		if (ck->src[i] != DSM_RT_CK_MAP)
+			continue;
+		dsm_coh_line_info(rt->node, ck->line[i], &info);
+		if (info.state == DSM_COH_M && nrun && ck->line[i] == run + nrun) {
+			nrun++;
+			continue;
+		}
+		protect_run(rt, run, nrun, wp);
+		nrun = 0;
+		if (info.state == DSM_COH_M) {
+			run = ck->line[i];
+			nrun = 1;
+		}
+	}
+	protect_run(rt, run, nrun, wp);
+}
+
+static int take(struct dsm_rt *rt)
+{
+	struct dsm_rt_ckpt *ck = &rt->ckpt;
+	struct take t = {.rt = rt};
+	dsm_coh_walk_t w = {.on_exclusive = on_exclusive, .on_owned = on_owned, .arg = &t};
+	size_t a = 0, b = 0, n = 0, hdr;
+	int ret = -ENOMEM;
+
+	dsm_coh_node_walk(rt->node, &w);
+	dsm_rt_alloc_each(&rt->alloc, on_span, &t);
+	if (dsm_rt_alloc_export(&rt->alloc, &ck->alloc_words, &ck->alloc_n) < 0)
+		goto out;
+	if (t.excl.failed || t.owned.failed || t.home.failed)
+		goto out;
+	qsort(t.excl.v, t.excl.n, sizeof(uint64_t), cmp_u64);
+	qsort(t.owned.v, t.owned.n, sizeof(uint64_t), cmp_u64);
+	/* home is increasing: the allocations come in address order. */
+	ck->cap = t.home.n + t.excl.n;
+	ck->line = malloc((ck->cap ? ck->cap : 1) * sizeof(*ck->line));
+	ck->src = malloc(ck->cap ? ck->cap : 1);
+	ck->sums = calloc(ck->cap ? ck->cap : 1, sizeof(*ck->sums));
+	ck->st = calloc(ck->cap ? ck->cap : 1, 1);
+	if (!ck->line || !ck->src || !ck->sums || !ck->st)
+		goto out;
+	/* Merge: a line held M or E here is saved from the mapping; one homed here from the
+	 * home segment, unless its owner (elsewhere) saves it. */
+	while (a < t.home.n || b < t.excl.n) {
+		uint64_t l;
+		bool mine_map;
+
+		if (b >= t.excl.n || (a < t.home.n && t.home.v[a] < t.excl.v[b])) {
+			l = t.home.v[a++];
+			mine_map = false;
+			if (in(&t.owned, l))
+				continue;
+		} else {
+			l = t.excl.v[b++];
+			mine_map = true;
+			if (a < t.home.n && t.home.v[a] == l)
+				a++;
+		}
+		ck->line[n] = l;
+		ck->src[n] = mine_map ? DSM_RT_CK_MAP : DSM_RT_CK_HOME;
+		n++;
+	}
+	ck->n = n;
+	/* Stores to lines held M must fault from now on; E and S are read-only already. */
+	protect_held(rt, true);
+	hdr = DSM_CKPT_HDR_SIZE + ck->alloc_n * 8 + 2 * n * 8;
+	ck->data_off = (hdr + 4095) & ~(uint64_t)4095;
+	ck->data_off = (ck->data_off + line_size(rt) - 1) & ~((uint64_t)line_size(rt) - 1);
+	atomic_store(&ck->saved_by_loop, 0);
+	atomic_store_explicit(&ck->active, true, memory_order_release);
+	ret = 0;
+out:
+	free(t.excl.v);
+	free(t.owned.v);
+	free(t.home.v);
+	return ret;
+}
+
+static void free_tables(struct dsm_rt_ckpt *ck)
+{
+	free(ck->line);
+	free(ck->src);
+	free(ck->sums);
+	free((void *)ck->st);
+	free(ck->alloc_words);
+	ck->line = NULL;
+	ck->src = NULL;
+	ck->sums = NULL;
+	ck->st = NULL;
+	ck->alloc_words = NULL;
+	ck->n = ck->cap = ck->alloc_n = 0;
+}
+
+/* ---- the loop's side of the steps ---------------------------------------------------------- */
+
+static void free_tables(struct dsm_rt_ckpt *ck);
+static void protect_held(struct dsm_rt *rt, bool wp);
+
+/* The snapshot is written (or abandoned): the lines still write-protected for it are let go
+ * (the engine takes a write fault on an M line for a stale one), and its tables freed. */
+static void finish(struct dsm_rt *rt)
+{
+	atomic_store(&rt->ckpt.active, false);
+	protect_held(rt, false);
+	free_tables(&rt->ckpt);
+}
+
+static bool at_rest(struct dsm_rt *rt, bool home_too)
+{
+	dsm_coh_walk_t w = {0};
+
+	dsm_coh_node_walk(rt->node, &w);
+	return w.cache_busy == 0 && (!home_too || w.home_busy == 0);
+}
+
+int dsm_rt_ckpt_poll(struct dsm_rt *rt)
+{
+	struct dsm_rt_ckpt *ck = &rt->ckpt;
+	int op = ck->waiting, status = 0;
+
+	if (op == 0 || !at_rest(rt, op == OP_TAKE))
+		return 0;
+	if (op == OP_TAKE)
+		status = take(rt);
+	ck->waiting = 0;
+	dsm_rt_reply(rt, rt->rank, ck->token, status);
+	return 1;
+}
+
+static void thaw(struct dsm_rt *rt)
+{
+	struct dsm_rt_ckpt *ck = &rt->ckpt;
+	size_t n = ck->nparked;
+
+	ck->frozen = false;
+	ck->nparked = 0;
+	for (size_t i = 0; i < n; i++)
+		dsm_rt_fault_handle(rt, &ck->parked[i]);
+}
+
+static void on_ckpt(struct dsm_rt *rt, int src, const void *data, size_t len)
+{
+	struct dsm_rt_ckpt *ck = &rt->ckpt;
+	struct dsm_rt_ckpt_msg m;
+
+	memcpy(&m, data, sizeof(m));
+	if (src != rt->rank || len != sizeof(m)) {
+		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_CKPT, len);
+		return;
+	}
+	switch (m.op) {
+	case OP_FREEZE:
+		ck->frozen = true;
+		break;
+	case OP_DRAIN:
+	case OP_TAKE:
+		ck->waiting = (int)m.op;
+		ck->token = m.token;
+		dsm_rt_ckpt_poll(rt);
+		return;
+	case OP_THAW:
+		thaw(rt);
+		break;
+	case OP_FINISH:
+		finish(rt);
+		break;
+	default:
+		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_CKPT, len);
+		return;
+	}
+	dsm_rt_reply(rt, rt->rank, m.token, 0);
+}
+
+/* An application thread: step @op of this rank's loop, answered when done. */
+static int step(struct dsm_rt *rt, enum ckpt_op op)
+{
+	struct dsm_rt_req req = {.type = DSM_RT_MSG_CKPT,
+	                         .target = rt->rank,
+	                         .len = sizeof(req.u.ckpt),
+	                         .answer = DSM_RT_MSG_REPLY};
+
+	req.u.ckpt = (struct dsm_rt_ckpt_msg){.op = op};
+	req.token = &req.u.ckpt.token;
+	return dsm_rt_submit(rt, &req);
+}
+
+/* Every rank's @status agreed: 0 if all are 0; else this rank's error, or -EIO for a rank
+ * that succeeded while another failed (which said why). */
+static int agree(struct dsm_rt *rt, enum ckpt_step s, int status)
+{
+	int ret = dsm_rt_collective(rt, DSM_RT_COLL_CKPT_STEP, s, (uint64_t)(uint32_t)status);
+
+	if (status < 0)
+		return status;
+	return ret == DSM_ERR_MISMATCH ? -EIO : ret;
+}
+
+/* ---- the writer thread -------------------------------------------------------------------- */
+
+static int write_all(int fd, const void *p, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(fd, (const char *)p + done, len - done, (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/* DSM_CKPT_RATE: sleeps until @bytes written since @t0 keep to the rate. */
+static void throttle(const struct dsm_rt *rt, uint64_t t0, uint64_t bytes)
+{
+	uint64_t rate = rt->cfg.ckpt_rate, due, now = dsm_now_ns();
+	struct timespec ts;
+
+	if (rate == 0)
+		return;
+	due = t0 + (uint64_t)((double)bytes * 1e9 / (double)rate);
+	if (due <= now)
+		return;
+	ts.tv_sec = (time_t)((due - now) / 1000000000ull);
+	ts.tv_nsec = (long)((due - now) % 1000000000ull);
+	nanosleep(&ts, NULL);
+}
+
+static void *writer(void *arg)
+{
+	struct dsm_rt *rt = arg;
+	struct dsm_rt_ckpt *ck = &rt->ckpt;
+	size_t ls = line_size(rt);
+	struct dsm_ckpt_hdr h = {0};
+	char *buf = aligned_alloc(4096, ls < 4096 ? 4096 : ls);
+	uint64_t t0 = dsm_now_ns();
+	int ret;
+
+	if (buf == NULL)
+		note_error(ck, -ENOMEM);
+	for (size_t i = 0; i < ck->n && buf; i++) {
+		uint8_t e = DSM_RT_CK_TODO;
+
+		if (!atomic_compare_exchange_strong(&ck->st[i], &e, DSM_RT_CK_CLAIMED))
+			continue;
+		memcpy(buf, source(rt, i), ls);
+		atomic_store_explicit(&ck->st[i], DSM_RT_CK_DONE, memory_order_release);
+		put_line(rt, i, buf);
+		throttle(rt, t0, (uint64_t)(i + 1) * ls);
+	}
+	/* The loop may still be saving one it claimed. */
+	for (size_t i = 0; i < ck->n; i++)
+		while (atomic_load_explicit(&ck->st[i], memory_order_acquire) != DSM_RT_CK_DONE)
+			sched_yield();
+	free(buf);
+	memcpy(h.magic, DSM_CKPT_MAGIC, 8);
+	h.version = DSM_CKPT_VERSION;
+	h.rank = (uint32_t)rt->rank;
+	h.nranks = (uint32_t)rt->nranks;
+	h.id = ck->id;
+	h.seq = ck->seq;
+	h.line_size = ls;
+	h.heap_base = (uint64_t)(uintptr_t)rt->heap.base;
+	h.heap_size = rt->heap.size;
+	h.root = ck->manifest_root;
+	h.nlines = ck->n;
+	h.alloc_off = DSM_CKPT_HDR_SIZE;
+	h.alloc_len = ck->alloc_n * 8;
+	h.index_off = h.alloc_off + h.alloc_len;
+	h.sums_off = h.index_off + ck->n * 8;
+	h.data_off = ck->data_off;
+	h.file_size = h.data_off + ck->n * ls;
+	h.sum = dsm_ckpt_sum(0, &h, sizeof(h));
+	h.sum = dsm_ckpt_sum(h.sum, ck->alloc_words, h.alloc_len);
+	h.sum = dsm_ckpt_sum(h.sum, ck->line, ck->n * 8);
+	h.sum = dsm_ckpt_sum(h.sum, ck->sums, ck->n * 8);
+	ret = ftruncate(ck->fd, (off_t)h.file_size) < 0 ? -errno : 0;
+	if (ret == 0)
+		ret = write_all(ck->fd, ck->alloc_words, h.alloc_len, h.alloc_off);
+	if (ret == 0)
+		ret = write_all(ck->fd, ck->line, ck->n * 8, h.index_off);
+	if (ret == 0)
+		ret = write_all(ck->fd, ck->sums, ck->n * 8, h.sums_off);
+	if (ret == 0)
+		ret = write_all(ck->fd, &h, sizeof(h), 0);
+	if (ret == 0 && fsync(ck->fd) < 0)
+		ret = -errno;
+	if (ret < 0)
+		note_error(ck, ret);
+	close(ck->fd);
+	ck->fd = -1;
+	DSM_RT_COUNT(rt, ckpt_copied, atomic_load(&ck->saved_by_loop));
+	atomic_fetch_add(&ck->lines, ck->n);
+	atomic_store(&ck->write_ns, dsm_now_ns() - t0);
+	return NULL;
+}
+
+/* ---- the API ------------------------------------------------------------------------------ */
+
+/* mkdir -p */
+static int mkdirs(const char *path)
+{
+	char p[DSM_CKPT_PATH_MAX];
+
+	snprintf(p, sizeof(p), "%s", path);
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	return mkdir(p, 0755) < 0 && errno != EEXIST ? -errno : 0;
+}
+
+/* Creates this rank's directory (and its parents) and file; the old manifest goes first. */
+static int open_files(struct dsm_rt *rt)
+{
+	struct dsm_rt_ckpt *ck = &rt->ckpt;
+	char path[DSM_CKPT_PATH_MAX];
+	int ret;
+
+	ret = dsm_ckpt_path(ck->mine, sizeof(ck->mine), ck->dir, rt->rank, NULL);
+	if (ret == 0)
+		ret = dsm_ckpt_path(path, sizeof(path), ck->dir, rt->rank, DSM_CKPT_MANIFEST);
+	if (ret < 0) {
+		DSM_LOG(DSM_LOG_ERROR, "dsm_checkpoint(%.64s...): the path is too long", ck->dir);
+		return ret;
+	}
+	ret = mkdirs(ck->mine);
+	if (ret < 0) {
+		DSM_LOG(DSM_LOG_ERROR, "dsm_checkpoint: cannot create %s: %s", ck->mine,
+		        strerror(-ret));
+		return ret;
+	}
+	if (unlink(path) < 0 && errno != ENOENT) {
+		ret = -errno;
+		DSM_LOG(DSM_LOG_ERROR, "dsm_checkpoint: cannot remove the old %s: %s", path,
+		        strerror(errno));
+		return ret;
+	}
+	dsm_ckpt_file_path(path, sizeof(path), ck->dir, rt->rank);
+	ck->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (ck->fd < 0) {
+		ret = -errno;
+		DSM_LOG(DSM_LOG_ERROR, "dsm_checkpoint: cannot create %s: %s", path,
+		        strerror(errno));
+		return ret;
+	}
+	return 0;
+}
+
+/* Waits for the pending snapshot, then writes the manifest(s). Under ck->lock. */
+static int wait_locked(struct dsm_rt *rt)
+{
+	struct dsm_rt_ckpt *ck = &rt->ckpt;
+	struct dsm_ckpt_manifest m;
+	int ret, mine;
+
+	if (!ck->pending)
+		return 0;
+	pthread_join(ck->writer, NULL);
+	ck->pending = false;
+	mine = atomic_load(&ck->err);
+	if (mine < 0)
+		DSM_LOG(DSM_LOG_ERROR, "dsm_checkpoint: writing the snapshot to %s failed: %s",
+		        ck->mine, dsm_err_str(mine));
+	step(rt, OP_FINISH);
+	ret = agree(rt, STEP_WRITTEN, mine);
+	if (ret < 0)
+		return ret;
+	/* Every file is durable: the manifest says so, in each directory there is. */
+	mine = 0;
+	if (rt->rank == 0 || strstr(ck->dir, "%r")) {
+		m = (struct dsm_ckpt_manifest){.id = ck->id,
+		                               .seq = ck->seq,
+		                               .nranks = (uint32_t)rt->nranks,
+		                               .line_size = line_size(rt),
+		                               .heap_base = (uint64_t)(uintptr_t)rt->heap.base,
+		                               .heap_size = rt->heap.size,
+		                               .root = ck->manifest_root};
+		mine = dsm_ckpt_manifest_write(ck->mine, &m);
+		if (mine < 0)
+			DSM_LOG(DSM_LOG_ERROR, "dsm_checkpoint: writing %s/%s failed: %s", ck->mine,
+			        DSM_CKPT_MANIFEST, dsm_err_str(mine));
+	}
+	return agree(rt, STEP_DURABLE, mine);
+}
+
+int dsm_rt_ckpt_wait(struct dsm_rt *rt)
+{
+	int ret;
+
+	pthread_mutex_lock(&rt->ckpt.lock);
+	ret = wait_locked(rt);
+	pthread_mutex_unlock(&rt->ckpt.lock);
+	return ret;
+}
+
+DSM_EXPORT int dsm_checkpoint_wait(void)
+{
+	struct dsm_rt *rt = dsm_rt_get("dsm_checkpoint_wait");
+
+	return rt ? dsm_rt_ckpt_wait(rt) : DSM_ERR_NOT_INIT;
+}
+
+DSM_EXPORT int dsm_checkpoint(const char *dir)
+{
+	struct dsm_rt *rt = dsm_rt_get("dsm_checkpoint");
+	struct dsm_rt_ckpt *ck;
+	uint64_t t0, ns, root;
+	int ret, st;
+
+	if (rt == NULL)
+		return DSM_ERR_NOT_INIT;
+	ck = &rt->ckpt;
+	if (dir == NULL || *dir == '\0' || strlen(dir) + 64 >= sizeof(ck->dir)) {
+		DSM_LOG(DSM_LOG_ERROR, "dsm_checkpoint: %s directory", dir ? "a too long" : "no");
+		return -EINVAL;
+	}
+	if (atomic_load(&rt->death.ndead)) {
+		DSM_LOG(DSM_LOG_ERROR, "dsm_checkpoint: a rank died; no snapshot after a death");
+		return DSM_ERR_PEER_DEAD;
+	}
+	if (atomic_load(&rt->mw.nranges)) {
+		DSM_LOG(DSM_LOG_ERROR, "dsm_checkpoint: the heap holds multiple-writer memory "
+		                       "(dsm_all_alloc_mw), which snapshots do not take yet");
+		return -ENOTSUP;
+	}
+	pthread_mutex_lock(&ck->lock);
+	ret = wait_locked(rt);
+	if (ret < 0)
+		goto out;
+	root = (uint64_t)atomic_load(&ck->root);
+	ret = dsm_rt_collective(rt, DSM_RT_COLL_CHECKPOINT,
+	                        dsm_hash_bytes((const uint8_t *)dir, strlen(dir), 0), root);
+	if (ret < 0)
+		goto out;
+	strcpy(ck->dir, dir);
+	ck->seq++;
+	ck->id = dsm_hash64(ck->nonce ^ dsm_hash64(ck->seq));
+	ck->manifest_root = root;
+	atomic_store(&ck->err, 0);
+	ret = agree(rt, STEP_OPENED, open_files(rt));
+	if (ret < 0)
+		goto close;
+	t0 = dsm_now_ns();
+	ret = step(rt, OP_FREEZE);
+	ret = agree(rt, STEP_FROZEN, ret);
+	if (ret == 0)
+		ret = agree(rt, STEP_DRAINED, step(rt, OP_DRAIN));
+	if (ret == 0) {
+		st = step(rt, OP_TAKE);
+		if (st < 0)
+			DSM_LOG(DSM_LOG_ERROR, "dsm_checkpoint: listing the lines failed: %s",
+			        dsm_err_str(st));
+		ret = agree(rt, STEP_TAKEN, st);
+	}
+	step(rt, OP_THAW);
+	ns = dsm_now_ns() - t0;
+	if (ret < 0) {
+		step(rt, OP_FINISH);
+		goto close;
+	}
+	ret = -pthread_create(&ck->writer, NULL, writer, rt);
+	if (ret < 0) {
+		/* The snapshot is listed everywhere: this rank saves it here, synchronously. */
+		writer(rt);
+	}
+	ck->pending = true;
+	ret = 0;
+	atomic_fetch_add(&ck->count, 1);
+	atomic_store(&ck->pause_ns, ns);
+	if (ns > atomic_load(&ck->pause_ns_max))
+		atomic_store(&ck->pause_ns_max, ns);
+	DSM_LOG(DSM_LOG_INFO, "dsm_checkpoint #%" PRIu64 " to %s: %zu lines here, paused %.3f ms",
+	        ck->seq, ck->mine, ck->n, (double)ns / 1e6);
+	goto out;
+close:
+	if (ck->fd >= 0) {
+		close(ck->fd);
+		ck->fd = -1;
+	}
+out:
+	pthread_mutex_unlock(&ck->lock);
+	return ret;
+}
+
+DSM_EXPORT void *dsm_root(void)
+{
+	struct dsm_rt *rt = dsm_rt_get("dsm_root");
+
+	return rt ? (void *)atomic_load(&rt->ckpt.root) : NULL;
+}
+
+DSM_EXPORT int dsm_set_root(void *p)
+{
+	struct dsm_rt *rt = dsm_rt_get("dsm_set_root");
+
+	if (rt == NULL)
+		return DSM_ERR_NOT_INIT;
+	if (p && !dsm_rt_heap_contains(&rt->heap, p)) {
+		DSM_LOG(DSM_LOG_ERROR, "dsm_set_root(%p): not in the heap", p);
+		return DSM_ERR_FOREIGN;
+	}
+	atomic_store(&rt->ckpt.root, (uintptr_t)p);
+	return 0;
+}
+
+DSM_EXPORT int dsm_restarted(void)
+{
+	struct dsm_rt *rt = dsm_rt_get("dsm_restarted");
+
+	return rt ? rt->ckpt.restarted : 0;
+}
+
+/* ---- restart ------------------------------------------------------------------------------ */
+
+static int restart_refused(struct dsm_rt *rt, const char *why)
+{
+	DSM_LOG(DSM_LOG_ERROR, "DSM_RESTART=%s: %s; not restarting", rt->cfg.restart, why);
+	return -EINVAL;
+}
+
+static int read_manifest(struct dsm_rt *rt, struct dsm_ckpt_manifest *m)
+{
+	char dir[DSM_CKPT_PATH_MAX], why[512];
+
+	if (dsm_ckpt_path(dir, sizeof(dir), rt->cfg.restart, rt->rank, NULL) < 0)
+		return restart_refused(rt, "the path is too long");
+	if (dsm_ckpt_manifest_read(dir, m, why, sizeof(why)) < 0)
+		return restart_refused(rt, why);
+	return 0;
+}
+
+int dsm_rt_ckpt_restart_check(struct dsm_rt *rt)
+{
+	struct dsm_ckpt_manifest m;
+	char why[256];
+	int ret;
+
+	if (rt->cfg.restart[0] == '\0')
+		return 0;
+	ret = read_manifest(rt, &m);
+	if (ret < 0)
+		return ret;
+	if (m.line_size != rt->cfg.line_size) {
+		snprintf(why, sizeof(why),
+		         "the snapshot has %" PRIu64 "-byte lines and this run %zu (DSM_LINE_SIZE)",
+		         m.line_size, rt->cfg.line_size);
+		return restart_refused(rt, why);
+	}
+	if (m.heap_size != rt->cfg.heap_size) {
+		snprintf(why, sizeof(why),
+		         "the snapshot's heap is %" PRIu64 " bytes and this run's %zu "
+		         "(DSM_HEAP_SIZE)",
+		         m.heap_size, rt->cfg.heap_size);
+		return restart_refused(rt, why);
+	}
+	rt->ckpt.restart_base = m.heap_base;
+	return 0;
+}
+
+static void open_span(void *arg, const dsm_coh_span_t *s)
+{
+	struct dsm_rt *rt = arg;
+	size_t ls = line_size(rt);
+
+	if (rt->heap.strict)
+		dsm_rt_heap_open(&rt->heap, s->first_line * ls, s->nlines * ls);
+}
+
+int dsm_rt_ckpt_restore(struct dsm_rt *rt)
+{
+	struct dsm_ckpt_manifest m;
+	struct dsm_ckpt_file *f = NULL;
+	char path[DSM_CKPT_PATH_MAX], why[DSM_CKPT_PATH_MAX + 512];
+	uint64_t restored = 0, t0 = dsm_now_ns();
+	int ret, own;
+
+	if (rt->cfg.restart[0] == '\0')
+		return 0;
+	ret = read_manifest(rt, &m);
+	if (ret < 0)
+		return ret;
+	f = calloc(m.nranks, sizeof(*f));
+	if (f == NULL)
+		return -ENOMEM;
+	for (uint32_t r = 0; r < m.nranks; r++)
+		f[r].fd = -1;
+	/* Every file is checked before anything is restored: never a partial heap. */
+	for (uint32_t r = 0; r < m.nranks; r++) {
+		dsm_ckpt_file_path(path, sizeof(path), rt->cfg.restart, (int)r);
+		ret = dsm_ckpt_file_open(path, &m, (int)r, &f[r], why, sizeof(why));
+		if (ret < 0) {
+			ret = restart_refused(rt, why);
+			goto out;
+		}
+		if (m.nranks != (uint32_t)rt->nranks &&
+		    dsm_rt_alloc_state_has_local(f[r].alloc, f[r].hdr.alloc_len / 8) != 0) {
+			snprintf(
+			        why, sizeof(why),
+			        "the snapshot of %u ranks holds dsm_alloc memory of rank %u, which "
+			        "restarts on %u ranks only (this run has %d)",
+			        m.nranks, r, m.nranks, rt->nranks);
+			ret = restart_refused(rt, why);
+			goto out;
+		}
+	}
+	own = m.nranks == (uint32_t)rt->nranks ? rt->rank : 0;
+	ret = dsm_rt_alloc_restore(&rt->alloc, f[own].alloc, f[own].hdr.alloc_len / 8,
+	                           m.nranks == (uint32_t)rt->nranks);
+	if (ret < 0) {
+		ret = restart_refused(rt, "its allocation table is damaged");
+		goto out;
+	}
+	dsm_rt_alloc_each(&rt->alloc, open_span, rt);
+	for (uint32_t r = 0; r < m.nranks; r++) {
+		for (uint64_t i = 0; i < f[r].hdr.nlines; i++) {
+			uint64_t line = f[r].line[i];
+			int home = dsm_rt_alloc_home(&rt->alloc, line, NULL);
+
+			if (home < 0) {
+				snprintf(why, sizeof(why),
+				         "rank %u's file holds line %" PRIu64
+				         ", which no allocation covers",
+				         r, line);
+				ret = restart_refused(rt, why);
+				goto out;
+			}
+			if (home != rt->rank)
+				continue;
+			ret = dsm_ckpt_file_read(&f[r], i, dsm_rt_home_line(rt, line));
+			if (ret < 0) {
+				dsm_ckpt_file_path(path, sizeof(path), rt->cfg.restart, (int)r);
+				snprintf(why, sizeof(why), "%s: line %" PRIu64 " (%#" PRIx64 ") %s",
+				         path, line, (uint64_t)(uintptr_t)line_addr(rt, line),
+				         ret == -EBADMSG ? "fails its checksum" : "cannot be read");
+				ret = restart_refused(rt, why);
+				goto out;
+			}
+			restored++;
+		}
+	}
+	atomic_store(&rt->ckpt.root, (uintptr_t)m.root);
+	rt->ckpt.restarted = true;
+	rt->ckpt.seq = m.seq;
+	DSM_LOG(DSM_LOG_INFO,
+	        "restarted from %s (snapshot #%" PRIu64 " of %u ranks): %" PRIu64
+	        " lines homed here in %.1f ms",
+	        rt->cfg.restart, m.seq, m.nranks, restored, (double)(dsm_now_ns() - t0) / 1e6);
+	ret = 0;
+out:
+	for (uint32_t r = 0; r < m.nranks; r++)
+		if (f[r].fd >= 0)
+			dsm_ckpt_file_close(&f[r]);
+	free(f);
+	return ret;
+}
+
+/* ---- init ---------------------------------------------------------------------------------- */
+
+int dsm_rt_ckpt_init(struct dsm_rt *rt)
+{
+	int ret = pthread_mutex_init(&rt->ckpt.lock, NULL);
+
+	if (ret)
+		return -ret;
+	rt->ckpt.fd = -1;
+	dsm_rt_msg_on(rt, DSM_RT_MSG_CKPT, sizeof(struct dsm_rt_ckpt_msg), on_ckpt);
+	return 0;
+}
+
+void dsm_rt_ckpt_fini(struct dsm_rt *rt)
+{
+	struct dsm_rt_ckpt *ck = &rt->ckpt;
+
+	if (ck->pending)
+		pthread_join(ck->writer, NULL);
+	if (ck->fd >= 0)
+		close(ck->fd);
+	free_tables(ck);
+	free(ck->parked);
+	pthread_mutex_destroy(&ck->lock);
+}

@@ -1,0 +1,91 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Live checkpoint and restart (mr_ckpt.c says what each run checks):
+#  - 2 ranks fill the heap, checkpoint, overwrite it from every thread while the snapshot
+#    streams, keep writing and are killed; a restart on 2 ranks sees exactly the
+#    checkpoint's values, the root and the dsm_alloc memory;
+#  - damaged snapshots are refused on every rank with their message: a flipped byte in a
+#    line, in the allocation table, a missing file, a truncated file, a truncated manifest,
+#    another line size, a missing directory, dsm_alloc memory on another number of ranks;
+#  - 4 ranks -> 2 and 2 -> 4 (lines re-homed), with "%r" in the directory.
+# usage: ckpt.sh <mpiexec> <mr_ckpt>
+set -u
+. "$(dirname "$0")/../lib.sh"
+MPIEXEC=$1
+PROG=$2
+dir=$(mktemp -d)
+trap '[ -n "${KEEP_DIR:-}" ] && cp -r "$dir" "$KEEP_DIR"; rm -rf "$dir"' EXIT
+export DSM_PROVIDER=${DSM_PROVIDER:-shm} DSM_HEAP_SIZE=${DSM_HEAP_SIZE:-64G}
+
+run() { # run <name> <ranks> <args...>: output in $dir/<name>.out, status in $dir/<name>.rc
+	out=$1
+	np=$2
+	shift 2
+	timeout 120 "$MPIEXEC" -n "$np" "$PROG" "$@" >"$dir/$out.out" 2>&1
+	echo $? >"$dir/$out.rc"
+}
+rc() { cat "$dir/$1.rc"; }
+passed() { grep -q '^[1-9][0-9]* passed, 0 failed' "$dir/$1.out"; }
+
+# Taken, overwritten while a slow writer (1 MB/s) streams it, killed; restarted.
+DSM_CKPT_RATE=1M MR_CKPT_SLOW=1 run take 2 take "$dir/ck" kill
+cat "$dir/take.out"
+check_eval "both ranks were killed after the checkpoint" "[ \$(grep -c '^\[rank [01]\] killed' '$dir/take.out') -eq 2 ]"
+check_eval "mpiexec exited non-zero: the ranks were killed (it exited $(rc take))" "[ $(rc take) -ne 0 ] && [ $(rc take) -ne 124 ]"
+check_eval "the snapshot is complete (its manifest is there)" "[ -s '$dir/ck/MANIFEST' ]"
+DSM_RESTART="$dir/ck" run restart 2 restart
+cat "$dir/restart.out"
+check_eval "the restart on 2 ranks saw the checkpoint's heap" "passed restart && [ $(rc restart) -eq 0 ]"
+
+# Refused, each on every rank with its message.
+refused() { # refused <snapshot> <ranks> <message> [env...]
+	snap=$1
+	np=$2
+	msg=$3
+	shift 3
+	env DSM_RESTART="$dir/$snap" "$@" timeout 120 "$MPIEXEC" -n "$np" "$PROG" restart \
+		>"$dir/$snap.out" 2>&1
+	r=$?
+	check_eval "$snap: refused ($r), saying '$msg'" \
+		"[ $r -ne 0 ] && [ $r -ne 124 ] && grep -q '$msg' '$dir/$snap.out' && ! grep -q 'passed' '$dir/$snap.out'"
+	[ $r -ne 0 ] && grep -q "$msg" "$dir/$snap.out" || cat "$dir/$snap.out"
+}
+copy() { rm -rf "$dir/$1" && cp -r "$dir/ck" "$dir/$1"; }
+flip() { # flip <file> <offset>: one byte inverted
+	b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+	printf "$(printf '\\%03o' $((255 - b)))" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
+size() { stat -c %s "$1"; }
+
+copy bad_line
+flip "$dir/bad_line/rank-1.dsmckpt" $(($(size "$dir/bad_line/rank-1.dsmckpt") - 100))
+refused bad_line 2 "fails its checksum"
+copy bad_table
+flip "$dir/bad_table/rank-0.dsmckpt" 4100
+refused bad_table 2 "fails its checksum (damaged)"
+copy no_file
+rm "$dir/no_file/rank-1.dsmckpt"
+refused no_file 2 "rank-1.dsmckpt: No such file"
+copy short_file
+truncate -s $(($(size "$dir/short_file/rank-0.dsmckpt") - 4096)) "$dir/short_file/rank-0.dsmckpt"
+refused short_file 2 "truncated or damaged"
+copy short_manifest
+truncate -s 40 "$dir/short_manifest/MANIFEST"
+refused short_manifest 2 "truncated or malformed"
+copy other_line
+refused other_line 2 "the snapshot has [0-9]*-byte lines and this run 8192" DSM_LINE_SIZE=8192
+refused nowhere 2 "no snapshot directory"
+copy other_ranks
+refused other_ranks 3 "restarts on 2 ranks only"
+
+# Re-homed: 4 ranks to 2 and 2 to 4, one directory per rank ("%r").
+run take4 4 take "$dir/four/r%r" nolocal
+check_eval "4 ranks took a snapshot in 4 directories" "passed take4 && [ -s '$dir/four/r3/MANIFEST' ] && [ -s '$dir/four/r3/rank-3.dsmckpt' ]"
+DSM_RESTART="$dir/four/r%r" run four_on_two 2 restart
+check_eval "a snapshot of 4 ranks restarted on 2" "passed four_on_two && grep -q 'snapshot of 4 ranks on 2' '$dir/four_on_two.out'"
+passed four_on_two || cat "$dir/four_on_two.out"
+run take2 2 take "$dir/two" nolocal
+DSM_RESTART="$dir/two" run two_on_four 4 restart
+check_eval "a snapshot of 2 ranks restarted on 4" "passed two_on_four && grep -q 'snapshot of 2 ranks on 4' '$dir/two_on_four.out'"
+passed two_on_four || cat "$dir/two_on_four.out"
+finish
