@@ -25,6 +25,7 @@ static const char *const prefetch_modes[] = {"off", "auto", NULL};
 static const char *const mw_tracks[] = {"auto", "twin", "async", NULL};
 static const char *const cache_modes[] = {"auto", "unlimited", "0", NULL};
 static const char *const death_modes[] = {"exit", "continue", NULL};
+static const char *const rate_modes[] = {"unlimited", NULL};
 
 static const struct dsm_setting settings[DSM_SETTING_COUNT] = {
         [DSM_SETTING_HEAP_SIZE] = {"DSM_HEAP_SIZE", DSM_SETTING_SIZE, 0, "runtime", "heap_size",
@@ -97,10 +98,12 @@ static const struct dsm_setting settings[DSM_SETTING_COUNT] = {
                                  "off", 0, 0, NULL, NULL,
                                  "start from the snapshot dsm_checkpoint wrote to DIR (\"%r\" "
                                  "in it: the rank)"},
-        [DSM_SETTING_CKPT_RATE] = {"DSM_CKPT_RATE", DSM_SETTING_SIZE, 0, "runtime", NULL, "0",
-                                   "unlimited", 0, 1024 * TiB, NULL, NULL,
+        [DSM_SETTING_CKPT_RATE] = {"DSM_CKPT_RATE", DSM_SETTING_ENUM, DSM_SETTING_F_OR_SIZE,
+                                   "runtime", NULL, "unlimited", "unlimited", 4 * KiB,
+                                   1024 * TiB, rate_modes, NULL,
                                    "the most bytes a second a snapshot's background writer "
-                                   "writes, per rank (0: as fast as the disk takes them)"},
+                                   "writes, per rank (unlimited: as fast as the disk takes "
+                                   "them)"},
         [DSM_SETTING_TP_HEARTBEAT_MS] = {"DSM_TP_HEARTBEAT_MS", DSM_SETTING_INT, 0, "transport",
                                          NULL, "1000", "1000", 0, 3600000, NULL, "ms",
                                          "heartbeat period on a ring of the ranks (0: off); 6 "

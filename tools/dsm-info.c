@@ -6,11 +6,13 @@
  *   dsm-info                   human-readable report
  *   dsm-info --json            the same as one JSON object
  *   dsm-info --settings [--json]  every DSM_* setting: its value here, default, help
+ *   dsm-info --checkpoint DIR     what a snapshot holds, every line's checksum checked
  *
  * Exit status: 0 libdsm can run (--settings: every setting in the environment
- * is valid), 1 it cannot (one line on stderr says why and how to fix it), 2
+ * is valid; --checkpoint: the snapshot is complete and intact), 1 it cannot (one line on stderr says why and how to fix it), 2
  * usage error.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,6 +22,7 @@
 #include <dsm.h>
 
 #include "coherence/coherence.h"
+#include "common/ckpt.h"
 #include "common/settings.h"
 #include "tools/probe.h"
 
@@ -505,16 +508,104 @@ static int print_settings(bool json, FILE *f)
 	return bad;
 }
 
+/* ---- --checkpoint ------------------------------------------------------------------------- */
+
+static const char *dist_name(uint64_t d)
+{
+	return d == DSM_COH_DIST_BLOCK ? "block" : d == DSM_COH_DIST_CYCLIC ? "cyclic" : "local";
+}
+
+/* The collective allocations of a file's allocator state (docs/CHECKPOINT.md). */
+static void print_allocations(const struct dsm_ckpt_file *f, FILE *out)
+{
+	const uint64_t *w = f->alloc;
+	size_t n = f->hdr.alloc_len / 8;
+	uint64_t ncoll = n >= 3 ? w[2] : 0;
+
+	if (n < 3 || ncoll > (n - 3) / 3) {
+		fprintf(out, "allocations  (the table is malformed)\n");
+		return;
+	}
+	fprintf(out, "allocations  %llu collective (dsm_all_alloc)\n", (unsigned long long)ncoll);
+	for (uint64_t i = 0; i < ncoll && i < 32; i++) {
+		const uint64_t *e = &w[3 + 3 * i];
+
+		fprintf(out, "  %#llx  %llu lines, %s\n",
+		        (unsigned long long)(f->hdr.heap_base + e[0] * f->hdr.line_size),
+		        (unsigned long long)e[1], dist_name(e[2]));
+	}
+	if (ncoll > 32)
+		fprintf(out, "  ... and %llu more\n", (unsigned long long)(ncoll - 32));
+}
+
+static int print_checkpoint(const char *tmpl, FILE *out)
+{
+	struct dsm_ckpt_manifest m;
+	char dir[DSM_CKPT_PATH_MAX], path[DSM_CKPT_PATH_MAX], why[DSM_CKPT_PATH_MAX + 512];
+	unsigned long long lines = 0;
+	int damaged = 0;
+	void *buf;
+
+	if (dsm_ckpt_path(dir, sizeof(dir), tmpl, 0, NULL) < 0 ||
+	    dsm_ckpt_manifest_read(dir, &m, why, sizeof(why)) < 0) {
+		fprintf(stderr, "dsm-info: %s\n", why);
+		return 1;
+	}
+	fprintf(out,
+	        "snapshot     %s: #%llu, id %016llx, of %u ranks\n"
+	        "heap         %llu bytes at %#llx, %llu-byte lines\n"
+	        "root         %#llx\n",
+	        tmpl, (unsigned long long)m.seq, (unsigned long long)m.id, m.nranks,
+	        (unsigned long long)m.heap_size, (unsigned long long)m.heap_base,
+	        (unsigned long long)m.line_size, (unsigned long long)m.root);
+	buf = malloc(m.line_size);
+	for (uint32_t r = 0; buf && r < m.nranks; r++) {
+		struct dsm_ckpt_file f;
+		unsigned long long fbad = 0;
+
+		dsm_ckpt_file_path(path, sizeof(path), tmpl, (int)r);
+		if (dsm_ckpt_file_open(path, &m, (int)r, &f, why, sizeof(why)) < 0) {
+			fprintf(out, "rank %-7u DAMAGED: %s\n", r, why);
+			damaged++;
+			continue;
+		}
+		if (r == 0)
+			print_allocations(&f, out);
+		for (uint64_t i = 0; i < f.hdr.nlines; i++) {
+			int ret = dsm_ckpt_file_read(&f, i, buf);
+
+			if (ret < 0 && fbad++ < 4)
+				fprintf(out, "  rank %u line %llu (%#llx): %s\n", r,
+				        (unsigned long long)f.line[i],
+				        (unsigned long long)(m.heap_base + f.line[i] * m.line_size),
+				        ret == -EBADMSG ? "fails its checksum" : "cannot be read");
+		}
+		fprintf(out, "rank %-7u %s: %llu lines (%.1f MB), %s\n", r, path,
+		        (unsigned long long)f.hdr.nlines,
+		        (double)f.hdr.nlines * (double)m.line_size / 1e6,
+		        fbad ? "DAMAGED" : "every line's checksum holds");
+		lines += f.hdr.nlines;
+		damaged += fbad > 0;
+		dsm_ckpt_file_close(&f);
+	}
+	free(buf);
+	fprintf(out, "total        %llu lines; %s\n", lines,
+	        damaged ? "DAMAGED: a restart from it is refused" : "complete and intact");
+	return damaged ? 1 : 0;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: dsm-info [--json] [--settings] [--help]\n"
+	        "usage: dsm-info [--json] [--settings] [--checkpoint DIR] [--help]\n"
 	        "Checks whether libdsm can run on this machine: kernel, userfaultfd mode and\n"
 	        "features (with a real fault probe), vm sysctls, libfabric providers, hwloc\n"
 	        "topology, MPI and the DSM_* settings in the environment. Exit status: 0 it\n"
 	        "can, 1 it cannot, 2 usage error.\n"
 	        "  --settings  list every DSM_* setting libdsm reads: its value here, its\n"
-	        "              default, what it accepts and does (exit 1 if one is malformed)\n");
+	        "              default, what it accepts and does (exit 1 if one is malformed)\n"
+	        "  --checkpoint DIR  what the snapshot dsm_checkpoint(DIR) wrote holds, every\n"
+	        "              line's checksum checked (exit 1 if incomplete or damaged)\n");
 }
 
 int main(int argc, char **argv)
@@ -522,15 +613,20 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 	        {"json", no_argument, NULL, 'j'},
 	        {"settings", no_argument, NULL, 's'},
+	        {"checkpoint", required_argument, NULL, 'c'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	bool json = false, settings = false;
+	const char *ckpt = NULL;
 	struct report *r;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "jsh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "jshc:", opts, NULL)) != -1) {
 		switch (c) {
+		case 'c':
+			ckpt = optarg;
+			break;
 		case 'j':
 			json = true;
 			break;
@@ -552,6 +648,8 @@ int main(int argc, char **argv)
 	}
 	if (settings)
 		return print_settings(json, stdout);
+	if (ckpt)
+		return print_checkpoint(ckpt, stdout);
 
 	r = calloc(1, sizeof(*r));
 	if (r == NULL) {

@@ -7,12 +7,14 @@
 #  - damaged snapshots are refused on every rank with their message: a flipped byte in a
 #    line, in the allocation table, a missing file, a truncated file, a truncated manifest,
 #    another line size, a missing directory, dsm_alloc memory on another number of ranks;
-#  - 4 ranks -> 2 and 2 -> 4 (lines re-homed), with "%r" in the directory.
-# usage: ckpt.sh <mpiexec> <mr_ckpt>
+#  - 4 ranks -> 2 and 2 -> 4 (lines re-homed), with "%r" in the directory;
+#  - dsm-info --checkpoint finds the snapshot intact, and the damaged line in a copy.
+# usage: ckpt.sh <mpiexec> <mr_ckpt> <dsm-info>
 set -u
 . "$(dirname "$0")/../lib.sh"
 MPIEXEC=$1
 PROG=$2
+INFO=$3
 dir=$(mktemp -d)
 trap '[ -n "${KEEP_DIR:-}" ] && cp -r "$dir" "$KEEP_DIR"; rm -rf "$dir"' EXIT
 export DSM_PROVIDER=${DSM_PROVIDER:-shm} DSM_HEAP_SIZE=${DSM_HEAP_SIZE:-64G}
@@ -57,8 +59,14 @@ flip() { # flip <file> <offset>: one byte inverted
 }
 size() { stat -c %s "$1"; }
 
+"$INFO" --checkpoint "$dir/ck" >"$dir/info.out" 2>&1
+check_eval "dsm-info --checkpoint: the snapshot of 2 ranks is intact" \
+	"[ $? -eq 0 ] && grep -q 'of 2 ranks' '$dir/info.out' && grep -q 'complete and intact' '$dir/info.out'"
 copy bad_line
 flip "$dir/bad_line/rank-1.dsmckpt" $(($(size "$dir/bad_line/rank-1.dsmckpt") - 100))
+"$INFO" --checkpoint "$dir/bad_line" >"$dir/info_bad.out" 2>&1
+check_eval "dsm-info --checkpoint: the flipped byte's line fails its checksum" \
+	"[ $? -eq 1 ] && grep -q 'rank 1 line .*fails its checksum' '$dir/info_bad.out'"
 refused bad_line 2 "fails its checksum"
 copy bad_table
 flip "$dir/bad_table/rank-0.dsmckpt" 4100

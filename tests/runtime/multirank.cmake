@@ -199,8 +199,10 @@ endforeach()
 dsm_mr_program(mr_ckpt)
 dsm_add_test(NAME mr_ckpt_shm LABEL runtime TIMEOUT 400
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/ckpt.sh ${MPIEXEC_EXECUTABLE} $<TARGET_FILE:mr_ckpt>
+          $<TARGET_FILE:dsm-info>
   ENVIRONMENT DSM_PROVIDER=shm DSM_HEAP_SIZE=${DSM_MR_HEAP})
 dsm_add_test(NAME mr_ckpt_long_tcp_64k_rdma LABEL runtime LONG TIMEOUT 900
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/ckpt.sh ${MPIEXEC_EXECUTABLE} $<TARGET_FILE:mr_ckpt>
+          $<TARGET_FILE:dsm-info>
   ENVIRONMENT "DSM_PROVIDER=tcp\\;ofi_rxm" DSM_HEAP_SIZE=${DSM_MR_HEAP} DSM_LINE_SIZE=65536
     DSM_DATA=rdma)
