@@ -66,5 +66,6 @@ int bench_mw(const struct bench_opts *o, const struct bench_ctx *c);
 int bench_mw_release(const struct bench_opts *o, const struct bench_ctx *c);
 /* cache (bench/cache.c): a bounded cache against an unlimited one, in the same job. */
 int bench_cache(const struct bench_opts *o, const struct bench_ctx *c);
+int bench_ckpt(const struct bench_opts *o, const struct bench_ctx *c);
 
 #endif /* DSM_BENCH_DRIVER_H */

@@ -77,6 +77,10 @@ static struct workload workloads[] = {
          "a scan and random reads of remote arrays 4x the cache (DSM_CACHE_SIZE), against "
          "the same with an unlimited cache",
          bench_cache, NULL, false, false},
+        {"checkpoint",
+         "dsm_checkpoint of 1 GiB per rank: the pause, the background write against dd, a "
+         "stencil's time while it streams",
+         bench_ckpt, NULL, false, false},
         {"jacobi", "2D Jacobi stencil, against plain MPI and pthreads", NULL, bench_app_jacobi,
          false, false},
         {"matmul", "dense matrix multiply, against plain MPI and pthreads", NULL, bench_app_matmul,

@@ -341,20 +341,12 @@ void dsm_coh_line_info(const dsm_coh_node_t *node, uint64_t line, dsm_coh_line_i
 void dsm_coh_dir_info(const dsm_coh_node_t *node, uint64_t line, dsm_coh_dir_info_t *out);
 int dsm_coh_dir_is_sharer(const dsm_coh_node_t *node, uint64_t line, unsigned rank);
 /*
- * Every line the node has an entry for, once (a checkpoint's snapshot, runtime/ckpt.c): counts
- * the lines with something in flight (cache side: a request, an RDMA read or write-back, an
- * eviction, a deferred invalidation; home side: a transaction or a queued request), and for
- * the quiet ones calls on_exclusive for a line held M or E here and on_owned for a line homed
- * here whose directory says another copy is the line (DIR_M, with any owner, or DIR_LOST).
- * Either callback may be NULL.
+ * The lines with something in flight, counted over every entry (a checkpoint waits for none,
+ * runtime/ckpt.c): at the cache side a request, an RDMA read or write-back, an eviction or an
+ * invalidation deferred by a hold; at the home side (unless @cache_only) a transaction or a
+ * queued request. O(lines touched).
  */
-typedef struct dsm_coh_walk {
-	void (*on_exclusive)(void *arg, uint64_t line);
-	void (*on_owned)(void *arg, uint64_t line);
-	void *arg;
-	size_t cache_busy, home_busy; /* out */
-} dsm_coh_walk_t;
-void dsm_coh_node_walk(const dsm_coh_node_t *node, dsm_coh_walk_t *w);
+void dsm_coh_node_busy(const dsm_coh_node_t *node, int cache_only, size_t *cache_p, size_t *home_p);
 /* Write a canonical description of the node's whole state into buf (for
  * state hashing); returns the bytes needed, which may exceed cap. */
 size_t dsm_coh_node_encode(const dsm_coh_node_t *node, uint8_t *buf, size_t cap);

@@ -1326,30 +1326,22 @@ static bool line_busy(const dsm_coh_line_t *l)
 	       l->deferred;
 }
 
-void dsm_coh_node_walk(const dsm_coh_node_t *n, dsm_coh_walk_t *out)
+void dsm_coh_node_busy(const dsm_coh_node_t *n, int cache_only, size_t *cache_p, size_t *home_p)
 {
-	out->cache_busy = out->home_busy = 0;
+	size_t cache = 0, home = 0;
+
 	for (size_t i = 0; i < n->lines.cap; i++) {
 		const dsm_coh_line_t *l = dsm_coh_table_slot(&n->lines, i);
 
-		if (l == NULL)
-			continue;
-		if (line_busy(l))
-			out->cache_busy++;
-		else if (out->on_exclusive && (l->state == DSM_COH_M || l->state == DSM_COH_E))
-			out->on_exclusive(out->arg, l->line);
+		cache += l && line_busy(l);
 	}
-	for (size_t i = 0; i < n->dirs.cap; i++) {
+	for (size_t i = 0; !cache_only && i < n->dirs.cap; i++) {
 		const dsm_coh_dir_t *d = dsm_coh_table_slot(&n->dirs, i);
 
-		if (d == NULL)
-			continue;
-		if (d->txn || d->qlen)
-			out->home_busy++;
-		else if (out->on_owned &&
-		         (d->state == DSM_COH_DIR_M || d->state == DSM_COH_DIR_LOST))
-			out->on_owned(out->arg, d->line);
+		home += d && (d->txn || d->qlen);
 	}
+	*cache_p = cache;
+	*home_p = home;
 }
 
 int dsm_coh_dir_is_sharer(const dsm_coh_node_t *n, uint64_t line, unsigned rank)

@@ -259,12 +259,6 @@ int dsm_ckpt_file_open(const char *path, const struct dsm_ckpt_manifest *m, int 
 		snprintf(why, cap, "%s fails its checksum (damaged)", path);
 		goto bad;
 	}
-	for (uint64_t i = 1; i < n; i++) {
-		if (f->line[i] <= f->line[i - 1]) {
-			snprintf(why, cap, "%s: its line index is not increasing", path);
-			goto bad;
-		}
-	}
 	return 0;
 bad:
 	dsm_ckpt_file_close(f);

@@ -29,9 +29,9 @@ struct dsm_ckpt_hdr {
 	uint64_t root;                 /* dsm_root() at the checkpoint */
 	uint64_t nlines;               /* line records */
 	uint64_t alloc_off, alloc_len; /* the allocators' state (runtime/alloc.h) */
-	uint64_t index_off;            /* nlines line ids, increasing */
-	uint64_t sums_off;             /* nlines checksums of the lines' data */
-	uint64_t data_off; /* nlines lines, in index order (an all-zero one may be a hole) */
+	uint64_t index_off;            /* nlines line ids, in the order saved */
+	uint64_t sums_off;             /* nlines checksums of the lines' data, in that order */
+	uint64_t data_off; /* nlines lines, in that order (an all-zero one may be a hole) */
 	uint64_t file_size;
 	uint64_t sum; /* of this header (sum 0), the allocators' state, the index and the sums */
 };

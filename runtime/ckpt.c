@@ -81,30 +81,124 @@ static char *line_addr(const struct dsm_rt *rt, uint64_t line)
 	return (char *)dsm_coh_line_addr(&rt->layout, line);
 }
 
-/* ---- saving lines ------------------------------------------------------------------------- */
+/* ---- which lines are this rank's to save ------------------------------------------------- */
 
-/* The index of @line in the snapshot's list, or -1. */
-static ssize_t find(const struct dsm_rt_ckpt *ck, uint64_t line)
+/*
+ * The snapshot's positions: the lines of the allocations this rank knows (the collective
+ * ones, its own dsm_alloc memory) in address order, then the lines of other ranks' dsm_alloc
+ * memory it held M or E at TAKE. Each position is decided once, from the engine's state of
+ * the line, which is the state at TAKE until the engine handles an event for that line: so
+ * the loop decides a line before any event for it (dsm_rt_ckpt_event) and the rest in the
+ * background, a chunk per turn. A line this rank saves gets the next record of its file.
+ */
+
+/* The position of @line, or -1 if the snapshot does not cover it. */
+static int64_t pos_of(const struct dsm_rt_ckpt *ck, uint64_t line)
 {
-	size_t lo = 0, hi = ck->n;
+	size_t lo = 0, hi = ck->nranges;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (ck->line[mid] < line)
+		if (ck->ranges[mid].span.first_line <= line)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo < ck->n && ck->line[lo] == line ? (ssize_t)lo : -1;
+	if (lo > 0) {
+		const struct dsm_rt_ck_range *r = &ck->ranges[lo - 1];
+
+		if (line < r->span.first_line + r->span.nlines)
+			return (int64_t)(r->pos + line - r->span.first_line);
+	}
+	lo = 0;
+	hi = ck->nextra;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (ck->extra[mid] < line)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < ck->nextra && ck->extra[lo] == line ? (int64_t)(ck->extra_pos + lo) : -1;
 }
 
-static const char *source(struct dsm_rt *rt, size_t i)
+/* The line at position @p and its home. */
+static uint64_t line_at(const struct dsm_rt *rt, uint64_t p, int *home_p)
+{
+	const struct dsm_rt_ckpt *ck = &rt->ckpt;
+	size_t lo = 0, hi = ck->nranges;
+
+	if (p >= ck->extra_pos) {
+		uint64_t line = ck->extra[p - ck->extra_pos];
+
+		*home_p = -1; /* another rank's dsm_alloc memory */
+		return line;
+	}
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (ck->ranges[mid].pos <= p)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	const struct dsm_rt_ck_range *r = &ck->ranges[lo - 1];
+	uint64_t line = r->span.first_line + (p - r->pos);
+
+	*home_p = dsm_coh_home_of(&r->span, (unsigned)rt->nranks, line);
+	return line;
+}
+
+/* Decides position @p from the engine's state of its line (the state at TAKE). */
+static void decide(struct dsm_rt *rt, uint64_t p)
+{
+	struct dsm_rt_ckpt *ck = &rt->ckpt;
+	dsm_coh_line_info_t li;
+	dsm_coh_dir_info_t di;
+	int home;
+	uint64_t line = line_at(rt, p, &home), r;
+	uint8_t d = DSM_RT_CK_SKIP;
+
+	dsm_coh_line_info(rt->node, line, &li);
+	if (li.state == DSM_COH_M || li.state == DSM_COH_E) {
+		d = DSM_RT_CK_MAP;
+	} else if (home == rt->rank) {
+		dsm_coh_dir_info(rt->node, line, &di);
+		if (di.state != DSM_COH_DIR_M && di.state != DSM_COH_DIR_LOST)
+			d = DSM_RT_CK_HOME;
+	}
+	if (d != DSM_RT_CK_SKIP) {
+		r = atomic_load_explicit(&ck->nrec, memory_order_relaxed);
+		ck->rec[p] = (uint32_t)r;
+		ck->rline[r] = line;
+		ck->src[r] = d;
+		/* The writer reads nrec with acquire: the record is complete before it counts. */
+		atomic_store_explicit(&ck->nrec, r + 1, memory_order_release);
+	}
+	ck->dec[p] = d;
+}
+
+/* Decides @line if the snapshot covers it and it is undecided; its position, or -1. */
+static int64_t decide_line(struct dsm_rt *rt, uint64_t line)
+{
+	struct dsm_rt_ckpt *ck = &rt->ckpt;
+	int64_t p = pos_of(ck, line);
+
+	if (p >= 0 && ck->dec[p] == DSM_RT_CK_UNDECIDED)
+		decide(rt, (uint64_t)p);
+	return p;
+}
+
+/* ---- saving lines ------------------------------------------------------------------------- */
+
+static const char *source(struct dsm_rt *rt, uint64_t r)
 {
 	struct dsm_rt_ckpt *ck = &rt->ckpt;
 
-	return ck->src[i] == DSM_RT_CK_HOME ? dsm_rt_home_line(rt, ck->line[i])
-	                                    : line_addr(rt, ck->line[i]);
+	return ck->src[r] == DSM_RT_CK_HOME ? dsm_rt_home_line(rt, ck->rline[r])
+	                                    : line_addr(rt, ck->rline[r]);
 }
 
 static bool all_zero(const char *p, size_t len)
@@ -125,14 +219,14 @@ static void note_error(struct dsm_rt_ckpt *ck, int err)
 	atomic_compare_exchange_strong(&ck->err, &none, err);
 }
 
-/* Record @i's data: its sum, and the bytes unless all zero (the file has a hole there). */
-static void put_line(struct dsm_rt *rt, size_t i, const char *data)
+/* Record @r's data: its sum, and the bytes unless all zero (the file has a hole there). */
+static void put_line(struct dsm_rt *rt, uint64_t r, const char *data)
 {
 	struct dsm_rt_ckpt *ck = &rt->ckpt;
 	size_t ls = line_size(rt), done = 0;
-	uint64_t off = ck->data_off + (uint64_t)i * ls;
+	uint64_t off = ck->data_off + r * ls;
 
-	ck->sums[i] = dsm_ckpt_line_sum(data, ls, ck->line[i]);
+	ck->sums[r] = dsm_ckpt_line_sum(data, ls, ck->rline[r]);
 	if (all_zero(data, ls))
 		return;
 	while (done < ls) {
@@ -148,42 +242,60 @@ static void put_line(struct dsm_rt *rt, size_t i, const char *data)
 	}
 }
 
-/* The loop: saves line @i now, unless the writer has (or is copying it: then waits). */
-static void loop_save(struct dsm_rt *rt, size_t i)
+/* The loop: saves record @r now, unless the writer has (or is copying it: then waits). */
+static void loop_save(struct dsm_rt *rt, uint64_t r)
 {
 	struct dsm_rt_ckpt *ck = &rt->ckpt;
 
 	for (;;) {
 		uint8_t e = DSM_RT_CK_TODO;
 
-		if (atomic_compare_exchange_strong(&ck->st[i], &e, DSM_RT_CK_CLAIMED))
+		if (atomic_compare_exchange_strong(&ck->st[r], &e, DSM_RT_CK_CLAIMED))
 			break;
 		if (e == DSM_RT_CK_DONE)
 			return;
 		sched_yield(); /* the writer copies it out: one memcpy */
 	}
-	put_line(rt, i, source(rt, i));
-	atomic_store_explicit(&ck->st[i], DSM_RT_CK_DONE, memory_order_release);
+	put_line(rt, r, source(rt, r));
+	atomic_store_explicit(&ck->st[r], DSM_RT_CK_DONE, memory_order_release);
 	atomic_fetch_add_explicit(&ck->saved_by_loop, 1, memory_order_relaxed);
 }
 
-void dsm_rt_ckpt_before(struct dsm_rt *rt, uint64_t line, enum dsm_rt_ck_src src)
+void dsm_rt_ckpt_event(struct dsm_rt *rt, const dsm_coh_event_t *ev)
 {
 	struct dsm_rt_ckpt *ck = &rt->ckpt;
-	ssize_t i;
 
-	if (!atomic_load_explicit(&ck->active, memory_order_acquire))
+	if (!ck->active)
 		return;
-	i = find(ck, line);
-	if (i >= 0 && ck->src[i] == src)
-		loop_save(rt, (size_t)i);
+	switch (ev->type) {
+	case DSM_COH_EV_MSG:
+		decide_line(rt, ev->msg.line);
+		break;
+	case DSM_COH_EV_PEER_DEAD:
+		/* Its copies are adopted or lost: the snapshot cannot say which it held. */
+		note_error(ck, DSM_ERR_PEER_DEAD);
+		break;
+	default:
+		decide_line(rt, ev->line);
+	}
+}
+
+void dsm_rt_ckpt_before(struct dsm_rt *rt, uint64_t line, enum dsm_rt_ck_dec src)
+{
+	struct dsm_rt_ckpt *ck = &rt->ckpt;
+	int64_t p;
+
+	if (!ck->active)
+		return;
+	p = decide_line(rt, line);
+	if (p >= 0 && ck->dec[p] == src)
+		loop_save(rt, ck->rec[p]);
 }
 
 bool dsm_rt_ckpt_fault(struct dsm_rt *rt, const struct dsm_rt_fault *f, uint64_t line)
 {
 	struct dsm_rt_ckpt *ck = &rt->ckpt;
 	dsm_coh_line_info_t info;
-	ssize_t i;
 
 	if (ck->frozen) {
 		if (DSM_VEC_RESERVE(ck->parked, ck->parked_cap, ck->nparked + 1) < 0)
@@ -191,38 +303,26 @@ bool dsm_rt_ckpt_fault(struct dsm_rt *rt, const struct dsm_rt_fault *f, uint64_t
 		ck->parked[ck->nparked++] = *f;
 		return true;
 	}
-	if (!f->write || !atomic_load_explicit(&ck->active, memory_order_acquire))
+	if (!f->write || ck->seq == 0)
 		return false;
-	i = find(ck, line);
-	if (i < 0 || ck->src[i] != DSM_RT_CK_MAP)
-		return false;
-	loop_save(rt, (size_t)i);
+	if (ck->active) {
+		int64_t p = decide_line(rt, line);
+
+		if (p >= 0 && ck->dec[p] == DSM_RT_CK_MAP)
+			loop_save(rt, ck->rec[p]);
+	}
+	/* A line held M is write-protected by a checkpoint only (TAKE protects whole ranges):
+	 * the write may go. E and S: the engine takes the write as ever. */
 	dsm_coh_line_info(rt->node, line, &info);
-	if (info.state != DSM_COH_M)
-		return false; /* E or S: the engine takes the write as ever */
-	/* Held M and write-protected at TAKE only: the write may go. */
+	if (info.state != DSM_COH_M || !f->wp)
+		return false;
 	if (dsm_rt_region_protect(&rt->region, (uint64_t)(uintptr_t)line_addr(rt, line),
 	                          line_size(rt), false) < 0)
 		dsm_rt_fatal(rt, "lifting a checkpoint's write-protect failed");
 	return true;
 }
 
-/* ---- the snapshot's list (TAKE) ----------------------------------------------------------- */
-
-struct lines {
-	uint64_t *v;
-	size_t n, cap;
-	bool failed;
-};
-
-static void push(struct lines *l, uint64_t line)
-{
-	if (l->failed || DSM_VEC_RESERVE(l->v, l->cap, l->n + 1) < 0) {
-		l->failed = true;
-		return;
-	}
-	l->v[l->n++] = line;
-}
+/* ---- TAKE ---------------------------------------------------------------------------------- */
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -231,186 +331,160 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static bool in(const struct lines *l, uint64_t line)
-{
-	size_t lo = 0, hi = l->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (l->v[mid] < line)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < l->n && l->v[lo] == line;
-}
-
-struct take {
-	struct dsm_rt *rt;
-	struct lines excl, owned, home; /* held M/E here; homed here, DIR_M; homed here */
-};
-
-static void on_exclusive(void *arg, uint64_t line)
-{
-	push(&((struct take *)arg)->excl, line);
-}
-
-static void on_owned(void *arg, uint64_t line)
-{
-	push(&((struct take *)arg)->owned, line);
-}
-
 static void on_span(void *arg, const dsm_coh_span_t *s)
 {
-	struct take *t = arg;
-	unsigned me = (unsigned)t->rt->rank, n = (unsigned)t->rt->nranks;
+	struct dsm_rt_ckpt *ck = arg;
 
-	if (s->dist == DSM_COH_DIST_RANK && s->rank != me)
-		return;
-	for (uint64_t l = s->first_line; l < s->first_line + s->nlines; l++)
-		if (dsm_coh_home_of(s, n, l) == (int)me)
-			push(&t->home, l);
+	if (ck->nranges == ck->ranges_cap)
+		return; /* counted first: cannot happen */
+	ck->ranges[ck->nranges++] = (struct dsm_rt_ck_range){.span = *s};
 }
 
-/* Write-protects (or lets go) [first, first + n) lines. */
-static void protect_run(struct dsm_rt *rt, uint64_t first, uint64_t n, bool wp)
+static void count_span(void *arg, const dsm_coh_span_t *s)
+{
+	(void)s;
+	((struct dsm_rt_ckpt *)arg)->ranges_cap++;
+}
+
+/* Write-protects [first, first + n) lines: those held M fault at their next write. */
+static void protect_run(struct dsm_rt *rt, uint64_t first, uint64_t n)
 {
 	if (n && dsm_rt_region_protect(&rt->region, (uint64_t)(uintptr_t)line_addr(rt, first),
-	                               n * line_size(rt), wp) < 0)
-		dsm_rt_fatal(rt, "%s lines for a checkpoint failed",
-		             wp ? "write-protecting" : "lifting the write-protect of");
+	                               n * line_size(rt), true) < 0)
+		dsm_rt_fatal(rt, "write-protecting lines for a checkpoint failed");
 }
 
-/* The snapshot's lines that this rank holds M, write-protected (@wp) or let go, by runs. */
-static void protect_held(struct dsm_rt *rt, bool wp)
+static void *zalloc(size_t n, size_t size)
 {
-	struct dsm_rt_ckpt *ck = &rt->ckpt;
-	uint64_t run = 0, nrun = 0;
-
-	for (size_t i = 0; i < ck->n; i++) {
-		dsm_coh_line_info_t info;
-
-		if (ck->src[i] != DSM_RT_CK_MAP)
-			continue;
-		dsm_coh_line_info(rt->node, ck->line[i], &info);
-		if (info.state == DSM_COH_M && nrun && ck->line[i] == run + nrun) {
-			nrun++;
-			continue;
-		}
-		protect_run(rt, run, nrun, wp);
-		nrun = 0;
-		if (info.state == DSM_COH_M) {
-			run = ck->line[i];
-			nrun = 1;
-		}
-	}
-	protect_run(rt, run, nrun, wp);
+	return calloc(n ? n : 1, size); /* large: fresh zero pages, touched as used */
 }
 
+/* At rest: the positions, their tables, and the write-protect of every line held here. */
 static int take(struct dsm_rt *rt)
 {
 	struct dsm_rt_ckpt *ck = &rt->ckpt;
-	struct take t = {.rt = rt};
-	dsm_coh_walk_t w = {.on_exclusive = on_exclusive, .on_owned = on_owned, .arg = &t};
-	size_t a = 0, b = 0, n = 0, hdr;
-	int ret = -ENOMEM;
+	const struct dsm_rt_alloc *a = &rt->alloc;
+	uint64_t total = 0, mark = dsm_rt_alloc_coll_mark(&rt->alloc);
+	uint64_t lo = a->coll_lines + (uint64_t)rt->rank * a->slice_lines, hi = lo + a->slice_lines;
 
-	dsm_coh_node_walk(rt->node, &w);
-	dsm_rt_alloc_each(&rt->alloc, on_span, &t);
-	if (dsm_rt_alloc_export(&rt->alloc, &ck->alloc_words, &ck->alloc_n) < 0)
-		goto out;
-	if (t.excl.failed || t.owned.failed || t.home.failed)
-		goto out;
-	qsort(t.excl.v, t.excl.n, sizeof(uint64_t), cmp_u64);
-	qsort(t.owned.v, t.owned.n, sizeof(uint64_t), cmp_u64);
-	/* home is increasing: the allocations come in address order. */
-	ck->cap = t.home.n + t.excl.n;
-	ck->line = malloc((ck->cap ? ck->cap : 1) * sizeof(*ck->line));
-	ck->src = malloc(ck->cap ? ck->cap : 1);
-	ck->sums = calloc(ck->cap ? ck->cap : 1, sizeof(*ck->sums));
-	ck->st = calloc(ck->cap ? ck->cap : 1, 1);
-	if (!ck->line || !ck->src || !ck->sums || !ck->st)
-		goto out;
-	/* Merge: a line held M or E here is saved from the mapping; one homed here from the
-	 * home segment, unless its owner (elsewhere) saves it. */
-	while (a < t.home.n || b < t.excl.n) {
-		uint64_t l;
-		bool mine_map;
-
-		if (b >= t.excl.n || (a < t.home.n && t.home.v[a] < t.excl.v[b])) {
-			l = t.home.v[a++];
-			mine_map = false;
-			if (in(&t.owned, l))
-				continue;
-		} else {
-			l = t.excl.v[b++];
-			mine_map = true;
-			if (a < t.home.n && t.home.v[a] == l)
-				a++;
-		}
-		ck->line[n] = l;
-		ck->src[n] = mine_map ? DSM_RT_CK_MAP : DSM_RT_CK_HOME;
-		n++;
+	ck->ranges_cap = 0;
+	dsm_rt_alloc_each(&rt->alloc, count_span, ck);
+	ck->ranges = zalloc(ck->ranges_cap, sizeof(*ck->ranges));
+	if (ck->ranges == NULL)
+		return -ENOMEM;
+	ck->nranges = 0;
+	dsm_rt_alloc_each(&rt->alloc, on_span, ck);
+	for (size_t i = 0; i < ck->nranges; i++) {
+		ck->ranges[i].pos = total;
+		total += ck->ranges[i].span.nlines;
 	}
-	ck->n = n;
-	/* Stores to lines held M must fault from now on; E and S are read-only already. */
-	protect_held(rt, true);
-	hdr = DSM_CKPT_HDR_SIZE + ck->alloc_n * 8 + 2 * n * 8;
-	ck->data_off = (hdr + 4095) & ~(uint64_t)4095;
+	/* Other ranks' dsm_alloc lines held here: the cache lists every copy homed elsewhere. */
+	ck->extra = zalloc(rt->cache.n, sizeof(*ck->extra));
+	if (ck->extra == NULL)
+		return -ENOMEM;
+	ck->nextra = 0;
+	for (size_t i = 0; i < rt->cache.n; i++) {
+		uint64_t line = rt->cache.v[i].line;
+		dsm_coh_line_info_t li;
+
+		if (line < a->coll_lines || (line >= lo && line < hi))
+			continue;
+		dsm_coh_line_info(rt->node, line, &li);
+		if (li.state == DSM_COH_M || li.state == DSM_COH_E)
+			ck->extra[ck->nextra++] = line;
+	}
+	qsort(ck->extra, ck->nextra, sizeof(uint64_t), cmp_u64);
+	ck->extra_pos = total;
+	total += ck->nextra;
+	ck->npos = total;
+	ck->dec = zalloc(total, 1);
+	ck->rec = zalloc(total, sizeof(*ck->rec));
+	ck->rline = zalloc(total, sizeof(*ck->rline));
+	ck->sums = zalloc(total, sizeof(*ck->sums));
+	ck->src = zalloc(total, 1);
+	ck->st = zalloc(total, 1);
+	if (!ck->dec || !ck->rec || !ck->rline || !ck->sums || !ck->src || !ck->st ||
+	    dsm_rt_alloc_export(&rt->alloc, &ck->alloc_words, &ck->alloc_n) < 0)
+		return -ENOMEM;
+	ck->cursor = 0;
+	atomic_store(&ck->nrec, 0);
+	atomic_store(&ck->decided_all, false);
+	/* Stores to lines held M must fault from now on (E and S are read-only already): the
+	 * collective region handed out so far, this rank's dsm_alloc memory, the others' held
+	 * here. Pages not there cost nothing. */
+	protect_run(rt, 0, mark);
+	for (size_t i = 0; i < ck->nranges; i++)
+		if (ck->ranges[i].span.first_line >= a->coll_lines)
+			protect_run(rt, ck->ranges[i].span.first_line, ck->ranges[i].span.nlines);
+	for (size_t i = 0; i < ck->nextra; i++)
+		protect_run(rt, ck->extra[i], 1);
+	ck->data_off = (DSM_CKPT_HDR_SIZE + ck->alloc_n * 8 + 4095) & ~(uint64_t)4095;
 	ck->data_off = (ck->data_off + line_size(rt) - 1) & ~((uint64_t)line_size(rt) - 1);
 	atomic_store(&ck->saved_by_loop, 0);
-	atomic_store_explicit(&ck->active, true, memory_order_release);
-	ret = 0;
-out:
-	free(t.excl.v);
-	free(t.owned.v);
-	free(t.home.v);
-	return ret;
+	ck->active = true;
+	return 0;
 }
 
 static void free_tables(struct dsm_rt_ckpt *ck)
 {
-	free(ck->line);
-	free(ck->src);
+	free(ck->ranges);
+	free(ck->extra);
+	free(ck->dec);
+	free(ck->rec);
+	free(ck->rline);
 	free(ck->sums);
+	free(ck->src);
 	free((void *)ck->st);
 	free(ck->alloc_words);
-	ck->line = NULL;
-	ck->src = NULL;
+	ck->ranges = NULL;
+	ck->extra = NULL;
+	ck->dec = NULL;
+	ck->rec = NULL;
+	ck->rline = NULL;
 	ck->sums = NULL;
+	ck->src = NULL;
 	ck->st = NULL;
 	ck->alloc_words = NULL;
-	ck->n = ck->cap = ck->alloc_n = 0;
+	ck->nranges = ck->nextra = ck->npos = ck->alloc_n = 0;
 }
 
 /* ---- the loop's side of the steps ---------------------------------------------------------- */
 
-static void free_tables(struct dsm_rt_ckpt *ck);
-static void protect_held(struct dsm_rt *rt, bool wp);
-
-/* The snapshot is written (or abandoned): the lines still write-protected for it are let go
- * (the engine takes a write fault on an M line for a stale one), and its tables freed. */
+/* The snapshot is written (or abandoned): its tables go. Lines still write-protected for it
+ * are let go at their next write (dsm_rt_ckpt_fault). */
 static void finish(struct dsm_rt *rt)
 {
-	atomic_store(&rt->ckpt.active, false);
-	protect_held(rt, false);
+	rt->ckpt.active = false;
 	free_tables(&rt->ckpt);
 }
 
 static bool at_rest(struct dsm_rt *rt, bool home_too)
 {
-	dsm_coh_walk_t w = {0};
+	size_t cache, home;
 
-	dsm_coh_node_walk(rt->node, &w);
-	return w.cache_busy == 0 && (!home_too || w.home_busy == 0);
+	dsm_coh_node_busy(rt->node, !home_too, &cache, &home);
+	return cache == 0 && home == 0;
 }
+
+/* Decides the next positions in the background (the writer follows). */
+#define DECIDE_CHUNK 4096
 
 int dsm_rt_ckpt_poll(struct dsm_rt *rt)
 {
 	struct dsm_rt_ckpt *ck = &rt->ckpt;
 	int op = ck->waiting, status = 0;
 
+	if (ck->active && !atomic_load_explicit(&ck->decided_all, memory_order_relaxed)) {
+		uint64_t end =
+		        ck->cursor + DECIDE_CHUNK < ck->npos ? ck->cursor + DECIDE_CHUNK : ck->npos;
+
+		for (; ck->cursor < end; ck->cursor++)
+			if (ck->dec[ck->cursor] == DSM_RT_CK_UNDECIDED)
+				decide(rt, ck->cursor);
+		if (ck->cursor == ck->npos)
+			atomic_store_explicit(&ck->decided_all, true, memory_order_release);
+		return 1;
+	}
 	if (op == 0 || !at_rest(rt, op == OP_TAKE))
 		return 0;
 	if (op == OP_TAKE)
@@ -522,6 +596,42 @@ static void throttle(const struct dsm_rt *rt, uint64_t t0, uint64_t bytes)
 	nanosleep(&ts, NULL);
 }
 
+/* The file gets its name (replacing the last snapshot's), and the directory is synced. */
+static int rename_durable(struct dsm_rt *rt)
+{
+	char path[DSM_CKPT_PATH_MAX], tmp[DSM_CKPT_PATH_MAX + 8];
+	int fd, ret = 0;
+
+	dsm_ckpt_file_path(path, sizeof(path), rt->ckpt.dir, rt->rank);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (rename(tmp, path) < 0)
+		return -errno;
+	fd = open(rt->ckpt.mine, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/* The next record the loop has decided, or UINT64_MAX once every position is decided and
+ * @r is past the last. Sleeps briefly while the loop is behind. */
+static uint64_t next_record(struct dsm_rt_ckpt *ck, uint64_t r)
+{
+	struct timespec nap = {0, 50000};
+
+	for (;;) {
+		bool all = atomic_load_explicit(&ck->decided_all, memory_order_acquire);
+
+		if (r < atomic_load_explicit(&ck->nrec, memory_order_acquire))
+			return r;
+		if (all)
+			return UINT64_MAX;
+		nanosleep(&nap, NULL);
+	}
+}
+
 static void *writer(void *arg)
 {
 	struct dsm_rt *rt = arg;
@@ -529,24 +639,25 @@ static void *writer(void *arg)
 	size_t ls = line_size(rt);
 	struct dsm_ckpt_hdr h = {0};
 	char *buf = aligned_alloc(4096, ls < 4096 ? 4096 : ls);
-	uint64_t t0 = dsm_now_ns();
+	uint64_t t0 = dsm_now_ns(), n = 0;
 	int ret;
 
 	if (buf == NULL)
 		note_error(ck, -ENOMEM);
-	for (size_t i = 0; i < ck->n && buf; i++) {
+	for (uint64_t r = 0; (r = next_record(ck, r)) != UINT64_MAX; r++, n++) {
 		uint8_t e = DSM_RT_CK_TODO;
 
-		if (!atomic_compare_exchange_strong(&ck->st[i], &e, DSM_RT_CK_CLAIMED))
+		if (buf == NULL ||
+		    !atomic_compare_exchange_strong(&ck->st[r], &e, DSM_RT_CK_CLAIMED))
 			continue;
-		memcpy(buf, source(rt, i), ls);
-		atomic_store_explicit(&ck->st[i], DSM_RT_CK_DONE, memory_order_release);
-		put_line(rt, i, buf);
-		throttle(rt, t0, (uint64_t)(i + 1) * ls);
+		memcpy(buf, source(rt, r), ls);
+		atomic_store_explicit(&ck->st[r], DSM_RT_CK_DONE, memory_order_release);
+		put_line(rt, r, buf);
+		throttle(rt, t0, (r + 1) * ls);
 	}
 	/* The loop may still be saving one it claimed. */
-	for (size_t i = 0; i < ck->n; i++)
-		while (atomic_load_explicit(&ck->st[i], memory_order_acquire) != DSM_RT_CK_DONE)
+	for (uint64_t r = 0; r < n; r++)
+		while (atomic_load_explicit(&ck->st[r], memory_order_acquire) != DSM_RT_CK_DONE)
 			sched_yield();
 	free(buf);
 	memcpy(h.magic, DSM_CKPT_MAGIC, 8);
@@ -559,34 +670,36 @@ static void *writer(void *arg)
 	h.heap_base = (uint64_t)(uintptr_t)rt->heap.base;
 	h.heap_size = rt->heap.size;
 	h.root = ck->manifest_root;
-	h.nlines = ck->n;
+	h.nlines = n;
 	h.alloc_off = DSM_CKPT_HDR_SIZE;
 	h.alloc_len = ck->alloc_n * 8;
-	h.index_off = h.alloc_off + h.alloc_len;
-	h.sums_off = h.index_off + ck->n * 8;
 	h.data_off = ck->data_off;
-	h.file_size = h.data_off + ck->n * ls;
+	h.index_off = h.data_off + n * ls;
+	h.sums_off = h.index_off + n * 8;
+	h.file_size = h.sums_off + n * 8;
 	h.sum = dsm_ckpt_sum(0, &h, sizeof(h));
 	h.sum = dsm_ckpt_sum(h.sum, ck->alloc_words, h.alloc_len);
-	h.sum = dsm_ckpt_sum(h.sum, ck->line, ck->n * 8);
-	h.sum = dsm_ckpt_sum(h.sum, ck->sums, ck->n * 8);
+	h.sum = dsm_ckpt_sum(h.sum, ck->rline, n * 8);
+	h.sum = dsm_ckpt_sum(h.sum, ck->sums, n * 8);
 	ret = ftruncate(ck->fd, (off_t)h.file_size) < 0 ? -errno : 0;
 	if (ret == 0)
 		ret = write_all(ck->fd, ck->alloc_words, h.alloc_len, h.alloc_off);
 	if (ret == 0)
-		ret = write_all(ck->fd, ck->line, ck->n * 8, h.index_off);
+		ret = write_all(ck->fd, ck->rline, n * 8, h.index_off);
 	if (ret == 0)
-		ret = write_all(ck->fd, ck->sums, ck->n * 8, h.sums_off);
+		ret = write_all(ck->fd, ck->sums, n * 8, h.sums_off);
 	if (ret == 0)
 		ret = write_all(ck->fd, &h, sizeof(h), 0);
 	if (ret == 0 && fsync(ck->fd) < 0)
 		ret = -errno;
-	if (ret < 0)
-		note_error(ck, ret);
 	close(ck->fd);
 	ck->fd = -1;
+	if (ret == 0)
+		ret = rename_durable(rt);
+	if (ret < 0)
+		note_error(ck, ret);
 	DSM_RT_COUNT(rt, ckpt_copied, atomic_load(&ck->saved_by_loop));
-	atomic_fetch_add(&ck->lines, ck->n);
+	atomic_fetch_add(&ck->lines, n);
 	atomic_store(&ck->write_ns, dsm_now_ns() - t0);
 	return NULL;
 }
@@ -636,7 +749,10 @@ static int open_files(struct dsm_rt *rt)
 		        strerror(errno));
 		return ret;
 	}
+	/* Written as .tmp and renamed over the old file once durable, by the writer thread:
+	 * truncating a file of GiBs here would cost the pause its time. */
 	dsm_ckpt_file_path(path, sizeof(path), ck->dir, rt->rank);
+	strcat(path, ".tmp");
 	ck->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (ck->fd < 0) {
 		ret = -errno;
@@ -705,7 +821,7 @@ DSM_EXPORT int dsm_checkpoint(const char *dir)
 {
 	struct dsm_rt *rt = dsm_rt_get("dsm_checkpoint");
 	struct dsm_rt_ckpt *ck;
-	uint64_t t0, ns, root;
+	uint64_t t[5] = {0}, ns, root;
 	int ret, st;
 
 	if (rt == NULL)
@@ -741,20 +857,24 @@ DSM_EXPORT int dsm_checkpoint(const char *dir)
 	ret = agree(rt, STEP_OPENED, open_files(rt));
 	if (ret < 0)
 		goto close;
-	t0 = dsm_now_ns();
+	t[0] = dsm_now_ns();
 	ret = step(rt, OP_FREEZE);
 	ret = agree(rt, STEP_FROZEN, ret);
+	t[1] = dsm_now_ns();
 	if (ret == 0)
 		ret = agree(rt, STEP_DRAINED, step(rt, OP_DRAIN));
+	t[2] = dsm_now_ns();
 	if (ret == 0) {
 		st = step(rt, OP_TAKE);
 		if (st < 0)
 			DSM_LOG(DSM_LOG_ERROR, "dsm_checkpoint: listing the lines failed: %s",
 			        dsm_err_str(st));
+		t[3] = dsm_now_ns();
 		ret = agree(rt, STEP_TAKEN, st);
 	}
+	t[4] = dsm_now_ns();
 	step(rt, OP_THAW);
-	ns = dsm_now_ns() - t0;
+	ns = dsm_now_ns() - t[0];
 	if (ret < 0) {
 		step(rt, OP_FINISH);
 		goto close;
@@ -770,8 +890,12 @@ DSM_EXPORT int dsm_checkpoint(const char *dir)
 	atomic_store(&ck->pause_ns, ns);
 	if (ns > atomic_load(&ck->pause_ns_max))
 		atomic_store(&ck->pause_ns_max, ns);
-	DSM_LOG(DSM_LOG_INFO, "dsm_checkpoint #%" PRIu64 " to %s: %zu lines here, paused %.3f ms",
-	        ck->seq, ck->mine, ck->n, (double)ns / 1e6);
+	DSM_LOG(DSM_LOG_INFO,
+	        "dsm_checkpoint #%" PRIu64 " to %s: %" PRIu64 " lines to decide here, paused "
+	        "%.3f ms (frozen %.3f, drained %.3f, listed %.3f, agreed %.3f, thawed %.3f)",
+	        ck->seq, ck->mine, ck->npos, (double)ns / 1e6, (double)(t[1] - t[0]) / 1e6,
+	        (double)(t[2] - t[1]) / 1e6, (double)(t[3] - t[2]) / 1e6,
+	        (double)(t[4] - t[3]) / 1e6, (double)(t[0] + ns - t[4]) / 1e6);
 	goto out;
 close:
 	if (ck->fd >= 0) {

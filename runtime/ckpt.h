@@ -22,9 +22,12 @@ void dsm_rt_ckpt_fini(struct dsm_rt *rt);
  * the snapshot held here M or E that a thread writes, saved first (and, for M, let go
  * here). True when the fault needs nothing more. */
 bool dsm_rt_ckpt_fault(struct dsm_rt *rt, const struct dsm_rt_fault *f, uint64_t line);
+/* Before the engine handles @ev: the line it concerns is decided (whether this rank saves it,
+ * from where) while its state is still the snapshot's. */
+void dsm_rt_ckpt_event(struct dsm_rt *rt, const dsm_coh_event_t *ev);
 /* Before the mapping (@src DSM_RT_CK_MAP: a zap) or the home segment (DSM_RT_CK_HOME: a
  * store) of @line changes: the snapshot's copy of it is saved first. */
-void dsm_rt_ckpt_before(struct dsm_rt *rt, uint64_t line, enum dsm_rt_ck_src src);
+void dsm_rt_ckpt_before(struct dsm_rt *rt, uint64_t line, enum dsm_rt_ck_dec src);
 /* While a checkpoint is agreed: no prefetch, no eviction (they would start requests). */
 static inline bool dsm_rt_ckpt_frozen(const struct dsm_rt *rt)
 {

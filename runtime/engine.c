@@ -287,6 +287,7 @@ int dsm_rt_engine(struct dsm_rt *rt, const dsm_coh_event_t *ev, const void *msg_
 	int ret;
 
 	rt->acts.n = 0;
+	dsm_rt_ckpt_event(rt, ev);
 	ret = dsm_coh_handle(rt->node, ev, &rt->acts);
 	if (ret == DSM_ERR_PROTOCOL)
 		return ret;

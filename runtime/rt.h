@@ -424,9 +424,16 @@ struct dsm_rt_death {
 
 /* ---- ckpt.c: live checkpoints (dsm_checkpoint) ----------------------------------------- */
 
-/* A line of the snapshot being written: who saves it, from where (ckpt.c). */
+/* A position of the snapshot being written (ckpt.c): undecided, or whether this rank saves its
+ * line and from where; a record (a line this rank saves): who has saved it. */
+enum dsm_rt_ck_dec { DSM_RT_CK_UNDECIDED = 0, DSM_RT_CK_SKIP, DSM_RT_CK_HOME, DSM_RT_CK_MAP };
 enum dsm_rt_ck_state { DSM_RT_CK_TODO = 0, DSM_RT_CK_CLAIMED, DSM_RT_CK_DONE };
-enum dsm_rt_ck_src { DSM_RT_CK_HOME = 0, DSM_RT_CK_MAP };
+
+/* An allocation's lines, from position pos on. */
+struct dsm_rt_ck_range {
+	dsm_coh_span_t span;
+	uint64_t pos;
+};
 
 struct dsm_rt_ckpt {
 	/* The loop's: a checkpoint being agreed (ckpt.c, "Taking the snapshot"). */
@@ -435,14 +442,22 @@ struct dsm_rt_ckpt {
 	uint64_t token; /* ... and the request it answers then */
 	struct dsm_rt_fault *parked;
 	size_t nparked, parked_cap;
-	/* The snapshot being written: its lines (increasing), their state, source and sums.
-	 * Read by the loop's hooks and the writer thread while active. */
-	atomic_bool active;
-	uint64_t *line;
-	size_t n, cap;
-	_Atomic(uint8_t) *st; /* enum dsm_rt_ck_state */
-	uint8_t *src;         /* enum dsm_rt_ck_src */
+	/* The snapshot being written: its positions and their decisions (the loop's), the
+	 * records (read by the writer thread up to nrec). */
+	bool active;
+	struct dsm_rt_ck_range *ranges;
+	size_t nranges, ranges_cap;
+	uint64_t *extra; /* other ranks' dsm_alloc lines held here, from extra_pos on */
+	size_t nextra;
+	uint64_t extra_pos, npos, cursor;
+	uint8_t *dec;  /* per position: enum dsm_rt_ck_dec */
+	uint32_t *rec; /* per position: its record */
+	atomic_uint_fast64_t nrec;
+	atomic_bool decided_all;
+	uint64_t *rline; /* per record: the line */
 	uint64_t *sums;
+	uint8_t *src;         /* enum dsm_rt_ck_dec: HOME or MAP */
+	_Atomic(uint8_t) *st; /* enum dsm_rt_ck_state */
 	int fd;
 	uint64_t data_off;
 	atomic_int err; /* the first write error */

@@ -9,8 +9,8 @@
  *   dsm-info --checkpoint DIR     what a snapshot holds, every line's checksum checked
  *
  * Exit status: 0 libdsm can run (--settings: every setting in the environment
- * is valid; --checkpoint: the snapshot is complete and intact), 1 it cannot (one line on stderr says why and how to fix it), 2
- * usage error.
+ * is valid; --checkpoint: the snapshot is complete and intact), 1 it cannot (one line on stderr
+ * says why and how to fix it), 2 usage error.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -596,16 +596,15 @@ static int print_checkpoint(const char *tmpl, FILE *out)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: dsm-info [--json] [--settings] [--checkpoint DIR] [--help]\n"
-	        "Checks whether libdsm can run on this machine: kernel, userfaultfd mode and\n"
-	        "features (with a real fault probe), vm sysctls, libfabric providers, hwloc\n"
-	        "topology, MPI and the DSM_* settings in the environment. Exit status: 0 it\n"
-	        "can, 1 it cannot, 2 usage error.\n"
-	        "  --settings  list every DSM_* setting libdsm reads: its value here, its\n"
-	        "              default, what it accepts and does (exit 1 if one is malformed)\n"
-	        "  --checkpoint DIR  what the snapshot dsm_checkpoint(DIR) wrote holds, every\n"
-	        "              line's checksum checked (exit 1 if incomplete or damaged)\n");
+	fprintf(f, "usage: dsm-info [--json] [--settings] [--checkpoint DIR] [--help]\n"
+	           "Checks whether libdsm can run on this machine: kernel, userfaultfd mode and\n"
+	           "features (with a real fault probe), vm sysctls, libfabric providers, hwloc\n"
+	           "topology, MPI and the DSM_* settings in the environment. Exit status: 0 it\n"
+	           "can, 1 it cannot, 2 usage error.\n"
+	           "  --settings  list every DSM_* setting libdsm reads: its value here, its\n"
+	           "              default, what it accepts and does (exit 1 if one is malformed)\n"
+	           "  --checkpoint DIR  what the snapshot dsm_checkpoint(DIR) wrote holds, every\n"
+	           "              line's checksum checked (exit 1 if incomplete or damaged)\n");
 }
 
 int main(int argc, char **argv)

@@ -63,7 +63,8 @@ size() { stat -c %s "$1"; }
 check_eval "dsm-info --checkpoint: the snapshot of 2 ranks is intact" \
 	"[ $? -eq 0 ] && grep -q 'of 2 ranks' '$dir/info.out' && grep -q 'complete and intact' '$dir/info.out'"
 copy bad_line
-flip "$dir/bad_line/rank-1.dsmckpt" $(($(size "$dir/bad_line/rank-1.dsmckpt") - 100))
+# A byte of rank 1's first line (the header's data_off, a u64 at offset 112).
+flip "$dir/bad_line/rank-1.dsmckpt" $(($(od -An -tu8 -j 112 -N8 "$dir/bad_line/rank-1.dsmckpt" | tr -d ' ') + 100))
 "$INFO" --checkpoint "$dir/bad_line" >"$dir/info_bad.out" 2>&1
 check_eval "dsm-info --checkpoint: the flipped byte's line fails its checksum" \
 	"[ $? -eq 1 ] && grep -q 'rank 1 line .*fails its checksum' '$dir/info_bad.out'"
