@@ -347,6 +347,10 @@ int dsm_coh_dir_is_sharer(const dsm_coh_node_t *node, uint64_t line, unsigned ra
  * queued request. O(lines touched).
  */
 void dsm_coh_node_busy(const dsm_coh_node_t *node, int cache_only, size_t *cache_p, size_t *home_p);
+/* The home side's transactions in progress, kept as they start and end: O(1). A request is
+ * queued only behind a transaction, so 0 means the home side is at rest (the model checker
+ * checks it against dsm_coh_node_busy after every event). */
+size_t dsm_coh_node_txns(const dsm_coh_node_t *node);
 /* Write a canonical description of the node's whole state into buf (for
  * state hashing); returns the bytes needed, which may exceed cap. */
 size_t dsm_coh_node_encode(const dsm_coh_node_t *node, uint8_t *buf, size_t cap);

@@ -32,6 +32,7 @@ struct dsm_coh_node {
 	struct self_msg *selfq;
 	size_t selfq_n, selfq_cap;
 	uint64_t *dead; /* nranks bits: the ranks that died (PEER_DEAD events) */
+	size_t txns;    /* directory entries with a transaction in progress (txn != 0) */
 };
 
 static bool is_dead(const dsm_coh_node_t *n, unsigned r)
@@ -249,6 +250,7 @@ int dsm_coh_node_clone(const dsm_coh_node_t *src, dsm_coh_node_t **copy_p)
 	if (!n)
 		return -ENOMEM;
 	n->cfg = src->cfg;
+	n->txns = src->txns;
 	dsm_coh_table_init(&n->lines, sizeof(dsm_coh_line_t));
 	dsm_coh_table_init(&n->dirs, sizeof(dsm_coh_dir_t));
 	n->dead = malloc(words * sizeof(uint64_t));
@@ -745,6 +747,7 @@ static int dir_start(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned r, int write,
 	/* The owner never asks for a line it holds. */
 	if (d->state == DSM_COH_DIR_M && d->owner == r)
 		return DSM_ERR_PROTOCOL;
+	n->txns += d->txn == 0;
 	d->txn = (uint8_t)(write ? DSM_COH_MSG_GET_M : DSM_COH_MSG_GET_S);
 	d->txn_req = (uint16_t)r;
 	if (d->state == DSM_COH_DIR_M) {
@@ -812,6 +815,7 @@ static int dir_evict(dsm_coh_node_t *n, dsm_coh_dir_t *d, unsigned r, dsm_coh_ac
 	} else {
 		return dir_next(n, d, a);
 	}
+	n->txns += d->txn == 0;
 	d->txn = DSM_COH_MSG_EVICT;
 	d->txn_req = (uint16_t)r;
 	if ((rc = count(a, d->line, DSM_COH_CNT_INV_SENT)) < 0)
@@ -865,6 +869,7 @@ static int dir_next(dsm_coh_node_t *n, dsm_coh_dir_t *d, dsm_coh_actions_t *a)
 {
 	dsm_coh_req_t q;
 
+	n->txns -= d->txn != 0;
 	d->txn = 0;
 	d->wait = 0;
 	for (;;) {
@@ -1342,6 +1347,11 @@ void dsm_coh_node_busy(const dsm_coh_node_t *n, int cache_only, size_t *cache_p,
 	}
 	*cache_p = cache;
 	*home_p = home;
+}
+
+size_t dsm_coh_node_txns(const dsm_coh_node_t *n)
+{
+	return n->txns;
 }
 
 int dsm_coh_dir_is_sharer(const dsm_coh_node_t *n, uint64_t line, unsigned rank)

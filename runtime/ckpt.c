@@ -458,23 +458,30 @@ static void finish(struct dsm_rt *rt)
 	free_tables(&rt->ckpt);
 }
 
-static bool at_rest(struct dsm_rt *rt, bool home_too)
+/* DRAIN: no request of this rank's in flight (a walk of its lines). TAKE: its home side at
+ * rest too, which the engine counts; the cache side cannot become busy again after DRAIN
+ * (frozen, and no home starts a transaction once every request is granted). */
+static bool at_rest(struct dsm_rt *rt, bool take)
 {
-	size_t cache, home;
+	size_t cache = 0, home;
 
-	dsm_coh_node_busy(rt->node, !home_too, &cache, &home);
-	return cache == 0 && home == 0;
+	if (take)
+		return dsm_coh_node_txns(rt->node) == 0;
+	dsm_coh_node_busy(rt->node, 1, &cache, &home);
+	return cache == 0;
 }
 
 /* Decides the next positions in the background (the writer follows). */
-#define DECIDE_CHUNK 4096
+#define DECIDE_CHUNK 1024
 
 int dsm_rt_ckpt_poll(struct dsm_rt *rt)
 {
 	struct dsm_rt_ckpt *ck = &rt->ckpt;
 	int op = ck->waiting, status = 0;
 
-	if (ck->active && !atomic_load_explicit(&ck->decided_all, memory_order_relaxed)) {
+	/* After THAW: the pause does not wait for it. */
+	if (ck->active && !ck->frozen &&
+	    !atomic_load_explicit(&ck->decided_all, memory_order_relaxed)) {
 		uint64_t end =
 		        ck->cursor + DECIDE_CHUNK < ck->npos ? ck->cursor + DECIDE_CHUNK : ck->npos;
 

@@ -661,6 +661,29 @@ static void check_agree(mc_sim_t *s, unsigned n, int l)
 		      "node %u line %d: exclusive clean copy differs from the home segment", n, l);
 }
 
+/* The count of transactions the engine keeps (a checkpoint's test of a home at rest,
+ * runtime/ckpt.c) is the number a walk of its directory finds, and nothing is queued
+ * without a transaction. */
+static void check_txns(mc_sim_t *s, unsigned n)
+{
+	size_t cache, home, txns = dsm_coh_node_txns(s->eng[n]);
+	unsigned busy = 0;
+
+	dsm_coh_node_busy(s->eng[n], 0, &cache, &home);
+	for (unsigned l = 0; l < s->cfg->nlines; l++) {
+		dsm_coh_dir_info_t d;
+
+		dsm_coh_dir_info(s->eng[n], s->line_id[l], &d);
+		busy += d.busy;
+		if (d.queued && !d.busy)
+			failf(s, MC_FINAL, "node %u line %u: %u requests queued, no transaction", n,
+			      l, d.queued);
+	}
+	if (txns != busy || home != busy)
+		failf(s, MC_FINAL, "node %u: the engine counts %zu transactions, its directory %u",
+		      n, txns, busy);
+}
+
 /* Invariant 2 (PROTOCOL.md): while the directory says U or S nobody can write the line, so
  * the home segment holds its last value (an eviction's write-back reached it first). */
 static void check_home_segment(mc_sim_t *s, unsigned h, int l)
@@ -805,6 +828,8 @@ static void feed(mc_sim_t *s, unsigned n, const dsm_coh_event_t *ev, const uint3
 		check_home_segment(s, n, l);
 	if (!s->fail && !s->batching)
 		check_agree(s, n, l);
+	if (!s->fail)
+		check_txns(s, n);
 }
 
 /* ---- Steps ---- */
