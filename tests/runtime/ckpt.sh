@@ -8,6 +8,8 @@
 #    line, in the allocation table, a missing file, a truncated file, a truncated manifest,
 #    another line size, a missing directory, dsm_alloc memory on another number of ranks;
 #  - 4 ranks -> 2 and 2 -> 4 (lines re-homed), with "%r" in the directory;
+#  - the same take and restart under a cache of 16 lines (DSM_CACHE_SIZE=64K): copies are
+#    evicted while the snapshot streams, each saved first;
 #  - dsm-info --checkpoint finds the snapshot intact, and the damaged line in a copy.
 # usage: ckpt.sh <mpiexec> <mr_ckpt> <dsm-info>
 set -u
@@ -97,4 +99,12 @@ run take2 2 take "$dir/two" nolocal
 DSM_RESTART="$dir/two" run two_on_four 4 restart
 check_eval "a snapshot of 2 ranks restarted on 4" "passed two_on_four && grep -q 'snapshot of 2 ranks on 4' '$dir/two_on_four.out'"
 passed two_on_four || cat "$dir/two_on_four.out"
+
+# Under cache pressure: evictions zap copies the snapshot has not saved yet.
+DSM_CACHE_SIZE=64K DSM_CKPT_RATE=1M MR_CKPT_SLOW=1 run take_cache 2 take "$dir/cache"
+check_eval "a snapshot taken under a 16-line cache" "passed take_cache && [ -s '$dir/cache/MANIFEST' ]"
+passed take_cache || cat "$dir/take_cache.out"
+DSM_CACHE_SIZE=64K DSM_RESTART="$dir/cache" run restart_cache 2 restart
+check_eval "... restarted under it, exactly" "passed restart_cache"
+passed restart_cache || cat "$dir/restart_cache.out"
 finish

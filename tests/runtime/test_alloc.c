@@ -284,6 +284,74 @@ static void test_threads_never_overlap(void **state)
 	dsm_rt_alloc_fini(&a);
 }
 
+/* A snapshot's allocator state (ckpt.c): restored into a fresh allocator it gives the same
+ * homes, frees the same objects and hands out the same next addresses; a malformed state,
+ * another rank's slice, or a restore into a used allocator are refused. */
+static void test_export_restore(void **state)
+{
+	struct dsm_rt_alloc a, b, c;
+	void *coll[3], *obj[5], *ext, *x, *y;
+	uint64_t *w;
+	size_t n;
+
+	(void)state;
+	make(&a, 2, LINE);
+	a.reuse_collective = false;
+	assert_int_equal(dsm_rt_alloc_collective(&a, 5 * LINE, DSM_DIST_BLOCK, &coll[0]), 0);
+	assert_int_equal(dsm_rt_alloc_collective(&a, 3 * LINE, DSM_DIST_CYCLIC, &coll[1]), 0);
+	assert_int_equal(dsm_rt_alloc_collective(&a, LINE, DSM_DIST_LOCAL, &coll[2]), 0);
+	assert_int_equal(dsm_rt_free_collective(&a, coll[1]), 0); /* a gap, never reused */
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(dsm_rt_alloc_local(&a, 100, &obj[i]), 0);
+	assert_int_equal(dsm_rt_free_local(&a, obj[2]), 0);
+	assert_int_equal(dsm_rt_alloc_local(&a, 3 * LINE, &ext), 0);
+	assert_int_equal(dsm_rt_alloc_export(&a, &w, &n), 0);
+	assert_int_equal(dsm_rt_alloc_state_has_local(w, n), 1);
+
+	make(&b, 2, LINE);
+	b.reuse_collective = false;
+	assert_int_equal(dsm_rt_alloc_restore(&b, w, n, true), 0);
+	assert_int_equal(b.live_bytes, a.live_bytes);
+	for (uint64_t l = 0; l < 16; l++)
+		assert_int_equal(dsm_rt_alloc_home(&b, l, NULL), dsm_rt_alloc_home(&a, l, NULL));
+	assert_int_equal(dsm_rt_alloc_home_of(&b, coll[1]), -EINVAL); /* freed stays freed */
+	assert_int_equal(dsm_rt_free_local(&b, obj[2]), -EINVAL);     /* freed before */
+	assert_int_equal(dsm_rt_free_local(&b, obj[3]), 0);
+	assert_int_equal(dsm_rt_free_local(&b, ext), 0);
+	assert_int_equal(dsm_rt_free_local(&a, obj[3]), 0);
+	assert_int_equal(dsm_rt_free_local(&a, ext), 0);
+	assert_int_equal(dsm_rt_alloc_collective(&a, LINE, DSM_DIST_BLOCK, &x), 0);
+	assert_int_equal(dsm_rt_alloc_collective(&b, LINE, DSM_DIST_BLOCK, &y), 0);
+	assert_ptr_equal(x, y);
+	assert_int_equal(dsm_rt_alloc_local(&a, 100, &x), 0);
+	assert_int_equal(dsm_rt_alloc_local(&b, 100, &y), 0);
+	assert_ptr_equal(x, y);
+	/* Used already; another rank's slice; the collective part alone on rank 0. */
+	assert_int_equal(dsm_rt_alloc_restore(&b, w, n, true), -EINVAL);
+	make(&c, 1, LINE);
+	assert_int_equal(dsm_rt_alloc_restore(&c, w, n, true), -EINVAL);
+	dsm_rt_alloc_fini(&c);
+	make(&c, 0, LINE);
+	assert_int_equal(dsm_rt_alloc_restore(&c, w, n, false), 0);
+	assert_int_equal(dsm_rt_alloc_home_of(&c, coll[0]), 0);
+	assert_int_equal(dsm_rt_free_collective(&c, coll[2]), 0);
+	dsm_rt_alloc_fini(&c);
+	/* Cut short, or a word changed: refused, whatever the cut. */
+	for (size_t k = 0; k < n; k++) {
+		make(&c, 2, LINE);
+		assert_int_equal(dsm_rt_alloc_restore(&c, w, k, true), -EINVAL);
+		dsm_rt_alloc_fini(&c);
+	}
+	w[0] ^= 1;
+	make(&c, 2, LINE);
+	assert_int_equal(dsm_rt_alloc_restore(&c, w, n, true), -EINVAL);
+	assert_int_equal(dsm_rt_alloc_state_has_local(w, n), -EINVAL);
+	dsm_rt_alloc_fini(&c);
+	free(w);
+	dsm_rt_alloc_fini(&a);
+	dsm_rt_alloc_fini(&b);
+}
+
 static void test_heap_too_small(void **state)
 {
 	struct dsm_rt_alloc a;
@@ -304,6 +372,7 @@ int main(void)
 	        cmocka_unit_test(test_local_slices),
 	        cmocka_unit_test(test_slabs),
 	        cmocka_unit_test(test_threads_never_overlap),
+	        cmocka_unit_test(test_export_restore),
 	        cmocka_unit_test(test_heap_too_small),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
