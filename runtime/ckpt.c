@@ -292,10 +292,38 @@ void dsm_rt_ckpt_before(struct dsm_rt *rt, uint64_t line, enum dsm_rt_ck_dec src
 		loop_save(rt, ck->rec[p]);
 }
 
+/*
+ * A write to @line (held M, just saved) will likely be followed by writes to the lines after
+ * it: those held M whose records wait are saved now too, up to SAVE_AHEAD, so that one
+ * write-protect fault and one lift let a sweep through them. Saving early costs nothing the
+ * snapshot would not spend anyway. Returns the lines from @line on that may be let go.
+ */
+#define SAVE_AHEAD 16
+
+static uint64_t save_ahead(struct dsm_rt *rt, uint64_t line)
+{
+	struct dsm_rt_ckpt *ck = &rt->ckpt;
+	uint64_t n = 1;
+
+	for (; n < SAVE_AHEAD; n++) {
+		dsm_coh_line_info_t li;
+		int64_t p = decide_line(rt, line + n);
+
+		if (p < 0 || ck->dec[p] != DSM_RT_CK_MAP)
+			break;
+		dsm_coh_line_info(rt->node, line + n, &li);
+		if (li.state != DSM_COH_M || li.held || li.deferred)
+			break;
+		loop_save(rt, ck->rec[p]);
+	}
+	return n;
+}
+
 bool dsm_rt_ckpt_fault(struct dsm_rt *rt, const struct dsm_rt_fault *f, uint64_t line)
 {
 	struct dsm_rt_ckpt *ck = &rt->ckpt;
 	dsm_coh_line_info_t info;
+	uint64_t n;
 
 	if (ck->frozen) {
 		if (DSM_VEC_RESERVE(ck->parked, ck->parked_cap, ck->nparked + 1) < 0)
@@ -316,8 +344,9 @@ bool dsm_rt_ckpt_fault(struct dsm_rt *rt, const struct dsm_rt_fault *f, uint64_t
 	dsm_coh_line_info(rt->node, line, &info);
 	if (info.state != DSM_COH_M || !f->wp)
 		return false;
+	n = ck->active ? save_ahead(rt, line) : 1;
 	if (dsm_rt_region_protect(&rt->region, (uint64_t)(uintptr_t)line_addr(rt, line),
-	                          line_size(rt), false) < 0)
+	                          n * line_size(rt), false) < 0)
 		dsm_rt_fatal(rt, "lifting a checkpoint's write-protect failed");
 	return true;
 }
