@@ -347,10 +347,11 @@ int dsm_coh_dir_is_sharer(const dsm_coh_node_t *node, uint64_t line, unsigned ra
  * queued request. O(lines touched).
  */
 void dsm_coh_node_busy(const dsm_coh_node_t *node, int cache_only, size_t *cache_p, size_t *home_p);
-/* The home side's transactions in progress, kept as they start and end: O(1). A request is
- * queued only behind a transaction, so 0 means the home side is at rest (the model checker
- * checks it against dsm_coh_node_busy after every event). */
-size_t dsm_coh_node_txns(const dsm_coh_node_t *node);
+/* The same two counts, kept as events change them: O(1). At the cache side the lines
+ * dsm_coh_node_busy counts; at the home side the transactions in progress (a request is
+ * queued only behind one, so 0 means at rest). The model checker checks both against the
+ * walk after every event. */
+void dsm_coh_node_in_flight(const dsm_coh_node_t *node, size_t *cache_p, size_t *home_p);
 /* Write a canonical description of the node's whole state into buf (for
  * state hashing); returns the bytes needed, which may exceed cap. */
 size_t dsm_coh_node_encode(const dsm_coh_node_t *node, uint8_t *buf, size_t cap);

@@ -31,8 +31,10 @@ struct dsm_coh_node {
 	/* Messages to this rank itself, delivered before dsm_coh_handle returns. */
 	struct self_msg *selfq;
 	size_t selfq_n, selfq_cap;
-	uint64_t *dead; /* nranks bits: the ranks that died (PEER_DEAD events) */
-	size_t txns;    /* directory entries with a transaction in progress (txn != 0) */
+	uint64_t *dead;  /* nranks bits: the ranks that died (PEER_DEAD events) */
+	size_t txns;     /* directory entries with a transaction in progress (txn != 0) */
+	size_t busy;     /* lines of the cache side with something in flight (line_busy) */
+	int selfq_other; /* this event sent itself a message about another line */
 };
 
 static bool is_dead(const dsm_coh_node_t *n, unsigned r)
@@ -251,6 +253,7 @@ int dsm_coh_node_clone(const dsm_coh_node_t *src, dsm_coh_node_t **copy_p)
 		return -ENOMEM;
 	n->cfg = src->cfg;
 	n->txns = src->txns;
+	n->busy = src->busy;
 	dsm_coh_table_init(&n->lines, sizeof(dsm_coh_line_t));
 	dsm_coh_table_init(&n->dirs, sizeof(dsm_coh_dir_t));
 	n->dead = malloc(words * sizeof(uint64_t));
@@ -1235,13 +1238,53 @@ static int lost_line(dsm_coh_node_t *n, uint64_t line, unsigned dead)
 
 /* ---- The entry point ---- */
 
+static bool line_busy(const dsm_coh_line_t *l);
+
+static int busy_of(const dsm_coh_node_t *n, uint64_t line)
+{
+	const dsm_coh_line_t *l = dsm_coh_table_find(&n->lines, line);
+
+	return l && line_busy(l);
+}
+
+/* n->busy afresh, from every line (after an event that touches many). */
+static void recount_busy(dsm_coh_node_t *n)
+{
+	n->busy = 0;
+	for (size_t i = 0; i < n->lines.cap; i++) {
+		const dsm_coh_line_t *l = dsm_coh_table_slot(&n->lines, i);
+
+		n->busy += l && line_busy(l);
+	}
+}
+
+static int handle(dsm_coh_node_t *n, const dsm_coh_event_t *ev, dsm_coh_actions_t *out);
+
+/* An event changes the cache side of its own line only (messages a home sends itself are
+ * about the line of the event), but a death, which touches every line: n->busy follows. */
 int dsm_coh_handle(dsm_coh_node_t *n, const dsm_coh_event_t *ev, dsm_coh_actions_t *out)
+{
+	uint64_t line;
+	int b0, rc;
+
+	if (!n || !ev || !out)
+		return -EINVAL;
+	line = ev->type == DSM_COH_EV_MSG ? ev->msg.line : ev->line;
+	b0 = busy_of(n, line);
+	rc = handle(n, ev, out);
+	if (ev->type == DSM_COH_EV_PEER_DEAD || n->selfq_other)
+		recount_busy(n);
+	else
+		n->busy += (size_t)busy_of(n, line) - (size_t)b0;
+	n->selfq_other = 0;
+	return rc;
+}
+
+static int handle(dsm_coh_node_t *n, const dsm_coh_event_t *ev, dsm_coh_actions_t *out)
 {
 	size_t n0 = out->n, i;
 	int rc;
 
-	if (!n || !ev || !out)
-		return -EINVAL;
 	n->selfq_n = 0;
 	switch (ev->type) {
 	case DSM_COH_EV_READ_FAULT:
@@ -1279,6 +1322,8 @@ int dsm_coh_handle(dsm_coh_node_t *n, const dsm_coh_event_t *ev, dsm_coh_actions
 	for (i = 0; rc == 0 && i < n->selfq_n; i++) {
 		struct self_msg sm = n->selfq[i];
 
+		n->selfq_other |=
+		        sm.msg.line != (ev->type == DSM_COH_EV_MSG ? ev->msg.line : ev->line);
 		rc = deliver(n, &sm.msg, sm.dsrc, out);
 		/* The event itself was taken and changed the state: a refusal of the engine's
 		 * own message cannot be undone, and is not the sender's fault. */
@@ -1349,9 +1394,10 @@ void dsm_coh_node_busy(const dsm_coh_node_t *n, int cache_only, size_t *cache_p,
 	*home_p = home;
 }
 
-size_t dsm_coh_node_txns(const dsm_coh_node_t *n)
+void dsm_coh_node_in_flight(const dsm_coh_node_t *n, size_t *cache_p, size_t *home_p)
 {
-	return n->txns;
+	*cache_p = n->busy;
+	*home_p = n->txns;
 }
 
 int dsm_coh_dir_is_sharer(const dsm_coh_node_t *n, uint64_t line, unsigned rank)

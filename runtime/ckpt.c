@@ -487,17 +487,14 @@ static void finish(struct dsm_rt *rt)
 	free_tables(&rt->ckpt);
 }
 
-/* DRAIN: no request of this rank's in flight (a walk of its lines). TAKE: its home side at
- * rest too, which the engine counts; the cache side cannot become busy again after DRAIN
- * (frozen, and no home starts a transaction once every request is granted). */
+/* DRAIN: nothing of this rank's cache side in flight. TAKE: its home side at rest too. The
+ * engine keeps both counts (O(1)). */
 static bool at_rest(struct dsm_rt *rt, bool take)
 {
-	size_t cache = 0, home;
+	size_t cache, home;
 
-	if (take)
-		return dsm_coh_node_txns(rt->node) == 0;
-	dsm_coh_node_busy(rt->node, 1, &cache, &home);
-	return cache == 0;
+	dsm_coh_node_in_flight(rt->node, &cache, &home);
+	return cache == 0 && (!take || home == 0);
 }
 
 /* Decides the next positions in the background (the writer follows). */
@@ -808,8 +805,9 @@ static int wait_locked(struct dsm_rt *rt)
 
 	if (!ck->pending)
 		return 0;
-	pthread_join(ck->writer, NULL);
-	ck->pending = false;
+	if (ck->writer_running)
+		pthread_join(ck->writer, NULL);
+	ck->pending = ck->writer_running = false;
 	mine = atomic_load(&ck->err);
 	if (mine < 0)
 		DSM_LOG(DSM_LOG_ERROR, "dsm_checkpoint: writing the snapshot to %s failed: %s",
@@ -915,9 +913,10 @@ DSM_EXPORT int dsm_checkpoint(const char *dir)
 		step(rt, OP_FINISH);
 		goto close;
 	}
-	ret = -pthread_create(&ck->writer, NULL, writer, rt);
-	if (ret < 0) {
-		/* The snapshot is listed everywhere: this rank saves it here, synchronously. */
+	ck->writer_running = pthread_create(&ck->writer, NULL, writer, rt) == 0;
+	if (!ck->writer_running) {
+		/* The snapshot is set up everywhere: this rank writes it here, before returning. */
+		DSM_LOG(DSM_LOG_WARN, "dsm_checkpoint: no writer thread; writing the snapshot now");
 		writer(rt);
 	}
 	ck->pending = true;
@@ -1132,7 +1131,7 @@ void dsm_rt_ckpt_fini(struct dsm_rt *rt)
 {
 	struct dsm_rt_ckpt *ck = &rt->ckpt;
 
-	if (ck->pending)
+	if (ck->writer_running)
 		pthread_join(ck->writer, NULL);
 	if (ck->fd >= 0)
 		close(ck->fd);

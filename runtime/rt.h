@@ -465,6 +465,7 @@ struct dsm_rt_ckpt {
 	/* The application side: one checkpoint at a time. */
 	pthread_mutex_t lock;
 	bool pending; /* a snapshot not waited for: its writer runs or ran */
+	bool writer_running;
 	pthread_t writer;
 	char dir[4096];  /* the template, as given */
 	char mine[4096]; /* this rank's directory */

@@ -666,10 +666,14 @@ static void check_agree(mc_sim_t *s, unsigned n, int l)
  * without a transaction. */
 static void check_txns(mc_sim_t *s, unsigned n)
 {
-	size_t cache, home, txns = dsm_coh_node_txns(s->eng[n]);
+	size_t cache, home, cache_kept, txns;
 	unsigned busy = 0;
 
 	dsm_coh_node_busy(s->eng[n], 0, &cache, &home);
+	dsm_coh_node_in_flight(s->eng[n], &cache_kept, &txns);
+	if (cache_kept != cache)
+		failf(s, MC_FINAL, "node %u: the engine counts %zu lines in flight, a walk %zu", n,
+		      cache_kept, cache);
 	for (unsigned l = 0; l < s->cfg->nlines; l++) {
 		dsm_coh_dir_info_t d;
 
