@@ -665,29 +665,61 @@ static uint64_t next_record(struct dsm_rt_ckpt *ck, uint64_t r)
 	}
 }
 
+/* The writer's run of records [first, first + n), copied into @buf: one write. */
+static void put_run(struct dsm_rt *rt, uint64_t first, uint64_t n, const char *buf)
+{
+	struct dsm_rt_ckpt *ck = &rt->ckpt;
+	size_t ls = line_size(rt);
+	int ret;
+
+	if (n == 0)
+		return;
+	for (uint64_t i = 0; i < n; i++)
+		ck->sums[first + i] = dsm_ckpt_line_sum(buf + i * ls, ls, ck->rline[first + i]);
+	ret = write_all(ck->fd, buf, n * ls, ck->data_off + first * ls);
+	if (ret < 0)
+		note_error(ck, ret);
+}
+
+#define WRITE_RUN ((size_t)1 << 20) /* bytes the writer gathers for one write */
+
 static void *writer(void *arg)
 {
 	struct dsm_rt *rt = arg;
 	struct dsm_rt_ckpt *ck = &rt->ckpt;
-	size_t ls = line_size(rt);
+	size_t ls = line_size(rt), run_bytes = WRITE_RUN, cap;
 	struct dsm_ckpt_hdr h = {0};
-	char *buf = aligned_alloc(4096, ls < 4096 ? 4096 : ls);
-	uint64_t t0 = dsm_now_ns(), n = 0;
+	char *buf = aligned_alloc(4096, WRITE_RUN > ls ? WRITE_RUN : ls);
+	uint64_t t0 = dsm_now_ns(), n = 0, run = 0, nrun = 0;
 	int ret;
 
+	/* Under DSM_CKPT_RATE a run is 10 ms of the rate: the writer keeps to it closely. */
+	if (rt->cfg.ckpt_rate && rt->cfg.ckpt_rate / 100 < run_bytes)
+		run_bytes = (size_t)(rt->cfg.ckpt_rate / 100);
+	cap = run_bytes > ls ? run_bytes / ls : 1;
 	if (buf == NULL)
 		note_error(ck, -ENOMEM);
+	/* Records that follow each other go out together; one the loop saved ends a run. */
 	for (uint64_t r = 0; (r = next_record(ck, r)) != UINT64_MAX; r++, n++) {
 		uint8_t e = DSM_RT_CK_TODO;
 
 		if (buf == NULL ||
-		    !atomic_compare_exchange_strong(&ck->st[r], &e, DSM_RT_CK_CLAIMED))
+		    !atomic_compare_exchange_strong(&ck->st[r], &e, DSM_RT_CK_CLAIMED)) {
+			put_run(rt, run, nrun, buf);
+			nrun = 0;
 			continue;
-		memcpy(buf, source(rt, r), ls);
+		}
+		if (nrun == 0)
+			run = r;
+		memcpy(buf + nrun * ls, source(rt, r), ls);
 		atomic_store_explicit(&ck->st[r], DSM_RT_CK_DONE, memory_order_release);
-		put_line(rt, r, buf);
-		throttle(rt, t0, (r + 1) * ls);
+		if (++nrun == cap || atomic_load(&ck->nrec) == r + 1) {
+			put_run(rt, run, nrun, buf);
+			nrun = 0;
+			throttle(rt, t0, (r + 1) * ls);
+		}
 	}
+	put_run(rt, run, nrun, buf);
 	/* The loop may still be saving one it claimed. */
 	for (uint64_t r = 0; r < n; r++)
 		while (atomic_load_explicit(&ck->st[r], memory_order_acquire) != DSM_RT_CK_DONE)

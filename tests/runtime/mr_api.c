@@ -26,6 +26,10 @@ int main(int argc, char **argv)
 	CHECK(dsm_all_alloc(4096, DSM_DIST_BLOCK) == NULL && errno == -DSM_ERR_NOT_INIT);
 	CHECK(dsm_free(&x) == DSM_ERR_NOT_INIT);
 	CHECK(dsm_stats(&st) == DSM_ERR_NOT_INIT);
+	CHECK(dsm_checkpoint("/tmp") == DSM_ERR_NOT_INIT);
+	CHECK(dsm_checkpoint_wait() == DSM_ERR_NOT_INIT);
+	CHECK(dsm_set_root(NULL) == DSM_ERR_NOT_INIT);
+	CHECK(dsm_root() == NULL && dsm_restarted() == 0);
 
 	CHECK(dsm_init(NULL) == 0);
 	CHECK(dsm_init(NULL) == DSM_ERR_ALREADY_INIT);

@@ -19,6 +19,7 @@
  *     ranks, and a second checkpoint is taken and waited for.
  * Prints "N passed, M failed" on rank 0; exits 1 if dsm_init fails.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -170,6 +171,20 @@ static int take(const char *dir, bool local, bool die)
 	CHECK(seen == (long)R->b_lines);
 	for (int r = 0; local && r < nranks; r++)
 		CHECK(R->obj[r] && R->obj[r][5] == (unsigned char)(5 * 31 + r));
+	/* Refused, on every rank alike, before the real one. */
+	char other[4200];
+	int here;
+
+	CHECK(dsm_checkpoint(NULL) == -EINVAL);
+	CHECK(dsm_set_root(&here) == DSM_ERR_FOREIGN);
+	snprintf(other, sizeof(other), "%s.rank%d", dir, rank);
+	CHECK(dsm_checkpoint(rank == 0 ? dir : other) == DSM_ERR_MISMATCH);
+	CHECK(dsm_set_root(rank == 0 ? (void *)R : (void *)a) == 0);
+	CHECK(dsm_checkpoint(dir) == DSM_ERR_MISMATCH); /* the roots differ */
+	void *mw = dsm_all_alloc_mw(ls, DSM_DIST_BLOCK);
+
+	CHECK(mw != NULL && dsm_checkpoint(dir) == -ENOTSUP);
+	CHECK(dsm_all_free(mw) == 0);
 	CHECK(dsm_set_root(R) == 0);
 	dsm_barrier();
 
