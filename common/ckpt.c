@@ -63,8 +63,9 @@ uint64_t dsm_ckpt_line_sum(const void *data, size_t len, uint64_t line)
 			h[k] ^= h[k] >> 31;
 		}
 	}
-	return dsm_hash_bytes(p + i, len - i, h[0] ^ dsm_hash64(h[1]) ^ dsm_hash64(h[2] + 1) ^
-	                                               dsm_hash64(h[3] + 2));
+	return dsm_hash_bytes(p + i, len - i,
+	                      h[0] ^ dsm_hash64(h[1]) ^ dsm_hash64(h[2] + 1) ^
+	                              dsm_hash64(h[3] + 2));
 }
 
 uint64_t dsm_ckpt_sum(uint64_t h, const void *p, size_t len)
@@ -90,7 +91,7 @@ static int format_manifest(char *buf, size_t cap, const struct dsm_ckpt_manifest
 	return w < 0 || (size_t)w >= cap - (size_t)n ? -ENAMETOOLONG : n + w;
 }
 
-static int fsync_dir(const char *dir)
+int dsm_ckpt_fsync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), ret = 0;
 
@@ -122,7 +123,7 @@ int dsm_ckpt_manifest_write(const char *dir, const struct dsm_ckpt_manifest *m)
 	if (ret == 0 && rename(tmp, path) < 0)
 		ret = -errno;
 	if (ret == 0)
-		ret = fsync_dir(dir);
+		ret = dsm_ckpt_fsync_dir(dir);
 	if (ret < 0)
 		unlink(tmp);
 	return ret;

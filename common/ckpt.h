@@ -53,6 +53,9 @@ uint64_t dsm_ckpt_line_sum(const void *data, size_t len, uint64_t line);
 /* Folds @len bytes into a file's running checksum. */
 uint64_t dsm_ckpt_sum(uint64_t h, const void *p, size_t len);
 
+/* fsync(2) of directory @dir: the names made in it are durable. 0 or -errno. */
+int dsm_ckpt_fsync_dir(const char *dir);
+
 /* Writes @m as @dir/MANIFEST: to a temporary file, fsync, rename, fsync of @dir. 0 or -errno. */
 int dsm_ckpt_manifest_write(const char *dir, const struct dsm_ckpt_manifest *m);
 /* Reads and checks @dir/MANIFEST. 0, or -errno with what is wrong in @why. */

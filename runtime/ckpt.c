@@ -633,19 +633,12 @@ static void throttle(const struct dsm_rt *rt, uint64_t t0, uint64_t bytes)
 static int rename_durable(struct dsm_rt *rt)
 {
 	char path[DSM_CKPT_PATH_MAX], tmp[DSM_CKPT_PATH_MAX + 8];
-	int fd, ret = 0;
 
 	dsm_ckpt_file_path(path, sizeof(path), rt->ckpt.dir, rt->rank);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if (rename(tmp, path) < 0)
 		return -errno;
-	fd = open(rt->ckpt.mine, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		ret = -errno;
-	close(fd);
-	return ret;
+	return dsm_ckpt_fsync_dir(rt->ckpt.mine);
 }
 
 /* The next record the loop has decided, or UINT64_MAX once every position is decided and
