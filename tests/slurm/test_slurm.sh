@@ -19,61 +19,10 @@ set -u
 SRC=$1
 HELLO=$2
 DSM_PROG=${3:-none}
-T0=$(date +%s)
-# Every step is cut at 90 s, and all of them together at 220 s, so teardown (under 30 s)
-# always runs before ctest's timeout (300 s) could kill this script and orphan the daemons.
-DEADLINE=$((T0 + 220))
-limit() {
-	local left=$((DEADLINE - $(date +%s)))
-	[ "$left" -gt 90 ] && left=90
-	[ "$left" -lt 1 ] && left=1
-	echo "$left"
-}
-
-for b in munged slurmctld slurmd sbatch srun squeue sinfo; do
-	if ! command -v "$b" >/dev/null 2>&1; then
-		echo "skipped: $b not found (tools/install-deps.sh installs slurm-wlm and munge)"
-		exit 77
-	fi
-done
-if [ "$(id -u)" != 0 ]; then
-	echo "skipped: the test cluster's slurmd must run as root (CI runs make test as root)"
-	exit 77
-fi
-
-# This test may itself run inside a Slurm job: nothing of that one may leak into ours.
-while read -r v; do
-	unset "$v"
-done < <(env | sed -n 's/^\(\(SLURM\|SBATCH\|SRUN\|SALLOC\|PMI\)_[A-Za-z0-9_]*\)=.*/\1/p')
-
-# The cluster talks over 127.0.0.1; so do the jobs: libfabric's tcp provider, hydra's
-# proxies and UCX use the loopback interface rather than the machine's address.
-export FI_TCP_IFACE=lo HYDRA_IFACE=lo UCX_NET_DEVICES=lo
-
-tmp=$(mktemp -d /tmp/dsm-slurm-test.XXXXXX)
-cluster="$tmp/cluster"
-LC="$SRC/slurm/local-cluster.sh"
-cleanup() {
-	"$LC" stop "$cluster"
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-pass=0
-fail=0
-ok() {
-	pass=$((pass + 1))
-	echo "ok   $*"
-}
-bad() {
-	fail=$((fail + 1))
-	echo "FAIL $*"
-}
-show() { # a file's lines, indented, after a failure
-	sed 's/^/     | /' "$1" 2>/dev/null | head -n 40
-}
+# shellcheck source=cluster.sh source-path=SCRIPTDIR
+. "$(dirname "$0")/cluster.sh"
+# Every step is cut at 90 s, and all of them together at 220 s: ctest's timeout is 300 s.
+cluster_init 220 90
 
 if [ "$DSM_PROG" = none ]; then
 	echo "note: no DSM program is built yet (dsm-demo): its steps run the MPI hello program"
@@ -86,18 +35,6 @@ else
 	echo "FAIL the DSM program $DSM_PROG is not an executable file"
 	exit 1
 fi
-
-if ! "$LC" start "$cluster" >"$tmp/start.log" 2>&1; then
-	bad "local cluster starts"
-	show "$tmp/start.log"
-	for f in "$cluster"/log/*; do
-		echo "     $f:"
-		tail -n 15 "$f" | sed 's/^/     | /'
-	done
-	exit 1
-fi
-ok "local cluster starts: $(head -n 1 "$tmp/start.log")"
-export SLURM_CONF="$cluster/slurm.conf"
 
 # --- programs under srun -------------------------------------------------------------------
 # srun --mpi=pmi2 must give MPICH one 2-rank world: each rank sees "of 2". Without a PMI
@@ -122,35 +59,6 @@ else
 fi
 
 # --- templates ---------------------------------------------------------------------------
-# submit <name> <expected status> <output file> <sbatch args and env assignments...>
-# Runs `env <assignments> sbatch --wait -o <output file> <args>` and checks the status.
-submit() {
-	local name=$1 want=$2 out=$3
-	shift 3
-	timeout "$(limit)" env "$@" >"$out.sbatch" 2>&1
-	rc=$?
-	if [ $rc -eq "$want" ]; then
-		return 0
-	fi
-	bad "$name: sbatch --wait exit $rc, expected $want"
-	show "$out.sbatch"
-	show "$out"
-	return 1
-}
-# expect_lines <name> <output file> <pattern...>: every pattern is in the file
-expect_lines() {
-	local name=$1 out=$2 p
-	shift 2
-	for p in "$@"; do
-		if ! grep -q -- "$p" "$out" 2>/dev/null; then
-			bad "$name: no '$p' in its output"
-			show "$out"
-			return 1
-		fi
-	done
-	ok "$name"
-}
-
 T=$SRC/slurm
 single="$tmp/out/single-srun.out"
 mkdir -p "$tmp/out"
@@ -195,18 +103,6 @@ submit "failing program" 1 "$out" DSM_PROGRAM=false \
 	expect_lines "a failing program fails the job: sbatch --wait exit 1" "$out" "dsm-single-node: exit status 1"
 
 # --- bad input ---------------------------------------------------------------------------
-# one_line <name> <file> <pattern>: the file is exactly one line, matching the pattern
-one_line() {
-	local n
-	n=$(wc -l <"$2")
-	if [ "$n" -eq 1 ] && grep -q -- "$3" "$2"; then
-		ok "$1: $(cat "$2")"
-	else
-		bad "$1: expected one line with '$3', got $n"
-		show "$2"
-	fi
-}
-
 for t in dsm-single-node dsm-multi-node dsm-bench; do
 	env -u SLURM_JOB_ID bash "$T/$t.sbatch" >"$tmp/out/outside-$t.out" 2>&1
 	rc=$?
@@ -249,23 +145,4 @@ submit "missing program" 1 "$out" DSM_PROGRAM="$tmp/no-such-program" \
 	one_line "single-node template, missing program: exit 1" "$out" "program not found"
 
 # --- teardown ----------------------------------------------------------------------------
-pids=$(awk '{print $2}' "$cluster/pids")
-"$LC" stop "$cluster"
-left=""
-for p in $pids; do
-	[ -d "/proc/$p" ] && left="$left $p"
-done
-for p in /proc/[0-9]*; do
-	p=${p#/proc/}
-	{ tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null | grep -qx "SLURM_CONF=$SLURM_CONF" &&
-		[ "$p" != $$ ] && left="$left $p"
-done
-if [ -z "$left" ]; then
-	ok "cluster stopped: its daemons are gone, no process of its jobs is left"
-else
-	bad "processes left after stop:$left"
-	ps -o pid,ppid,comm,args -p "${left// /,}" 2>/dev/null | sed 's/^/     | /'
-fi
-
-echo "$pass passed, $fail failed, $(($(date +%s) - T0)) s"
-[ "$fail" -eq 0 ]
+cluster_finish
