@@ -120,6 +120,17 @@ one_line() {
 	fi
 }
 
+outside_slurm() { # <name> <template>: run outside a job, it must exit 2 with one line saying so
+	env -u SLURM_JOB_ID bash "$2" >"$tmp/out/outside-$1.out" 2>&1
+	rc=$?
+	if [ $rc -eq 2 ]; then
+		one_line "$1 outside Slurm: exit 2" "$tmp/out/outside-$1.out" "^$1: not inside a Slurm job"
+	else
+		bad "$1 outside Slurm: exit $rc, expected 2"
+		show "$tmp/out/outside-$1.out"
+	fi
+}
+
 cluster_finish() {
 	local pids left p
 	pids=$(awk '{print $2}' "$cluster/pids")

@@ -104,14 +104,7 @@ submit "failing program" 1 "$out" DSM_PROGRAM=false \
 
 # --- bad input ---------------------------------------------------------------------------
 for t in dsm-single-node dsm-multi-node dsm-bench; do
-	env -u SLURM_JOB_ID bash "$T/$t.sbatch" >"$tmp/out/outside-$t.out" 2>&1
-	rc=$?
-	if [ $rc -eq 2 ]; then
-		one_line "$t outside Slurm: exit 2" "$tmp/out/outside-$t.out" "not inside a Slurm job"
-	else
-		bad "$t outside Slurm: exit $rc, expected 2"
-		show "$tmp/out/outside-$t.out"
-	fi
+	outside_slurm "$t" "$T/$t.sbatch"
 done
 
 out="$tmp/out/noprov-single.out"

@@ -137,16 +137,28 @@ bg_submit "$tmp/out/nodir.out" DSM_CKPT_DIR="$tmp/out/a-file/ck" \
 	sbatch --wait -o "$tmp/out/nodir.out" "$T"
 
 # --- the time limit: SIGUSR1 to the script, the program told to stop -----------------------
+# signal_at_snapshot <name> <step> <env...>: submits the template with the environment @env
+# (and DSM_CKPT_DIR=$ck), output to $tmp/out/<name>-%j.out ($pattern), waits until its first
+# snapshot at step <step> is taken, then sends the batch script the time limit's SIGUSR1.
+# Sets job1 and out1.
+signal_at_snapshot() {
+	name=$1
+	step=$2
+	shift 2
+	pattern=$tmp/out/$name-%j.out
+	job1=$(env DSM_CKPT_DIR="$ck" "$@" timeout "$(limit)" sbatch --parsable -o "$pattern" \
+		"$T" 2>"$tmp/out/$name.sbatch")
+	out1=${pattern/\%j/$job1}
+	end=$(($(date +%s) + $(limit)))
+	until grep -q "^dsm-ckpt-demo: step $step: snapshot #1" "$out1" 2>/dev/null ||
+		[ "$(date +%s)" -ge "$end" ]; do
+		sleep 0.1
+	done
+	scancel --batch --signal=USR1 "$job1"
+}
+
 ck=$tmp/ck-signal
-pattern=$tmp/out/signal-%j.out
-job1=$(DSM_CKPT_DIR="$ck" DSM_LAUNCHER=mpiexec DSM_ARGS="--steps 30 --every 5 --step-ms 100" \
-	timeout "$(limit)" sbatch --parsable -o "$pattern" "$T" 2>"$tmp/out/signal.sbatch")
-out1=${pattern/\%j/$job1}
-end=$(($(date +%s) + $(limit)))
-until grep -q '^dsm-ckpt-demo: step 5: snapshot #1' "$out1" 2>/dev/null || [ "$(date +%s)" -ge "$end" ]; do
-	sleep 0.1
-done
-scancel --batch --signal=USR1 "$job1"
+signal_at_snapshot signal 5 DSM_LAUNCHER=mpiexec DSM_ARGS="--steps 30 --every 5 --step-ms 100"
 state=$(wait_job "$job1")
 job2=$(resubmitted "$out1")
 # "stopped at step S of 30 after S steps of this run (SIGUSR1): snapshot #K in DIR; exit 99"
@@ -180,15 +192,7 @@ fi
 # Not told (DSM_STOP_SIGNAL empty), the program finishes before the limit: the job
 # resubmitted at the signal is cancelled.
 ck=$tmp/ck-finish
-pattern=$tmp/out/finish-%j.out
-job1=$(DSM_CKPT_DIR="$ck" DSM_STOP_SIGNAL='' DSM_ARGS="--steps 12 --every 4 --step-ms 100" \
-	timeout "$(limit)" sbatch --parsable -o "$pattern" "$T" 2>"$tmp/out/finish.sbatch")
-out1=${pattern/\%j/$job1}
-end=$(($(date +%s) + $(limit)))
-until grep -q '^dsm-ckpt-demo: step 4: snapshot #1' "$out1" 2>/dev/null || [ "$(date +%s)" -ge "$end" ]; do
-	sleep 0.1
-done
-scancel --batch --signal=USR1 "$job1"
+signal_at_snapshot finish 4 DSM_STOP_SIGNAL= DSM_ARGS="--steps 12 --every 4 --step-ms 100"
 state=$(wait_job "$job1")
 job2=$(resubmitted "$out1")
 state2=$( [ -n "$job2" ] && wait_job "$job2")
@@ -225,14 +229,7 @@ if [ -n "$(squeue -h -o %A)" ]; then
 fi
 
 # --- refusals ------------------------------------------------------------------------------
-env -u SLURM_JOB_ID bash "$T" >"$tmp/out/outside.out" 2>&1
-rc=$?
-if [ $rc -eq 2 ]; then
-	one_line "dsm-restart outside Slurm: exit 2" "$tmp/out/outside.out" "^dsm-restart: not inside a Slurm job"
-else
-	bad "dsm-restart outside Slurm: exit $rc, expected 2"
-	show "$tmp/out/outside.out"
-fi
+outside_slurm dsm-restart "$T"
 out=$tmp/out/badmax.out
 bg_check "malformed DSM_RESUBMIT_MAX" 2 "$out" &&
 	one_line "malformed DSM_RESUBMIT_MAX: exit 2" "$out" "^dsm-restart: DSM_RESUBMIT_MAX must be a whole number, not 'lots'"
