@@ -543,11 +543,11 @@ static void on_ckpt(struct dsm_rt *rt, int src, const void *data, size_t len)
 	struct dsm_rt_ckpt *ck = &rt->ckpt;
 	struct dsm_rt_ckpt_msg m;
 
-	memcpy(&m, data, sizeof(m));
 	if (src != rt->rank || len != sizeof(m)) {
 		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_CKPT, len);
 		return;
 	}
+	memcpy(&m, data, sizeof(m));
 	switch (m.op) {
 	case OP_FREEZE:
 		ck->frozen = true;
