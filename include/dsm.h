@@ -343,15 +343,16 @@ DSM_EXPORT int dsm_dead_ranks(int *ranks, int max);
  * for it with dsm_checkpoint_wait() (the next dsm_checkpoint and dsm_finalize wait too).
  * 0, DSM_ERR_NOT_INIT, -EINVAL (a NULL or too long @dir), DSM_ERR_MISMATCH, -ENOTSUP (the
  * heap holds multiple-writer memory: not in snapshots yet), DSM_ERR_PEER_DEAD (after a
- * death), or -errno of creating the files (every rank fails alike).
+ * death), or -errno of creating the files: every rank fails, the one that could not with
+ * its error (logged), the others with -EIO.
  */
 DSM_EXPORT int dsm_checkpoint(const char *dir);
 
 /**
  * dsm_checkpoint_wait() - until the last dsm_checkpoint() is durable. Collective. Each rank's
  * file is written and fsync'ed, then the MANIFEST (written last: a snapshot without one is
- * incomplete). 0 (also with no snapshot pending), DSM_ERR_NOT_INIT, or the first write
- * error (-ENOSPC, -EIO, ...), on every rank.
+ * incomplete). 0 (also with no snapshot pending), DSM_ERR_NOT_INIT, or a write error on
+ * every rank: the first of its own (-ENOSPC, ...) on a rank that had one, -EIO elsewhere.
  */
 DSM_EXPORT int dsm_checkpoint_wait(void);
 
