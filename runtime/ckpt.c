@@ -13,13 +13,14 @@
  *           request, RDMA or eviction at the cache side). Transactions only end after
  *           DRAIN, so once every rank has answered the protocol is at rest, and every
  *           line's value is in one place: the mapping of the rank that holds it M or E, or
- *           else the home segment of its home. Each rank lists the lines it saves (those,
- *           from where), write-protects the ones it holds M, and answers.
+ *           else the home segment of its home. Each rank write-protects, by ranges, what
+ *           it may hold M, sets up its tables, and answers. Which lines it saves is
+ *           decided afterwards, line by line ("which lines are this rank's", below).
  *   THAW    after TAKE's collective: the parked faults go on, the writer thread starts.
  * The pause is these four collectives and the write-protects; the data is written after.
  *
- * Saving a line before it changes. A line of the list keeps its snapshot value until this
- * rank changes it, and the loop changes it in few places, each of which saves the line
+ * Saving a line before it changes. A line this rank saves keeps its snapshot value until
+ * this rank changes it, and the loop changes it in few places, each of which saves the line
  * first: a write fault on a line held here (write-protected at TAKE, or E: read-only
  * anyway), a zap of the mapping (an invalidation, a forward, an eviction) and a store into
  * the home segment (a write-back). Whoever takes a line's slot from TODO to CLAIMED saves
