@@ -99,8 +99,8 @@ static const struct dsm_setting settings[DSM_SETTING_COUNT] = {
                                  "start from the snapshot dsm_checkpoint wrote to DIR (\"%r\" "
                                  "in it: the rank)"},
         [DSM_SETTING_CKPT_RATE] = {"DSM_CKPT_RATE", DSM_SETTING_ENUM, DSM_SETTING_F_OR_SIZE,
-                                   "runtime", NULL, "unlimited", "unlimited", 4 * KiB,
-                                   1024 * TiB, rate_modes, NULL,
+                                   "runtime", NULL, "unlimited", "unlimited", 4 * KiB, 1024 * TiB,
+                                   rate_modes, NULL,
                                    "the most bytes a second a snapshot's background writer "
                                    "writes, per rank (unlimited: as fast as the disk takes "
                                    "them)"},
