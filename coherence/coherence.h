@@ -341,12 +341,12 @@ void dsm_coh_line_info(const dsm_coh_node_t *node, uint64_t line, dsm_coh_line_i
 void dsm_coh_dir_info(const dsm_coh_node_t *node, uint64_t line, dsm_coh_dir_info_t *out);
 int dsm_coh_dir_is_sharer(const dsm_coh_node_t *node, uint64_t line, unsigned rank);
 /*
- * The lines with something in flight, counted over every entry (a checkpoint waits for none,
- * runtime/ckpt.c): at the cache side a request, an RDMA read or write-back, an eviction or an
- * invalidation deferred by a hold; at the home side (unless @cache_only) a transaction or a
- * queued request. O(lines touched).
+ * The lines with something in flight, counted over every entry (the model checker's check of
+ * dsm_coh_node_in_flight): at the cache side a request, an RDMA read or write-back, an
+ * eviction or an invalidation deferred by a hold; at the home side a transaction or a queued
+ * request. O(lines touched).
  */
-void dsm_coh_node_busy(const dsm_coh_node_t *node, int cache_only, size_t *cache_p, size_t *home_p);
+void dsm_coh_node_busy(const dsm_coh_node_t *node, size_t *cache_p, size_t *home_p);
 /* The same two counts, kept as events change them: O(1). At the cache side the lines
  * dsm_coh_node_busy counts; at the home side the transactions in progress (a request is
  * queued only behind one, so 0 means at rest). The model checker checks both against the

@@ -1247,15 +1247,17 @@ static int busy_of(const dsm_coh_node_t *n, uint64_t line)
 	return l && line_busy(l);
 }
 
-/* n->busy afresh, from every line (after an event that touches many). */
-static void recount_busy(dsm_coh_node_t *n)
+/* The lines of the cache side with something in flight, counted over every entry. */
+static size_t count_busy(const dsm_coh_node_t *n)
 {
-	n->busy = 0;
+	size_t busy = 0;
+
 	for (size_t i = 0; i < n->lines.cap; i++) {
 		const dsm_coh_line_t *l = dsm_coh_table_slot(&n->lines, i);
 
-		n->busy += l && line_busy(l);
+		busy += l && line_busy(l);
 	}
+	return busy;
 }
 
 static int handle(dsm_coh_node_t *n, const dsm_coh_event_t *ev, dsm_coh_actions_t *out);
@@ -1273,7 +1275,7 @@ int dsm_coh_handle(dsm_coh_node_t *n, const dsm_coh_event_t *ev, dsm_coh_actions
 	b0 = busy_of(n, line);
 	rc = handle(n, ev, out);
 	if (ev->type == DSM_COH_EV_PEER_DEAD || n->selfq_other)
-		recount_busy(n);
+		n->busy = count_busy(n); /* afresh, after an event that touches many lines */
 	else
 		n->busy += (size_t)busy_of(n, line) - (size_t)b0;
 	n->selfq_other = 0;
@@ -1376,21 +1378,16 @@ static bool line_busy(const dsm_coh_line_t *l)
 	       l->deferred;
 }
 
-void dsm_coh_node_busy(const dsm_coh_node_t *n, int cache_only, size_t *cache_p, size_t *home_p)
+void dsm_coh_node_busy(const dsm_coh_node_t *n, size_t *cache_p, size_t *home_p)
 {
-	size_t cache = 0, home = 0;
+	size_t home = 0;
 
-	for (size_t i = 0; i < n->lines.cap; i++) {
-		const dsm_coh_line_t *l = dsm_coh_table_slot(&n->lines, i);
-
-		cache += l && line_busy(l);
-	}
-	for (size_t i = 0; !cache_only && i < n->dirs.cap; i++) {
+	for (size_t i = 0; i < n->dirs.cap; i++) {
 		const dsm_coh_dir_t *d = dsm_coh_table_slot(&n->dirs, i);
 
 		home += d && (d->txn || d->qlen);
 	}
-	*cache_p = cache;
+	*cache_p = count_busy(n);
 	*home_p = home;
 }
 

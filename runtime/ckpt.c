@@ -342,8 +342,10 @@ bool dsm_rt_ckpt_fault(struct dsm_rt *rt, const struct dsm_rt_fault *f, uint64_t
 	}
 	/* A line held M is write-protected by a checkpoint only (TAKE protects whole ranges):
 	 * the write may go. E and S: the engine takes the write as ever. */
+	if (!f->wp)
+		return false;
 	dsm_coh_line_info(rt->node, line, &info);
-	if (info.state != DSM_COH_M || !f->wp)
+	if (info.state != DSM_COH_M)
 		return false;
 	n = ck->active ? save_ahead(rt, line) : 1;
 	if (dsm_rt_region_protect(&rt->region, (uint64_t)(uintptr_t)line_addr(rt, line),

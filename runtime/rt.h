@@ -473,7 +473,6 @@ struct dsm_rt_ckpt {
 	uint64_t manifest_root; /* dsm_root() as the snapshot keeps it */
 	uint64_t *alloc_words;
 	size_t alloc_n;
-	uint64_t t_writer; /* when the writer started */
 	/* dsm_root, and whether this run came from a snapshot. */
 	_Atomic(uintptr_t) root;
 	bool restarted;

@@ -669,7 +669,7 @@ static void check_txns(mc_sim_t *s, unsigned n)
 	size_t cache, home, cache_kept, txns;
 	unsigned busy = 0;
 
-	dsm_coh_node_busy(s->eng[n], 0, &cache, &home);
+	dsm_coh_node_busy(s->eng[n], &cache, &home);
 	dsm_coh_node_in_flight(s->eng[n], &cache_kept, &txns);
 	if (cache_kept != cache)
 		failf(s, MC_FINAL, "node %u: the engine counts %zu lines in flight, a walk %zu", n,
