@@ -131,6 +131,11 @@ typedef enum dsm_coh_event_type {
 	 * data died with that rank. Its requests are answered LOST from now on. Nothing happens
 	 * for a line that has a directory entry here (adopted, or homed here from the start). */
 	DSM_COH_EV_LOST_LINE,
+	/* @line's memory was freed: this rank's copy goes, as with EVICT, whether the line is
+	 * homed elsewhere or here (the home's own copy: its EVICT is served like another
+	 * rank's), so that the next access faults and finds the line unallocated. Refused
+	 * (nothing changes) for a copy that is not stable, as EVICT is. */
+	DSM_COH_EV_DROP,
 } dsm_coh_event_type_t;
 
 typedef struct dsm_coh_event {
@@ -138,7 +143,7 @@ typedef struct dsm_coh_event {
 	unsigned home;     /* faults: the line's home (dsm_coh_home_of); PEER_DEAD, LOST_LINE:
 	                      the dead rank */
 	unsigned adopter;  /* PEER_DEAD: the dead rank's lines' new home */
-	uint64_t line;     /* faults, RDMA_DONE, HOLD_DONE, EVICT */
+	uint64_t line;     /* faults, RDMA_DONE, HOLD_DONE, EVICT, DROP */
 	dsm_coh_msg_t msg; /* MSG */
 } dsm_coh_event_t;
 

@@ -638,19 +638,22 @@ static int node_hold_done(dsm_coh_node_t *n, uint64_t line, dsm_coh_actions_t *a
  * order (write-protect, copy out, zap, wake) and the directory stays exact whatever
  * crosses the EVICT. Refused (nothing changes) for a copy that is not stable: asked for,
  * held for woken threads, waiting for data or a write-back, or already being evicted.
+ * @drop (freed memory): the home's own copy too, and no eviction is counted.
  */
-static int node_evict(dsm_coh_node_t *n, uint64_t line, dsm_coh_actions_t *a)
+static int node_evict(dsm_coh_node_t *n, uint64_t line, int drop, dsm_coh_actions_t *a)
 {
 	dsm_coh_line_t *l = dsm_coh_table_find(&n->lines, line);
 	int rc;
 
-	if (!l || l->home == n->cfg.rank || l->deferred ||
+	if (!l || (l->home == n->cfg.rank && !drop) || l->deferred ||
 	    (l->state != DSM_COH_S && l->state != DSM_COH_M && l->state != DSM_COH_E) ||
 	    (l->flags &
 	     (DSM_COH_LINE_HELD | DSM_COH_LINE_RDMA | DSM_COH_LINE_WB | DSM_COH_LINE_EVICT)))
 		return DSM_ERR_PROTOCOL;
-	rc = count(a, line,
-	           l->state == DSM_COH_M ? DSM_COH_CNT_EVICT_DIRTY : DSM_COH_CNT_EVICT_CLEAN);
+	rc = drop ? 0
+	          : count(a, line,
+	                  l->state == DSM_COH_M ? DSM_COH_CNT_EVICT_DIRTY
+	                                        : DSM_COH_CNT_EVICT_CLEAN);
 	if (rc < 0)
 		return rc;
 	l->flags |= DSM_COH_LINE_EVICT;
@@ -952,9 +955,8 @@ static int home_msg(dsm_coh_node_t *n, const dsm_coh_msg_t *m, int dsrc, dsm_coh
 		return home_adopt(n, m, dsrc, a);
 
 	if (m->type == DSM_COH_MSG_GET_S || write || evict) {
-		/* Only another rank evicts: the home's own copy is the line's. */
-		if (evict && r == n->cfg.rank)
-			return DSM_ERR_PROTOCOL;
+		/* An EVICT from this rank itself comes only from a DROP (freed memory): a message
+		 * naming this rank as its source never arrives from outside (handle()). */
 		d = dsm_coh_table_get(&n->dirs, m->line);
 		if (!d)
 			return -ENOMEM;
@@ -1308,7 +1310,8 @@ static int handle(dsm_coh_node_t *n, const dsm_coh_event_t *ev, dsm_coh_actions_
 		rc = node_hold_done(n, ev->line, out);
 		break;
 	case DSM_COH_EV_EVICT:
-		rc = node_evict(n, ev->line, out);
+	case DSM_COH_EV_DROP:
+		rc = node_evict(n, ev->line, ev->type == DSM_COH_EV_DROP, out);
 		break;
 	case DSM_COH_EV_PEER_DEAD:
 		rc = peer_dead(n, ev->home, ev->adopter, out);

@@ -873,7 +873,7 @@ static int can_evict(const mc_sim_t *s, unsigned n, unsigned l)
 {
 	dsm_coh_line_info_t li;
 
-	if (cur_home(s, n, l) == n)
+	if ((cur_home(s, n, l) == n) != !!s->cfg->drops)
 		return 0;
 	dsm_coh_line_info(s->eng[n], s->line_id[l], &li);
 	return (li.state == DSM_COH_S || li.state == DSM_COH_M || li.state == DSM_COH_E) &&
@@ -1295,7 +1295,7 @@ static void do_step(mc_sim_t *s, const mc_choice_t *c)
 	case C_EVICT:
 		s->nevict++;
 		s->evicted[c->idx] |= (uint16_t)(1u << c->node);
-		ev.type = DSM_COH_EV_EVICT;
+		ev.type = s->cfg->drops ? DSM_COH_EV_DROP : DSM_COH_EV_EVICT;
 		ev.line = s->line_id[c->idx];
 		feed(s, c->node, &ev, NULL);
 		break;
@@ -1792,8 +1792,10 @@ void mc_random_config(uint64_t *rng, const mc_random_opts_t *o, mc_config_t *cfg
 			}
 		}
 	/* Drawn last: without evictions the configurations are the ones they always were. */
-	if (o->evictions && rnd_below(rng, 2))
+	if (o->evictions && rnd_below(rng, 2)) {
 		cfg->evictions = 1 + rnd_below(rng, 3);
+		cfg->drops = rnd_below(rng, 3) == 0;
+	}
 	/* Then a death, and its step: somewhere in the schedule, or after its end (a run has
 	 * a few steps per op). Batches are not modelled beside a death. */
 	if (o->deaths && cfg->nnodes <= 10 && (o->deaths == 2 || rnd_below(rng, 4) == 0)) {
@@ -1925,14 +1927,15 @@ int mc_random(const mc_random_opts_t *o, mc_result_t *res)
 				        "failing schedule %llu (config rng %#llx): %u nodes, %u "
 				        "lines, "
 				        "%u threads, data %s, write-back %s, dist %d, fifo %d, "
-				        "early hold %d, batches %d, migratory %d, evictions %u, "
+				        "early hold %d, batches %d, migratory %d, evictions %u "
+				        "(drops %d), "
 				        "deaths %d (victim %u at step %u)\n",
 				        (unsigned long long)i, (unsigned long long)cfg_rng,
 				        cfg->nnodes, cfg->nlines, cfg->nthreads,
 				        cfg->data_mode ? "rdma" : "inline",
 				        cfg->wb_mode ? "rdma" : "inline", cfg->dist, cfg->fifo,
 				        cfg->early_hold, cfg->batch, cfg->migratory, cfg->evictions,
-				        cfg->deaths, cfg->victim, cfg->death_at);
+				        cfg->drops, cfg->deaths, cfg->victim, cfg->death_at);
 			}
 		}
 		sim_fini(s);

@@ -59,6 +59,9 @@ typedef struct mc_config {
 	/* The most evictions per schedule: a step may feed DSM_COH_EV_EVICT for a copy homed
 	 * elsewhere that the engine can give up (S, M or E, stable); 0: none. */
 	unsigned evictions;
+	/* With @evictions: the evictions are the home's own, of lines whose memory was freed
+	 * (DSM_COH_EV_DROP at the line's home, which serves its own EVICT) instead. */
+	int drops;
 	/* A dead rank (DSM_ON_DEATH=continue, PROTOCOL.md "A dead rank"): 1, rank @victim may
 	 * die at any step (exhaustive: a choice in every state; with @death_at, at that step,
 	 * or when nothing else can happen first). Each survivor then learns of it in a step of
@@ -170,7 +173,7 @@ typedef struct mc_random_opts {
 	int batches;     /* one schedule in two delivers batches too */
 	int batch_keep_open;
 	int migratory; /* 0: off, 1: on, 2: on in three schedules of four */
-	int evictions; /* one schedule in two may evict, 1 to 3 times */
+	int evictions; /* one schedule in two may evict, 1 to 3 times (a third of them: drops) */
 	/* 1: one schedule in four (of 2 to 10 ranks) loses a rank at a random step; 2: every
 	 * schedule of 2 to 10 ranks does */
 	int deaths;
