@@ -98,6 +98,10 @@ static const struct dsm_setting settings[DSM_SETTING_COUNT] = {
                                  "off", 0, 0, NULL, NULL,
                                  "start from the snapshot dsm_checkpoint wrote to DIR (\"%r\" "
                                  "in it: the rank)"},
+        [DSM_SETTING_DEBUG_FREE] = {"DSM_DEBUG_FREE", DSM_SETTING_BOOL, 0, "runtime", NULL, "0",
+                                    "0", 0, 1, NULL, NULL,
+                                    "never reuse freed dsm_alloc memory, and fill freed objects "
+                                    "with 0xdb"},
         [DSM_SETTING_CKPT_RATE] = {"DSM_CKPT_RATE", DSM_SETTING_ENUM, DSM_SETTING_F_OR_SIZE,
                                    "runtime", NULL, "unlimited", "unlimited", 4 * KiB, 1024 * TiB,
                                    rate_modes, NULL,

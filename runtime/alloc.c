@@ -20,8 +20,15 @@ struct dsm_rt_slab {
 	unsigned cls;
 	unsigned nobj, nfree;
 	struct dsm_rt_slab *next, *prev; /* in a->partial[cls] while nfree > 0 */
-	uint64_t used[];                 /* one bit per object */
+	/* One bit per object: used[0..words) handed out; with quarantine, then
+	 * used[words..2 words) freed (never handed out again). */
+	uint64_t used[];
 };
+
+static unsigned slab_words(const struct dsm_rt_slab *s)
+{
+	return (s->nobj + 63) / 64;
+}
 
 struct dsm_rt_extent {
 	uint64_t first, nlines;
@@ -311,7 +318,7 @@ static struct dsm_rt_slab *slab_new(struct dsm_rt_alloc *a, unsigned cls)
 
 	if (nobj > MAX_SLAB_OBJS)
 		nobj = MAX_SLAB_OBJS;
-	s = calloc(1, sizeof(*s) + (nobj + 63) / 64 * sizeof(uint64_t));
+	s = calloc(1, sizeof(*s) + 2 * ((nobj + 63) / 64) * sizeof(uint64_t));
 	if (s == NULL)
 		return NULL;
 	if (fl_take(&a->local_free, 1, &e.first) < 0) {
@@ -338,10 +345,12 @@ static void *slab_alloc(struct dsm_rt_alloc *a, unsigned cls)
 
 	if (s == NULL && (s = slab_new(a, cls)) == NULL)
 		return NULL;
-	for (unsigned w = 0; w < (s->nobj + 63) / 64; w++) {
-		if (s->used[w] == ~0ull)
+	for (unsigned w = 0; w < slab_words(s); w++) {
+		uint64_t taken = s->used[w] | s->used[slab_words(s) + w];
+
+		if (taken == ~0ull)
 			continue;
-		unsigned b = (unsigned)__builtin_ctzll(~s->used[w]);
+		unsigned b = (unsigned)__builtin_ctzll(~taken);
 		unsigned idx = w * 64 + b;
 		if (idx >= s->nobj)
 			break;
@@ -384,7 +393,8 @@ int dsm_rt_alloc_local(struct dsm_rt_alloc *a, size_t size, void **out_p)
 	return ret;
 }
 
-static int slab_free(struct dsm_rt_alloc *a, size_t i, uintptr_t p)
+static int slab_free(struct dsm_rt_alloc *a, size_t i, uintptr_t p, uint64_t *first_p,
+                     uint64_t *n_p)
 {
 	struct dsm_rt_slab *s = a->ext[i].slab;
 	size_t obj = (size_t)1 << (MIN_OBJ_SHIFT + s->cls);
@@ -395,11 +405,27 @@ static int slab_free(struct dsm_rt_alloc *a, size_t i, uintptr_t p)
 		return -EINVAL;
 	s->used[idx / 64] &= ~(1ull << (idx % 64));
 	a->live_bytes -= obj;
+	if (a->quarantine) {
+		/* Freed for good. The slab stays on the partial list only while it has objects
+		 * never handed out; emptied, its line leaves the allocations for good. */
+		s->used[slab_words(s) + idx / 64] |= 1ull << (idx % 64);
+		if (++s->nfree == s->nobj) {
+			if (s->prev || s->next || a->partial[s->cls] == s)
+				partial_unlink(a, s);
+			*first_p = s->line;
+			*n_p = 1;
+			ext_remove(a, i);
+			free(s);
+		}
+		return 0;
+	}
 	if (s->nfree++ == 0)
 		partial_push(a, s);
 	if (s->nfree == s->nobj) {
 		/* An empty slab gives its line back, so that memory follows what is live. */
 		partial_unlink(a, s);
+		*first_p = s->line;
+		*n_p = 1;
 		fl_put(&a->local_free, s->line, 1);
 		ext_remove(a, i);
 		free(s);
@@ -407,9 +433,10 @@ static int slab_free(struct dsm_rt_alloc *a, size_t i, uintptr_t p)
 	return 0;
 }
 
-int dsm_rt_free_local(struct dsm_rt_alloc *a, void *p)
+int dsm_rt_free_local(struct dsm_rt_alloc *a, void *p, uint64_t *first_p, uint64_t *n_p)
 {
 	int64_t line = dsm_coh_line_of(&a->layout, (uintptr_t)p);
+	uint64_t first = 0, n = 0;
 	ssize_t i;
 	int ret = -EINVAL;
 
@@ -418,14 +445,57 @@ int dsm_rt_free_local(struct dsm_rt_alloc *a, void *p)
 	pthread_mutex_lock(&a->lock);
 	i = ext_find(a, (uint64_t)line);
 	if (i >= 0 && a->ext[i].kind == EXT_SLAB) {
-		ret = slab_free(a, (size_t)i, (uintptr_t)p);
+		ret = slab_free(a, (size_t)i, (uintptr_t)p, &first, &n);
 	} else if (i >= 0 && a->ext[i].kind == EXT_LOCAL && line_ptr(a, a->ext[i].first) == p) {
-		ret = fl_put(&a->local_free, a->ext[i].first, a->ext[i].nlines);
-		a->live_bytes -= a->ext[i].nlines * a->line_size;
+		first = a->ext[i].first;
+		n = a->ext[i].nlines;
+		ret = a->quarantine ? 0 : fl_put(&a->local_free, first, n);
+		a->live_bytes -= n * a->line_size;
 		ext_remove(a, (size_t)i);
 	}
 	pthread_mutex_unlock(&a->lock);
+	if (first_p)
+		*first_p = first;
+	if (n_p)
+		*n_p = ret == 0 ? n : 0;
 	return ret;
+}
+
+size_t dsm_rt_alloc_size(struct dsm_rt_alloc *a, const void *p)
+{
+	int64_t line = dsm_coh_line_of(&a->layout, (uintptr_t)p);
+	size_t size = 0;
+	ssize_t i;
+
+	if (dsm_rt_alloc_owner(a, p) != (int)a->rank)
+		return 0;
+	pthread_mutex_lock(&a->lock);
+	i = ext_find(a, (uint64_t)line);
+	if (i >= 0 && a->ext[i].kind == EXT_SLAB) {
+		struct dsm_rt_slab *s = a->ext[i].slab;
+		size_t obj = (size_t)1 << (MIN_OBJ_SHIFT + s->cls);
+		uintptr_t off = (uintptr_t)p - (uintptr_t)line_ptr(a, s->line);
+
+		if (off % obj == 0 && off / obj < s->nobj &&
+		    (s->used[off / obj / 64] & (1ull << (off / obj % 64))))
+			size = obj;
+	} else if (i >= 0 && a->ext[i].kind == EXT_LOCAL && line_ptr(a, a->ext[i].first) == p) {
+		size = a->ext[i].nlines * a->line_size;
+	}
+	pthread_mutex_unlock(&a->lock);
+	return size;
+}
+
+bool dsm_rt_alloc_live(struct dsm_rt_alloc *a, uint64_t line)
+{
+	ssize_t i;
+
+	if (line >= a->coll_lines && (line - a->coll_lines) / a->slice_lines != a->rank)
+		return true;
+	pthread_mutex_lock(&a->lock);
+	i = ext_find(a, line);
+	pthread_mutex_unlock(&a->lock);
+	return i >= 0;
 }
 
 int dsm_rt_alloc_owner(const struct dsm_rt_alloc *a, const void *p)
@@ -661,7 +731,8 @@ int dsm_rt_alloc_restore(struct dsm_rt_alloc *a, const uint64_t *words, size_t n
 				if (cls >= nclasses(a) || nobj == 0 || nobj > MAX_SLAB_OBJS ||
 				    nobj > a->line_size / obj || e.nlines != 1)
 					goto out;
-				s = calloc(1, sizeof(*s) + (nobj + 63) / 64 * sizeof(uint64_t));
+				s = calloc(1,
+				           sizeof(*s) + 2 * ((nobj + 63) / 64) * sizeof(uint64_t));
 				if (s == NULL)
 					goto nomem;
 				s->line = e.first;

@@ -52,6 +52,9 @@ struct dsm_rt_alloc {
 	 * allocation there could home its lines elsewhere while ranks still hold
 	 * coherence state for them, and the collective region is TiBs anyway. */
 	bool reuse_collective;
+	/* DSM_DEBUG_FREE: freed dsm_alloc memory is never handed out again (its lines stay
+	 * unallocated, so every access to them ends the rank). */
+	bool quarantine;
 };
 
 int dsm_rt_alloc_init(struct dsm_rt_alloc *a, const dsm_coh_layout_t *layout, unsigned rank);
@@ -71,8 +74,15 @@ int dsm_rt_alloc_local(struct dsm_rt_alloc *a, size_t size, void **out_p);
  * Frees memory of this rank's slice (a remote free is forwarded to the
  * owner, who calls this). 0; DSM_ERR_FOREIGN outside this rank's slice;
  * -EINVAL for a pointer that is not a live allocation (a double free).
+ * The lines that are no longer allocated at all go in *@first_p and *@n_p
+ * (n 0 for an object of a slab that holds others still), when not NULL.
  */
-int dsm_rt_free_local(struct dsm_rt_alloc *a, void *p);
+int dsm_rt_free_local(struct dsm_rt_alloc *a, void *p, uint64_t *first_p, uint64_t *n_p);
+/* The bytes of the live object or allocation of this rank's slice that starts at @p, or 0. */
+size_t dsm_rt_alloc_size(struct dsm_rt_alloc *a, const void *p);
+/* false for a line of this rank's slice, or of the collective region, that no live
+ * allocation covers; true otherwise (another rank's slice: only its owner knows). */
+bool dsm_rt_alloc_live(struct dsm_rt_alloc *a, uint64_t line);
 
 /* The rank whose slice holds @p (the rank to send its dsm_free to), or -1 for
  * the collective region, or DSM_ERR_FOREIGN outside the heap. */

@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "runtime/coll.h"
+#include "runtime/free.h"
 #include "runtime/loop.h"
 #include "runtime/msg.h"
 #include "runtime/mw.h"
@@ -120,6 +121,8 @@ DSM_EXPORT void *dsm_all_alloc_mw(size_t size, dsm_dist_t dist)
 DSM_EXPORT int dsm_all_free(void *p)
 {
 	struct dsm_rt *rt = dsm_rt_get("dsm_all_free");
+	int64_t line;
+	dsm_coh_span_t span = {0};
 	int ret;
 
 	if (rt == NULL)
@@ -130,13 +133,22 @@ DSM_EXPORT int dsm_all_free(void *p)
 	/* Multiple-writer memory: this rank's copies and unreleased writes of it go first. */
 	if (atomic_load_explicit(&rt->mw.nranges, memory_order_acquire))
 		dsm_rt_mw_request(rt, DSM_RT_MW_DEL, (uint64_t)(uintptr_t)p, 0);
+	line = dsm_coh_line_of(&rt->layout, (uintptr_t)p);
+	if (line >= 0)
+		dsm_rt_alloc_home(&rt->alloc, (uint64_t)line, &span);
 	ret = dsm_rt_free_collective(&rt->alloc, p);
-	if (ret == 0)
-		dsm_rt_prof_free(rt, p);
-	if (ret < 0)
+	if (ret < 0) {
 		DSM_LOG(DSM_LOG_ERROR, "dsm_all_free(%p): %s", p,
 		        ret == -EINVAL ? "not the start of a live dsm_all_alloc allocation"
 		                       : dsm_err_str(ret));
+		return ret; /* on every rank: they hold the same allocations */
+	}
+	dsm_rt_prof_free(rt, p);
+	/* Every rank's copies go (free.c), and each waits for the others' before it returns:
+	 * from then on an access anywhere faults and finds the memory freed. */
+	ret = dsm_rt_free_lines(rt, span.first_line, span.nlines, false);
+	if (ret == 0)
+		ret = dsm_rt_collective(rt, DSM_RT_COLL_ALL_FREE, (uint64_t)(uintptr_t)p, 1);
 	return ret;
 }
 
@@ -182,12 +194,21 @@ DSM_EXPORT int dsm_free(void *p)
 		return owner == -1 ? -EINVAL : DSM_ERR_FOREIGN;
 	}
 	if (owner == rt->rank) {
-		ret = dsm_rt_free_local(&rt->alloc, p);
-		if (ret < 0)
+		uint64_t first, n;
+		/* DSM_DEBUG_FREE: an object that shares its line with others stays there, so its
+		 * bytes say it was freed (a whole line's copies go below). */
+		size_t size = rt->cfg.debug_free ? dsm_rt_alloc_size(&rt->alloc, p) : 0;
+
+		if (size && size < rt->cfg.line_size)
+			memset(p, DSM_FREED_BYTE, size);
+		ret = dsm_rt_free_local(&rt->alloc, p, &first, &n);
+		if (ret < 0) {
 			DSM_LOG(DSM_LOG_ERROR, "dsm_free(%p): not allocated, or freed twice", p);
-		else
-			dsm_rt_prof_free(rt, p);
-		return ret;
+			return ret;
+		}
+		dsm_rt_prof_free(rt, p);
+		/* The lines no longer allocated lose their copies everywhere first (free.c). */
+		return dsm_rt_free_lines(rt, first, n, true);
 	}
 	req.target = owner;
 	req.u.free.addr = (uint64_t)(uintptr_t)p;
@@ -241,12 +262,17 @@ static void on_free(struct dsm_rt *rt, int src, const void *data, size_t len)
 	int ret;
 
 	(void)len;
+	uint64_t first, n;
+
 	memcpy(&m, data, sizeof(m));
-	ret = dsm_rt_free_local(&rt->alloc, (void *)(uintptr_t)m.addr);
+	ret = dsm_rt_free_local(&rt->alloc, (void *)(uintptr_t)m.addr, &first, &n);
 	if (ret < 0)
 		DSM_LOG(DSM_LOG_ERROR, "dsm_free(%#" PRIx64 ") from rank %d: %s", m.addr, src,
 		        ret == -EINVAL ? "not allocated, or freed twice" : dsm_err_str(ret));
-	dsm_rt_reply(rt, src, m.token, ret);
+	if (ret == 0 && n > 0) /* answered once the lines' copies are gone (free.c) */
+		dsm_rt_free_start_home(rt, first, n, src, m.token);
+	else
+		dsm_rt_reply(rt, src, m.token, ret);
 }
 
 void dsm_rt_api_init(struct dsm_rt *rt)

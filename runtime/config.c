@@ -121,6 +121,7 @@ int dsm_rt_config_resolve(const dsm_config_t *user, struct dsm_rt_config *out)
 	dsm_setting_u64(DSM_SETTING_DATA, &v, NULL);
 	c.data = (int)v;
 	dsm_setting_bool(DSM_SETTING_STATS, &c.stats);
+	dsm_setting_bool(DSM_SETTING_DEBUG_FREE, &c.debug_free);
 	dsm_setting_u64(DSM_SETTING_OVERCOMMIT, &v, NULL);
 	c.overcommit = v == 1 ? 1 : v == 2 ? 0 : -1; /* read, strict, lazy */
 	dsm_setting_u64(DSM_SETTING_HOLD_US, &v, NULL);

@@ -37,6 +37,7 @@ struct dsm_rt_config {
 	char provider[64]; /* "" = choose the best available */
 	int log_level;
 	bool stats;
+	bool debug_free;  /* DSM_DEBUG_FREE: freed dsm_alloc memory is never reused */
 	int data;         /* enum dsm_rt_data (DSM_DATA) */
 	int overcommit;   /* DSM_OVERCOMMIT: -1 read vm.overcommit_memory, 1 strict, 0 lazy */
 	uint64_t hold_ns; /* DSM_HOLD_US */

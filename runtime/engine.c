@@ -11,6 +11,7 @@
 #include "runtime/ckpt.h"
 #include "runtime/death.h"
 #include "runtime/fatal.h"
+#include "runtime/free.h"
 #include "runtime/hold.h"
 #include "runtime/msg.h"
 #include "runtime/prefetch.h"
@@ -351,6 +352,11 @@ static void on_coh_one(struct dsm_rt *rt, int src, const dsm_coh_msg_t *m, const
 			        home);
 			return;
 		}
+		/* A line of this rank's slice that no allocation covers: the requester hears of
+		 * it first (free.c); the request is served all the same, so that a read-ahead past
+		 * an allocation's end finds the protocol as ever. */
+		if (ev.msg.type == DSM_COH_MSG_GET_S || ev.msg.type == DSM_COH_MSG_GET_M)
+			dsm_rt_free_check_request(rt, src, ev.msg.line);
 	}
 	if (line_data)
 		DSM_RT_COUNT(rt, bytes_received, (size_t)1 << rt->layout.line_shift);

@@ -29,6 +29,9 @@ void dsm_rt_fault_handle(struct dsm_rt *rt, const struct dsm_rt_fault *f)
 	int64_t line = dsm_coh_line_of(&rt->layout, f->addr);
 	int home = line < 0 ? line : dsm_rt_alloc_home(&rt->alloc, (uint64_t)line, &span);
 
+	/* At the home of a slice only the home knows what is allocated in it. */
+	if (home == rt->rank && !dsm_rt_alloc_live(&rt->alloc, (uint64_t)line))
+		home = -EINVAL;
 	if (home < 0)
 		dsm_rt_fatal(rt,
 		             "a thread accessed %#llx, heap memory that is not allocated "

@@ -145,6 +145,14 @@ void dsm_rt_fault_begin(struct dsm_rt *rt, uint64_t line, int32_t tid)
 	waiter_add(&rt->holds.faults[rt->holds.nfaults++].w, tid, runs);
 }
 
+bool dsm_rt_fault_pending(struct dsm_rt *rt, uint64_t line)
+{
+	for (size_t i = 0; i < rt->holds.nfaults; i++)
+		if (rt->holds.faults[i].line == line)
+			return true;
+	return false;
+}
+
 static void waiters_set_runs(struct dsm_rt_waiters *w, int32_t tid, uint64_t runs)
 {
 	for (unsigned i = 0; i < w->n; i++)

@@ -21,6 +21,8 @@ void dsm_rt_holds_fini(struct dsm_rt *rt);
 
 /* Thread @tid (0: unknown) faulted on @line. */
 void dsm_rt_fault_begin(struct dsm_rt *rt, uint64_t line, int32_t tid);
+/* A thread's fault on @line waits for its install. */
+bool dsm_rt_fault_pending(struct dsm_rt *rt, uint64_t line);
 /* Reads how often @tid has run, for the hold (see hold.c for when). */
 void dsm_rt_fault_sample(struct dsm_rt *rt, uint64_t line, int32_t tid);
 /* @line is installed: its latency is counted and its waiters kept for the hold. */

@@ -27,6 +27,7 @@
 #include "runtime/death.h"
 #include "runtime/engine.h"
 #include "runtime/fatal.h"
+#include "runtime/free.h"
 #include "runtime/hold.h"
 #include "runtime/loop.h"
 #include "runtime/msg.h"
@@ -307,6 +308,7 @@ static void teardown(struct dsm_rt *rt)
 	dsm_rt_heap_release(&rt->heap);
 	dsm_rt_mw_fini(rt);
 	dsm_rt_ckpt_fini(rt);
+	dsm_rt_free_fini(rt);
 	dsm_rt_death_fini(rt);
 	dsm_rt_mutex_fini(rt);
 	dsm_rt_coll_fini(rt);
@@ -354,6 +356,7 @@ static int init_local(struct dsm_rt *rt)
 		ret = dsm_rt_alloc_init(&rt->alloc, &rt->layout, (unsigned)rt->rank);
 	if (ret < 0)
 		return ret;
+	rt->alloc.quarantine = rt->cfg.debug_free;
 	ret = dsm_rt_region_open(&rt->region, rt->heap.base, rt->heap.size);
 	if (ret < 0)
 		return ret;
@@ -372,6 +375,7 @@ static int init_local(struct dsm_rt *rt)
 	if (ret < 0)
 		return ret;
 	dsm_rt_api_init(rt);
+	dsm_rt_free_init(rt);
 	dsm_rt_holds_init(rt);
 	return dsm_rt_prefetch_init(rt, rt->cfg.prefetch_lines);
 }

@@ -34,6 +34,7 @@
 #include "runtime/engine.h"
 #include "runtime/fatal.h"
 #include "runtime/fault.h"
+#include "runtime/free.h"
 #include "runtime/hold.h"
 #include "runtime/msg.h"
 #include "runtime/mw.h"
@@ -196,6 +197,7 @@ static int turn(struct dsm_rt *rt, uint64_t *next_p)
 	if (!dsm_rt_ckpt_frozen(rt))
 		work += dsm_rt_cache_trim(rt);
 	work += dsm_rt_ckpt_poll(rt);
+	work += dsm_rt_free_poll(rt);
 	/* What the turn gathered leaves now (msg.c): nothing waits past its turn. */
 	ret = dsm_rt_msg_flush(rt, -1);
 	if (ret < 0 && ret != DSM_ERR_PEER_DEAD)

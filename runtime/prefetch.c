@@ -377,6 +377,13 @@ bool dsm_rt_prefetch_arrived(struct dsm_rt *rt, uint64_t line)
 	return true;
 }
 
+bool dsm_rt_prefetch_in_flight(struct dsm_rt *rt, uint64_t line)
+{
+	struct dsm_rt_pf_slot *e = rt->pf.set_n ? set_find(&rt->pf, line) : NULL;
+
+	return e != NULL && (e->flags & PF_FLY);
+}
+
 void dsm_rt_prefetch_zapped(struct dsm_rt *rt, uint64_t line)
 {
 	struct dsm_rt_prefetch *pf = &rt->pf;

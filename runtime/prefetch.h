@@ -45,6 +45,8 @@ void dsm_rt_prefetch_fault(struct dsm_rt *rt, uint64_t line, const dsm_coh_span_
                            bool write);
 /* @line is installed (dsm_rt_fault_end): true if it was a prefetch nobody faulted on. */
 bool dsm_rt_prefetch_arrived(struct dsm_rt *rt, uint64_t line);
+/* A read-ahead request for @line is on its way (no thread's fault asked for it first). */
+bool dsm_rt_prefetch_in_flight(struct dsm_rt *rt, uint64_t line);
 /* A rank died: forget the read-ahead requests that went to it. */
 void dsm_rt_prefetch_peer_dead(struct dsm_rt *rt);
 /* @line is zapped (invalidated, or given up to a writer). */

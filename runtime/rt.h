@@ -333,6 +333,22 @@ struct dsm_rt_cache_slot {
 	uint8_t evicting; /* EVICT sent, not zapped yet */
 };
 
+/* free.c: freed lines whose copies are still going. */
+struct dsm_rt_free_job {
+	uint64_t first, n;
+	bool home;      /* this rank is their home: wait until its directory is idle too */
+	int src;        /* who waits for the answer (-1: nobody) */
+	uint64_t token; /* what the answer names */
+	uint64_t t_end; /* when to stop waiting (a copy kept by a race with the free) */
+	uint64_t *wait; /* lines not done yet */
+	size_t nwait, cap;
+};
+
+struct dsm_rt_frees {
+	struct dsm_rt_free_job *v;
+	size_t n, cap;
+};
+
 struct dsm_rt_cache {
 	uint64_t limit;     /* lines (DSM_CACHE_SIZE); 0: unlimited, counted all the same */
 	uint64_t high, low; /* evictions start past high and go down to low */
@@ -512,6 +528,7 @@ struct dsm_rt {
 	struct dsm_rt_cache cache;
 	struct dsm_rt_death death;
 	struct dsm_rt_ckpt ckpt;
+	struct dsm_rt_frees frees;
 	struct dsm_rt_stats stats;
 	struct dsm_rt_prof *prof; /* profile.c: NULL without DSM_PROFILE */
 };

@@ -13,7 +13,7 @@
  * MW_DATA, MW_DIFF); 5: MW_GET of several lines, answered by one MW_DATA; 6: a dead rank
  * (DEAD, ADOPTED, COLL_SYNC, COLL_RELEASE; coherence ADOPT and LOST); 7: checkpoints (CKPT,
  * collectives CHECKPOINT and CKPT_STEP). */
-#define DSM_RT_WIRE_VERSION 7
+#define DSM_RT_WIRE_VERSION 8
 
 enum dsm_rt_msg_type {
 	DSM_RT_MSG_NONE = 0, /* never on the wire: a request that expects no answer (msg.h) */
@@ -34,7 +34,9 @@ enum dsm_rt_msg_type {
 	DSM_RT_MSG_COLL_SYNC,    /* struct dsm_rt_coll_sync: collectives after a death (coll.c) */
 	DSM_RT_MSG_COLL_RELEASE, /* struct dsm_rt_coll_release: the coordinator's verdict */
 	DSM_RT_MSG_CKPT,         /* struct dsm_rt_ckpt_msg: a step of dsm_checkpoint (to itself) */
-	DSM_RT_MSG_MAX = DSM_RT_MSG_CKPT,
+	DSM_RT_MSG_FREED,   /* struct dsm_rt_freed_msg: drop your copies of freed lines (free.c) */
+	DSM_RT_MSG_UNALLOC, /* struct dsm_rt_freed_msg: the home has no allocation of that line */
+	DSM_RT_MSG_MAX = DSM_RT_MSG_UNALLOC,
 };
 
 /*
@@ -145,6 +147,18 @@ struct dsm_rt_free_msg {
 	uint64_t addr;
 	uint64_t token;
 };
+
+/* Freed lines [first, first + n) (free.c). Between ranks: FREED from their home (flags 0,
+ * token 0), UNALLOC (n 1) from the home of a line asked for. To the loop itself, FREED with
+ * token and flags: a dsm_free or dsm_all_free of this rank's thread, answered once done. */
+struct dsm_rt_freed_msg {
+	uint64_t first, n;
+	uint64_t token;
+	uint32_t flags; /* DSM_RT_FREED_* */
+	uint32_t reserved;
+};
+/* This rank is the lines' home: its copies, and those of every rank its directory names. */
+#define DSM_RT_FREED_HOME 1
 
 struct dsm_rt_reply {
 	uint64_t token;

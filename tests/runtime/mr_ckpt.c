@@ -258,7 +258,9 @@ static int restart(void)
 				bad += R->blk[r][w] != val(2, (uint64_t)r, w, 1);
 			CHECK(bad == 0);
 		}
-		/* The allocator knows its objects: this rank's frees them, and allocates anew. */
+		/* The allocator knows its objects: this rank's frees them, and allocates anew,
+		 * once every rank has read them (an access after the free would end the rank). */
+		dsm_barrier();
 		if (R->obj[rank]) {
 			CHECK(dsm_free(R->obj[rank]) == 0);
 			CHECK(dsm_free(R->blk[rank]) == 0);

@@ -161,13 +161,13 @@ static void test_local_slices(void **state)
 	assert_int_equal(dsm_rt_alloc_owner(&r0, p), 2); /* any rank routes its free to 2 */
 	assert_int_equal(dsm_rt_alloc_home(&r0, line_of(p), NULL), 2);
 	assert_int_equal(dsm_rt_alloc_home(&r0, line_of(p) + 2, NULL), 2);
-	assert_int_equal(dsm_rt_free_local(&r0, p), DSM_ERR_FOREIGN); /* not rank 0's */
+	assert_int_equal(dsm_rt_free_local(&r0, p, NULL, NULL), DSM_ERR_FOREIGN); /* not rank 0's */
 	assert_int_equal(dsm_rt_alloc_local(&r0, 3 * LINE, &q), 0);
 	assert_int_equal(dsm_rt_alloc_owner(&r2, q), 0);
 	assert_true(line_of(q) < line_of(p));
-	assert_int_equal(dsm_rt_free_local(&r2, p), 0);
-	assert_int_equal(dsm_rt_free_local(&r2, p), -EINVAL); /* double free */
-	assert_int_equal(dsm_rt_free_local(&r2, &x), DSM_ERR_FOREIGN);
+	assert_int_equal(dsm_rt_free_local(&r2, p, NULL, NULL), 0);
+	assert_int_equal(dsm_rt_free_local(&r2, p, NULL, NULL), -EINVAL); /* double free */
+	assert_int_equal(dsm_rt_free_local(&r2, &x, NULL, NULL), DSM_ERR_FOREIGN);
 	assert_int_equal(dsm_rt_alloc_local(&r2, 0, &p), -EINVAL);
 	assert_int_equal(dsm_rt_alloc_local(&r2, HEAP, &p), -ENOMEM);
 	assert_int_equal(dsm_rt_alloc_owner(&r0, heap), -1);
@@ -193,18 +193,19 @@ static void test_slabs(void **state)
 	}
 	assert_true(line_of(p[256]) != line_of(p[0]));
 	assert_int_equal(a.live_bytes, 300 * 16);
-	assert_int_equal(dsm_rt_free_local(&a, (char *)p[5] + 8), -EINVAL); /* inside an object */
-	assert_int_equal(dsm_rt_free_local(&a, p[5]), 0);
-	assert_int_equal(dsm_rt_free_local(&a, p[5]), -EINVAL); /* double free */
+	assert_int_equal(dsm_rt_free_local(&a, (char *)p[5] + 8, NULL, NULL),
+	                 -EINVAL); /* inside an object */
+	assert_int_equal(dsm_rt_free_local(&a, p[5], NULL, NULL), 0);
+	assert_int_equal(dsm_rt_free_local(&a, p[5], NULL, NULL), -EINVAL); /* double free */
 	void *again;
 	assert_int_equal(dsm_rt_alloc_local(&a, 16, &again), 0);
 	assert_ptr_equal(again, p[5]); /* the hole is reused */
 	for (int i = 0; i < 300; i++)
-		assert_int_equal(dsm_rt_free_local(&a, p[i]), 0);
+		assert_int_equal(dsm_rt_free_local(&a, p[i], NULL, NULL), 0);
 	assert_int_equal(a.live_bytes, 0);
 	/* Empty slabs gave their lines back: a whole-slice allocation fits again. */
 	assert_int_equal(dsm_rt_alloc_local(&a, a.slice_lines * LINE, &big), 0);
-	assert_int_equal(dsm_rt_free_local(&a, big), 0);
+	assert_int_equal(dsm_rt_free_local(&a, big, NULL, NULL), 0);
 	/* A quarter line is the largest slab object; more takes whole lines. */
 	assert_int_equal(dsm_rt_alloc_local(&a, LINE / 4, &p[0]), 0);
 	assert_int_equal(dsm_rt_alloc_local(&a, LINE / 4 + 1, &p[1]), 0);
@@ -228,7 +229,7 @@ static void *churn(void *arg)
 	for (int i = 0; i < 20000 && !w->err; i++) {
 		int k = (int)(rand_r(&w->seed) % 512);
 		if (w->live[k]) {
-			if (dsm_rt_free_local(w->a, w->live[k]) != 0)
+			if (dsm_rt_free_local(w->a, w->live[k], NULL, NULL) != 0)
 				w->err = 1;
 			w->live[k] = NULL;
 		} else {
@@ -244,6 +245,54 @@ static int by_addr(const void *x, const void *y)
 {
 	const uintptr_t *a = x, *b = y;
 	return a[0] < b[0] ? -1 : a[0] > b[0];
+}
+
+/* What a free leaves unallocated (free.c drops those lines' copies), and DSM_DEBUG_FREE's
+ * quarantine: nothing freed is handed out again, and an emptied slab's line stays out. */
+static void test_freed_lines_and_quarantine(void **state)
+{
+	struct dsm_rt_alloc a;
+	void *obj[2], *ext, *again;
+	uint64_t first, n;
+
+	(void)state;
+	make(&a, 0, LINE);
+	assert_int_equal(dsm_rt_alloc_local(&a, 32, &obj[0]), 0);
+	assert_int_equal(dsm_rt_alloc_local(&a, 32, &obj[1]), 0);
+	assert_int_equal(dsm_rt_alloc_local(&a, 3 * LINE, &ext), 0);
+	assert_int_equal(dsm_rt_alloc_size(&a, obj[0]), 32);
+	assert_int_equal(dsm_rt_alloc_size(&a, ext), 3 * LINE);
+	assert_int_equal(dsm_rt_alloc_size(&a, (char *)ext + 8), 0);
+	assert_true(dsm_rt_alloc_live(&a, line_of(ext) + 2));
+	assert_int_equal(dsm_rt_free_local(&a, ext, &first, &n), 0);
+	assert_int_equal(first, line_of(ext));
+	assert_int_equal(n, 3);
+	assert_false(dsm_rt_alloc_live(&a, line_of(ext) + 2));
+	/* An object whose slab holds another: its line stays allocated. */
+	assert_int_equal(dsm_rt_free_local(&a, obj[0], &first, &n), 0);
+	assert_int_equal(n, 0);
+	assert_true(dsm_rt_alloc_live(&a, line_of(obj[1])));
+	assert_int_equal(dsm_rt_free_local(&a, obj[1], &first, &n), 0);
+	assert_int_equal(first, line_of(obj[1]));
+	assert_int_equal(n, 1);
+	assert_false(dsm_rt_alloc_live(&a, line_of(obj[1])));
+	dsm_rt_alloc_fini(&a);
+
+	make(&a, 0, LINE);
+	a.quarantine = true;
+	assert_int_equal(dsm_rt_alloc_local(&a, 32, &obj[0]), 0);
+	assert_int_equal(dsm_rt_alloc_local(&a, 32, &obj[1]), 0);
+	assert_int_equal(dsm_rt_free_local(&a, obj[0], NULL, NULL), 0);
+	assert_int_equal(dsm_rt_free_local(&a, obj[0], NULL, NULL), -EINVAL); /* double free */
+	assert_int_equal(dsm_rt_alloc_local(&a, 32, &again), 0);
+	assert_true(again != obj[0]); /* the hole is not reused */
+	assert_int_equal(dsm_rt_alloc_local(&a, 3 * LINE, &ext), 0);
+	assert_int_equal(dsm_rt_free_local(&a, ext, &first, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(dsm_rt_alloc_local(&a, 3 * LINE, &again), 0);
+	assert_true(line_of(again) >= line_of(ext) + 3); /* nor are freed lines */
+	assert_false(dsm_rt_alloc_live(&a, line_of(ext)));
+	dsm_rt_alloc_fini(&a);
 }
 
 static void test_threads_never_overlap(void **state)
@@ -278,7 +327,8 @@ static void test_threads_never_overlap(void **state)
 	for (int t = 0; t < 4; t++)
 		for (int k = 0; k < 512; k++)
 			if (w[t].live[k])
-				assert_int_equal(dsm_rt_free_local(&a, w[t].live[k]), 0);
+				assert_int_equal(dsm_rt_free_local(&a, w[t].live[k], NULL, NULL),
+				                 0);
 	assert_int_equal(a.live_bytes, 0);
 	free(all);
 	dsm_rt_alloc_fini(&a);
@@ -303,7 +353,7 @@ static void test_export_restore(void **state)
 	assert_int_equal(dsm_rt_free_collective(&a, coll[1]), 0); /* a gap, never reused */
 	for (int i = 0; i < 5; i++)
 		assert_int_equal(dsm_rt_alloc_local(&a, 100, &obj[i]), 0);
-	assert_int_equal(dsm_rt_free_local(&a, obj[2]), 0);
+	assert_int_equal(dsm_rt_free_local(&a, obj[2], NULL, NULL), 0);
 	assert_int_equal(dsm_rt_alloc_local(&a, 3 * LINE, &ext), 0);
 	assert_int_equal(dsm_rt_alloc_export(&a, &w, &n), 0);
 	assert_int_equal(dsm_rt_alloc_state_has_local(w, n), 1);
@@ -315,11 +365,11 @@ static void test_export_restore(void **state)
 	for (uint64_t l = 0; l < 16; l++)
 		assert_int_equal(dsm_rt_alloc_home(&b, l, NULL), dsm_rt_alloc_home(&a, l, NULL));
 	assert_int_equal(dsm_rt_alloc_home_of(&b, coll[1]), -EINVAL); /* freed stays freed */
-	assert_int_equal(dsm_rt_free_local(&b, obj[2]), -EINVAL);     /* freed before */
-	assert_int_equal(dsm_rt_free_local(&b, obj[3]), 0);
-	assert_int_equal(dsm_rt_free_local(&b, ext), 0);
-	assert_int_equal(dsm_rt_free_local(&a, obj[3]), 0);
-	assert_int_equal(dsm_rt_free_local(&a, ext), 0);
+	assert_int_equal(dsm_rt_free_local(&b, obj[2], NULL, NULL), -EINVAL); /* freed before */
+	assert_int_equal(dsm_rt_free_local(&b, obj[3], NULL, NULL), 0);
+	assert_int_equal(dsm_rt_free_local(&b, ext, NULL, NULL), 0);
+	assert_int_equal(dsm_rt_free_local(&a, obj[3], NULL, NULL), 0);
+	assert_int_equal(dsm_rt_free_local(&a, ext, NULL, NULL), 0);
 	assert_int_equal(dsm_rt_alloc_collective(&a, LINE, DSM_DIST_BLOCK, &x), 0);
 	assert_int_equal(dsm_rt_alloc_collective(&b, LINE, DSM_DIST_BLOCK, &y), 0);
 	assert_ptr_equal(x, y);
@@ -371,6 +421,7 @@ int main(void)
 	        cmocka_unit_test(test_collective_retired_without_reuse),
 	        cmocka_unit_test(test_local_slices),
 	        cmocka_unit_test(test_slabs),
+	        cmocka_unit_test(test_freed_lines_and_quarantine),
 	        cmocka_unit_test(test_threads_never_overlap),
 	        cmocka_unit_test(test_export_restore),
 	        cmocka_unit_test(test_heap_too_small),
