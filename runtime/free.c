@@ -45,6 +45,21 @@ static bool drop_copy(struct dsm_rt *rt, uint64_t line)
 	dsm_coh_line_info(rt->node, line, &li);
 	if (li.state == DSM_COH_I)
 		return true;
+	/* Held for the threads woken by its install, which is there so that their access
+	 * happens (README, "Progress"): that access was to memory that is freed now, so the
+	 * hold ends here, or a free right after a fault would wait DSM_HOLD_US for it. */
+	if (li.held && !li.rdma) {
+		dsm_coh_event_t done = {.type = DSM_COH_EV_HOLD_DONE, .line = line};
+
+		dsm_rt_hold_forget(rt, line, 1);
+		if (dsm_rt_engine(rt, &done, NULL) < 0)
+			dsm_rt_fatal(rt,
+			             "the engine refused the end of a hold on freed line %" PRIu64,
+			             line);
+		dsm_coh_line_info(rt->node, line, &li);
+		if (li.state == DSM_COH_I)
+			return true; /* an INV or FWD_M waited for the hold */
+	}
 	/* Asked for, held for woken threads, in flight, or given back already: later. While a
 	 * checkpoint is agreed this rank starts no request (ckpt.c). */
 	if (li.evicting || li.held || li.rdma || li.wb || li.deferred || dsm_rt_ckpt_frozen(rt) ||
