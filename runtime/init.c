@@ -376,6 +376,7 @@ static int init_local(struct dsm_rt *rt)
 		return ret;
 	dsm_rt_api_init(rt);
 	dsm_rt_free_init(rt);
+	dsm_rt_stats_msg_init(rt);
 	dsm_rt_holds_init(rt);
 	return dsm_rt_prefetch_init(rt, rt->cfg.prefetch_lines);
 }
@@ -522,12 +523,10 @@ static int finalize_continue(struct dsm_rt *rt)
 	/* Keep serving until every live rank has passed the collective, then stop. */
 	if (dsm_rt_collective(rt, DSM_RT_COLL_BARRIER, 0, 0) < 0)
 		DSM_LOG(DSM_LOG_WARN, "dsm_finalize: the last barrier failed");
-	ndead = atomic_load(&rt->death.ndead);
-	if (rt->cfg.stats && ndead)
-		DSM_LOG(DSM_LOG_INFO, "DSM_STATS: not gathered after a death (MPI would wait for "
-		                      "the dead); dsm_stats() answers until dsm_finalize");
-	else if (rt->cfg.stats)
-		dsm_rt_stats_print(rt);
+	/* MPI would wait for a dead rank, and a rank may learn of a death later than another:
+	 * the counters go through libdsm's own messages here, death or not. */
+	if (rt->cfg.stats)
+		dsm_rt_stats_print_survivors(rt);
 	dsm_rt_loop_stop(rt);
 	ndead = atomic_load(&rt->death.ndead); /* the loop, which learns of deaths, is done */
 	dsm_rt_prof_write(rt);

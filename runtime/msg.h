@@ -36,6 +36,7 @@ struct dsm_rt_req {
 		struct dsm_rt_mw_msg mw;
 		struct dsm_rt_ckpt_msg ckpt;
 		struct dsm_rt_freed_msg freed;
+		struct dsm_rt_stats_msg stats;
 	} u;
 	size_t len;      /* bytes of u that go */
 	uint64_t *token; /* where in u the loop writes the token a REPLY names; NULL: none */

@@ -388,6 +388,9 @@ struct dsm_rt_stats {
 	 * turns. */
 	pthread_mutex_t tp_lock;
 	struct dsm_tp_stats tp;
+	/* After a death, at the lowest live rank: the survivors' counters (STATS), under
+	 * tp_lock; a row with struct_size 0 never came. */
+	dsm_stats_t *all;
 };
 
 /* Adds @n to counter @field of @rt. */

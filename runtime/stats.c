@@ -8,7 +8,11 @@
 #include <string.h>
 
 #include "coherence/coherence.h"
+#include "common/log.h"
 #include "runtime/bootstrap.h"
+#include "runtime/coll.h"
+#include "runtime/loop.h"
+#include "runtime/msg.h"
 #include "runtime/rt.h"
 
 void dsm_rt_stats_init(struct dsm_rt *rt)
@@ -18,6 +22,8 @@ void dsm_rt_stats_init(struct dsm_rt *rt)
 
 void dsm_rt_stats_fini(struct dsm_rt *rt)
 {
+	free(rt->stats.all);
+	rt->stats.all = NULL;
 	pthread_mutex_destroy(&rt->stats.tp_lock);
 }
 
@@ -175,17 +181,13 @@ static uint64_t lat_quantile(const dsm_stats_t *s, double q)
 	return 0;
 }
 
-void dsm_rt_stats_print(struct dsm_rt *rt)
+/* The six tables of every rank's counters in @all; @dead: the ranks whose rows are empty. */
+static void print_tables(struct dsm_rt *rt, const dsm_stats_t *all, const char *dead)
 {
-	dsm_stats_t mine, *all = calloc((size_t)rt->nranks, sizeof(*all));
-
-	if (all == NULL)
-		return;
-	fill_stats(rt, &mine);
-	if (dsm_rt_boot_allgather(&mine, all, sizeof(mine)) == 0 && rt->rank == 0) {
-		printf("libdsm stats (%d ranks, %zu-byte lines, provider %s, lines %s)\n",
+	{
+		printf("libdsm stats (%d ranks, %zu-byte lines, provider %s, lines %s)%s\n",
 		       rt->nranks, rt->cfg.line_size, rt->tp->prov,
-		       rt->rdma.on ? "by RDMA read" : "inline");
+		       rt->rdma.on ? "by RDMA read" : "inline", dead);
 		printf("%4s %10s %10s %9s %9s %9s %10s %10s %7s %8s %10s %10s %8s %8s\n", "rank",
 		       "rd_faults", "wr_faults", "upgrades", "inv_sent", "inv_recv", "msgs_sent",
 		       "msgs_recv", "dropped", "rejected", "MB_sent", "MB_recv", "p50_us<",
@@ -268,7 +270,86 @@ void dsm_rt_stats_print(struct dsm_rt *rt)
 		}
 		fflush(stdout);
 	}
+}
+
+void dsm_rt_stats_print(struct dsm_rt *rt)
+{
+	dsm_stats_t mine, *all = calloc((size_t)rt->nranks, sizeof(*all));
+
+	if (all == NULL)
+		return;
+	fill_stats(rt, &mine);
+	if (dsm_rt_boot_allgather(&mine, all, sizeof(mine)) == 0 && rt->rank == 0)
+		print_tables(rt, all, "");
 	free(all);
+}
+
+/* ---- after a death: through the coordinator, not MPI ---------------------------------------- */
+
+static bool is_dead(struct dsm_rt *rt, int r)
+{
+	return atomic_load_explicit(&rt->death.dead[r], memory_order_relaxed) != 0;
+}
+
+/* The lowest live rank, which prints the tables (as coll.c's coordinator). */
+static int printer(struct dsm_rt *rt)
+{
+	for (int r = 0; r < rt->nranks; r++)
+		if (r == rt->rank || !is_dead(rt, r))
+			return r;
+	return rt->rank;
+}
+
+/* At the printer: a survivor's counters. */
+static void on_stats(struct dsm_rt *rt, int src, const void *data, size_t len)
+{
+	struct dsm_rt_stats_msg m;
+
+	memcpy(&m, data, sizeof(m));
+	if (printer(rt) != rt->rank || m.s.struct_size != sizeof(m.s)) {
+		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_STATS, len);
+		dsm_rt_reply(rt, src, m.token, -EINVAL);
+		return;
+	}
+	pthread_mutex_lock(&rt->stats.tp_lock);
+	if (rt->stats.all == NULL)
+		rt->stats.all = calloc((size_t)rt->nranks, sizeof(*rt->stats.all));
+	if (rt->stats.all)
+		rt->stats.all[src] = m.s;
+	pthread_mutex_unlock(&rt->stats.tp_lock);
+	dsm_rt_reply(rt, src, m.token, rt->stats.all ? 0 : -ENOMEM);
+}
+
+void dsm_rt_stats_msg_init(struct dsm_rt *rt)
+{
+	dsm_rt_msg_on(rt, DSM_RT_MSG_STATS, sizeof(struct dsm_rt_stats_msg), on_stats);
+}
+
+void dsm_rt_stats_print_survivors(struct dsm_rt *rt)
+{
+	struct dsm_rt_req req = {
+	        .type = DSM_RT_MSG_STATS, .len = sizeof(req.u.stats), .answer = DSM_RT_MSG_REPLY};
+	char dead[256] = "";
+	size_t len = 0;
+
+	fill_stats(rt, &req.u.stats.s);
+	req.u.stats.s.struct_size = sizeof(req.u.stats.s);
+	req.token = &req.u.stats.token;
+	req.target = printer(rt);
+	if (dsm_rt_submit(rt, &req) < 0)
+		DSM_LOG(DSM_LOG_WARN, "DSM_STATS: this rank's counters did not reach rank %d",
+		        req.target);
+	/* Every survivor's counters are at the printer once each has passed this. */
+	if (dsm_rt_collective(rt, DSM_RT_COLL_BARRIER, 0, 0) < 0 || printer(rt) != rt->rank)
+		return;
+	pthread_mutex_lock(&rt->stats.tp_lock);
+	for (int r = 0; r < rt->nranks && len < sizeof(dead) - 16; r++)
+		if (is_dead(rt, r) || rt->stats.all == NULL || rt->stats.all[r].struct_size == 0)
+			len += (size_t)snprintf(dead + len, sizeof(dead) - len, "%s%d",
+			                        len ? ", " : "; no counters from rank ", r);
+	if (rt->stats.all)
+		print_tables(rt, rt->stats.all, dead);
+	pthread_mutex_unlock(&rt->stats.tp_lock);
 }
 
 DSM_EXPORT int dsm_stats(dsm_stats_t *out)

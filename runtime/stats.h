@@ -21,5 +21,11 @@ void dsm_rt_count_latency(struct dsm_rt *rt, uint64_t ns);
 void dsm_rt_stats_publish(struct dsm_rt *rt);
 /* Collective (the bootstrap): every rank's counters, printed by rank 0. */
 void dsm_rt_stats_print(struct dsm_rt *rt);
+/* The same under DSM_ON_DEATH=continue, where MPI would wait for a dead rank: a
+ * collective of libdsm's among the survivors, whose counters go to the lowest live rank,
+ * which prints them (the dead ranks' rows empty). */
+void dsm_rt_stats_print_survivors(struct dsm_rt *rt);
+/* Registers the message that carries a survivor's counters. */
+void dsm_rt_stats_msg_init(struct dsm_rt *rt);
 
 #endif

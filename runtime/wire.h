@@ -8,6 +8,8 @@
 
 #include <stdint.h>
 
+#include <dsm.h>
+
 /* Bumped with every change to these messages: dsm_init compares it across ranks. */
 /* 2: COH_BATCH carries lines; 3: migratory grants, WB CLEAN; 4: multiple-writer memory (MW,
  * MW_DATA, MW_DIFF); 5: MW_GET of several lines, answered by one MW_DATA; 6: a dead rank
@@ -36,7 +38,8 @@ enum dsm_rt_msg_type {
 	DSM_RT_MSG_CKPT,         /* struct dsm_rt_ckpt_msg: a step of dsm_checkpoint (to itself) */
 	DSM_RT_MSG_FREED,   /* struct dsm_rt_freed_msg: drop your copies of freed lines (free.c) */
 	DSM_RT_MSG_UNALLOC, /* struct dsm_rt_freed_msg: the home has no allocation of that line */
-	DSM_RT_MSG_MAX = DSM_RT_MSG_UNALLOC,
+	DSM_RT_MSG_STATS,   /* struct dsm_rt_stats_msg: a survivor's counters, for DSM_STATS */
+	DSM_RT_MSG_MAX = DSM_RT_MSG_STATS,
 };
 
 /*
@@ -159,6 +162,13 @@ struct dsm_rt_freed_msg {
 };
 /* This rank is the lines' home: its copies, and those of every rank its directory names. */
 #define DSM_RT_FREED_HOME 1
+
+/* After a death, at dsm_finalize: a survivor's counters to the lowest live rank (stats.c),
+ * answered with a REPLY once stored. */
+struct dsm_rt_stats_msg {
+	uint64_t token;
+	dsm_stats_t s;
+};
 
 struct dsm_rt_reply {
 	uint64_t token;

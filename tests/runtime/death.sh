@@ -17,6 +17,8 @@ trap '[ -n "${KEEP_DIR:-}" ] && cp -r "$dir" "$KEEP_DIR"; rm -rf "$dir"' EXIT
 # (and so which are lost) must be what mr_death.c says, not what a prefetch or a migration
 # happened to bring.
 export DSM_ON_DEATH=continue DSM_MIGRATORY=0 DSM_PREFETCH=off
+# The counters' tables at dsm_finalize, gathered among the survivors (not through MPI).
+export DSM_STATS=1
 
 timeout 90 "$MPIEXEC" -disable-auto-cleanup -n 3 sh -c \
 	"trap '' USR1 TERM; '$PROG' >'$dir/out.'\$PMI_RANK 2>'$dir/err.'\$PMI_RANK; s=\$?; echo \$s >'$dir/rc.'\$PMI_RANK; exit \$s"
@@ -32,6 +34,11 @@ for r in 0 1; do
 	check_eval "rank $r exited 0 (it exited $(cat "$dir/rc.$r" 2>/dev/null))" \
 		"[ -s '$dir/rc.$r' ] && [ \$(cat '$dir/rc.$r') -eq 0 ]"
 done
+check_eval "rank 0 printed the survivors' counters, none from rank 2" \
+	"grep -q '^libdsm stats (3 ranks, .*; no counters from rank 2\$' '$dir/out.0'"
+check_eval "rank 1's row has its faults (read and write faults not both 0)" \
+	"awk '/^ *rank +rd_faults/ {t=1; next} t && \$1 == 1 {ok = \$2 + \$3 > 0; exit} END {exit !ok}' '$dir/out.0'"
+check_eval "rank 1 printed no table" "! grep -q '^libdsm stats' '$dir/out.1'"
 for r in 0 1 2; do
 	pid=$(sed -n 's/^pid \([0-9]*\)$/\1/p' "$dir/out.$r")
 	check_eval "nothing of rank $r (pid $pid) left in /dev/shm" \
