@@ -102,8 +102,8 @@ static void job_start(struct dsm_rt *rt, struct dsm_rt_free_job *j)
 {
 	size_t words = ((size_t)rt->nranks + 63) / 64;
 	uint64_t *told = j->home ? calloc(words, sizeof(*told)) : NULL;
-	bool all =
-	        false; /* every rank is told: a transaction in flight, or no memory for the set */
+	/* Every rank is told: a transaction in flight, or no memory for the set. */
+	bool all = false;
 	int err;
 
 	for (uint64_t l = j->first; l < j->first + j->n; l++) {

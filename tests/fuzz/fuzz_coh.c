@@ -2,11 +2,11 @@
 /*
  * libFuzzer target: the coherence engine fed messages from other ranks that the fuzzer
  * makes up (any type, flags, sender and line, in any order), mixed with this rank's own
- * faults, holds ending, RDMA completions, evictions, and deaths of other ranks (whose lines
- * another rank, never this one, adopts: this rank adopting lines it was never told to home
- * is a runtime error the fuzzer would find at once). The engine's contract
- * (coherence.h): every call returns 0, DSM_ERR_PROTOCOL or -EINVAL, and a refused event
- * changes nothing: the node's state (its canonical encoding) and the action list are as
+ * faults, holds ending, RDMA completions, evictions, drops of freed lines, and deaths of
+ * other ranks (whose lines another rank, never this one, adopts: this rank adopting lines
+ * it was never told to home is a runtime error the fuzzer would find at once). The engine's
+ * contract (coherence.h): every call returns 0, DSM_ERR_PROTOCOL or -EINVAL, and a refused
+ * event changes nothing: the node's state (its canonical encoding) and the action list are as
  * they were. A violation aborts, and the fuzzer reports the input.
  */
 #include <errno.h>
@@ -57,7 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint8_t *before, *after;
 		int ret;
 
-		ev.type = (dsm_coh_event_type_t)(p[0] % 10); /* 0: not a type (-EINVAL) */
+		ev.type = (dsm_coh_event_type_t)(p[0] % 11); /* 0: not a type (-EINVAL); 10: DROP */
 		ev.line = line;
 		ev.home = (unsigned)(line % NRANKS);
 		if (ev.type == DSM_COH_EV_PEER_DEAD || ev.type == DSM_COH_EV_LOST_LINE) {

@@ -57,10 +57,10 @@ dsm_add_test(NAME mr_prefetch_off_2r_shm LABEL runtime TIMEOUT 120
   COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 $<TARGET_FILE:mr_prefetch>
   ENVIRONMENT DSM_PROVIDER=shm DSM_HEAP_SIZE=${DSM_MR_HEAP} DSM_PREFETCH=off)
 dsm_mr_test(mr_shared SMOKE_ENV MR_ROUNDS=2000)
-# 6,000 rounds per shape in the default tier (the program's 10,000 took 85 s here; every
+# 5,000 rounds per shape in the default tier (the program's 10,000 took 85 s here; every
 # shape still races hundreds of times), 1,000 in the 4-rank tcp smoke run; the long tier's
 # matrix runs 100,000 (ten times the program's default).
-dsm_mr_test(mr_litmus ENV MR_ROUNDS=6000 SMOKE_ENV MR_ROUNDS=1000)
+dsm_mr_test(mr_litmus ENV MR_ROUNDS=5000 SMOKE_ENV MR_ROUNDS=1000)
 dsm_mr_test(mr_stress SMOKE_ENV MR_SECONDS=5)
 # 100,000 barriers with 2 ranks (the program's default), 4,000 in the 4-rank tcp run (10,000
 # took 42 s here; the long tier's matrix runs a million).
