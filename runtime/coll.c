@@ -180,7 +180,7 @@ static bool is_dead(struct dsm_rt *rt, int r)
 	return atomic_load_explicit(&rt->death.dead[r], memory_order_relaxed) != 0;
 }
 
-static int coordinator(struct dsm_rt *rt)
+int dsm_rt_coll_coordinator(struct dsm_rt *rt)
 {
 	for (int r = 0; r < rt->nranks; r++)
 		if (r == rt->rank || !is_dead(rt, r))
@@ -194,7 +194,7 @@ static void sync_send(struct dsm_rt *rt)
 	struct dsm_rt_coll *c = &rt->coll;
 	struct dsm_rt_coll_sync m = {
 	        .seq = c->active ? c->done + 1 : 0, .done = c->done, .done_sum = c->done_sum};
-	int to = coordinator(rt), ret;
+	int to = dsm_rt_coll_coordinator(rt), ret;
 
 	if (c->active)
 		m.call = c->call;
@@ -212,7 +212,7 @@ static void coord_check(struct dsm_rt *rt)
 	uint64_t s = 0;
 	bool all = true;
 
-	if (coordinator(rt) != rt->rank)
+	if (dsm_rt_coll_coordinator(rt) != rt->rank)
 		return;
 	for (int r = 0; r < rt->nranks; r++) {
 		struct dsm_rt_coll_peer *p = &c->peers[r];
@@ -316,7 +316,7 @@ void dsm_rt_coll_peer_dead(struct dsm_rt *rt, int dead)
 		c->coordinated = true;
 		DSM_LOG(DSM_LOG_INFO,
 		        "collectives go through the lowest live rank (%d) from now on",
-		        coordinator(rt));
+		        dsm_rt_coll_coordinator(rt));
 	}
 	/* The coordinator may be new, or may wait for the dead rank no longer. */
 	sync_send(rt);

@@ -19,6 +19,8 @@ void dsm_rt_coll_fini(struct dsm_rt *rt);
 /* Every rank calls it with the same kind and arguments. 0 or DSM_ERR_MISMATCH (logged). */
 /* Rank @dead died: collectives go through the lowest live rank from now on (coll.c). */
 void dsm_rt_coll_peer_dead(struct dsm_rt *rt, int dead);
+/* The lowest live rank (this one, if it knows of no live rank below it). */
+int dsm_rt_coll_coordinator(struct dsm_rt *rt);
 int dsm_rt_collective(struct dsm_rt *rt, enum dsm_rt_coll_kind kind, uint64_t a0, uint64_t a1);
 
 #endif

@@ -284,29 +284,15 @@ void dsm_rt_stats_print(struct dsm_rt *rt)
 	free(all);
 }
 
-/* ---- after a death: through the coordinator, not MPI ---------------------------------------- */
+/* ---- DSM_ON_DEATH=continue: through the coordinator, not MPI ----------------------------- */
 
-static bool is_dead(struct dsm_rt *rt, int r)
-{
-	return atomic_load_explicit(&rt->death.dead[r], memory_order_relaxed) != 0;
-}
-
-/* The lowest live rank, which prints the tables (as coll.c's coordinator). */
-static int printer(struct dsm_rt *rt)
-{
-	for (int r = 0; r < rt->nranks; r++)
-		if (r == rt->rank || !is_dead(rt, r))
-			return r;
-	return rt->rank;
-}
-
-/* At the printer: a survivor's counters. */
+/* At the coordinator (the lowest live rank), which prints: a survivor's counters. */
 static void on_stats(struct dsm_rt *rt, int src, const void *data, size_t len)
 {
 	struct dsm_rt_stats_msg m;
 
 	memcpy(&m, data, sizeof(m));
-	if (printer(rt) != rt->rank || m.s.struct_size != sizeof(m.s)) {
+	if (dsm_rt_coll_coordinator(rt) != rt->rank || m.s.struct_size != sizeof(m.s)) {
 		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_STATS, len);
 		dsm_rt_reply(rt, src, m.token, -EINVAL);
 		return;
@@ -335,16 +321,17 @@ void dsm_rt_stats_print_survivors(struct dsm_rt *rt)
 	fill_stats(rt, &req.u.stats.s);
 	req.u.stats.s.struct_size = sizeof(req.u.stats.s);
 	req.token = &req.u.stats.token;
-	req.target = printer(rt);
+	req.target = dsm_rt_coll_coordinator(rt);
 	if (dsm_rt_submit(rt, &req) < 0)
 		DSM_LOG(DSM_LOG_WARN, "DSM_STATS: this rank's counters did not reach rank %d",
 		        req.target);
-	/* Every survivor's counters are at the printer once each has passed this. */
-	if (dsm_rt_collective(rt, DSM_RT_COLL_BARRIER, 0, 0) < 0 || printer(rt) != rt->rank)
+	/* Every survivor's counters are at the coordinator once each has passed this. */
+	if (dsm_rt_collective(rt, DSM_RT_COLL_BARRIER, 0, 0) < 0 ||
+	    dsm_rt_coll_coordinator(rt) != rt->rank)
 		return;
 	pthread_mutex_lock(&rt->stats.tp_lock);
 	for (int r = 0; r < rt->nranks && len < sizeof(dead) - 16; r++)
-		if (is_dead(rt, r) || rt->stats.all == NULL || rt->stats.all[r].struct_size == 0)
+		if (rt->stats.all == NULL || rt->stats.all[r].struct_size == 0)
 			len += (size_t)snprintf(dead + len, sizeof(dead) - len, "%s%d",
 			                        len ? ", " : "; no counters from rank ", r);
 	if (rt->stats.all)
