@@ -338,29 +338,38 @@ static struct dsm_rt_slab *slab_new(struct dsm_rt_alloc *a, unsigned cls)
 	return s;
 }
 
+/* The first object of @s never handed out (nor, with quarantine, freed), or -1. */
+static int slab_room(const struct dsm_rt_slab *s)
+{
+	for (unsigned w = 0; w < slab_words(s); w++) {
+		uint64_t taken = s->used[w] | s->used[slab_words(s) + w];
+		unsigned idx;
+
+		if (taken == ~0ull)
+			continue;
+		idx = w * 64 + (unsigned)__builtin_ctzll(~taken);
+		return idx < s->nobj ? (int)idx : -1;
+	}
+	return -1;
+}
+
 static void *slab_alloc(struct dsm_rt_alloc *a, unsigned cls)
 {
 	struct dsm_rt_slab *s = a->partial[cls];
 	size_t obj = (size_t)1 << (MIN_OBJ_SHIFT + cls);
+	int idx;
 
 	if (s == NULL && (s = slab_new(a, cls)) == NULL)
 		return NULL;
-	for (unsigned w = 0; w < slab_words(s); w++) {
-		uint64_t taken = s->used[w] | s->used[slab_words(s) + w];
-
-		if (taken == ~0ull)
-			continue;
-		unsigned b = (unsigned)__builtin_ctzll(~taken);
-		unsigned idx = w * 64 + b;
-		if (idx >= s->nobj)
-			break;
-		s->used[w] |= 1ull << b;
-		if (--s->nfree == 0)
-			partial_unlink(a, s);
-		a->live_bytes += obj;
-		return (char *)line_ptr(a, s->line) + idx * obj;
-	}
-	return NULL; /* unreachable: a partial slab has a free object */
+	idx = slab_room(s);
+	if (idx < 0)
+		return NULL; /* unreachable: a partial slab has room */
+	s->used[idx / 64] |= 1ull << (idx % 64);
+	/* Full, or (quarantine) its free objects are freed ones, never handed out again. */
+	if (--s->nfree == 0 || (a->quarantine && slab_room(s) < 0))
+		partial_unlink(a, s);
+	a->live_bytes += obj;
+	return (char *)line_ptr(a, s->line) + (size_t)idx * obj;
 }
 
 int dsm_rt_alloc_local(struct dsm_rt_alloc *a, size_t size, void **out_p)

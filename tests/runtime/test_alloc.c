@@ -286,6 +286,15 @@ static void test_freed_lines_and_quarantine(void **state)
 	assert_int_equal(dsm_rt_free_local(&a, obj[0], NULL, NULL), -EINVAL); /* double free */
 	assert_int_equal(dsm_rt_alloc_local(&a, 32, &again), 0);
 	assert_true(again != obj[0]); /* the hole is not reused */
+	/* A slab whose free objects are all freed ones is full: the next object comes from a
+	 * new slab. */
+	for (int i = 0; i < (int)(LINE / 32) * 3; i++) {
+		void *o;
+
+		assert_int_equal(dsm_rt_alloc_local(&a, 32, &o), 0);
+		if (i % 2 == 0)
+			assert_int_equal(dsm_rt_free_local(&a, o, NULL, NULL), 0);
+	}
 	assert_int_equal(dsm_rt_alloc_local(&a, 3 * LINE, &ext), 0);
 	assert_int_equal(dsm_rt_free_local(&a, ext, &first, &n), 0);
 	assert_int_equal(n, 3);
