@@ -499,7 +499,7 @@ bool dsm_rt_alloc_live(struct dsm_rt_alloc *a, uint64_t line)
 {
 	ssize_t i;
 
-	if (line >= a->coll_lines && (line - a->coll_lines) / a->slice_lines != a->rank)
+	if (line < a->coll_lines || (line - a->coll_lines) / a->slice_lines != a->rank)
 		return true;
 	pthread_mutex_lock(&a->lock);
 	i = ext_find(a, line);

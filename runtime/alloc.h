@@ -80,8 +80,9 @@ int dsm_rt_alloc_local(struct dsm_rt_alloc *a, size_t size, void **out_p);
 int dsm_rt_free_local(struct dsm_rt_alloc *a, void *p, uint64_t *first_p, uint64_t *n_p);
 /* The bytes of the live object or allocation of this rank's slice that starts at @p, or 0. */
 size_t dsm_rt_alloc_size(struct dsm_rt_alloc *a, const void *p);
-/* false for a line of this rank's slice, or of the collective region, that no live
- * allocation covers; true otherwise (another rank's slice: only its owner knows). */
+/* false for a line of this rank's slice that no live allocation covers; true otherwise
+ * (the collective region: dsm_rt_alloc_home says; another rank's slice: only its owner
+ * knows). */
 bool dsm_rt_alloc_live(struct dsm_rt_alloc *a, uint64_t line);
 
 /* The rank whose slice holds @p (the rank to send its dsm_free to), or -1 for

@@ -248,9 +248,7 @@ bool dsm_rt_free_check_request(struct dsm_rt *rt, int src, uint64_t line)
 	struct dsm_rt_freed_msg m = {.first = line, .n = 1};
 	int err;
 
-	if (dsm_rt_alloc_live(&rt->alloc, line) ||
-	    dsm_rt_alloc_owner(&rt->alloc, (void *)dsm_coh_line_addr(&rt->layout, line)) !=
-	            rt->rank)
+	if (dsm_rt_alloc_live(&rt->alloc, line))
 		return true;
 	/* Before the grant: per pair, messages keep the order they were sent in (msg.c). */
 	err = dsm_rt_send(rt, src, DSM_RT_MSG_UNALLOC, &m, sizeof(m));
