@@ -12,6 +12,7 @@
 #include "runtime/engine.h"
 #include "runtime/fatal.h"
 #include "runtime/msg.h"
+#include "runtime/mw.h"
 #include "runtime/mutex.h"
 #include "runtime/prefetch.h"
 #include "runtime/rt.h"
@@ -42,6 +43,23 @@ int dsm_rt_death_of_line(struct dsm_rt *rt, uint64_t line)
 		return -1;
 	home = dsm_rt_alloc_home(&rt->alloc, line, NULL);
 	return home >= 0 && dead(rt, home) ? home : -1;
+}
+
+int dsm_rt_death_lost_with(struct dsm_rt *rt, uint64_t line)
+{
+	int h;
+
+	if (atomic_load_explicit(&rt->death.ndead, memory_order_relaxed) == 0)
+		return -1;
+	h = dsm_rt_alloc_home(&rt->alloc, line, NULL);
+	/* From its first home on, as dsm_rt_live_home() goes: the first dead rank that was
+	 * alive when the line was allocated is the one that served it. */
+	for (int k = 0; h >= 0 && k < rt->nranks && dead(rt, h); k++) {
+		if (line >= rt->alloc.coll_lines || line < rt->death.coll_mark[h])
+			return h;
+		h = (h + 1) % rt->nranks;
+	}
+	return -1;
 }
 
 /* A line homed here since rank @orig died and never adopted is lost: the engine answers
@@ -179,6 +197,7 @@ void dsm_rt_death(struct dsm_rt *rt, int peer)
 	if (dsm_rt_engine(rt, &ev, NULL) < 0)
 		dsm_rt_fatal(rt, "internal error: the engine refused the death of rank %d", peer);
 	dsm_rt_prefetch_peer_dead(rt);
+	dsm_rt_mw_peer_dead(rt, peer);
 	/* Then: all our copies of those lines are on their way. */
 	for (int i = 0; i < nmoved; i++) {
 		struct dsm_rt_dead_msg a = {.rank = (uint32_t)moved[i]};
@@ -237,13 +256,13 @@ bool dsm_rt_death_hold(struct dsm_rt *rt, int src, const dsm_coh_event_t *ev, co
 	return true;
 }
 
-void dsm_rt_death_poison(struct dsm_rt *rt, uint64_t line, unsigned who)
+void dsm_rt_death_poison(struct dsm_rt *rt, struct dsm_rt_region *rg, uint64_t line, unsigned who)
 {
 	size_t ls = (size_t)1 << rt->layout.line_shift;
 	uint64_t addr = dsm_coh_line_addr(&rt->layout, line);
-	/* The engine's COUNT of this loss came just before its POISON. */
+	/* Counted just before (the engine's COUNT comes before its POISON). */
 	uint64_t n = atomic_load_explicit(&rt->stats.cnt.lost_lines, memory_order_relaxed);
-	int ret = dsm_rt_region_poison(&rt->region, addr, ls);
+	int ret = dsm_rt_region_poison(rg, addr, ls);
 
 	if (ret < 0)
 		dsm_rt_fatal(rt, "poisoning lost line %llu failed: %s", (unsigned long long)line,
@@ -251,9 +270,12 @@ void dsm_rt_death_poison(struct dsm_rt *rt, uint64_t line, unsigned who)
 	dsm_rt_prefetch_arrived(rt, line);
 	if (n <= LOST_LOGGED || (n & (n - 1)) == 0)
 		DSM_LOG(DSM_LOG_WARN,
-		        "line %llu (%#llx, %zu bytes) died with rank %u, which held its only copy: "
-		        "an access to it raises SIGBUS (%llu lines lost here so far)",
+		        "line %llu (%#llx, %zu bytes) died with rank %u, which %s: an access to "
+		        "it raises SIGBUS (%llu lines lost here so far)",
 		        (unsigned long long)line, (unsigned long long)addr, ls, who,
+		        dsm_rt_mw_owns(rt, line)
+		                ? "was its home (multiple-writer memory: the merged line)"
+		                : "held its only copy",
 		        (unsigned long long)n);
 }
 

@@ -23,6 +23,7 @@
 #include "coherence/coherence.h"
 
 struct dsm_rt;
+struct dsm_rt_region;
 
 int dsm_rt_death_init(struct dsm_rt *rt);
 void dsm_rt_death_fini(struct dsm_rt *rt);
@@ -40,7 +41,14 @@ int dsm_rt_death_of_line(struct dsm_rt *rt, uint64_t line);
  * the engine that a line nobody adopted is lost.
  */
 bool dsm_rt_death_hold(struct dsm_rt *rt, int src, const dsm_coh_event_t *ev, const void *data);
-/* A lost line's POISON action: poison it, say so once. */
-void dsm_rt_death_poison(struct dsm_rt *rt, uint64_t line, unsigned dead);
+/*
+ * The dead rank that was serving @line when it died, or -1: its first home, or the rank
+ * that took that one's lines, whichever was the first dead one alive at the line's
+ * allocation. Multiple-writer lines die with it (mw.c: the merged line was its home copy).
+ */
+int dsm_rt_death_lost_with(struct dsm_rt *rt, uint64_t line);
+/* A lost line's POISON action in region @rg (after its count in lost_lines): poison it,
+ * say so once. */
+void dsm_rt_death_poison(struct dsm_rt *rt, struct dsm_rt_region *rg, uint64_t line, unsigned dead);
 
 #endif

@@ -229,7 +229,7 @@ static void run_action(struct dsm_rt *rt, const dsm_coh_action_t *a, const void 
 		break;
 	case DSM_COH_ACT_POISON:
 		dsm_rt_ckpt_before(rt, a->line, DSM_RT_CK_MAP);
-		dsm_rt_death_poison(rt, a->line, a->msg.reserved);
+		dsm_rt_death_poison(rt, &rt->region, a->line, a->msg.reserved);
 		dsm_rt_fault_end(rt, a->line);
 		break;
 	case DSM_COH_ACT_RDMA_READ:

@@ -39,6 +39,7 @@
 #include "common/uffd.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "runtime/death.h"
 #include "runtime/fatal.h"
 #include "runtime/hold.h"
 #include "runtime/loop.h"
@@ -56,6 +57,7 @@ enum {
 	MW_PENDING,
 	MW_RO,
 	MW_DIRTY,
+	MW_LOST, /* served by a rank that died: poisoned (dsm_rt_mw_peer_dead) */
 	MW_STATE = 0x0f,
 	MW_STALE = 0x10, /* homed here, and another rank's diff changed the home copy since */
 };
@@ -124,9 +126,11 @@ bool dsm_rt_mw_owns(struct dsm_rt *rt, uint64_t line)
 	       range_of(&rt->mw, line) != NULL;
 }
 
+/* Where @line is served: after a death, memory allocated since is at the heir (and what the
+ * dead rank served is lost: dsm_rt_death_lost_with). */
 static int home_of(struct dsm_rt *rt, uint64_t line)
 {
-	return dsm_rt_alloc_home(&rt->alloc, line, NULL);
+	return dsm_rt_live_home(rt, dsm_rt_alloc_home(&rt->alloc, line, NULL));
 }
 
 /* Counters the application threads read: up before down (mw.h). */
@@ -271,7 +275,8 @@ static void fetch(struct dsm_rt *rt, struct dsm_rt_mw_range *r, uint64_t line, i
 	for (uint64_t l = line; l < end && n < max; l++) {
 		uint8_t *st = &r->state[l - r->first];
 
-		if (l != line && ((*st & MW_STATE) != MW_INVALID || home_of(rt, l) != home))
+		if (l != line && ((*st & MW_STATE) != MW_INVALID || home_of(rt, l) != home ||
+		                  dsm_rt_death_lost_with(rt, l) >= 0))
 			continue;
 		count(&w->held, 1);
 		PUSH(rt, w->pending, w->npending, w->pending_cap,
@@ -329,6 +334,15 @@ bool dsm_rt_mw_waits(struct dsm_rt *rt)
 	return rt->mw.ndeferred != 0;
 }
 
+/* @line died with rank @dead, which served it: poisoned here, so that an access raises
+ * SIGBUS (a thread waiting on it is woken by the poison and faults again). */
+static void lose(struct dsm_rt *rt, uint64_t line, uint8_t *st, int dead)
+{
+	*st = MW_LOST;
+	DSM_RT_COUNT(rt, lost_lines, 1);
+	dsm_rt_death_poison(rt, rt->mw.rg, line, (unsigned)dead);
+}
+
 bool dsm_rt_mw_fault(struct dsm_rt *rt, const struct dsm_rt_fault *f, uint64_t line, int home)
 {
 	struct dsm_rt_mw *w = &rt->mw;
@@ -344,8 +358,16 @@ bool dsm_rt_mw_fault(struct dsm_rt *rt, const struct dsm_rt_fault *f, uint64_t l
 	dsm_rt_prof_fault(rt, line, f->exact, f->write);
 	dsm_rt_fault_begin(rt, line, f->tid);
 	dsm_rt_fault_sample(rt, line, f->tid);
+	home = dsm_rt_live_home(rt, home);
 	switch (*st & MW_STATE) {
-	case MW_INVALID:
+	case MW_INVALID: {
+		int dead = dsm_rt_death_lost_with(rt, line);
+
+		if (dead >= 0) {
+			lose(rt, line, st, dead);
+			dsm_rt_fault_end(rt, line);
+			break;
+		}
 		if (home == rt->rank) {
 			install(rt, line, st, dsm_rt_home_line(rt, line), f->write);
 			resolved(rt, line);
@@ -353,6 +375,7 @@ bool dsm_rt_mw_fault(struct dsm_rt *rt, const struct dsm_rt_fault *f, uint64_t l
 		}
 		fetch(rt, range_of(w, line), line, home, f->write);
 		break;
+	}
 	case MW_PENDING: {
 		struct dsm_rt_mw_pending *p = pending_find(w, line);
 
@@ -371,8 +394,9 @@ bool dsm_rt_mw_fault(struct dsm_rt *rt, const struct dsm_rt_fault *f, uint64_t l
 		}
 		__attribute__((fallthrough));
 	case MW_DIRTY:
-		/* Installed (or made writable) after the fault was queued: the thread retries. It
-		 * may have run already, so its hold is the short one. */
+	case MW_LOST:
+		/* Installed (or made writable, or poisoned) after the fault was queued: the
+		 * thread retries. It may have run already, so its hold is the short one. */
 		ret = dsm_rt_region_wake(w->rg, (uint64_t)(uintptr_t)line_addr(rt, line),
 		                         line_size(rt));
 		dsm_rt_fault_end(rt, line);
@@ -404,11 +428,18 @@ static void out_send(struct dsm_rt *rt, struct dsm_rt_mw_out *o)
 
 	memcpy(o->buf, &h, sizeof(h));
 	rt->mw.outstanding++;
+	rt->mw.acks[o->home]++;
 	count(&rt->mw.unreleased, 1);
 	DSM_RT_COUNT(rt, diffs_sent, o->n);
 	ret = dsm_rt_send(rt, o->home, DSM_RT_MSG_MW_DIFF, o->buf, o->len);
-	if (ret < 0 && ret != DSM_ERR_PEER_DEAD)
+	if (ret == DSM_ERR_PEER_DEAD) {
+		/* Its lines die with it (dsm_rt_mw_peer_dead): no acknowledgement comes. */
+		rt->mw.outstanding--;
+		rt->mw.acks[o->home]--;
+		count(&rt->mw.unreleased, -1);
+	} else if (ret < 0) {
 		dsm_rt_fatal(rt, "sending diffs to rank %d failed: %s", o->home, dsm_err_str(ret));
+	}
 	o->home = -1;
 	o->n = 0;
 	o->len = sizeof(h);
@@ -738,6 +769,8 @@ static bool homed_here(struct dsm_rt *rt, uint64_t line)
 
 	if (line >= (rt->layout.size >> rt->layout.line_shift))
 		return false;
+	if (dsm_rt_death_lost_with(rt, line) >= 0)
+		return false; /* it died with its home */
 	home = home_of(rt, line);
 	/* Not yet allocated here, or allocated and not yet known to this loop as multiple-
 	 * writer memory (the ADD of the allocating thread comes after the collective, and
@@ -945,7 +978,8 @@ static void on_mw(struct dsm_rt *rt, int src, const void *data, size_t len)
 	struct dsm_rt_mw_msg m;
 
 	memcpy(&m, data, sizeof(m));
-	if (m.op == DSM_RT_MW_ACK && src != rt->rank && w->outstanding) {
+	if (m.op == DSM_RT_MW_ACK && src != rt->rank && w->acks[src]) {
+		w->acks[src]--;
 		count(&w->unreleased, -1);
 		if (--w->outstanding == 0)
 			complete_waiting(rt);
@@ -1124,6 +1158,86 @@ int dsm_rt_mw_drain(struct dsm_rt *rt)
 	return n;
 }
 
+/* ---- a dead rank ------------------------------------------------------------------------ */
+
+/* Drops the lines of @v[0, *n) that are LOST now, with what each one counted (cached: a copy
+ * homed elsewhere, in held; with asynchronous tracking a twin of it, in unreleased). */
+static size_t forget_lost(struct dsm_rt *rt, uint64_t *v, size_t *n)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+	size_t k = 0, gone;
+
+	for (size_t i = 0; i < *n; i++)
+		if ((*state_of(w, v[i]) & MW_STATE) != MW_LOST)
+			v[k++] = v[i];
+	gone = *n - k;
+	*n = k;
+	return gone;
+}
+
+void dsm_rt_mw_peer_dead(struct dsm_rt *rt, int dead)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+	size_t k = 0, gone;
+
+	/*
+	 * Its home copies were the merged lines: what survivors hold of them may miss writes
+	 * released to it by others, so no copy can stand in for them, and every line it served
+	 * is lost on every survivor (each poisons its own copies now, and the rest at their
+	 * first fault). Its own unreleased writes to lines homed elsewhere are lost with it.
+	 */
+	for (size_t i = 0; i < w->nr; i++) {
+		struct dsm_rt_mw_range *r = &w->r[i];
+
+		for (uint64_t j = 0; j < r->n; j++) {
+			uint8_t *st = &r->state[j], s = *st & MW_STATE;
+			uint64_t line = r->first + j;
+
+			if (s == MW_INVALID || s == MW_LOST ||
+			    dsm_rt_death_lost_with(rt, line) != dead)
+				continue;
+			if (s == MW_PENDING) {
+				struct dsm_rt_mw_pending *p = pending_find(w, line);
+				bool waited = p && p->waited;
+
+				if (p)
+					pending_drop(w, p);
+				lose(rt, line, st, dead);
+				if (waited)
+					dsm_rt_fault_end(rt, line);
+				continue;
+			}
+			if (w->async) {
+				twin_put(rt, r->twin[j]);
+				r->twin[j] = NULL;
+			}
+			lose(rt, line, st, dead);
+		}
+	}
+	gone = forget_lost(rt, w->cached, &w->ncached);
+	count(&w->held, -(int64_t)gone);
+	if (w->async)
+		count(&w->unreleased, -(int64_t)gone);
+	for (size_t i = 0; i < w->ndirty; i++) {
+		if ((*state_of(w, w->dirty[i].line) & MW_STATE) == MW_LOST) {
+			twin_put(rt, w->dirty[i].twin);
+			count(&w->unreleased, -1);
+		} else {
+			w->dirty[k++] = w->dirty[i];
+		}
+	}
+	w->ndirty = k;
+	/* The releases waiting for its acknowledgements are done. */
+	if (w->acks[dead]) {
+		w->outstanding -= w->acks[dead];
+		count(&w->unreleased, -(int64_t)w->acks[dead]);
+		w->acks[dead] = 0;
+		if (w->outstanding == 0)
+			complete_waiting(rt);
+	}
+	run_deferred(rt);
+}
+
 /* ---- application threads --------------------------------------------------------------- */
 
 int dsm_rt_mw_request(struct dsm_rt *rt, enum dsm_rt_mw_op op, uint64_t addr, uint64_t len)
@@ -1215,7 +1329,8 @@ int dsm_rt_mw_init(struct dsm_rt *rt)
 	        w->async ? "PAGEMAP_SCAN (asynchronous write-protect)" : "twins at write faults");
 	w->msg_cap = dsm_rt_mw_msg_max(line_size(rt));
 	w->scratch = malloc(w->msg_cap);
-	if (w->scratch == NULL)
+	w->acks = calloc((size_t)rt->nranks, sizeof(*w->acks));
+	if (w->scratch == NULL || w->acks == NULL)
 		return -ENOMEM;
 	for (unsigned i = 0; i < DSM_RT_MW_OUTS; i++) {
 		w->out[i].home = -1;
@@ -1256,6 +1371,7 @@ void dsm_rt_mw_fini(struct dsm_rt *rt)
 	free(w->deferred);
 	free(w->twins);
 	free(w->scratch);
+	free(w->acks);
 	free(w->scan);
 	dsm_rt_region_close(&w->region);
 	if (w->take)

@@ -47,6 +47,9 @@ bool dsm_rt_mw_waits(struct dsm_rt *rt);
 
 /* The loop: whether @line is multiple-writer memory. */
 bool dsm_rt_mw_owns(struct dsm_rt *rt, uint64_t line);
+/* Rank @dead died (DSM_ON_DEATH=continue): the lines it served are lost here, and no
+ * release waits for its acknowledgements. */
+void dsm_rt_mw_peer_dead(struct dsm_rt *rt, int dead);
 
 /* Application threads: @op (ADD, DEL, RELEASE, ACQUIRE) done by this rank's loop. */
 int dsm_rt_mw_request(struct dsm_rt *rt, enum dsm_rt_mw_op op, uint64_t addr, uint64_t len);

@@ -314,6 +314,7 @@ struct dsm_rt_mw {
 	size_t npending, pending_cap;
 	uint64_t epoch;       /* acquires so far: data asked for before the last one is stale */
 	uint64_t outstanding; /* MW_DIFFs sent and not acknowledged */
+	uint64_t *acks;       /* per rank: of those, the ones sent to it */
 	uint64_t *waiting;    /* tokens of releases that wait for outstanding to reach 0 */
 	size_t nwaiting, waiting_cap;
 	struct dsm_rt_mw_deferred *deferred; /* requests that wait for the holds to end */

@@ -21,6 +21,13 @@
  *                         j 4-7 F: the home wrote them, the victim and the other read them
  *                         j 8: a mutex the victim holds when it dies (homed at rank 0)
  *                         j 9: rank 1's last W values (homed at rank 1)
+ *                         j 10: the victim's pid (homed at rank 0)
+ * Multiple-writer memory, 8 lines per home (cyclic), word r written by rank r and released
+ * before the kill; the survivors read j 0-3 of every home. Rank 1 then writes words 5 and
+ * 6 of j 0-3 homed at rank 0 and at the victim, and releases them while the victim is
+ * stopped (SIGSTOP, then rank 0's SIGKILL): that release must return once the victim is
+ * dead. Every line the victim homed is lost on both survivors (its home copy was the merged
+ * line), the others keep every released word, and memory allocated after the death works.
  * Exits 0 on a survivor whose checks all passed; prints "N passed, M failed" per rank.
  */
 #include <pthread.h>
@@ -51,6 +58,13 @@ static volatile long *heap;
 static int w_home = VICTIM;
 static atomic_int stop;
 static long w_last[4];
+static volatile long *mw;
+#define MW_PER 8 /* multiple-writer lines per home */
+
+static long *mw_at(int home, int j)
+{
+	return (long *)(mw + (size_t)(3 * j + home) * WORDS);
+}
 
 static long *line_at(int home, int j)
 {
@@ -137,12 +151,27 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
+/* Rank 1, while the victim is stopped: a release that owes it diffs. */
+static void *mw_releaser(void *arg)
+{
+	(void)arg;
+	sleep_ms(450);
+	for (int j = 0; j < 4; j++) {
+		mw_at(VICTIM, j)[6] = value(VICTIM, j, 21);
+		mw_at(0, j)[6] = value(0, j, 21);
+	}
+	dsm_release();
+	printf("rank 1's release to the stopped victim returned\n");
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	struct sigaction sa;
 	dsm_mutex_t *mx0, *mxv;
-	pthread_t th;
+	pthread_t th, rel;
 	int dead[4], n, expected_bus = 0, got_bus = 0, wlost = 0;
+	pid_t victim_pid = 0;
 
 	mr_start(&argc, &argv); /* mr_finish is not for here: it calls MPI */
 	if (dsm_init(NULL) != 0)
@@ -192,10 +221,29 @@ int main(int argc, char **argv)
 			f[0] = f[WORDS - 1] = value(rank, 4 + j, 3);
 		}
 	}
-	if (rank == VICTIM)
+	if (rank == VICTIM) {
 		for (int j = 8; j < 10; j++)
 			line_at(VICTIM, j)[0] = value(VICTIM, j, 4);
+		line_at(0, 10)[0] = getpid();
+	}
+	mw = dsm_all_alloc_mw((size_t)3 * MW_PER * WORDS * sizeof(long), DSM_DIST_CYCLIC);
+	if (mw == NULL)
+		return 2;
+	for (int h = 0; h < 3; h++)
+		for (int j = 0; j < MW_PER; j++)
+			mw_at(h, j)[rank] = value(h, j, 10 + rank);
 	dsm_barrier();
+	if (rank == 0)
+		victim_pid = (pid_t)line_at(0, 10)[0];
+	if (rank != VICTIM) {
+		long sum = 0;
+
+		for (int h = 0; h < 3; h++)
+			for (int j = 0; j < 4; j++)
+				sum += mw_at(h, j)[0] + mw_at(h, j)[1] + mw_at(h, j)[2];
+		if (sum == 42)
+			printf("(never)\n");
+	}
 	/* Reads: read-only copies. */
 	{
 		long sum = 0;
@@ -223,14 +271,27 @@ int main(int argc, char **argv)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		printf("killed at %lld\n", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
 		fflush(stdout);
+		/* Stopped until rank 0 kills it: what is sent to it meanwhile stays unanswered. */
+		raise(SIGSTOP);
 		raise(SIGKILL);
 	}
+	if (rank == 1)
+		for (int j = 0; j < 4; j++) {
+			mw_at(VICTIM, j)[5] = value(VICTIM, j, 20);
+			mw_at(0, j)[5] = value(0, j, 20);
+		}
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = on_bus;
 	sa.sa_flags = SA_SIGINFO;
 	sigaction(SIGBUS, &sa, NULL);
 	pthread_create(&th, NULL, rank == 1 ? churn_writer : churn_reader, NULL);
+	if (rank == 1)
+		pthread_create(&rel, NULL, mw_releaser, NULL);
+	if (rank == 0) {
+		sleep_ms(700);
+		CHECK(victim_pid > 0 && kill(victim_pid, SIGKILL) == 0);
+	}
 	if (rank == 1) {
 		/* Waits behind the victim, which dies holding it. */
 		CHECK(dsm_mutex_lock(mx0) == DSM_ERR_PEER_DEAD);
@@ -244,9 +305,11 @@ int main(int argc, char **argv)
 	sleep_ms(200); /* the churn goes on at the lines' new home */
 	atomic_store(&stop, 1);
 	pthread_join(th, NULL);
-	if (rank == 1)
+	if (rank == 1) {
+		pthread_join(rel, NULL);
 		for (int i = 0; i < 4; i++)
 			line_at(1, 9)[i] = w_last[i];
+	}
 	dsm_barrier(); /* among the survivors */
 
 	for (int j = 0; j < 4; j++) {
@@ -302,6 +365,30 @@ int main(int argc, char **argv)
 		expected_bus++;
 		got_bus += probe(line_at(VICTIM, 8), 0, 0, 0, &v);
 	}
+	/* Multiple-writer memory: what the victim homed is lost, the rest intact. */
+	for (int j = 0; j < MW_PER; j++) {
+		long v = 0, *m = mw_at(VICTIM, j);
+
+		expected_bus++;
+		if (probe(m, j & 3, 0, 0, &v)) {
+			got_bus++;
+			CHECK(bus_addr == (void *)(m + (j & 3)));
+		} else {
+			fprintf(stderr,
+			        "[rank %d] multiple-writer line %d of the victim did not "
+			        "raise SIGBUS\n",
+			        rank, j);
+		}
+		for (int h = 0; h < 2; h++) {
+			m = mw_at(h, j);
+			for (int r = 0; r < 3; r++)
+				CHECK(probe(m, r, 0, 0, &v) == 0 && v == value(h, j, 10 + r));
+			CHECK(probe(m, 5, 0, 0, &v) == 0 &&
+			      v == (h == 0 && j < 4 ? value(0, j, 20) : 0));
+			CHECK(probe(m, 6, 0, 0, &v) == 0 &&
+			      v == (h == 0 && j < 4 ? value(0, j, 21) : 0));
+		}
+	}
 	printf("SIGBUS on %d of the %d accesses to lost lines; %d of the 4 lines in use as the "
 	       "victim died were lost with it\n",
 	       got_bus, expected_bus, wlost);
@@ -314,7 +401,7 @@ int main(int argc, char **argv)
 	       (unsigned long long)st.dead_ranks, (unsigned long long)st.adopted_copies,
 	       (unsigned long long)st.lost_lines);
 	CHECK(st.dead_ranks == 1);
-	CHECK(st.lost_lines == 12 + (uint64_t)wlost);
+	CHECK(st.lost_lines == 12 + MW_PER + (uint64_t)wlost);
 	/* Rank 0 held A, rank 1 A and B (and either may have held W). */
 	CHECK(st.adopted_copies >= (rank == 1 ? 8u : 4u));
 
@@ -338,6 +425,31 @@ int main(int argc, char **argv)
 				bad += v != 7000 + i;
 		}
 		printf("memory allocated after the death: %d wrong values, %d SIGBUS\n", bad, bus);
+		CHECK(bad == 0 && bus == 0);
+		dsm_barrier();
+		CHECK(dsm_all_free((void *)fresh) == 0);
+	}
+	{
+		volatile long *fresh =
+		        dsm_all_alloc_mw((size_t)3 * 8 * WORDS * sizeof(long), DSM_DIST_CYCLIC);
+		int bad = 0, bus = 0;
+		long v;
+
+		CHECK(fresh != NULL);
+		for (int i = 0; fresh && i < 3 * 8; i++)
+			if (probe((long *)(fresh + (size_t)i * WORDS), rank, 1, 8000 + i, NULL))
+				bus++;
+		dsm_barrier();
+		for (int i = 0; fresh && i < 3 * 8; i++)
+			for (int r = 0; r < 2; r++) {
+				if (probe((long *)(fresh + (size_t)i * WORDS), r, 0, 0, &v))
+					bus++;
+				else
+					bad += v != 8000 + i;
+			}
+		printf("multiple-writer memory allocated after the death: %d wrong values, %d "
+		       "SIGBUS\n",
+		       bad, bus);
 		CHECK(bad == 0 && bus == 0);
 		dsm_barrier();
 		CHECK(dsm_all_free((void *)fresh) == 0);
