@@ -24,3 +24,8 @@ finish() {
 	echo "$pass passed, $fail failed"
 	[ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
 }
+
+scratch_dir() { # scratch_dir: $dir, a new directory removed at exit (copied into $KEEP_DIR first if set)
+	dir=$(mktemp -d)
+	trap '[ -n "${KEEP_DIR:-}" ] && cp -r "$dir" "$KEEP_DIR"; rm -rf "$dir"' EXIT
+}

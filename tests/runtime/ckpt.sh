@@ -17,8 +17,7 @@ set -u
 MPIEXEC=$1
 PROG=$2
 INFO=$3
-dir=$(mktemp -d)
-trap '[ -n "${KEEP_DIR:-}" ] && cp -r "$dir" "$KEEP_DIR"; rm -rf "$dir"' EXIT
+scratch_dir
 export DSM_PROVIDER=${DSM_PROVIDER:-shm} DSM_HEAP_SIZE=${DSM_HEAP_SIZE:-64G}
 
 run() { # run <name> <ranks> <args...>: output in $dir/<name>.out, status in $dir/<name>.rc

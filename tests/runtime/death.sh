@@ -11,8 +11,7 @@ set -u
 . "$(dirname "$0")/../lib.sh"
 MPIEXEC=$1
 PROG=$2
-dir=$(mktemp -d)
-trap '[ -n "${KEEP_DIR:-}" ] && cp -r "$dir" "$KEEP_DIR"; rm -rf "$dir"' EXIT
+scratch_dir
 # No read-ahead and no migratory lines: which lines a survivor holds when the victim dies
 # (and so which are lost) must be what mr_death.c says, not what a prefetch or a migration
 # happened to bring.

@@ -23,8 +23,7 @@ MPIEXEC=$1
 N=$2
 PROG=$3
 MODE=${4:-}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+scratch_dir
 
 # Nothing of any rank may stay in /dev/shm (shm names a region "<pid>:<uid>:<n>"; each
 # rank unlinks its name at dsm_init once every peer has mapped it).

@@ -14,8 +14,7 @@ MPIEXEC=$1
 PROG=$2
 PROF=$3
 NP=${4:-2}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+scratch_dir
 
 out=$(DSM_PROFILE=$dir/run timeout 120 "$MPIEXEC" -n "$NP" "$PROG" 2>&1)
 rc=$?

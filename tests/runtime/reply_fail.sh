@@ -9,8 +9,7 @@ set -u
 . "$(dirname "$0")/../lib.sh"
 MPIEXEC=$1
 PROG=$2
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+scratch_dir
 
 timeout 30 "$MPIEXEC" -disable-auto-cleanup -n 2 sh -c \
 	"trap '' USR1 TERM; '$PROG' >'$dir/out.'\$PMI_RANK 2>'$dir/err.'\$PMI_RANK; echo \$? >'$dir/rc.'\$PMI_RANK"

@@ -10,8 +10,7 @@ set -u
 . "$(dirname "$0")/../lib.sh"
 MPIEXEC=$1
 PROG=$2
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+scratch_dir
 
 if [ "${3:-}" = heartbeat ]; then
 	export DSM_TP_NO_PIDFD=1 DSM_TP_HEARTBEAT_MS=1000 MR_STALL_S=20
