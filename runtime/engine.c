@@ -163,6 +163,12 @@ static void run_action(struct dsm_rt *rt, const dsm_coh_action_t *a, const void 
 		             "internal error: coherence action %u on line %llu has no data (source "
 		             "%u)",
 		             a->type, (unsigned long long)a->line, a->src);
+	/* A line's zap held back goes before anything else is done to its mapping (a message
+	 * that may depend on it flushes in msg.c). */
+	if ((a->type == DSM_COH_ACT_INSTALL_RO || a->type == DSM_COH_ACT_INSTALL_RW ||
+	     a->type == DSM_COH_ACT_WRITE_PROTECT || a->type == DSM_COH_ACT_POISON) &&
+	    dsm_rt_region_held_back(&rt->region, addr, ls))
+		dsm_rt_msg_kernel_flush(rt, false);
 	switch (a->type) {
 	case DSM_COH_ACT_SEND: {
 		void *data = NULL;
@@ -210,7 +216,7 @@ static void run_action(struct dsm_rt *rt, const dsm_coh_action_t *a, const void 
 		break;
 	case DSM_COH_ACT_ZAP:
 		dsm_rt_ckpt_before(rt, a->line, DSM_RT_CK_MAP);
-		ret = dsm_rt_region_zap(&rt->region, addr, ls);
+		ret = dsm_rt_region_zap_later(&rt->region, addr, ls);
 		dsm_rt_prefetch_zapped(rt, a->line);
 		dsm_rt_cache_del(rt, a->line);
 		break;
@@ -219,7 +225,7 @@ static void run_action(struct dsm_rt *rt, const dsm_coh_action_t *a, const void 
 		copy_line(dsm_rt_home_line(rt, a->line), src, ls);
 		break;
 	case DSM_COH_ACT_WAKE:
-		ret = dsm_rt_region_wake(&rt->region, addr, ls);
+		ret = dsm_rt_region_wake_later(&rt->region, addr, ls);
 		break;
 	case DSM_COH_ACT_HOLD:
 		dsm_rt_hold_add(rt, a->line);
@@ -422,6 +428,7 @@ static void on_coh_batch(struct dsm_rt *rt, int src, const void *data, size_t le
 	if (ndata != b.ndata)
 		goto malformed;
 	rt->installs.batching = true;
+	dsm_rt_region_defer(&rt->region);
 	ndata = 0;
 	for (unsigned i = 0; i < b.n; i++) {
 		dsm_coh_msg_t m;
@@ -431,6 +438,7 @@ static void on_coh_batch(struct dsm_rt *rt, int src, const void *data, size_t le
 		           (m.flags & DSM_COH_MSGF_DATA) ? lines + (size_t)ndata++ * ls : NULL);
 	}
 	flush_installs(rt);
+	dsm_rt_msg_kernel_flush(rt, true);
 	rt->installs.batching = false;
 	/* The lines this batch's requests were granted (a read-ahead window) go back as one. */
 	ret = dsm_rt_msg_flush_lines(rt);

@@ -106,6 +106,8 @@ static void job_start(struct dsm_rt *rt, struct dsm_rt_free_job *j)
 	bool all = false;
 	int err;
 
+	/* The lines' zaps go in runs (region.h), done at the latest before the reply. */
+	dsm_rt_region_defer(&rt->region);
 	for (uint64_t l = j->first; l < j->first + j->n; l++) {
 		dsm_coh_line_info_t li;
 		dsm_coh_dir_info_t d = {.state = DSM_COH_DIR_U};
@@ -128,6 +130,7 @@ static void job_start(struct dsm_rt *rt, struct dsm_rt_free_job *j)
 		if (!line_done(rt, j, l) && DSM_VEC_RESERVE(j->wait, j->cap, j->nwait + 1) == 0)
 			j->wait[j->nwait++] = l;
 	}
+	dsm_rt_msg_kernel_flush(rt, true);
 	for (int r = 0; j->home && r < rt->nranks; r++) {
 		struct dsm_rt_freed_msg m = {.first = j->first, .n = j->n};
 

@@ -101,6 +101,15 @@ void dsm_rt_msg_dispatch(struct dsm_rt *rt, int src, unsigned type, const void *
 
 /* ---- gathering ------------------------------------------------------------------------ */
 
+void dsm_rt_msg_kernel_flush(struct dsm_rt *rt, bool end)
+{
+	int ret = rt->region.deferring ? dsm_rt_region_flush(&rt->region, end) : 0;
+
+	if (ret < 0)
+		dsm_rt_fatal(rt, "internal error: dropping the lines of a batch failed: %s",
+		             dsm_err_str(ret));
+}
+
 /* A lone message without data goes as COH, anything else as COH_BATCH: the lines are in
  * buf already, the headers go after them. */
 static int gather_send(struct dsm_rt *rt, struct dsm_rt_gather *g)
@@ -109,6 +118,7 @@ static int gather_send(struct dsm_rt *rt, struct dsm_rt_gather *g)
 	size_t data = (size_t)g->ndata * rt->msg.line_size;
 	int ret;
 
+	dsm_rt_msg_kernel_flush(rt, false);
 	if (g->n == 1 && g->ndata == 0) {
 		ret = dsm_tp_send(rt->tp, g->peer, DSM_RT_MSG_COH, g->v, sizeof(g->v[0]));
 	} else {
@@ -203,6 +213,10 @@ int dsm_rt_send(struct dsm_rt *rt, int peer, enum dsm_rt_msg_type type, const vo
 {
 	int ret;
 
+	/* To this rank itself only a reply needs the zaps done: it may end a dsm_free, whose
+	 * lines must fault from then on. The loop's own state already says they are gone. */
+	if (peer != rt->rank || type == DSM_RT_MSG_REPLY)
+		dsm_rt_msg_kernel_flush(rt, false);
 	if (peer == rt->rank) {
 		dsm_rt_msg_dispatch(rt, peer, type, buf, len);
 		return 0;

@@ -81,6 +81,9 @@ int dsm_rt_msg_flush(struct dsm_rt *rt, int peer);
 int dsm_rt_msg_flush_lines(struct dsm_rt *rt);
 /* Rank @peer died: the requests waiting for its answer fail with DSM_ERR_PEER_DEAD. */
 void dsm_rt_msg_peer_dead(struct dsm_rt *rt, int peer);
+/* The zaps and wakes that a batch holds back (engine.c, region.h) go in; every send does it
+ * first, since a message may tell a home that a line is given up. @end: the batch is over. */
+void dsm_rt_msg_kernel_flush(struct dsm_rt *rt, bool end);
 /* Answers request @token of @rank: a REPLY, or a local completion. */
 void dsm_rt_reply(struct dsm_rt *rt, int rank, uint64_t token, int status);
 

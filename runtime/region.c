@@ -367,6 +367,67 @@ int dsm_rt_region_zap(struct dsm_rt_region *r, uint64_t addr, size_t len)
 	return 0;
 }
 
+void dsm_rt_region_defer(struct dsm_rt_region *r)
+{
+	r->deferring = true;
+}
+
+bool dsm_rt_region_held_back(const struct dsm_rt_region *r, uint64_t addr, size_t len)
+{
+	return r->zap_len && addr < r->zap_at + r->zap_len && r->zap_at < addr + len;
+}
+
+int dsm_rt_region_flush(struct dsm_rt_region *r, bool end)
+{
+	int ret = 0, w;
+
+	if (r->zap_len)
+		ret = dsm_rt_region_zap(r, r->zap_at, r->zap_len);
+	if (r->wake_len) {
+		w = dsm_rt_region_wake(r, r->wake_at, r->wake_len);
+		if (ret == 0)
+			ret = w;
+	}
+	r->zap_len = 0;
+	r->wake_len = 0;
+	if (end)
+		r->deferring = false;
+	return ret;
+}
+
+int dsm_rt_region_zap_later(struct dsm_rt_region *r, uint64_t addr, size_t len)
+{
+	int ret;
+
+	if (!r->deferring)
+		return dsm_rt_region_zap(r, addr, len);
+	if (r->zap_len && r->zap_at + r->zap_len == addr) {
+		r->zap_len += len;
+		return 0;
+	}
+	/* A new run: the one before goes, with the wakes that may follow its zaps. */
+	ret = dsm_rt_region_flush(r, false);
+	r->zap_at = addr;
+	r->zap_len = len;
+	return ret;
+}
+
+int dsm_rt_region_wake_later(struct dsm_rt_region *r, uint64_t addr, size_t len)
+{
+	int ret;
+
+	if (!r->deferring)
+		return dsm_rt_region_wake(r, addr, len);
+	if (r->wake_len && r->wake_at + r->wake_len == addr) {
+		r->wake_len += len;
+		return 0;
+	}
+	ret = r->wake_len ? dsm_rt_region_flush(r, false) : 0;
+	r->wake_at = addr;
+	r->wake_len = len;
+	return ret;
+}
+
 int dsm_rt_region_give_up(struct dsm_rt_region *r, uint64_t addr, size_t len, void *buf,
                           bool keep_read_only)
 {

@@ -25,6 +25,11 @@ struct dsm_rt_region {
 	bool exact;     /* faults carry their exact address (UFFD_FEATURE_EXACT_ADDRESS) */
 	bool poison;    /* UFFDIO_POISON works (UFFD_FEATURE_POISON, Linux 6.6) */
 	int pagemap;    /* asynchronous regions: /proc/self/pagemap (else -1) */
+	/* Zaps and wakes held back into runs (dsm_rt_region_defer): one madvise and one
+	 * UFFDIO_WAKE per run of contiguous lines instead of one each. */
+	bool deferring;
+	uint64_t zap_at, wake_at;
+	size_t zap_len, wake_len;
 };
 
 /* One fault read from the userfaultfd. */
@@ -96,6 +101,22 @@ int dsm_rt_region_zap(struct dsm_rt_region *r, uint64_t addr, size_t len);
 
 /* Wakes threads asleep on faults in the range (a zap wakes nobody). */
 int dsm_rt_region_wake(struct dsm_rt_region *r, uint64_t addr, size_t len);
+/*
+ * From here on dsm_rt_region_zap_later() and dsm_rt_region_wake_later() hold their ranges
+ * back, joining contiguous ones into runs, until dsm_rt_region_flush(), which zaps every run
+ * and then wakes (a wake comes after its zap, as the give-up order says). The caller flushes
+ * before anything may depend on a zap: a message leaving (the home would take an ack or a
+ * write-back for a line still mapped here), an install, a write-protect. Without a defer
+ * both act at once.
+ */
+void dsm_rt_region_defer(struct dsm_rt_region *r);
+int dsm_rt_region_zap_later(struct dsm_rt_region *r, uint64_t addr, size_t len);
+int dsm_rt_region_wake_later(struct dsm_rt_region *r, uint64_t addr, size_t len);
+/* Whether [addr, addr+len) meets a zap held back. */
+bool dsm_rt_region_held_back(const struct dsm_rt_region *r, uint64_t addr, size_t len);
+/* Does what is held back; @end: and stops holding back. 0 or -errno of the first failure. */
+int dsm_rt_region_flush(struct dsm_rt_region *r, bool end);
+
 /* Drops the range's pages and marks it poisoned: every access raises SIGBUS (a lost line). */
 int dsm_rt_region_poison(struct dsm_rt_region *r, uint64_t addr, size_t len);
 
