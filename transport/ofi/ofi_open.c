@@ -339,10 +339,42 @@ static void ofi_broken(dsm_tp_t *tp, int peer, const char *why)
 	ofi_peer_died(ot(tp), peer, true);
 }
 
+/*
+ * The steps after the exchange of names end in an agreement instead of a barrier: every
+ * rank passes its step's result (@mine) into @all, so that every rank makes the same
+ * collective calls whatever failed, and a rank whose step failed is named by the others
+ * (a rank that left for its cleanup while the others waited for it in a barrier hung
+ * them, or the launcher killed them before they said why). Returns @mine, or else the
+ * first failed rank's error.
+ */
+static int open_agree(struct ofi_tp *t, int32_t *all, int mine, const char *step)
+{
+	const struct dsm_tp_boot *b = t->tp.boot;
+	int32_t m = mine;
+	int ret = b->allgather(b->ctx, &m, all, sizeof(m));
+
+	if (ret) {
+		DSM_LOG(DSM_LOG_ERROR, "opening %s: the agreement after %s failed: %s", t->prov,
+		        step, dsm_err_str(ret));
+		return mine ? mine : ret;
+	}
+	for (int r = 0; r < b->size; r++) {
+		if (all[r] >= 0)
+			continue;
+		if (mine == 0)
+			DSM_LOG(DSM_LOG_ERROR, "opening %s: %s failed on rank %d: %s", t->prov,
+			        step, r, dsm_err_str(all[r]));
+		if (ret == 0)
+			ret = all[r];
+	}
+	return mine ? mine : ret;
+}
+
 static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 {
 	const struct dsm_tp_boot *b = attr->boot;
 	struct ofi_card *cards = NULL, mine;
+	int32_t *status = NULL;
 	struct ofi_tp *t;
 	const char *want =
 	        attr->provider ? attr->provider : dsm_setting_string(DSM_SETTING_PROVIDER);
@@ -369,10 +401,12 @@ static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 	t->peers = calloc((size_t)b->size, sizeof(*t->peers));
 	t->busyv = calloc((size_t)b->size, sizeof(*t->busyv));
 	cards = calloc((size_t)b->size, sizeof(*cards));
-	if (t->peers == NULL || t->busyv == NULL || cards == NULL) {
+	status = calloc((size_t)b->size, sizeof(*status));
+	if (t->peers == NULL || t->busyv == NULL || cards == NULL || status == NULL) {
 		free(t->peers);
 		free(t->busyv);
 		free(cards);
+		free(status);
 		free(t);
 		return -ENOMEM;
 	}
@@ -385,6 +419,7 @@ static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 		free(t->peers);
 		free(t->busyv);
 		free(cards);
+		free(status);
 		free(t);
 		return ret;
 	}
@@ -459,14 +494,15 @@ static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 		}
 	}
 
-	/* Phase two: insert every peer, watch the local ones. */
-	for (int i = 0; i < b->size; i++) {
+	/* Phase two: insert every peer, watch the local ones. From here every step ends in an
+	 * agreement (open_agree), which every rank reaches whatever failed before it. */
+	for (int i = 0; ret == 0 && i < b->size; i++) {
 		struct ofi_peer *p = &t->peers[i];
 
 		if (fi_av_insert(t->av, cards[i].name, 1, &p->addr, 0, NULL) != 1) {
 			DSM_LOG(DSM_LOG_ERROR, "inserting rank %d's address", i);
 			ret = -EIO;
-			goto fail;
+			break;
 		}
 		p->pid = cards[i].pid;
 		p->same_host = cards[i].hostid == mine.hostid;
@@ -480,14 +516,16 @@ static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 				DSM_LOG_ERRNO(DSM_LOG_WARN, "pidfd_open(%d) of rank %d", p->pid, i);
 		}
 	}
-	t->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (t->epfd < 0) {
-		ret = -errno;
-		goto fail;
+	if (ret == 0) {
+		t->epfd = epoll_create1(EPOLL_CLOEXEC);
+		if (t->epfd < 0) {
+			DSM_LOG_ERRNO(DSM_LOG_ERROR, "epoll_create1");
+			ret = -errno;
+		}
 	}
-	if (t->cq_fd >= 0)
+	if (ret == 0 && t->cq_fd >= 0)
 		ret = epoll_add(t->epfd, t->cq_fd);
-	else if (t->bell_fd >= 0)
+	else if (ret == 0 && t->bell_fd >= 0)
 		ret = epoll_add(t->epfd, t->bell_fd);
 	for (int i = 0; ret == 0 && i < b->size; i++)
 		if (t->peers[i].pidfd >= 0)
@@ -496,33 +534,31 @@ static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 		ret = ofi_peers_open(t, hb_ms, dead_ms);
 	if (ret == 0 && t->hb_fd >= 0)
 		ret = epoll_add(t->epfd, t->hb_fd);
-	if (ret)
-		goto fail;
-	if (t->bell_fd >= 0) {
-		ret = b->barrier(b->ctx); /* every flag page exists */
-		if (ret == 0)
-			ret = ofi_bell_connect(t, jobid);
-		if (ret == 0)
-			ret = b->barrier(b->ctx); /* every peer has mapped ours */
-		if (ret)
-			goto fail;
+	/* Every flag page exists (ofi_bell_open, before the exchange) and every rank watches
+	 * its peers. */
+	ret = open_agree(t, status, ret, "inserting and watching the peers");
+	if (ret == 0 && t->bell_fd >= 0)
+		ret = ofi_bell_connect(t, jobid);
+	/* Every peer has mapped our flag page: its name may go. */
+	ret = open_agree(t, status, ret, "mapping the peers' sleep flags");
+	if (ret == 0 && t->flag_name[0]) {
 		shm_unlink(t->flag_name);
 		t->flag_name[0] = '\0';
 	}
 	{
 		bool shm = strcmp(t->prov, "shm") == 0;
-		int met = shm ? shm_hello(t) : 0;
 
-		/* Every rank takes part in the barrier, so that none waits for a failed one. */
-		ret = b->barrier(b->ctx);
-		if (ret == 0)
-			ret = met;
+		if (ret == 0 && shm)
+			ret = shm_hello(t);
+		/* Every shm region is mapped by every peer: ours may lose its name. */
+		ret = open_agree(t, status, ret, "the shm hellos");
 		if (ret)
 			goto fail;
 		if (shm)
 			shm_forget(t);
 	}
 	free(cards);
+	free(status);
 	DSM_LOG(DSM_LOG_INFO, "%s, %d ranks%s, wake by %s, inject %zu, mr_mode%s%s%s", t->prov,
 	        b->size, one_host ? " on one host" : "",
 	        t->cq_fd >= 0     ? "CQ wait fd"
@@ -534,6 +570,7 @@ static int ofi_open(const struct dsm_tp_attr *attr, dsm_tp_t **tp_p)
 	return 0;
 fail:
 	free(cards);
+	free(status);
 	ofi_close(&t->tp);
 	return ret;
 }
