@@ -31,8 +31,9 @@ void dsm_rt_peer_dead_exit(struct dsm_rt *rt, int peer)
 	struct timespec tick = {0, 200000};
 
 	DSM_LOG(DSM_LOG_ERROR,
-	        "rank %d died (killed, or exited without dsm_finalize); rank %d exits", peer,
-	        rt->rank);
+	        "rank %d died (killed, exited without dsm_finalize, or unreachable: the transport "
+	        "says which above); rank %d exits",
+	        peer, rt->rank);
 	/* tcp writes the notices from the progress of later polls. */
 	while (dsm_now_ns() < until) {
 		struct dsm_tp_event ev[16];

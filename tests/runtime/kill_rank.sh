@@ -65,7 +65,7 @@ r=0
 while [ $r -lt "$victim" ]; do
 	cat "$dir/err.$r"
 	check_eval "rank $r reported rank $victim dead in one line" \
-		"[ \$(grep -c 'rank $victim died (killed, or exited without dsm_finalize); rank $r exits' '$dir/err.$r') -eq 1 ]"
+		"[ \$(grep -c 'rank $victim died (killed, exited without dsm_finalize, or unreachable: the transport says which above); rank $r exits' '$dir/err.$r') -eq 1 ]"
 	check_eval "rank $r exited non-zero" "[ -s '$dir/rc.$r' ] && [ \$(cat '$dir/rc.$r') -ne 0 ]"
 	r=$((r + 1))
 done

@@ -26,8 +26,7 @@ MPIEXEC=$1
 SHIM=$2
 PROG=$3
 CASE=$4
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+scratch_dir
 
 export FI_FAULT_RANK=1 FI_FAULT_SHM_LOG="$dir/shm" MR_SECONDS=5
 case $CASE in
