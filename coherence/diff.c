@@ -106,21 +106,32 @@ static bool runs_valid(size_t n, const unsigned char *p, size_t len, uint32_t nr
 	return at == len;
 }
 
-int dsm_coh_diff_apply(void *dst_v, size_t n, const void *diff, size_t len)
+int dsm_coh_diff_check(size_t n, const void *diff, size_t len)
 {
 	const unsigned char *p = diff;
-	unsigned char *dst = dst_v;
-	uint32_t kind, nruns;
+	uint32_t kind;
 
 	if (len < 8 || n % 8)
 		return -EINVAL;
 	kind = get32(p);
-	nruns = get32(p + 4);
-	if (kind == DSM_COH_DIFF_RUNS) {
+	if (kind == DSM_COH_DIFF_RUNS)
+		return runs_valid(n, p, len, get32(p + 4)) ? 0 : -EINVAL;
+	if (kind == DSM_COH_DIFF_MASK && len == dsm_coh_diff_max(n))
+		return 0;
+	return -EINVAL;
+}
+
+int dsm_coh_diff_apply(void *dst_v, size_t n, const void *diff, size_t len)
+{
+	const unsigned char *p = diff, *mask = p + 8, *src = mask + n / 8;
+	unsigned char *dst = dst_v;
+
+	if (dsm_coh_diff_check(n, diff, len) < 0)
+		return -EINVAL;
+	if (get32(p) == DSM_COH_DIFF_RUNS) {
+		uint32_t nruns = get32(p + 4);
 		size_t at = 8;
 
-		if (!runs_valid(n, p, len, nruns))
-			return -EINVAL;
 		for (uint32_t r = 0; r < nruns; r++) {
 			uint32_t off = get32(p + at), rl = get32(p + at + 4);
 
@@ -129,21 +140,17 @@ int dsm_coh_diff_apply(void *dst_v, size_t n, const void *diff, size_t len)
 		}
 		return 0;
 	}
-	if (kind == DSM_COH_DIFF_MASK && len == dsm_coh_diff_max(n)) {
-		const unsigned char *mask = p + 8, *src = mask + n / 8;
+	/* MASK */
+	for (size_t i = 0; i < n; i += 8) {
+		unsigned m = mask[i / 8];
 
-		for (size_t i = 0; i < n; i += 8) {
-			unsigned m = mask[i / 8];
-
-			if (m == 0xff) {
-				memcpy(dst + i, src + i, 8);
-				continue;
-			}
-			for (unsigned b = 0; m; b++, m >>= 1)
-				if (m & 1)
-					dst[i + b] = src[i + b];
+		if (m == 0xff) {
+			memcpy(dst + i, src + i, 8);
+			continue;
 		}
-		return 0;
+		for (unsigned b = 0; m; b++, m >>= 1)
+			if (m & 1)
+				dst[i + b] = src[i + b];
 	}
-	return -EINVAL;
+	return 0;
 }

@@ -39,6 +39,11 @@ static inline size_t dsm_coh_diff_max(size_t n)
  */
 size_t dsm_coh_diff_make(const void *twin, const void *cur, size_t n, void *out, size_t *changed_p);
 
+/* Whether @diff (@len bytes) is a well-formed diff for a line of @n bytes: 0, or -EINVAL.
+ * What dsm_coh_diff_apply takes is exactly what this accepts (a receiver can check a whole
+ * message of diffs before it applies the first). */
+int dsm_coh_diff_check(size_t n, const void *diff, size_t len);
+
 /* Applies @diff (@len bytes, from dsm_coh_diff_make for a line of @n bytes) to @dst. 0, or
  * -EINVAL for a malformed diff, which leaves @dst as it was. */
 int dsm_coh_diff_apply(void *dst, size_t n, const void *diff, size_t len);

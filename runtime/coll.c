@@ -21,6 +21,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/time.h"
+#include "runtime/decode.h"
 #include "runtime/fatal.h"
 #include "runtime/loop.h"
 #include "runtime/msg.h"
@@ -268,9 +269,7 @@ static void on_sync(struct dsm_rt *rt, int src, const void *data, size_t len)
 	struct dsm_rt_coll_sync m;
 	struct dsm_rt_coll_peer *p;
 
-	memcpy(&m, data, sizeof(m));
-	if (!c->coordinated || (m.seq && m.seq != m.done + 1) ||
-	    (m.done && m.done_sum.ref_rank >= (uint32_t)rt->nranks)) {
+	if (dsm_rt_decode_coll_sync(data, len, (unsigned)rt->nranks, &m) < 0 || !c->coordinated) {
 		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_COLL_SYNC, len);
 		return;
 	}
@@ -359,15 +358,17 @@ static void on_round(struct dsm_rt *rt, int src, const void *data, size_t len)
 	unsigned from;
 	__typeof__(c->early[0]) *e;
 
-	memcpy(&m, data, sizeof(m));
+	if (dsm_rt_decode_coll_round(data, len, (unsigned)rt->nranks, &m) < 0) {
+		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_COLL_ROUND, len);
+		return;
+	}
 	if (c->coordinated)
 		return; /* the dissemination of before a death: the coordinator answers now */
 	from = (unsigned)(((uint64_t)rt->rank + (uint64_t)rt->nranks -
 	                   ((1ull << (m.round < 32 ? m.round : 31)) % (uint64_t)rt->nranks)) %
 	                  (uint64_t)rt->nranks);
 	if (m.round >= c->rounds || (unsigned)src != from ||
-	    (m.seq != c->done + 1 && m.seq != c->done + 2) ||
-	    m.sum.ref_rank >= (uint32_t)rt->nranks) {
+	    (m.seq != c->done + 1 && m.seq != c->done + 2)) {
 		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_COLL_ROUND, len);
 		return;
 	}

@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/vec.h"
 #include "runtime/coll.h"
+#include "runtime/decode.h"
 #include "runtime/engine.h"
 #include "runtime/fatal.h"
 #include "runtime/msg.h"
@@ -283,8 +284,8 @@ static void on_dead(struct dsm_rt *rt, int src, const void *data, size_t len)
 {
 	struct dsm_rt_dead_msg m;
 
-	memcpy(&m, data, sizeof(m));
-	if (m.rank >= (uint32_t)rt->nranks || (int)m.rank == src || !rt->death.cont) {
+	if (dsm_rt_decode_dead(DSM_RT_MSG_DEAD, data, len, (unsigned)rt->nranks, src, &m) < 0 ||
+	    !rt->death.cont) {
 		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_DEAD, len);
 		return;
 	}
@@ -300,9 +301,8 @@ static void on_adopted(struct dsm_rt *rt, int src, const void *data, size_t len)
 {
 	struct dsm_rt_dead_msg m;
 
-	memcpy(&m, data, sizeof(m));
-	if (m.rank >= (uint32_t)rt->nranks || (int)m.rank == src || (int)m.rank == rt->rank ||
-	    !rt->death.cont) {
+	if (dsm_rt_decode_dead(DSM_RT_MSG_ADOPTED, data, len, (unsigned)rt->nranks, src, &m) < 0 ||
+	    (int)m.rank == rt->rank || !rt->death.cont) {
 		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_ADOPTED, len);
 		return;
 	}

@@ -10,6 +10,7 @@
 #include "runtime/cache.h"
 #include "runtime/ckpt.h"
 #include "runtime/death.h"
+#include "runtime/decode.h"
 #include "runtime/fatal.h"
 #include "runtime/free.h"
 #include "runtime/hold.h"
@@ -338,8 +339,7 @@ static void on_coh_one(struct dsm_rt *rt, int src, const dsm_coh_msg_t *m, const
 {
 	dsm_coh_event_t ev = {.type = DSM_COH_EV_MSG, .msg = *m};
 
-	if (ev.msg.src != src || ev.msg.type == 0 || ev.msg.type >= DSM_COH_MSG_NTYPES ||
-	    ev.msg.line >= (rt->layout.size >> rt->layout.line_shift))
+	if (dsm_rt_check_coh_msg(&ev.msg, src, rt->layout.size >> rt->layout.line_shift) < 0)
 		goto dropped;
 	/* The engine acts as the home of whatever line such a message names: a line homed at
 	 * another rank must not reach it (a broken peer's GET would start a directory entry
@@ -385,58 +385,37 @@ dropped:
 
 static void on_coh_msg(struct dsm_rt *rt, int src, const void *data, size_t len)
 {
-	size_t ls = (size_t)1 << rt->layout.line_shift;
+	const void *line;
 	dsm_coh_msg_t m;
 
-	if (len < sizeof(m))
-		goto malformed;
-	memcpy(&m, data, sizeof(m));
-	if (len != sizeof(m) + ((m.flags & DSM_COH_MSGF_DATA) ? ls : 0))
-		goto malformed;
-	on_coh_one(rt, src, &m,
-	           (m.flags & DSM_COH_MSGF_DATA) ? (const char *)data + sizeof(m) : NULL);
-	return;
-malformed:
-	dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_COH, len);
+	if (dsm_rt_decode_coh(data, len, (size_t)1 << rt->layout.line_shift, &m, &line) < 0) {
+		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_COH, len);
+		return;
+	}
+	on_coh_one(rt, src, &m, line);
 }
 
 /*
  * Messages gathered for one peer (msg.c, wire.h): each as if it had come alone, in order,
  * except that the lines they install wait for the end of the batch to go in by runs. The
- * whole batch is checked before any of it is handled: a malformed one is dropped entire.
+ * whole batch is checked before any of it is handled (decode.c): a malformed one is dropped
+ * entire.
  */
 static void on_coh_batch(struct dsm_rt *rt, int src, const void *data, size_t len)
 {
-	size_t ls = (size_t)1 << rt->layout.line_shift, one = sizeof(dsm_coh_msg_t);
-	const char *lines = (const char *)data + sizeof(struct dsm_rt_coh_batch), *hdrs;
-	struct dsm_rt_coh_batch b;
-	unsigned ndata = 0;
+	struct dsm_rt_coh_batch_view b;
+	const void *line;
+	dsm_coh_msg_t m;
 	int ret;
 
-	if (len < sizeof(b))
-		goto malformed;
-	memcpy(&b, data, sizeof(b));
-	if (b.n == 0 || b.ndata > b.n || len != sizeof(b) + (size_t)b.ndata * ls + b.n * one)
-		goto malformed;
-	hdrs = lines + (size_t)b.ndata * ls;
-	for (unsigned i = 0; i < b.n; i++) {
-		dsm_coh_msg_t m;
-
-		memcpy(&m, hdrs + i * one, one);
-		ndata += (m.flags & DSM_COH_MSGF_DATA) != 0;
+	if (dsm_rt_decode_coh_batch(data, len, (size_t)1 << rt->layout.line_shift, &b) < 0) {
+		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_COH_BATCH, len);
+		return;
 	}
-	if (ndata != b.ndata)
-		goto malformed;
 	rt->installs.batching = true;
 	dsm_rt_region_defer(&rt->region);
-	ndata = 0;
-	for (unsigned i = 0; i < b.n; i++) {
-		dsm_coh_msg_t m;
-
-		memcpy(&m, hdrs + i * one, one);
-		on_coh_one(rt, src, &m,
-		           (m.flags & DSM_COH_MSGF_DATA) ? lines + (size_t)ndata++ * ls : NULL);
-	}
+	while (dsm_rt_coh_batch_next(&b, &m, &line))
+		on_coh_one(rt, src, &m, line);
 	flush_installs(rt);
 	dsm_rt_msg_kernel_flush(rt, true);
 	rt->installs.batching = false;
@@ -444,9 +423,6 @@ static void on_coh_batch(struct dsm_rt *rt, int src, const void *data, size_t le
 	ret = dsm_rt_msg_flush_lines(rt);
 	if (ret < 0 && ret != DSM_ERR_PEER_DEAD)
 		dsm_rt_fatal(rt, "sending the grants of a batch failed: %s", dsm_err_str(ret));
-	return;
-malformed:
-	dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_COH_BATCH, len);
 }
 
 void dsm_rt_engine_rma_done(struct dsm_rt *rt, const struct dsm_tp_event *ev)

@@ -20,6 +20,7 @@
 #include "common/time.h"
 #include "common/vec.h"
 #include "runtime/ckpt.h"
+#include "runtime/decode.h"
 #include "runtime/engine.h"
 #include "runtime/fatal.h"
 #include "runtime/hold.h"
@@ -202,19 +203,13 @@ int dsm_rt_free_poll(struct dsm_rt *rt)
 
 /* ---- messages ----------------------------------------------------------------------------- */
 
-static bool range_ok(const struct dsm_rt *rt, const struct dsm_rt_freed_msg *m)
-{
-	return m->n > 0 && m->first < nlines(rt) && m->n <= nlines(rt) - m->first;
-}
-
 static void on_freed(struct dsm_rt *rt, int src, const void *data, size_t len)
 {
 	struct dsm_rt_freed_msg m;
 
-	memcpy(&m, data, sizeof(m));
 	/* From another rank: its lines' copies here, answered to nobody. */
-	if (!range_ok(rt, &m) || (src != rt->rank && (m.flags || m.token)) ||
-	    (m.flags & ~(uint32_t)DSM_RT_FREED_HOME)) {
+	if (dsm_rt_decode_freed(DSM_RT_MSG_FREED, data, len, nlines(rt), &m) < 0 ||
+	    (src != rt->rank && (m.flags || m.token))) {
 		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_FREED, len);
 		if (src == rt->rank)
 			dsm_rt_reply(rt, src, m.token, -EINVAL);
@@ -230,8 +225,8 @@ static void on_unalloc(struct dsm_rt *rt, int src, const void *data, size_t len)
 {
 	struct dsm_rt_freed_msg m;
 
-	memcpy(&m, data, sizeof(m));
-	if (!range_ok(rt, &m) || m.n != 1 || src == rt->rank ||
+	if (dsm_rt_decode_freed(DSM_RT_MSG_UNALLOC, data, len, nlines(rt), &m) < 0 || m.n != 1 ||
+	    src == rt->rank ||
 	    dsm_rt_alloc_owner(&rt->alloc, (void *)dsm_coh_line_addr(&rt->layout, m.first)) !=
 	            src) {
 		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_UNALLOC, len);

@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "runtime/decode.h"
 #include "runtime/fatal.h"
 #include "runtime/rt.h"
 
@@ -30,17 +31,9 @@ static void on_reply(struct dsm_rt *rt, int src, const void *data, size_t len)
 	dsm_rt_req_complete(r, m.status);
 }
 
-/* Line bytes one batch carries: whole lines up to DSM_RT_GATHER_BYTES, and at least one. */
-static size_t gather_cap(size_t line_size)
-{
-	if (line_size >= DSM_RT_GATHER_BYTES)
-		return line_size;
-	return DSM_RT_GATHER_BYTES / line_size * line_size;
-}
-
 size_t dsm_rt_msg_max(size_t line_size)
 {
-	return sizeof(struct dsm_rt_coh_batch) + gather_cap(line_size) +
+	return sizeof(struct dsm_rt_coh_batch) + dsm_rt_coh_batch_cap(line_size) +
 	       DSM_RT_GATHER_MSGS * sizeof(dsm_coh_msg_t);
 }
 
@@ -55,7 +48,7 @@ int dsm_rt_msg_init(struct dsm_rt *rt)
 		return -errno;
 	}
 	m->line_size = rt->cfg.line_size;
-	m->gather_cap = gather_cap(m->line_size);
+	m->gather_cap = dsm_rt_coh_batch_cap(m->line_size);
 	for (unsigned i = 0; i < DSM_RT_GATHER_PEERS; i++) {
 		m->gather[i].buf = malloc(dsm_rt_msg_max(m->line_size));
 		if (m->gather[i].buf == NULL)
@@ -78,8 +71,14 @@ void dsm_rt_msg_fini(struct dsm_rt *rt)
 
 void dsm_rt_msg_on(struct dsm_rt *rt, enum dsm_rt_msg_type type, size_t len, dsm_rt_msg_fn *fn)
 {
+	/* The length a message must have is decode.c's to say; a handler that expects another
+	 * is a bug of this build. */
+	if (len != dsm_rt_wire_size(type)) {
+		DSM_LOG(DSM_LOG_ERROR, "message type %u: its handler takes %zu bytes, decode.c %zu",
+		        (unsigned)type, len, dsm_rt_wire_size(type));
+		abort();
+	}
 	rt->msg.on[type].fn = fn;
-	rt->msg.on[type].len = len;
 }
 
 void dsm_rt_msg_malformed(struct dsm_rt *rt, int src, unsigned type, size_t len)
@@ -91,8 +90,7 @@ void dsm_rt_msg_malformed(struct dsm_rt *rt, int src, unsigned type, size_t len)
 
 void dsm_rt_msg_dispatch(struct dsm_rt *rt, int src, unsigned type, const void *data, size_t len)
 {
-	if (type == 0 || type > DSM_RT_MSG_MAX || rt->msg.on[type].fn == NULL ||
-	    (rt->msg.on[type].len && len != rt->msg.on[type].len)) {
+	if (dsm_rt_decode_frame(type, len) < 0 || rt->msg.on[type].fn == NULL) {
 		dsm_rt_msg_malformed(rt, src, type, len);
 		return;
 	}
@@ -114,19 +112,15 @@ void dsm_rt_msg_kernel_flush(struct dsm_rt *rt, bool end)
  * buf already, the headers go after them. */
 static int gather_send(struct dsm_rt *rt, struct dsm_rt_gather *g)
 {
-	struct dsm_rt_coh_batch b = {.n = (uint16_t)g->n, .ndata = (uint16_t)g->ndata};
-	size_t data = (size_t)g->ndata * rt->msg.line_size;
 	int ret;
 
 	dsm_rt_msg_kernel_flush(rt, false);
-	if (g->n == 1 && g->ndata == 0) {
+	if (g->n == 1 && g->ndata == 0)
 		ret = dsm_tp_send(rt->tp, g->peer, DSM_RT_MSG_COH, g->v, sizeof(g->v[0]));
-	} else {
-		memcpy(g->buf, &b, sizeof(b));
-		memcpy(g->buf + sizeof(b) + data, g->v, g->n * sizeof(g->v[0]));
-		ret = dsm_tp_send(rt->tp, g->peer, DSM_RT_MSG_COH_BATCH, g->buf,
-		                  sizeof(b) + data + g->n * sizeof(g->v[0]));
-	}
+	else
+		ret = dsm_tp_send(
+		        rt->tp, g->peer, DSM_RT_MSG_COH_BATCH, g->buf,
+		        dsm_rt_encode_coh_batch(g->buf, rt->msg.line_size, g->v, g->n, g->ndata));
 	g->n = 0;
 	g->ndata = 0;
 	rt->msg.gathering--;

@@ -40,6 +40,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "runtime/death.h"
+#include "runtime/decode.h"
 #include "runtime/fatal.h"
 #include "runtime/hold.h"
 #include "runtime/loop.h"
@@ -235,14 +236,11 @@ static void install(struct dsm_rt *rt, uint64_t line, uint8_t *st, const void *s
 /* Asks @home for @n lines (@lines[0] the one a thread waits for). */
 static void send_get(struct dsm_rt *rt, const uint64_t *lines, uint32_t n, int home)
 {
-	struct {
-		struct dsm_rt_mw_get h;
-		uint64_t line[DSM_RT_MW_GET_MAX];
-	} m = {.h = {.n = n, .epoch = rt->mw.epoch}};
+	char m[sizeof(struct dsm_rt_mw_get) + DSM_RT_MW_GET_MAX * sizeof(uint64_t)];
 	int ret;
 
-	memcpy(m.line, lines, n * sizeof(lines[0]));
-	ret = dsm_rt_send(rt, home, DSM_RT_MSG_MW_GET, &m, sizeof(m.h) + n * sizeof(lines[0]));
+	ret = dsm_rt_send(rt, home, DSM_RT_MSG_MW_GET, m,
+	                  dsm_rt_encode_mw_get(m, lines, n, rt->mw.epoch));
 	if (ret < 0 && ret != DSM_ERR_PEER_DEAD)
 		dsm_rt_fatal(rt, "asking rank %d for multiple-writer line %llu failed: %s", home,
 		             (unsigned long long)lines[0], dsm_err_str(ret));
@@ -788,21 +786,18 @@ static void complete_waiting(struct dsm_rt *rt)
 }
 
 /* The home copies of @n @lines (or the master copies) go back to @src, in one MW_DATA. */
-static void answer_get(struct dsm_rt *rt, int src, const uint64_t *lines, uint32_t n,
-                       uint64_t epoch)
+static void answer_get(struct dsm_rt *rt, int src, const struct dsm_rt_mw_get_view *get)
 {
-	struct dsm_rt_mw_data h = {.n = n, .epoch = epoch};
-	size_t ls = line_size(rt), ids = sizeof(h) + n * sizeof(uint64_t);
+	size_t ls = line_size(rt), ids;
+	uint32_t n = get->n;
 	char *out = rt->mw.scratch;
 	int ret;
 
-	memcpy(out, &h, sizeof(h));
-	memcpy(out + sizeof(h), lines, n * sizeof(uint64_t));
+	ids = dsm_rt_encode_mw_data_head(out, n, get->epoch, get->ids);
 	for (uint32_t i = 0; i < n; i++) {
-		uint64_t line;
+		uint64_t line = dsm_rt_mw_get_line(get, i);
 		uint8_t *st;
 
-		memcpy(&line, &lines[i], sizeof(line));
 		st = state_of(&rt->mw, line);
 		memcpy(out + ids + i * ls,
 		       st && is_master(rt, line, *st) ? line_addr(rt, line)
@@ -820,22 +815,14 @@ static void answer_get(struct dsm_rt *rt, int src, const uint64_t *lines, uint32
 /* Another rank's GET: every line is checked before any answer goes. */
 static void on_get(struct dsm_rt *rt, int src, const void *data, size_t len)
 {
-	const char *p = data;
-	struct dsm_rt_mw_get h;
+	struct dsm_rt_mw_get_view get;
 
-	if (len < sizeof(h) || src == rt->rank)
+	if (src == rt->rank || dsm_rt_decode_mw_get(data, len, get_batch(rt), &get) < 0)
 		goto bad;
-	memcpy(&h, p, sizeof(h));
-	if (h.n == 0 || h.n > get_batch(rt) || len != sizeof(h) + h.n * sizeof(uint64_t))
-		goto bad;
-	for (uint32_t i = 0; i < h.n; i++) {
-		uint64_t line;
-
-		memcpy(&line, p + sizeof(h) + i * sizeof(line), sizeof(line));
-		if (!homed_here(rt, line))
+	for (uint32_t i = 0; i < get.n; i++)
+		if (!homed_here(rt, dsm_rt_mw_get_line(&get, i)))
 			goto bad;
-	}
-	answer_get(rt, src, (const uint64_t *)(p + sizeof(h)), h.n, h.epoch);
+	answer_get(rt, src, &get);
 	return;
 bad:
 	dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_MW_GET, len);
@@ -977,7 +964,10 @@ static void on_mw(struct dsm_rt *rt, int src, const void *data, size_t len)
 	struct dsm_rt_mw *w = &rt->mw;
 	struct dsm_rt_mw_msg m;
 
-	memcpy(&m, data, sizeof(m));
+	if (dsm_rt_decode_mw(data, len, &m) < 0) {
+		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_MW, len);
+		return;
+	}
 	if (m.op == DSM_RT_MW_ACK && src != rt->rank && w->acks[src]) {
 		w->acks[src]--;
 		count(&w->unreleased, -1);
@@ -1047,24 +1037,14 @@ static void got_line(struct dsm_rt *rt, int src, uint64_t line, uint64_t epoch, 
 /* The home's answer to a GET. */
 static void on_data(struct dsm_rt *rt, int src, const void *data, size_t len)
 {
-	const char *p = data;
-	size_t ls = line_size(rt);
-	struct dsm_rt_mw_data h;
+	struct dsm_rt_mw_data_view d;
 
-	if (len < sizeof(h))
-		goto bad;
-	memcpy(&h, p, sizeof(h));
-	if (h.n == 0 || h.n > DSM_RT_MW_GET_MAX || len != sizeof(h) + h.n * (sizeof(uint64_t) + ls))
-		goto bad;
-	for (uint32_t i = 0; i < h.n; i++) {
-		uint64_t line;
-
-		memcpy(&line, p + sizeof(h) + i * sizeof(line), sizeof(line));
-		got_line(rt, src, line, h.epoch, p + sizeof(h) + h.n * sizeof(line) + i * ls);
+	if (dsm_rt_decode_mw_data(data, len, line_size(rt), DSM_RT_MW_GET_MAX, &d) < 0) {
+		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_MW_DATA, len);
+		return;
 	}
-	return;
-bad:
-	dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_MW_DATA, len);
+	for (uint32_t i = 0; i < d.n; i++)
+		got_line(rt, src, dsm_rt_mw_data_line(&d, i), d.epoch, dsm_rt_mw_data_bytes(&d, i));
 }
 
 /* Another rank's release: its diffs merge into the home copies, and it hears when. */
@@ -1072,58 +1052,52 @@ static void on_diff(struct dsm_rt *rt, int src, const void *data, size_t len)
 {
 	struct dsm_rt_mw *w = &rt->mw;
 	struct dsm_rt_mw_msg ack = {.op = DSM_RT_MW_ACK};
-	const char *p = data;
-	struct dsm_rt_mw_diff h;
-	size_t at = sizeof(h), ls = line_size(rt);
+	struct dsm_rt_mw_diff_view d, lines;
+	size_t ls = line_size(rt);
+	const void *diff;
+	uint64_t line;
+	uint32_t dlen;
 	int ret;
 
-	if (len < sizeof(h) || src == rt->rank)
+	if (src == rt->rank || dsm_rt_decode_mw_diff(data, len, ls, &d) < 0)
 		goto bad;
-	memcpy(&h, p, sizeof(h));
-	for (uint32_t i = 0; i < h.n; i++) {
-		struct dsm_rt_mw_rec rec;
-		uint8_t *st;
-
-		if (len - at < sizeof(rec))
+	/* Every record is checked before the first merges: a bad message changes nothing. */
+	lines = d;
+	while (dsm_rt_mw_diff_next(&lines, &line, &diff, &dlen))
+		if (!homed_here(rt, line))
 			goto bad;
-		memcpy(&rec, p + at, sizeof(rec));
-		at += sizeof(rec);
-		if (rec.len > len - at || !homed_here(rt, rec.line))
-			goto bad;
+	while (dsm_rt_mw_diff_next(&d, &line, &diff, &dlen)) {
 		/* This rank's own copy misses that rank's writes from now on (STALE). */
-		st = state_of(w, rec.line);
-		if (st && is_master(rt, rec.line, *st)) {
+		uint8_t *st = state_of(w, line);
+
+		if (st && is_master(rt, line, *st)) {
 			/* It was the line: the home copy takes it, and its stores are tracked
 			 * from now on (write-protected first, so none is in flight); with
 			 * asynchronous tracking the home copy, as it is now, is its twin. */
-			char *home = dsm_rt_home_line(rt, rec.line);
+			char *home = dsm_rt_home_line(rt, line);
 
-			protect_run(rt, rec.line, 1);
-			memcpy(home, line_addr(rt, rec.line), ls);
+			protect_run(rt, line, 1);
+			memcpy(home, line_addr(rt, line), ls);
 			if (w->async) {
-				struct dsm_rt_mw_range *r = range_of(w, rec.line);
+				struct dsm_rt_mw_range *r = range_of(w, line);
 				char *t = twin_get(rt);
 
 				memcpy(t, home, ls);
-				r->twin[rec.line - r->first] = t;
+				r->twin[line - r->first] = t;
 			}
 			*st |= MW_STALE;
 			count(&w->held, 1);
 		}
-		if (dsm_coh_diff_apply(dsm_rt_home_line(rt, rec.line), ls, p + at, rec.len) < 0)
-			goto bad;
-		dsm_rt_prof_event(rt, rec.line, DSM_RT_PROF_DIFF_IN, src);
-		at += rec.len;
+		if (dsm_coh_diff_apply(dsm_rt_home_line(rt, line), ls, diff, dlen) < 0)
+			dsm_rt_fatal(rt, "a diff that decode.c checked does not apply");
+		dsm_rt_prof_event(rt, line, DSM_RT_PROF_DIFF_IN, src);
 		DSM_RT_COUNT(rt, diffs_merged, 1);
 	}
-	if (at != len)
-		goto bad;
 	ret = dsm_rt_send(rt, src, DSM_RT_MSG_MW, &ack, sizeof(ack));
 	if (ret < 0 && ret != DSM_ERR_PEER_DEAD)
 		dsm_rt_fatal(rt, "acknowledging rank %d's diffs failed: %s", src, dsm_err_str(ret));
 	return;
 bad:
-	/* The records before the bad one are merged: a sender of ours never makes one. */
 	dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_MW_DIFF, len);
 }
 

@@ -106,11 +106,9 @@ struct dsm_rt_loop {
 typedef void dsm_rt_msg_fn(struct dsm_rt *rt, int src, const void *data, size_t len);
 
 /* Protocol messages wait here for their peer's next send or the end of the turn, and
- * travel together (msg.c, "Gathering"): up to 128, with up to DSM_RT_GATHER_BYTES of line
- * data (or one line, where lines are larger). */
+ * travel together (msg.c, "Gathering"): up to DSM_RT_GATHER_MSGS, with up to
+ * DSM_RT_GATHER_BYTES of line data (or one line, where lines are larger; wire.h). */
 #define DSM_RT_GATHER_PEERS 4
-#define DSM_RT_GATHER_MSGS  128
-#define DSM_RT_GATHER_BYTES ((size_t)32 << 10)
 
 struct dsm_rt_gather {
 	int peer;
@@ -123,8 +121,7 @@ struct dsm_rt_gather {
 
 struct dsm_rt_msgs {
 	struct {
-		dsm_rt_msg_fn *fn;
-		size_t len; /* 0: any */
+		dsm_rt_msg_fn *fn; /* its messages' lengths are decode.c's to check */
 	} on[DSM_RT_MSG_MAX + 1];
 	int evfd; /* rung by a thread that submits: the loop polls it */
 	pthread_mutex_t lock;

@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "runtime/bootstrap.h"
 #include "runtime/coll.h"
+#include "runtime/decode.h"
 #include "runtime/loop.h"
 #include "runtime/msg.h"
 #include "runtime/rt.h"
@@ -291,8 +292,8 @@ static void on_stats(struct dsm_rt *rt, int src, const void *data, size_t len)
 {
 	struct dsm_rt_stats_msg m;
 
-	memcpy(&m, data, sizeof(m));
-	if (dsm_rt_coll_coordinator(rt) != rt->rank || m.s.struct_size != sizeof(m.s)) {
+	/* m is the message also where it is refused: its token is answered. */
+	if (dsm_rt_decode_stats(data, len, &m) < 0 || dsm_rt_coll_coordinator(rt) != rt->rank) {
 		dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_STATS, len);
 		dsm_rt_reply(rt, src, m.token, -EINVAL);
 		return;

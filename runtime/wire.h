@@ -54,6 +54,11 @@ struct dsm_rt_coh_batch {
 	uint32_t reserved;
 };
 
+/* A batch's most messages, and its most line bytes: whole lines up to DSM_RT_GATHER_BYTES,
+ * and one line where lines are larger (dsm_rt_coh_batch_cap, decode.h). */
+#define DSM_RT_GATHER_MSGS  128
+#define DSM_RT_GATHER_BYTES ((size_t)32 << 10)
+
 enum dsm_rt_coll_kind {
 	DSM_RT_COLL_BARRIER = 1,
 	DSM_RT_COLL_ALL_ALLOC,
