@@ -194,6 +194,8 @@ foreach(p mr_litmus mr_stress mr_shared mr_api)
   set(rounds "")
   if(p STREQUAL "mr_litmus")
     set(rounds MR_ROUNDS=2000)
+  elseif(p STREQUAL "mr_stress")
+    set(rounds MR_SECONDS=10) # half of mr_stress_2r_shm_4k's time, which runs beside it
   endif()
   dsm_add_test(NAME ${p}_cache16_2r_shm_4k LABEL runtime TIMEOUT 300
     COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 $<TARGET_FILE:${p}>
