@@ -34,6 +34,7 @@ struct dsm_rt_extent {
 	uint64_t first, nlines;
 	uint8_t kind;
 	uint8_t dist;
+	bool mw; /* collective, multiple-writer memory (dsm_all_alloc_mw) */
 	struct dsm_rt_slab *slab;
 };
 
@@ -212,9 +213,10 @@ static int coh_dist(dsm_dist_t dist)
 	}
 }
 
-int dsm_rt_alloc_collective(struct dsm_rt_alloc *a, size_t size, dsm_dist_t dist, void **out_p)
+int dsm_rt_alloc_collective(struct dsm_rt_alloc *a, size_t size, dsm_dist_t dist, bool mw,
+                            void **out_p)
 {
-	struct dsm_rt_extent e = {.kind = EXT_COLL};
+	struct dsm_rt_extent e = {.kind = EXT_COLL, .mw = mw};
 	int cd = coh_dist(dist), ret;
 
 	if (size == 0 || cd < 0)
@@ -558,7 +560,8 @@ int dsm_rt_alloc_home_of(struct dsm_rt_alloc *a, const void *addr)
 
 /* ---- snapshots (ckpt.c) --------------------------------------------------------------------- */
 
-#define STATE_MAGIC 0x31434c41u /* "ALC1" */
+#define STATE_MAGIC    0x31434c41u /* "ALC1" */
+#define STATE_MW_SHIFT 8           /* a collective allocation's word: dist | mw << 8 */
 
 /* A growing array of words. */
 struct words {
@@ -592,7 +595,7 @@ int dsm_rt_alloc_export(struct dsm_rt_alloc *a, uint64_t **words_p, size_t *n_p)
 			continue;
 		put(&w, a->ext[i].first);
 		put(&w, a->ext[i].nlines);
-		put(&w, a->ext[i].dist);
+		put(&w, a->ext[i].dist | (uint64_t)a->ext[i].mw << STATE_MW_SHIFT);
 	}
 	put(&w, a->coll_lines + a->rank * a->slice_lines);
 	put(&w, a->slice_lines);
@@ -690,12 +693,15 @@ int dsm_rt_alloc_restore(struct dsm_rt_alloc *a, const uint64_t *words, size_t n
 		goto nomem;
 	for (uint64_t i = 0; i < ncoll; i++) {
 		struct dsm_rt_extent e = {.kind = EXT_COLL};
+		uint64_t d;
 
 		e.first = get(&r);
 		e.nlines = get(&r);
-		e.dist = (uint8_t)get(&r);
+		d = get(&r);
+		e.dist = (uint8_t)d;
+		e.mw = d >> STATE_MW_SHIFT & 1;
 		if (r.bad || e.first + e.nlines > mark || e.nlines == 0 ||
-		    e.dist > DSM_COH_DIST_ZERO ||
+		    e.dist > DSM_COH_DIST_ZERO || d >> STATE_MW_SHIFT > 1 ||
 		    (a->next && a->ext[a->next - 1].first + a->ext[a->next - 1].nlines > e.first))
 			goto out;
 		if (ext_add(a, &e) < 0)
@@ -792,5 +798,15 @@ void dsm_rt_alloc_each(struct dsm_rt_alloc *a, void (*fn)(void *arg, const dsm_c
 		}
 		fn(arg, &s);
 	}
+	pthread_mutex_unlock(&a->lock);
+}
+
+void dsm_rt_alloc_each_mw(struct dsm_rt_alloc *a, void (*fn)(void *arg, uint64_t first, uint64_t n),
+                          void *arg)
+{
+	pthread_mutex_lock(&a->lock);
+	for (size_t i = 0; i < a->next; i++)
+		if (a->ext[i].kind == EXT_COLL && a->ext[i].mw)
+			fn(arg, a->ext[i].first, a->ext[i].nlines);
 	pthread_mutex_unlock(&a->lock);
 }

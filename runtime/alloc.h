@@ -63,8 +63,10 @@ void dsm_rt_alloc_fini(struct dsm_rt_alloc *a);
 /* The first line of the collective region that no allocation has had yet (lines there are
  * handed out in increasing order while reuse_collective is off). */
 uint64_t dsm_rt_alloc_coll_mark(struct dsm_rt_alloc *a);
-/* Collective: same calls, same order on every rank -> same address. 0, -EINVAL, -ENOMEM. */
-int dsm_rt_alloc_collective(struct dsm_rt_alloc *a, size_t size, dsm_dist_t dist, void **out_p);
+/* Collective: same calls, same order on every rank -> same address. 0, -EINVAL, -ENOMEM.
+ * @mw: multiple-writer memory (kept in snapshots, dsm_rt_alloc_each_mw). */
+int dsm_rt_alloc_collective(struct dsm_rt_alloc *a, size_t size, dsm_dist_t dist, bool mw,
+                            void **out_p);
 /* 0, or -EINVAL for an address that is not a live collective allocation's start. */
 int dsm_rt_free_collective(struct dsm_rt_alloc *a, void *p);
 
@@ -112,5 +114,8 @@ int dsm_rt_alloc_restore(struct dsm_rt_alloc *a, const uint64_t *words, size_t n
 /* @fn for each live allocation (its lines and homes): the collective ones and this rank's. */
 void dsm_rt_alloc_each(struct dsm_rt_alloc *a, void (*fn)(void *arg, const dsm_coh_span_t *s),
                        void *arg);
+/* @fn for each live multiple-writer allocation: its first line and lines. */
+void dsm_rt_alloc_each_mw(struct dsm_rt_alloc *a, void (*fn)(void *arg, uint64_t first, uint64_t n),
+                          void *arg);
 
 #endif

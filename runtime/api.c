@@ -89,7 +89,7 @@ static void *all_alloc(const char *call, size_t size, dsm_dist_t dist, bool mw, 
 	                        (uint64_t)dist);
 	if (ret < 0)
 		return fail_errno(ret);
-	ret = dsm_rt_alloc_collective(&rt->alloc, size, dist, &p);
+	ret = dsm_rt_alloc_collective(&rt->alloc, size, dist, mw, &p);
 	if (ret == 0 && rt->heap.strict)
 		ret = dsm_rt_heap_open(&rt->heap, (size_t)((char *)p - rt->heap.base), size);
 	/* Known to this rank's loop before any of its threads can touch it. Another rank may

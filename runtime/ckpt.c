@@ -51,6 +51,7 @@
 #include "runtime/fault.h"
 #include "runtime/loop.h"
 #include "runtime/msg.h"
+#include "runtime/mw.h"
 #include "runtime/rdma.h"
 #include "runtime/region.h"
 
@@ -386,6 +387,23 @@ static void protect_run(struct dsm_rt *rt, uint64_t first, uint64_t n)
 		dsm_rt_fatal(rt, "write-protecting lines for a checkpoint failed");
 }
 
+/* The collective region below @mark but its multiple-writer ranges: their stores are not
+ * the snapshot's business (their home copies are saved), and a master copy written after a
+ * write-protect would fault for ever (mw.c lets its stores go without one). */
+static void protect_collective(struct dsm_rt *rt, uint64_t mark)
+{
+	const struct dsm_rt_mw *w = &rt->mw;
+	uint64_t at = 0;
+
+	for (size_t i = 0; i < w->nr && w->r[i].first < mark; i++) {
+		if (w->r[i].first > at)
+			protect_run(rt, at, w->r[i].first - at);
+		at = w->r[i].first + w->r[i].n;
+	}
+	if (at < mark)
+		protect_run(rt, at, mark - at);
+}
+
 static void *zalloc(size_t n, size_t size)
 {
 	return calloc(n ? n : 1, size); /* large: fresh zero pages, touched as used */
@@ -443,8 +461,10 @@ static int take(struct dsm_rt *rt)
 	atomic_store(&ck->decided_all, false);
 	/* Stores to lines held M must fault from now on (E and S are read-only already): the
 	 * collective region handed out so far, this rank's dsm_alloc memory, the others' held
-	 * here. Pages not there cost nothing. */
-	protect_run(rt, 0, mark);
+	 * here. Pages not there cost nothing. Multiple-writer memory is saved from its home
+	 * copies, which take its master copies now (mw.c). */
+	protect_collective(rt, mark);
+	ck->mw_masters = dsm_rt_mw_ckpt_take(rt);
 	for (size_t i = 0; i < ck->nranges; i++)
 		if (ck->ranges[i].span.first_line >= a->coll_lines)
 			protect_run(rt, ck->ranges[i].span.first_line, ck->ranges[i].span.nlines);
@@ -897,12 +917,10 @@ DSM_EXPORT int dsm_checkpoint(const char *dir)
 		DSM_LOG(DSM_LOG_ERROR, "dsm_checkpoint: a rank died; no snapshot after a death");
 		return DSM_ERR_PEER_DEAD;
 	}
-	if (atomic_load(&rt->mw.nranges)) {
-		DSM_LOG(DSM_LOG_ERROR, "dsm_checkpoint: the heap holds multiple-writer memory "
-		                       "(dsm_all_alloc_mw), which snapshots do not take yet");
-		return -ENOTSUP;
-	}
 	pthread_mutex_lock(&ck->lock);
+	/* Like a barrier: a release first, so that the home copies hold every write to
+	 * multiple-writer memory made before the call, and an acquire at the end. */
+	dsm_rt_mw_release(rt);
 	ret = wait_locked(rt);
 	if (ret < 0)
 		goto out;
@@ -949,16 +967,19 @@ DSM_EXPORT int dsm_checkpoint(const char *dir)
 	}
 	ck->pending = true;
 	ret = 0;
+	dsm_rt_mw_acquire(rt);
 	atomic_fetch_add(&ck->count, 1);
 	atomic_store(&ck->pause_ns, ns);
 	if (ns > atomic_load(&ck->pause_ns_max))
 		atomic_store(&ck->pause_ns_max, ns);
 	DSM_LOG(DSM_LOG_INFO,
-	        "dsm_checkpoint #%" PRIu64 " to %s: %" PRIu64 " lines to decide here, paused "
-	        "%.3f ms (frozen %.3f, drained %.3f, listed %.3f, agreed %.3f, thawed %.3f)",
-	        ck->seq, ck->mine, ck->npos, (double)ns / 1e6, (double)(t[1] - t[0]) / 1e6,
-	        (double)(t[2] - t[1]) / 1e6, (double)(t[3] - t[2]) / 1e6,
-	        (double)(t[4] - t[3]) / 1e6, (double)(t[0] + ns - t[4]) / 1e6);
+	        "dsm_checkpoint #%" PRIu64 " to %s: %" PRIu64 " lines to decide here (%" PRIu64
+	        " multiple-writer master copies taken), paused %.3f ms (frozen %.3f, drained "
+	        "%.3f, listed %.3f, agreed %.3f, thawed %.3f)",
+	        ck->seq, ck->mine, ck->npos, ck->mw_masters, (double)ns / 1e6,
+	        (double)(t[1] - t[0]) / 1e6, (double)(t[2] - t[1]) / 1e6,
+	        (double)(t[3] - t[2]) / 1e6, (double)(t[4] - t[3]) / 1e6,
+	        (double)(t[0] + ns - t[4]) / 1e6);
 	goto out;
 close:
 	if (ck->fd >= 0) {
@@ -1054,8 +1075,23 @@ static void open_span(void *arg, const dsm_coh_span_t *s)
 		dsm_rt_heap_open(&rt->heap, s->first_line * ls, s->nlines * ls);
 }
 
+struct restore_mw_arg {
+	struct dsm_rt *rt;
+	int err;
+};
+
+static void restore_mw(void *arg, uint64_t first, uint64_t n)
+{
+	struct restore_mw_arg *a = arg;
+	int ret = a->err < 0 ? 0 : dsm_rt_mw_restore_range(a->rt, first, n);
+
+	if (ret < 0)
+		a->err = ret;
+}
+
 int dsm_rt_ckpt_restore(struct dsm_rt *rt)
 {
+	struct restore_mw_arg mw = {0};
 	struct dsm_ckpt_manifest m;
 	struct dsm_ckpt_file *f = NULL;
 	char path[DSM_CKPT_PATH_MAX], why[DSM_CKPT_PATH_MAX + 512];
@@ -1099,6 +1135,14 @@ int dsm_rt_ckpt_restore(struct dsm_rt *rt)
 		goto out;
 	}
 	dsm_rt_alloc_each(&rt->alloc, open_span, rt);
+	mw.rt = rt;
+	dsm_rt_alloc_each_mw(&rt->alloc, restore_mw, &mw);
+	if (mw.err < 0) {
+		snprintf(why, sizeof(why), "its multiple-writer memory cannot be set up: %s",
+		         dsm_err_str(mw.err));
+		ret = restart_refused(rt, why);
+		goto out;
+	}
 	for (uint32_t r = 0; r < m.nranks; r++) {
 		for (uint64_t i = 0; i < f[r].hdr.nlines; i++) {
 			uint64_t line = f[r].line[i];

@@ -39,6 +39,7 @@
 #include "common/uffd.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "runtime/ckpt.h"
 #include "runtime/death.h"
 #include "runtime/decode.h"
 #include "runtime/fatal.h"
@@ -497,6 +498,8 @@ static void diff_out(struct dsm_rt *rt, uint64_t line, const char *twin, const c
 	if (home == rt->rank) {
 		/* Merged into the home copy at once: the diff is made in scratch. */
 		len = dsm_coh_diff_make(twin, cur, ls, w->scratch, NULL);
+		if (len)
+			dsm_rt_ckpt_before(rt, line, DSM_RT_CK_HOME);
 		if (len && dsm_coh_diff_apply(dsm_rt_home_line(rt, line), ls, w->scratch, len) < 0)
 			dsm_rt_fatal(rt, "a diff of this rank's own does not apply");
 		if (len)
@@ -828,35 +831,33 @@ bad:
 	dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_MW_GET, len);
 }
 
-static void range_add(struct dsm_rt *rt, uint64_t addr, uint64_t len, uint64_t token)
+/* @n lines from @first become multiple-writer memory here. 0, -EINVAL or -ENOMEM. */
+static int add_range(struct dsm_rt *rt, uint64_t first, uint64_t n)
 {
 	struct dsm_rt_mw *w = &rt->mw;
-	int64_t first = dsm_coh_line_of(&rt->layout, addr);
-	uint64_t n = (len + line_size(rt) - 1) >> rt->layout.line_shift;
-	struct dsm_rt_mw_range r = {.first = (uint64_t)first, .n = n};
+	struct dsm_rt_mw_range r = {.first = first, .n = n};
 	size_t at = 0;
-	int status = 0;
+	int ret;
 
-	if (first < 0 || n == 0) {
-		status = -EINVAL;
-		goto out;
-	}
+	if (n == 0 || first + n > (rt->layout.size >> rt->layout.line_shift))
+		return -EINVAL;
 	r.state = calloc(n, 1);
 	r.twin = w->async ? calloc(n, sizeof(*r.twin)) : NULL;
 	if (r.state == NULL || (w->async && r.twin == NULL) ||
 	    !grow((void **)&w->r, &w->r_cap, w->nr, sizeof(w->r[0]))) {
 		free(r.state);
 		free(r.twin);
-		status = -ENOMEM;
-		goto out;
+		return -ENOMEM;
 	}
 	/* Its faults come on the asynchronous userfaultfd from now on. */
 	if (w->async) {
-		status = dsm_rt_region_move(&rt->region, w->rg, addr, n << rt->layout.line_shift);
-		if (status < 0) {
+		ret = dsm_rt_region_move(&rt->region, w->rg,
+		                         (uint64_t)(uintptr_t)line_addr(rt, first),
+		                         n << rt->layout.line_shift);
+		if (ret < 0) {
 			free(r.state);
 			free(r.twin);
-			goto out;
+			return ret;
 		}
 	}
 	while (at < w->nr && w->r[at].first < r.first)
@@ -865,8 +866,20 @@ static void range_add(struct dsm_rt *rt, uint64_t addr, uint64_t len, uint64_t t
 	w->r[at] = r;
 	w->nr++;
 	atomic_fetch_add_explicit(&w->nranges, 1, memory_order_release);
-out:
-	dsm_rt_reply(rt, rt->rank, token, status);
+	return 0;
+}
+
+static void range_add(struct dsm_rt *rt, uint64_t addr, uint64_t len, uint64_t token)
+{
+	int64_t first = dsm_coh_line_of(&rt->layout, addr);
+	uint64_t n = (len + line_size(rt) - 1) >> rt->layout.line_shift;
+
+	dsm_rt_reply(rt, rt->rank, token, first < 0 ? -EINVAL : add_range(rt, (uint64_t)first, n));
+}
+
+int dsm_rt_mw_restore_range(struct dsm_rt *rt, uint64_t first, uint64_t n)
+{
+	return add_range(rt, first, n);
 }
 
 /* The allocation at @addr was freed: its copies, twins and requests go. */
@@ -1070,6 +1083,7 @@ static void on_diff(struct dsm_rt *rt, int src, const void *data, size_t len)
 		/* This rank's own copy misses that rank's writes from now on (STALE). */
 		uint8_t *st = state_of(w, line);
 
+		dsm_rt_ckpt_before(rt, line, DSM_RT_CK_HOME); /* a snapshot's record first */
 		if (st && is_master(rt, line, *st)) {
 			/* It was the line: the home copy takes it, and its stores are tracked
 			 * from now on (write-protected first, so none is in flight); with
@@ -1099,6 +1113,35 @@ static void on_diff(struct dsm_rt *rt, int src, const void *data, size_t len)
 	return;
 bad:
 	dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_MW_DIFF, len);
+}
+
+/* ---- snapshots (ckpt.c) ---------------------------------------------------------------- */
+
+/*
+ * At a checkpoint's TAKE, after every rank's release: the home copy of each line homed here
+ * is the line, but for the master copies (is_master), which are the line themselves and
+ * whose stores never fault. Their bytes go into the home copy, which the snapshot saves from
+ * (ckpt.c) and which only a diff changes from now on (after dsm_rt_ckpt_before). The master
+ * copy stays one: the home copy took nothing it lacks.
+ */
+uint64_t dsm_rt_mw_ckpt_take(struct dsm_rt *rt)
+{
+	struct dsm_rt_mw *w = &rt->mw;
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < w->nr; i++) {
+		const struct dsm_rt_mw_range *r = &w->r[i];
+
+		for (uint64_t k = 0; k < r->n; k++) {
+			uint64_t line = r->first + k;
+
+			if (!is_master(rt, line, r->state[k]))
+				continue;
+			memcpy(dsm_rt_home_line(rt, line), line_addr(rt, line), line_size(rt));
+			n++;
+		}
+	}
+	return n;
 }
 
 /* ---- faults on the asynchronous userfaultfd ------------------------------------------ */

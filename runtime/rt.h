@@ -477,7 +477,8 @@ struct dsm_rt_ckpt {
 	_Atomic(uint8_t) *st; /* enum dsm_rt_ck_state */
 	int fd;
 	uint64_t data_off;
-	atomic_int err; /* the first write error */
+	uint64_t mw_masters; /* multiple-writer master copies copied into their home copies */
+	atomic_int err;      /* the first write error */
 	atomic_uint_fast64_t saved_by_loop;
 	/* The application side: one checkpoint at a time. */
 	pthread_mutex_t lock;

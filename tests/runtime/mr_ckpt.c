@@ -6,15 +6,17 @@
  *     Fills the heap: array A (dsm_all_alloc, block) of which rank r writes the lines
  *     i % nranks == r (so most are held modified away from their home) and whose last
  *     quarter nobody touches; array B (cyclic) that each home writes and every rank then
- *     reads (shared: the home segments are current); unless nolocal, a dsm_alloc object and
- *     a 3-line dsm_alloc block per rank, which the others read. A root struct (dsm_set_root)
+ *     reads (shared: the home segments are current); array M (dsm_all_alloc_mw, block) whose
+ *     lines every rank writes a share of (fill_m) and every rank reads; unless nolocal, a dsm_alloc
+ * object and a 3-line dsm_alloc block per rank, which the others read. A root struct (dsm_set_root)
  *     names them. Then dsm_checkpoint(DIR), and at once THREADS threads per rank overwrite
- *     every line of A and B, racing the background writer, before dsm_checkpoint_wait;
+ *     every line of A, B and M, racing the background writer, and release M before
+ *     dsm_checkpoint_wait;
  *     the new values are checked. With kill, every rank then writes more and SIGKILLs
  *     itself.
  *   mr_ckpt restart
  *     Under DSM_RESTART: dsm_restarted() is 1, dsm_root() is the saved root, and every word
- *     of A, B (and the dsm_alloc memory, with as many ranks) holds the checkpoint's value,
+ *     of A, B, M (and the dsm_alloc memory, with as many ranks) holds the checkpoint's value,
  *     whatever was written after it. Then the restored heap is written and read across the
  *     ranks, and a second checkpoint is taken and waited for.
  * Prints "N passed, M failed" on rank 0; exits 1 if dsm_init fails.
@@ -35,6 +37,7 @@
 
 #define A_LINES  512 /* per rank */
 #define B_LINES  64  /* per rank */
+#define M_LINES  64  /* per rank */
 #define THREADS  3
 #define OBJ_SIZE 1000
 #define MAXR     64
@@ -46,6 +49,8 @@ struct root {
 	uint64_t *a, *b;
 	unsigned char *obj[MAXR]; /* dsm_alloc, OBJ_SIZE bytes, one per rank */
 	uint64_t *blk[MAXR];      /* dsm_alloc, 3 lines, one per rank */
+	uint64_t m_lines;         /* of m: multiple-writer memory (block) */
+	uint64_t *m;
 };
 
 #define ROOT_MAGIC 0x524f4f5444534d31ull
@@ -90,6 +95,29 @@ static uint64_t a_gen(uint64_t i)
 	return i >= R->a_lines * 3 / 4 ? 0 : 1;
 }
 
+/*
+ * Multiple-writer memory: line i of M, if i % 4 == 0, is written whole by its home only
+ * (its master copy there, which a store never faults on); the others by every rank, each
+ * the words w % nranks == rank (false sharing: merged from diffs at the home). Threads of a
+ * rank take the lines t, t + THREADS, ...
+ */
+static void fill_m(int t, int nthreads, uint64_t gen)
+{
+	uint64_t per = R->m_lines / (uint64_t)nranks;
+
+	for (uint64_t i = (uint64_t)t; i < R->m_lines; i += (uint64_t)nthreads) {
+		uint64_t *p = R->m + i * words;
+
+		if (i % 4 == 0) {
+			if (i / per == (uint64_t)rank)
+				fill_line(p, 3, i, gen);
+			continue;
+		}
+		for (size_t w = (size_t)rank; w < words; w += (size_t)nranks)
+			p[w] = val(3, i, w, gen);
+	}
+}
+
 struct racer {
 	int t;
 	uint64_t gen;
@@ -107,6 +135,7 @@ static void *race(void *arg)
 	for (uint64_t i = (uint64_t)(rank * THREADS + r->t); i < nb;
 	     i += (uint64_t)(nranks * THREADS))
 		fill_line(R->b + i * words, 1, i, r->gen);
+	fill_m(r->t, THREADS, r->gen);
 	return NULL;
 }
 
@@ -119,6 +148,8 @@ static void check_all(uint64_t gen_a_override, uint64_t gen_b, const char *what)
 		                 gen_a_override ? gen_a_override : a_gen(i)) != 0;
 	for (uint64_t i = 0; i < R->b_lines; i++)
 		bad += bad_words(R->b + i * words, 1, i, gen_b) != 0;
+	for (uint64_t i = 0; i < R->m_lines; i++)
+		bad += bad_words(R->m + i * words, 3, i, gen_b) != 0;
 	if (bad)
 		fprintf(stderr, "[rank %d] %s: %ld lines wrong\n", rank, what, bad);
 	CHECK(bad == 0);
@@ -133,9 +164,10 @@ static int take(const char *dir, bool local, bool die)
 	R = dsm_all_alloc(sizeof(*R), DSM_DIST_LOCAL);
 	uint64_t *a = dsm_all_alloc((size_t)nranks * A_LINES * ls, DSM_DIST_BLOCK);
 	uint64_t *b = dsm_all_alloc((size_t)nranks * B_LINES * ls, DSM_DIST_CYCLIC);
+	uint64_t *m = dsm_all_alloc_mw((size_t)nranks * M_LINES * ls, DSM_DIST_BLOCK);
 
-	CHECK(R && a && b);
-	if (!R || !a || !b)
+	CHECK(R && a && b && m);
+	if (!R || !a || !b || !m)
 		return 1;
 	if (rank == 0) {
 		R->magic = ROOT_MAGIC;
@@ -144,6 +176,8 @@ static int take(const char *dir, bool local, bool die)
 		R->b_lines = (uint64_t)nranks * B_LINES;
 		R->a = a;
 		R->b = b;
+		R->m_lines = (uint64_t)nranks * M_LINES;
+		R->m = m;
 	}
 	dsm_barrier();
 	if (local) {
@@ -162,13 +196,16 @@ static int take(const char *dir, bool local, bool die)
 		fill_line(a + i * words, 0, i, 1);
 	for (uint64_t i = (uint64_t)rank; i < R->b_lines; i += (uint64_t)nranks)
 		fill_line(b + i * words, 1, i, 1); /* cyclic: these are homed here */
+	fill_m(0, 1, 1);
 	dsm_barrier();
 	/* Every rank reads B (shared), and the others' dsm_alloc memory. */
 	long seen = 0;
 
 	for (uint64_t i = 0; i < R->b_lines; i++)
 		seen += bad_words(b + i * words, 1, i, 1) == 0;
-	CHECK(seen == (long)R->b_lines);
+	for (uint64_t i = 0; i < R->m_lines; i++)
+		seen += bad_words(m + i * words, 3, i, 1) == 0;
+	CHECK(seen == (long)(R->b_lines + R->m_lines));
 	for (int r = 0; local && r < nranks; r++)
 		CHECK(R->obj[r] && R->obj[r][5] == (unsigned char)(5 * 31 + r));
 	/* Refused, on every rank alike, before the real one. */
@@ -181,10 +218,6 @@ static int take(const char *dir, bool local, bool die)
 	CHECK(dsm_checkpoint(rank == 0 ? dir : other) == DSM_ERR_MISMATCH);
 	CHECK(dsm_set_root(rank == 0 ? (void *)R : (void *)a) == 0);
 	CHECK(dsm_checkpoint(dir) == DSM_ERR_MISMATCH); /* the roots differ */
-	void *mw = dsm_all_alloc_mw(ls, DSM_DIST_BLOCK);
-
-	CHECK(mw != NULL && dsm_checkpoint(dir) == -ENOTSUP);
-	CHECK(dsm_all_free(mw) == 0);
 	CHECK(dsm_set_root(R) == 0);
 	dsm_barrier();
 
@@ -200,6 +233,9 @@ static int take(const char *dir, bool local, bool die)
 	}
 	for (int t = 0; t < THREADS; t++)
 		pthread_join(th[t], NULL);
+	/* The diffs of M reach the homes while the snapshot streams: each home copy is saved
+	 * before the first merges into it. */
+	dsm_release();
 	ret = dsm_checkpoint_wait();
 	CHECK(ret == 0);
 	dsm_barrier();

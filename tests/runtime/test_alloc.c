@@ -63,8 +63,10 @@ static void test_collective_same_everywhere(void **state)
 	make(&r0, 0, LINE);
 	make(&r3, 3, LINE);
 	for (int i = 0; i < 6; i++) {
-		assert_int_equal(dsm_rt_alloc_collective(&r0, sizes[i], DSM_DIST_BLOCK, &p0[i]), 0);
-		assert_int_equal(dsm_rt_alloc_collective(&r3, sizes[i], DSM_DIST_BLOCK, &p3[i]), 0);
+		assert_int_equal(
+		        dsm_rt_alloc_collective(&r0, sizes[i], DSM_DIST_BLOCK, false, &p0[i]), 0);
+		assert_int_equal(
+		        dsm_rt_alloc_collective(&r3, sizes[i], DSM_DIST_BLOCK, false, &p3[i]), 0);
 		assert_ptr_equal(p0[i], p3[i]);
 		assert_int_equal((uintptr_t)p0[i] % LINE, 0);
 		if (i)
@@ -73,8 +75,8 @@ static void test_collective_same_everywhere(void **state)
 	/* A free and the same request again: the same hole, on both. */
 	assert_int_equal(dsm_rt_free_collective(&r0, p0[2]), 0);
 	assert_int_equal(dsm_rt_free_collective(&r3, p3[2]), 0);
-	assert_int_equal(dsm_rt_alloc_collective(&r0, 5000, DSM_DIST_CYCLIC, &p0[2]), 0);
-	assert_int_equal(dsm_rt_alloc_collective(&r3, 5000, DSM_DIST_CYCLIC, &p3[2]), 0);
+	assert_int_equal(dsm_rt_alloc_collective(&r0, 5000, DSM_DIST_CYCLIC, false, &p0[2]), 0);
+	assert_int_equal(dsm_rt_alloc_collective(&r3, 5000, DSM_DIST_CYCLIC, false, &p3[2]), 0);
 	assert_ptr_equal(p0[2], p3[2]);
 	dsm_rt_alloc_fini(&r0);
 	dsm_rt_alloc_fini(&r3);
@@ -89,9 +91,9 @@ static void test_homes_by_distribution(void **state)
 
 	(void)state;
 	make(&a, 1, LINE);
-	assert_int_equal(dsm_rt_alloc_collective(&a, 10 * LINE, DSM_DIST_BLOCK, &b), 0);
-	assert_int_equal(dsm_rt_alloc_collective(&a, 10 * LINE, DSM_DIST_CYCLIC, &c), 0);
-	assert_int_equal(dsm_rt_alloc_collective(&a, 3 * LINE, DSM_DIST_LOCAL, &l), 0);
+	assert_int_equal(dsm_rt_alloc_collective(&a, 10 * LINE, DSM_DIST_BLOCK, false, &b), 0);
+	assert_int_equal(dsm_rt_alloc_collective(&a, 10 * LINE, DSM_DIST_CYCLIC, false, &c), 0);
+	assert_int_equal(dsm_rt_alloc_collective(&a, 3 * LINE, DSM_DIST_LOCAL, false, &l), 0);
 	for (int i = 0; i < 10; i++) {
 		assert_int_equal(dsm_rt_alloc_home(&a, line_of(b) + i, &span), block[i]);
 		assert_int_equal(span.first_line, line_of(b));
@@ -115,12 +117,13 @@ static void test_collective_bad_input(void **state)
 
 	(void)state;
 	make(&a, 0, LINE);
-	assert_int_equal(dsm_rt_alloc_collective(&a, 0, DSM_DIST_BLOCK, &p), -EINVAL);
-	assert_int_equal(dsm_rt_alloc_collective(&a, 10, (dsm_dist_t)7, &p), -EINVAL);
+	assert_int_equal(dsm_rt_alloc_collective(&a, 0, DSM_DIST_BLOCK, false, &p), -EINVAL);
+	assert_int_equal(dsm_rt_alloc_collective(&a, 10, (dsm_dist_t)7, false, &p), -EINVAL);
 	assert_null(p); /* outputs set only on success */
-	assert_int_equal(dsm_rt_alloc_collective(&a, HEAP, DSM_DIST_BLOCK, &p), -ENOMEM);
-	assert_int_equal(dsm_rt_alloc_collective(&a, HEAP / 2, DSM_DIST_BLOCK, &p), 0);
-	assert_int_equal(dsm_rt_alloc_collective(&a, 1, DSM_DIST_BLOCK, &q), -ENOMEM); /* full */
+	assert_int_equal(dsm_rt_alloc_collective(&a, HEAP, DSM_DIST_BLOCK, false, &p), -ENOMEM);
+	assert_int_equal(dsm_rt_alloc_collective(&a, HEAP / 2, DSM_DIST_BLOCK, false, &p), 0);
+	assert_int_equal(dsm_rt_alloc_collective(&a, 1, DSM_DIST_BLOCK, false, &q),
+	                 -ENOMEM);                                               /* full */
 	assert_int_equal(dsm_rt_free_collective(&a, (char *)p + LINE), -EINVAL); /* not a start */
 	assert_int_equal(dsm_rt_free_collective(&a, p), 0);
 	assert_int_equal(dsm_rt_free_collective(&a, p), -EINVAL); /* double free */
@@ -138,10 +141,10 @@ static void test_collective_retired_without_reuse(void **state)
 	(void)state;
 	make(&a, 0, LINE);
 	a.reuse_collective = false; /* as the runtime runs it */
-	assert_int_equal(dsm_rt_alloc_collective(&a, 8 * LINE, DSM_DIST_BLOCK, &p), 0);
+	assert_int_equal(dsm_rt_alloc_collective(&a, 8 * LINE, DSM_DIST_BLOCK, false, &p), 0);
 	assert_int_equal(dsm_rt_free_collective(&a, p), 0);
 	assert_int_equal(dsm_rt_alloc_home(&a, line_of(p), NULL), -EINVAL); /* use after free */
-	assert_int_equal(dsm_rt_alloc_collective(&a, 8 * LINE, DSM_DIST_CYCLIC, &q), 0);
+	assert_int_equal(dsm_rt_alloc_collective(&a, 8 * LINE, DSM_DIST_CYCLIC, false, &q), 0);
 	assert_true((char *)q >= (char *)p + 8 * LINE); /* never the same lines again */
 	assert_int_equal(dsm_rt_free_collective(&a, p), -EINVAL);
 	dsm_rt_alloc_fini(&a);
@@ -346,6 +349,17 @@ static void test_threads_never_overlap(void **state)
 /* A snapshot's allocator state (ckpt.c): restored into a fresh allocator it gives the same
  * homes, frees the same objects and hands out the same next addresses; a malformed state,
  * another rank's slice, or a restore into a used allocator are refused. */
+static unsigned mw_seen;
+static uint64_t mw_first, mw_lines;
+
+static void count_mw(void *arg, uint64_t first, uint64_t n)
+{
+	(void)arg;
+	mw_seen++;
+	mw_first = first;
+	mw_lines = n;
+}
+
 static void test_export_restore(void **state)
 {
 	struct dsm_rt_alloc a, b, c;
@@ -356,9 +370,10 @@ static void test_export_restore(void **state)
 	(void)state;
 	make(&a, 2, LINE);
 	a.reuse_collective = false;
-	assert_int_equal(dsm_rt_alloc_collective(&a, 5 * LINE, DSM_DIST_BLOCK, &coll[0]), 0);
-	assert_int_equal(dsm_rt_alloc_collective(&a, 3 * LINE, DSM_DIST_CYCLIC, &coll[1]), 0);
-	assert_int_equal(dsm_rt_alloc_collective(&a, LINE, DSM_DIST_LOCAL, &coll[2]), 0);
+	assert_int_equal(dsm_rt_alloc_collective(&a, 5 * LINE, DSM_DIST_BLOCK, false, &coll[0]), 0);
+	assert_int_equal(dsm_rt_alloc_collective(&a, 3 * LINE, DSM_DIST_CYCLIC, false, &coll[1]),
+	                 0);
+	assert_int_equal(dsm_rt_alloc_collective(&a, LINE, DSM_DIST_LOCAL, true, &coll[2]), 0);
 	assert_int_equal(dsm_rt_free_collective(&a, coll[1]), 0); /* a gap, never reused */
 	for (int i = 0; i < 5; i++)
 		assert_int_equal(dsm_rt_alloc_local(&a, 100, &obj[i]), 0);
@@ -374,13 +389,18 @@ static void test_export_restore(void **state)
 	for (uint64_t l = 0; l < 16; l++)
 		assert_int_equal(dsm_rt_alloc_home(&b, l, NULL), dsm_rt_alloc_home(&a, l, NULL));
 	assert_int_equal(dsm_rt_alloc_home_of(&b, coll[1]), -EINVAL); /* freed stays freed */
+	mw_seen = 0;
+	dsm_rt_alloc_each_mw(&b, count_mw, NULL); /* coll[2] is multiple-writer memory */
+	assert_int_equal(mw_seen, 1);
+	assert_int_equal(mw_first, line_of(coll[2]));
+	assert_int_equal(mw_lines, 1);
 	assert_int_equal(dsm_rt_free_local(&b, obj[2], NULL, NULL), -EINVAL); /* freed before */
 	assert_int_equal(dsm_rt_free_local(&b, obj[3], NULL, NULL), 0);
 	assert_int_equal(dsm_rt_free_local(&b, ext, NULL, NULL), 0);
 	assert_int_equal(dsm_rt_free_local(&a, obj[3], NULL, NULL), 0);
 	assert_int_equal(dsm_rt_free_local(&a, ext, NULL, NULL), 0);
-	assert_int_equal(dsm_rt_alloc_collective(&a, LINE, DSM_DIST_BLOCK, &x), 0);
-	assert_int_equal(dsm_rt_alloc_collective(&b, LINE, DSM_DIST_BLOCK, &y), 0);
+	assert_int_equal(dsm_rt_alloc_collective(&a, LINE, DSM_DIST_BLOCK, false, &x), 0);
+	assert_int_equal(dsm_rt_alloc_collective(&b, LINE, DSM_DIST_BLOCK, false, &y), 0);
 	assert_ptr_equal(x, y);
 	assert_int_equal(dsm_rt_alloc_local(&a, 100, &x), 0);
 	assert_int_equal(dsm_rt_alloc_local(&b, 100, &y), 0);
