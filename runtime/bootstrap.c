@@ -2,6 +2,7 @@
 #include "runtime/bootstrap.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -118,6 +119,44 @@ int dsm_rt_boot_allgather(const void *mine, void *all, size_t len)
 		return -EINVAL;
 	return mpi_err(MPI_Allgather(mine, (int)len, MPI_BYTE, all, (int)len, MPI_BYTE, boot.comm),
 	               "MPI_Allgather");
+}
+
+int dsm_rt_boot_bcast(void *buf, size_t len, int root)
+{
+	if (!boot.up || len > (size_t)INT32_MAX)
+		return -EINVAL;
+	return mpi_err(MPI_Bcast(buf, (int)len, MPI_BYTE, root, boot.comm), "MPI_Bcast");
+}
+
+int dsm_rt_boot_alltoallv(const void *send, const size_t *scount, void *recv, const size_t *rcount)
+{
+	int *v = calloc(4 * (size_t)boot.size, sizeof(int));
+	size_t soff = 0, roff = 0;
+	int ret;
+
+	if (!boot.up)
+		ret = -EINVAL;
+	else if (v == NULL)
+		ret = -ENOMEM;
+	else
+		ret = 0;
+	for (int r = 0; ret == 0 && r < boot.size; r++) {
+		v[r] = (int)scount[r];
+		v[boot.size + r] = (int)soff;
+		v[2 * boot.size + r] = (int)rcount[r];
+		v[3 * boot.size + r] = (int)roff;
+		soff += scount[r];
+		roff += rcount[r];
+		if (soff > (size_t)INT32_MAX || roff > (size_t)INT32_MAX)
+			ret = -EINVAL;
+	}
+	if (ret == 0)
+		ret = mpi_err(MPI_Alltoallv(send, v, v + boot.size, MPI_BYTE, recv,
+		                            v + 2 * boot.size, v + 3 * boot.size, MPI_BYTE,
+		                            boot.comm),
+		              "MPI_Alltoallv");
+	free(v);
+	return ret;
 }
 
 int dsm_rt_boot_barrier(void)

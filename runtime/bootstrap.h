@@ -22,6 +22,11 @@ int dsm_rt_boot_size(void);
 /* Every rank contributes @len bytes from @mine; @all gets size * @len bytes in rank order. */
 int dsm_rt_boot_allgather(const void *mine, void *all, size_t len);
 int dsm_rt_boot_barrier(void);
+/* @len bytes of @buf from rank @root to every rank. */
+int dsm_rt_boot_bcast(void *buf, size_t len, int root);
+/* Each rank sends @scount[r] bytes to rank r, from @send in rank order, and receives
+ * @rcount[r] bytes from rank r into @recv in rank order (the totals below 2 GiB). */
+int dsm_rt_boot_alltoallv(const void *send, const size_t *scount, void *recv, const size_t *rcount);
 /* Ends the whole job: for errors that leave the ranks out of step. */
 void dsm_rt_boot_abort(int code, const char *why) __attribute__((noreturn));
 /* The bootstrap as the transport takes it (valid between init and fini). */

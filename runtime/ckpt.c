@@ -46,6 +46,7 @@
 #include "common/log.h"
 #include "common/time.h"
 #include "common/vec.h"
+#include "runtime/bootstrap.h"
 #include "runtime/coll.h"
 #include "runtime/fatal.h"
 #include "runtime/fault.h"
@@ -1027,41 +1028,83 @@ static int restart_refused(struct dsm_rt *rt, const char *why)
 	return -EINVAL;
 }
 
-static int read_manifest(struct dsm_rt *rt, struct dsm_ckpt_manifest *m)
+/*
+ * Every rank's @status agreed, at init (the loop does not run yet): 0 if all are 0; else this
+ * rank's error, or -EINVAL where another rank refused (and said why).
+ */
+static int restart_agree(struct dsm_rt *rt, int status)
 {
-	char dir[DSM_CKPT_PATH_MAX], why[512];
+	int32_t m = status, *all = calloc((size_t)rt->nranks, sizeof(*all));
+	int ret = all ? dsm_rt_boot_allgather(&m, all, sizeof(m)) : -ENOMEM;
 
-	if (dsm_ckpt_path(dir, sizeof(dir), rt->cfg.restart, rt->rank, NULL) < 0)
-		return restart_refused(rt, "the path is too long");
-	if (dsm_ckpt_manifest_read(dir, m, why, sizeof(why)) < 0)
-		return restart_refused(rt, why);
-	return 0;
+	for (int r = 0; ret == 0 && r < rt->nranks; r++)
+		if (all[r] < 0)
+			ret = status < 0 ? status : -EINVAL;
+	free(all);
+	return ret;
 }
 
+/*
+ * The snapshot is rank 0's manifest's, which every rank is given: a rank whose directory
+ * (with "%r", node-local disks) has none of its own, a rank beyond the snapshot's ranks
+ * among them, goes by it; one that has its own must hold the same snapshot.
+ */
 int dsm_rt_ckpt_restart_check(struct dsm_rt *rt)
 {
+	struct mine {
+		int32_t status;
+		struct dsm_ckpt_manifest m;
+	} mine = {0}, *all = NULL;
 	struct dsm_ckpt_manifest m;
-	char why[256];
+	char dir[DSM_CKPT_PATH_MAX], why[DSM_CKPT_PATH_MAX + 512];
 	int ret;
 
 	if (rt->cfg.restart[0] == '\0')
 		return 0;
-	ret = read_manifest(rt, &m);
-	if (ret < 0)
-		return ret;
-	if (m.line_size != rt->cfg.line_size) {
+	why[0] = '\0';
+	if (dsm_ckpt_path(dir, sizeof(dir), rt->cfg.restart, rt->rank, NULL) < 0) {
+		snprintf(why, sizeof(why), "the path is too long");
+		mine.status = -ENAMETOOLONG;
+	} else {
+		mine.status = dsm_ckpt_manifest_read(dir, &mine.m, why, sizeof(why));
+	}
+	all = calloc((size_t)rt->nranks, sizeof(*all));
+	if (all == NULL)
+		return -ENOMEM; /* the heap's reservation fails everywhere after: it agrees */
+	ret = dsm_rt_boot_allgather(&mine, all, sizeof(mine));
+	m = all[0].m;
+	if (ret < 0) {
+		snprintf(why, sizeof(why), "the ranks cannot compare their manifests");
+	} else if (all[0].status < 0) {
+		/* Rank 0 says why; the others what they found, if anything went wrong. */
+		ret = restart_refused(rt, rt->rank == 0 || mine.status < 0
+		                                  ? why
+		                                  : "rank 0 finds no snapshot (it says why)");
+	} else if (mine.status < 0 && mine.status != -ENOENT) {
+		ret = restart_refused(rt, why);
+	} else if (mine.status == 0 && memcmp(&mine.m, &m, sizeof(m)) != 0) {
+		snprintf(why, sizeof(why),
+		         "%s holds snapshot %016" PRIx64 " (#%" PRIu64 ") and rank 0's directory "
+		         "%016" PRIx64 " (#%" PRIu64 ")",
+		         dir, mine.m.id, mine.m.seq, m.id, m.seq);
+		ret = restart_refused(rt, why);
+	} else if (m.line_size != rt->cfg.line_size) {
 		snprintf(why, sizeof(why),
 		         "the snapshot has %" PRIu64 "-byte lines and this run %zu (DSM_LINE_SIZE)",
 		         m.line_size, rt->cfg.line_size);
-		return restart_refused(rt, why);
-	}
-	if (m.heap_size != rt->cfg.heap_size) {
+		ret = restart_refused(rt, why);
+	} else if (m.heap_size != rt->cfg.heap_size) {
 		snprintf(why, sizeof(why),
 		         "the snapshot's heap is %" PRIu64 " bytes and this run's %zu "
 		         "(DSM_HEAP_SIZE)",
 		         m.heap_size, rt->cfg.heap_size);
-		return restart_refused(rt, why);
+		ret = restart_refused(rt, why);
 	}
+	free(all);
+	ret = restart_agree(rt, ret);
+	if (ret < 0)
+		return ret;
+	rt->ckpt.restart_m = m;
 	rt->ckpt.restart_base = m.heap_base;
 	return 0;
 }
@@ -1089,100 +1132,299 @@ static void restore_mw(void *arg, uint64_t first, uint64_t n)
 		a->err = ret;
 }
 
-int dsm_rt_ckpt_restore(struct dsm_rt *rt)
-{
-	struct restore_mw_arg mw = {0};
-	struct dsm_ckpt_manifest m;
-	struct dsm_ckpt_file *f = NULL;
-	char path[DSM_CKPT_PATH_MAX], why[DSM_CKPT_PATH_MAX + 512];
-	uint64_t restored = 0, t0 = dsm_now_ns();
-	int ret, own;
+/*
+ * A restart on N ranks of a snapshot of M: rank r reads the files of ranks r, r + N, ...
+ * below M, and only those (node-local disks: each rank's own directory). The lines homed
+ * here go into the home segment; the others go to their homes, exchanged in rounds of at
+ * most RESTORE_ROUND bytes a rank sends (MPI_Alltoallv, before the loop runs).
+ */
+#define RESTORE_ROUND ((size_t)16 << 20)
 
-	if (rt->cfg.restart[0] == '\0')
-		return 0;
-	ret = read_manifest(rt, &m);
-	if (ret < 0)
-		return ret;
-	f = calloc(m.nranks, sizeof(*f));
-	if (f == NULL)
-		return -ENOMEM;
-	for (uint32_t r = 0; r < m.nranks; r++)
-		f[r].fd = -1;
-	/* Every file is checked before anything is restored: never a partial heap. */
-	for (uint32_t r = 0; r < m.nranks; r++) {
-		dsm_ckpt_file_path(path, sizeof(path), rt->cfg.restart, (int)r);
-		ret = dsm_ckpt_file_open(path, &m, (int)r, &f[r], why, sizeof(why));
-		if (ret < 0) {
-			ret = restart_refused(rt, why);
-			goto out;
+struct restore {
+	struct dsm_rt *rt;
+	struct dsm_ckpt_file *f; /* the files read here: of ranks rank + i * nranks */
+	uint32_t nf;
+	char why[DSM_CKPT_PATH_MAX + 512];
+	int status;
+	uint64_t restored;
+};
+
+static int file_rank(const struct restore *rs, uint32_t i)
+{
+	return rs->rt->rank + (int)i * rs->rt->nranks;
+}
+
+/* A refusal found here: said once, the first one. */
+static void restore_fail(struct restore *rs, const char *why)
+{
+	if (rs->status == 0)
+		rs->status = restart_refused(rs->rt, why);
+}
+
+/* Record @i of file @k: read (its checksum checked) into @buf; false if refused. */
+static bool restore_read(struct restore *rs, uint32_t k, uint64_t i, void *buf)
+{
+	char path[DSM_CKPT_PATH_MAX], why[DSM_CKPT_PATH_MAX + 128];
+	uint64_t line = rs->f[k].line[i];
+	int ret = dsm_ckpt_file_read(&rs->f[k], i, buf);
+
+	if (ret == 0)
+		return true;
+	dsm_ckpt_file_path(path, sizeof(path), rs->rt->cfg.restart, file_rank(rs, k));
+	snprintf(why, sizeof(why), "%s: line %" PRIu64 " (%#" PRIx64 ") %s", path, line,
+	         (uint64_t)(uintptr_t)line_addr(rs->rt, line),
+	         ret == -EBADMSG ? "fails its checksum" : "cannot be read");
+	restore_fail(rs, why);
+	return false;
+}
+
+/* Opens and checks this rank's files: every one before anything is restored. */
+static void restore_open(struct restore *rs, const struct dsm_ckpt_manifest *m)
+{
+	struct dsm_rt *rt = rs->rt;
+	char path[DSM_CKPT_PATH_MAX];
+
+	for (uint32_t k = 0; k < rs->nf && rs->status == 0; k++) {
+		int r = file_rank(rs, k);
+
+		dsm_ckpt_file_path(path, sizeof(path), rt->cfg.restart, r);
+		if (dsm_ckpt_file_open(path, m, r, &rs->f[k], rs->why, sizeof(rs->why)) < 0) {
+			restore_fail(rs, rs->why);
+			break;
 		}
-		if (m.nranks != (uint32_t)rt->nranks &&
-		    dsm_rt_alloc_state_has_local(f[r].alloc, f[r].hdr.alloc_len / 8) != 0) {
+		if (m->nranks != (uint32_t)rt->nranks &&
+		    dsm_rt_alloc_state_has_local(rs->f[k].alloc, rs->f[k].hdr.alloc_len / 8) != 0) {
 			snprintf(
-			        why, sizeof(why),
-			        "the snapshot of %u ranks holds dsm_alloc memory of rank %u, which "
+			        rs->why, sizeof(rs->why),
+			        "the snapshot of %u ranks holds dsm_alloc memory of rank %d, which "
 			        "restarts on %u ranks only (this run has %d)",
-			        m.nranks, r, m.nranks, rt->nranks);
-			ret = restart_refused(rt, why);
-			goto out;
+			        m->nranks, r, m->nranks, rt->nranks);
+			restore_fail(rs, rs->why);
 		}
 	}
-	own = m.nranks == (uint32_t)rt->nranks ? rt->rank : 0;
-	ret = dsm_rt_alloc_restore(&rt->alloc, f[own].alloc, f[own].hdr.alloc_len / 8,
-	                           m.nranks == (uint32_t)rt->nranks);
+}
+
+/* The allocators: from this rank's own file, or rank 0's (sent to all) on another number of
+ * ranks, which has no dsm_alloc memory then. */
+static void restore_alloc(struct restore *rs, const struct dsm_ckpt_manifest *m)
+{
+	struct dsm_rt *rt = rs->rt;
+	bool same = m->nranks == (uint32_t)rt->nranks;
+	uint64_t n = rs->nf ? rs->f[0].hdr.alloc_len / 8 : 0;
+	uint64_t *words = rs->nf ? rs->f[0].alloc : NULL, *got = NULL;
+	struct restore_mw_arg mw = {rt, 0};
+	int ret = 0;
+
+	if (!same) {
+		ret = dsm_rt_boot_bcast(&n, sizeof(n), 0);
+		if (ret == 0 && rt->rank != 0) {
+			words = got = malloc(n ? n * 8 : 1);
+			if (got == NULL)
+				dsm_rt_boot_abort(1,
+				                  "out of memory for a restart's allocation table");
+		}
+		if (ret == 0)
+			ret = dsm_rt_boot_bcast(words, n * 8, 0);
+	}
 	if (ret < 0) {
-		ret = restart_refused(rt, "its allocation table is damaged");
-		goto out;
+		restore_fail(rs, "rank 0's allocation table did not reach this rank");
+	} else if (words == NULL || dsm_rt_alloc_restore(&rt->alloc, words, n, same) < 0) {
+		restore_fail(rs, "its allocation table is damaged");
+	} else {
+		dsm_rt_alloc_each(&rt->alloc, open_span, rt);
+		dsm_rt_alloc_each_mw(&rt->alloc, restore_mw, &mw);
+		if (mw.err < 0) {
+			snprintf(rs->why, sizeof(rs->why),
+			         "its multiple-writer memory cannot be set up: %s",
+			         dsm_err_str(mw.err));
+			restore_fail(rs, rs->why);
+		}
 	}
-	dsm_rt_alloc_each(&rt->alloc, open_span, rt);
-	mw.rt = rt;
-	dsm_rt_alloc_each_mw(&rt->alloc, restore_mw, &mw);
-	if (mw.err < 0) {
-		snprintf(why, sizeof(why), "its multiple-writer memory cannot be set up: %s",
-		         dsm_err_str(mw.err));
-		ret = restart_refused(rt, why);
-		goto out;
-	}
-	for (uint32_t r = 0; r < m.nranks; r++) {
-		for (uint64_t i = 0; i < f[r].hdr.nlines; i++) {
-			uint64_t line = f[r].line[i];
+	free(got);
+}
+
+/* A record to send: file @k, record @i, to @home. */
+struct restore_out {
+	uint32_t k;
+	int32_t home;
+	uint64_t i;
+};
+
+static int cmp_out(const void *a, const void *b)
+{
+	const struct restore_out *x = a, *y = b;
+
+	return x->home != y->home ? (x->home < y->home ? -1 : 1) : (x->i > y->i) - (x->i < y->i);
+}
+
+/* Every record's home: those homed here read in place, the others listed by home. */
+static struct restore_out *restore_local(struct restore *rs, size_t *nout_p)
+{
+	struct dsm_rt *rt = rs->rt;
+	struct restore_out *out = NULL;
+	size_t nout = 0, cap = 0;
+
+	for (uint32_t k = 0; k < rs->nf && rs->status == 0; k++) {
+		for (uint64_t i = 0; i < rs->f[k].hdr.nlines && rs->status == 0; i++) {
+			uint64_t line = rs->f[k].line[i];
 			int home = dsm_rt_alloc_home(&rt->alloc, line, NULL);
 
 			if (home < 0) {
-				snprintf(why, sizeof(why),
-				         "rank %u's file holds line %" PRIu64
+				snprintf(rs->why, sizeof(rs->why),
+				         "rank %d's file holds line %" PRIu64
 				         ", which no allocation covers",
-				         r, line);
-				ret = restart_refused(rt, why);
-				goto out;
+				         file_rank(rs, k), line);
+				restore_fail(rs, rs->why);
+			} else if (home == rt->rank) {
+				if (restore_read(rs, k, i, dsm_rt_home_line(rt, line)))
+					rs->restored++;
+			} else if (DSM_VEC_RESERVE(out, cap, nout + 1) < 0) {
+				restore_fail(rs, "out of memory listing the lines to send");
+			} else {
+				out[nout++] = (struct restore_out){k, home, i};
 			}
-			if (home != rt->rank)
-				continue;
-			ret = dsm_ckpt_file_read(&f[r], i, dsm_rt_home_line(rt, line));
-			if (ret < 0) {
-				dsm_ckpt_file_path(path, sizeof(path), rt->cfg.restart, (int)r);
-				snprintf(why, sizeof(why), "%s: line %" PRIu64 " (%#" PRIx64 ") %s",
-				         path, line, (uint64_t)(uintptr_t)line_addr(rt, line),
-				         ret == -EBADMSG ? "fails its checksum" : "cannot be read");
-				ret = restart_refused(rt, why);
-				goto out;
-			}
-			restored++;
 		}
 	}
-	atomic_store(&rt->ckpt.root, (uintptr_t)m.root);
-	rt->ckpt.restarted = true;
-	rt->ckpt.seq = m.seq;
-	DSM_LOG(DSM_LOG_INFO,
-	        "restarted from %s (snapshot #%" PRIu64 " of %u ranks): %" PRIu64
-	        " lines homed here in %.1f ms",
-	        rt->cfg.restart, m.seq, m.nranks, restored, (double)(dsm_now_ns() - t0) / 1e6);
-	ret = 0;
-out:
-	for (uint32_t r = 0; r < m.nranks; r++)
-		if (f[r].fd >= 0)
-			dsm_ckpt_file_close(&f[r]);
-	free(f);
+	if (nout)
+		qsort(out, nout, sizeof(*out), cmp_out);
+	*nout_p = nout;
+	return out;
+}
+
+/* The records of @out go to their homes, in rounds; every rank runs every round. */
+static void restore_exchange(struct restore *rs, const struct restore_out *out, size_t nout)
+{
+	struct dsm_rt *rt = rs->rt;
+	size_t n = (size_t)rt->nranks, ls = line_size(rt), rec = ls + 8;
+	size_t per = RESTORE_ROUND / rec / n ? RESTORE_ROUND / rec / n : 1;
+	uint64_t *cnt = calloc(n, 8), *in = calloc(n, 8), *rounds = calloc(n, 8), mine = 0, all = 0;
+	size_t *sc = calloc(n, sizeof(size_t)), *rc = calloc(n, sizeof(size_t)), *at = calloc(n, 8);
+	char *sbuf = malloc(per * n * rec), *rbuf = malloc(per * n * rec);
+	int ret;
+
+	if (!cnt || !in || !rounds || !sc || !rc || !at || !sbuf || !rbuf) {
+		/* The job cannot go on in step: ended, with the reason. */
+		dsm_rt_boot_abort(1, "out of memory for the exchange of a restart's lines");
+	}
+	for (size_t j = 0; j < nout; j++)
+		cnt[out[j].home]++;
+	for (size_t r = 0; r < n; r++)
+		sc[r] = rc[r] = 8;
+	ret = dsm_rt_boot_alltoallv(cnt, sc, in, rc);
+	for (size_t r = 0; r < n; r++) {
+		uint64_t a = (cnt[r] + per - 1) / per, b = (in[r] + per - 1) / per;
+
+		mine = a > mine ? a : mine;
+		mine = b > mine ? b : mine;
+	}
+	if (ret == 0)
+		ret = dsm_rt_boot_allgather(&mine, rounds, 8);
+	if (ret < 0)
+		dsm_rt_boot_abort(1, "the exchange of a restart's lines failed");
+	for (size_t r = 0; r < n; r++)
+		all = rounds[r] > all ? rounds[r] : all;
+	/* at[r]: the first record for rank r not sent yet (out is sorted by home). */
+	for (size_t r = 0, j = 0; r < n; r++) {
+		while (j < nout && (size_t)out[j].home < r)
+			j++;
+		at[r] = j;
+	}
+	for (uint64_t round = 0; round < all; round++) {
+		size_t off = 0, got = 0;
+
+		for (size_t r = 0; r < n; r++) {
+			uint64_t left = cnt[r] > round * per ? cnt[r] - round * per : 0;
+			uint64_t from = in[r] > round * per ? in[r] - round * per : 0;
+			size_t k = left < per ? (size_t)left : per;
+
+			for (size_t x = 0; x < k; x++, at[r]++) {
+				const struct restore_out *o = &out[at[r]];
+
+				memcpy(sbuf + off, &rs->f[o->k].line[o->i], 8);
+				if (!restore_read(rs, o->k, o->i, sbuf + off + 8))
+					memset(sbuf + off + 8, 0, ls);
+				off += rec;
+			}
+			sc[r] = k * rec;
+			rc[r] = (from < per ? (size_t)from : per) * rec;
+			got += rc[r];
+		}
+		if (dsm_rt_boot_alltoallv(sbuf, sc, rbuf, rc) < 0)
+			dsm_rt_boot_abort(1, "the exchange of a restart's lines failed");
+		for (size_t x = 0; x < got; x += rec) {
+			uint64_t line;
+
+			memcpy(&line, rbuf + x, 8);
+			if (dsm_rt_alloc_home(&rt->alloc, line, NULL) != rt->rank) {
+				restore_fail(rs,
+				             "a line sent here by another rank is not homed here");
+				continue;
+			}
+			memcpy(dsm_rt_home_line(rt, line), rbuf + x + 8, ls);
+			rs->restored++;
+		}
+	}
+	free(cnt);
+	free(in);
+	free(rounds);
+	free(sc);
+	free(rc);
+	free(at);
+	free(sbuf);
+	free(rbuf);
+}
+
+int dsm_rt_ckpt_restore(struct dsm_rt *rt)
+{
+	const struct dsm_ckpt_manifest *m = &rt->ckpt.restart_m;
+	struct restore rs = {.rt = rt};
+	struct restore_out *out = NULL;
+	uint64_t t0 = dsm_now_ns();
+	size_t nout = 0;
+	int ret;
+
+	if (rt->cfg.restart[0] == '\0')
+		return 0;
+	rs.nf = m->nranks > (uint32_t)rt->rank
+	                ? (m->nranks - 1 - (uint32_t)rt->rank) / (uint32_t)rt->nranks + 1
+	                : 0;
+	rs.f = calloc(rs.nf ? rs.nf : 1, sizeof(*rs.f));
+	if (rs.f == NULL)
+		return -ENOMEM;
+	for (uint32_t k = 0; k < rs.nf; k++)
+		rs.f[k].fd = -1;
+	/* Each step agreed before the next: never a partial heap, and never a rank left in a
+	 * collective the others skipped. */
+	restore_open(&rs, m);
+	ret = restart_agree(rt, rs.status);
+	if (ret == 0) {
+		restore_alloc(&rs, m);
+		ret = restart_agree(rt, rs.status);
+	}
+	if (ret == 0) {
+		out = restore_local(&rs, &nout);
+		ret = restart_agree(rt, rs.status);
+	}
+	if (ret == 0) {
+		restore_exchange(&rs, out, nout);
+		ret = rs.status;
+	}
+	if (ret == 0) {
+		atomic_store(&rt->ckpt.root, (uintptr_t)m->root);
+		rt->ckpt.restarted = true;
+		rt->ckpt.seq = m->seq;
+		DSM_LOG(DSM_LOG_INFO,
+		        "restarted from %s (snapshot #%" PRIu64 " of %u ranks): %u file(s) read "
+		        "here, %" PRIu64 " lines homed here restored (%zu sent to their homes) in "
+		        "%.1f ms",
+		        rt->cfg.restart, m->seq, m->nranks, rs.nf, rs.restored, nout,
+		        (double)(dsm_now_ns() - t0) / 1e6);
+	}
+	free(out);
+	for (uint32_t k = 0; k < rs.nf; k++)
+		if (rs.f[k].fd >= 0)
+			dsm_ckpt_file_close(&rs.f[k]);
+	free(rs.f);
 	return ret;
 }
 

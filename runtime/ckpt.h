@@ -38,12 +38,13 @@ int dsm_rt_ckpt_poll(struct dsm_rt *rt);
 
 /* ---- restart (dsm_init) ---- */
 
-/* Before the heap is reserved: reads DSM_RESTART's manifest, checks the settings against it
- * and sets where the heap must go. 0 without DSM_RESTART; -EINVAL (logged) if refused. */
+/* Before the heap is reserved, collective: reads DSM_RESTART's manifest (rank 0's names the
+ * snapshot for all), checks the settings against it and sets where the heap must go. 0
+ * without DSM_RESTART; -EINVAL (logged where found) on every rank if refused. */
 int dsm_rt_ckpt_restart_check(struct dsm_rt *rt);
-/* Once the heap, the allocators and the engine are up, before the loop runs: every file is
- * checked, then the allocations and the lines homed here are restored. 0 or a negative
- * error (logged), after which dsm_init fails on every rank. */
+/* Once the heap, the allocators and the engine are up, before the loop runs, collective:
+ * this rank's files are checked, then the allocations are restored and the lines exchanged
+ * to their homes. 0 or a negative error (logged), after which dsm_init fails everywhere. */
 int dsm_rt_ckpt_restore(struct dsm_rt *rt);
 
 /* dsm_finalize: the snapshot being written becomes durable first. Collective. */

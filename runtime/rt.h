@@ -19,6 +19,7 @@
 #include <dsm.h>
 
 #include "coherence/coherence.h"
+#include "common/ckpt.h"
 #include "runtime/alloc.h"
 #include "runtime/config.h"
 #include "runtime/heap.h"
@@ -494,7 +495,8 @@ struct dsm_rt_ckpt {
 	/* dsm_root, and whether this run came from a snapshot. */
 	_Atomic(uintptr_t) root;
 	bool restarted;
-	uint64_t restart_base; /* the snapshot's heap (init: reserved there) */
+	uint64_t restart_base;              /* the snapshot's heap (init: reserved there) */
+	struct dsm_ckpt_manifest restart_m; /* the snapshot restarted from: rank 0's manifest */
 	atomic_uint_fast64_t count, pause_ns, pause_ns_max, lines, write_ns;
 };
 

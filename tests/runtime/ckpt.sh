@@ -7,7 +7,10 @@
 #  - damaged snapshots are refused on every rank with their message: a flipped byte in a
 #    line, in the allocation table, a missing file, a truncated file, a truncated manifest,
 #    another line size, a missing directory, dsm_alloc memory on another number of ranks;
-#  - 4 ranks -> 2 and 2 -> 4 (lines re-homed), with "%r" in the directory;
+#  - 4 ranks -> 2 and 2 -> 4 (lines re-homed), with "%r" in the directory (ranks 2 and 3
+#    of the restart have no directory of their own: rank 0's manifest names the snapshot);
+#  - node-local disks, without "%r": each rank in a mount namespace of its own sees only
+#    its "node's" disk; the restart reads each rank's own file, and refuses a lost one;
 #  - the same take and restart under a cache of 16 lines (DSM_CACHE_SIZE=64K): copies are
 #    evicted while the snapshot streams, each saved first; this take and the one of 4 ranks
 #    track multiple-writer memory with twins (DSM_MW_TRACK=twin), the others as the kernel
@@ -26,7 +29,7 @@ run() { # run <name> <ranks> <args...>: output in $dir/<name>.out, status in $di
 	out=$1
 	np=$2
 	shift 2
-	timeout 120 "$MPIEXEC" -n "$np" "$PROG" "$@" >"$dir/$out.out" 2>&1
+	timeout 120 "$MPIEXEC" -n "$np" ${WRAP:-} "$PROG" "$@" >"$dir/$out.out" 2>&1
 	echo $? >"$dir/$out.rc"
 }
 rc() { cat "$dir/$1.rc"; }
@@ -96,10 +99,36 @@ check_eval "4 ranks took a snapshot in 4 directories" "passed take4 && [ -s '$di
 DSM_RESTART="$dir/four/r%r" run four_on_two 2 restart
 check_eval "a snapshot of 4 ranks restarted on 2" "passed four_on_two && grep -q 'snapshot of 4 ranks on 2' '$dir/four_on_two.out'"
 passed four_on_two || cat "$dir/four_on_two.out"
-run take2 2 take "$dir/two" nolocal
-DSM_RESTART="$dir/two" run two_on_four 4 restart
+run take2 2 take "$dir/two/r%r" nolocal
+DSM_RESTART="$dir/two/r%r" run two_on_four 4 restart
 check_eval "a snapshot of 2 ranks restarted on 4" "passed two_on_four && grep -q 'snapshot of 2 ranks on 4' '$dir/two_on_four.out'"
 passed two_on_four || cat "$dir/two_on_four.out"
+
+# Node-local disks: each rank in a mount namespace of its own, where $dir/local is its
+# "node's" disk ($dir/node<rank>), which no other rank sees. The manifest is on rank 0's only;
+# each rank reads its own file, and the lines go to their homes.
+if unshare -m --propagation private true 2>/dev/null; then
+	cat >"$dir/node.sh" <<EOF
+#!/bin/sh
+n=\${PMI_RANK:?}
+mkdir -p "$dir/node\$n" "$dir/local"
+exec unshare -m --propagation private sh -c 'mount --bind "\$1" "\$2" && shift 2 && exec "\$@"' \\
+	sh "$dir/node\$n" "$dir/local" "\$@"
+EOF
+	WRAP="sh $dir/node.sh" run take_node 2 take "$dir/local/ck"
+	check_eval "a snapshot to node-local disks: the manifest on rank 0's, each file on its own" \
+		"passed take_node && [ -s '$dir/node0/ck/MANIFEST' ] && [ -s '$dir/node0/ck/rank-0.dsmckpt' ] && [ -s '$dir/node1/ck/rank-1.dsmckpt' ] && [ ! -e '$dir/node1/ck/MANIFEST' ] && [ ! -e '$dir/node1/ck/rank-0.dsmckpt' ] && [ ! -e '$dir/local/ck' ]"
+	passed take_node || cat "$dir/take_node.out"
+	DSM_RESTART="$dir/local/ck" WRAP="sh $dir/node.sh" run restart_node 2 restart
+	check_eval "... restarted, each rank reading its own disk only" "passed restart_node"
+	passed restart_node || cat "$dir/restart_node.out"
+	mv "$dir/node1/ck/rank-1.dsmckpt" "$dir/node1/rank-1.away"
+	DSM_RESTART="$dir/local/ck" WRAP="sh $dir/node.sh" run restart_node_lost 2 restart
+	check_eval "... refused when rank 1's disk lost its file" \
+		"[ $(rc restart_node_lost) -ne 0 ] && [ $(rc restart_node_lost) -ne 124 ] && grep -q 'rank-1.dsmckpt: No such file' '$dir/restart_node_lost.out' && ! grep -q passed '$dir/restart_node_lost.out'"
+else
+	echo "SKIP node-local disks: this machine cannot make a mount namespace (unshare -m)"
+fi
 
 # Under cache pressure: evictions zap copies the snapshot has not saved yet.
 DSM_MW_TRACK=twin DSM_CACHE_SIZE=64K DSM_CKPT_RATE=1M MR_CKPT_SLOW=1 run take_cache 2 take "$dir/cache"
