@@ -5,11 +5,17 @@
  *   checkpoint  every rank writes H = 1 GiB x --size (16 MiB under --smoke) of heap homed at
  *               itself (plus a line per MiB of its neighbour's: copies held modified away
  *               from their home), then takes REPS snapshots into DSM_BENCH_CKPT_DIR
- *               (default /var/tmp/dsm-bench-ckpt.UID, "%r" allowed). Reported:
+ *               (default /var/tmp/dsm-bench-ckpt.UID, "%r" allowed), each after the whole
+ *               block was rewritten, then REPS more after one line in SPARSE was, and REPS
+ *               after a contiguous 1/SPARSE_RUN of it was.
+ *               Reported:
  *                 pause   the slowest rank's time in dsm_checkpoint (median of REPS, with the
  *                         10th and 90th percentiles), against one UFFDIO_WRITEPROTECT of H of
  *                         present pages in a region of the bench's own (the kernel's part of
  *                         it), with an empty dsm_barrier beside;
+ *                 pause_sparse, pause_run  the same, after one line in SPARSE, or a
+ *                         contiguous 1/SPARSE_RUN of the block, was written (TAKE protects
+ *                         only the pages writable then: ckpt.c, protect_scan);
  *                 write   each rank's snapshot bytes over the time from the call's return
  *                         to durable (dsm_checkpoint_wait), against dd's rate to the same
  *                         directory in the same run (1 MiB writes, then fsync: dd bs=1M
@@ -37,7 +43,9 @@
 #include "bench/driver.h"
 #include "common/uffd.h"
 
-#define REPS 5
+#define REPS       5
+#define SPARSE     64 /* pause_sparse: one line in SPARSE written since the last snapshot */
+#define SPARSE_RUN 16 /* pause_run: a contiguous 1/SPARSE_RUN of the block written */
 
 /* dd bs=1M conv=fsync of @bytes into @dir: MB/s. */
 static double dd_rate(const char *dir, size_t bytes)
@@ -137,8 +145,10 @@ int bench_ckpt(const struct bench_opts *o, const struct bench_ctx *c)
 {
 	const char *env = getenv("DSM_BENCH_CKPT_DIR");
 	char dir[1024], mine[1100], extra[1400];
-	size_t per = (size_t)bench_count(o, 1024, 16) << 20, n, words, lo, hi;
-	double pause[REPS], rate[REPS], barrier[REPS], t_plain, t_live, dd;
+	size_t per = (size_t)bench_count(o, 1024, 16) << 20, n, words, lo, hi, wpl;
+	double pauses[3][REPS], rate[REPS], barrier[REPS], t_plain, t_live, dd;
+	double *pause = pauses[0];
+	uint64_t lines = 0;
 	dsm_stats_t st = {.struct_size = sizeof(st)};
 	uint64_t *heap;
 	int ret = 0;
@@ -162,6 +172,7 @@ int bench_ckpt(const struct bench_opts *o, const struct bench_ctx *c)
 	}
 	n = per * (size_t)o->nranks / 8;
 	words = per / 8;
+	wpl = o->line_size / 8;
 	lo = (size_t)o->rank * words;
 	hi = lo + words;
 	for (size_t i = lo; i < hi; i++)
@@ -170,11 +181,22 @@ int bench_ckpt(const struct bench_opts *o, const struct bench_ctx *c)
 	for (size_t i = hi % n; i < hi % n + words; i += (1 << 20) / 8)
 		heap[i] = i;
 	dsm_barrier();
-	for (int r = 0; r < REPS; r++) {
-		double t0 = bench_now(), t1, t2;
+	/* REPS snapshots after each way of writing since the last one (the first: after the
+	 * block was written): the whole block, one line in SPARSE, a contiguous 1/SPARSE_RUN
+	 * of it (its first part). */
+	for (int r = 0; r < 3 * REPS; r++) {
+		int phase = r / REPS;
+		size_t stride = (phase == 1 ? SPARSE : 1) * wpl;
+		size_t end = phase == 2 ? lo + words / SPARSE_RUN : hi;
+		double t0, t1, t2;
 
+		for (size_t i = lo; r > 0 && i < end; i += stride)
+			for (size_t w = 0; w < wpl; w++)
+				heap[i + w] = i + w + (size_t)r;
 		dsm_barrier();
-		barrier[r] = max_all(bench_now() - t0);
+		t0 = bench_now();
+		dsm_barrier();
+		barrier[r % REPS] = max_all(bench_now() - t0);
 		t0 = bench_now();
 		ret = dsm_checkpoint(dir);
 		t1 = bench_now();
@@ -186,10 +208,12 @@ int bench_ckpt(const struct bench_opts *o, const struct bench_ctx *c)
 			           dsm_strerror(ret));
 			return -1;
 		}
-		pause[r] = max_all(t1 - t0);
+		pauses[phase][r % REPS] = max_all(t1 - t0);
 		dsm_stats(&st);
-		rate[r] = (double)st.ckpt_lines / (double)(r + 1) * (double)o->line_size / 1e6 /
-		          (t2 - t1);
+		if (r < REPS)
+			rate[r] = (double)(st.ckpt_lines - lines) * (double)o->line_size / 1e6 /
+			          (t2 - t1);
+		lines = st.ckpt_lines;
 		snprintf(extra, sizeof(extra), "%s/MANIFEST", mine);
 		if (access(extra, R_OK) != 0) {
 			bench_fail(o, "checkpoint", "no %s after dsm_checkpoint_wait", extra);
@@ -204,8 +228,9 @@ int bench_ckpt(const struct bench_opts *o, const struct bench_ctx *c)
 	       w90 = bench_quantile(rate, REPS, 0.9);
 
 	snprintf(extra, sizeof(extra),
-	         "\"heap_per_rank_MiB\": %zu, \"reps\": %d, \"p10\": %.3f, \"p90\": %.3f, "
-	         "\"dsm_barrier_ms\": %.3f, \"dir\": \"%s\"",
+	         "\"heap_per_rank_MiB\": %zu, \"written_since_last\": \"the whole block\", "
+	         "\"reps\": %d, \"p10\": %.3f, \"p90\": %.3f, \"dsm_barrier_ms\": %.3f, "
+	         "\"dir\": \"%s\"",
 	         per >> 20, REPS, p10 * 1e3, p90 * 1e3, b50 * 1e3, dir);
 	/* The floor: write-protecting a rank's share of present pages, one ioctl. */
 	bench_emit(o, &(struct bench_result){.workload = "checkpoint",
@@ -216,6 +241,25 @@ int bench_ckpt(const struct bench_opts *o, const struct bench_ctx *c)
 	                                     .baseline_name = "uffd_writeprotect_of_it",
 	                                     .baseline = wpf * 1e3,
 	                                     .extra = extra});
+	for (int ph = 1; ph < 3; ph++) {
+		double *v = pauses[ph];
+
+		snprintf(extra, sizeof(extra),
+		         "\"heap_per_rank_MiB\": %zu, \"written_since_last\": \"%s 1/%d of the "
+		         "block\", \"reps\": %d, \"p10\": %.3f, \"p90\": %.3f",
+		         per >> 20, ph == 1 ? "a line in" : "a contiguous",
+		         ph == 1 ? SPARSE : SPARSE_RUN, REPS, bench_quantile(v, REPS, 0.1) * 1e3,
+		         bench_quantile(v, REPS, 0.9) * 1e3);
+		bench_emit(o,
+		           &(struct bench_result){.workload = "checkpoint",
+		                                  .metric = ph == 1 ? "pause_sparse" : "pause_run",
+		                                  .unit = "ms",
+		                                  .value = bench_quantile(v, REPS, 0.5) * 1e3,
+		                                  .size = per,
+		                                  .baseline_name = "uffd_writeprotect_of_it",
+		                                  .baseline = wpf * 1e3,
+		                                  .extra = extra});
+	}
 	snprintf(extra, sizeof(extra), "\"p10\": %.1f, \"p90\": %.1f, \"rank\": 0", w10, w90);
 	bench_emit(o, &(struct bench_result){.workload = "checkpoint",
 	                                     .metric = "write",

@@ -63,6 +63,7 @@ struct uffdio_poison {
 #define PAGE_IS_WPALLOWED (1 << 0)
 #define PAGE_IS_WRITTEN   (1 << 1)
 #define PAGE_IS_PRESENT   (1 << 3)
+#define PAGE_IS_SWAPPED   (1 << 4)
 struct page_region {
 	uint64_t start, end, categories;
 };

@@ -278,6 +278,8 @@ int dsm_rt_region_install(struct dsm_rt_region *r, uint64_t addr, const void *sr
 {
 	size_t done = 0;
 
+	if (writable)
+		atomic_fetch_add_explicit(&r->opened, len, memory_order_relaxed);
 	while (done < len) {
 		struct uffdio_copy cp = {.dst = addr + done,
 		                         .src = (uint64_t)src + done,
@@ -314,6 +316,8 @@ int dsm_rt_region_protect(struct dsm_rt_region *r, uint64_t addr, size_t len, bo
 	struct uffdio_writeprotect w = {.range = {addr, len},
 	                                .mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0};
 
+	if (!wp)
+		atomic_fetch_add_explicit(&r->opened, len, memory_order_relaxed);
 	for (;;) {
 		int err = ioctl(r->uffd, UFFDIO_WRITEPROTECT, &w) < 0 ? errno : 0;
 
@@ -328,6 +332,52 @@ int dsm_rt_region_protect(struct dsm_rt_region *r, uint64_t addr, size_t len, bo
 			return -err;
 		}
 	}
+}
+
+#define PROTECT_RUNS 256 /* runs of writable pages one scan returns */
+
+int dsm_rt_region_protect_written(struct dsm_rt_region *r, uint64_t addr, size_t len)
+{
+	struct page_region v[PROTECT_RUNS];
+	uint64_t at = addr, end = addr + len;
+
+	if (r->pagemap < 0 && !r->no_scan) {
+		r->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+		r->no_scan = r->pagemap < 0;
+	}
+	while (at < end && !r->no_scan) {
+		/* Present or swapped out (one comes back writable): an empty entry counts as
+		 * "written" to the kernel where the range is not asynchronous. */
+		struct pm_scan_arg arg = {.size = sizeof(arg),
+		                          .start = at,
+		                          .end = end,
+		                          .vec = (uint64_t)(uintptr_t)v,
+		                          .vec_len = PROTECT_RUNS,
+		                          .category_mask = PAGE_IS_WRITTEN,
+		                          .category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+		                          .return_mask = PAGE_IS_WRITTEN};
+		int n = ioctl(r->pagemap, PAGEMAP_SCAN, &arg), ret;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			DSM_LOG_ERRNO(DSM_LOG_INFO,
+			              "PAGEMAP_SCAN %#lx+%zu (write-protecting whole "
+			              "ranges from now on)",
+			              (unsigned long)at, (size_t)(end - at));
+			r->no_scan = true;
+			break;
+		}
+		for (int k = 0; k < n; k++) {
+			ret = dsm_rt_region_protect(r, v[k].start, v[k].end - v[k].start, true);
+			if (ret < 0)
+				return ret;
+		}
+		if (arg.walk_end <= at)
+			return 0; /* the kernel walked to the end */
+		at = arg.walk_end;
+	}
+	return at < end ? dsm_rt_region_protect(r, at, end - at, true) : 0;
 }
 
 int dsm_rt_region_poison(struct dsm_rt_region *r, uint64_t addr, size_t len)

@@ -9,6 +9,7 @@
 #ifndef DSM_RT_REGION_H
 #define DSM_RT_REGION_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,7 +25,12 @@ struct dsm_rt_region {
 	bool thread_id; /* faults carry the faulting thread's id */
 	bool exact;     /* faults carry their exact address (UFFD_FEATURE_EXACT_ADDRESS) */
 	bool poison;    /* UFFDIO_POISON works (UFFD_FEATURE_POISON, Linux 6.6) */
-	int pagemap;    /* asynchronous regions: /proc/self/pagemap (else -1) */
+	int pagemap;    /* /proc/self/pagemap, once used (else -1) */
+	bool no_scan;   /* PAGEMAP_SCAN does not work here: dsm_rt_region_protect_written
+	                 * protects whole ranges */
+	/* Bytes made writable (installed writable, or unprotected) since the caller last
+	 * reset it: an estimate of what a write-protect of everything would have to change. */
+	atomic_uint_fast64_t opened;
 	/* Zaps and wakes held back into runs (dsm_rt_region_defer): one madvise and one
 	 * UFFDIO_WAKE per run of contiguous lines instead of one each. */
 	bool deferring;
@@ -78,6 +84,14 @@ int dsm_rt_region_take(struct dsm_rt_region *r, uint64_t addr, size_t len, void 
  */
 int dsm_rt_region_scan_written(struct dsm_rt_region *r, uint64_t addr, size_t len,
                                struct page_region *v, size_t n, uint64_t *next_p);
+
+/*
+ * Write-protects what of [addr, addr+len) is writable now, where the kernel can tell
+ * (PAGEMAP_SCAN, Linux 6.7: the pages without the write-protect bit, present or swapped
+ * out), one UFFDIO_WRITEPROTECT a run; elsewhere the whole range. Reading the page tables
+ * costs a fraction of writing them (BENCHMARKS.md, "Live checkpoints"). Returns 0 or -errno.
+ */
+int dsm_rt_region_protect_written(struct dsm_rt_region *r, uint64_t addr, size_t len);
 
 /*
  * Reads one fault. -EAGAIN when none is queued; other events are skipped

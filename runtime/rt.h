@@ -479,6 +479,7 @@ struct dsm_rt_ckpt {
 	int fd;
 	uint64_t data_off;
 	uint64_t mw_masters; /* multiple-writer master copies copied into their home copies */
+	bool scanned;        /* TAKE protected only the pages writable (ckpt.c, protect_scan) */
 	atomic_int err;      /* the first write error */
 	atomic_uint_fast64_t saved_by_loop;
 	/* The application side: one checkpoint at a time. */

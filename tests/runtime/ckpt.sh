@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 # Live checkpoint and restart (mr_ckpt.c says what each run checks):
 #  - 2 ranks fill the heap, checkpoint, overwrite it from every thread while the snapshot
-#    streams, keep writing and are killed; a restart on 2 ranks sees exactly the
-#    checkpoint's values, the root and the dsm_alloc memory;
+#    streams, checkpoint twice more (the last after a tenth of the heap was rewritten, which
+#    alone its pause write-protects), keep writing and are killed; a restart on 2 ranks
+#    sees exactly the last checkpoint's values, the root and the dsm_alloc memory;
 #  - damaged snapshots are refused on every rank with their message: a flipped byte in a
 #    line, in the allocation table, a missing file, a truncated file, a truncated manifest,
 #    another line size, a missing directory, dsm_alloc memory on another number of ranks;
@@ -35,8 +36,9 @@ run() { # run <name> <ranks> <args...>: output in $dir/<name>.out, status in $di
 rc() { cat "$dir/$1.rc"; }
 passed() { grep -q '^[1-9][0-9]* passed, 0 failed' "$dir/$1.out"; }
 
-# Taken, overwritten while a slow writer (1 MB/s) streams it, killed; restarted.
-DSM_CKPT_RATE=1M MR_CKPT_SLOW=1 run take 2 take "$dir/ck" kill
+# Taken, overwritten while a slow writer (3 MB/s) streams it, twice more, killed; restarted
+# from the third snapshot.
+DSM_CKPT_RATE=3M MR_CKPT_SLOW=1 run take 2 take "$dir/ck" kill
 cat "$dir/take.out"
 check_eval "both ranks were killed after the checkpoint" "[ \$(grep -c '^\[rank [01]\] killed' '$dir/take.out') -eq 2 ]"
 check_eval "mpiexec exited non-zero: the ranks were killed (it exited $(rc take))" "[ $(rc take) -ne 0 ] && [ $(rc take) -ne 124 ]"

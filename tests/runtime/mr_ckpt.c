@@ -51,6 +51,7 @@ struct root {
 	uint64_t *blk[MAXR];      /* dsm_alloc, 3 lines, one per rank */
 	uint64_t m_lines;         /* of m: multiple-writer memory (block) */
 	uint64_t *m;
+	uint64_t chained; /* the snapshot is the third of a chain (take ... kill) */
 };
 
 #define ROOT_MAGIC 0x524f4f5444534d31ull
@@ -139,7 +140,7 @@ static void *race(void *arg)
 	return NULL;
 }
 
-static void check_all(uint64_t gen_a_override, uint64_t gen_b, const char *what)
+static void check_all(uint64_t gen_a_override, uint64_t gen_b, uint64_t gen_m, const char *what)
 {
 	long bad = 0;
 
@@ -149,7 +150,7 @@ static void check_all(uint64_t gen_a_override, uint64_t gen_b, const char *what)
 	for (uint64_t i = 0; i < R->b_lines; i++)
 		bad += bad_words(R->b + i * words, 1, i, gen_b) != 0;
 	for (uint64_t i = 0; i < R->m_lines; i++)
-		bad += bad_words(R->m + i * words, 3, i, gen_b) != 0;
+		bad += bad_words(R->m + i * words, 3, i, gen_m) != 0;
 	if (bad)
 		fprintf(stderr, "[rank %d] %s: %ld lines wrong\n", rank, what, bad);
 	CHECK(bad == 0);
@@ -239,7 +240,7 @@ static int take(const char *dir, bool local, bool die)
 	ret = dsm_checkpoint_wait();
 	CHECK(ret == 0);
 	dsm_barrier();
-	check_all(2, 2, "after the racing writes");
+	check_all(2, 2, 2, "after the racing writes");
 	CHECK(dsm_stats(&st) == 0);
 	CHECK(st.checkpoints == 1 && st.ckpt_lines > 0);
 	/* MR_CKPT_SLOW: the writer is throttled (DSM_CKPT_RATE), so the racing writes reach
@@ -252,13 +253,34 @@ static int take(const char *dir, bool local, bool die)
 	       (unsigned long long)st.ckpt_copied, (double)st.ckpt_write_ns / 1e6);
 	fflush(stdout);
 	if (die) {
-		/* Keep writing, then die: the restart must see the checkpoint, not this. */
+		/*
+		 * Two more snapshots. The first comes right after the last one, into another
+		 * directory; then B alone (a tenth of the heap) is rewritten, so the second's
+		 * TAKE write-protects only the pages writable then (a scan of the page tables:
+		 * ckpt.c, protect_scan), and the restart must see A and M as the racing writes
+		 * left them, B as rewritten, and nothing of what comes after.
+		 */
+		char dir2[4200];
+
+		snprintf(dir2, sizeof(dir2), "%s.2", dir);
+		CHECK(dsm_checkpoint(dir2) == 0);
+		CHECK(dsm_checkpoint_wait() == 0);
+		for (uint64_t i = (uint64_t)rank; i < R->b_lines; i += (uint64_t)nranks)
+			fill_line(R->b + i * words, 1, i, 3);
+		if (rank == 0)
+			R->chained = 1;
+		dsm_barrier();
+		CHECK(dsm_checkpoint(dir) == 0);
+		/* Keep writing while it streams, then die: the restart must see the checkpoint,
+		 * not this. */
 		for (int t = 0; t < THREADS; t++) {
-			rc[t] = (struct racer){t, 3};
+			rc[t] = (struct racer){t, 5};
 			pthread_create(&th[t], NULL, race, &rc[t]);
 		}
 		for (int t = 0; t < THREADS; t++)
 			pthread_join(th[t], NULL);
+		dsm_release();
+		CHECK(dsm_checkpoint_wait() == 0);
 		dsm_barrier();
 		printf("[rank %d] killed\n", rank);
 		fflush(stdout);
@@ -280,7 +302,10 @@ static int restart(void)
 	if (rank == 0)
 		printf("restart: a snapshot of %llu ranks on %d\n", (unsigned long long)R->nranks,
 		       nranks);
-	check_all(0, 1, "the restored heap");
+	if (R->chained)
+		check_all(2, 3, 2, "the restored heap (the third snapshot of a chain)");
+	else
+		check_all(0, 1, 1, "the restored heap");
 	if (R->nranks == (uint64_t)nranks) {
 		for (int r = 0; r < nranks; r++) {
 			long bad = 0;
@@ -316,7 +341,7 @@ static int restart(void)
 	rc.t = 2;
 	race(&rc);
 	dsm_barrier();
-	check_all(4, 4, "written after the restart");
+	check_all(4, 4, 4, "written after the restart");
 	dsm_barrier();
 	CHECK(dsm_checkpoint_wait() == 0); /* none pending: returns at once */
 	return 0;
