@@ -105,6 +105,9 @@ run take2 2 take "$dir/two/r%r" nolocal
 DSM_RESTART="$dir/two/r%r" run two_on_four 4 restart
 check_eval "a snapshot of 2 ranks restarted on 4" "passed two_on_four && grep -q 'snapshot of 2 ranks on 4' '$dir/two_on_four.out'"
 passed two_on_four || cat "$dir/two_on_four.out"
+# Rank 1's directory holding another snapshot's manifest: refused on every rank.
+rm -rf "$dir/mixed" && cp -r "$dir/four" "$dir/mixed" && cp "$dir/two/r1/MANIFEST" "$dir/mixed/r1/MANIFEST"
+refused "mixed/r%r" 4 "holds snapshot [0-9a-f]* (#1) and rank 0"
 
 # Node-local disks: each rank in a mount namespace of its own, where $dir/local is its
 # "node's" disk ($dir/node<rank>), which no other rank sees. The manifest is on rank 0's only;
