@@ -1061,13 +1061,24 @@ static int restart_refused(struct dsm_rt *rt, const char *why)
 static int restart_agree(struct dsm_rt *rt, int status)
 {
 	int32_t m = status, *all = calloc((size_t)rt->nranks, sizeof(*all));
-	int ret = all ? dsm_rt_boot_allgather(&m, all, sizeof(m)) : -ENOMEM;
+	int ret;
+
+	if (all == NULL) /* the others wait in the allgather: the job cannot go on in step */
+		dsm_rt_boot_abort(1, "out of memory agreeing on a restart");
+	ret = dsm_rt_boot_allgather(&m, all, sizeof(m));
 
 	for (int r = 0; ret == 0 && r < rt->nranks; r++)
 		if (all[r] < 0)
 			ret = status < 0 ? status : -EINVAL;
 	free(all);
 	return ret;
+}
+
+static bool same_snapshot(const struct dsm_ckpt_manifest *a, const struct dsm_ckpt_manifest *b)
+{
+	return a->id == b->id && a->seq == b->seq && a->nranks == b->nranks &&
+	       a->line_size == b->line_size && a->heap_base == b->heap_base &&
+	       a->heap_size == b->heap_size && a->root == b->root;
 }
 
 /*
@@ -1096,11 +1107,11 @@ int dsm_rt_ckpt_restart_check(struct dsm_rt *rt)
 	}
 	all = calloc((size_t)rt->nranks, sizeof(*all));
 	if (all == NULL)
-		return -ENOMEM; /* the heap's reservation fails everywhere after: it agrees */
+		dsm_rt_boot_abort(1, "out of memory comparing the snapshot's manifests");
 	ret = dsm_rt_boot_allgather(&mine, all, sizeof(mine));
 	m = all[0].m;
 	if (ret < 0) {
-		snprintf(why, sizeof(why), "the ranks cannot compare their manifests");
+		ret = restart_refused(rt, "the ranks cannot compare their manifests");
 	} else if (all[0].status < 0) {
 		/* Rank 0 says why; the others what they found, if anything went wrong. */
 		ret = restart_refused(rt, rt->rank == 0 || mine.status < 0
@@ -1108,7 +1119,7 @@ int dsm_rt_ckpt_restart_check(struct dsm_rt *rt)
 		                                  : "rank 0 finds no snapshot (it says why)");
 	} else if (mine.status < 0 && mine.status != -ENOENT) {
 		ret = restart_refused(rt, why);
-	} else if (mine.status == 0 && memcmp(&mine.m, &m, sizeof(m)) != 0) {
+	} else if (mine.status == 0 && !same_snapshot(&mine.m, &m)) {
 		snprintf(why, sizeof(why),
 		         "%s holds snapshot %016" PRIx64 " (#%" PRIu64 ") and rank 0's directory "
 		         "%016" PRIx64 " (#%" PRIu64 ")",
@@ -1416,7 +1427,7 @@ int dsm_rt_ckpt_restore(struct dsm_rt *rt)
 	                : 0;
 	rs.f = calloc(rs.nf ? rs.nf : 1, sizeof(*rs.f));
 	if (rs.f == NULL)
-		return -ENOMEM;
+		dsm_rt_boot_abort(1, "out of memory for a restart's files");
 	for (uint32_t k = 0; k < rs.nf; k++)
 		rs.f[k].fd = -1;
 	/* Each step agreed before the next: never a partial heap, and never a rank left in a

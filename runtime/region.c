@@ -374,7 +374,7 @@ int dsm_rt_region_protect_written(struct dsm_rt_region *r, uint64_t addr, size_t
 				return ret;
 		}
 		if (arg.walk_end <= at)
-			return 0; /* the kernel walked to the end */
+			break; /* no progress: the rest is protected whole */
 		at = arg.walk_end;
 	}
 	return at < end ? dsm_rt_region_protect(r, at, end - at, true) : 0;

@@ -6,14 +6,15 @@
  *     Fills the heap: array A (dsm_all_alloc, block) of which rank r writes the lines
  *     i % nranks == r (so most are held modified away from their home) and whose last
  *     quarter nobody touches; array B (cyclic) that each home writes and every rank then
- *     reads (shared: the home segments are current); array M (dsm_all_alloc_mw, block) whose
- *     lines every rank writes a share of (fill_m) and every rank reads; unless nolocal, a dsm_alloc
- * object and a 3-line dsm_alloc block per rank, which the others read. A root struct (dsm_set_root)
- *     names them. Then dsm_checkpoint(DIR), and at once THREADS threads per rank overwrite
- *     every line of A, B and M, racing the background writer, and release M before
- *     dsm_checkpoint_wait;
- *     the new values are checked. With kill, every rank then writes more and SIGKILLs
- *     itself.
+ *     reads (shared: the home segments are current); array M (dsm_all_alloc_mw, block)
+ *     whose lines every rank writes a share of (fill_m) and every rank reads; unless
+ *     nolocal, a dsm_alloc object and a 3-line dsm_alloc block per rank, which the others
+ *     read. A root struct (dsm_set_root) names them. Then dsm_checkpoint(DIR), and at once
+ *     THREADS threads per rank overwrite every line of A, B and M, racing the background
+ *     writer, and M is released before dsm_checkpoint_wait; the new values are checked.
+ *     With kill, two more snapshots (the last taken after B alone was rewritten: its TAKE
+ *     protects only the pages writable), every rank writes more while the last streams,
+ *     and SIGKILLs itself.
  *   mr_ckpt restart
  *     Under DSM_RESTART: dsm_restarted() is 1, dsm_root() is the saved root, and every word
  *     of A, B, M (and the dsm_alloc memory, with as many ranks) holds the checkpoint's value,
