@@ -108,6 +108,10 @@ static const struct dsm_setting settings[DSM_SETTING_COUNT] = {
                                    "the most bytes a second a snapshot's background writer "
                                    "writes, per rank (unlimited: as fast as the disk takes "
                                    "them)"},
+        [DSM_SETTING_RESTART_ROUND] = {"DSM_RESTART_ROUND", DSM_SETTING_SIZE, 0, "runtime", NULL,
+                                       "16M", "16M", 4 * KiB, GiB, NULL, NULL,
+                                       "the most bytes of lines a rank sends to the others in one "
+                                       "round of a restart's exchange (memory against rounds)"},
         [DSM_SETTING_TP_HEARTBEAT_MS] = {"DSM_TP_HEARTBEAT_MS", DSM_SETTING_INT, 0, "transport",
                                          NULL, "1000", "1000", 0, 3600000, NULL, "ms",
                                          "heartbeat period on a ring of the ranks (0: off); 6 "

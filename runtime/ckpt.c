@@ -1173,17 +1173,15 @@ static void restore_mw(void *arg, uint64_t first, uint64_t n)
  * A restart on N ranks of a snapshot of M: rank r reads the files of ranks r, r + N, ...
  * below M, and only those (node-local disks: each rank's own directory). The lines homed
  * here go into the home segment; the others go to their homes, exchanged in rounds of at
- * most RESTORE_ROUND bytes a rank sends (MPI_Alltoallv, before the loop runs).
+ * most DSM_RESTART_ROUND bytes a rank sends (MPI_Alltoallv, before the loop runs).
  */
-#define RESTORE_ROUND ((size_t)16 << 20)
-
 struct restore {
 	struct dsm_rt *rt;
 	struct dsm_ckpt_file *f; /* the files read here: of ranks rank + i * nranks */
 	uint32_t nf;
 	char why[DSM_CKPT_PATH_MAX + 512];
 	int status;
-	uint64_t restored;
+	uint64_t restored, rounds;
 };
 
 static int file_rank(const struct restore *rs, uint32_t i)
@@ -1333,7 +1331,8 @@ static void restore_exchange(struct restore *rs, const struct restore_out *out, 
 {
 	struct dsm_rt *rt = rs->rt;
 	size_t n = (size_t)rt->nranks, ls = line_size(rt), rec = ls + 8;
-	size_t per = RESTORE_ROUND / rec / n ? RESTORE_ROUND / rec / n : 1;
+	size_t round_bytes = (size_t)rt->cfg.restart_round;
+	size_t per = round_bytes / rec / n ? round_bytes / rec / n : 1;
 	uint64_t *cnt = calloc(n, 8), *in = calloc(n, 8), *rounds = calloc(n, 8), mine = 0, all = 0;
 	size_t *sc = calloc(n, sizeof(size_t)), *rc = calloc(n, sizeof(size_t)), *at = calloc(n, 8);
 	char *sbuf = malloc(per * n * rec), *rbuf = malloc(per * n * rec);
@@ -1360,6 +1359,7 @@ static void restore_exchange(struct restore *rs, const struct restore_out *out, 
 		dsm_rt_boot_abort(1, "the exchange of a restart's lines failed");
 	for (size_t r = 0; r < n; r++)
 		all = rounds[r] > all ? rounds[r] : all;
+	rs->rounds = all;
 	/* at[r]: the first record for rank r not sent yet (out is sorted by home). */
 	for (size_t r = 0, j = 0; r < n; r++) {
 		while (j < nout && (size_t)out[j].home < r)
@@ -1452,9 +1452,10 @@ int dsm_rt_ckpt_restore(struct dsm_rt *rt)
 		rt->ckpt.seq = m->seq;
 		DSM_LOG(DSM_LOG_INFO,
 		        "restarted from %s (snapshot #%" PRIu64 " of %u ranks): %u file(s) read "
-		        "here, %" PRIu64 " lines homed here restored (%zu sent to their homes) in "
-		        "%.1f ms",
-		        rt->cfg.restart, m->seq, m->nranks, rs.nf, rs.restored, nout,
+		        "here, %" PRIu64
+		        " lines homed here restored (%zu sent to their homes in %" PRIu64
+		        " rounds) in %.1f ms",
+		        rt->cfg.restart, m->seq, m->nranks, rs.nf, rs.restored, nout, rs.rounds,
 		        (double)(dsm_now_ns() - t0) / 1e6);
 	}
 	free(out);

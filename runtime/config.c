@@ -163,6 +163,8 @@ int dsm_rt_config_resolve(const dsm_config_t *user, struct dsm_rt_config *out)
 	c.on_death_continue = v == 1;
 	dsm_setting_u64(DSM_SETTING_CKPT_RATE, &v, NULL);
 	c.ckpt_rate = v >= DSM_SETTING_NUMBER ? v - DSM_SETTING_NUMBER : 0;
+	dsm_setting_u64(DSM_SETTING_RESTART_ROUND, &v, NULL);
+	c.restart_round = v;
 	prov = user->struct_size > offsetof(dsm_config_t, restart) ? user->restart : NULL;
 	if (prov == NULL || *prov == '\0')
 		prov = dsm_setting_string(DSM_SETTING_RESTART);

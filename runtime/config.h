@@ -52,8 +52,9 @@ struct dsm_rt_config {
 	 * chosen yet (init: half the node's memory over the ranks on it). */
 	size_t cache_bytes;
 	bool cache_auto;
-	char restart[4096]; /* DSM_RESTART or dsm_config_t.restart: a snapshot; "" none */
-	uint64_t ckpt_rate; /* DSM_CKPT_RATE: bytes/s of a snapshot's writer; 0 unlimited */
+	char restart[4096];     /* DSM_RESTART or dsm_config_t.restart: a snapshot; "" none */
+	uint64_t ckpt_rate;     /* DSM_CKPT_RATE: bytes/s of a snapshot's writer; 0 unlimited */
+	uint64_t restart_round; /* DSM_RESTART_ROUND: bytes a rank sends per round of a restart */
 };
 
 /*

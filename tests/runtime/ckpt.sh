@@ -101,6 +101,11 @@ check_eval "4 ranks took a snapshot in 4 directories" "passed take4 && [ -s '$di
 DSM_RESTART="$dir/four/r%r" run four_on_two 2 restart
 check_eval "a snapshot of 4 ranks restarted on 2" "passed four_on_two && grep -q 'snapshot of 4 ranks on 2' '$dir/four_on_two.out'"
 passed four_on_two || cat "$dir/four_on_two.out"
+# The same in rounds of one line per rank pair (DSM_RESTART_ROUND=4K): hundreds of rounds.
+DSM_LOG=info DSM_RESTART_ROUND=4K DSM_RESTART="$dir/four/r%r" run four_on_two_rounds 2 restart
+check_eval "... and again, one line to each rank a round: $(grep -o 'in [0-9]* rounds' "$dir/four_on_two_rounds.out" | head -1)" \
+	"passed four_on_two_rounds && [ \$(grep -o 'in [0-9]* rounds' '$dir/four_on_two_rounds.out' | awk '{print \$2}' | sort -n | tail -1) -gt 100 ]"
+passed four_on_two_rounds || cat "$dir/four_on_two_rounds.out"
 run take2 2 take "$dir/two/r%r" nolocal
 DSM_RESTART="$dir/two/r%r" run two_on_four 4 restart
 check_eval "a snapshot of 2 ranks restarted on 4" "passed two_on_four && grep -q 'snapshot of 2 ranks on 4' '$dir/two_on_four.out'"
