@@ -448,6 +448,8 @@ static int take(struct dsm_rt *rt)
 	for (size_t i = 0; i < ck->nranges; i++) {
 		ck->ranges[i].pos = total;
 		total += ck->ranges[i].span.nlines;
+		if (ck->ranges[i].span.first_line >= a->coll_lines)
+			local += ck->ranges[i].span.nlines; /* this rank's dsm_alloc memory */
 	}
 	/* Other ranks' dsm_alloc lines held here: the cache lists every copy homed elsewhere. */
 	ck->extra = zalloc(rt->cache.n, sizeof(*ck->extra));
@@ -484,9 +486,6 @@ static int take(struct dsm_rt *rt)
 	 * collective region handed out so far, this rank's dsm_alloc memory, the others' held
 	 * here. Pages not there cost nothing. Multiple-writer memory is saved from its home
 	 * copies, which take its master copies now (mw.c). */
-	for (size_t i = 0; i < ck->nranges; i++)
-		if (ck->ranges[i].span.first_line >= a->coll_lines)
-			local += ck->ranges[i].span.nlines;
 	ck->scanned = protect_scan(rt, mark + local);
 	protect_collective(rt, mark, ck->scanned);
 	ck->mw_masters = dsm_rt_mw_ckpt_take(rt);
@@ -1142,7 +1141,6 @@ int dsm_rt_ckpt_restart_check(struct dsm_rt *rt)
 	if (ret < 0)
 		return ret;
 	rt->ckpt.restart_m = m;
-	rt->ckpt.restart_base = m.heap_base;
 	return 0;
 }
 
@@ -1163,7 +1161,7 @@ struct restore_mw_arg {
 static void restore_mw(void *arg, uint64_t first, uint64_t n)
 {
 	struct restore_mw_arg *a = arg;
-	int ret = a->err < 0 ? 0 : dsm_rt_mw_restore_range(a->rt, first, n);
+	int ret = a->err < 0 ? 0 : dsm_rt_mw_add_range(a->rt, first, n);
 
 	if (ret < 0)
 		a->err = ret;

@@ -337,7 +337,7 @@ static int init_local(struct dsm_rt *rt)
 	if (ret < 0)
 		return ret;
 	ret = dsm_rt_heap_reserve_at(rt->cfg.heap_size, rt->cfg.line_size, rt->cfg.overcommit,
-	                             rt->ckpt.restart_base, &ag, &rt->heap);
+	                             rt->ckpt.restart_m.heap_base, &ag, &rt->heap);
 	if (ret < 0)
 		return ret;
 	/* The home segment, indexed like the heap: memory only for lines homed here and used. */

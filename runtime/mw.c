@@ -831,8 +831,7 @@ bad:
 	dsm_rt_msg_malformed(rt, src, DSM_RT_MSG_MW_GET, len);
 }
 
-/* @n lines from @first become multiple-writer memory here. 0, -EINVAL or -ENOMEM. */
-static int add_range(struct dsm_rt *rt, uint64_t first, uint64_t n)
+int dsm_rt_mw_add_range(struct dsm_rt *rt, uint64_t first, uint64_t n)
 {
 	struct dsm_rt_mw *w = &rt->mw;
 	struct dsm_rt_mw_range r = {.first = first, .n = n};
@@ -874,12 +873,8 @@ static void range_add(struct dsm_rt *rt, uint64_t addr, uint64_t len, uint64_t t
 	int64_t first = dsm_coh_line_of(&rt->layout, addr);
 	uint64_t n = (len + line_size(rt) - 1) >> rt->layout.line_shift;
 
-	dsm_rt_reply(rt, rt->rank, token, first < 0 ? -EINVAL : add_range(rt, (uint64_t)first, n));
-}
-
-int dsm_rt_mw_restore_range(struct dsm_rt *rt, uint64_t first, uint64_t n)
-{
-	return add_range(rt, first, n);
+	dsm_rt_reply(rt, rt->rank, token,
+	             first < 0 ? -EINVAL : dsm_rt_mw_add_range(rt, (uint64_t)first, n));
 }
 
 /* The allocation at @addr was freed: its copies, twins and requests go. */

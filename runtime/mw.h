@@ -59,10 +59,11 @@ int dsm_rt_mw_request(struct dsm_rt *rt, enum dsm_rt_mw_op op, uint64_t addr, ui
 void dsm_rt_mw_release(struct dsm_rt *rt);
 void dsm_rt_mw_acquire(struct dsm_rt *rt);
 
-/* Snapshots (ckpt.c), on the loop: at TAKE, the master copies' bytes go into their home
- * copies (how many); at a restart, before the loop runs, an allocation becomes
- * multiple-writer memory again. */
+/* On the loop (or before it runs: a restart): @n lines from @first become multiple-writer
+ * memory here. 0, -EINVAL or -ENOMEM. */
+int dsm_rt_mw_add_range(struct dsm_rt *rt, uint64_t first, uint64_t n);
+/* A checkpoint's TAKE, on the loop: the master copies' bytes go into their home copies (how
+ * many). */
 uint64_t dsm_rt_mw_ckpt_take(struct dsm_rt *rt);
-int dsm_rt_mw_restore_range(struct dsm_rt *rt, uint64_t first, uint64_t n);
 
 #endif

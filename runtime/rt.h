@@ -496,8 +496,9 @@ struct dsm_rt_ckpt {
 	/* dsm_root, and whether this run came from a snapshot. */
 	_Atomic(uintptr_t) root;
 	bool restarted;
-	uint64_t restart_base;              /* the snapshot's heap (init: reserved there) */
-	struct dsm_ckpt_manifest restart_m; /* the snapshot restarted from: rank 0's manifest */
+	/* The snapshot restarted from: rank 0's manifest (init reserves the heap at its base;
+	 * all zero without DSM_RESTART). */
+	struct dsm_ckpt_manifest restart_m;
 	atomic_uint_fast64_t count, pause_ns, pause_ns_max, lines, write_ns;
 };
 
