@@ -413,7 +413,7 @@ static void protect_collective(struct dsm_rt *rt, uint64_t mark, bool scan)
  * Whether TAKE write-protects only what is writable now (a scan of the page tables first)
  * or whole ranges. Protecting a page costs the same whether it was protected or not, and a
  * scan reads every entry for a fraction of that (1 GiB of 4 KiB pages here: 1-5 ms against
- * 20-27 ms), so the scan pays when few pages were made writable since the last TAKE (lines
+ * 19-29 ms), so the scan pays when few pages were made writable since the last TAKE (lines
  * written since the last snapshot, installed M, upgraded): the region counts the bytes,
  * against the @lines TAKE protects.
  */
